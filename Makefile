@@ -1,0 +1,31 @@
+# Two commands matter: `make run` and `make test`. Both set everything up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PACKAGE_DIR := build/package
+
+.PHONY: run test lint unit package demo bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+run: $(STAMP)  ## the whole service on 127.0.0.1 (moto, API, queue dispatcher, scheduler)
+	$(BIN)/python -m infra.local.runtime
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP) lint  ## ruff + the whole pytest suite, on every core
+	$(BIN)/python -m pytest -n auto --dist loadfile
+
+package: $(STAMP)  ## SAM template for deployment, checked with cfn-lint
+	rm -rf $(PACKAGE_DIR)
+	$(BIN)/chalice package --stage dev --merge-template infra/template.json $(PACKAGE_DIR)
+	$(BIN)/cfn-lint $(PACKAGE_DIR)/sam.json
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,13 @@
+"""Response-schema helpers shared by route modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def page_of(item_schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {"items": {"type": "array", "items": item_schema}, "next_cursor": {"type": ["string", "null"]}},
+    }

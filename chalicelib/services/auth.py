@@ -1,0 +1,40 @@
+"""Resolve a bearer key to a Principal (operator, or tenant key with its role)."""
+
+from __future__ import annotations
+
+from chalicelib.config import get_config
+from chalicelib.domain import settings as settings_rules
+from chalicelib.domain.errors import Unauthorized
+from chalicelib.domain.keys import hash_api_key, is_operator_key
+from chalicelib.domain.tenants import features_with_defaults
+from chalicelib.services.principal import Principal
+from chalicelib.storage import tenants as store
+
+
+def bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthorized("Send an Authorization: Bearer <key> header.")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("The Authorization header must be 'Bearer <key>'.")
+    return token.strip()
+
+
+def authenticate(authorization: str | None) -> Principal:
+    token = bearer_token(authorization)
+    if is_operator_key(token, get_config().operator_key):
+        return Principal(kind="operator")
+    lookup = store.find_key_by_hash(hash_api_key(token))
+    if lookup is None:
+        raise Unauthorized("The key is not known.")
+    tenant = store.get_tenant(lookup.tenant_id)
+    if tenant is None:
+        raise Unauthorized("The key is not known.")
+    return Principal(
+        kind="tenant",
+        tenant_id=tenant.id,
+        role=lookup.role,
+        key_id=lookup.key_id,
+        features=features_with_defaults(tenant.features),
+        settings=settings_rules.effective(tenant.settings),
+    )

@@ -1,0 +1,142 @@
+"""Tenants, their API keys and their settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.config import get_config
+from chalicelib.domain import settings as settings_rules
+from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
+from chalicelib.domain.cursors import decode_cursor, encode_cursor
+from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.ids import new_id
+from chalicelib.domain.keys import generate_api_key, hash_api_key, key_hint
+from chalicelib.domain.tenants import (
+    CREATE_KEY_SCHEMA,
+    CREATE_TENANT_SCHEMA,
+    FEATURES,
+    PATCH_TENANT_SCHEMA,
+    features_with_defaults,
+)
+from chalicelib.domain.validation import validate
+from chalicelib.logs import logger
+from chalicelib.services.principal import Principal
+from chalicelib.storage import tenants as store
+
+_WRITE_ATTEMPTS = 5
+
+
+def _tenant_view(tenant: store.Tenant) -> dict[str, Any]:
+    return {
+        "id": tenant.id,
+        "name": tenant.name,
+        "features": features_with_defaults(tenant.features),
+        "created_at": tenant.created_at,
+    }
+
+
+def _key_view(key: store.ApiKey) -> dict[str, Any]:
+    return {"id": key.id, "name": key.name, "role": key.role, "hint": key.hint, "created_at": key.created_at}
+
+
+def _new_key(role: str, name: str, clock: Clock) -> tuple[store.ApiKey, str, str]:
+    secret = generate_api_key()
+    key = store.ApiKey(
+        id=new_id("api_key"), tenant_id="", name=name, role=role, hint=key_hint(secret), created_at=to_rfc3339(clock())
+    )
+    return key, secret, hash_api_key(secret)
+
+
+def create_tenant(body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+    validate(body, CREATE_TENANT_SCHEMA)
+    tenant = store.Tenant(
+        id=new_id("tenant"),
+        name=body["name"].strip(),
+        features=dict(FEATURES),
+        settings={},
+        created_at=to_rfc3339(clock()),
+        version=0,
+    )
+    key, secret, key_hash = _new_key("admin", "initial admin key", clock)
+    store.create_tenant(tenant, key, key_hash)
+    logger.info("tenant created", extra={"tenant_id": tenant.id})
+    return _tenant_view(tenant) | {"admin_key": secret}
+
+
+def _require_tenant(tenant_id: str) -> store.Tenant:
+    tenant = store.get_tenant(tenant_id)
+    if tenant is None:
+        raise NotFound(f"Tenant {tenant_id} does not exist.", {"field": "id"})
+    return tenant
+
+
+def get_tenant(tenant_id: str) -> dict[str, Any]:
+    return _tenant_view(_require_tenant(tenant_id))
+
+
+def list_tenants(limit: int, cursor: str | None) -> dict[str, Any]:
+    secret = get_config().secret
+    start = decode_cursor(cursor, scope="tenants", secret=secret)
+    tenants, last = store.list_tenants(limit, start)
+    return {"items": [_tenant_view(t) for t in tenants], "next_cursor": encode_cursor(last, scope="tenants", secret=secret)}
+
+
+def update_tenant(tenant_id: str, body: Any) -> dict[str, Any]:
+    validate(body, PATCH_TENANT_SCHEMA)
+    for _ in range(_WRITE_ATTEMPTS):
+        tenant = _require_tenant(tenant_id)
+        fields: dict[str, Any] = {}
+        if "name" in body:
+            fields["name"] = body["name"].strip()
+        if "features" in body:
+            fields["features"] = {**tenant.features, **body["features"]}
+        try:
+            updated = store.save_tenant_fields(tenant, **fields)
+        except store.StaleWrite:
+            continue
+        logger.info("tenant updated", extra={"tenant_id": tenant_id, "fields": sorted(fields)})
+        return _tenant_view(updated)
+    raise Conflict("The tenant kept changing while this update was applied; try again.")
+
+
+def create_api_key(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+    validate(body, CREATE_KEY_SCHEMA)
+    key, secret, key_hash = _new_key(body["role"], body.get("name") or f"{body['role']} key", clock)
+    store.put_api_key(principal.tenant_id, key, key_hash)
+    logger.info("api key created", extra={"key_id": key.id, "role": key.role})
+    return _key_view(key) | {"key": secret}
+
+
+def list_api_keys(principal: Principal, limit: int, cursor: str | None) -> dict[str, Any]:
+    secret = get_config().secret
+    scope = f"api-keys:{principal.tenant_id}"
+    keys, last = store.list_api_keys(principal.tenant_id, limit, decode_cursor(cursor, scope=scope, secret=secret))
+    return {"items": [_key_view(k) for k in keys], "next_cursor": encode_cursor(last, scope=scope, secret=secret)}
+
+
+def delete_api_key(principal: Principal, key_id: str) -> None:
+    found = store.get_api_key(principal.tenant_id, key_id)
+    if found is None:
+        raise NotFound(f"API key {key_id} does not exist.", {"field": "id"})
+    key, key_hash = found
+    if key.role == "admin" and store.admin_key_ids(principal.tenant_id) == [key_id]:
+        raise Conflict("This is the tenant's last admin key; create another admin key before deleting it.")
+    store.delete_api_key(principal.tenant_id, key_id, key_hash)
+    logger.info("api key deleted", extra={"key_id": key_id})
+
+
+def get_settings(principal: Principal) -> dict[str, Any]:
+    return settings_rules.effective(_require_tenant(principal.tenant_id).settings)
+
+
+def update_settings(principal: Principal, patch: Any) -> dict[str, Any]:
+    for _ in range(_WRITE_ATTEMPTS):
+        tenant = _require_tenant(principal.tenant_id)
+        overrides = settings_rules.apply_patch(tenant.settings, patch)
+        try:
+            updated = store.save_tenant_fields(tenant, settings=overrides)
+        except store.StaleWrite:
+            continue
+        logger.info("settings updated", extra={"fields": sorted(patch)})
+        return settings_rules.effective(updated.settings)
+    raise Conflict("The settings kept changing while this update was applied; try again.")

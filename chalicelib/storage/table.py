@@ -1,0 +1,54 @@
+"""The main DynamoDB table: one table, many item types, every key tenant-first.
+
+Key layout (pk / sk):
+
+| item | pk | sk |
+| --- | --- | --- |
+| tenant | ``TENANT#{tenant}`` | ``#TENANT`` |
+| API key (listing) | ``TENANT#{tenant}`` | ``APIKEY#{key_id}`` |
+| API key (lookup by hash) | ``APIKEY#{sha256}`` | ``#APIKEY`` |
+
+The one cross-tenant key is the key-hash lookup, which is how a request finds
+its tenant; it holds no tenant data. ``gsi1`` serves secondary listings
+(``gsi1pk`` / ``gsi1sk``), also tenant-first except the operator's tenant list.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pynamodb.attributes import UnicodeAttribute
+from pynamodb.connection import Connection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.resources import MAIN_TABLE
+
+
+def region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+class Gsi1(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "gsi1"
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class MainTableModel(Model):
+    """Base for every item type stored in the main table."""
+
+    class Meta:
+        table_name = MAIN_TABLE
+        region = region()
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+def connection() -> Connection:
+    """A low-level connection for transactions across item types."""
+    return Connection(region=region())

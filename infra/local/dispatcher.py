@@ -1,0 +1,152 @@
+"""What Lambda's SQS event source mappings do, for the local runtime.
+
+For every ``@app.on_sqs_message`` the Chalice app registered, poll the queue,
+call the handler with a real-shaped SQS event (the queue's unique message ids,
+the configured batch size), and delete only the records that succeeded: a
+handler that raises fails the whole batch, a returned ``batchItemFailures``
+fails only those records. Failed records become visible again after the
+queue's visibility timeout and SQS moves them to the DLQ after
+``maxReceiveCount``, exactly as deployed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from chalice import Chalice
+from chalice.app import SQSEventConfig
+from chalice.local import LambdaContext
+
+from chalicelib.logs import logger
+
+LAMBDA_MAX_SQS_BATCH = 10  # without a batching window
+
+
+@dataclass
+class QueueSubscription:
+    name: str
+    queue_name: str
+    queue_url: str
+    queue_arn: str
+    batch_size: int
+
+
+def subscriptions(app: Chalice, sqs: Any | None = None) -> list[QueueSubscription]:
+    """The queues the app subscribes to, from its registered event sources."""
+    sqs = sqs or boto3.client("sqs")
+    found = []
+    for source in app.event_sources:
+        if not isinstance(source, SQSEventConfig):
+            continue
+        queue_name = source.queue or source.queue_arn.rsplit(":", 1)[1]
+        url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        found.append(QueueSubscription(source.name, queue_name, url, arn, min(source.batch_size, LAMBDA_MAX_SQS_BATCH)))
+    return found
+
+
+def _record(message: dict[str, Any], subscription: QueueSubscription, region: str) -> dict[str, Any]:
+    attributes = {
+        name: {
+            "stringValue": value.get("StringValue"),
+            "binaryValue": value.get("BinaryValue"),
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": value["DataType"],
+        }
+        for name, value in message.get("MessageAttributes", {}).items()
+    }
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": attributes,
+        "md5OfBody": message.get("MD5OfBody"),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": subscription.queue_arn,
+        "awsRegion": region,
+    }
+
+
+class Dispatcher:
+    def __init__(self, app: Chalice, sqs: Any | None = None, wait_seconds: int = 1) -> None:
+        self.app = app
+        self.sqs = sqs or boto3.client("sqs")
+        self.region = self.sqs.meta.region_name
+        self.wait_seconds = wait_seconds
+        self.subscriptions = subscriptions(app, self.sqs)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def poll_once(self, subscription: QueueSubscription, wait_seconds: int | None = None) -> int:
+        """Receive one batch and deliver it; return how many records were delivered."""
+        response = self.sqs.receive_message(
+            QueueUrl=subscription.queue_url,
+            MaxNumberOfMessages=subscription.batch_size,
+            WaitTimeSeconds=self.wait_seconds if wait_seconds is None else wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [_record(message, subscription, self.region) for message in messages]}
+        failed = self._invoke(subscription, event)
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self.sqs.delete_message_batch(
+                QueueUrl=subscription.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])],
+            )
+        return len(messages)
+
+    def _invoke(self, subscription: QueueSubscription, event: dict[str, Any]) -> set[str]:
+        """Call the handler; return the ids of records that failed."""
+        every_id = {record["messageId"] for record in event["Records"]}
+        context = LambdaContext(function_name=subscription.name, memory_size=1024, max_runtime_ms=900_000)
+        try:
+            result = self.app.handler_map[subscription.name](event, context)
+        except Exception:
+            logger.exception("queue handler failed; batch will be retried", extra={"queue": subscription.queue_name})
+            return every_id
+        failures = (result or {}).get("batchItemFailures", []) if isinstance(result, dict) else []
+        return {failure["itemIdentifier"] for failure in failures} & every_id
+
+    def drain(self, max_rounds: int = 10_000) -> int:
+        """Deliver until every subscribed queue is empty (tests and benchmarks)."""
+        delivered = 0
+        for _ in range(max_rounds):
+            round_total = sum(self.poll_once(s, wait_seconds=0) for s in self.subscriptions)
+            delivered += round_total
+            if round_total == 0:
+                return delivered
+        return delivered
+
+    def start(self, pollers_per_queue: int = 2) -> None:
+        for subscription in self.subscriptions:
+            for index in range(pollers_per_queue):
+                thread = threading.Thread(
+                    target=self._loop, args=(subscription,), name=f"sqs-{subscription.name}-{index}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _loop(self, subscription: QueueSubscription) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once(subscription)
+            except Exception:
+                if self._stop.is_set():
+                    return
+                logger.exception("polling failed", extra={"queue": subscription.queue_name})
+                time.sleep(1)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self.wait_seconds + 5)

@@ -1,0 +1,41 @@
+"""API Gateway stand-in for the local runtime and the tests.
+
+Chalice's LocalGateway answers an unknown path with API Gateway's bare 403
+"Missing Authentication Token". The deployed stack maps that to a 404 JSON
+envelope with a GatewayResponse (infra/template.json); this wrapper does the same
+locally, so clients see one behaviour everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chalice.config import Config
+from chalice.local import ChaliceRequestHandler, LocalGateway, LocalGatewayException
+
+NOT_FOUND_BODY = json.dumps({"error": {"code": "not_found", "message": "No such route.", "details": {}}})
+
+
+class EnvelopeGateway(LocalGateway):
+    def handle_request(self, method: str, path: str, headers: dict[str, Any], body: bytes | None) -> dict[str, Any]:
+        try:
+            return super().handle_request(method, path, headers, body)
+        except LocalGatewayException as refusal:
+            if b"Missing Authentication Token" in refusal.body or b"Authorization header requires" in refusal.body:
+                return {
+                    "statusCode": 404,
+                    "headers": {"Content-Type": "application/json"},
+                    "multiValueHeaders": {},
+                    "body": NOT_FOUND_BODY,
+                }
+            raise
+
+
+class EnvelopeRequestHandler(ChaliceRequestHandler):
+    def __init__(self, request: Any, client_address: Any, server: Any, app_object: Any, config: Config) -> None:
+        self.local_gateway = EnvelopeGateway(app_object, config)
+        super(ChaliceRequestHandler, self).__init__(request, client_address, server)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
+        """Access lines go through our JSON logger from the route layer instead."""
