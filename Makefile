@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGE_DIR := build/package
+STAGE ?= dev
 
-.PHONY: run test lint unit package demo bench clean
+.PHONY: run test lint package clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,13 +19,14 @@ run: $(STAMP)  ## the whole service on 127.0.0.1 (moto, API, queue dispatcher, s
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: $(STAMP) lint  ## ruff + the whole pytest suite, on every core
 	$(BIN)/python -m pytest -n auto --dist loadfile
 
 package: $(STAMP)  ## SAM template for deployment, checked with cfn-lint
 	rm -rf $(PACKAGE_DIR)
-	$(BIN)/chalice package --stage dev --merge-template infra/template.json $(PACKAGE_DIR)
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(BIN)/chalice package --stage $(STAGE) --merge-template infra/template.json $(PACKAGE_DIR)
 	$(BIN)/cfn-lint $(PACKAGE_DIR)/sam.json
 
 clean:

@@ -1,12 +1,15 @@
 """Segments: the Chalice application. It only wires blueprints together."""
 
+import os
+
 from chalice import Chalice
 
 from chalicelib.config import get_config
 from chalicelib.http.envelope import envelope_middleware
 from chalicelib.http.routes import account, meta, tenants
 
-get_config()  # fail fast on an insecure production configuration
+if not os.environ.get("AWS_CHALICE_CLI_MODE"):  # packaging imports the app without secrets
+    get_config()  # a cold start fails fast on an insecure production configuration
 
 app = Chalice(app_name="segments")
 app.register_middleware(envelope_middleware, "http")

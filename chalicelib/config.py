@@ -47,5 +47,5 @@ def get_config() -> Config:
         operator_key=operator_key,
         secret=secret.encode("utf-8"),
         max_body_bytes=int(os.environ.get("SEGMENTS_MAX_BODY_BYTES", str(5 * 1024 * 1024))),
-        public_url=os.environ.get("SEGMENTS_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+        public_url=(os.environ.get("SEGMENTS_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
     )

@@ -71,6 +71,8 @@ def local_resources(template: dict[str, Any] | None = None) -> Declaration:
     template = template or load_template()
     tables, queues, topics, subscriptions = [], [], [], []
     for logical_id, resource in template["Resources"].items():
+        if "Type" not in resource:
+            continue  # a patch onto a resource Chalice generates (e.g. a function's environment)
         kind, props = resource["Type"], resource.get("Properties", {})
         if kind == "AWS::DynamoDB::Table":
             tables.append(Table(logical_id, props))

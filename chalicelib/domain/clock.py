@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 Clock = Callable[[], datetime]
 
 
 def system_clock() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def to_rfc3339(moment: datetime) -> str:
     """Format as ``2026-11-22T10:15:30.123Z`` (UTC, millisecond precision)."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime")
-    utc = moment.astimezone(timezone.utc)
+    utc = moment.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
@@ -30,4 +30,4 @@ def parse_rfc3339(text: str) -> datetime:
     moment = datetime.fromisoformat(normalised)
     if moment.tzinfo is None:
         raise ValueError("RFC 3339 date-times need an offset such as Z")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from chalicelib.domain.errors import ValidationFailed
 
@@ -129,7 +129,7 @@ class Cron:
         return weekday in _expand(spec, 1, 7, _DAYS)
 
     def next_after(self, moment: datetime) -> datetime:
-        start = (moment.astimezone(timezone.utc) + timedelta(minutes=1)).replace(second=0, microsecond=0)
+        start = (moment.astimezone(UTC) + timedelta(minutes=1)).replace(second=0, microsecond=0)
         day = start.date()
         end = date(start.year + _SEARCH_YEARS, 12, 31)
         while day <= end:
@@ -141,7 +141,7 @@ class Cron:
             ):
                 for hour in sorted(self.hours):
                     for minute in sorted(self.minutes):
-                        candidate = datetime(day.year, day.month, day.day, hour, minute, tzinfo=timezone.utc)
+                        candidate = datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
                         if candidate >= start:
                             return candidate
             day += timedelta(days=1)

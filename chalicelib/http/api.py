@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
 from chalice import Blueprint, Response
 
@@ -155,7 +156,11 @@ class ApiBlueprint(Blueprint):
                     f"The {operation.feature} feature is not enabled for this tenant.",
                     {"feature": operation.feature},
                 )
-            body = parse_json_body(raw) if operation.request_schema is not None and JSON in operation.content_types else None
+            body = (
+                parse_json_body(raw)
+                if operation.request_schema is not None and JSON in operation.content_types
+                else None
+            )
             call = Call(
                 principal=principal,
                 body=body,

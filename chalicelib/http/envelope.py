@@ -3,7 +3,8 @@ into the same JSON envelope as ours."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from chalice import Response
 

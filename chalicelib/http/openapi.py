@@ -56,8 +56,13 @@ def _operation_object(operation: Operation) -> dict[str, Any]:
         for name in re.findall(r"{(\w+)}", operation.path)
     ]
     parameters += [
-        {"name": name, "in": "query", "required": spec.get("required", False), "schema": spec["schema"],
-         "description": spec.get("description", "")}
+        {
+            "name": name,
+            "in": "query",
+            "required": spec.get("required", False),
+            "schema": spec["schema"],
+            "description": spec.get("description", ""),
+        }
         for name, spec in operation.query.items()
     ]
     success: dict[str, Any] = {"description": operation.description or operation.summary}

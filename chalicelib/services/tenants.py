@@ -78,7 +78,10 @@ def list_tenants(limit: int, cursor: str | None) -> dict[str, Any]:
     secret = get_config().secret
     start = decode_cursor(cursor, scope="tenants", secret=secret)
     tenants, last = store.list_tenants(limit, start)
-    return {"items": [_tenant_view(t) for t in tenants], "next_cursor": encode_cursor(last, scope="tenants", secret=secret)}
+    return {
+        "items": [_tenant_view(t) for t in tenants],
+        "next_cursor": encode_cursor(last, scope="tenants", secret=secret),
+    }
 
 
 def update_tenant(tenant_id: str, body: Any) -> dict[str, Any]:

@@ -161,7 +161,9 @@ def put_api_key(tenant_id: str, key: ApiKey, key_hash: str) -> None:
         transaction.save(lookup, condition=ApiKeyLookupItem.pk.does_not_exist())
 
 
-def list_api_keys(tenant_id: str, limit: int, start: dict[str, Any] | None) -> tuple[list[ApiKey], dict[str, Any] | None]:
+def list_api_keys(
+    tenant_id: str, limit: int, start: dict[str, Any] | None
+) -> tuple[list[ApiKey], dict[str, Any] | None]:
     result = ApiKeyItem.query(
         tenant_pk(tenant_id), ApiKeyItem.sk.startswith("APIKEY#"), limit=limit, last_evaluated_key=start
     )
@@ -185,9 +187,7 @@ def delete_api_key(tenant_id: str, key_id: str, key_hash: str) -> bool:
     """Delete both items of a key; False when it was already gone."""
     try:
         with TransactWrite(connection=connection()) as transaction:
-            transaction.delete(
-                ApiKeyItem(tenant_pk(tenant_id), f"APIKEY#{key_id}"), condition=ApiKeyItem.pk.exists()
-            )
+            transaction.delete(ApiKeyItem(tenant_pk(tenant_id), f"APIKEY#{key_id}"), condition=ApiKeyItem.pk.exists())
             transaction.delete(ApiKeyLookupItem(f"APIKEY#{key_hash}", "#APIKEY"))
     except TransactWriteError:
         if get_api_key(tenant_id, key_id) is None:
@@ -201,4 +201,3 @@ def find_key_by_hash(key_hash: str) -> ApiKeyLookupItem | None:
         return ApiKeyLookupItem.get(f"APIKEY#{key_hash}", "#APIKEY")
     except ApiKeyLookupItem.DoesNotExist:
         return None
-

@@ -101,7 +101,9 @@ class Dispatcher:
         for start in range(0, len(done), 10):
             self.sqs.delete_message_batch(
                 QueueUrl=subscription.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])],
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
+                ],
             )
         return len(messages)
 

@@ -37,5 +37,5 @@ class EnvelopeRequestHandler(ChaliceRequestHandler):
         self.local_gateway = EnvelopeGateway(app_object, config)
         super(ChaliceRequestHandler, self).__init__(request, client_address, server)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
+    def log_message(self, format: str, *args: Any) -> None:
         """Access lines go through our JSON logger from the route layer instead."""

@@ -8,6 +8,7 @@ Ctrl-C (or SIGTERM) stops everything; moto is bound to this process's life.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -31,10 +32,8 @@ LOCAL_ENVIRONMENT = {
 
 def _die_with_parent() -> None:
     """Run in the moto child before exec: Linux sends it SIGTERM if we die."""
-    try:
+    with contextlib.suppress(OSError):  # not Linux: Ctrl-C still stops moto through the finally below
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def _port_free(port: int) -> bool:

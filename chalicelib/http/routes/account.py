@@ -13,23 +13,36 @@ blueprint = ApiBlueprint(__name__)
 
 
 @blueprint.operation(
-    "POST", "/api-keys", summary="Create an API key (the key is shown once)", access=Access.ADMIN,
-    status=201, request_schema=CREATE_KEY_SCHEMA, response_schema=API_KEY_SCHEMA,
+    "POST",
+    "/api-keys",
+    summary="Create an API key (the key is shown once)",
+    access=Access.ADMIN,
+    status=201,
+    request_schema=CREATE_KEY_SCHEMA,
+    response_schema=API_KEY_SCHEMA,
 )
 def create_api_key(call: Call) -> dict:
     return tenants.create_api_key(call.principal, call.body)
 
 
 @blueprint.operation(
-    "GET", "/api-keys", summary="List API keys (never the keys themselves)", access=Access.ADMIN,
-    query=PAGE_QUERY, response_schema=page_of(API_KEY_SCHEMA),
+    "GET",
+    "/api-keys",
+    summary="List API keys (never the keys themselves)",
+    access=Access.ADMIN,
+    query=PAGE_QUERY,
+    response_schema=page_of(API_KEY_SCHEMA),
 )
 def list_api_keys(call: Call) -> dict:
     return tenants.list_api_keys(call.principal, *call.page())
 
 
 @blueprint.operation(
-    "DELETE", "/api-keys/{key_id}", summary="Revoke an API key", access=Access.ADMIN, status=204,
+    "DELETE",
+    "/api-keys/{key_id}",
+    summary="Revoke an API key",
+    access=Access.ADMIN,
+    status=204,
     description="The last admin key cannot be revoked (409): create another admin key first.",
 )
 def delete_api_key(call: Call, key_id: str) -> None:
@@ -37,16 +50,23 @@ def delete_api_key(call: Call, key_id: str) -> None:
 
 
 @blueprint.operation(
-    "GET", "/settings", summary="Read the tenant's settings (sender, limits, send rate, frequency cap)",
-    access=Access.VIEWER, response_schema=SETTINGS_SCHEMA,
+    "GET",
+    "/settings",
+    summary="Read the tenant's settings (sender, limits, send rate, frequency cap)",
+    access=Access.VIEWER,
+    response_schema=SETTINGS_SCHEMA,
 )
 def get_settings(call: Call) -> dict:
     return tenants.get_settings(call.principal)
 
 
 @blueprint.operation(
-    "PATCH", "/settings", summary="Change settings (JSON Merge Patch; null resets a field to its default)",
-    access=Access.ADMIN, request_schema=SETTINGS_PATCH_SCHEMA, response_schema=SETTINGS_SCHEMA,
+    "PATCH",
+    "/settings",
+    summary="Change settings (JSON Merge Patch; null resets a field to its default)",
+    access=Access.ADMIN,
+    request_schema=SETTINGS_PATCH_SCHEMA,
+    response_schema=SETTINGS_SCHEMA,
 )
 def update_settings(call: Call) -> dict:
     return tenants.update_settings(call.principal, call.body)

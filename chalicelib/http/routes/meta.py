@@ -9,7 +9,10 @@ blueprint = ApiBlueprint(__name__)
 
 
 @blueprint.operation(
-    "GET", "/health", summary="Liveness check", access=Access.PUBLIC,
+    "GET",
+    "/health",
+    summary="Liveness check",
+    access=Access.PUBLIC,
     response_schema={"type": "object", "properties": {"status": {"const": "ok"}}},
 )
 def health(call: Call) -> dict:
@@ -17,7 +20,10 @@ def health(call: Call) -> dict:
 
 
 @blueprint.operation(
-    "GET", "/openapi.json", summary="This API's OpenAPI 3.1 document", access=Access.PUBLIC,
+    "GET",
+    "/openapi.json",
+    summary="This API's OpenAPI 3.1 document",
+    access=Access.PUBLIC,
     response_schema={"type": "object"},
 )
 def openapi(call: Call) -> dict:

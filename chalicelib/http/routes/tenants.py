@@ -11,32 +11,49 @@ blueprint = ApiBlueprint(__name__)
 
 
 @blueprint.operation(
-    "POST", "/tenants", summary="Create a tenant and its first admin key (shown once)",
-    access=Access.OPERATOR, status=201, request_schema=CREATE_TENANT_SCHEMA, response_schema=TENANT_SCHEMA,
+    "POST",
+    "/tenants",
+    summary="Create a tenant and its first admin key (shown once)",
+    access=Access.OPERATOR,
+    status=201,
+    request_schema=CREATE_TENANT_SCHEMA,
+    response_schema=TENANT_SCHEMA,
 )
 def create_tenant(call: Call) -> dict:
     return tenants.create_tenant(call.body)
 
 
 @blueprint.operation(
-    "GET", "/tenants", summary="List tenants", access=Access.OPERATOR,
-    query=PAGE_QUERY, response_schema=page_of(TENANT_SCHEMA),
+    "GET",
+    "/tenants",
+    summary="List tenants",
+    access=Access.OPERATOR,
+    query=PAGE_QUERY,
+    response_schema=page_of(TENANT_SCHEMA),
 )
 def list_tenants(call: Call) -> dict:
     return tenants.list_tenants(*call.page())
 
 
 @blueprint.operation(
-    "GET", "/tenants/{tenant_id}", summary="Read a tenant", access=Access.OPERATOR, response_schema=TENANT_SCHEMA,
+    "GET",
+    "/tenants/{tenant_id}",
+    summary="Read a tenant",
+    access=Access.OPERATOR,
+    response_schema=TENANT_SCHEMA,
 )
 def get_tenant(call: Call, tenant_id: str) -> dict:
     return tenants.get_tenant(tenant_id)
 
 
 @blueprint.operation(
-    "PATCH", "/tenants/{tenant_id}", summary="Rename a tenant or switch its features",
-    description="Segments are enabled per tenant: {\"features\": {\"segments\": true}}.",
-    access=Access.OPERATOR, request_schema=PATCH_TENANT_SCHEMA, response_schema=TENANT_SCHEMA,
+    "PATCH",
+    "/tenants/{tenant_id}",
+    summary="Rename a tenant or switch its features",
+    description='Segments are enabled per tenant: {"features": {"segments": true}}.',
+    access=Access.OPERATOR,
+    request_schema=PATCH_TENANT_SCHEMA,
+    response_schema=TENANT_SCHEMA,
 )
 def update_tenant(call: Call, tenant_id: str) -> dict:
     return tenants.update_tenant(tenant_id, call.body)

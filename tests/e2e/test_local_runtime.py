@@ -1,0 +1,52 @@
+"""`make run` for real: moto server, API, dispatcher and scheduler in a subprocess, over HTTP."""
+
+import time
+
+import pytest
+
+from tests.support.runtime import LocalRuntime, port_open, processes_mentioning
+
+pytestmark = pytest.mark.e2e
+
+
+def test_readme_walkthrough_over_http_then_ctrl_c_leaves_nothing_behind():
+    runtime = LocalRuntime()
+    try:
+        banner = "".join(runtime.banner)
+        assert "operator key:  local-operator-key" in banner
+        assert runtime.call("GET", "/health") == (200, {"status": "ok"})
+
+        status, tenant = runtime.call("POST", "/tenants", "local-operator-key", {"name": "Acme"})
+        assert status == 201
+        status, patched = runtime.call(
+            "PATCH", f"/tenants/{tenant['id']}", "local-operator-key", {"features": {"segments": True}}
+        )
+        assert status == 200 and patched["features"]["segments"] is True
+        status, viewer = runtime.call("POST", "/api-keys", tenant["admin_key"], {"role": "viewer", "name": "read"})
+        assert status == 201
+        status, settings = runtime.call("GET", "/settings", viewer["key"])
+        assert status == 200 and settings["limits"]["tags_per_segment"] == 10
+        assert runtime.call("PATCH", "/settings", viewer["key"], {"send_rate_per_second": 2})[0] == 403
+        status, missing = runtime.call("GET", "/nowhere", tenant["admin_key"])
+        assert status == 404 and missing["error"]["code"] == "not_found"
+        status, spec = runtime.call("GET", "/openapi.json")
+        assert status == 200 and "/tenants" in spec["paths"]
+    finally:
+        code = runtime.stop()
+    assert code == 0, runtime.output
+    assert "Segments stopped." in runtime.output
+    deadline = time.monotonic() + 10
+    while (port_open(runtime.api_port) or port_open(runtime.moto_port)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not port_open(runtime.api_port) and not port_open(runtime.moto_port)
+    assert processes_mentioning(f"-p {runtime.moto_port}") == []
+
+
+def test_busy_port_is_reported_not_crashed():
+    first = LocalRuntime()
+    try:
+        second_env = {"MOTO_PORT": str(first.moto_port)}
+        with pytest.raises(RuntimeError, match="in use"):
+            LocalRuntime(extra_env=second_env)
+    finally:
+        assert first.stop() == 0

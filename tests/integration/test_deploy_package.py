@@ -1,0 +1,113 @@
+"""`chalice package` + the merge template give a deployable, least-privilege stack."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from chalice.app import SQSEventConfig
+
+from chalicelib.resources import MAIN_TABLE
+from infra.declaration import load_template, local_resources
+
+PROJECT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory):
+    out = tmp_path_factory.mktemp("package")
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    env.pop("AWS_ENDPOINT_URL", None)
+    subprocess.run(
+        [str(BIN / "chalice"), "package", "--stage", "prod", "--merge-template", "infra/template.json", str(out)],
+        cwd=PROJECT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return out / "sam.json"
+
+
+@pytest.fixture(scope="module")
+def template(packaged):
+    return json.loads(packaged.read_text())
+
+
+def resources_of(template, kind):
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def test_packaged_template_passes_cfn_lint(packaged):
+    result = subprocess.run([str(BIN / "cfn-lint"), str(packaged)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_policy_is_hand_written_and_least_privilege(template):
+    config = json.loads((PROJECT / ".chalice" / "config.json").read_text())
+    assert config["autogen_policy"] is False
+    roles = resources_of(template, "AWS::IAM::Role")
+    assert roles
+    for role in roles.values():
+        for policy in role["Properties"]["Policies"]:
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                assert all("*" not in action for action in actions), statement
+                assert "dynamodb:Scan" not in actions, "no code path scans across tenants"
+                assert statement["Resource"] != "*", statement
+
+
+def test_every_sqs_event_source_reports_batch_item_failures(app, template):
+    functions = resources_of(template, "AWS::Serverless::Function")
+    sqs_events = [
+        (name, event)
+        for name, function in functions.items()
+        for event in function["Properties"].get("Events", {}).values()
+        if event["Type"] == "SQS"
+    ]
+    assert len(sqs_events) == sum(isinstance(s, SQSEventConfig) for s in app.event_sources)
+    for name, event in sqs_events:
+        assert event["Properties"].get("FunctionResponseTypes") == ["ReportBatchItemFailures"], name
+
+
+def test_queues_have_dlq_redrive_and_long_enough_visibility(template):
+    functions = resources_of(template, "AWS::Serverless::Function")
+    longest_timeout = max(f["Properties"]["Timeout"] for f in functions.values())
+    queues = resources_of(template, "AWS::SQS::Queue")
+    dead_letter_ids = {
+        q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for q in queues.values()
+        if "RedrivePolicy" in q["Properties"]
+    }
+    for name, queue in queues.items():
+        if name in dead_letter_ids:
+            continue
+        props = queue["Properties"]
+        assert int(props["VisibilityTimeout"]) >= 6 * longest_timeout, name
+        assert int(props["RedrivePolicy"]["maxReceiveCount"]) >= 5, name
+        assert props["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] in queues, name
+
+
+def test_secrets_come_from_no_echo_parameters(template):
+    parameters = template["Parameters"]
+    assert parameters["OperatorKey"]["NoEcho"] and parameters["SigningSecret"]["NoEcho"]
+    for name, function in resources_of(template, "AWS::Serverless::Function").items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["SEGMENTS_OPERATOR_KEY"] == {"Ref": "OperatorKey"}, name
+        assert variables["SEGMENTS_SECRET"] == {"Ref": "SigningSecret"}, name
+        assert variables["SEGMENTS_STAGE"] == "prod", name
+
+
+def test_unknown_routes_answer_with_the_json_envelope(template):
+    responses = resources_of(template, "AWS::ApiGateway::GatewayResponse")
+    by_type = {r["Properties"]["ResponseType"]: r["Properties"] for r in responses.values()}
+    assert by_type["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"
+    for props in by_type.values():
+        assert '"error"' in props["ResponseTemplates"]["application/json"]
+
+
+def test_code_and_declaration_name_the_same_resources():
+    declaration = local_resources(load_template())
+    assert [t.properties["TableName"] for t in declaration.tables] == [MAIN_TABLE]

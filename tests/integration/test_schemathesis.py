@@ -1,0 +1,46 @@
+"""Property-based run of the whole API from its own OpenAPI document: no input may cause a 5xx.
+
+Each operation is called with the key its ``x-access`` asks for (so requests get
+past authentication and exercise validation and storage), for a bounded number
+of generated examples. Totals are written to build/schemathesis.json.
+"""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+
+from app import app as chalice_app
+from chalicelib.config import LOCAL_OPERATOR_KEY
+from tests.support.client import ApiClient
+from tests.support.wsgi import wsgi_app
+
+REPORT = Path(__file__).resolve().parents[2] / "build" / "schemathesis.json"
+EXAMPLES_PER_OPERATION = 40
+_client = ApiClient(chalice_app)
+schema = schemathesis.openapi.from_wsgi("/openapi.json", wsgi_app(_client.gateway))
+tally: Counter = Counter()
+
+
+@pytest.fixture(scope="module")
+def keys():
+    created = _client.post("/tenants", key=LOCAL_OPERATOR_KEY, json={"name": "fuzz"}).json
+    _client.patch(f"/tenants/{created['id']}", key=LOCAL_OPERATOR_KEY, json={"features": {"segments": True}})
+    yield {"operator": LOCAL_OPERATOR_KEY, "admin": created["admin_key"], "viewer": created["admin_key"]}
+    REPORT.parent.mkdir(exist_ok=True)
+    REPORT.write_text(json.dumps(dict(tally), indent=2))
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_input_causes_a_server_error(case, keys):
+    access = case.operation.definition.raw.get("x-access")
+    headers = {"Authorization": f"Bearer {keys[access]}"} if access in keys else {}
+    response = case.call(headers=headers)
+    tally["requests"] += 1
+    tally[f"status_{response.status_code // 100}xx"] += 1
+    case.validate_response(response, checks=[not_a_server_error])

@@ -1,0 +1,96 @@
+"""Start the real local runtime (``python -m infra.local.runtime``) as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+class LocalRuntime:
+    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
+        self.api_port, self.moto_port = free_port(), free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update({"PORT": str(self.api_port), "MOTO_PORT": str(self.moto_port), **(extra_env or {})})
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "infra.local.runtime"],
+            cwd=PROJECT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.banner: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line and self.process.poll() is not None:
+                raise RuntimeError("runtime exited during start-up:\n" + "".join(self.banner))
+            self.banner.append(line)
+            if line.startswith("Press Ctrl-C"):
+                return
+        self.stop()
+        raise RuntimeError("runtime did not start within 60 s")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def call(self, method: str, path: str, key: str | None = None, body: Any = None) -> tuple[int, Any]:
+        request = urllib.request.Request(self.base_url + path, method=method)
+        if key:
+            request.add_header("Authorization", f"Bearer {key}")
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, data=data, timeout=30) as response:
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            code = self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self.output = "".join(self.banner) + (self.process.stdout.read() or "")
+        return code
