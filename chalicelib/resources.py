@@ -8,3 +8,11 @@ disagree, so there is one declaration in practice.
 from __future__ import annotations
 
 MAIN_TABLE = "segments-main"
+
+JOBS_QUEUE = "segments-jobs"
+"""Chunks of long jobs (imports, bulk tagging, tag and group clean-up)."""
+JOBS_DEAD_LETTER_QUEUE = "segments-jobs-dlq"
+
+CONTACT_CHANGES_QUEUE = "segments-contact-changes"
+"""One message per contact change; consumed by membership and triggers."""
+CONTACT_CHANGES_DEAD_LETTER_QUEUE = "segments-contact-changes-dlq"

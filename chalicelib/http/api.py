@@ -20,7 +20,7 @@ from chalice import Blueprint, Response
 
 from chalicelib.config import get_config
 from chalicelib.domain.cursors import parse_limit
-from chalicelib.domain.errors import AppError, FeatureDisabled, Forbidden, InvalidJson, PayloadTooLarge
+from chalicelib.domain.errors import AppError, FeatureDisabled, Forbidden, InvalidJson, PayloadTooLarge, ValidationFailed
 from chalicelib.logs import logger
 from chalicelib.services.auth import authenticate
 from chalicelib.services.principal import Principal
@@ -55,6 +55,7 @@ class Operation:
     tag: str | None = None
     content_types: tuple[str, ...] = (JSON,)
     response_content_type: str = JSON
+    other_responses: dict[int, str] = field(default_factory=dict)  # e.g. {202: "large requests run as a job"}
 
 
 REGISTRY: list[Operation] = []
@@ -76,6 +77,25 @@ class Call:
 
     def page(self) -> tuple[int, str | None]:
         return parse_limit(self.query.get("limit")), self.query.get("cursor")
+
+    def flag(self, name: str) -> bool:
+        """A boolean query parameter such as ``?confirm=true``."""
+        value = self.query.get(name, "false").lower()
+        if value not in ("true", "false", "1", "0"):
+            raise ValidationFailed(name, f"{name} must be true or false.")
+        return value in ("true", "1")
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", JSON)
+
+
+@dataclass(frozen=True)
+class WithStatus:
+    """A handler result whose status differs from the operation's usual one (202 for a job)."""
+
+    status: int
+    body: Any
 
 
 def error_response(error: AppError, headers: dict[str, str] | None = None) -> Response:
@@ -165,7 +185,7 @@ class ApiBlueprint(Blueprint):
                 principal=principal,
                 body=body,
                 query=dict(request.query_params or {}),
-                headers=dict(request.headers),
+                headers={k.lower(): v for k, v in request.headers.items()},
                 raw_body=raw,
             )
             result = handler(call, **path_params)
@@ -180,4 +200,6 @@ class ApiBlueprint(Blueprint):
             return result
         if result is None:
             return Response(body="", status_code=204, headers=headers)
+        if isinstance(result, WithStatus):
+            return Response(body=result.body, status_code=result.status, headers={"Content-Type": JSON, **headers})
         return Response(body=result, status_code=operation.status, headers={"Content-Type": JSON, **headers})

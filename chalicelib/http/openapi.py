@@ -69,6 +69,8 @@ def _operation_object(operation: Operation) -> dict[str, Any]:
     if operation.status != 204:
         success["content"] = {operation.response_content_type: {"schema": operation.response_schema or {}}}
     responses: dict[str, Any] = {str(operation.status): success}
+    for status, text in operation.other_responses.items():
+        responses[str(status)] = {"description": text, "content": {JSON: {"schema": {"type": "object"}}}}
     for status in _error_statuses(operation):
         responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
     document: dict[str, Any] = {

@@ -11,3 +11,17 @@ def page_of(item_schema: dict[str, Any]) -> dict[str, Any]:
         "required": ["items", "next_cursor"],
         "properties": {"items": {"type": "array", "items": item_schema}, "next_cursor": {"type": ["string", "null"]}},
     }
+
+
+JOB_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "kind", "status", "progress", "counts", "errors"],
+    "properties": {
+        "id": {"type": "string"},
+        "kind": {"type": "string"},
+        "status": {"enum": ["running", "succeeded", "completed_with_errors", "failed"]},
+        "progress": {"type": "object"},
+        "counts": {"type": "object"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 from chalice.app import SQSEventConfig
 
-from chalicelib.resources import MAIN_TABLE
+from chalicelib.resources import (
+    CONTACT_CHANGES_DEAD_LETTER_QUEUE,
+    CONTACT_CHANGES_QUEUE,
+    JOBS_DEAD_LETTER_QUEUE,
+    JOBS_QUEUE,
+    MAIN_TABLE,
+)
 from infra.declaration import load_template, local_resources
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -73,21 +79,30 @@ def test_every_sqs_event_source_reports_batch_item_failures(app, template):
 
 
 def test_queues_have_dlq_redrive_and_long_enough_visibility(template):
-    functions = resources_of(template, "AWS::Serverless::Function")
-    longest_timeout = max(f["Properties"]["Timeout"] for f in functions.values())
     queues = resources_of(template, "AWS::SQS::Queue")
+    by_name = {q["Properties"]["QueueName"]: logical_id for logical_id, q in queues.items()}
     dead_letter_ids = {
         q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
         for q in queues.values()
         if "RedrivePolicy" in q["Properties"]
     }
+    consumed = set()
+    for name, function in resources_of(template, "AWS::Serverless::Function").items():
+        for event in function["Properties"].get("Events", {}).values():
+            if event["Type"] != "SQS":
+                continue
+            queue_id = by_name[event["Properties"]["Queue"]["Fn::Sub"].rsplit(":", 1)[1]]
+            consumed.add(queue_id)
+            timeout = function["Properties"]["Timeout"]
+            assert int(queues[queue_id]["Properties"]["VisibilityTimeout"]) >= 6 * timeout, (name, queue_id)
+            assert queue_id in function.get("DependsOn", []), f"{name} must wait for {queue_id}"
     for name, queue in queues.items():
         if name in dead_letter_ids:
             continue
         props = queue["Properties"]
-        assert int(props["VisibilityTimeout"]) >= 6 * longest_timeout, name
         assert int(props["RedrivePolicy"]["maxReceiveCount"]) >= 5, name
         assert props["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] in queues, name
+    assert consumed, "at least one queue is consumed"
 
 
 def test_secrets_come_from_no_echo_parameters(template):
@@ -108,6 +123,10 @@ def test_unknown_routes_answer_with_the_json_envelope(template):
         assert '"error"' in props["ResponseTemplates"]["application/json"]
 
 
-def test_code_and_declaration_name_the_same_resources():
+def test_code_and_declaration_name_the_same_resources(app):
     declaration = local_resources(load_template())
     assert [t.properties["TableName"] for t in declaration.tables] == [MAIN_TABLE]
+    declared = {queue.name for queue in declaration.queues}
+    assert {JOBS_QUEUE, JOBS_DEAD_LETTER_QUEUE, CONTACT_CHANGES_QUEUE, CONTACT_CHANGES_DEAD_LETTER_QUEUE} <= declared
+    subscribed = {s.queue for s in app.event_sources if isinstance(s, SQSEventConfig)}
+    assert subscribed <= declared

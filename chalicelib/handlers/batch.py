@@ -1,0 +1,29 @@
+"""Partial-batch SQS processing shared by every queue handler.
+
+Each record is handled on its own; only the records that raised are reported
+in ``batchItemFailures`` (so SQS retries just those, and moves them to the DLQ
+after ``maxReceiveCount``). Powertools does the bookkeeping.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from chalice.app import SQSEvent
+
+from chalicelib.logs import logger
+
+
+def process_records(event: SQSEvent, handle: Callable[[dict[str, Any], SQSRecord], None]) -> dict[str, Any]:
+    def record_handler(record: SQSRecord) -> None:
+        logger.append_keys(message_id=record.message_id, receive_count=record.attributes.approximate_receive_count)
+        handle(json.loads(record.body), record)
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(
+        event=event.to_dict(), record_handler=record_handler, processor=processor, context=event.context
+    )

@@ -1,0 +1,34 @@
+"""Queue handlers for job chunks (imports, bulk tagging, tag and group clean-up)."""
+
+from __future__ import annotations
+
+from chalice import Blueprint
+from chalice.app import SQSEvent
+
+from chalicelib.handlers.batch import process_records
+from chalicelib.logs import logger
+from chalicelib.resources import JOBS_DEAD_LETTER_QUEUE, JOBS_QUEUE
+from chalicelib.services import imports, jobs, tags  # noqa: F401 - registering their chunk workers
+from chalicelib.services import groups  # noqa: F401
+
+blueprint = Blueprint(__name__)
+
+
+@blueprint.on_sqs_message(queue=JOBS_QUEUE, batch_size=5)
+def process_job_chunks(event: SQSEvent) -> dict:
+    def handle(message: dict, record) -> None:
+        logger.append_keys(tenant_id=message["tenant_id"], job_id=message["job_id"])
+        jobs.run_chunk(message)
+
+    return process_records(event, handle)
+
+
+@blueprint.on_sqs_message(queue=JOBS_DEAD_LETTER_QUEUE, batch_size=10)
+def fail_dead_job_chunks(event: SQSEvent) -> dict:
+    """A chunk that failed every retry marks its job failed (retry with POST /jobs/{id}/retry)."""
+
+    def handle(message: dict, record) -> None:
+        logger.append_keys(tenant_id=message["tenant_id"], job_id=message["job_id"])
+        jobs.fail_chunk(message, f"chunk {message['chunk']} failed on every retry and was set aside")
+
+    return process_records(event, handle)

@@ -1,0 +1,320 @@
+"""Contacts: create, read, update, delete, tag, list, and their events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.config import get_config
+from chalicelib.domain import attributes as attribute_rules
+from chalicelib.domain import events as event_rules
+from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
+from chalicelib.domain.contacts import ContactChanges, check_contact, contact_id_for, ordinal_of
+from chalicelib.domain.cursors import decode_cursor, encode_cursor
+from chalicelib.domain.errors import Conflict, LimitExceeded, NotFound, UnknownTags, ValidationFailed
+from chalicelib.domain.tags import missing_tags, normalise_tag, normalise_tags
+from chalicelib.domain.validation import validate
+from chalicelib.services.changes import change_message, publish
+from chalicelib.services.principal import Principal
+from chalicelib.storage import catalog
+from chalicelib.storage import contacts as store
+from chalicelib.storage.contacts import Contact
+
+WRITE_ATTEMPTS = 5
+MAX_EVENTS_BULK = event_rules.MAX_EVENTS_PER_REQUEST
+
+
+def contact_view(contact: Contact) -> dict[str, Any]:
+    return {
+        "id": contact.id,
+        "external_id": contact.external_id,
+        "email": contact.email,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "group": contact.group,
+        "tags": sorted(contact.tags),
+        "attributes": contact.attributes,
+        "version": contact.version,
+        "created_at": contact.created_at,
+        "updated_at": contact.updated_at,
+    }
+
+
+class TenantCatalog:
+    """What a tenant has defined, read once per request or per import chunk."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self.tags = catalog.usable_tag_names(tenant_id)
+        self.attribute_types = catalog.attribute_types(tenant_id)
+        self._groups: dict[str, str | None] = {}
+
+    def require_tags(self, tags: list[str], field: str) -> None:
+        unknown = missing_tags(tags, self.tags)
+        if unknown:
+            raise UnknownTags(field, f"Unknown tags: {', '.join(unknown)}. Create tags before using them.", tags=unknown)
+
+    def group_id(self, reference: str | None, field: str = "group") -> str | None:
+        """Resolve a group id (or, for imports, a group name) to an existing group's id."""
+        if reference is None:
+            return None
+        if reference not in self._groups:
+            group = catalog.get_group(self.tenant_id, reference) or catalog.find_group_by_name(self.tenant_id, reference)
+            self._groups[reference] = group.id if group and not group.deleting else None
+        if self._groups[reference] is None:
+            raise ValidationFailed(field, f"Group {reference} does not exist.")
+        return self._groups[reference]
+
+    def register_types(self, introduced: dict[str, str], field: str) -> None:
+        for name, kind in introduced.items():
+            winner = catalog.register_attribute_type(self.tenant_id, name, kind)
+            self.attribute_types[name] = winner
+            if winner != kind:
+                raise ValidationFailed(f"{field}.{name}", f"{field}.{name} must be of type {winner}.", expected=winner)
+
+
+def resolve(tenant_id: str, reference: str) -> Contact:
+    """Find a contact by id, or else by external_id."""
+    contact = store.get_contact(tenant_id, reference) if ordinal_of(reference) is not None else None
+    if contact is None:
+        contact_id = store.find_contact_id(tenant_id, external_id=reference)
+        contact = store.get_contact(tenant_id, contact_id) if contact_id else None
+    if contact is None:
+        raise NotFound(f"Contact {reference} does not exist.", {"field": "id"})
+    return contact
+
+
+def apply_changes(
+    contact: Contact, changes: ContactChanges, add_tags: list[str], remove_tags: list[str], now: str
+) -> Contact:
+    """The contact after a change (the same object when nothing changes)."""
+    fields = dict(changes.fields)
+    tags = (contact.tags | set(add_tags)) - set(remove_tags)
+    attributes = attribute_rules.merge(contact.attributes, changes.attributes)
+    candidate = store.with_changes(
+        contact,
+        external_id=fields.get("external_id", contact.external_id),
+        email=fields.get("email", contact.email),
+        first_name=fields.get("first_name", contact.first_name),
+        last_name=fields.get("last_name", contact.last_name),
+        group=fields.get("group", contact.group),
+        tags=frozenset(tags),
+        attributes=attributes,
+    )
+    if candidate == contact:
+        return contact
+    return store.with_changes(candidate, version=contact.version + 1, updated_at=now)
+
+
+def write(tenant_id: str, before: Contact | None, after: Contact | None) -> None:
+    try:
+        store.write_contacts(tenant_id, [(before, after)])
+    except store.TakenIdentifier as taken:
+        raise Conflict(f"Another contact already has this {taken.field}.", {"field": taken.field}) from None
+
+
+def _checked(principal: Principal, body: Any, *, creating: bool, known: TenantCatalog) -> ContactChanges:
+    changes = check_contact(body, known.attribute_types, creating=creating)
+    known.require_tags(changes.tags, "tags")
+    if "group" in changes.fields:
+        changes.fields["group"] = known.group_id(changes.fields["group"])
+    known.register_types(changes.new_attribute_types, "attributes")
+    return changes
+
+
+def create_contact(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+    tenant_id = principal.tenant_id
+    changes = _checked(principal, body, creating=True, known=TenantCatalog(tenant_id))
+    now = to_rfc3339(clock())
+    ordinal = store.allocate_ordinals(tenant_id, 1)
+    blank = Contact(id=contact_id_for(ordinal), ordinal=ordinal, version=0, created_at=now, updated_at=now)
+    contact = apply_changes(blank, changes, changes.tags, [], now)
+    write(tenant_id, None, contact)
+    publish([change_message(tenant_id, None, contact, "created")])
+    return contact_view(contact)
+
+
+def get_contact(principal: Principal, reference: str) -> dict[str, Any]:
+    return contact_view(resolve(principal.tenant_id, reference))
+
+
+def _update(
+    tenant_id: str, reference: str, change: str, compute: Any, clock: Clock, source: str = "api"
+) -> Contact:
+    """Read, compute the new state, write conditioned on the version; retry if someone else wrote first."""
+    for _ in range(WRITE_ATTEMPTS):
+        before = resolve(tenant_id, reference)
+        after = compute(before, to_rfc3339(clock()))
+        if after is before:
+            return before
+        try:
+            write(tenant_id, before, after)
+        except store.StaleContact:
+            continue
+        publish([change_message(tenant_id, before, after, change, source)])
+        return after
+    raise Conflict("The contact kept changing while this update was applied; try again.")
+
+
+def update_contact(principal: Principal, reference: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+    known = TenantCatalog(principal.tenant_id)
+    validate(body, {"type": "object", "minProperties": 1})
+    changes = _checked(principal, body, creating=False, known=known)
+
+    def compute(before: Contact, now: str) -> Contact:
+        after = apply_changes(before, changes, [], [], now)
+        if not (after.email or after.external_id):
+            raise ValidationFailed("email", "A contact needs an email or an external_id.")
+        return after
+
+    return contact_view(_update(principal.tenant_id, reference, "updated", compute, clock))
+
+
+def change_tags(principal: Principal, reference: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+    validate(body, TAG_CHANGE_SCHEMA)
+    add = normalise_tags(body.get("add", []), "add")
+    remove = normalise_tags(body.get("remove", []), "remove")
+    both = sorted(set(add) & set(remove))
+    if both:
+        raise ValidationFailed("remove", f"Tags both added and removed: {', '.join(both)}.")
+    known = TenantCatalog(principal.tenant_id)
+    known.require_tags(add, "add")
+    known.require_tags(remove, "remove")
+    empty = ContactChanges()
+
+    def compute(before: Contact, now: str) -> Contact:
+        return apply_changes(before, empty, add, remove, now)
+
+    return contact_view(_update(principal.tenant_id, reference, "tags", compute, clock))
+
+
+TAG_CHANGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {
+        "add": {"type": "array", "items": {"type": "string"}, "maxItems": 100},
+        "remove": {"type": "array", "items": {"type": "string"}, "maxItems": 100},
+    },
+}
+
+
+def delete_contact(principal: Principal, reference: str) -> None:
+    tenant_id = principal.tenant_id
+    for _ in range(WRITE_ATTEMPTS):
+        contact = resolve(tenant_id, reference)
+        try:
+            store.write_contacts(tenant_id, [(contact, None)])
+        except store.StaleContact:
+            continue
+        store.delete_events(tenant_id, contact)
+        publish([change_message(tenant_id, contact, None, "deleted")])
+        return
+    raise Conflict("The contact kept changing while it was deleted; try again.")
+
+
+def list_contacts(principal: Principal, query: dict[str, str], limit: int, cursor: str | None) -> dict[str, Any]:
+    tenant_id = principal.tenant_id
+    tag = normalise_tag(query["tag"], "tag") if query.get("tag") else None
+    group = query.get("group") or None
+    scope = f"contacts:{tenant_id}:{tag}:{group}"
+    secret = get_config().secret
+    position = decode_cursor(cursor, scope=scope, secret=secret)
+    if tag is not None:
+        if catalog.get_tag(tenant_id, tag) is None:
+            raise UnknownTags("tag", f"Unknown tag: {tag}.", tags=[tag])
+        contacts, last = _page_of_tag(tenant_id, tag, group, limit, position)
+    elif group is not None:
+        if catalog.get_group(tenant_id, group) is None:
+            raise ValidationFailed("group", f"Group {group} does not exist.")
+        contacts, last = store.page_of_group(tenant_id, group, limit, position)
+    else:
+        contacts, last = store.page_of_shards(tenant_id, limit, position)
+    return {"items": [contact_view(c) for c in contacts], "next_cursor": encode_cursor(last, scope=scope, secret=secret)}
+
+
+def _page_of_tag(
+    tenant_id: str, tag: str, group: str | None, limit: int, position: dict[str, Any] | None
+) -> tuple[list[Contact], dict[str, Any] | None]:
+    """Walk the tag's posting list in ordinal order (optionally keeping one group's members)."""
+    after = int((position or {}).get("after", 0))
+    ordinals = sorted(o for o in store.tag_ordinals(tenant_id, tag) if o > after)
+    found: list[Contact] = []
+    index = 0
+    while index < len(ordinals) and len(found) < limit:
+        window = ordinals[index : index + 100]
+        batch = store.get_contacts(tenant_id, store.contact_ids_for(window))
+        for ordinal in window:
+            contact = batch.get(contact_id_for(ordinal))
+            index += 1
+            if contact and (group is None or contact.group == group):
+                found.append(contact)
+                if len(found) == limit:
+                    break
+    if index >= len(ordinals):
+        return found, None
+    return found, {"after": ordinals[index - 1]}
+
+
+# events
+
+
+def append_events(principal: Principal, reference: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+    validate(body, event_rules.CONTACT_EVENTS_SCHEMA)
+    now = clock()
+    events = [event_rules.check_event(raw, now, f"events[{i}]") for i, raw in enumerate(body["events"])]
+    contact = resolve(principal.tenant_id, reference)
+    _store_events(principal.tenant_id, contact, events)
+    return {"contact_id": contact.id, "stored": len(events), "event_ids": [e["id"] for e in events]}
+
+
+BULK_EVENTS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["events"],
+    "properties": {
+        "events": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_EVENTS_BULK,
+            "items": event_rules.EVENT_SCHEMA,
+        }
+    },
+}
+
+
+def append_bulk_events(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+    """Events for many contacts; all are checked before any is stored."""
+    if isinstance(body, dict) and isinstance(body.get("events"), list) and len(body["events"]) > MAX_EVENTS_BULK:
+        raise LimitExceeded("events", f"At most {MAX_EVENTS_BULK} events a request.", limit=MAX_EVENTS_BULK)
+    validate(body, BULK_EVENTS_SCHEMA)
+    tenant_id, now = principal.tenant_id, clock()
+    per_contact: dict[str, tuple[Contact, list[dict[str, Any]]]] = {}
+    for index, raw in enumerate(body["events"]):
+        field = f"events[{index}]"
+        event = event_rules.check_event(raw, now, field, allow_contact_ref=True)
+        reference = raw.get("contact_id") or raw.get("external_id")
+        if not reference:
+            raise ValidationFailed(f"{field}.contact_id", f"{field} needs a contact_id or an external_id.")
+        try:
+            contact = per_contact[reference][0] if reference in per_contact else resolve(tenant_id, reference)
+        except NotFound:
+            raise ValidationFailed(f"{field}.contact_id", f"{field}: contact {reference} does not exist.") from None
+        per_contact.setdefault(reference, (contact, []))[1].append(event)
+    merged: dict[str, tuple[Contact, list[dict[str, Any]]]] = {}
+    for contact, events in per_contact.values():
+        merged.setdefault(contact.id, (contact, []))[1].extend(events)
+    for contact, events in merged.values():
+        _store_events(tenant_id, contact, events)
+    return {"stored": sum(len(events) for _, events in merged.values()), "contacts": len(merged)}
+
+
+def _store_events(tenant_id: str, contact: Contact, events: list[dict[str, Any]]) -> None:
+    store.put_events(tenant_id, contact, events, [event_rules.expires_at(e) for e in events])
+    publish([change_message(tenant_id, contact, contact, "events", event_types=[e["type"] for e in events])])
+
+
+def list_events(principal: Principal, reference: str, limit: int, cursor: str | None) -> dict[str, Any]:
+    contact = resolve(principal.tenant_id, reference)
+    scope, secret = f"events:{principal.tenant_id}:{contact.id}", get_config().secret
+    events, last = store.events_of(principal.tenant_id, contact, limit, decode_cursor(cursor, scope=scope, secret=secret))
+    return {"items": events, "next_cursor": encode_cursor(last, scope=scope, secret=secret)}

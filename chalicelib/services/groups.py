@@ -1,0 +1,163 @@
+"""Groups: a contact is in at most one. Deleting a group in use asks for confirmation;
+confirmed, its members are left without a group (as a job), then the group goes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.config import get_config
+from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
+from chalicelib.domain.contacts import ContactChanges
+from chalicelib.domain.cursors import decode_cursor, encode_cursor
+from chalicelib.domain.errors import ConfirmationRequired, Conflict, NotFound
+from chalicelib.domain.ids import new_id
+from chalicelib.domain.validation import validate
+from chalicelib.services import dependents, jobs
+from chalicelib.services.changes import change_message, publish
+from chalicelib.services.contacts import apply_changes
+from chalicelib.services.principal import Principal
+from chalicelib.storage import catalog
+from chalicelib.storage import contacts as store
+
+JOB_CHUNK = 250
+_name = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"}
+_description = {"type": ["string", "null"], "maxLength": 500}
+CREATE_GROUP_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {"name": _name, "description": _description},
+}
+PATCH_GROUP_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {"name": _name, "description": _description},
+}
+GROUP_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "name", "created_at"],
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "description": {"type": ["string", "null"]},
+        "member_count": {"type": "integer"},
+        "created_at": {"type": "string"},
+        "status": {"enum": ["active", "deleting"]},
+    },
+}
+
+
+def _view(group: catalog.Group, member_count: int | None = None) -> dict[str, Any]:
+    view = {
+        "id": group.id,
+        "name": group.name,
+        "description": group.description,
+        "created_at": group.created_at,
+        "status": "deleting" if group.deleting else "active",
+    }
+    if member_count is not None:
+        view["member_count"] = member_count
+    return view
+
+
+def _require(tenant_id: str, group_id: str) -> catalog.Group:
+    group = catalog.get_group(tenant_id, group_id)
+    if group is None:
+        raise NotFound(f"Group {group_id} does not exist.", {"field": "id"})
+    return group
+
+
+def _member_ids(tenant_id: str, group_id: str) -> list[str]:
+    members, position = [], None
+    while True:
+        page, position = store.page_of_group(tenant_id, group_id, 500, position)
+        members += [contact.id for contact in page]
+        if position is None:
+            return members
+
+
+def create_group(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+    validate(body, CREATE_GROUP_SCHEMA)
+    group = catalog.Group(new_id("group"), body["name"].strip(), body.get("description"), to_rfc3339(clock()))
+    try:
+        catalog.create_group(principal.tenant_id, group)
+    except catalog.AlreadyExists:
+        raise Conflict(f"A group named {group.name!r} already exists.", {"field": "name"}) from None
+    return _view(group, 0)
+
+
+def get_group(principal: Principal, group_id: str) -> dict[str, Any]:
+    group = _require(principal.tenant_id, group_id)
+    return _view(group, len(_member_ids(principal.tenant_id, group.id)))
+
+
+def list_groups(principal: Principal, limit: int, cursor: str | None) -> dict[str, Any]:
+    scope, secret = f"groups:{principal.tenant_id}", get_config().secret
+    found, last = catalog.list_groups(principal.tenant_id, limit, decode_cursor(cursor, scope=scope, secret=secret))
+    return {"items": [_view(group) for group in found], "next_cursor": encode_cursor(last, scope=scope, secret=secret)}
+
+
+def update_group(principal: Principal, group_id: str, body: Any) -> dict[str, Any]:
+    validate(body, PATCH_GROUP_SCHEMA)
+    before = _require(principal.tenant_id, group_id)
+    after = catalog.Group(
+        before.id,
+        body["name"].strip() if "name" in body else before.name,
+        body["description"] if "description" in body else before.description,
+        before.created_at,
+    )
+    try:
+        catalog.update_group(principal.tenant_id, before, after)
+    except catalog.AlreadyExists:
+        raise Conflict(f"A group named {after.name!r} already exists.", {"field": "name"}) from None
+    return _view(after)
+
+
+def delete_group(principal: Principal, group_id: str, confirm: bool) -> dict[str, Any] | None:
+    tenant_id = principal.tenant_id
+    group = _require(tenant_id, group_id)
+    members = _member_ids(tenant_id, group.id)
+    users = dependents.find("group", tenant_id, group.id)
+    if (members or users) and not confirm:
+        raise ConfirmationRequired(
+            f"Group {group.name!r} has {len(members)} member(s) and {len(users)} dependent(s); repeat with ?confirm=true.",
+            {"member_count": len(members), "dependents": users},
+        )
+    catalog.mark_group_deleting(tenant_id, group.id)
+    if not members:
+        catalog.delete_group(tenant_id, group)
+        return None
+    chunks = [{"group": group.id, "contact_ids": members[i : i + JOB_CHUNK]} for i in range(0, len(members), JOB_CHUNK)]
+    return jobs.start_job(tenant_id, "group_delete", chunks, total=len(members), detail={"group": group.id})
+
+
+def _clear_group(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    updated = unchanged = 0
+    leave = ContactChanges(fields={"group": None})
+    for contact_id in payload["contact_ids"]:
+        for _ in range(5):
+            before = store.get_contact(tenant_id, contact_id)
+            if before is None or before.group != payload["group"]:
+                unchanged += 1
+                break
+            after = apply_changes(before, leave, [], [], to_rfc3339(system_clock()))
+            try:
+                store.write_contacts(tenant_id, [(before, after)])
+            except store.StaleContact:
+                continue
+            publish([change_message(tenant_id, before, after, "updated", f"job:{job_id}")])
+            updated += 1
+            break
+        else:
+            raise Conflict(f"Contact {contact_id} kept changing; the chunk will be retried.")
+    return {"counts": {"updated": updated, "unchanged": unchanged}}
+
+
+def _finish_group_delete(tenant_id: str, detail: dict[str, Any]) -> None:
+    group = catalog.get_group(tenant_id, detail["group"])
+    if group is not None:
+        catalog.delete_group(tenant_id, group)
+
+
+jobs.register_worker("group_delete", _clear_group, on_success=_finish_group_delete)

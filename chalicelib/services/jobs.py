@@ -1,0 +1,161 @@
+"""Jobs: long work split into chunks, one SQS message per chunk.
+
+A job is readable at ``GET /jobs/{id}`` with its progress and the rows that failed.
+Chunks finish at most once (storage/jobs.py), so redelivery never double-counts.
+A chunk that keeps failing reaches the dead-letter queue, whose handler marks the
+job ``failed`` with the reason; ``POST /jobs/{id}/retry`` queues the unfinished
+chunks again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.config import get_config
+from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
+from chalicelib.domain.cursors import decode_cursor, encode_cursor
+from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.ids import new_id
+from chalicelib.logs import logger
+from chalicelib.resources import JOBS_QUEUE
+from chalicelib.storage import jobs as store
+from chalicelib.storage import queues
+
+RUNNING, SUCCEEDED, WITH_ERRORS, FAILED = "running", "succeeded", "completed_with_errors", "failed"
+TERMINAL = (SUCCEEDED, WITH_ERRORS, FAILED)
+INLINE_ERRORS = 100
+
+ChunkWorker = Callable[[str, str, Any], dict[str, Any]]
+"""(tenant_id, job_id, payload) → {"counts": {...}, "errors": [...]}"""
+SuccessHook = Callable[[str, dict[str, Any]], None]
+"""(tenant_id, job detail): idempotent work once every chunk succeeded (e.g. delete the tag)."""
+_workers: dict[str, ChunkWorker] = {}
+_on_success: dict[str, SuccessHook] = {}
+
+
+def register_worker(kind: str, worker: ChunkWorker, on_success: SuccessHook | None = None) -> None:
+    _workers[kind] = worker
+    if on_success:
+        _on_success[kind] = on_success
+
+
+def start_job(
+    tenant_id: str,
+    kind: str,
+    chunks: list[Any],
+    *,
+    total: int,
+    errors: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    detail: dict[str, Any] | None = None,
+    clock: Clock = system_clock,
+) -> dict[str, Any]:
+    job = store.Job(
+        id=new_id("job"),
+        kind=kind,
+        status=RUNNING,
+        total=total,
+        chunks_total=len(chunks),
+        counts={},
+        detail=detail or {},
+        created_at=to_rfc3339(clock()),
+        finished_at=None,
+    )
+    store.create_job(tenant_id, job, chunks, list(errors))
+    queues.send_messages(JOBS_QUEUE, (_message(tenant_id, job.id, kind, i) for i in range(len(chunks))))
+    logger.info("job started", extra={"job_id": job.id, "kind": kind, "chunks": len(chunks), "total": total})
+    _complete_if_done(tenant_id, job.id, clock)
+    return job_view(tenant_id, job.id)
+
+
+def _message(tenant_id: str, job_id: str, kind: str, chunk: int) -> dict[str, Any]:
+    return {"kind": "job.chunk", "job_kind": kind, "tenant_id": tenant_id, "job_id": job_id, "chunk": chunk}
+
+
+def run_chunk(message: dict[str, Any], clock: Clock = system_clock) -> None:
+    """Do one chunk of a job (called by the queue handler; safe to call twice)."""
+    tenant_id, job_id, index = message["tenant_id"], message["job_id"], int(message["chunk"])
+    loaded = store.load_chunk(tenant_id, job_id, index)
+    if loaded is None:
+        logger.warning("chunk of an unknown job ignored", extra={"job_id": job_id, "chunk": index})
+        return
+    state, payload = loaded
+    if state == "done":
+        _complete_if_done(tenant_id, job_id, clock)  # a redelivery may find completion unfinished
+        return
+    result = _workers[message["job_kind"]](tenant_id, job_id, payload)
+    store.record_errors(tenant_id, job_id, result.get("errors", []))
+    counts = dict(result.get("counts", {}))
+    counts["failed"] = counts.get("failed", 0) + len(result.get("errors", []))
+    counts["processed"] = sum(counts.get(name, 0) for name in ("created", "updated", "unchanged", "failed"))
+    if store.finish_chunk(tenant_id, job_id, index, counts):
+        _complete_if_done(tenant_id, job_id, clock)
+
+
+def _complete_if_done(tenant_id: str, job_id: str, clock: Clock) -> None:
+    job = store.get_job(tenant_id, job_id)
+    if job is None or job.status != RUNNING or job.counts["chunks_done"] < job.chunks_total:
+        return
+    final = SUCCEEDED if job.counts["failed"] == 0 else WITH_ERRORS
+    if final == SUCCEEDED and job.kind in _on_success:
+        _on_success[job.kind](tenant_id, job.detail)  # before the status flips, so a crash here is retried
+    if store.set_status(tenant_id, job_id, final, expected=RUNNING, finished_at=to_rfc3339(clock())):
+        logger.info("job finished", extra={"job_id": job_id, "status": final, **job.counts})
+
+
+def fail_chunk(message: dict[str, Any], reason: str, clock: Clock = system_clock) -> None:
+    """A chunk exhausted its retries (it reached the dead-letter queue)."""
+    tenant_id, job_id = message["tenant_id"], message["job_id"]
+    loaded = store.load_chunk(tenant_id, job_id, int(message["chunk"]))
+    if loaded is None or loaded[0] == "done":
+        return
+    if store.set_status(tenant_id, job_id, FAILED, expected=RUNNING, finished_at=to_rfc3339(clock())):
+        store.set_detail(tenant_id, job_id, {"failure": reason, "failed_chunk": int(message["chunk"])})
+        logger.error("job failed", extra={"job_id": job_id, "chunk": message["chunk"]})
+
+
+def retry_job(tenant_id: str, job_id: str) -> dict[str, Any]:
+    job = store.get_job(tenant_id, job_id)
+    if job is None:
+        raise NotFound(f"Job {job_id} does not exist.", {"field": "id"})
+    if job.status != FAILED:
+        raise Conflict(f"Only failed jobs can be retried; this one is {job.status}.")
+    pending = store.pending_chunks(tenant_id, job_id)
+    store.set_status(tenant_id, job_id, RUNNING, expected=FAILED)
+    queues.send_messages(JOBS_QUEUE, (_message(tenant_id, job_id, job.kind, i) for i in pending))
+    return job_view(tenant_id, job_id)
+
+
+def job_view(tenant_id: str, job_id: str) -> dict[str, Any]:
+    job = store.get_job(tenant_id, job_id)
+    if job is None:
+        raise NotFound(f"Job {job_id} does not exist.", {"field": "id"})
+    errors, last = store.list_errors(tenant_id, job_id, INLINE_ERRORS, None)
+    processed = job.counts["processed"]
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "progress": {
+            "total": job.total,
+            "processed": processed,
+            "percent": round(100 * processed / job.total, 1) if job.total else 100.0,
+            "chunks_total": job.chunks_total,
+            "chunks_done": job.counts["chunks_done"],
+        },
+        "counts": {name: job.counts[name] for name in ("created", "updated", "unchanged", "failed")},
+        "errors": errors,
+        "more_errors": last is not None,
+        "detail": job.detail,
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+    }
+
+
+def job_errors(tenant_id: str, job_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
+    if store.get_job(tenant_id, job_id) is None:
+        raise NotFound(f"Job {job_id} does not exist.", {"field": "id"})
+    scope = f"job-errors:{tenant_id}:{job_id}"
+    secret = get_config().secret
+    errors, last = store.list_errors(tenant_id, job_id, limit, decode_cursor(cursor, scope=scope, secret=secret))
+    return {"items": errors, "next_cursor": encode_cursor(last, scope=scope, secret=secret)}

@@ -1,0 +1,224 @@
+"""Tags: define, describe, count, apply in bulk, delete with review."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.config import get_config
+from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
+from chalicelib.domain.contacts import ContactChanges, ordinal_of
+from chalicelib.domain.cursors import decode_cursor, encode_cursor
+from chalicelib.domain.errors import ConfirmationRequired, Conflict, LimitExceeded, NotFound, UnknownTags, ValidationFailed
+from chalicelib.domain.tags import CREATE_TAG_SCHEMA, PATCH_TAG_SCHEMA, normalise_tag
+from chalicelib.domain.validation import validate
+from chalicelib.services import dependents, jobs
+from chalicelib.services.changes import change_message, publish
+from chalicelib.services.contacts import apply_changes
+from chalicelib.services.principal import Principal
+from chalicelib.storage import catalog
+from chalicelib.storage import contacts as store
+from chalicelib.storage.contacts import TAG_CHUNK_SIZE, Contact
+
+MAX_BULK = 10_000
+INLINE_BULK = 250
+"""Bulk requests up to this size are applied before answering; larger ones run as a job."""
+JOB_CHUNK = 250
+TRANSACTION_OPERATIONS = 100
+
+BULK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["contact_ids"],
+    "properties": {"contact_ids": {"type": "array", "minItems": 1, "maxItems": MAX_BULK, "items": {"type": "string"}}},
+}
+
+
+def _view(tenant_id: str, tag: catalog.Tag, with_usage: bool = False) -> dict[str, Any]:
+    view = {
+        "name": tag.name,
+        "description": tag.description,
+        "contact_count": store.count_tag(tenant_id, tag.name),
+        "created_at": tag.created_at,
+        "status": "deleting" if tag.deleting else "active",
+    }
+    if with_usage:
+        view["used_by"] = dependents.find("tag", tenant_id, tag.name)
+    return view
+
+
+def _require(tenant_id: str, name: str, field: str = "name") -> catalog.Tag:
+    tag = catalog.get_tag(tenant_id, normalise_tag(name, field))
+    if tag is None:
+        raise NotFound(f"Tag {name} does not exist.", {"field": field})
+    return tag
+
+
+def create_tag(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+    validate(body, CREATE_TAG_SCHEMA)
+    tag = catalog.Tag(normalise_tag(body["name"], "name"), body.get("description"), to_rfc3339(clock()))
+    try:
+        catalog.create_tag(principal.tenant_id, tag)
+    except catalog.AlreadyExists:
+        raise Conflict(f"Tag {tag.name} already exists (names are case-insensitive).", {"field": "name"}) from None
+    return _view(principal.tenant_id, tag)
+
+
+def get_tag(principal: Principal, name: str) -> dict[str, Any]:
+    return _view(principal.tenant_id, _require(principal.tenant_id, name), with_usage=True)
+
+
+def list_tags(principal: Principal, limit: int, cursor: str | None) -> dict[str, Any]:
+    scope, secret = f"tags:{principal.tenant_id}", get_config().secret
+    found, last = catalog.list_tags(principal.tenant_id, limit, decode_cursor(cursor, scope=scope, secret=secret))
+    return {
+        "items": [_view(principal.tenant_id, tag) for tag in found],
+        "next_cursor": encode_cursor(last, scope=scope, secret=secret),
+    }
+
+
+def update_tag(principal: Principal, name: str, body: Any) -> dict[str, Any]:
+    validate(body, PATCH_TAG_SCHEMA)
+    tag = _require(principal.tenant_id, name)
+    catalog.update_tag_description(principal.tenant_id, tag.name, body["description"])
+    return _view(principal.tenant_id, _require(principal.tenant_id, tag.name))
+
+
+def delete_tag(principal: Principal, name: str, confirm: bool) -> dict[str, Any] | None:
+    """Delete a tag. Asks for confirmation when segments use it or contacts carry it.
+
+    Confirmed: the tag stops being usable at once; contacts lose it (as a job when
+    there are any), then the tag goes.
+    """
+    tenant_id = principal.tenant_id
+    tag = _require(tenant_id, name)
+    users = dependents.find("tag", tenant_id, tag.name)
+    carriers = store.count_tag(tenant_id, tag.name)
+    if (users or carriers) and not confirm:
+        raise ConfirmationRequired(
+            f"Tag {tag.name} is used by {len(users)} segment(s) and {carriers} contact(s); repeat with ?confirm=true.",
+            {"dependents": users, "contact_count": carriers},
+        )
+    catalog.mark_tag_deleting(tenant_id, tag.name)
+    ordinals = sorted(store.tag_ordinals(tenant_id, tag.name))
+    if not ordinals:
+        catalog.delete_tag(tenant_id, tag.name)
+        return None
+    chunks = [
+        {"tag": tag.name, "contact_ids": store.contact_ids_for(ordinals[i : i + JOB_CHUNK]), "add": False}
+        for i in range(0, len(ordinals), JOB_CHUNK)
+    ]
+    return jobs.start_job(tenant_id, "tag_delete", chunks, total=len(ordinals), detail={"tag": tag.name})
+
+
+def _finish_tag_delete(tenant_id: str, job_detail: dict[str, Any]) -> None:
+    catalog.delete_tag(tenant_id, job_detail["tag"])
+
+
+def bulk_tag(principal: Principal, name: str, body: Any, add: bool) -> tuple[int, dict[str, Any]]:
+    """Tag (or untag) up to 10,000 contacts. Returns (status, body): 200 inline or 202 with a job."""
+    tenant_id = principal.tenant_id
+    if isinstance(body, dict) and isinstance(body.get("contact_ids"), list) and len(body["contact_ids"]) > MAX_BULK:
+        raise LimitExceeded("contact_ids", f"At most {MAX_BULK} contacts a request.", limit=MAX_BULK)
+    validate(body, BULK_SCHEMA)
+    tag_name = normalise_tag(name, "name")
+    tag = catalog.get_tag(tenant_id, tag_name)
+    if tag is None or tag.deleting:
+        raise UnknownTags("name", f"Unknown tag: {tag_name}. Create tags before using them.", tags=[tag_name])
+    contact_ids = list(dict.fromkeys(body["contact_ids"]))
+    _require_contacts(tenant_id, contact_ids)
+    if len(contact_ids) <= INLINE_BULK:
+        counts = retag(tenant_id, tag_name, contact_ids, add, source="api")
+        return 200, {"tag": tag_name, "action": "add" if add else "remove", "requested": len(contact_ids), **counts}
+    chunks = [
+        {"tag": tag_name, "contact_ids": contact_ids[i : i + JOB_CHUNK], "add": add}
+        for i in range(0, len(contact_ids), JOB_CHUNK)
+    ]
+    kind = "bulk_tag" if add else "bulk_untag"
+    return 202, jobs.start_job(tenant_id, kind, chunks, total=len(contact_ids), detail={"tag": tag_name})
+
+
+def _require_contacts(tenant_id: str, contact_ids: list[str]) -> None:
+    malformed = [cid for cid in contact_ids if ordinal_of(cid) is None]
+    found: set[str] = set()
+    well_formed = [cid for cid in contact_ids if ordinal_of(cid) is not None]
+    for start in range(0, len(well_formed), 100):
+        found |= set(store.get_contacts(tenant_id, well_formed[start : start + 100]))
+    unknown = malformed + [cid for cid in well_formed if cid not in found]
+    if unknown:
+        raise ValidationFailed(
+            "contact_ids", f"{len(unknown)} contact id(s) do not exist; nothing was changed.", unknown=unknown[:50]
+        )
+
+
+def _transaction_batches(pairs: list[tuple[Contact, Contact]]) -> list[list[tuple[Contact, Contact]]]:
+    """Group changes so each transaction stays within DynamoDB's 100 operations."""
+    batches: list[list[tuple[Contact, Contact]]] = []
+    current: list[tuple[Contact, Contact]] = []
+    chunks: set[int] = set()
+    for pair in pairs:
+        chunk = pair[1].ordinal // TAG_CHUNK_SIZE
+        operations = len(current) + 1 + 2 * len(chunks | {chunk})
+        if current and operations > TRANSACTION_OPERATIONS:
+            batches.append(current)
+            current, chunks = [], set()
+        current.append(pair)
+        chunks.add(chunk)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def retag(tenant_id: str, tag: str, contact_ids: list[str], add: bool, source: str) -> dict[str, int]:
+    """Add or remove one tag on many contacts: batched, version-checked, each change published once."""
+    contacts = {}
+    for start in range(0, len(contact_ids), 100):
+        contacts.update(store.get_contacts(tenant_id, contact_ids[start : start + 100]))
+    pairs, unchanged = [], 0
+    for contact in contacts.values():
+        after = _toggled(contact, tag, add)
+        if after is contact:
+            unchanged += 1
+        else:
+            pairs.append((contact, after))
+    changed = 0
+    for batch in _transaction_batches(pairs):
+        try:
+            store.write_contacts(tenant_id, list(batch))
+            written = batch
+        except store.StaleContact:
+            written = [pair for pair in (_retag_one(tenant_id, before.id, tag, add) for before, _ in batch) if pair]
+            unchanged += len(batch) - len(written)
+        changed += len(written)
+        publish([change_message(tenant_id, before, after, "tags", source) for before, after in written])
+    return {"changed": changed, "unchanged": unchanged, "missing": len(contact_ids) - len(contacts)}
+
+
+def _toggled(contact: Contact, tag: str, add: bool) -> Contact:
+    now = to_rfc3339(system_clock())
+    return apply_changes(contact, ContactChanges(), [tag] if add else [], [] if add else [tag], now)
+
+
+def _retag_one(tenant_id: str, contact_id: str, tag: str, add: bool) -> tuple[Contact, Contact] | None:
+    for _ in range(5):
+        before = store.get_contact(tenant_id, contact_id)
+        if before is None:
+            return None
+        after = _toggled(before, tag, add)
+        if after is before:
+            return None
+        try:
+            store.write_contacts(tenant_id, [(before, after)])
+            return before, after
+        except store.StaleContact:
+            continue
+    raise Conflict(f"Contact {contact_id} kept changing; the chunk will be retried.")
+
+
+def _retag_chunk(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    counts = retag(tenant_id, payload["tag"], payload["contact_ids"], payload["add"], source=f"job:{job_id}")
+    return {"counts": {"updated": counts["changed"], "unchanged": counts["unchanged"] + counts["missing"]}}
+
+
+jobs.register_worker("bulk_tag", _retag_chunk)
+jobs.register_worker("bulk_untag", _retag_chunk)
+jobs.register_worker("tag_delete", _retag_chunk, on_success=_finish_tag_delete)

@@ -1,0 +1,228 @@
+"""Per-tenant definitions: tags, groups and attribute types (all under ``TENANT#{t}``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.attributes import BooleanAttribute, UnicodeAttribute
+from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.storage.contacts import tag_pk
+from chalicelib.storage.table import MainTableModel, connection
+
+
+def _tenant_pk(tenant_id: str) -> str:
+    return f"TENANT#{tenant_id}"
+
+
+class TagItem(MainTableModel):
+    name = UnicodeAttribute()
+    description = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    deleting = BooleanAttribute(default=False)
+
+
+class GroupItem(MainTableModel):
+    group_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    description = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    deleting = BooleanAttribute(default=False)
+
+
+class GroupNameItem(MainTableModel):
+    group_id = UnicodeAttribute()
+
+
+class AttributeTypeItem(MainTableModel):
+    name = UnicodeAttribute()
+    type = UnicodeAttribute()
+
+
+@dataclass(frozen=True)
+class Tag:
+    name: str
+    description: str | None
+    created_at: str
+    deleting: bool = False
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    name: str
+    description: str | None
+    created_at: str
+    deleting: bool = False
+
+
+class AlreadyExists(Exception):
+    pass
+
+
+# tags
+
+
+def create_tag(tenant_id: str, tag: Tag) -> None:
+    try:
+        TagItem(
+            _tenant_pk(tenant_id), f"TAG#{tag.name}", name=tag.name, description=tag.description, created_at=tag.created_at
+        ).save(condition=TagItem.pk.does_not_exist())
+    except PutError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            raise AlreadyExists(tag.name) from error
+        raise
+
+
+def _tag(item: TagItem) -> Tag:
+    return Tag(item.name, item.description, item.created_at, bool(item.deleting))
+
+
+def get_tag(tenant_id: str, name: str) -> Tag | None:
+    try:
+        return _tag(TagItem.get(_tenant_pk(tenant_id), f"TAG#{name}"))
+    except TagItem.DoesNotExist:
+        return None
+
+
+def update_tag_description(tenant_id: str, name: str, description: str | None) -> None:
+    item = TagItem(_tenant_pk(tenant_id), f"TAG#{name}")
+    item.update(actions=[TagItem.description.set(description)], condition=TagItem.pk.exists())
+
+
+def usable_tag_names(tenant_id: str) -> set[str]:
+    """Tags that exist and are not being deleted."""
+    items = TagItem.query(_tenant_pk(tenant_id), TagItem.sk.startswith("TAG#"))
+    return {item.name for item in items if not item.deleting}
+
+
+def mark_tag_deleting(tenant_id: str, name: str) -> None:
+    TagItem(_tenant_pk(tenant_id), f"TAG#{name}").update(actions=[TagItem.deleting.set(True)])
+
+
+def list_tags(tenant_id: str, limit: int, start: dict[str, Any] | None) -> tuple[list[Tag], dict[str, Any] | None]:
+    result = TagItem.query(_tenant_pk(tenant_id), TagItem.sk.startswith("TAG#"), limit=limit, last_evaluated_key=start)
+    return [_tag(item) for item in result], result.last_evaluated_key
+
+
+def delete_tag(tenant_id: str, name: str) -> None:
+    """Remove the tag and its (by now empty) posting list."""
+    chunks = list(MainTableModel.query(tag_pk(tenant_id, name), attributes_to_get=["pk", "sk"]))
+    with MainTableModel.batch_write() as batch:
+        for chunk in chunks:
+            batch.delete(chunk)
+    TagItem(_tenant_pk(tenant_id), f"TAG#{name}").delete()
+
+
+# groups
+
+
+def _group(item: GroupItem) -> Group:
+    return Group(item.group_id, item.name, item.description, item.created_at, bool(item.deleting))
+
+
+def _group_name_key(tenant_id: str, name: str) -> tuple[str, str]:
+    return f"TENANT#{tenant_id}#GROUPNAME#{name.casefold()}", "#GUARD"
+
+
+def create_group(tenant_id: str, group: Group) -> None:
+    try:
+        with TransactWrite(connection=connection()) as transaction:
+            transaction.save(
+                GroupItem(
+                    _tenant_pk(tenant_id),
+                    f"GROUP#{group.id}",
+                    group_id=group.id,
+                    name=group.name,
+                    description=group.description,
+                    created_at=group.created_at,
+                ),
+                condition=GroupItem.pk.does_not_exist(),
+            )
+            transaction.save(
+                GroupNameItem(*_group_name_key(tenant_id, group.name), group_id=group.id),
+                condition=GroupNameItem.pk.does_not_exist(),
+            )
+    except TransactWriteError as error:
+        raise AlreadyExists(group.name) from error
+
+
+def get_group(tenant_id: str, group_id: str) -> Group | None:
+    try:
+        return _group(GroupItem.get(_tenant_pk(tenant_id), f"GROUP#{group_id}"))
+    except GroupItem.DoesNotExist:
+        return None
+
+
+def find_group_by_name(tenant_id: str, name: str) -> Group | None:
+    try:
+        group_id = GroupNameItem.get(*_group_name_key(tenant_id, name)).group_id
+    except GroupNameItem.DoesNotExist:
+        return None
+    return get_group(tenant_id, group_id)
+
+
+def list_groups(tenant_id: str, limit: int, start: dict[str, Any] | None) -> tuple[list[Group], dict[str, Any] | None]:
+    result = GroupItem.query(
+        _tenant_pk(tenant_id), GroupItem.sk.startswith("GROUP#"), limit=limit, last_evaluated_key=start
+    )
+    return [_group(item) for item in result], result.last_evaluated_key
+
+
+def update_group(tenant_id: str, before: Group, after: Group) -> None:
+    try:
+        with TransactWrite(connection=connection()) as transaction:
+            transaction.save(
+                GroupItem(
+                    _tenant_pk(tenant_id),
+                    f"GROUP#{after.id}",
+                    group_id=after.id,
+                    name=after.name,
+                    description=after.description,
+                    created_at=after.created_at,
+                ),
+                condition=GroupItem.name == before.name,
+            )
+            if before.name.casefold() != after.name.casefold():
+                transaction.delete(GroupNameItem(*_group_name_key(tenant_id, before.name)))
+                transaction.save(
+                    GroupNameItem(*_group_name_key(tenant_id, after.name), group_id=after.id),
+                    condition=GroupNameItem.pk.does_not_exist(),
+                )
+    except TransactWriteError as error:
+        raise AlreadyExists(after.name) from error
+
+
+def mark_group_deleting(tenant_id: str, group_id: str) -> None:
+    GroupItem(_tenant_pk(tenant_id), f"GROUP#{group_id}").update(actions=[GroupItem.deleting.set(True)])
+
+
+def delete_group(tenant_id: str, group: Group) -> None:
+    with TransactWrite(connection=connection()) as transaction:
+        transaction.delete(GroupItem(_tenant_pk(tenant_id), f"GROUP#{group.id}"))
+        transaction.delete(GroupNameItem(*_group_name_key(tenant_id, group.name)))
+
+
+# attribute types
+
+
+def attribute_types(tenant_id: str) -> dict[str, str]:
+    return {
+        item.name: item.type
+        for item in AttributeTypeItem.query(_tenant_pk(tenant_id), AttributeTypeItem.sk.startswith("ATTR#"))
+    }
+
+
+def register_attribute_type(tenant_id: str, name: str, kind: str) -> str:
+    """Record the type of a new attribute; return the type that won (first writer wins)."""
+    try:
+        AttributeTypeItem(_tenant_pk(tenant_id), f"ATTR#{name}", name=name, type=kind).save(
+            condition=AttributeTypeItem.pk.does_not_exist()
+        )
+        return kind
+    except PutError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        return AttributeTypeItem.get(_tenant_pk(tenant_id), f"ATTR#{name}", consistent_read=True).type

@@ -1,0 +1,415 @@
+"""Contacts, their events, uniqueness guards and the tag posting lists.
+
+Layout (see also storage/table.py):
+
+| item | pk | sk |
+| --- | --- | --- |
+| contact | ``TENANT#{t}#SHARD#{nn}`` | ``C#{contact_id}`` |
+| event of a contact | ``TENANT#{t}#SHARD#{nn}`` | ``C#{contact_id}#E#{event_id}`` |
+| external_id / email guard | ``TENANT#{t}#XID#{v}`` / ``TENANT#{t}#EMAIL#{v}`` | ``#GUARD`` |
+| tag posting-list chunk | ``TENANT#{t}#TAG#{name}`` | ``CHUNK#{k}`` (ordinals k·16384 …) |
+| ordinal counter | ``TENANT#{t}`` | ``#COUNTERS`` |
+
+A contact and its events share a partition, so one Query returns a whole shard
+(contacts and events) for evaluation, or one contact with its events. Every
+write of a contact is a transaction conditioned on its version, and moves its
+guards and tag-index entries in the same transaction, so they never disagree.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pynamodb.attributes import (
+    MapAttribute,
+    NumberAttribute,
+    NumberSetAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+)
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.domain.contacts import SHARDS, contact_id_for, ordinal_of, shard_of
+from chalicelib.storage.table import Gsi1, MainTableModel, connection
+
+TAG_CHUNK_SIZE = 16_384
+
+
+def shard_pk(tenant_id: str, shard: int) -> str:
+    return f"TENANT#{tenant_id}#SHARD#{shard:02d}"
+
+
+def tag_pk(tenant_id: str, tag: str) -> str:
+    return f"TENANT#{tenant_id}#TAG#{tag}"
+
+
+def group_index_pk(tenant_id: str, group_id: str) -> str:
+    return f"TENANT#{tenant_id}#GROUP#{group_id}"
+
+
+class ContactItem(MainTableModel):
+    contact_id = UnicodeAttribute()
+    ordinal = NumberAttribute()
+    external_id = UnicodeAttribute(null=True)
+    email = UnicodeAttribute(null=True)
+    first_name = UnicodeAttribute(null=True)
+    last_name = UnicodeAttribute(null=True)
+    group_id = UnicodeAttribute(null=True)
+    tags = UnicodeSetAttribute(null=True)
+    attributes = MapAttribute(null=True)
+    version = NumberAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    gsi1 = Gsi1()
+
+
+class EventItem(MainTableModel):
+    contact_id = UnicodeAttribute()
+    event_id = UnicodeAttribute()
+    type = UnicodeAttribute()
+    at = UnicodeAttribute()
+    amount = NumberAttribute(null=True)
+    properties = MapAttribute(null=True)
+    expires_at = NumberAttribute()
+
+
+class GuardItem(MainTableModel):
+    contact_id = UnicodeAttribute()
+
+
+class TagChunkItem(MainTableModel):
+    ordinals = NumberSetAttribute(null=True)
+
+
+class TagCountItem(MainTableModel):
+    """How many ordinals a posting-list chunk holds: small, so counting a tag reads ~1 KB, not the lists."""
+
+    n = NumberAttribute(default=0)
+
+
+class CounterItem(MainTableModel):
+    next_ordinal = NumberAttribute(default=0)
+
+
+@dataclass(frozen=True)
+class Contact:
+    id: str
+    ordinal: int
+    external_id: str | None = None
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    group: str | None = None
+    tags: frozenset[str] = frozenset()
+    attributes: dict[str, Any] = field(default_factory=dict)
+    version: int = 0
+    created_at: str = ""
+    updated_at: str = ""
+
+
+class StaleContact(Exception):
+    """The contact changed (or vanished) since it was read."""
+
+
+class TakenIdentifier(Exception):
+    def __init__(self, field_name: str) -> None:
+        super().__init__(field_name)
+        self.field = field_name
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    return value.as_dict() if isinstance(value, MapAttribute) else dict(value or {})
+
+
+def _contact(item: ContactItem) -> Contact:
+    return Contact(
+        id=item.contact_id,
+        ordinal=int(item.ordinal),
+        external_id=item.external_id,
+        email=item.email,
+        first_name=item.first_name,
+        last_name=item.last_name,
+        group=item.group_id,
+        tags=frozenset(item.tags or ()),
+        attributes=_plain(item.attributes),
+        version=int(item.version),
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+    )
+
+
+def _item(tenant_id: str, contact: Contact) -> ContactItem:
+    return ContactItem(
+        shard_pk(tenant_id, shard_of(contact.ordinal)),
+        f"C#{contact.id}",
+        contact_id=contact.id,
+        ordinal=contact.ordinal,
+        external_id=contact.external_id,
+        email=contact.email,
+        first_name=contact.first_name,
+        last_name=contact.last_name,
+        group_id=contact.group,
+        tags=set(contact.tags) or None,
+        attributes=contact.attributes or None,
+        version=contact.version,
+        created_at=contact.created_at,
+        updated_at=contact.updated_at,
+        gsi1pk=group_index_pk(tenant_id, contact.group) if contact.group else None,
+        gsi1sk=contact.id if contact.group else None,
+    )
+
+
+def _guard_keys(tenant_id: str, contact: Contact) -> dict[str, tuple[str, str]]:
+    keys = {}
+    if contact.external_id:
+        keys["external_id"] = (f"TENANT#{tenant_id}#XID#{contact.external_id}", "#GUARD")
+    if contact.email:
+        keys["email"] = (f"TENANT#{tenant_id}#EMAIL#{contact.email}", "#GUARD")
+    return keys
+
+
+def allocate_ordinals(tenant_id: str, count: int) -> int:
+    """Reserve ``count`` consecutive ordinals; return the first."""
+    counter = CounterItem(f"TENANT#{tenant_id}", "#COUNTERS")
+    counter.update(actions=[CounterItem.next_ordinal.add(count)])
+    return int(counter.next_ordinal) - count + 1
+
+
+def _chunk_changes(added: Iterable[tuple[str, int]], removed: Iterable[tuple[str, int]]):
+    """Group (tag, ordinal) pairs by posting-list chunk."""
+    adds: dict[tuple[str, int], set[int]] = defaultdict(set)
+    deletes: dict[tuple[str, int], set[int]] = defaultdict(set)
+    for tag, ordinal in added:
+        adds[(tag, ordinal // TAG_CHUNK_SIZE)].add(ordinal)
+    for tag, ordinal in removed:
+        deletes[(tag, ordinal // TAG_CHUNK_SIZE)].add(ordinal)
+    return adds, deletes
+
+
+def _write_chunks(transaction: TransactWrite, tenant_id: str, adds, deletes) -> None:
+    """Posting-list and count updates; exact because callers pass only real differences."""
+    for (tag, chunk), ordinals in adds.items():
+        transaction.update(
+            TagChunkItem(tag_pk(tenant_id, tag), f"CHUNK#{chunk:05d}"), actions=[TagChunkItem.ordinals.add(ordinals)]
+        )
+        transaction.update(
+            TagCountItem(tag_pk(tenant_id, tag), f"COUNT#{chunk:05d}"), actions=[TagCountItem.n.add(len(ordinals))]
+        )
+    for (tag, chunk), ordinals in deletes.items():
+        transaction.update(
+            TagChunkItem(tag_pk(tenant_id, tag), f"CHUNK#{chunk:05d}"), actions=[TagChunkItem.ordinals.delete(ordinals)]
+        )
+        transaction.update(
+            TagCountItem(tag_pk(tenant_id, tag), f"COUNT#{chunk:05d}"), actions=[TagCountItem.n.add(-len(ordinals))]
+        )
+
+
+def _cancellation_reasons(error: TransactWriteError) -> list[str | None]:
+    reasons = getattr(error, "cancellation_reasons", None) or []
+    return [reason.code if reason else None for reason in reasons]
+
+
+def write_contacts(tenant_id: str, changes: list[tuple[Contact | None, Contact | None]]) -> None:
+    """Apply (before, after) pairs in one transaction: create (None, c), update (b, a), delete (b, None).
+
+    Raises StaleContact when a contact changed since ``before`` was read and
+    TakenIdentifier when an external_id or email belongs to another contact.
+    Concurrent transactions on the same posting-list chunk are retried.
+    """
+    for attempt in range(_CONFLICT_ATTEMPTS):
+        try:
+            return _write_contacts_once(tenant_id, changes)
+        except TransactWriteError as error:
+            if "TransactionConflict" not in _cancellation_reasons(error) or attempt == _CONFLICT_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
+
+
+_CONFLICT_ATTEMPTS = 8
+
+
+def _write_contacts_once(tenant_id: str, changes: list[tuple[Contact | None, Contact | None]]) -> None:
+    added: list[tuple[str, int]] = []
+    removed: list[tuple[str, int]] = []
+    try:
+        with TransactWrite(connection=connection()) as transaction:
+            for before, after in changes:
+                if after is not None:
+                    item = _item(tenant_id, after)
+                    if before is None:
+                        transaction.save(item, condition=ContactItem.pk.does_not_exist())
+                    else:
+                        transaction.save(item, condition=ContactItem.version == before.version)
+                else:
+                    transaction.delete(_item(tenant_id, before), condition=ContactItem.version == before.version)
+                old_guards = _guard_keys(tenant_id, before) if before else {}
+                new_guards = _guard_keys(tenant_id, after) if after else {}
+                contact_id = (after or before).id
+                for name, key in new_guards.items():
+                    if old_guards.get(name) != key:
+                        transaction.save(GuardItem(*key, contact_id=contact_id), condition=GuardItem.pk.does_not_exist())
+                for name, key in old_guards.items():
+                    if new_guards.get(name) != key:
+                        transaction.delete(GuardItem(*key), condition=GuardItem.contact_id == contact_id)
+                old_tags = before.tags if before else frozenset()
+                new_tags = after.tags if after else frozenset()
+                ordinal = (after or before).ordinal
+                added += [(tag, ordinal) for tag in new_tags - old_tags]
+                removed += [(tag, ordinal) for tag in old_tags - new_tags]
+            _write_chunks(transaction, tenant_id, *_chunk_changes(added, removed))
+    except TransactWriteError as error:
+        if "ConditionalCheckFailed" not in _cancellation_reasons(error):
+            raise  # conflicts and throttling: the caller retries
+        taken = _taken_guard(tenant_id, changes)
+        if taken:
+            raise TakenIdentifier(taken) from error
+        raise StaleContact() from error
+
+
+def _taken_guard(tenant_id: str, changes: list[tuple[Contact | None, Contact | None]]) -> str | None:
+    for before, after in changes:
+        if after is None:
+            continue
+        old = _guard_keys(tenant_id, before) if before else {}
+        for name, key in _guard_keys(tenant_id, after).items():
+            if old.get(name) == key:
+                continue
+            try:
+                owner = GuardItem.get(*key).contact_id
+            except GuardItem.DoesNotExist:
+                continue
+            if owner != after.id:
+                return name
+    return None
+
+
+def get_contact(tenant_id: str, contact_id: str, consistent: bool = True) -> Contact | None:
+    ordinal = ordinal_of(contact_id)
+    if ordinal is None:
+        return None
+    try:
+        item = ContactItem.get(shard_pk(tenant_id, shard_of(ordinal)), f"C#{contact_id}", consistent_read=consistent)
+    except ContactItem.DoesNotExist:
+        return None
+    return _contact(item)
+
+
+def find_contact_id(tenant_id: str, *, external_id: str | None = None, email: str | None = None) -> str | None:
+    if external_id:
+        key = (f"TENANT#{tenant_id}#XID#{external_id}", "#GUARD")
+    elif email:
+        key = (f"TENANT#{tenant_id}#EMAIL#{email}", "#GUARD")
+    else:
+        return None
+    try:
+        return GuardItem.get(*key, consistent_read=True).contact_id
+    except GuardItem.DoesNotExist:
+        return None
+
+
+def get_contacts(tenant_id: str, contact_ids: Iterable[str]) -> dict[str, Contact]:
+    keys = []
+    for contact_id in dict.fromkeys(contact_ids):
+        ordinal = ordinal_of(contact_id)
+        if ordinal is not None:
+            keys.append((shard_pk(tenant_id, shard_of(ordinal)), f"C#{contact_id}"))
+    return {item.contact_id: _contact(item) for item in ContactItem.batch_get(keys)}
+
+
+def page_of_shards(
+    tenant_id: str, limit: int, position: dict[str, Any] | None
+) -> tuple[list[Contact], dict[str, Any] | None]:
+    """List contacts shard by shard; the position is (shard, last key)."""
+    shard = int((position or {}).get("shard", 0))
+    start = (position or {}).get("key")
+    found: list[Contact] = []
+    while shard < SHARDS and len(found) < limit:
+        result = ContactItem.query(
+            shard_pk(tenant_id, shard),
+            ContactItem.sk.startswith("C#"),
+            filter_condition=ContactItem.ordinal.exists(),
+            limit=limit - len(found),
+            last_evaluated_key=start,
+        )
+        found += [_contact(item) for item in result]
+        start = result.last_evaluated_key
+        if start is None:
+            shard, start = shard + 1, None
+    if shard >= SHARDS:
+        return found, None
+    return found, {"shard": shard, "key": start}
+
+
+def page_of_group(
+    tenant_id: str, group_id: str, limit: int, position: dict[str, Any] | None
+) -> tuple[list[Contact], dict[str, Any] | None]:
+    result = ContactItem.gsi1.query(group_index_pk(tenant_id, group_id), limit=limit, last_evaluated_key=position)
+    return [_contact(item) for item in result], result.last_evaluated_key
+
+
+def tag_ordinals(tenant_id: str, tag: str) -> set[int]:
+    ordinals: set[int] = set()
+    for chunk in TagChunkItem.query(tag_pk(tenant_id, tag), TagChunkItem.sk.startswith("CHUNK#"), consistent_read=True):
+        ordinals |= {int(o) for o in chunk.ordinals or ()}
+    return ordinals
+
+
+def count_tag(tenant_id: str, tag: str) -> int:
+    return sum(int(item.n) for item in TagCountItem.query(tag_pk(tenant_id, tag), TagCountItem.sk.startswith("COUNT#")))
+
+
+def contact_ids_for(ordinals: Iterable[int]) -> list[str]:
+    return [contact_id_for(o) for o in sorted(ordinals)]
+
+
+def with_changes(contact: Contact, **fields: Any) -> Contact:
+    return replace(contact, **fields)
+
+
+def put_events(tenant_id: str, contact: Contact, events: list[dict[str, Any]], expiry: list[int]) -> None:
+    """Store events (idempotently: the same event id overwrites itself)."""
+    pk = shard_pk(tenant_id, shard_of(contact.ordinal))
+    with EventItem.batch_write() as batch:
+        for event, expires in zip(events, expiry, strict=True):
+            batch.save(
+                EventItem(
+                    pk,
+                    f"C#{contact.id}#E#{event['id']}",
+                    contact_id=contact.id,
+                    event_id=event["id"],
+                    type=event["type"],
+                    at=event["at"],
+                    amount=event.get("amount"),
+                    properties=event.get("properties") or None,
+                    expires_at=expires,
+                )
+            )
+
+
+def events_of(
+    tenant_id: str, contact: Contact, limit: int, start: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    pk = shard_pk(tenant_id, shard_of(contact.ordinal))
+    result = EventItem.query(pk, EventItem.sk.startswith(f"C#{contact.id}#E#"), limit=limit, last_evaluated_key=start)
+    events = [
+        {"id": item.event_id, "type": item.type, "at": item.at, "amount": item.amount, "properties": _plain(item.properties)}
+        for item in result
+    ]
+    return events, result.last_evaluated_key
+
+
+def delete_events(tenant_id: str, contact: Contact) -> int:
+    pk = shard_pk(tenant_id, shard_of(contact.ordinal))
+    items = list(EventItem.query(pk, EventItem.sk.startswith(f"C#{contact.id}#E#"), attributes_to_get=["pk", "sk"]))
+    with EventItem.batch_write() as batch:
+        for item in items:
+            batch.delete(item)
+    return len(items)

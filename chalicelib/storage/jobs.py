@@ -1,0 +1,198 @@
+"""Long-running jobs (imports, bulk tagging): a record with progress counters,
+its work chunks, and the problems found per row.
+
+| item | pk | sk |
+| --- | --- | --- |
+| job | ``TENANT#{t}`` | ``JOB#{job_id}`` |
+| chunk of work | ``TENANT#{t}#JOB#{job_id}`` | ``CHUNK#{n}`` |
+| row problem | ``TENANT#{t}#JOB#{job_id}`` | ``ERR#{line}`` |
+
+A chunk is finished at most once: its state flips pending → done in the same
+transaction that adds its counts to the job, so redelivered work never counts
+twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.storage.table import MainTableModel, connection
+
+COUNTERS = ("processed", "created", "updated", "unchanged", "failed", "chunks_done")
+
+
+class JobItem(MainTableModel):
+    job_id = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    status = UnicodeAttribute()
+    total = NumberAttribute(default=0)
+    chunks_total = NumberAttribute(default=0)
+    chunks_done = NumberAttribute(default=0)
+    processed = NumberAttribute(default=0)
+    created = NumberAttribute(default=0)
+    updated = NumberAttribute(default=0)
+    unchanged = NumberAttribute(default=0)
+    failed = NumberAttribute(default=0)
+    detail = MapAttribute(null=True)
+    created_at = UnicodeAttribute()
+    finished_at = UnicodeAttribute(null=True)
+
+
+class JobChunkItem(MainTableModel):
+    state = UnicodeAttribute()
+    payload = UnicodeAttribute()
+
+
+class JobErrorItem(MainTableModel):
+    line = NumberAttribute()
+    field = UnicodeAttribute(null=True)
+    message = UnicodeAttribute()
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    kind: str
+    status: str
+    total: int
+    chunks_total: int
+    counts: dict[str, int]
+    detail: dict[str, Any]
+    created_at: str
+    finished_at: str | None
+
+
+def _job_key(tenant_id: str, job_id: str) -> tuple[str, str]:
+    return f"TENANT#{tenant_id}", f"JOB#{job_id}"
+
+
+def _work_pk(tenant_id: str, job_id: str) -> str:
+    return f"TENANT#{tenant_id}#JOB#{job_id}"
+
+
+def _job(item: JobItem) -> Job:
+    return Job(
+        id=item.job_id,
+        kind=item.kind,
+        status=item.status,
+        total=int(item.total),
+        chunks_total=int(item.chunks_total),
+        counts={name: int(getattr(item, name) or 0) for name in COUNTERS},
+        detail=item.detail.as_dict() if isinstance(item.detail, MapAttribute) else dict(item.detail or {}),
+        created_at=item.created_at,
+        finished_at=item.finished_at,
+    )
+
+
+def create_job(
+    tenant_id: str,
+    job: Job,
+    chunks: list[Any],
+    errors: list[dict[str, Any]],
+) -> None:
+    """Store the job, its chunks and the problems found before any work ran."""
+    JobItem(
+        *_job_key(tenant_id, job.id),
+        job_id=job.id,
+        kind=job.kind,
+        status=job.status,
+        total=job.total,
+        chunks_total=len(chunks),
+        failed=len(errors),
+        processed=len(errors),
+        detail=job.detail or None,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+    ).save()
+    with JobChunkItem.batch_write() as batch:
+        for index, payload in enumerate(chunks):
+            batch.save(
+                JobChunkItem(_work_pk(tenant_id, job.id), f"CHUNK#{index:05d}", state="pending", payload=json.dumps(payload))
+            )
+    record_errors(tenant_id, job.id, errors)
+
+
+def record_errors(tenant_id: str, job_id: str, errors: list[dict[str, Any]]) -> None:
+    with JobErrorItem.batch_write() as batch:
+        for error in errors:
+            batch.save(
+                JobErrorItem(
+                    _work_pk(tenant_id, job_id),
+                    f"ERR#{error['line']:06d}",
+                    line=error["line"],
+                    field=error.get("field"),
+                    message=error["message"],
+                )
+            )
+
+
+def get_job(tenant_id: str, job_id: str) -> Job | None:
+    try:
+        return _job(JobItem.get(*_job_key(tenant_id, job_id), consistent_read=True))
+    except JobItem.DoesNotExist:
+        return None
+
+
+def load_chunk(tenant_id: str, job_id: str, index: int) -> tuple[str, Any] | None:
+    try:
+        item = JobChunkItem.get(_work_pk(tenant_id, job_id), f"CHUNK#{index:05d}", consistent_read=True)
+    except JobChunkItem.DoesNotExist:
+        return None
+    return item.state, json.loads(item.payload)
+
+
+def finish_chunk(tenant_id: str, job_id: str, index: int, counts: dict[str, int]) -> bool:
+    """Mark a chunk done and add its counts to the job, once. False if it was already done."""
+    chunk = JobChunkItem(_work_pk(tenant_id, job_id), f"CHUNK#{index:05d}")
+    job = JobItem(*_job_key(tenant_id, job_id))
+    actions = [getattr(JobItem, name).add(value) for name, value in counts.items() if value]
+    actions.append(JobItem.chunks_done.add(1))
+    try:
+        with TransactWrite(connection=connection()) as transaction:
+            transaction.update(chunk, actions=[JobChunkItem.state.set("done")], condition=JobChunkItem.state == "pending")
+            transaction.update(job, actions=actions)
+    except TransactWriteError as error:
+        reasons = [r.code if r else None for r in (getattr(error, "cancellation_reasons", None) or [])]
+        if reasons and reasons[0] == "ConditionalCheckFailed":
+            return False
+        raise
+    return True
+
+
+def set_status(tenant_id: str, job_id: str, status: str, *, expected: str, finished_at: str | None = None) -> bool:
+    item = JobItem(*_job_key(tenant_id, job_id))
+    actions = [JobItem.status.set(status)]
+    if finished_at:
+        actions.append(JobItem.finished_at.set(finished_at))
+    try:
+        item.update(actions=actions, condition=JobItem.status == expected)
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def list_errors(
+    tenant_id: str, job_id: str, limit: int, start: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    result = JobErrorItem.query(
+        _work_pk(tenant_id, job_id), JobErrorItem.sk.startswith("ERR#"), limit=limit, last_evaluated_key=start
+    )
+    errors = [{"line": int(item.line), "field": item.field, "message": item.message} for item in result]
+    return errors, result.last_evaluated_key
+
+
+def set_detail(tenant_id: str, job_id: str, detail: dict[str, Any]) -> None:
+    JobItem(*_job_key(tenant_id, job_id)).update(actions=[JobItem.detail.set(detail)])
+
+
+def pending_chunks(tenant_id: str, job_id: str) -> list[int]:
+    items = JobChunkItem.query(_work_pk(tenant_id, job_id), JobChunkItem.sk.startswith("CHUNK#"))
+    return [int(item.sk.split("#", 1)[1]) for item in items if item.state != "done"]

@@ -1,0 +1,61 @@
+"""Sending to the service's SQS queues (names from chalicelib.resources)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import boto3
+
+_lock = threading.Lock()
+_client: Any = None
+_urls: dict[str, str] = {}
+SQS_BATCH = 10
+
+
+def _sqs() -> Any:
+    global _client
+    with _lock:
+        if _client is None:
+            _client = boto3.client("sqs")
+        return _client
+
+
+def queue_url(name: str) -> str:
+    if name not in _urls:
+        _urls[name] = _sqs().get_queue_url(QueueName=name)["QueueUrl"]
+    return _urls[name]
+
+
+class SendFailed(Exception):
+    pass
+
+
+def send_messages(queue_name: str, messages: Iterable[dict[str, Any]]) -> int:
+    """Send JSON messages in batches of ten; raise SendFailed if any could not be queued."""
+    url = queue_url(queue_name)
+    batch: list[dict[str, Any]] = []
+    sent = 0
+
+    def flush() -> None:
+        nonlocal sent
+        if not batch:
+            return
+        entries = [{"Id": str(i), "MessageBody": json.dumps(body, separators=(",", ":"))} for i, body in enumerate(batch)]
+        response = _sqs().send_message_batch(QueueUrl=url, Entries=entries)
+        if response.get("Failed"):
+            retry = [entries[int(f["Id"])] for f in response["Failed"]]
+            again = _sqs().send_message_batch(QueueUrl=url, Entries=retry)
+            if again.get("Failed"):
+                raise SendFailed(f"{len(again['Failed'])} messages could not be queued on {queue_name}")
+        sent += len(batch)
+        batch.clear()
+
+    for message in messages:
+        batch.append(message)
+        if len(batch) == SQS_BATCH:
+            flush()
+    flush()
+    return sent
