@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PACKAGE_DIR := build/package
 STAGE ?= dev
 
-.PHONY: run test lint package clean
+.PHONY: run test lint package demo clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,3 +31,6 @@ package: $(STAMP)  ## SAM template for deployment, checked with cfn-lint
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis
+
+demo: $(STAMP)  ## load a generated tenant (10,000 contacts, a year of purchases) into a running `make run`
+	$(BIN)/python -m bench.demo

@@ -20,6 +20,9 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 
 from moto import mock_aws  # noqa: E402
 
+from infra.local import moto_patches  # noqa: E402
+
+moto_patches.apply()
 _mock = mock_aws()
 _mock.start()
 

@@ -125,7 +125,9 @@ def check_attributes(
     for name, value in attributes.items():
         path = f"{field}.{name}"
         if not _NAME.match(name):
-            raise ValidationFailed(path, f"{path}: names are 1-64 characters of a-z, 0-9 and '_', starting with a letter.")
+            raise ValidationFailed(
+                path, f"{path}: names are 1-64 characters of a-z, 0-9 and '_', starting with a letter."
+            )
         if value is None:
             stored[name] = None
             continue
@@ -144,5 +146,7 @@ def merge(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[name] = value
     if len(merged) > MAX_ATTRIBUTES:
-        raise LimitExceeded("attributes", f"a contact may hold at most {MAX_ATTRIBUTES} attributes.", limit=MAX_ATTRIBUTES)
+        raise LimitExceeded(
+            "attributes", f"a contact may hold at most {MAX_ATTRIBUTES} attributes.", limit=MAX_ATTRIBUTES
+        )
     return merged

@@ -107,7 +107,8 @@ def _check_scalar_fields(body: dict[str, Any], prefix: str) -> dict[str, Any]:
         if value is not None and (not isinstance(value, str) or not _EXTERNAL_ID.match(value)):
             raise ValidationFailed(
                 f"{prefix}external_id",
-                "external_id is 1-128 characters of letters, digits and . _ : @ / + - (starting with a letter or digit).",
+                "external_id is 1-128 characters of letters, digits and . _ : @ / + -, "
+                "starting with a letter or digit.",
             )
         fields["external_id"] = value
     if "email" in body:
@@ -121,7 +122,9 @@ def _check_scalar_fields(body: dict[str, Any], prefix: str) -> dict[str, Any]:
         if name in body:
             value = body[name]
             if value is not None and (not isinstance(value, str) or len(value) > MAX_NAME_LENGTH):
-                raise ValidationFailed(f"{prefix}{name}", f"{name} must be text of at most {MAX_NAME_LENGTH} characters.")
+                raise ValidationFailed(
+                    f"{prefix}{name}", f"{name} must be text of at most {MAX_NAME_LENGTH} characters."
+                )
             fields[name] = value.strip() if isinstance(value, str) and value.strip() else None
     if "group" in body:
         value = body["group"]

@@ -46,14 +46,18 @@ CONTACT_EVENTS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["events"],
-    "properties": {"events": {"type": "array", "minItems": 1, "maxItems": MAX_EVENTS_PER_REQUEST, "items": EVENT_SCHEMA}},
+    "properties": {
+        "events": {"type": "array", "minItems": 1, "maxItems": MAX_EVENTS_PER_REQUEST, "items": EVENT_SCHEMA}
+    },
 }
 
 
 def check_event(raw: Any, now: datetime, field: str, *, allow_contact_ref: bool = False) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ValidationFailed(field, f"{field} must be an object.")
-    allowed = {"id", "type", "at", "amount", "properties"} | ({"contact_id", "external_id"} if allow_contact_ref else set())
+    allowed = {"id", "type", "at", "amount", "properties"} | (
+        {"contact_id", "external_id"} if allow_contact_ref else set()
+    )
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ValidationFailed(f"{field}.{unknown[0]}", f"{field}.{unknown[0]} is not an event field.")

@@ -67,7 +67,9 @@ def _header(line: str) -> list[str]:
         seen.add(name)
         if name not in CSV_FIELDS and not (name.startswith("attributes.") and len(name) > len("attributes.")):
             raise ValidationFailed(
-                "header", f"column {name!r} is not one of {', '.join(CSV_FIELDS)} or attributes.<name>.", column=position + 1
+                "header",
+                f"column {name!r} is not one of {', '.join(CSV_FIELDS)} or attributes.<name>.",
+                column=position + 1,
             )
     if not ({"email", "external_id"} & seen):
         raise ValidationFailed("header", "the header needs an email or an external_id column.")
@@ -90,7 +92,11 @@ def parse_csv(text: str) -> ParsedImport:
             continue
         if len(cells) != len(columns):
             parsed.errors.append(
-                {"line": line_number, "field": None, "message": f"{len(cells)} cells where the header has {len(columns)}"}
+                {
+                    "line": line_number,
+                    "field": None,
+                    "message": f"{len(cells)} cells where the header has {len(columns)}",
+                }
             )
             continue
         row: dict[str, Any] = {}

@@ -42,7 +42,8 @@ def normalise_tag(value: Any, field: str) -> str:
     name = value.strip().lower()
     if not _TAG_NAME.match(name):
         raise ValidationFailed(
-            field, f"{field}: tag names are 1-64 characters of a-z, 0-9, '-', '_', '.', ':' starting with a letter or digit."
+            field,
+            f"{field}: tag names are 1-64 characters of a-z, 0-9, '-', '_', '.', ':' starting with a letter or digit.",
         )
     return name
 

@@ -20,8 +20,15 @@ from chalicelib.logs import logger
 
 def process_records(event: SQSEvent, handle: Callable[[dict[str, Any], SQSRecord], None]) -> dict[str, Any]:
     def record_handler(record: SQSRecord) -> None:
-        logger.append_keys(message_id=record.message_id, receive_count=record.attributes.approximate_receive_count)
-        handle(json.loads(record.body), record)
+        logger.thread_safe_clear_keys()  # keys of the previous record must not leak into this one
+        logger.thread_safe_append_keys(
+            message_id=record.message_id, receive_count=record.attributes.approximate_receive_count
+        )
+        try:
+            handle(json.loads(record.body), record)
+        except Exception:
+            logger.exception("record failed; SQS will retry it")
+            raise
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return process_partial_response(

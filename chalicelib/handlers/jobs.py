@@ -8,8 +8,12 @@ from chalice.app import SQSEvent
 from chalicelib.handlers.batch import process_records
 from chalicelib.logs import logger
 from chalicelib.resources import JOBS_DEAD_LETTER_QUEUE, JOBS_QUEUE
-from chalicelib.services import imports, jobs, tags  # noqa: F401 - registering their chunk workers
-from chalicelib.services import groups  # noqa: F401
+from chalicelib.services import (  # noqa: F401 - registering their chunk workers
+    groups,
+    imports,
+    jobs,
+    tags,
+)
 
 blueprint = Blueprint(__name__)
 
@@ -17,7 +21,7 @@ blueprint = Blueprint(__name__)
 @blueprint.on_sqs_message(queue=JOBS_QUEUE, batch_size=5)
 def process_job_chunks(event: SQSEvent) -> dict:
     def handle(message: dict, record) -> None:
-        logger.append_keys(tenant_id=message["tenant_id"], job_id=message["job_id"])
+        logger.thread_safe_append_keys(tenant_id=message["tenant_id"], job_id=message["job_id"])
         jobs.run_chunk(message)
 
     return process_records(event, handle)
@@ -28,7 +32,7 @@ def fail_dead_job_chunks(event: SQSEvent) -> dict:
     """A chunk that failed every retry marks its job failed (retry with POST /jobs/{id}/retry)."""
 
     def handle(message: dict, record) -> None:
-        logger.append_keys(tenant_id=message["tenant_id"], job_id=message["job_id"])
+        logger.thread_safe_append_keys(tenant_id=message["tenant_id"], job_id=message["job_id"])
         jobs.fail_chunk(message, f"chunk {message['chunk']} failed on every retry and was set aside")
 
     return process_records(event, handle)

@@ -20,7 +20,14 @@ from chalice import Blueprint, Response
 
 from chalicelib.config import get_config
 from chalicelib.domain.cursors import parse_limit
-from chalicelib.domain.errors import AppError, FeatureDisabled, Forbidden, InvalidJson, PayloadTooLarge, ValidationFailed
+from chalicelib.domain.errors import (
+    AppError,
+    FeatureDisabled,
+    Forbidden,
+    InvalidJson,
+    PayloadTooLarge,
+    ValidationFailed,
+)
 from chalicelib.logs import logger
 from chalicelib.services.auth import authenticate
 from chalicelib.services.principal import Principal
@@ -160,7 +167,8 @@ class ApiBlueprint(Blueprint):
     def _run(self, operation: Operation, handler: Callable[..., Any], path_params: dict[str, str]) -> Response:
         request = self.current_request
         request_id = (request.context or {}).get("requestId") or str(uuid.uuid4())
-        logger.append_keys(request_id=request_id, tenant_id=None, route=f"{operation.method} {operation.path}")
+        logger.thread_safe_clear_keys()  # keys of the previous request on this thread must not leak
+        logger.thread_safe_append_keys(request_id=request_id, route=f"{operation.method} {operation.path}")
         headers = {"X-Request-Id": request_id}
         try:
             raw = request.raw_body or b""
@@ -170,7 +178,7 @@ class ApiBlueprint(Blueprint):
                     {"field": "body", "limit_bytes": get_config().max_body_bytes},
                 )
             principal = _principal_for(operation.access, request.headers.get("authorization"))
-            logger.append_keys(tenant_id=principal.tenant_id)
+            logger.thread_safe_append_keys(tenant_id=principal.tenant_id)
             if operation.feature and not principal.features.get(operation.feature):
                 raise FeatureDisabled(
                     f"The {operation.feature} feature is not enabled for this tenant.",

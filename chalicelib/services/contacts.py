@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib.config import get_config
@@ -19,7 +22,7 @@ from chalicelib.storage import catalog
 from chalicelib.storage import contacts as store
 from chalicelib.storage.contacts import Contact
 
-WRITE_ATTEMPTS = 5
+WRITE_ATTEMPTS = 10
 MAX_EVENTS_BULK = event_rules.MAX_EVENTS_PER_REQUEST
 
 
@@ -51,14 +54,18 @@ class TenantCatalog:
     def require_tags(self, tags: list[str], field: str) -> None:
         unknown = missing_tags(tags, self.tags)
         if unknown:
-            raise UnknownTags(field, f"Unknown tags: {', '.join(unknown)}. Create tags before using them.", tags=unknown)
+            raise UnknownTags(
+                field, f"Unknown tags: {', '.join(unknown)}. Create tags before using them.", tags=unknown
+            )
 
     def group_id(self, reference: str | None, field: str = "group") -> str | None:
         """Resolve a group id (or, for imports, a group name) to an existing group's id."""
         if reference is None:
             return None
         if reference not in self._groups:
-            group = catalog.get_group(self.tenant_id, reference) or catalog.find_group_by_name(self.tenant_id, reference)
+            group = catalog.get_group(self.tenant_id, reference) or catalog.find_group_by_name(
+                self.tenant_id, reference
+            )
             self._groups[reference] = group.id if group and not group.deleting else None
         if self._groups[reference] is None:
             raise ValidationFailed(field, f"Group {reference} does not exist.")
@@ -137,22 +144,47 @@ def get_contact(principal: Principal, reference: str) -> dict[str, Any]:
     return contact_view(resolve(principal.tenant_id, reference))
 
 
-def _update(
-    tenant_id: str, reference: str, change: str, compute: Any, clock: Clock, source: str = "api"
-) -> Contact:
-    """Read, compute the new state, write conditioned on the version; retry if someone else wrote first."""
-    for _ in range(WRITE_ATTEMPTS):
-        before = resolve(tenant_id, reference)
+def backoff(attempt: int) -> None:
+    """Jittered wait before retrying a write that lost a race."""
+    time.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 5)))
+
+
+def rewrite_contact(
+    tenant_id: str,
+    load: Callable[[], Contact | None],
+    compute: Callable[[Contact, str], Contact],
+    change: str,
+    source: str = "api",
+    clock: Clock = system_clock,
+) -> tuple[Contact | None, Contact | None]:
+    """Read, compute the new state, write conditioned on the version, publish the change.
+
+    Retries with backoff when someone else wrote first. Returns (before, after):
+    ``after is before`` when nothing changed, (None, None) when ``load`` finds nothing.
+    """
+    for attempt in range(WRITE_ATTEMPTS):
+        before = load()
+        if before is None:
+            return None, None
         after = compute(before, to_rfc3339(clock()))
         if after is before:
-            return before
+            return before, before
         try:
             write(tenant_id, before, after)
         except store.StaleContact:
+            backoff(attempt)
             continue
         publish([change_message(tenant_id, before, after, change, source)])
-        return after
+        return before, after
     raise Conflict("The contact kept changing while this update was applied; try again.")
+
+
+def _rewrite_reference(
+    tenant_id: str, reference: str, compute: Callable[[Contact, str], Contact], change: str, clock: Clock
+) -> Contact:
+    _, after = rewrite_contact(tenant_id, lambda: resolve(tenant_id, reference), compute, change, clock=clock)
+    assert after is not None  # resolve raises NotFound rather than returning None
+    return after
 
 
 def update_contact(principal: Principal, reference: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
@@ -166,7 +198,7 @@ def update_contact(principal: Principal, reference: str, body: Any, clock: Clock
             raise ValidationFailed("email", "A contact needs an email or an external_id.")
         return after
 
-    return contact_view(_update(principal.tenant_id, reference, "updated", compute, clock))
+    return contact_view(_rewrite_reference(principal.tenant_id, reference, compute, "updated", clock))
 
 
 def change_tags(principal: Principal, reference: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
@@ -184,7 +216,7 @@ def change_tags(principal: Principal, reference: str, body: Any, clock: Clock = 
     def compute(before: Contact, now: str) -> Contact:
         return apply_changes(before, empty, add, remove, now)
 
-    return contact_view(_update(principal.tenant_id, reference, "tags", compute, clock))
+    return contact_view(_rewrite_reference(principal.tenant_id, reference, compute, "tags", clock))
 
 
 TAG_CHANGE_SCHEMA: dict[str, Any] = {
@@ -200,11 +232,12 @@ TAG_CHANGE_SCHEMA: dict[str, Any] = {
 
 def delete_contact(principal: Principal, reference: str) -> None:
     tenant_id = principal.tenant_id
-    for _ in range(WRITE_ATTEMPTS):
+    for attempt in range(WRITE_ATTEMPTS):
         contact = resolve(tenant_id, reference)
         try:
             store.write_contacts(tenant_id, [(contact, None)])
         except store.StaleContact:
+            backoff(attempt)
             continue
         store.delete_events(tenant_id, contact)
         publish([change_message(tenant_id, contact, None, "deleted")])
@@ -229,7 +262,10 @@ def list_contacts(principal: Principal, query: dict[str, str], limit: int, curso
         contacts, last = store.page_of_group(tenant_id, group, limit, position)
     else:
         contacts, last = store.page_of_shards(tenant_id, limit, position)
-    return {"items": [contact_view(c) for c in contacts], "next_cursor": encode_cursor(last, scope=scope, secret=secret)}
+    return {
+        "items": [contact_view(c) for c in contacts],
+        "next_cursor": encode_cursor(last, scope=scope, secret=secret),
+    }
 
 
 def _page_of_tag(
@@ -316,5 +352,7 @@ def _store_events(tenant_id: str, contact: Contact, events: list[dict[str, Any]]
 def list_events(principal: Principal, reference: str, limit: int, cursor: str | None) -> dict[str, Any]:
     contact = resolve(principal.tenant_id, reference)
     scope, secret = f"events:{principal.tenant_id}:{contact.id}", get_config().secret
-    events, last = store.events_of(principal.tenant_id, contact, limit, decode_cursor(cursor, scope=scope, secret=secret))
+    events, last = store.events_of(
+        principal.tenant_id, contact, limit, decode_cursor(cursor, scope=scope, secret=secret)
+    )
     return {"items": events, "next_cursor": encode_cursor(last, scope=scope, secret=secret)}

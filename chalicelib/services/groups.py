@@ -13,8 +13,7 @@ from chalicelib.domain.errors import ConfirmationRequired, Conflict, NotFound
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.validation import validate
 from chalicelib.services import dependents, jobs
-from chalicelib.services.changes import change_message, publish
-from chalicelib.services.contacts import apply_changes
+from chalicelib.services.contacts import apply_changes, rewrite_contact
 from chalicelib.services.principal import Principal
 from chalicelib.storage import catalog
 from chalicelib.storage import contacts as store
@@ -104,7 +103,7 @@ def update_group(principal: Principal, group_id: str, body: Any) -> dict[str, An
     after = catalog.Group(
         before.id,
         body["name"].strip() if "name" in body else before.name,
-        body["description"] if "description" in body else before.description,
+        body.get("description", before.description),
         before.created_at,
     )
     try:
@@ -121,7 +120,8 @@ def delete_group(principal: Principal, group_id: str, confirm: bool) -> dict[str
     users = dependents.find("group", tenant_id, group.id)
     if (members or users) and not confirm:
         raise ConfirmationRequired(
-            f"Group {group.name!r} has {len(members)} member(s) and {len(users)} dependent(s); repeat with ?confirm=true.",
+            f"Group {group.name!r} has {len(members)} member(s) and {len(users)} dependent(s); "
+            "repeat with ?confirm=true.",
             {"member_count": len(members), "dependents": users},
         )
     catalog.mark_group_deleting(tenant_id, group.id)
@@ -133,25 +133,18 @@ def delete_group(principal: Principal, group_id: str, confirm: bool) -> dict[str
 
 
 def _clear_group(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-    updated = unchanged = 0
     leave = ContactChanges(fields={"group": None})
+
+    def release(contact: store.Contact, now: str) -> store.Contact:
+        return contact if contact.group != payload["group"] else apply_changes(contact, leave, [], [], now)
+
+    updated = 0
     for contact_id in payload["contact_ids"]:
-        for _ in range(5):
-            before = store.get_contact(tenant_id, contact_id)
-            if before is None or before.group != payload["group"]:
-                unchanged += 1
-                break
-            after = apply_changes(before, leave, [], [], to_rfc3339(system_clock()))
-            try:
-                store.write_contacts(tenant_id, [(before, after)])
-            except store.StaleContact:
-                continue
-            publish([change_message(tenant_id, before, after, "updated", f"job:{job_id}")])
-            updated += 1
-            break
-        else:
-            raise Conflict(f"Contact {contact_id} kept changing; the chunk will be retried.")
-    return {"counts": {"updated": updated, "unchanged": unchanged}}
+        before, after = rewrite_contact(
+            tenant_id, lambda cid=contact_id: store.get_contact(tenant_id, cid), release, "updated", f"job:{job_id}"
+        )
+        updated += after is not before
+    return {"counts": {"updated": updated, "unchanged": len(payload["contact_ids"]) - updated}}
 
 
 def _finish_group_delete(tenant_id: str, detail: dict[str, Any]) -> None:

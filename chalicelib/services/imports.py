@@ -21,7 +21,7 @@ from chalicelib.domain.imports import parse_import
 from chalicelib.domain.tags import normalise_tags
 from chalicelib.services import jobs
 from chalicelib.services.changes import change_message, publish
-from chalicelib.services.contacts import TenantCatalog, apply_changes
+from chalicelib.services.contacts import WRITE_ATTEMPTS, TenantCatalog, apply_changes, backoff
 from chalicelib.services.principal import Principal
 from chalicelib.storage import contacts as store
 from chalicelib.storage.contacts import Contact
@@ -78,59 +78,142 @@ def _typed_text_attributes(row: dict[str, Any], known: TenantCatalog) -> dict[st
 
 
 def _existing(tenant_id: str, row: dict[str, Any]) -> Contact | None:
-    contact_id = None
-    if isinstance(row.get("external_id"), str):
-        contact_id = store.find_contact_id(tenant_id, external_id=row["external_id"])
+    """The contact a row means: by external_id; else by email, unless that contact has another external_id."""
+    external_id = row.get("external_id") if isinstance(row.get("external_id"), str) else None
+    contact_id = store.find_contact_id(tenant_id, external_id=external_id) if external_id else None
     if contact_id is None and isinstance(row.get("email"), str):
-        contact_id = store.find_contact_id(tenant_id, email=normalise_email(row["email"]))
+        by_email = store.find_contact_id(tenant_id, email=normalise_email(row["email"]))
+        contact = store.get_contact(tenant_id, by_email) if by_email else None
+        if contact is not None and external_id and contact.external_id not in (None, external_id):
+            raise ValidationFailed("email", "Another contact (with another external_id) already has this email.")
+        return contact
     return store.get_contact(tenant_id, contact_id) if contact_id else None
 
 
 def upsert_row(
     tenant_id: str, row: dict[str, Any], known: TenantCatalog, ordinals: _Ordinals, source: str
-) -> str:
-    """Apply one import row; return "created", "updated" or "unchanged"."""
-    tags = normalise_tags(row.get("tags", []), "tags")
-    known.require_tags(tags, "tags")
-    fields = {k: v for k, v in row.items() if k != "tags"}
-    for _ in range(5):
+) -> tuple[str, dict[str, Any] | None]:
+    """Apply one import row on its own; return the outcome and its change message."""
+    for attempt in range(WRITE_ATTEMPTS):
         before = _existing(tenant_id, row)
-        changes = check_contact(fields, known.attribute_types, creating=before is None)
-        if "group" in changes.fields:
-            changes.fields["group"] = known.group_id(changes.fields["group"])
-        known.register_types(changes.new_attribute_types, "attributes")
-        now = to_rfc3339(system_clock())
-        if before is None:
-            ordinal = ordinals.take()
-            blank = Contact(id=contact_id_for(ordinal), ordinal=ordinal, created_at=now, updated_at=now)
-            after = apply_changes(blank, changes, tags, [], now)
-        else:
-            after = apply_changes(before, changes, tags, [], now)
-            if after is before:
-                return "unchanged"
+        after = _planned(tenant_id, row, before, known, ordinals)
+        if after is before:
+            return "unchanged", None
         try:
             store.write_contacts(tenant_id, [(before, after)])
         except (store.StaleContact, store.TakenIdentifier) as clash:
             if isinstance(clash, store.TakenIdentifier) and before is not None:
                 raise ValidationFailed(clash.field, f"Another contact already has this {clash.field}.") from None
-            continue  # someone created or changed the same contact meanwhile: look again
-        publish([change_message(tenant_id, before, after, "created" if before is None else "updated", source)])
-        return "created" if before is None else "updated"
+            backoff(attempt)  # someone created or changed the same contact meanwhile: look again
+            continue
+        outcome = "created" if before is None else "updated"
+        return outcome, change_message(tenant_id, before, after, outcome, source)
     raise ValidationFailed("row", "The contact kept changing while this row was applied.")
 
 
+def _identity(row: dict[str, Any]) -> tuple[str | None, str | None]:
+    external_id = row.get("external_id") if isinstance(row.get("external_id"), str) else None
+    email = normalise_email(row["email"]) if isinstance(row.get("email"), str) else None
+    return external_id, email
+
+
+def _planned(
+    tenant_id: str, row: dict[str, Any], before: Contact | None, known: TenantCatalog, ordinals: _Ordinals
+) -> Contact:
+    """The contact a row asks for (``before`` itself when nothing changes)."""
+    tags = normalise_tags(row.get("tags", []), "tags")
+    known.require_tags(tags, "tags")
+    changes = check_contact(
+        {k: v for k, v in row.items() if k != "tags"}, known.attribute_types, creating=before is None
+    )
+    if "group" in changes.fields:
+        changes.fields["group"] = known.group_id(changes.fields["group"])
+    known.register_types(changes.new_attribute_types, "attributes")
+    now = to_rfc3339(system_clock())
+    if before is None:
+        ordinal = ordinals.take()
+        before_blank = Contact(id=contact_id_for(ordinal), ordinal=ordinal, created_at=now, updated_at=now)
+        return apply_changes(before_blank, changes, tags, [], now)
+    return apply_changes(before, changes, tags, [], now)
+
+
 def _import_chunk(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-    known = TenantCatalog(tenant_id)
-    ordinals = _Ordinals(tenant_id)
+    """Apply a chunk of rows: look up in batches, write many contacts per transaction.
+
+    Rows that name a contact already named earlier in the chunk, and rows of a
+    transaction that lost a race, are applied one by one afterwards.
+    """
+    known, ordinals, source = TenantCatalog(tenant_id), _Ordinals(tenant_id), f"import:{job_id}"
     counts = {"created": 0, "updated": 0, "unchanged": 0}
-    errors = []
+    errors: list[dict[str, Any]] = []
+    rows: list[tuple[int, dict[str, Any]]] = []
     for line, row in payload["rows"]:
         try:
-            typed = _typed_text_attributes(row, known) if payload["csv"] else row
-            counts[upsert_row(tenant_id, typed, known, ordinals, f"import:{job_id}")] += 1
+            rows.append((line, _typed_text_attributes(row, known) if payload["csv"] else row))
         except AppError as problem:
-            errors.append({"line": line, "field": problem.details.get("field"), "message": problem.message})
+            errors.append(_row_error(line, problem))
+    identities = {line: _identity(row) for line, row in rows}
+    by_external_id, by_email = store.find_contact_ids_many(
+        tenant_id,
+        external_ids=[xid for xid, _ in identities.values() if xid],
+        emails=[email for _, email in identities.values() if email],
+    )
+    stored = store.get_contacts(tenant_id, [*by_external_id.values(), *by_email.values()])
+    planned: list[tuple[int, dict[str, Any], Contact | None, Contact]] = []
+    one_by_one: list[tuple[int, dict[str, Any]]] = []
+    claimed: set[str] = set()
+    for line, row in rows:
+        external_id, email = identities[line]
+        keys = {f"x:{external_id}" if external_id else None, f"e:{email}" if email else None} - {None}
+        if keys & claimed:
+            one_by_one.append((line, row))
+            continue
+        claimed |= keys
+        try:
+            contact_id = by_external_id.get(external_id) if external_id else None
+            before = stored.get(contact_id) if contact_id else None
+            if before is None and email and by_email.get(email):
+                before = stored.get(by_email[email])
+                if before is not None and external_id and before.external_id not in (None, external_id):
+                    raise ValidationFailed(
+                        "email", "Another contact (with another external_id) already has this email."
+                    )
+            after = _planned(tenant_id, row, before, known, ordinals)
+        except AppError as problem:
+            errors.append(_row_error(line, problem))
+            continue
+        if after is before:
+            counts["unchanged"] += 1
+        else:
+            planned.append((line, row, before, after))
+
+    messages = []
+    by_change = {(id(before), id(after)): (line, row) for line, row, before, after in planned}
+    for batch in store.transaction_batches(tenant_id, [(before, after) for _, _, before, after in planned]):
+        try:
+            store.write_contacts(tenant_id, batch)
+        except (store.StaleContact, store.TakenIdentifier):
+            one_by_one += [by_change[(id(before), id(after))] for before, after in batch]
+            continue
+        for before, after in batch:
+            outcome = "created" if before is None else "updated"
+            counts[outcome] += 1
+            messages.append(change_message(tenant_id, before, after, outcome, source))
+    publish(messages)
+
+    for line, row in sorted(one_by_one):
+        try:
+            outcome, message = upsert_row(tenant_id, row, known, ordinals, source)
+        except AppError as problem:
+            errors.append(_row_error(line, problem))
+            continue
+        counts[outcome] += 1
+        publish([message] if message else [])
     return {"counts": counts, "errors": errors}
+
+
+def _row_error(line: int, problem: AppError) -> dict[str, Any]:
+    return {"line": line, "field": problem.details.get("field"), "message": problem.message}
 
 
 jobs.register_worker("import", _import_chunk)

@@ -100,7 +100,7 @@ def _complete_if_done(tenant_id: str, job_id: str, clock: Clock) -> None:
     if final == SUCCEEDED and job.kind in _on_success:
         _on_success[job.kind](tenant_id, job.detail)  # before the status flips, so a crash here is retried
     if store.set_status(tenant_id, job_id, final, expected=RUNNING, finished_at=to_rfc3339(clock())):
-        logger.info("job finished", extra={"job_id": job_id, "status": final, **job.counts})
+        logger.info("job finished", extra={"job_id": job_id, "status": final, "counts": job.counts})
 
 
 def fail_chunk(message: dict[str, Any], reason: str, clock: Clock = system_clock) -> None:

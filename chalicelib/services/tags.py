@@ -8,22 +8,28 @@ from chalicelib.config import get_config
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.contacts import ContactChanges, ordinal_of
 from chalicelib.domain.cursors import decode_cursor, encode_cursor
-from chalicelib.domain.errors import ConfirmationRequired, Conflict, LimitExceeded, NotFound, UnknownTags, ValidationFailed
+from chalicelib.domain.errors import (
+    ConfirmationRequired,
+    Conflict,
+    LimitExceeded,
+    NotFound,
+    UnknownTags,
+    ValidationFailed,
+)
 from chalicelib.domain.tags import CREATE_TAG_SCHEMA, PATCH_TAG_SCHEMA, normalise_tag
 from chalicelib.domain.validation import validate
 from chalicelib.services import dependents, jobs
 from chalicelib.services.changes import change_message, publish
-from chalicelib.services.contacts import apply_changes
+from chalicelib.services.contacts import apply_changes, rewrite_contact
 from chalicelib.services.principal import Principal
 from chalicelib.storage import catalog
 from chalicelib.storage import contacts as store
-from chalicelib.storage.contacts import TAG_CHUNK_SIZE, Contact
+from chalicelib.storage.contacts import Contact
 
 MAX_BULK = 10_000
 INLINE_BULK = 250
 """Bulk requests up to this size are applied before answering; larger ones run as a job."""
 JOB_CHUNK = 250
-TRANSACTION_OPERATIONS = 100
 
 BULK_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -150,24 +156,6 @@ def _require_contacts(tenant_id: str, contact_ids: list[str]) -> None:
         )
 
 
-def _transaction_batches(pairs: list[tuple[Contact, Contact]]) -> list[list[tuple[Contact, Contact]]]:
-    """Group changes so each transaction stays within DynamoDB's 100 operations."""
-    batches: list[list[tuple[Contact, Contact]]] = []
-    current: list[tuple[Contact, Contact]] = []
-    chunks: set[int] = set()
-    for pair in pairs:
-        chunk = pair[1].ordinal // TAG_CHUNK_SIZE
-        operations = len(current) + 1 + 2 * len(chunks | {chunk})
-        if current and operations > TRANSACTION_OPERATIONS:
-            batches.append(current)
-            current, chunks = [], set()
-        current.append(pair)
-        chunks.add(chunk)
-    if current:
-        batches.append(current)
-    return batches
-
-
 def retag(tenant_id: str, tag: str, contact_ids: list[str], add: bool, source: str) -> dict[str, int]:
     """Add or remove one tag on many contacts: batched, version-checked, each change published once."""
     contacts = {}
@@ -175,43 +163,35 @@ def retag(tenant_id: str, tag: str, contact_ids: list[str], add: bool, source: s
         contacts.update(store.get_contacts(tenant_id, contact_ids[start : start + 100]))
     pairs, unchanged = [], 0
     for contact in contacts.values():
-        after = _toggled(contact, tag, add)
+        after = _toggled(contact, tag, add, to_rfc3339(system_clock()))
         if after is contact:
             unchanged += 1
         else:
             pairs.append((contact, after))
     changed = 0
-    for batch in _transaction_batches(pairs):
+    for batch in store.transaction_batches(tenant_id, pairs):
         try:
             store.write_contacts(tenant_id, list(batch))
-            written = batch
         except store.StaleContact:
-            written = [pair for pair in (_retag_one(tenant_id, before.id, tag, add) for before, _ in batch) if pair]
-            unchanged += len(batch) - len(written)
-        changed += len(written)
-        publish([change_message(tenant_id, before, after, "tags", source) for before, after in written])
+            # someone changed one of these meanwhile: redo them one by one
+            for before, _ in batch:
+                old, new = rewrite_contact(
+                    tenant_id,
+                    lambda contact_id=before.id: store.get_contact(tenant_id, contact_id),
+                    lambda contact, now: _toggled(contact, tag, add, now),
+                    "tags",
+                    source,
+                )
+                changed += new is not old
+                unchanged += new is old
+            continue
+        changed += len(batch)
+        publish([change_message(tenant_id, before, after, "tags", source) for before, after in batch])
     return {"changed": changed, "unchanged": unchanged, "missing": len(contact_ids) - len(contacts)}
 
 
-def _toggled(contact: Contact, tag: str, add: bool) -> Contact:
-    now = to_rfc3339(system_clock())
+def _toggled(contact: Contact, tag: str, add: bool, now: str) -> Contact:
     return apply_changes(contact, ContactChanges(), [tag] if add else [], [] if add else [tag], now)
-
-
-def _retag_one(tenant_id: str, contact_id: str, tag: str, add: bool) -> tuple[Contact, Contact] | None:
-    for _ in range(5):
-        before = store.get_contact(tenant_id, contact_id)
-        if before is None:
-            return None
-        after = _toggled(before, tag, add)
-        if after is before:
-            return None
-        try:
-            store.write_contacts(tenant_id, [(before, after)])
-            return before, after
-        except store.StaleContact:
-            continue
-    raise Conflict(f"Contact {contact_id} kept changing; the chunk will be retried.")
 
 
 def _retag_chunk(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:

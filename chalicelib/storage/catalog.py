@@ -68,7 +68,11 @@ class AlreadyExists(Exception):
 def create_tag(tenant_id: str, tag: Tag) -> None:
     try:
         TagItem(
-            _tenant_pk(tenant_id), f"TAG#{tag.name}", name=tag.name, description=tag.description, created_at=tag.created_at
+            _tenant_pk(tenant_id),
+            f"TAG#{tag.name}",
+            name=tag.name,
+            description=tag.description,
+            created_at=tag.created_at,
         ).save(condition=TagItem.pk.does_not_exist())
     except PutError as error:
         if error.cause_response_code == "ConditionalCheckFailedException":

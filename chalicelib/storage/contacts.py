@@ -7,7 +7,8 @@ Layout (see also storage/table.py):
 | contact | ``TENANT#{t}#SHARD#{nn}`` | ``C#{contact_id}`` |
 | event of a contact | ``TENANT#{t}#SHARD#{nn}`` | ``C#{contact_id}#E#{event_id}`` |
 | external_id / email guard | ``TENANT#{t}#XID#{v}`` / ``TENANT#{t}#EMAIL#{v}`` | ``#GUARD`` |
-| tag posting-list chunk | ``TENANT#{t}#TAG#{name}`` | ``CHUNK#{k}`` (ordinals k·16384 …) |
+| tag posting-list chunk | ``TENANT#{t}#TAG#{name}`` | ``CHUNK#{k}`` (ordinals k·2048 …) |
+| tag count of a chunk | ``TENANT#{t}#TAG#{name}`` | ``COUNT#{k}`` |
 | ordinal counter | ``TENANT#{t}`` | ``#COUNTERS`` |
 
 A contact and its events share a partition, so one Query returns a whole shard
@@ -38,7 +39,9 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.domain.contacts import SHARDS, contact_id_for, ordinal_of, shard_of
 from chalicelib.storage.table import Gsi1, MainTableModel, connection
 
-TAG_CHUNK_SIZE = 16_384
+TAG_CHUNK_SIZE = 2_048
+"""Ordinals per posting-list item. DynamoDB bills a write by the whole item, so small chunks keep a
+tag change near 10 write units; reads cost the same bytes however the list is chunked."""
 
 
 def shard_pk(tenant_id: str, shard: int) -> str:
@@ -255,7 +258,9 @@ def _write_contacts_once(tenant_id: str, changes: list[tuple[Contact | None, Con
                 contact_id = (after or before).id
                 for name, key in new_guards.items():
                     if old_guards.get(name) != key:
-                        transaction.save(GuardItem(*key, contact_id=contact_id), condition=GuardItem.pk.does_not_exist())
+                        transaction.save(
+                            GuardItem(*key, contact_id=contact_id), condition=GuardItem.pk.does_not_exist()
+                        )
                 for name, key in old_guards.items():
                     if new_guards.get(name) != key:
                         transaction.delete(GuardItem(*key), condition=GuardItem.contact_id == contact_id)
@@ -291,6 +296,55 @@ def _taken_guard(tenant_id: str, changes: list[tuple[Contact | None, Contact | N
     return None
 
 
+TRANSACTION_OPERATIONS = 100
+
+
+def _operations(tenant_id: str, before: Contact | None, after: Contact | None) -> tuple[int, set[tuple[str, int]]]:
+    """DynamoDB operations a change needs on its own, and the posting-list chunks it touches."""
+    old_guards = _guard_keys(tenant_id, before) if before else {}
+    new_guards = _guard_keys(tenant_id, after) if after else {}
+    guard_ops = len(set(old_guards.values()) ^ set(new_guards.values()))
+    old_tags = before.tags if before else frozenset()
+    new_tags = after.tags if after else frozenset()
+    ordinal = (after or before).ordinal  # type: ignore[union-attr]
+    chunks = {(tag, ordinal // TAG_CHUNK_SIZE) for tag in old_tags ^ new_tags}
+    return 1 + guard_ops, chunks
+
+
+def transaction_batches(
+    tenant_id: str, changes: list[tuple[Contact | None, Contact | None]]
+) -> list[list[tuple[Contact | None, Contact | None]]]:
+    """Group changes so each write_contacts transaction stays within DynamoDB's 100 operations."""
+    batches: list[list[tuple[Contact | None, Contact | None]]] = []
+    current: list[tuple[Contact | None, Contact | None]] = []
+    own_ops, chunks = 0, set()
+    for change in changes:
+        ops, touched = _operations(tenant_id, *change)
+        if current and own_ops + ops + 2 * len(chunks | touched) > TRANSACTION_OPERATIONS:
+            batches.append(current)
+            current, own_ops, chunks = [], 0, set()
+        current.append(change)
+        own_ops += ops
+        chunks |= touched
+    if current:
+        batches.append(current)
+    return batches
+
+
+def find_contact_ids_many(
+    tenant_id: str, *, external_ids: Iterable[str] = (), emails: Iterable[str] = ()
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Batch lookup of contact ids by external_id and by email."""
+    keys = [(f"TENANT#{tenant_id}#XID#{v}", "#GUARD") for v in dict.fromkeys(external_ids)]
+    keys += [(f"TENANT#{tenant_id}#EMAIL#{v}", "#GUARD") for v in dict.fromkeys(emails)]
+    by_external_id: dict[str, str] = {}
+    by_email: dict[str, str] = {}
+    for guard in GuardItem.batch_get(keys, consistent_read=True):
+        kind, value = guard.pk.split("#", 3)[2:]
+        (by_external_id if kind == "XID" else by_email)[value] = guard.contact_id
+    return by_external_id, by_email
+
+
 def get_contact(tenant_id: str, contact_id: str, consistent: bool = True) -> Contact | None:
     ordinal = ordinal_of(contact_id)
     if ordinal is None:
@@ -321,7 +375,7 @@ def get_contacts(tenant_id: str, contact_ids: Iterable[str]) -> dict[str, Contac
         ordinal = ordinal_of(contact_id)
         if ordinal is not None:
             keys.append((shard_pk(tenant_id, shard_of(ordinal)), f"C#{contact_id}"))
-    return {item.contact_id: _contact(item) for item in ContactItem.batch_get(keys)}
+    return {item.contact_id: _contact(item) for item in ContactItem.batch_get(keys, consistent_read=True)}
 
 
 def page_of_shards(
@@ -400,7 +454,13 @@ def events_of(
     pk = shard_pk(tenant_id, shard_of(contact.ordinal))
     result = EventItem.query(pk, EventItem.sk.startswith(f"C#{contact.id}#E#"), limit=limit, last_evaluated_key=start)
     events = [
-        {"id": item.event_id, "type": item.type, "at": item.at, "amount": item.amount, "properties": _plain(item.properties)}
+        {
+            "id": item.event_id,
+            "type": item.type,
+            "at": item.at,
+            "amount": item.amount,
+            "properties": _plain(item.properties),
+        }
         for item in result
     ]
     return events, result.last_evaluated_key

@@ -113,7 +113,9 @@ def create_job(
     with JobChunkItem.batch_write() as batch:
         for index, payload in enumerate(chunks):
             batch.save(
-                JobChunkItem(_work_pk(tenant_id, job.id), f"CHUNK#{index:05d}", state="pending", payload=json.dumps(payload))
+                JobChunkItem(
+                    _work_pk(tenant_id, job.id), f"CHUNK#{index:05d}", state="pending", payload=json.dumps(payload)
+                )
             )
     record_errors(tenant_id, job.id, errors)
 
@@ -155,7 +157,9 @@ def finish_chunk(tenant_id: str, job_id: str, index: int, counts: dict[str, int]
     actions.append(JobItem.chunks_done.add(1))
     try:
         with TransactWrite(connection=connection()) as transaction:
-            transaction.update(chunk, actions=[JobChunkItem.state.set("done")], condition=JobChunkItem.state == "pending")
+            transaction.update(
+                chunk, actions=[JobChunkItem.state.set("done")], condition=JobChunkItem.state == "pending"
+            )
             transaction.update(job, actions=actions)
     except TransactWriteError as error:
         reasons = [r.code if r else None for r in (getattr(error, "cancellation_reasons", None) or [])]

@@ -43,7 +43,9 @@ def send_messages(queue_name: str, messages: Iterable[dict[str, Any]]) -> int:
         nonlocal sent
         if not batch:
             return
-        entries = [{"Id": str(i), "MessageBody": json.dumps(body, separators=(",", ":"))} for i, body in enumerate(batch)]
+        entries = [
+            {"Id": str(i), "MessageBody": json.dumps(body, separators=(",", ":"))} for i, body in enumerate(batch)
+        ]
         response = _sqs().send_message_batch(QueueUrl=url, Entries=entries)
         if response.get("Failed"):
             retry = [entries[int(f["Id"])] for f in response["Failed"]]

@@ -16,6 +16,7 @@ its tenant; it holds no tenant data. ``gsi1`` serves secondary listings
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 
 from pynamodb.attributes import UnicodeAttribute
 from pynamodb.connection import Connection
@@ -49,6 +50,11 @@ class MainTableModel(Model):
     sk = UnicodeAttribute(range_key=True)
 
 
+@lru_cache(maxsize=1)
 def connection() -> Connection:
-    """A low-level connection for transactions across item types."""
+    """The process's low-level connection for transactions across item types.
+
+    Kept for the process's life: building one creates a botocore client, which
+    parses the service model (tens of milliseconds).
+    """
     return Connection(region=region())

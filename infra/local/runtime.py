@@ -45,7 +45,8 @@ def start_moto(port: int) -> subprocess.Popen:
     if not _port_free(port):
         raise SystemExit(f"port {port} is in use: stop what runs there or set MOTO_PORT")
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "infra.local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
+        cwd=PROJECT_DIR,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         preexec_fn=_die_with_parent,

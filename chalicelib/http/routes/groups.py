@@ -11,15 +11,24 @@ blueprint = ApiBlueprint(__name__)
 
 
 @blueprint.operation(
-    "POST", "/groups", summary="Create a group (names are unique, case-insensitively)", access=Access.ADMIN,
-    status=201, request_schema=groups.CREATE_GROUP_SCHEMA, response_schema=groups.GROUP_SCHEMA,
+    "POST",
+    "/groups",
+    summary="Create a group (names are unique, case-insensitively)",
+    access=Access.ADMIN,
+    status=201,
+    request_schema=groups.CREATE_GROUP_SCHEMA,
+    response_schema=groups.GROUP_SCHEMA,
 )
 def create_group(call: Call) -> dict:
     return groups.create_group(call.principal, call.body)
 
 
 @blueprint.operation(
-    "GET", "/groups", summary="List groups", access=Access.VIEWER, query=PAGE_QUERY,
+    "GET",
+    "/groups",
+    summary="List groups",
+    access=Access.VIEWER,
+    query=PAGE_QUERY,
     response_schema=page_of(groups.GROUP_SCHEMA),
 )
 def list_groups(call: Call) -> dict:
@@ -27,7 +36,10 @@ def list_groups(call: Call) -> dict:
 
 
 @blueprint.operation(
-    "GET", "/groups/{group_id}", summary="A group and its member count", access=Access.VIEWER,
+    "GET",
+    "/groups/{group_id}",
+    summary="A group and its member count",
+    access=Access.VIEWER,
     response_schema=groups.GROUP_SCHEMA,
 )
 def get_group(call: Call, group_id: str) -> dict:
@@ -35,17 +47,26 @@ def get_group(call: Call, group_id: str) -> dict:
 
 
 @blueprint.operation(
-    "PATCH", "/groups/{group_id}", summary="Rename or describe a group", access=Access.ADMIN,
-    request_schema=groups.PATCH_GROUP_SCHEMA, response_schema=groups.GROUP_SCHEMA,
+    "PATCH",
+    "/groups/{group_id}",
+    summary="Rename or describe a group",
+    access=Access.ADMIN,
+    request_schema=groups.PATCH_GROUP_SCHEMA,
+    response_schema=groups.GROUP_SCHEMA,
 )
 def update_group(call: Call, group_id: str) -> dict:
     return groups.update_group(call.principal, group_id, call.body)
 
 
 @blueprint.operation(
-    "DELETE", "/groups/{group_id}", summary="Delete a group (409 confirmation_required when it has members)",
+    "DELETE",
+    "/groups/{group_id}",
+    summary="Delete a group (409 confirmation_required when it has members)",
     description="With ?confirm=true its members are left without a group (a job: 202), then it goes.",
-    access=Access.ADMIN, status=204, query=CONFIRM, other_responses={202: "Members are being released: the job."},
+    access=Access.ADMIN,
+    status=204,
+    query=CONFIRM,
+    other_responses={202: "Members are being released: the job."},
 )
 def delete_group(call: Call, group_id: str) -> WithStatus | None:
     job = groups.delete_group(call.principal, group_id, call.flag("confirm"))

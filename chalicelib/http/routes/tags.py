@@ -23,23 +23,35 @@ CONFIRM = {"confirm": {"schema": {"type": "boolean"}, "description": "Confirm a 
 
 
 @blueprint.operation(
-    "POST", "/tags", summary="Create a tag (names are case-insensitive)", access=Access.ADMIN, status=201,
-    request_schema=CREATE_TAG_SCHEMA, response_schema=TAG_SCHEMA,
+    "POST",
+    "/tags",
+    summary="Create a tag (names are case-insensitive)",
+    access=Access.ADMIN,
+    status=201,
+    request_schema=CREATE_TAG_SCHEMA,
+    response_schema=TAG_SCHEMA,
 )
 def create_tag(call: Call) -> dict:
     return tags.create_tag(call.principal, call.body)
 
 
 @blueprint.operation(
-    "GET", "/tags", summary="List tags with their contact counts", access=Access.VIEWER,
-    query=PAGE_QUERY, response_schema=page_of(TAG_SCHEMA),
+    "GET",
+    "/tags",
+    summary="List tags with their contact counts",
+    access=Access.VIEWER,
+    query=PAGE_QUERY,
+    response_schema=page_of(TAG_SCHEMA),
 )
 def list_tags(call: Call) -> dict:
     return tags.list_tags(call.principal, *call.page())
 
 
 @blueprint.operation(
-    "GET", "/tags/{name}", summary="A tag, its contact count and the segments that use it", access=Access.VIEWER,
+    "GET",
+    "/tags/{name}",
+    summary="A tag, its contact count and the segments that use it",
+    access=Access.VIEWER,
     response_schema=TAG_SCHEMA,
 )
 def get_tag(call: Call, name: str) -> dict:
@@ -47,18 +59,27 @@ def get_tag(call: Call, name: str) -> dict:
 
 
 @blueprint.operation(
-    "PATCH", "/tags/{name}", summary="Describe a tag", access=Access.ADMIN,
-    request_schema=PATCH_TAG_SCHEMA, response_schema=TAG_SCHEMA,
+    "PATCH",
+    "/tags/{name}",
+    summary="Describe a tag",
+    access=Access.ADMIN,
+    request_schema=PATCH_TAG_SCHEMA,
+    response_schema=TAG_SCHEMA,
 )
 def update_tag(call: Call, name: str) -> dict:
     return tags.update_tag(call.principal, name, call.body)
 
 
 @blueprint.operation(
-    "DELETE", "/tags/{name}", summary="Delete a tag (409 confirmation_required when it is in use)",
+    "DELETE",
+    "/tags/{name}",
+    summary="Delete a tag (409 confirmation_required when it is in use)",
     description="With ?confirm=true the tag is removed from its contacts (a job when there are any: 202) "
     "and then deleted; segments keep their definitions and report the missing tag.",
-    access=Access.ADMIN, status=204, query=CONFIRM, other_responses={202: "Contacts are being untagged: the job."},
+    access=Access.ADMIN,
+    status=204,
+    query=CONFIRM,
+    other_responses={202: "Contacts are being untagged: the job."},
 )
 def delete_tag(call: Call, name: str) -> WithStatus | None:
     job = tags.delete_tag(call.principal, name, call.flag("confirm"))
@@ -66,9 +87,13 @@ def delete_tag(call: Call, name: str) -> WithStatus | None:
 
 
 @blueprint.operation(
-    "POST", "/tags/{name}/contacts", summary="Tag up to 10,000 contacts",
+    "POST",
+    "/tags/{name}/contacts",
+    summary="Tag up to 10,000 contacts",
     description="Up to 250 ids are applied before answering (200); more run as a job (202).",
-    access=Access.ADMIN, request_schema=tags.BULK_SCHEMA, response_schema={"type": "object"},
+    access=Access.ADMIN,
+    request_schema=tags.BULK_SCHEMA,
+    response_schema={"type": "object"},
     other_responses={202: "The job that applies the tag."},
 )
 def bulk_tag(call: Call, name: str) -> WithStatus:
@@ -76,10 +101,13 @@ def bulk_tag(call: Call, name: str) -> WithStatus:
 
 
 @blueprint.operation(
-    "DELETE", "/tags/{name}/contacts", summary="Untag up to 10,000 contacts",
-    access=Access.ADMIN, request_schema=tags.BULK_SCHEMA, response_schema={"type": "object"},
+    "DELETE",
+    "/tags/{name}/contacts",
+    summary="Untag up to 10,000 contacts",
+    access=Access.ADMIN,
+    request_schema=tags.BULK_SCHEMA,
+    response_schema={"type": "object"},
     other_responses={202: "The job that removes the tag."},
 )
 def bulk_untag(call: Call, name: str) -> WithStatus:
     return WithStatus(*tags.bulk_tag(call.principal, name, call.body, add=False))
-

@@ -1,0 +1,236 @@
+"""Fixes for moto's cost at scale, applied wherever this project runs moto.
+
+Behaviour is unchanged; only work that grows with the size of a table or queue is removed:
+
+- DynamoDB transactions: moto 5.2 backs up *every table a transaction touches*
+  with ``copy.deepcopy``, so each transaction costs time proportional to the whole
+  table (an import of 10,000 contacts spent minutes copying). This replacement
+  keeps moto's checks, per-operation cancellation reasons and all-or-nothing
+  result, but backs up and restores only the items the transaction touches. The
+  loop follows moto's ``DynamoDBBackend.transact_write_items`` (Apache-2.0).
+- SQS: for every message sent or received, moto rebuilds the whole attribute map
+  of the queue (three scans of every message) to read one value, so sending to a
+  deep queue costs time proportional to its depth. The retention check now reads
+  the retention period directly, the map counts messages only when a count is
+  actually read (GetQueueAttributes), a receive stops scanning once it has
+  found the messages it returns, and a delete stops at the message it deletes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from moto.core.utils import camelcase_to_underscores, unix_time, unix_time_millis
+from moto.dynamodb.exceptions import (
+    ConditionalCheckFailed,
+    MockValidationException,
+    MultipleTransactionsException,
+    TooManyTransactionsException,
+    TransactionCanceledException,
+    TransactWriteSingleOpException,
+)
+from moto.dynamodb.models import DynamoDBBackend
+from moto.sqs.exceptions import ReceiptHandleIsInvalid
+from moto.sqs.models import Queue, SQSBackend
+from moto.dynamodb.comparisons import get_filter_expression
+
+
+def _key(backend: DynamoDBBackend, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
+    if op_type != "Put":
+        return op["Key"]
+    table = backend.get_table(op["TableName"])
+    key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        key[table.range_key_attr] = op["Item"][table.range_key_attr]
+    return key
+
+
+def _backup(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> list[tuple[Any, Any, Any, Any]]:
+    saved = []
+    for entry in transact_items:
+        op_type, op = next(iter(entry.items()))
+        if op.get("TableName") not in backend.tables:
+            continue
+        table = backend.get_table(op["TableName"])
+        try:
+            hash_value, range_value = backend.get_keys_value(table, _key(backend, op_type, op))
+        except (KeyError, MockValidationException):
+            continue
+        saved.append((table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value))))
+    return saved
+
+
+def _restore(saved: list[tuple[Any, Any, Any, Any]]) -> None:
+    for table, hash_value, range_value, item in reversed(saved):
+        if item is None:
+            table.delete_item(hash_value, range_value)
+        elif range_value is not None:
+            table.items[hash_value][range_value] = item
+        else:
+            table.items[hash_value] = item
+
+
+def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    saved = _backup(self, transact_items)
+    target_items: set[tuple[str, str]] = set()
+    errors: list[tuple[Any, Any, Any]] = []
+    for entry in transact_items:
+        original_item = None
+        if len(list(entry.keys())) > 1:
+            raise TransactWriteSingleOpException
+        try:
+            op_type, op = next(iter(entry.items()))
+            if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                raise ValueError("Unsupported transaction operation")
+            table_name = op["TableName"]
+            condition = op.get("ConditionExpression")
+            names = op.get("ExpressionAttributeNames")
+            values = op.get("ExpressionAttributeValues")
+            key = _key(self, op_type, op)
+            marker = (str(table_name), str(dict(sorted(key.items()))))
+            if marker in target_items:
+                raise MultipleTransactionsException()
+            target_items.add(marker)
+            current = self.get_item(table_name, key)
+            if condition is not None and not get_filter_expression(condition, names, values).expr(current):
+                if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                    original_item = current.to_json()["Attributes"]
+                raise ConditionalCheckFailed(item=original_item)
+            common = {
+                "condition_expression": condition,
+                "expression_attribute_names": names,
+                "expression_attribute_values": values,
+            }
+            if op_type == "Put":
+                self.put_item(table_name, op["Item"], **common)
+            elif op_type == "Delete":
+                self.delete_item(table_name, key, **common)
+            elif op_type == "Update":
+                self.update_item(table_name, key, update_expression=op["UpdateExpression"], **common)
+            errors.append((None, None, None))
+        except (MultipleTransactionsException, MockValidationException):
+            _restore(saved)
+            raise
+        except ConditionalCheckFailed as failure:
+            errors.append(("ConditionalCheckFailed", str(failure.message), original_item))
+        except Exception as failure:  # noqa: BLE001 - reported per operation, as moto does
+            errors.append((type(failure).__name__, str(failure), original_item))
+    if any(code is not None for code, _, _ in errors):
+        _restore(saved)
+        raise TransactionCanceledException(errors)
+
+
+def message_within_retention(self: SQSBackend, queue_name: str, message: Any) -> bool:
+    retention_period = self.get_queue(queue_name).message_retention_period
+    return retention_period + message.sent_timestamp / 1000 > unix_time()
+
+
+MOTO_QUEUE_ATTRIBUTES = Queue.attributes
+"""moto's own property, kept so tests can compare the two."""
+
+_COUNTED = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
+
+
+class _AttributesCountedOnRead(dict):
+    """A queue's attribute map whose message counts (a scan of every message) are taken only when read.
+
+    moto reads these maps with ``get``, ``in``, ``[]`` and ``items()``; the counts stay ``None`` in
+    the underlying dict and are computed, in one pass, the first time one of those reads asks.
+    """
+
+    def __init__(self, queue: Queue, values: dict[str, Any]) -> None:
+        super().__init__(values)
+        self._queue = queue
+        self._counts: dict[str, int] | None = None
+
+    def _counted(self) -> dict[str, int]:
+        if self._counts is None:
+            now = unix_time_millis()
+            ready = not_visible = delayed = 0
+            for message in self._queue._messages:
+                is_visible, is_delayed = now > message.visible_at, now < message.delayed_until
+                ready += is_visible and not is_delayed
+                not_visible += not is_visible
+                delayed += is_delayed
+            self._counts = dict(zip(_COUNTED, (ready, not_visible, delayed), strict=True))
+        return self._counts
+
+    def __getitem__(self, key: str) -> Any:
+        return self._counted()[key] if key in _COUNTED else super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+        return [(key, self[key]) for key in self]
+
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return [self[key] for key in self]
+
+
+def queue_attributes(self: Queue) -> dict[str, Any]:
+    """moto's ``Queue.attributes``, with the message counts taken only when read."""
+    names = list(self.BASE_ATTRIBUTES)
+    if self.fifo_queue:
+        names += self.FIFO_ATTRIBUTES
+    if self.kms_master_key_id:
+        names += self.KMS_ATTRIBUTES
+    result: dict[str, Any] = {
+        name: None if name in _COUNTED else getattr(self, camelcase_to_underscores(name)) for name in names
+    }
+    if self.policy:
+        result["Policy"] = self.policy
+    if self.redrive_policy:
+        result["RedrivePolicy"] = json.dumps(self.redrive_policy)
+    values = {key: str(value).lower() if isinstance(value, bool) else value for key, value in result.items()}
+    return _AttributesCountedOnRead(self, values)
+
+
+class _VisibleMessages:
+    """moto's ``Queue.messages`` (visible, not delayed), computed as it is read.
+
+    moto builds the whole filtered list on every receive, then stops after a few
+    messages; this view walks a snapshot and stops when the reader does.
+    """
+
+    def __init__(self, queue: Queue) -> None:
+        self._snapshot = list(queue._messages)
+
+    def __iter__(self) -> Any:
+        now = unix_time_millis()
+        return (m for m in self._snapshot if now > m.visible_at and not now < m.delayed_until)
+
+    def __bool__(self) -> bool:
+        return next(iter(self), None) is not None
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def delete_message(self: Queue, receipt_handle: str) -> None:
+    """moto's ``Queue.delete_message`` without two full scans and a rebuilt list per delete."""
+    if receipt_handle in self.deleted_messages:
+        return  # already deleted: deleting again is fine
+    for index, message in enumerate(self._messages):
+        if message.had_receipt_handle(receipt_handle):
+            self.pending_messages.discard(message)
+            self.deleted_messages.update(message.all_receipt_handles)
+            del self._messages[index]
+            return
+    raise ReceiptHandleIsInvalid()
+
+
+def apply() -> None:
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    SQSBackend.is_message_valid_based_on_retention_period = message_within_retention  # type: ignore[method-assign]
+    Queue.attributes = property(queue_attributes)  # type: ignore[assignment,method-assign]
+    Queue.messages = property(_VisibleMessages)  # type: ignore[assignment,method-assign]
+    Queue.delete_message = delete_message  # type: ignore[method-assign]

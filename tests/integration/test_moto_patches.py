@@ -1,0 +1,128 @@
+"""The transaction fix for moto keeps DynamoDB's all-or-nothing behaviour."""
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto.dynamodb.models.table import Table
+
+from infra.local import moto_patches
+from infra.local.moto_patches import transact_write_items
+
+TABLE = "segments-main"
+
+
+@pytest.fixture
+def dynamodb():
+    client = boto3.client("dynamodb")
+    client.put_item(TableName=TABLE, Item={"pk": {"S": "PATCH#t"}, "sk": {"S": "a"}, "n": {"N": "1"}})
+    return client
+
+
+def item(client, sk):
+    return client.get_item(TableName=TABLE, Key={"pk": {"S": "PATCH#t"}, "sk": {"S": sk}}).get("Item")
+
+
+def test_the_patched_transaction_is_the_one_in_use():
+    from moto.dynamodb.models import DynamoDBBackend
+
+    assert DynamoDBBackend.transact_write_items is transact_write_items
+
+
+def test_a_cancelled_transaction_leaves_every_item_as_it_was(dynamodb):
+    with pytest.raises(ClientError) as cancelled:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": TABLE, "Item": {"pk": {"S": "PATCH#t"}, "sk": {"S": "new"}}}},
+                {
+                    "Update": {
+                        "TableName": TABLE,
+                        "Key": {"pk": {"S": "PATCH#t"}, "sk": {"S": "a"}},
+                        "UpdateExpression": "SET n = :two",
+                        "ExpressionAttributeValues": {":two": {"N": "2"}},
+                    }
+                },
+                {
+                    "ConditionCheck": {
+                        "TableName": TABLE,
+                        "Key": {"pk": {"S": "PATCH#t"}, "sk": {"S": "missing"}},
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                },
+            ]
+        )
+    reasons = [r["Code"] for r in cancelled.value.response["CancellationReasons"]]
+    assert reasons == ["None", "None", "ConditionalCheckFailed"]
+    assert item(dynamodb, "new") is None
+    assert item(dynamodb, "a")["n"] == {"N": "1"}
+
+
+def test_a_successful_transaction_applies_everything(dynamodb):
+    dynamodb.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": TABLE, "Item": {"pk": {"S": "PATCH#t"}, "sk": {"S": "b"}}}},
+            {"Delete": {"TableName": TABLE, "Key": {"pk": {"S": "PATCH#t"}, "sk": {"S": "a"}}}},
+        ]
+    )
+    assert item(dynamodb, "b") is not None and item(dynamodb, "a") is None
+
+
+def test_only_touched_items_are_copied(dynamodb, monkeypatch):
+    copied = []
+    real_deepcopy = moto_patches.copy.deepcopy
+    monkeypatch.setattr(
+        moto_patches.copy, "deepcopy", lambda value, *memo: copied.append(type(value)) or real_deepcopy(value, *memo)
+    )
+    dynamodb.transact_write_items(
+        TransactItems=[
+            {
+                "Update": {
+                    "TableName": TABLE,
+                    "Key": {"pk": {"S": "PATCH#t"}, "sk": {"S": "a"}},
+                    "UpdateExpression": "SET n = :three",
+                    "ExpressionAttributeValues": {":three": {"N": "3"}},
+                }
+            },
+        ]
+    )
+    assert copied and Table not in copied
+
+
+def test_queue_attributes_and_retention_match_moto(monkeypatch):
+    from moto.sqs.models import Queue
+
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="patch-probe", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+    for body in ("a", "b", "c"):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=30)
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=30)
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "2"
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1"
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+    assert attributes["MessageRetentionPeriod"] == "60"
+    ready = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages", [])
+    assert sorted(m["Body"] for m in ready) == ["b", "c"]  # not the one in flight, not the delayed one
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "3"
+    monkeypatch.setattr(Queue, "attributes", moto_patches.MOTO_QUEUE_ATTRIBUTES)
+    assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"] == attributes
+    monkeypatch.undo()
+    sqs.delete_queue(QueueUrl=url)
+
+
+def test_deleting_messages_keeps_moto_semantics():
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="patch-delete")["QueueUrl"]
+    for body in ("a", "b"):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
+    first = received[0]["ReceiptHandle"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=first)
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=first)  # deleting again is fine
+    with pytest.raises(ClientError) as refused:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle="not-a-handle")
+    assert refused.value.response["Error"]["Code"] == "ReceiptHandleIsInvalid"
+    left = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in left] == [received[1]["Body"]]
+    sqs.delete_queue(QueueUrl=url)

@@ -1,0 +1,32 @@
+"""Small helpers that build tenant data through the public API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.queues import drain
+
+
+def import_csv(api: Any, key: str, text: str) -> dict:
+    reply = api.post("/contacts/import", key=key, body=text, headers={"content-type": "text/csv"})
+    assert reply.status == 202, reply.text
+    return reply.json
+
+
+def import_and_wait(api: Any, app: Any, key: str, text: str) -> dict:
+    job = import_csv(api, key, text)
+    drain(app)
+    return api.get(f"/jobs/{job['id']}", key=key).json
+
+
+def many_contacts(api: Any, app: Any, key: str, count: int, prefix: str = "c") -> list[str]:
+    text = "external_id,email\n" + "".join(f"{prefix}-{i},{prefix}{i}@example.com\n" for i in range(count))
+    job = import_and_wait(api, app, key, text)
+    assert job["status"] == "succeeded", job
+    ids, cursor = [], None
+    while True:
+        page = api.get("/contacts?limit=500" + (f"&cursor={cursor}" if cursor else ""), key=key).json
+        ids += [c["id"] for c in page["items"] if c["external_id"].startswith(f"{prefix}-")]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return ids

@@ -1,0 +1,77 @@
+"""Reading and delivering queue messages in tests, the way Lambda would."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from typing import Any
+
+import boto3
+
+from infra.local.dispatcher import Dispatcher
+
+
+def _url(queue_name: str) -> str:
+    return boto3.client("sqs").get_queue_url(QueueName=queue_name)["QueueUrl"]
+
+
+def take_messages(queue_name: str, tenant_id: str | None = None) -> list[dict[str, Any]]:
+    """Receive and delete everything on a queue; return the JSON bodies (of one tenant, if given)."""
+    sqs, url = boto3.client("sqs"), _url(queue_name)
+    bodies = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages", [])
+        if not batch:
+            break
+        sqs.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+        )
+        bodies += [json.loads(m["Body"]) for m in batch]
+    return [b for b in bodies if tenant_id is None or b.get("tenant_id") == tenant_id]
+
+
+def sqs_event(bodies: list[dict[str, Any]], queue_name: str) -> dict[str, Any]:
+    """A real-shaped SQS event; every record gets its own messageId."""
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": str(uuid.uuid4()),
+                "body": json.dumps(body),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{queue_name}",
+                "awsRegion": "us-east-1",
+            }
+            for body in bodies
+        ]
+    }
+
+
+def deliver(
+    app: Any,
+    handler: str,
+    queue_name: str,
+    bodies: list[dict[str, Any]],
+    *,
+    times: int = 1,
+    batch_size: int = 5,
+    seed: int = 7,
+) -> list[str]:
+    """Deliver every body ``times`` times, shuffled, in batches; return the ids of failed records."""
+    copies = [body for body in bodies for _ in range(times)]
+    random.Random(seed).shuffle(copies)
+    failed: list[str] = []
+    for start in range(0, len(copies), batch_size):
+        event = sqs_event(copies[start : start + batch_size], queue_name)
+        result = app.handler_map[handler](event, None) or {}
+        failed += [f["itemIdentifier"] for f in result.get("batchItemFailures", [])]
+    return failed
+
+
+def drain(app: Any) -> int:
+    """Run every subscribed queue until empty, like the local runtime does."""
+    return Dispatcher(app, wait_seconds=0).drain()
