@@ -23,6 +23,7 @@ import json
 from typing import Any
 
 from moto.core.utils import camelcase_to_underscores, unix_time, unix_time_millis
+from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
     MockValidationException,
@@ -34,7 +35,6 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Queue, SQSBackend
-from moto.dynamodb.comparisons import get_filter_expression
 
 
 def _key(backend: DynamoDBBackend, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +117,7 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
             raise
         except ConditionalCheckFailed as failure:
             errors.append(("ConditionalCheckFailed", str(failure.message), original_item))
-        except Exception as failure:  # noqa: BLE001 - reported per operation, as moto does
+        except Exception as failure:
             errors.append((type(failure).__name__, str(failure), original_item))
     if any(code is not None for code, _, _ in errors):
         _restore(saved)
@@ -167,7 +167,7 @@ class _AttributesCountedOnRead(dict):
         return self._counted()[key] if key in _COUNTED else super().__getitem__(key)
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self else default
+        return self[key] if key in self else default  # noqa: SIM401 - this is get itself
 
     def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
         return [(key, self[key]) for key in self]
