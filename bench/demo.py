@@ -43,14 +43,16 @@ def main() -> None:
     started = time.perf_counter()
     job = call("POST", "/contacts/import", admin, population.contacts_csv, "text/csv")
     while job["status"] == "running":
-        time.sleep(1)
+        time.sleep(5)
         job = call("GET", f"/jobs/{job['id']}", admin)
-        print(f"\r  importing {job['progress']['processed']}/{job['progress']['total']} contacts", end="", flush=True)
+        print(f"  importing: {job['progress']['processed']}/{job['progress']['total']} rows", flush=True)
     elapsed = time.perf_counter() - started
-    print(f"\n  import {job['status']}: {job['counts']} in {elapsed:.1f} s ({count / elapsed:.0f} rows/s)")
+    print(f"  import {job['status']}: {job['counts']} in {elapsed:.1f} s ({count / elapsed:.0f} rows/s)")
+    started = time.perf_counter()
     for start in range(0, len(population.events), 1000):
         call("POST", "/events", admin, {"events": population.events[start : start + 1000]})
-    print(f"  {len(population.events)} purchases posted")
+    elapsed = time.perf_counter() - started
+    print(f"  {len(population.events)} purchases posted in {elapsed:.1f} s ({len(population.events) / elapsed:.0f}/s)")
     print(f"""
 Demo tenant ready: {tenant["id"]}
   admin key: {admin}

@@ -299,7 +299,7 @@ def append_events(principal: Principal, reference: str, body: Any, clock: Clock 
     now = clock()
     events = [event_rules.check_event(raw, now, f"events[{i}]") for i, raw in enumerate(body["events"])]
     contact = resolve(principal.tenant_id, reference)
-    _store_events(principal.tenant_id, contact, events)
+    publish([_store_events(principal.tenant_id, contact, events)])
     return {"contact_id": contact.id, "stored": len(events), "event_ids": [e["id"] for e in events]}
 
 
@@ -319,34 +319,54 @@ BULK_EVENTS_SCHEMA: dict[str, Any] = {
 
 
 def append_bulk_events(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
-    """Events for many contacts; all are checked before any is stored."""
+    """Events for many contacts; all are checked (and their contacts found, in batches) before any is stored."""
     if isinstance(body, dict) and isinstance(body.get("events"), list) and len(body["events"]) > MAX_EVENTS_BULK:
         raise LimitExceeded("events", f"At most {MAX_EVENTS_BULK} events a request.", limit=MAX_EVENTS_BULK)
     validate(body, BULK_EVENTS_SCHEMA)
     tenant_id, now = principal.tenant_id, clock()
-    per_contact: dict[str, tuple[Contact, list[dict[str, Any]]]] = {}
+    checked = []
     for index, raw in enumerate(body["events"]):
         field = f"events[{index}]"
         event = event_rules.check_event(raw, now, field, allow_contact_ref=True)
         reference = raw.get("contact_id") or raw.get("external_id")
         if not reference:
             raise ValidationFailed(f"{field}.contact_id", f"{field} needs a contact_id or an external_id.")
-        try:
-            contact = per_contact[reference][0] if reference in per_contact else resolve(tenant_id, reference)
-        except NotFound:
-            raise ValidationFailed(f"{field}.contact_id", f"{field}: contact {reference} does not exist.") from None
-        per_contact.setdefault(reference, (contact, []))[1].append(event)
-    merged: dict[str, tuple[Contact, list[dict[str, Any]]]] = {}
-    for contact, events in per_contact.values():
-        merged.setdefault(contact.id, (contact, []))[1].extend(events)
-    for contact, events in merged.values():
-        _store_events(tenant_id, contact, events)
-    return {"stored": sum(len(events) for _, events in merged.values()), "contacts": len(merged)}
+        checked.append((field, reference, event))
+    contacts = _resolve_many(tenant_id, {reference for _, reference, _ in checked})
+    per_contact: dict[str, tuple[Contact, list[dict[str, Any]]]] = {}
+    for field, reference, event in checked:
+        if reference not in contacts:
+            raise ValidationFailed(f"{field}.contact_id", f"{field}: contact {reference} does not exist.")
+        contact = contacts[reference]
+        per_contact.setdefault(contact.id, (contact, []))[1].append(event)
+    publish([_store_events(tenant_id, contact, events) for contact, events in per_contact.values()])
+    return {"stored": len(checked), "contacts": len(per_contact)}
 
 
-def _store_events(tenant_id: str, contact: Contact, events: list[dict[str, Any]]) -> None:
+def _resolve_many(tenant_id: str, references: set[str]) -> dict[str, Contact]:
+    """Contacts by id or external_id, looked up 100 at a time."""
+    by_id = {ref: ref for ref in references if ordinal_of(ref) is not None}
+    external = sorted(references - set(by_id))
+    for start in range(0, len(external), 100):
+        found, _ = store.find_contact_ids_many(tenant_id, external_ids=external[start : start + 100])
+        by_id.update({ref: contact_id for ref, contact_id in found.items()})
+    ids = sorted(set(by_id.values()))
+    contacts: dict[str, Contact] = {}
+    for start in range(0, len(ids), 100):
+        contacts.update(store.get_contacts(tenant_id, ids[start : start + 100]))
+    resolved = {ref: contacts[cid] for ref, cid in by_id.items() if cid in contacts}
+    missing_ids = [ref for ref in references if ordinal_of(ref) is not None and ref not in resolved]
+    if missing_ids:  # an external_id may look like a contact id
+        found, _ = store.find_contact_ids_many(tenant_id, external_ids=missing_ids)
+        fallback = store.get_contacts(tenant_id, found.values())
+        resolved.update({ref: fallback[cid] for ref, cid in found.items() if cid in fallback})
+    return resolved
+
+
+def _store_events(tenant_id: str, contact: Contact, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Store a contact's events; return the change message to publish."""
     store.put_events(tenant_id, contact, events, [event_rules.expires_at(e) for e in events])
-    publish([change_message(tenant_id, contact, contact, "events", event_types=[e["type"] for e in events])])
+    return change_message(tenant_id, contact, contact, "events", event_types=[e["type"] for e in events])
 
 
 def list_events(principal: Principal, reference: str, limit: int, cursor: str | None) -> dict[str, Any]:

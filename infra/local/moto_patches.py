@@ -8,6 +8,8 @@ Behaviour is unchanged; only work that grows with the size of a table or queue i
   keeps moto's checks, per-operation cancellation reasons and all-or-nothing
   result, but backs up and restores only the items the transaction touches. The
   loop follows moto's ``DynamoDBBackend.transact_write_items`` (Apache-2.0).
+- DynamoDB queries: moto finds a partition by listing and sorting every item of
+  the table; a base-table query now lists only its partition.
 - SQS: for every message sent or received, moto rebuilds the whole attribute map
   of the queue (three scans of every message) to read one value, so sending to a
   deep queue costs time proportional to its depth. The retention check now reads
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from typing import Any
 
 from moto.core.utils import camelcase_to_underscores, unix_time, unix_time_millis
@@ -33,6 +36,7 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Queue, SQSBackend
 
@@ -228,9 +232,43 @@ def delete_message(self: Queue, receipt_handle: str) -> None:
     raise ReceiptHandleIsInvalid()
 
 
+MOTO_TABLE_QUERY = Table.query
+MOTO_ALL_ITEMS = Table.all_items
+_querying = threading.local()
+
+
+def query_one_partition(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+    """moto's ``Table.query``; a base-table query looks only at its own partition.
+
+    moto finds a partition's items by listing and sorting every item of the table;
+    during a base-table query, ``all_items`` now lists just that partition (the
+    results are the same: moto filters them by hash key anyway).
+    """
+    index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+    _querying.partition = hash_key if index_name is None else None
+    try:
+        return MOTO_TABLE_QUERY(self, hash_key, *args, **kwargs)
+    finally:
+        _querying.partition = None
+
+
+def all_items(self: Table) -> list[Any]:
+    partition = getattr(_querying, "partition", None)
+    if partition is None:
+        return MOTO_ALL_ITEMS(self)
+    found = self.items.get(partition)
+    if found is None:
+        return []
+    if not self.range_key_attr:
+        return [found]
+    return sorted(found.values(), key=lambda item: (item.hash_key, item.range_key))
+
+
 def apply() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     SQSBackend.is_message_valid_based_on_retention_period = message_within_retention  # type: ignore[method-assign]
     Queue.attributes = property(queue_attributes)  # type: ignore[assignment,method-assign]
     Queue.messages = property(_VisibleMessages)  # type: ignore[assignment,method-assign]
     Queue.delete_message = delete_message  # type: ignore[method-assign]
+    Table.query = query_one_partition  # type: ignore[method-assign]
+    Table.all_items = all_items  # type: ignore[method-assign]

@@ -108,3 +108,18 @@ def test_bulk_events_by_id_or_external_id(api, tenant):
         json={"events": [{"external_id": "p-1", "type": "v", "at": ago(days=1)}] * 1001},
     )
     assert too_many.status == 422 and too_many.error_code == "limit_exceeded"
+
+
+def test_bulk_events_find_an_external_id_shaped_like_a_contact_id(api, tenant):
+    contact = new_contact(api, tenant, "ctc_zzzzzzz")
+    reply = api.post(
+        "/events",
+        key=tenant.admin_key,
+        json={
+            "events": [
+                {"external_id": "ctc_zzzzzzz", "type": "purchase", "at": ago(days=1)},
+                {"contact_id": contact["id"], "type": "purchase", "at": ago(days=2)},
+            ]
+        },
+    )
+    assert reply.status == 201 and reply.json == {"stored": 2, "contacts": 1}

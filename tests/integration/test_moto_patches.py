@@ -126,3 +126,35 @@ def test_deleting_messages_keeps_moto_semantics():
     left = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     assert [m["Body"] for m in left] == [received[1]["Body"]]
     sqs.delete_queue(QueueUrl=url)
+
+
+def test_partition_queries_return_what_moto_returns(monkeypatch):
+    from moto.dynamodb.models.table import Table
+
+    client = boto3.client("dynamodb")
+    for pk in ("Q#a", "Q#b"):
+        for sk in ("3", "1", "2", "10"):
+            client.put_item(TableName=TABLE, Item={"pk": {"S": pk}, "sk": {"S": sk}, "v": {"N": sk}})
+
+    def run():
+        return [
+            client.query(
+                TableName=TABLE,
+                KeyConditionExpression="pk = :p",
+                ExpressionAttributeValues={":p": {"S": "Q#a"}},
+                **extra,
+            )["Items"]
+            for extra in ({}, {"ScanIndexForward": False}, {"Limit": 2})
+        ] + [
+            client.query(
+                TableName=TABLE,
+                KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+                ExpressionAttributeValues={":p": {"S": "Q#b"}, ":s": {"S": "1"}},
+            )["Items"]
+        ]
+
+    patched = run()
+    monkeypatch.setattr(Table, "query", moto_patches.MOTO_TABLE_QUERY)
+    monkeypatch.setattr(Table, "all_items", moto_patches.MOTO_ALL_ITEMS)
+    assert run() == patched
+    assert [i["sk"]["S"] for i in patched[0]] == ["1", "10", "2", "3"]
