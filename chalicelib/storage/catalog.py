@@ -11,10 +11,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.storage.contacts import tag_pk
 from chalicelib.storage.table import MainTableModel, connection
-
-
-def _tenant_pk(tenant_id: str) -> str:
-    return f"TENANT#{tenant_id}"
+from chalicelib.storage.tenants import tenant_pk
 
 
 class TagItem(MainTableModel):
@@ -68,7 +65,7 @@ class AlreadyExists(Exception):
 def create_tag(tenant_id: str, tag: Tag) -> None:
     try:
         TagItem(
-            _tenant_pk(tenant_id),
+            tenant_pk(tenant_id),
             f"TAG#{tag.name}",
             name=tag.name,
             description=tag.description,
@@ -86,28 +83,28 @@ def _tag(item: TagItem) -> Tag:
 
 def get_tag(tenant_id: str, name: str) -> Tag | None:
     try:
-        return _tag(TagItem.get(_tenant_pk(tenant_id), f"TAG#{name}"))
+        return _tag(TagItem.get(tenant_pk(tenant_id), f"TAG#{name}"))
     except TagItem.DoesNotExist:
         return None
 
 
 def update_tag_description(tenant_id: str, name: str, description: str | None) -> None:
-    item = TagItem(_tenant_pk(tenant_id), f"TAG#{name}")
+    item = TagItem(tenant_pk(tenant_id), f"TAG#{name}")
     item.update(actions=[TagItem.description.set(description)], condition=TagItem.pk.exists())
 
 
 def usable_tag_names(tenant_id: str) -> set[str]:
     """Tags that exist and are not being deleted."""
-    items = TagItem.query(_tenant_pk(tenant_id), TagItem.sk.startswith("TAG#"))
+    items = TagItem.query(tenant_pk(tenant_id), TagItem.sk.startswith("TAG#"))
     return {item.name for item in items if not item.deleting}
 
 
 def mark_tag_deleting(tenant_id: str, name: str) -> None:
-    TagItem(_tenant_pk(tenant_id), f"TAG#{name}").update(actions=[TagItem.deleting.set(True)])
+    TagItem(tenant_pk(tenant_id), f"TAG#{name}").update(actions=[TagItem.deleting.set(True)])
 
 
 def list_tags(tenant_id: str, limit: int, start: dict[str, Any] | None) -> tuple[list[Tag], dict[str, Any] | None]:
-    result = TagItem.query(_tenant_pk(tenant_id), TagItem.sk.startswith("TAG#"), limit=limit, last_evaluated_key=start)
+    result = TagItem.query(tenant_pk(tenant_id), TagItem.sk.startswith("TAG#"), limit=limit, last_evaluated_key=start)
     return [_tag(item) for item in result], result.last_evaluated_key
 
 
@@ -117,7 +114,7 @@ def delete_tag(tenant_id: str, name: str) -> None:
     with MainTableModel.batch_write() as batch:
         for chunk in chunks:
             batch.delete(chunk)
-    TagItem(_tenant_pk(tenant_id), f"TAG#{name}").delete()
+    TagItem(tenant_pk(tenant_id), f"TAG#{name}").delete()
 
 
 # groups
@@ -131,20 +128,21 @@ def _group_name_key(tenant_id: str, name: str) -> tuple[str, str]:
     return f"TENANT#{tenant_id}#GROUPNAME#{name.casefold()}", "#GUARD"
 
 
+def _group_item(tenant_id: str, group: Group) -> GroupItem:
+    return GroupItem(
+        tenant_pk(tenant_id),
+        f"GROUP#{group.id}",
+        group_id=group.id,
+        name=group.name,
+        description=group.description,
+        created_at=group.created_at,
+    )
+
+
 def create_group(tenant_id: str, group: Group) -> None:
     try:
         with TransactWrite(connection=connection()) as transaction:
-            transaction.save(
-                GroupItem(
-                    _tenant_pk(tenant_id),
-                    f"GROUP#{group.id}",
-                    group_id=group.id,
-                    name=group.name,
-                    description=group.description,
-                    created_at=group.created_at,
-                ),
-                condition=GroupItem.pk.does_not_exist(),
-            )
+            transaction.save(_group_item(tenant_id, group), condition=GroupItem.pk.does_not_exist())
             transaction.save(
                 GroupNameItem(*_group_name_key(tenant_id, group.name), group_id=group.id),
                 condition=GroupNameItem.pk.does_not_exist(),
@@ -155,7 +153,7 @@ def create_group(tenant_id: str, group: Group) -> None:
 
 def get_group(tenant_id: str, group_id: str) -> Group | None:
     try:
-        return _group(GroupItem.get(_tenant_pk(tenant_id), f"GROUP#{group_id}"))
+        return _group(GroupItem.get(tenant_pk(tenant_id), f"GROUP#{group_id}"))
     except GroupItem.DoesNotExist:
         return None
 
@@ -170,7 +168,7 @@ def find_group_by_name(tenant_id: str, name: str) -> Group | None:
 
 def list_groups(tenant_id: str, limit: int, start: dict[str, Any] | None) -> tuple[list[Group], dict[str, Any] | None]:
     result = GroupItem.query(
-        _tenant_pk(tenant_id), GroupItem.sk.startswith("GROUP#"), limit=limit, last_evaluated_key=start
+        tenant_pk(tenant_id), GroupItem.sk.startswith("GROUP#"), limit=limit, last_evaluated_key=start
     )
     return [_group(item) for item in result], result.last_evaluated_key
 
@@ -178,17 +176,7 @@ def list_groups(tenant_id: str, limit: int, start: dict[str, Any] | None) -> tup
 def update_group(tenant_id: str, before: Group, after: Group) -> None:
     try:
         with TransactWrite(connection=connection()) as transaction:
-            transaction.save(
-                GroupItem(
-                    _tenant_pk(tenant_id),
-                    f"GROUP#{after.id}",
-                    group_id=after.id,
-                    name=after.name,
-                    description=after.description,
-                    created_at=after.created_at,
-                ),
-                condition=GroupItem.name == before.name,
-            )
+            transaction.save(_group_item(tenant_id, after), condition=GroupItem.name == before.name)
             if before.name.casefold() != after.name.casefold():
                 transaction.delete(GroupNameItem(*_group_name_key(tenant_id, before.name)))
                 transaction.save(
@@ -200,12 +188,12 @@ def update_group(tenant_id: str, before: Group, after: Group) -> None:
 
 
 def mark_group_deleting(tenant_id: str, group_id: str) -> None:
-    GroupItem(_tenant_pk(tenant_id), f"GROUP#{group_id}").update(actions=[GroupItem.deleting.set(True)])
+    GroupItem(tenant_pk(tenant_id), f"GROUP#{group_id}").update(actions=[GroupItem.deleting.set(True)])
 
 
 def delete_group(tenant_id: str, group: Group) -> None:
     with TransactWrite(connection=connection()) as transaction:
-        transaction.delete(GroupItem(_tenant_pk(tenant_id), f"GROUP#{group.id}"))
+        transaction.delete(GroupItem(tenant_pk(tenant_id), f"GROUP#{group.id}"))
         transaction.delete(GroupNameItem(*_group_name_key(tenant_id, group.name)))
 
 
@@ -215,18 +203,18 @@ def delete_group(tenant_id: str, group: Group) -> None:
 def attribute_types(tenant_id: str) -> dict[str, str]:
     return {
         item.name: item.type
-        for item in AttributeTypeItem.query(_tenant_pk(tenant_id), AttributeTypeItem.sk.startswith("ATTR#"))
+        for item in AttributeTypeItem.query(tenant_pk(tenant_id), AttributeTypeItem.sk.startswith("ATTR#"))
     }
 
 
 def register_attribute_type(tenant_id: str, name: str, kind: str) -> str:
     """Record the type of a new attribute; return the type that won (first writer wins)."""
     try:
-        AttributeTypeItem(_tenant_pk(tenant_id), f"ATTR#{name}", name=name, type=kind).save(
+        AttributeTypeItem(tenant_pk(tenant_id), f"ATTR#{name}", name=name, type=kind).save(
             condition=AttributeTypeItem.pk.does_not_exist()
         )
         return kind
     except PutError as error:
         if error.cause_response_code != "ConditionalCheckFailedException":
             raise
-        return AttributeTypeItem.get(_tenant_pk(tenant_id), f"ATTR#{name}", consistent_read=True).type
+        return AttributeTypeItem.get(tenant_pk(tenant_id), f"ATTR#{name}", consistent_read=True).type

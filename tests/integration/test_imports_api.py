@@ -4,7 +4,7 @@ import pytest
 
 from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_DEAD_LETTER_QUEUE, JOBS_QUEUE
 from tests.support.population import import_and_wait, import_csv
-from tests.support.queues import deliver, drain, take_messages
+from tests.support.queues import deliver, drain, sqs_event, take_messages
 
 HEADER = "external_id,email,first_name,group,tags,attributes.city,attributes.lifetime_value\n"
 
@@ -178,3 +178,25 @@ def test_jobs_are_per_tenant(api, app, shop, other_tenant):
     )
     assert api.get(f"/jobs/{job['id']}", key=shop.viewer_key).status == 200
     assert api.post(f"/jobs/{job['id']}/retry", key=shop.viewer_key).status == 403
+
+
+def test_in_a_batch_only_the_failing_chunk_is_retried(api, app, shop, monkeypatch):
+    from chalicelib.services import jobs
+
+    healthy = import_csv(api, shop.admin_key, HEADER + rows(3))
+    broken = import_csv(api, shop.admin_key, HEADER + rows(3, start=100))
+    chunks = take_messages(JOBS_QUEUE, shop.id)
+    original = jobs._workers["import"]
+
+    def flaky(tenant_id, job_id, payload):
+        if job_id == broken["id"]:
+            raise RuntimeError("this chunk's storage is down")
+        return original(tenant_id, job_id, payload)
+
+    monkeypatch.setitem(jobs._workers, "import", flaky)
+    event = sqs_event(chunks, JOBS_QUEUE)
+    failures = app.handler_map["process_job_chunks"](event, None)["batchItemFailures"]
+    failed_bodies = [r["body"] for r in event["Records"] if r["messageId"] in {f["itemIdentifier"] for f in failures}]
+    assert [json.loads(body)["job_id"] for body in failed_bodies] == [broken["id"]]
+    assert api.get(f"/jobs/{healthy['id']}", key=shop.admin_key).json["status"] == "succeeded"
+    assert api.get(f"/jobs/{broken['id']}", key=shop.admin_key).json["status"] == "running"
