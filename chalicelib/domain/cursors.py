@@ -48,7 +48,7 @@ def decode_cursor(cursor: str | None, *, scope: str, secret: bytes) -> dict[str,
         payload = _unb64(body)
     except (ValueError, AttributeError):
         raise invalid from None
-    if not hmac.compare_digest(mac, _mac(secret, scope, payload)):
+    if not hmac.compare_digest(mac.encode("utf-8"), _mac(secret, scope, payload).encode("ascii")):
         raise invalid
     position = json.loads(payload)
     if not isinstance(position, dict):

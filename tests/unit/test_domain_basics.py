@@ -42,6 +42,8 @@ def test_cursor_refuses_other_scope_tampering_and_garbage():
         "garbage",
         "...",
         "%%%.%%%",
+        "\x18.\u00bd",
+        body + ".é" + mac[2:],
     ):
         with pytest.raises(ValidationFailed) as refused:
             decode_cursor(bad, scope="a", secret=SECRET)
