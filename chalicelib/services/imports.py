@@ -77,17 +77,24 @@ def _typed_text_attributes(row: dict[str, Any], known: TenantCatalog) -> dict[st
     return typed
 
 
+def _matching(external_id: str | None, by_external_id: Contact | None, by_email: Contact | None) -> Contact | None:
+    """The contact a row means: the one with its external_id; else the one with its email,
+    unless that contact has another external_id (then the row is refused)."""
+    if by_external_id is not None:
+        return by_external_id
+    if by_email is not None and external_id and by_email.external_id not in (None, external_id):
+        raise ValidationFailed("email", "Another contact (with another external_id) already has this email.")
+    return by_email
+
+
 def _existing(tenant_id: str, row: dict[str, Any]) -> Contact | None:
-    """The contact a row means: by external_id; else by email, unless that contact has another external_id."""
-    external_id = row.get("external_id") if isinstance(row.get("external_id"), str) else None
-    contact_id = store.find_contact_id(tenant_id, external_id=external_id) if external_id else None
-    if contact_id is None and isinstance(row.get("email"), str):
-        by_email = store.find_contact_id(tenant_id, email=normalise_email(row["email"]))
-        contact = store.get_contact(tenant_id, by_email) if by_email else None
-        if contact is not None and external_id and contact.external_id not in (None, external_id):
-            raise ValidationFailed("email", "Another contact (with another external_id) already has this email.")
-        return contact
-    return store.get_contact(tenant_id, contact_id) if contact_id else None
+    external_id, email = _identity(row)
+    found = store.find_contact_id(tenant_id, external_id=external_id) if external_id else None
+    by_external_id = store.get_contact(tenant_id, found) if found else None
+    if by_external_id is not None or not email:
+        return by_external_id
+    found = store.find_contact_id(tenant_id, email=email)
+    return _matching(external_id, None, store.get_contact(tenant_id, found) if found else None)
 
 
 def upsert_row(

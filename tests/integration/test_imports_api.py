@@ -200,3 +200,12 @@ def test_in_a_batch_only_the_failing_chunk_is_retried(api, app, shop, monkeypatc
     assert [json.loads(body)["job_id"] for body in failed_bodies] == [broken["id"]]
     assert api.get(f"/jobs/{healthy['id']}", key=shop.admin_key).json["status"] == "succeeded"
     assert api.get(f"/jobs/{broken['id']}", key=shop.admin_key).json["status"] == "running"
+
+
+def test_a_row_cannot_take_the_email_of_a_contact_with_another_external_id(api, app, shop):
+    api.post("/contacts", key=shop.admin_key, json={"external_id": "p-1", "email": "ana@example.com"})
+    api.post("/contacts", key=shop.admin_key, json={"email": "bo@example.com"})
+    job = import_and_wait(api, app, shop.admin_key, "external_id,email\np-2,ana@example.com\np-3,bo@example.com\n")
+    assert [(e["line"], e["field"]) for e in job["errors"]] == [(2, "email")]
+    assert job["counts"]["updated"] == 1  # bo@ had no external_id: the row gives it p-3
+    assert api.get("/contacts/p-3", key=shop.admin_key).json["email"] == "bo@example.com"
