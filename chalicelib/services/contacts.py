@@ -7,16 +7,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.config import get_config
 from chalicelib.domain import attributes as attribute_rules
 from chalicelib.domain import events as event_rules
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.contacts import ContactChanges, check_contact, contact_id_for, ordinal_of
-from chalicelib.domain.cursors import decode_cursor, encode_cursor
 from chalicelib.domain.errors import Conflict, LimitExceeded, NotFound, UnknownTags, ValidationFailed
 from chalicelib.domain.tags import missing_tags, normalise_tag, normalise_tags
 from chalicelib.domain.validation import validate
 from chalicelib.services.changes import change_message, publish
+from chalicelib.services.paging import page
 from chalicelib.services.principal import Principal
 from chalicelib.storage import catalog
 from chalicelib.storage import contacts as store
@@ -249,23 +248,26 @@ def list_contacts(principal: Principal, query: dict[str, str], limit: int, curso
     tenant_id = principal.tenant_id
     tag = normalise_tag(query["tag"], "tag") if query.get("tag") else None
     group = query.get("group") or None
-    scope = f"contacts:{tenant_id}:{tag}:{group}"
-    secret = get_config().secret
-    position = decode_cursor(cursor, scope=scope, secret=secret)
     if tag is not None:
         if catalog.get_tag(tenant_id, tag) is None:
             raise UnknownTags("tag", f"Unknown tag: {tag}.", tags=[tag])
-        contacts, last = _page_of_tag(tenant_id, tag, group, limit, position)
+
+        def fetch(position: dict[str, Any] | None) -> tuple[list[Contact], dict[str, Any] | None]:
+            return _page_of_tag(tenant_id, tag, group, limit, position)
+
     elif group is not None:
         if catalog.get_group(tenant_id, group) is None:
             raise ValidationFailed("group", f"Group {group} does not exist.")
-        contacts, last = store.page_of_group(tenant_id, group, limit, position)
+
+        def fetch(position: dict[str, Any] | None) -> tuple[list[Contact], dict[str, Any] | None]:
+            return store.page_of_group(tenant_id, group, limit, position)
+
     else:
-        contacts, last = store.page_of_shards(tenant_id, limit, position)
-    return {
-        "items": [contact_view(c) for c in contacts],
-        "next_cursor": encode_cursor(last, scope=scope, secret=secret),
-    }
+
+        def fetch(position: dict[str, Any] | None) -> tuple[list[Contact], dict[str, Any] | None]:
+            return store.page_of_shards(tenant_id, limit, position)
+
+    return page(f"contacts:{tenant_id}:{tag}:{group}", cursor, fetch, contact_view)
 
 
 def _page_of_tag(
@@ -370,9 +372,7 @@ def _store_events(tenant_id: str, contact: Contact, events: list[dict[str, Any]]
 
 
 def list_events(principal: Principal, reference: str, limit: int, cursor: str | None) -> dict[str, Any]:
-    contact = resolve(principal.tenant_id, reference)
-    scope, secret = f"events:{principal.tenant_id}:{contact.id}", get_config().secret
-    events, last = store.events_of(
-        principal.tenant_id, contact, limit, decode_cursor(cursor, scope=scope, secret=secret)
-    )
-    return {"items": events, "next_cursor": encode_cursor(last, scope=scope, secret=secret)}
+    tenant_id = principal.tenant_id
+    contact = resolve(tenant_id, reference)
+    scope = f"events:{tenant_id}:{contact.id}"
+    return page(scope, cursor, lambda start: store.events_of(tenant_id, contact, limit, start))

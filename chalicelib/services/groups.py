@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.config import get_config
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.contacts import ContactChanges
-from chalicelib.domain.cursors import decode_cursor, encode_cursor
 from chalicelib.domain.errors import ConfirmationRequired, Conflict, NotFound
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.validation import validate
 from chalicelib.services import dependents, jobs
 from chalicelib.services.contacts import apply_changes, rewrite_contact
+from chalicelib.services.paging import page
 from chalicelib.services.principal import Principal
 from chalicelib.storage import catalog
 from chalicelib.storage import contacts as store
@@ -92,9 +91,8 @@ def get_group(principal: Principal, group_id: str) -> dict[str, Any]:
 
 
 def list_groups(principal: Principal, limit: int, cursor: str | None) -> dict[str, Any]:
-    scope, secret = f"groups:{principal.tenant_id}", get_config().secret
-    found, last = catalog.list_groups(principal.tenant_id, limit, decode_cursor(cursor, scope=scope, secret=secret))
-    return {"items": [_view(group) for group in found], "next_cursor": encode_cursor(last, scope=scope, secret=secret)}
+    tenant_id = principal.tenant_id
+    return page(f"groups:{tenant_id}", cursor, lambda start: catalog.list_groups(tenant_id, limit, start), _view)
 
 
 def update_group(principal: Principal, group_id: str, body: Any) -> dict[str, Any]:

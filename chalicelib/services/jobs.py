@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.config import get_config
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
-from chalicelib.domain.cursors import decode_cursor, encode_cursor
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.ids import new_id
 from chalicelib.logs import logger
 from chalicelib.resources import JOBS_QUEUE
+from chalicelib.services.paging import page
 from chalicelib.storage import jobs as store
 from chalicelib.storage import queues
 
@@ -155,7 +154,6 @@ def job_view(tenant_id: str, job_id: str) -> dict[str, Any]:
 def job_errors(tenant_id: str, job_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
     if store.get_job(tenant_id, job_id) is None:
         raise NotFound(f"Job {job_id} does not exist.", {"field": "id"})
-    scope = f"job-errors:{tenant_id}:{job_id}"
-    secret = get_config().secret
-    errors, last = store.list_errors(tenant_id, job_id, limit, decode_cursor(cursor, scope=scope, secret=secret))
-    return {"items": errors, "next_cursor": encode_cursor(last, scope=scope, secret=secret)}
+    return page(
+        f"job-errors:{tenant_id}:{job_id}", cursor, lambda start: store.list_errors(tenant_id, job_id, limit, start)
+    )

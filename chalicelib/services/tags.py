@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.config import get_config
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.contacts import ContactChanges, ordinal_of
-from chalicelib.domain.cursors import decode_cursor, encode_cursor
 from chalicelib.domain.errors import (
     ConfirmationRequired,
     Conflict,
@@ -21,6 +19,7 @@ from chalicelib.domain.validation import validate
 from chalicelib.services import dependents, jobs
 from chalicelib.services.changes import change_message, publish
 from chalicelib.services.contacts import apply_changes, rewrite_contact
+from chalicelib.services.paging import page
 from chalicelib.services.principal import Principal
 from chalicelib.storage import catalog
 from chalicelib.storage import contacts as store
@@ -74,12 +73,13 @@ def get_tag(principal: Principal, name: str) -> dict[str, Any]:
 
 
 def list_tags(principal: Principal, limit: int, cursor: str | None) -> dict[str, Any]:
-    scope, secret = f"tags:{principal.tenant_id}", get_config().secret
-    found, last = catalog.list_tags(principal.tenant_id, limit, decode_cursor(cursor, scope=scope, secret=secret))
-    return {
-        "items": [_view(principal.tenant_id, tag) for tag in found],
-        "next_cursor": encode_cursor(last, scope=scope, secret=secret),
-    }
+    tenant_id = principal.tenant_id
+    return page(
+        f"tags:{tenant_id}",
+        cursor,
+        lambda start: catalog.list_tags(tenant_id, limit, start),
+        lambda t: _view(tenant_id, t),
+    )
 
 
 def update_tag(principal: Principal, name: str, body: Any) -> dict[str, Any]:

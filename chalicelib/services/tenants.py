@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.config import get_config
 from chalicelib.domain import settings as settings_rules
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
-from chalicelib.domain.cursors import decode_cursor, encode_cursor
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.keys import generate_api_key, hash_api_key, key_hint
@@ -20,6 +18,7 @@ from chalicelib.domain.tenants import (
 )
 from chalicelib.domain.validation import validate
 from chalicelib.logs import logger
+from chalicelib.services.paging import page
 from chalicelib.services.principal import Principal
 from chalicelib.storage import tenants as store
 
@@ -75,13 +74,7 @@ def get_tenant(tenant_id: str) -> dict[str, Any]:
 
 
 def list_tenants(limit: int, cursor: str | None) -> dict[str, Any]:
-    secret = get_config().secret
-    start = decode_cursor(cursor, scope="tenants", secret=secret)
-    tenants, last = store.list_tenants(limit, start)
-    return {
-        "items": [_tenant_view(t) for t in tenants],
-        "next_cursor": encode_cursor(last, scope="tenants", secret=secret),
-    }
+    return page("tenants", cursor, lambda start: store.list_tenants(limit, start), _tenant_view)
 
 
 def update_tenant(tenant_id: str, body: Any) -> dict[str, Any]:
@@ -111,10 +104,8 @@ def create_api_key(principal: Principal, body: Any, clock: Clock = system_clock)
 
 
 def list_api_keys(principal: Principal, limit: int, cursor: str | None) -> dict[str, Any]:
-    secret = get_config().secret
     scope = f"api-keys:{principal.tenant_id}"
-    keys, last = store.list_api_keys(principal.tenant_id, limit, decode_cursor(cursor, scope=scope, secret=secret))
-    return {"items": [_key_view(k) for k in keys], "next_cursor": encode_cursor(last, scope=scope, secret=secret)}
+    return page(scope, cursor, lambda start: store.list_api_keys(principal.tenant_id, limit, start), _key_view)
 
 
 def delete_api_key(principal: Principal, key_id: str) -> None:
