@@ -145,10 +145,8 @@ def bulk_tag(principal: Principal, name: str, body: Any, add: bool) -> tuple[int
 
 def _require_contacts(tenant_id: str, contact_ids: list[str]) -> None:
     malformed = [cid for cid in contact_ids if ordinal_of(cid) is None]
-    found: set[str] = set()
     well_formed = [cid for cid in contact_ids if ordinal_of(cid) is not None]
-    for start in range(0, len(well_formed), 100):
-        found |= set(store.get_contacts(tenant_id, well_formed[start : start + 100]))
+    found = set(store.get_contacts(tenant_id, well_formed))  # batch_get reads 100 keys a request
     unknown = malformed + [cid for cid in well_formed if cid not in found]
     if unknown:
         raise ValidationFailed(
@@ -158,9 +156,7 @@ def _require_contacts(tenant_id: str, contact_ids: list[str]) -> None:
 
 def retag(tenant_id: str, tag: str, contact_ids: list[str], add: bool, source: str) -> dict[str, int]:
     """Add or remove one tag on many contacts: batched, version-checked, each change published once."""
-    contacts = {}
-    for start in range(0, len(contact_ids), 100):
-        contacts.update(store.get_contacts(tenant_id, contact_ids[start : start + 100]))
+    contacts = store.get_contacts(tenant_id, contact_ids)
     pairs, unchanged = [], 0
     for contact in contacts.values():
         after = _toggled(contact, tag, add, to_rfc3339(system_clock()))
