@@ -33,6 +33,10 @@ BUILT_IN: dict[str, str] = {
 }
 ATTRIBUTE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 _NAME = re.compile(ATTRIBUTE_NAME_PATTERN)
+RESERVED = frozenset(
+    {"id", "email", "first_name", "last_name", "external_id", "group", "tags", "created_at", "updated_at"}
+)
+"""Contact fields: criteria test them by these names, so no attribute may take one."""
 MAX_ATTRIBUTES = 100
 MAX_STRING_LENGTH = 1_000
 MAX_LIST_ITEMS = 100
@@ -128,6 +132,8 @@ def check_attributes(
             raise ValidationFailed(
                 path, f"{path}: names are 1-64 characters of a-z, 0-9 and '_', starting with a letter."
             )
+        if name in RESERVED:
+            raise ValidationFailed(path, f"{path}: {name} is a contact field, not an attribute.")
         if value is None:
             stored[name] = None
             continue
