@@ -7,12 +7,12 @@ from chalice import Chalice
 from chalicelib.config import get_config
 from chalicelib.handlers import jobs as job_handlers
 from chalicelib.http.envelope import envelope_middleware
-from chalicelib.http.routes import account, contacts, groups, jobs, meta, tags, tenants
+from chalicelib.http.routes import account, contacts, groups, jobs, meta, segments, tags, tenants
 
 if not os.environ.get("AWS_CHALICE_CLI_MODE"):  # packaging imports the app without secrets
     get_config()  # a cold start fails fast on an insecure production configuration
 
 app = Chalice(app_name="segments")
 app.register_middleware(envelope_middleware, "http")
-for module in (meta, tenants, account, contacts, tags, groups, jobs, job_handlers):
+for module in (meta, tenants, account, contacts, tags, groups, segments, jobs, job_handlers):
     app.register_blueprint(module.blueprint)

@@ -123,6 +123,7 @@ def delete_group(principal: Principal, group_id: str, confirm: bool) -> dict[str
             {"member_count": len(members), "dependents": users},
         )
     catalog.mark_group_deleting(tenant_id, group.id)
+    dependents.release("group", tenant_id, group.id, f"group {group.name!r} ({group.id}) was deleted")
     if not members:
         catalog.delete_group(tenant_id, group)
         return None
@@ -145,8 +146,8 @@ def _clear_group(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dict[s
     return {"counts": {"updated": updated, "unchanged": len(payload["contact_ids"]) - updated}}
 
 
-def _finish_group_delete(tenant_id: str, detail: dict[str, Any]) -> None:
-    group = catalog.get_group(tenant_id, detail["group"])
+def _finish_group_delete(tenant_id: str, job: jobs.Job) -> None:
+    group = catalog.get_group(tenant_id, job.detail["group"])
     if group is not None:
         catalog.delete_group(tenant_id, group)
 

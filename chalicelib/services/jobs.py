@@ -20,23 +20,37 @@ from chalicelib.resources import JOBS_QUEUE
 from chalicelib.services.paging import page
 from chalicelib.storage import jobs as store
 from chalicelib.storage import queues
+from chalicelib.storage.jobs import Job
 
 RUNNING, SUCCEEDED, WITH_ERRORS, FAILED = "running", "succeeded", "completed_with_errors", "failed"
 TERMINAL = (SUCCEEDED, WITH_ERRORS, FAILED)
 INLINE_ERRORS = 100
 
 ChunkWorker = Callable[[str, str, Any], dict[str, Any]]
-"""(tenant_id, job_id, payload) → {"counts": {...}, "errors": [...]}"""
-SuccessHook = Callable[[str, dict[str, Any]], None]
-"""(tenant_id, job detail): idempotent work once every chunk succeeded (e.g. delete the tag)."""
+"""(tenant_id, job_id, payload) → {"counts": {...}, "errors": [...]}; counts may give "processed" itself."""
+JobHook = Callable[[str, Job], None]
+"""(tenant_id, job): idempotent work once every chunk succeeded (e.g. delete the tag) or once the job failed."""
+ROW_COUNTERS = ("created", "updated", "unchanged", "failed")
 _workers: dict[str, ChunkWorker] = {}
-_on_success: dict[str, SuccessHook] = {}
+_on_success: dict[str, JobHook] = {}
+_on_failure: dict[str, JobHook] = {}
+_counters: dict[str, tuple[str, ...]] = {}
 
 
-def register_worker(kind: str, worker: ChunkWorker, on_success: SuccessHook | None = None) -> None:
+def register_worker(
+    kind: str,
+    worker: ChunkWorker,
+    on_success: JobHook | None = None,
+    on_failure: JobHook | None = None,
+    counters: tuple[str, ...] = ROW_COUNTERS,
+) -> None:
+    """``counters`` are the counts a job of this kind reports (storage/jobs.py COUNTERS)."""
     _workers[kind] = worker
+    _counters[kind] = counters
     if on_success:
         _on_success[kind] = on_success
+    if on_failure:
+        _on_failure[kind] = on_failure
 
 
 def start_job(
@@ -48,9 +62,11 @@ def start_job(
     errors: list[dict[str, Any]] = (),  # type: ignore[assignment]
     detail: dict[str, Any] | None = None,
     clock: Clock = system_clock,
+    job_id: str | None = None,
 ) -> dict[str, Any]:
+    """Store the job and queue its chunks. Pass ``job_id`` (from ``new_id("job")``) to record it elsewhere first."""
     job = store.Job(
-        id=new_id("job"),
+        id=job_id or new_id("job"),
         kind=kind,
         status=RUNNING,
         total=total,
@@ -86,7 +102,7 @@ def run_chunk(message: dict[str, Any], clock: Clock = system_clock) -> None:
     store.record_errors(tenant_id, job_id, result.get("errors", []))
     counts = dict(result.get("counts", {}))
     counts["failed"] = counts.get("failed", 0) + len(result.get("errors", []))
-    counts["processed"] = sum(counts.get(name, 0) for name in ("created", "updated", "unchanged", "failed"))
+    counts.setdefault("processed", sum(counts.get(name, 0) for name in ROW_COUNTERS))
     if store.finish_chunk(tenant_id, job_id, index, counts):
         _complete_if_done(tenant_id, job_id, clock)
 
@@ -97,7 +113,7 @@ def _complete_if_done(tenant_id: str, job_id: str, clock: Clock) -> None:
         return
     final = SUCCEEDED if job.counts["failed"] == 0 else WITH_ERRORS
     if final == SUCCEEDED and job.kind in _on_success:
-        _on_success[job.kind](tenant_id, job.detail)  # before the status flips, so a crash here is retried
+        _on_success[job.kind](tenant_id, job)  # before the status flips, so a crash here is retried
     if store.set_status(tenant_id, job_id, final, expected=RUNNING, finished_at=to_rfc3339(clock())):
         logger.info("job finished", extra={"job_id": job_id, "status": final, "counts": job.counts})
 
@@ -109,8 +125,15 @@ def fail_chunk(message: dict[str, Any], reason: str, clock: Clock = system_clock
     if loaded is None or loaded[0] == "done":
         return
     if store.set_status(tenant_id, job_id, FAILED, expected=RUNNING, finished_at=to_rfc3339(clock())):
-        store.set_detail(tenant_id, job_id, {"failure": reason, "failed_chunk": int(message["chunk"])})
         logger.error("job failed", extra={"job_id": job_id, "chunk": message["chunk"]})
+    job = store.get_job(tenant_id, job_id)
+    if job is None or job.status != FAILED:
+        return
+    if "failure" not in job.detail:
+        store.set_detail(tenant_id, job_id, {**job.detail, "failure": reason, "failed_chunk": int(message["chunk"])})
+        job = store.get_job(tenant_id, job_id)
+    if job.kind in _on_failure:
+        _on_failure[job.kind](tenant_id, job)  # idempotent: a redelivered dead letter runs it again
 
 
 def retry_job(tenant_id: str, job_id: str) -> dict[str, Any]:
@@ -121,6 +144,7 @@ def retry_job(tenant_id: str, job_id: str) -> dict[str, Any]:
         raise Conflict(f"Only failed jobs can be retried; this one is {job.status}.")
     pending = store.pending_chunks(tenant_id, job_id)
     store.set_status(tenant_id, job_id, RUNNING, expected=FAILED)
+    store.set_detail(tenant_id, job_id, {k: v for k, v in job.detail.items() if k not in ("failure", "failed_chunk")})
     queues.send_messages(JOBS_QUEUE, (_message(tenant_id, job_id, job.kind, i) for i in pending))
     return job_view(tenant_id, job_id)
 
@@ -142,7 +166,7 @@ def job_view(tenant_id: str, job_id: str) -> dict[str, Any]:
             "chunks_total": job.chunks_total,
             "chunks_done": job.counts["chunks_done"],
         },
-        "counts": {name: job.counts[name] for name in ("created", "updated", "unchanged", "failed")},
+        "counts": {name: job.counts[name] for name in _counters.get(job.kind, ROW_COUNTERS)},
         "errors": errors,
         "more_errors": last is not None,
         "detail": job.detail,

@@ -105,6 +105,7 @@ def delete_tag(principal: Principal, name: str, confirm: bool) -> dict[str, Any]
             {"dependents": users, "contact_count": carriers},
         )
     catalog.mark_tag_deleting(tenant_id, tag.name)
+    dependents.release("tag", tenant_id, tag.name, f"tag {tag.name} was deleted")
     ordinals = sorted(store.tag_ordinals(tenant_id, tag.name))
     if not ordinals:
         catalog.delete_tag(tenant_id, tag.name)
@@ -116,8 +117,8 @@ def delete_tag(principal: Principal, name: str, confirm: bool) -> dict[str, Any]
     return jobs.start_job(tenant_id, "tag_delete", chunks, total=len(ordinals), detail={"tag": tag.name})
 
 
-def _finish_tag_delete(tenant_id: str, job_detail: dict[str, Any]) -> None:
-    catalog.delete_tag(tenant_id, job_detail["tag"])
+def _finish_tag_delete(tenant_id: str, job: jobs.Job) -> None:
+    catalog.delete_tag(tenant_id, job.detail["tag"])
 
 
 def bulk_tag(principal: Principal, name: str, body: Any, add: bool) -> tuple[int, dict[str, Any]]:

@@ -173,6 +173,15 @@ def list_groups(tenant_id: str, limit: int, start: dict[str, Any] | None) -> tup
     return [_group(item) for item in result], result.last_evaluated_key
 
 
+def all_groups(tenant_id: str) -> list[Group]:
+    return [_group(item) for item in GroupItem.query(tenant_pk(tenant_id), GroupItem.sk.startswith("GROUP#"))]
+
+
+def usable_group_ids(tenant_id: str) -> set[str]:
+    """Groups that exist and are not being deleted."""
+    return {group.id for group in all_groups(tenant_id) if not group.deleting}
+
+
 def update_group(tenant_id: str, before: Group, after: Group) -> None:
     try:
         with TransactWrite(connection=connection()) as transaction:

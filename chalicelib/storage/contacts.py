@@ -453,17 +453,7 @@ def events_of(
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     pk = shard_pk(tenant_id, shard_of(contact.ordinal))
     result = EventItem.query(pk, EventItem.sk.startswith(f"C#{contact.id}#E#"), limit=limit, last_evaluated_key=start)
-    events = [
-        {
-            "id": item.event_id,
-            "type": item.type,
-            "at": item.at,
-            "amount": item.amount,
-            "properties": _plain(item.properties),
-        }
-        for item in result
-    ]
-    return events, result.last_evaluated_key
+    return [_event_view(item) for item in result], result.last_evaluated_key
 
 
 def delete_events(tenant_id: str, contact: Contact) -> int:
@@ -473,3 +463,45 @@ def delete_events(tenant_id: str, contact: Contact) -> int:
         for item in items:
             batch.delete(item)
     return len(items)
+
+
+def _event_view(item: EventItem) -> dict[str, Any]:
+    return {
+        "id": item.event_id,
+        "type": item.type,
+        "at": item.at,
+        "amount": item.amount,
+        "properties": _plain(item.properties),
+    }
+
+
+def read_shard(
+    tenant_id: str, shard: int, with_events: bool = True
+) -> tuple[list[Contact], dict[str, list[dict[str, Any]]]]:
+    """Every contact of a shard with its events, in one pass over the shard's partition.
+
+    Contacts and events share the partition (``C#{id}`` and ``C#{id}#E#…``), so a
+    single paged, strongly consistent Query returns both; each raw item is parsed
+    as what its key says. Without events, a filter drops them before they cross
+    the network (DynamoDB still reads them).
+    """
+    contacts: list[Contact] = []
+    events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    start = None
+    while True:
+        page = MainTableModel._get_connection().query(  # the low-level call: items of two types come back
+            shard_pk(tenant_id, shard),
+            range_key_condition=MainTableModel.sk.startswith("C#"),
+            filter_condition=None if with_events else ContactItem.ordinal.exists(),
+            consistent_read=True,
+            exclusive_start_key=start,
+        )
+        for raw in page.get("Items", ()):
+            if "#E#" in raw["sk"]["S"]:
+                event = EventItem.from_raw_data(raw)
+                events[event.contact_id].append(_event_view(event))
+            else:
+                contacts.append(_contact(ContactItem.from_raw_data(raw)))
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return contacts, events

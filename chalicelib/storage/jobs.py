@@ -24,7 +24,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.storage.table import MainTableModel, connection
 
-COUNTERS = ("processed", "created", "updated", "unchanged", "failed", "chunks_done")
+COUNTERS = ("processed", "created", "updated", "unchanged", "failed", "contacts", "members", "chunks_done")
 
 
 class JobItem(MainTableModel):
@@ -39,6 +39,8 @@ class JobItem(MainTableModel):
     updated = NumberAttribute(default=0)
     unchanged = NumberAttribute(default=0)
     failed = NumberAttribute(default=0)
+    contacts = NumberAttribute(default=0)
+    members = NumberAttribute(default=0)
     detail = MapAttribute(null=True)
     created_at = UnicodeAttribute()
     finished_at = UnicodeAttribute(null=True)

@@ -75,7 +75,7 @@ def update_tag(call: Call, name: str) -> dict:
     "/tags/{name}",
     summary="Delete a tag (409 confirmation_required when it is in use)",
     description="With ?confirm=true the tag is removed from its contacts (a job when there are any: 202) "
-    "and then deleted; segments keep their definitions and report the missing tag.",
+    "and then deleted; segments that use it become invalid and say why (their criteria stay for review).",
     access=Access.ADMIN,
     status=204,
     query=CONFIRM,

@@ -1,0 +1,123 @@
+"""The customer overview: how contacts spread over tags, groups and attribute values.
+
+Each counted value comes with the criteria node that selects it, so a client
+can build a segment by clicking values and send the combination to
+``POST /segments/preview``. Counting reads every contact once (one query per
+shard, events filtered out); values are grouped the way criteria compare them
+(text ignores case), so a facet's count is what the matching criteria would find.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.domain.attributes import BUILT_IN
+from chalicelib.domain.contacts import SHARDS
+from chalicelib.domain.criteria import CONTACT_FIELDS, contact_value, typed_value
+from chalicelib.domain.errors import ValidationFailed
+from chalicelib.services.principal import Principal
+from chalicelib.storage import catalog
+from chalicelib.storage import contacts as contact_store
+
+MAX_FACETS = 10
+TOP_DEFAULT, TOP_MAX = 20, 100
+FACETABLE = ("string", "number", "boolean", "string_list")
+
+
+@dataclass
+class _Facet:
+    name: str
+    kind: str  # "tags", "group" or an attribute type
+    attribute: str | None = None
+    counts: Counter = field(default_factory=Counter)
+    spelling: dict[Any, str] = field(default_factory=dict)
+    missing: int = 0
+
+    def add(self, contact: Any) -> None:
+        if self.kind == "tags":
+            self.counts.update(contact.tags)
+            self.missing += not contact.tags
+        elif self.kind == "group":
+            if contact.group:
+                self.counts[contact.group] += 1
+            else:
+                self.missing += 1
+        else:
+            raw = contact_value(contact, self.attribute)
+            value = typed_value(raw, self.kind)
+            if value is None:
+                self.missing += 1
+            elif self.kind == "string_list":
+                for item, original in zip(value, [r for r in raw if isinstance(r, str)], strict=True):
+                    self.counts[item] += 1
+                    self.spelling.setdefault(item, original)
+            else:
+                self.counts[value] += 1
+                if self.kind == "string":
+                    self.spelling.setdefault(value, raw)
+
+    def view(self, top: int, group_names: dict[str, str]) -> dict[str, Any]:
+        values = []
+        for value, count in sorted(self.counts.items(), key=lambda pair: (-pair[1], str(pair[0])))[:top]:
+            shown = self.spelling.get(value, value)
+            if self.kind == "number" and float(shown).is_integer():
+                shown = int(shown)
+            entry = {"value": shown, "count": count, "criteria": self._criteria(shown)}
+            if self.kind == "group":
+                entry["name"] = group_names.get(value)
+            values.append(entry)
+        return {
+            "values": values,
+            "other": sum(self.counts.values()) - sum(v["count"] for v in values),
+            "missing": self.missing,
+            "distinct": len(self.counts),
+        }
+
+    def _criteria(self, value: Any) -> dict[str, Any]:
+        if self.kind == "tags":
+            return {"tag": value}
+        if self.kind == "group":
+            return {"group": value}
+        return {"attr": self.attribute, "op": "contains" if self.kind == "string_list" else "eq", "value": value}
+
+
+def _facets(names: list[str], types: dict[str, str]) -> list[_Facet]:
+    facets = []
+    for name in names:
+        if name in ("tags", "group"):
+            facets.append(_Facet(name, name))
+            continue
+        attribute = name.removeprefix("attributes.")
+        kind = CONTACT_FIELDS.get(attribute) or types.get(attribute) or BUILT_IN.get(attribute)
+        if not name.startswith("attributes.") or kind is None:
+            raise ValidationFailed(
+                "facets", f"Unknown facet {name!r}: use tags, group or attributes.<name> of an existing attribute."
+            )
+        if kind not in FACETABLE:
+            raise ValidationFailed("facets", f"{name} is a {kind}; count it with criteria such as within_last instead.")
+        facets.append(_Facet(name, kind, attribute))
+    return facets
+
+
+def overview(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
+    tenant_id = principal.tenant_id
+    names = list(dict.fromkeys(part.strip() for part in query.get("facets", "tags,group").split(",") if part.strip()))
+    if not 1 <= len(names) <= MAX_FACETS:
+        raise ValidationFailed("facets", f"facets lists 1 to {MAX_FACETS} facets, comma-separated.")
+    top = query.get("top", str(TOP_DEFAULT))
+    if not top.isdigit() or not 1 <= int(top) <= TOP_MAX:
+        raise ValidationFailed("top", f"top is a whole number from 1 to {TOP_MAX}.")
+    facets = _facets(names, catalog.attribute_types(tenant_id))
+    total = 0
+    for shard in range(SHARDS):
+        contacts, _ = contact_store.read_shard(tenant_id, shard, with_events=False)
+        total += len(contacts)
+        for contact in contacts:
+            for facet in facets:
+                facet.add(contact)
+    group_names = {}
+    if any(f.kind == "group" for f in facets):
+        group_names = {g.id: g.name for g in catalog.all_groups(tenant_id)}
+    return {"total": total, "facets": {f.name: f.view(int(top), group_names) for f in facets}}

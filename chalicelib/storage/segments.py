@@ -1,0 +1,357 @@
+"""Segments, their version history, and their membership.
+
+| item | pk | sk |
+| --- | --- | --- |
+| segment | ``TENANT#{t}`` | ``SEGMENT#{id}`` |
+| saved version | ``TENANT#{t}#SEGMENT#{id}`` | ``V#{version:06d}`` |
+| membership chunk | ``TENANT#{t}#SEGMENT#{id}`` | ``M#{generation}#{shard:02d}#{chunk:04d}`` |
+
+Membership is written in *generations*: an evaluation writes a whole new
+generation beside the published one, and the segment item's ``generation``
+flips to it (conditionally, only for the evaluation the segment is waiting for)
+once every shard is written. Readers follow ``generation``, so they never see a
+half-built membership; the retired generation is deleted after the flip.
+
+A membership chunk holds the member ordinals of one shard within a range of
+``MEMBER_CHUNK`` ordinals of that shard, as a DynamoDB number set, so the chunk
+of any contact is computable from its ordinal (for single-contact updates) and a
+shard's evaluation owns its chunks outright (a redelivered shard rewrites them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    NumberAttribute,
+    NumberSetAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+)
+from pynamodb.exceptions import PutError, UpdateError
+
+from chalicelib.domain.contacts import SHARDS
+from chalicelib.storage.table import MainTableModel
+from chalicelib.storage.tenants import tenant_pk
+
+MEMBER_CHUNK = 4_096
+"""Ordinals of one shard per membership item (≈ 25 KB at most)."""
+
+
+class SegmentItem(MainTableModel):
+    segment_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    description = UnicodeAttribute(null=True)
+    criteria = UnicodeAttribute()  # canonical JSON text
+    tags = UnicodeSetAttribute(null=True)
+    groups = UnicodeSetAttribute(null=True)
+    references = UnicodeSetAttribute(null=True)
+    time_dependent = BooleanAttribute(default=False)
+    version = NumberAttribute()
+    status = UnicodeAttribute()
+    status_reason = UnicodeAttribute(null=True)
+    invalid_because = UnicodeAttribute(null=True)
+    member_count = NumberAttribute(null=True)
+    generation = UnicodeAttribute(null=True)
+    retired_generation = UnicodeAttribute(null=True)
+    job_id = UnicodeAttribute(null=True)
+    evaluated_version = NumberAttribute(null=True)
+    evaluated_at = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+
+
+class SegmentVersionItem(MainTableModel):
+    version = NumberAttribute()
+    name = UnicodeAttribute()
+    description = UnicodeAttribute(null=True)
+    criteria = UnicodeAttribute()
+    saved_at = UnicodeAttribute()
+
+
+class MemberChunkItem(MainTableModel):
+    ordinals = NumberSetAttribute()
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: str
+    name: str
+    description: str | None
+    criteria: dict[str, Any]
+    tags: frozenset[str]
+    groups: frozenset[str]
+    references: frozenset[str]
+    time_dependent: bool
+    version: int
+    status: str
+    created_at: str
+    updated_at: str
+    status_reason: str | None = None
+    invalid_because: str | None = None
+    member_count: int | None = None
+    generation: str | None = None
+    retired_generation: str | None = None
+    job_id: str | None = None
+    evaluated_version: int | None = None
+    evaluated_at: str | None = None
+
+
+class StaleSegment(Exception):
+    """The segment changed (or went) since it was read."""
+
+
+def _key(tenant_id: str, segment_id: str) -> tuple[str, str]:
+    return tenant_pk(tenant_id), f"SEGMENT#{segment_id}"
+
+
+def _own_pk(tenant_id: str, segment_id: str) -> str:
+    return f"TENANT#{tenant_id}#SEGMENT#{segment_id}"
+
+
+def _segment(item: SegmentItem) -> Segment:
+    return Segment(
+        id=item.segment_id,
+        name=item.name,
+        description=item.description,
+        criteria=json.loads(item.criteria),
+        tags=frozenset(item.tags or ()),
+        groups=frozenset(item.groups or ()),
+        references=frozenset(item.references or ()),
+        time_dependent=bool(item.time_dependent),
+        version=int(item.version),
+        status=item.status,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+        status_reason=item.status_reason,
+        invalid_because=item.invalid_because,
+        member_count=None if item.member_count is None else int(item.member_count),
+        generation=item.generation,
+        retired_generation=item.retired_generation,
+        job_id=item.job_id,
+        evaluated_version=None if item.evaluated_version is None else int(item.evaluated_version),
+        evaluated_at=item.evaluated_at,
+    )
+
+
+def _item(tenant_id: str, segment: Segment) -> SegmentItem:
+    return SegmentItem(
+        *_key(tenant_id, segment.id),
+        segment_id=segment.id,
+        name=segment.name,
+        description=segment.description,
+        criteria=json.dumps(segment.criteria, sort_keys=True),
+        tags=set(segment.tags) or None,
+        groups=set(segment.groups) or None,
+        references=set(segment.references) or None,
+        time_dependent=segment.time_dependent,
+        version=segment.version,
+        status=segment.status,
+        status_reason=segment.status_reason,
+        invalid_because=segment.invalid_because,
+        member_count=segment.member_count,
+        generation=segment.generation,
+        retired_generation=segment.retired_generation,
+        job_id=segment.job_id,
+        evaluated_version=segment.evaluated_version,
+        evaluated_at=segment.evaluated_at,
+        created_at=segment.created_at,
+        updated_at=segment.updated_at,
+    )
+
+
+def _save_version(tenant_id: str, segment: Segment) -> None:
+    SegmentVersionItem(
+        _own_pk(tenant_id, segment.id),
+        f"V#{segment.version:06d}",
+        version=segment.version,
+        name=segment.name,
+        description=segment.description,
+        criteria=json.dumps(segment.criteria, sort_keys=True),
+        saved_at=segment.updated_at,
+    ).save()
+
+
+def create(tenant_id: str, segment: Segment) -> None:
+    _save_version(tenant_id, segment)
+    _item(tenant_id, segment).save(condition=SegmentItem.pk.does_not_exist())
+
+
+def save(tenant_id: str, before: Segment, after: Segment) -> None:
+    """Replace ``before`` with ``after`` if nobody changed it meanwhile; a new version is kept in the history."""
+    if after.version != before.version:
+        _save_version(tenant_id, after)
+    try:
+        _item(tenant_id, after).save(condition=SegmentItem.updated_at == before.updated_at)
+    except PutError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            raise StaleSegment(before.id) from error
+        raise
+
+
+def get(tenant_id: str, segment_id: str) -> Segment | None:
+    try:
+        return _segment(SegmentItem.get(*_key(tenant_id, segment_id), consistent_read=True))
+    except SegmentItem.DoesNotExist:
+        return None
+
+
+def all_segments(tenant_id: str) -> list[Segment]:
+    """Every segment of the tenant (the criteria engine and dependents need the whole graph)."""
+    items = SegmentItem.query(tenant_pk(tenant_id), SegmentItem.sk.startswith("SEGMENT#"), consistent_read=True)
+    return [_segment(item) for item in items]
+
+
+def page(tenant_id: str, limit: int, start: dict[str, Any] | None) -> tuple[list[Segment], dict[str, Any] | None]:
+    result = SegmentItem.query(
+        tenant_pk(tenant_id), SegmentItem.sk.startswith("SEGMENT#"), limit=limit, last_evaluated_key=start
+    )
+    return [_segment(item) for item in result], result.last_evaluated_key
+
+
+def versions(
+    tenant_id: str, segment_id: str, limit: int, start: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    result = SegmentVersionItem.query(
+        _own_pk(tenant_id, segment_id),
+        SegmentVersionItem.sk.startswith("V#"),
+        scan_index_forward=False,
+        limit=limit,
+        last_evaluated_key=start,
+    )
+    found = [
+        {
+            "version": int(item.version),
+            "name": item.name,
+            "description": item.description,
+            "criteria": json.loads(item.criteria),
+            "saved_at": item.saved_at,
+        }
+        for item in result
+    ]
+    return found, result.last_evaluated_key
+
+
+def delete(tenant_id: str, segment_id: str) -> None:
+    """The segment, its history and every membership generation."""
+    owned = list(MainTableModel.query(_own_pk(tenant_id, segment_id), attributes_to_get=["pk", "sk"]))
+    SegmentItem(*_key(tenant_id, segment_id)).delete()
+    with MainTableModel.batch_write() as batch:
+        for item in owned:
+            batch.delete(item)
+
+
+def update_fields(tenant_id: str, segment_id: str, **fields: Any) -> None:
+    """Set a few bookkeeping fields (status, job) on a segment that still exists."""
+    item = SegmentItem(*_key(tenant_id, segment_id))
+    actions = [
+        getattr(SegmentItem, name).set(value) if value is not None else getattr(SegmentItem, name).remove()
+        for name, value in fields.items()
+    ]
+    try:
+        item.update(actions=actions, condition=SegmentItem.pk.exists())
+    except UpdateError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
+
+
+# --- membership ---------------------------------------------------------------------------------------
+
+
+def _chunk_of(ordinal: int) -> int:
+    return (ordinal // SHARDS) // MEMBER_CHUNK
+
+
+def write_shard_members(tenant_id: str, segment_id: str, generation: str, shard: int, ordinals: Iterable[int]) -> None:
+    """Write one shard's members of a generation, replacing whatever an earlier attempt wrote."""
+    chunks: dict[int, set[int]] = {}
+    for ordinal in ordinals:
+        chunks.setdefault(_chunk_of(ordinal), set()).add(int(ordinal))
+    prefix = f"M#{generation}#{shard:02d}#"
+    earlier = MemberChunkItem.query(
+        _own_pk(tenant_id, segment_id), MemberChunkItem.sk.startswith(prefix), attributes_to_get=["pk", "sk"]
+    )
+    with MainTableModel.batch_write() as batch:
+        for item in earlier:
+            if int(item.sk.rsplit("#", 1)[1]) not in chunks:
+                batch.delete(item)
+        for chunk, members in chunks.items():
+            batch.save(MemberChunkItem(_own_pk(tenant_id, segment_id), f"{prefix}{chunk:04d}", ordinals=members))
+
+
+def publish(tenant_id: str, segment_id: str, job_id: str, fields: dict[str, Any]) -> str | None:
+    """Flip the segment to the generation written by ``job_id`` if the segment still waits for that job.
+
+    Returns the generation it replaced (to be deleted) or raises StaleSegment
+    when another evaluation superseded this one (or the segment is gone). Safe to
+    repeat: a second call finds the flip done and returns the same retired generation.
+    """
+    current = get(tenant_id, segment_id)
+    if current is None or current.job_id != job_id:
+        raise StaleSegment(segment_id)
+    if current.generation == job_id:
+        return current.retired_generation
+    values = {**fields, "generation": job_id, "retired_generation": current.generation}
+    actions = [
+        getattr(SegmentItem, name).set(value) if value is not None else getattr(SegmentItem, name).remove()
+        for name, value in values.items()
+    ]
+    try:
+        SegmentItem(*_key(tenant_id, segment_id)).update(actions=actions, condition=SegmentItem.job_id == job_id)
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            raise StaleSegment(segment_id) from error
+        raise
+    return current.generation
+
+
+def delete_generation(tenant_id: str, segment_id: str, generation: str) -> None:
+    items = MainTableModel.query(
+        _own_pk(tenant_id, segment_id), MainTableModel.sk.startswith(f"M#{generation}#"), attributes_to_get=["pk", "sk"]
+    )
+    with MainTableModel.batch_write() as batch:
+        for item in items:
+            batch.delete(item)
+
+
+def members(tenant_id: str, segment_id: str, generation: str) -> set[int]:
+    found: set[int] = set()
+    for item in MemberChunkItem.query(
+        _own_pk(tenant_id, segment_id), MemberChunkItem.sk.startswith(f"M#{generation}#")
+    ):
+        found |= {int(o) for o in item.ordinals}
+    return found
+
+
+def page_of_members(
+    tenant_id: str, segment_id: str, generation: str, limit: int, position: dict[str, Any] | None
+) -> tuple[list[int], dict[str, Any] | None]:
+    """Member ordinals in (shard, ordinal) order; the position is the chunk and ordinal served last.
+
+    Positions name the chunk by shard and range, not by generation, so a listing
+    that spans a re-evaluation carries on from the same place in the new one.
+    """
+    prefix = f"M#{generation}#"
+    after_chunk = (position or {}).get("chunk")
+    after_ordinal = int((position or {}).get("after", -1))
+    if after_chunk:
+        condition = MemberChunkItem.sk.between(prefix + after_chunk, prefix + "~")
+    else:
+        condition = MemberChunkItem.sk.startswith(prefix)
+    ordinals: list[int] = []
+    last_chunk = ""
+    for item in MemberChunkItem.query(_own_pk(tenant_id, segment_id), condition, page_size=4):
+        chunk = item.sk[len(prefix) :]
+        members_here = sorted(int(o) for o in item.ordinals)
+        if chunk == after_chunk:
+            members_here = [o for o in members_here if o > after_ordinal]
+        for ordinal in members_here:
+            if len(ordinals) == limit:
+                return ordinals, {"chunk": last_chunk, "after": ordinals[-1]}
+            ordinals.append(ordinal)
+            last_chunk = chunk
+    return ordinals, None
