@@ -70,15 +70,16 @@ class TenantHandle:
         return self
 
 
+def create_tenant(api: ApiClient, name: str = "Acme", segments: bool = True) -> TenantHandle:
+    reply = api.post("/tenants", key=OPERATOR, json={"name": name})
+    assert reply.status == 201, reply.text
+    handle = TenantHandle(api, reply.json)
+    return handle.enable() if segments else handle
+
+
 @pytest.fixture
 def new_tenant(api):
-    def make(name: str = "Acme", segments: bool = True) -> TenantHandle:
-        reply = api.post("/tenants", key=OPERATOR, json={"name": name})
-        assert reply.status == 201, reply.text
-        handle = TenantHandle(api, reply.json)
-        return handle.enable() if segments else handle
-
-    return make
+    return lambda name="Acme", segments=True: create_tenant(api, name, segments)
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ def _field_of(error: SchemaError, root: str) -> str:
         allowed = set(error.schema.get("properties", {}))
         extra = sorted(name for name in error.instance if name not in allowed)
         return json_path([extra[0]], path) if extra else path
-    return path
+    return path or "body"
 
 
 def _message_of(error: SchemaError, field: str) -> str:

@@ -1,4 +1,4 @@
-"""Queue handlers for job chunks (imports, bulk tagging, tag and group clean-up)."""
+"""Queue handlers for job chunks (imports, bulk tagging, tag and group clean-up, segment evaluation)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from chalicelib.handlers.batch import process_records
 from chalicelib.logs import logger
 from chalicelib.resources import JOBS_DEAD_LETTER_QUEUE, JOBS_QUEUE
 from chalicelib.services import (  # noqa: F401 - registering their chunk workers
+    evaluation,
     groups,
     imports,
     jobs,
+    segments,
     tags,
 )
 

@@ -11,7 +11,7 @@ segment supersedes an older one: the older one's generation is discarded.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,7 +23,6 @@ from chalicelib.domain.contacts import SHARDS
 from chalicelib.domain.engine import BrokenReference, CompiledCriteria, compile_criteria
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.population import Population
-from chalicelib.logs import logger
 from chalicelib.services import jobs
 from chalicelib.storage import catalog
 from chalicelib.storage import contacts as contact_store
@@ -36,10 +35,26 @@ EVALUATE = "segment_evaluate"
 EVALUATING, READY, FAILED, INVALID = "evaluating", "ready", "failed", "invalid"
 
 
-def compile_for(tenant_id: str, criteria: dict[str, Any], segments: list[Segment] | None = None) -> CompiledCriteria:
-    """Compile ``criteria`` with the tenant's attribute types and its segments (for {"segment": …})."""
-    known = {s.id: s.criteria for s in (segments if segments is not None else store.all_segments(tenant_id))}
-    return compile_criteria(criteria, catalog.attribute_types(tenant_id), known.get)
+def snapshot(
+    tenant_id: str, criteria: dict[str, Any], references: Iterable[str], segments: list[Segment] | None = None
+) -> dict[str, Any]:
+    """Everything evaluating ``criteria`` needs, frozen: the criteria, the criteria of every segment it
+    includes (transitively) and the attribute types. A job evaluates one snapshot on every shard, so a
+    segment edited meanwhile cannot make shards disagree (the edit starts its own evaluation)."""
+    by_id = {s.id: s for s in (segments if segments is not None else store.all_segments(tenant_id))}
+    library: dict[str, Any] = {}
+    queue = list(references)
+    while queue:
+        segment_id = queue.pop()
+        if segment_id in library or segment_id not in by_id:
+            continue  # a missing one makes compilation raise BrokenReference
+        library[segment_id] = by_id[segment_id].criteria
+        queue += by_id[segment_id].references
+    return {"criteria": criteria, "library": library, "types": catalog.attribute_types(tenant_id)}
+
+
+def compile_snapshot(frozen: dict[str, Any]) -> CompiledCriteria:
+    return compile_criteria(frozen["criteria"], frozen["types"], frozen["library"].get)
 
 
 @dataclass(frozen=True)
@@ -64,11 +79,12 @@ def evaluate_shards(
 def start_evaluation(tenant_id: str, segment: Segment, clock: Clock = system_clock) -> dict[str, Any]:
     """Queue a full evaluation of ``segment``; the segment waits for this job (and ignores older ones)."""
     job_id = new_id("job")
+    frozen = snapshot(tenant_id, segment.criteria, segment.references)
     store.update_fields(tenant_id, segment.id, job_id=job_id, status=EVALUATING, status_reason=None)
     return jobs.start_job(
         tenant_id,
         EVALUATE,
-        [{"segment_id": segment.id, "shard": shard} for shard in range(SHARDS)],
+        [{"segment_id": segment.id, "shard": shard, "definition": frozen} for shard in range(SHARDS)],
         total=SHARDS,
         detail={"segment_id": segment.id, "version": segment.version},
         clock=clock,
@@ -77,18 +93,15 @@ def start_evaluation(tenant_id: str, segment: Segment, clock: Clock = system_clo
 
 
 def _evaluate_shard(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-    segment = store.get(tenant_id, payload["segment_id"])
-    if segment is None or segment.job_id != job_id:
-        logger.info("superseded evaluation skipped", extra={"job_id": job_id, "segment_id": payload["segment_id"]})
-        return {"counts": {"processed": 1}}
+    """One shard of a job: members go into the job's generation; publishing decides whether it is used."""
     try:
-        compiled = compile_for(tenant_id, segment.criteria)
+        compiled = compile_snapshot(payload["definition"])
     except BrokenReference as broken:
-        raise RuntimeError(f"segment {broken.segment_id} it references is gone") from broken
+        raise RuntimeError(f"segment {broken.segment_id} it includes is gone") from broken
     shard = int(payload["shard"])
     (result,) = evaluate_shards(tenant_id, compiled, system_clock(), range(shard, shard + 1))
     members = result.members
-    store.write_shard_members(tenant_id, segment.id, job_id, shard, (c.ordinal for c in members))
+    store.write_shard_members(tenant_id, payload["segment_id"], job_id, shard, (c.ordinal for c in members))
     return {"counts": {"processed": 1, "contacts": len(result.contacts), "members": len(members)}}
 
 

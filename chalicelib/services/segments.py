@@ -32,7 +32,14 @@ from chalicelib.domain.settings import limit
 from chalicelib.domain.validation import validate
 from chalicelib.services import dependents
 from chalicelib.services.contacts import contact_view
-from chalicelib.services.evaluation import EVALUATING, INVALID, compile_for, evaluate_shards, start_evaluation
+from chalicelib.services.evaluation import (
+    EVALUATING,
+    INVALID,
+    compile_snapshot,
+    evaluate_shards,
+    snapshot,
+    start_evaluation,
+)
 from chalicelib.services.paging import page
 from chalicelib.services.principal import Principal
 from chalicelib.storage import catalog
@@ -267,7 +274,7 @@ def preview(principal: Principal, body: Any, clock: Clock = system_clock) -> dic
     tenant_id = principal.tenant_id
     segments = store.all_segments(tenant_id)
     checked = check_criteria(body["criteria"], _vocabulary(principal, segments))
-    compiled = compile_for(tenant_id, checked.criteria, segments)
+    compiled = compile_snapshot(snapshot(tenant_id, checked.criteria, checked.segments, segments))
     wanted = body.get("sample_size", 10)
     chooser = random.Random(canonical_text(checked.criteria))  # the same criteria shows the same sample
     sample: list[Any] = []

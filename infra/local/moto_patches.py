@@ -16,15 +16,30 @@ Behaviour is unchanged; only work that grows with the size of a table or queue i
   the retention period directly, the map counts messages only when a count is
   actually read (GetQueueAttributes), a receive stops scanning once it has
   found the messages it returns, and a delete stops at the message it deletes.
+
+- DynamoDB reads: moto serialises every response by walking botocore's shape
+  model, about ten Python calls per attribute value, which made reading a
+  shard of 1,000 contacts with their events take seconds. For the item reads
+  (Query, Scan, GetItem, BatchGetItem), whose result is already in DynamoDB's
+  wire form, the result is copied as it is (binary values base64-encoded, as
+  the shape walk does); every other response still takes moto's path.
+
+One fix is about correctness, not cost: moto checks a write's condition and then
+applies it without a lock, so two threads (moto server serves each request on
+its own thread) can both pass ``version = 7`` and both write. DynamoDB makes a
+conditional write, and a whole transaction, atomic; here one re-entrant lock
+around every DynamoDB write does the same.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import threading
 from typing import Any
 
+from moto.core.serialize import JSONSerializer
 from moto.core.utils import camelcase_to_underscores, unix_time, unix_time_millis
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
@@ -264,8 +279,46 @@ def all_items(self: Table) -> list[Any]:
     return sorted(found.values(), key=lambda item: (item.hash_key, item.range_key))
 
 
+_ITEM_READS = frozenset({"Query", "Scan", "GetItem", "BatchGetItem"})
+_shape_serialize_result = JSONSerializer._serialize_result
+
+
+def _wire(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _wire(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_wire(inner) for inner in value]
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def serialize_item_reads(self: JSONSerializer, resp: Any, result: Any) -> Any:
+    operation = self.operation_model
+    if operation.service_model.service_name != "dynamodb" or operation.name not in _ITEM_READS:
+        return _shape_serialize_result(self, resp, result)
+    return self._serialized_result_to_response(resp, result, operation.output_shape, _wire(result))
+
+
+_WRITE_LOCK = threading.RLock()
+
+
+def _atomic(write: Any) -> Any:
+    def locked(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+        with _WRITE_LOCK:
+            return write(self, *args, **kwargs)
+
+    locked.__wrapped__ = write  # type: ignore[attr-defined]
+    return locked
+
+
 def apply() -> None:
-    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    if hasattr(DynamoDBBackend.put_item, "__wrapped__"):
+        return  # already applied in this process
+    for name in ("put_item", "update_item", "delete_item"):
+        setattr(DynamoDBBackend, name, _atomic(getattr(DynamoDBBackend, name)))
+    DynamoDBBackend.transact_write_items = _atomic(transact_write_items)  # type: ignore[method-assign]
+    JSONSerializer._serialize_result = serialize_item_reads  # type: ignore[method-assign]
     SQSBackend.is_message_valid_based_on_retention_period = message_within_retention  # type: ignore[method-assign]
     Queue.attributes = property(queue_attributes)  # type: ignore[assignment,method-assign]
     Queue.messages = property(_VisibleMessages)  # type: ignore[assignment,method-assign]

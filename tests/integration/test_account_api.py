@@ -98,7 +98,7 @@ def test_bad_settings_change_nothing(api, tenant):
         ({"limits": {"tags_per_galaxy": 3}}, "limits.tags_per_galaxy"),
         ({"send_rate_per_second": "fast"}, "send_rate_per_second"),
         ({"frequency_cap": {"max_emails": -1}}, "frequency_cap.max_emails"),
-        ([], ""),
+        ([], "body"),
     ]:
         reply = api.patch("/settings", key=tenant.admin_key, json=body)
         assert reply.status == 422, body

@@ -7,14 +7,14 @@ from typing import Any
 from tests.support.queues import drain
 
 
-def import_csv(api: Any, key: str, text: str) -> dict:
-    reply = api.post("/contacts/import", key=key, body=text, headers={"content-type": "text/csv"})
+def import_csv(api: Any, key: str, text: str, content_type: str = "text/csv") -> dict:
+    reply = api.post("/contacts/import", key=key, body=text, headers={"content-type": content_type})
     assert reply.status == 202, reply.text
     return reply.json
 
 
-def import_and_wait(api: Any, app: Any, key: str, text: str) -> dict:
-    job = import_csv(api, key, text)
+def import_and_wait(api: Any, app: Any, key: str, text: str, content_type: str = "text/csv") -> dict:
+    job = import_csv(api, key, text, content_type)
     drain(app)
     return api.get(f"/jobs/{job['id']}", key=key).json
 

@@ -30,7 +30,7 @@ def test_patch_does_not_mutate_its_input():
 @pytest.mark.parametrize(
     "patch, field",
     [
-        ({}, ""),
+        ({}, "body"),
         ({"limits": {"tags_per_segment": 0}}, "limits.tags_per_segment"),
         ({"limits": {"tags_per_segment": True}}, "limits.tags_per_segment"),
         ({"sender": {"reply_to": "nope"}}, "sender.reply_to"),

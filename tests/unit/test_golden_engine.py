@@ -1,0 +1,59 @@
+"""The golden segments over an in-memory population: the compiled engine against DuckDB's SQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import duckdb
+import pytest
+
+from bench.golden import GOLDEN, date_days_ago, generate, load_duckdb, resolve, sql_for, write_duckdb_tables
+from bench.population import TAGS
+from chalicelib.domain.attributes import BUILT_IN
+from chalicelib.domain.criteria import Vocabulary, check_criteria
+from chalicelib.domain.engine import compile_criteria
+from chalicelib.domain.population import Population
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+TYPES = {**BUILT_IN, "newsletter": "boolean", "interests": "string_list"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    people = generate(3_000, NOW)
+    folder = tmp_path_factory.mktemp("golden")
+    write_duckdb_tables(people, folder)
+    database = duckdb.connect()
+    load_duckdb(database, folder)
+    return people, database
+
+
+def local(text: str) -> str:
+    if text.startswith("$date:"):
+        return date_days_ago(NOW, text)
+    return text.split(":", 1)[1]  # $group:resellers → resellers, $segment:name → name
+
+
+VOCABULARY = Vocabulary(
+    tags=frozenset(TAGS),
+    groups=frozenset({"resellers", "agencies", "creators"}),
+    attributes=TYPES,
+    segments={g.name: frozenset() for g in GOLDEN},
+    tag_limit=10,
+)
+LIBRARY = {g.name: check_criteria(resolve(g.criteria, local), VOCABULARY).criteria for g in GOLDEN}
+
+
+def test_there_are_at_least_thirty_golden_segments():
+    assert len(LIBRARY) == len(GOLDEN) >= 30
+
+
+@pytest.mark.parametrize("golden", GOLDEN, ids=[g.name for g in GOLDEN])
+def test_the_engine_finds_exactly_what_sql_finds(world, golden):
+    people, database = world
+    compiled = compile_criteria(LIBRARY[golden.name], TYPES, LIBRARY.get)
+    population = Population(people, {p.id: p.events for p in people})
+    found = {people[row].id for row in compiled.evaluate(population, NOW).nonzero()[0]}
+    expected = {row[0] for row in database.execute(sql_for(golden, NOW)).fetchall()}
+    assert found == expected
+    assert 0 < len(expected) < len(people) or golden.name in {"never purchased"}, "a golden set should discriminate"
