@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PACKAGE_DIR := build/package
 STAGE ?= dev
 
-.PHONY: run test lint package demo clean
+.PHONY: run test lint package demo bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,6 @@ clean:
 
 demo: $(STAMP)  ## load a generated tenant (10,000 contacts, a year of purchases) into a running `make run`
 	$(BIN)/python -m bench.demo
+
+bench: $(STAMP)  ## performance figures as tables (BENCH_CONTACTS=… to change the population; default 1,000,000)
+	$(BIN)/python -m bench.engine

@@ -53,6 +53,7 @@ def main() -> None:
         call("POST", "/events", admin, {"events": population.events[start : start + 1000]})
     elapsed = time.perf_counter() - started
     print(f"  {len(population.events)} purchases posted in {elapsed:.1f} s ({len(population.events) / elapsed:.0f}/s)")
+    build_seed_segments(admin)
     print(f"""
 Demo tenant ready: {tenant["id"]}
   admin key: {admin}
@@ -63,7 +64,57 @@ Try:
   curl -s {BASE}/contacts/p-000042 -H 'Authorization: Bearer {admin}'
   curl -s {BASE}/contacts/p-000042/events -H 'Authorization: Bearer {admin}'
   curl -s {BASE}/jobs/{job["id"]} -H 'Authorization: Bearer {admin}'
+  curl -s {BASE}/segments -H 'Authorization: Bearer {admin}'
+  curl -s '{BASE}/overview?facets=tags,group,attributes.country' -H 'Authorization: Bearer {admin}'
 """)
+
+
+LOCAL_FAMILY_DISCOUNT = {
+    "all": [
+        {"attr": "city", "op": "eq", "value": "Toronto"},
+        {"event": "purchase", "within": "365d", "where": [{"prop": "category", "op": "eq", "value": "family"}]},
+        {
+            "event": "purchase",
+            "agg": "share",
+            "op": "gt",
+            "value": 0.5,
+            "where": [{"prop": "discounted", "op": "eq", "value": True}],
+        },
+    ]
+}
+
+
+def wait_until_ready(admin: str, segment: dict) -> tuple[dict, float]:
+    started = time.perf_counter()
+    while segment["status"] == "evaluating":
+        time.sleep(0.5)
+        segment = call("GET", f"/segments/{segment['id']}", admin)
+    return segment, time.perf_counter() - started
+
+
+def build_seed_segments(admin: str) -> None:
+    """The seed's example: preview, save, then mix with a tag segment."""
+    started = time.perf_counter()
+    preview = call("POST", "/segments/preview", admin, {"criteria": LOCAL_FAMILY_DISCOUNT, "sample_size": 3})
+    print(
+        f"  preview 'local family discount buyers': {preview['count']} of {preview['contacts_evaluated']} "
+        f"contacts in {time.perf_counter() - started:.1f} s"
+    )
+    local = call(
+        "POST", "/segments", admin, {"name": "Local family discount buyers", "criteria": LOCAL_FAMILY_DISCOUNT}
+    )
+    vip = call("POST", "/segments", admin, {"name": "VIP partners", "criteria": {"tag": "vip"}})
+    for segment in (local, vip):
+        segment, waited = wait_until_ready(admin, segment)
+        print(f"  segment {segment['name']!r}: {segment['member_count']} members, evaluated in {waited:.1f} s")
+    mixer = call(
+        "POST",
+        "/segments",
+        admin,
+        {"name": "Family promo audience", "criteria": {"any": [{"segment": local["id"]}, {"segment": vip["id"]}]}},
+    )
+    mixer, waited = wait_until_ready(admin, mixer)
+    print(f"  mixer {mixer['name']!r}: {mixer['member_count']} members, evaluated in {waited:.1f} s")
 
 
 if __name__ == "__main__":

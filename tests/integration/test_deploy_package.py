@@ -2,8 +2,10 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,18 @@ def resources_of(template, kind):
 def test_packaged_template_passes_cfn_lint(packaged):
     result = subprocess.run([str(BIN / "cfn-lint"), str(packaged)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_deployment_zip_holds_every_runtime_dependency(packaged):
+    """`chalice package` only warns when a wheel has no Lambda-compatible build
+    (numpy >= 2.3 has no manylinux2014 wheel): the stack would deploy and fail on import."""
+    requirements = (PROJECT / "requirements.txt").read_text().splitlines()
+    distributions = [re.split(r"[=<>\[ ]", line)[0] for line in requirements if line and not line.startswith("#")]
+    with zipfile.ZipFile(packaged.parent / "deployment.zip") as archive:
+        folders = {name.split("/")[0].lower() for name in archive.namelist()}
+    for distribution in distributions:
+        stem = distribution.lower().replace("-", "_")
+        assert any(folder.startswith(f"{stem}-") and folder.endswith(".dist-info") for folder in folders), distribution
 
 
 def test_policy_is_hand_written_and_least_privilege(template):

@@ -229,7 +229,8 @@ def members_csv(call: Call, segment_id: str) -> Response:
     }
     if next_cursor:
         headers["X-Next-Cursor"] = next_cursor
-        headers["Link"] = f'</segments/{segment_id}/members.csv?cursor={next_cursor}>; rel="next"'
+        size = f"limit={call.query['limit']}&" if "limit" in call.query else ""
+        headers["Link"] = f'</segments/{segment_id}/members.csv?{size}cursor={next_cursor}>; rel="next"'
     return Response(body=text, status_code=200, headers=headers)
 
 
