@@ -5,6 +5,7 @@ import os
 from chalice import Chalice
 
 from chalicelib.config import get_config
+from chalicelib.handlers import contact_changes, schedules
 from chalicelib.handlers import jobs as job_handlers
 from chalicelib.http.envelope import envelope_middleware
 from chalicelib.http.routes import account, contacts, groups, jobs, meta, segments, tags, tenants
@@ -14,5 +15,17 @@ if not os.environ.get("AWS_CHALICE_CLI_MODE"):  # packaging imports the app with
 
 app = Chalice(app_name="segments")
 app.register_middleware(envelope_middleware, "http")
-for module in (meta, tenants, account, contacts, tags, groups, segments, jobs, job_handlers):
+for module in (
+    meta,
+    tenants,
+    account,
+    contacts,
+    tags,
+    groups,
+    segments,
+    jobs,
+    job_handlers,
+    contact_changes,
+    schedules,
+):
     app.register_blueprint(module.blueprint)

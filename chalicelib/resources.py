@@ -16,3 +16,7 @@ JOBS_DEAD_LETTER_QUEUE = "segments-jobs-dlq"
 CONTACT_CHANGES_QUEUE = "segments-contact-changes"
 """One message per contact change; consumed by membership and triggers."""
 CONTACT_CHANGES_DEAD_LETTER_QUEUE = "segments-contact-changes-dlq"
+
+MEMBERSHIP_EVENTS_QUEUE = "segments-membership-events"
+"""``segment.entered`` / ``segment.exited`` events (domain/membership.py); consumed by triggers."""
+MEMBERSHIP_EVENTS_DEAD_LETTER_QUEUE = "segments-membership-events-dlq"

@@ -19,11 +19,12 @@ import io
 import random
 from collections.abc import Iterable
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 
-from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
+from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
 from chalicelib.domain.contacts import contact_id_for
 from chalicelib.domain.criteria import Vocabulary, canonical_text, check_criteria
 from chalicelib.domain.errors import ConfirmationRequired, Conflict, NotFound, ValidationFailed
@@ -35,8 +36,10 @@ from chalicelib.services.contacts import contact_view
 from chalicelib.services.evaluation import (
     EVALUATING,
     INVALID,
+    READY,
     compile_snapshot,
     evaluate_shards,
+    index_members,
     snapshot,
     start_evaluation,
 )
@@ -175,7 +178,7 @@ def create_segment(principal: Principal, body: Any, clock: Clock = system_clock)
         updated_at=now,
     )
     store.create(tenant_id, segment)
-    start_evaluation(tenant_id, segment, clock)
+    start_evaluation(tenant_id, segment, clock, cause="created")
     return segment_view(_require(tenant_id, segment.id))
 
 
@@ -228,11 +231,11 @@ def update_segment(principal: Principal, segment_id: str, body: Any, clock: Cloc
 def _reevaluate(principal: Principal, changed: Segment, clock: Clock) -> None:
     """Evaluate ``changed`` and every segment that includes it; revive those invalid only because of it."""
     tenant_id = principal.tenant_id
-    start_evaluation(tenant_id, changed, clock)
+    start_evaluation(tenant_id, changed, clock, cause="criteria_changed")
     revived = {changed.id}
     for referrer in _referrers(store.all_segments(tenant_id), changed.id):  # nearest first
         if referrer.status != INVALID:
-            start_evaluation(tenant_id, referrer, clock)
+            start_evaluation(tenant_id, referrer, clock, cause="criteria_changed")
             continue
         if (referrer.invalid_because or "").removeprefix("segment:") not in revived:
             continue
@@ -241,8 +244,38 @@ def _reevaluate(principal: Principal, changed: Segment, clock: Clock) -> None:
         except ValidationFailed:
             continue
         store.update_fields(tenant_id, referrer.id, status=EVALUATING, status_reason=None, invalid_because=None)
-        start_evaluation(tenant_id, referrer, clock)
+        start_evaluation(tenant_id, referrer, clock, cause="criteria_changed")
         revived.add(referrer.id)
+
+
+REFRESH_EVERY = timedelta(hours=1)
+"""How often time-dependent segments are re-evaluated (the schedule's rate, in handlers/schedules.py)."""
+_REFRESH_SLACK = timedelta(minutes=5)
+
+
+def refresh_time_dependent(clock: Clock = system_clock, registered: Iterable[tuple[str, str]] | None = None) -> int:
+    """Re-evaluate every ready segment that time alone changes, and the segments that include one,
+    once their last evaluation is an hour old; return how many evaluations started.
+
+    ``registered`` (tenant, segment) pairs default to every time-dependent segment."""
+    now = clock()
+    due: dict[str, set[str]] = {}
+    for tenant_id, segment_id in store.time_dependent_segments() if registered is None else registered:
+        due.setdefault(tenant_id, set()).add(segment_id)
+    started = 0
+    for tenant_id, segment_ids in due.items():
+        segments = store.all_segments(tenant_id)
+        chosen: dict[str, Segment] = {}
+        for segment in segments:
+            if segment.id in segment_ids:
+                chosen[segment.id] = segment
+                chosen.update((r.id, r) for r in _referrers(segments, segment.id))
+        for segment in chosen.values():
+            last = parse_rfc3339(segment.evaluated_at) if segment.evaluated_at else None
+            if segment.status == READY and (last is None or now - last >= REFRESH_EVERY - _REFRESH_SLACK):
+                start_evaluation(tenant_id, segment, clock, cause="refresh")
+                started += 1
+    return started
 
 
 def evaluate(principal: Principal, segment_id: str, clock: Clock = system_clock) -> dict[str, Any]:
@@ -269,28 +302,39 @@ def versions(principal: Principal, segment_id: str, limit_: int, cursor: str | N
 
 
 def preview(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
-    """Count and sample unsaved criteria over every contact (the click-to-segment path)."""
+    """Count and sample unsaved criteria over every contact (the click-to-segment path).
+
+    Tag-only criteria are answered from the tag index; others read the shards
+    (only the candidates the tag index leaves, when they are few)."""
     validate(body, PREVIEW_SCHEMA)
     tenant_id = principal.tenant_id
     segments = store.all_segments(tenant_id)
     checked = check_criteria(body["criteria"], _vocabulary(principal, segments))
-    compiled = compile_snapshot(snapshot(tenant_id, checked.criteria, checked.segments, segments))
+    frozen = snapshot(tenant_id, checked.criteria, checked.segments, segments)
+    compiled = compile_snapshot(frozen)
     wanted = body.get("sample_size", 10)
     chooser = random.Random(canonical_text(checked.criteria))  # the same criteria shows the same sample
-    sample: list[Any] = []
-    count = seen = 0
     now = clock()
-    for result in evaluate_shards(tenant_id, compiled, now):
-        seen += len(result.contacts)
-        for contact in result.members:
-            count += 1
-            if len(sample) < wanted:
-                sample.append(contact)
-            elif wanted and (slot := chooser.randrange(count)) < wanted:
-                sample[slot] = contact  # reservoir sampling: every member equally likely
+    if frozen["index"] is not None:
+        ordinals = index_members(tenant_id, frozen["index"])
+        chosen = sorted(chooser.sample(range(len(ordinals)), min(wanted, len(ordinals))))
+        ids = [contact_id_for(int(ordinals[i])) for i in chosen]
+        sample = list(contact_store.get_contacts(tenant_id, ids).values()) if ids else []
+        count, seen = len(ordinals), 0
+    else:
+        sample, count, seen = [], 0, 0
+        for result in evaluate_shards(tenant_id, compiled, now, frozen=frozen):
+            seen += len(result.contacts)
+            for contact in result.members:
+                count += 1
+                if len(sample) < wanted:
+                    sample.append(contact)
+                elif wanted and (slot := chooser.randrange(count)) < wanted:
+                    sample[slot] = contact  # reservoir sampling: every member equally likely
     return {
         "count": count,
         "contacts_evaluated": seen,
+        "plan": "index" if frozen["index"] is not None else "narrowed" if frozen["narrowing"] else "shards",
         "sample": [contact_view(c) for c in sorted(sample, key=lambda c: c.ordinal)],
         "criteria": checked.criteria,
         "evaluated_at": to_rfc3339(now),

@@ -9,6 +9,7 @@ Layout (see also storage/table.py):
 | external_id / email guard | ``TENANT#{t}#XID#{v}`` / ``TENANT#{t}#EMAIL#{v}`` | ``#GUARD`` |
 | tag posting-list chunk | ``TENANT#{t}#TAG#{name}`` | ``CHUNK#{k}`` (ordinals k·2048 …) |
 | tag count of a chunk | ``TENANT#{t}#TAG#{name}`` | ``COUNT#{k}`` |
+| every contact (a posting list) | ``TENANT#{t}#TAG##everyone`` | ``CHUNK#{k}`` / ``COUNT#{k}`` |
 | ordinal counter | ``TENANT#{t}`` | ``#COUNTERS`` |
 
 A contact and its events share a partition, so one Query returns a whole shard
@@ -26,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 from pynamodb.attributes import (
     MapAttribute,
     NumberAttribute,
@@ -37,6 +39,7 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.contacts import SHARDS, contact_id_for, ordinal_of, shard_of
+from chalicelib.domain.planner import EVERYONE
 from chalicelib.storage.table import Gsi1, MainTableModel, connection
 
 TAG_CHUNK_SIZE = 2_048
@@ -215,6 +218,11 @@ def _write_chunks(transaction: TransactWrite, tenant_id: str, adds, deletes) -> 
         )
 
 
+def _postings_of(contact: Contact | None) -> frozenset[str]:
+    """The posting lists a contact is on: its tags and the list of every contact."""
+    return contact.tags | {EVERYONE} if contact is not None else frozenset()
+
+
 def _cancellation_reasons(error: TransactWriteError) -> list[str | None]:
     reasons = getattr(error, "cancellation_reasons", None) or []
     return [reason.code if reason else None for reason in reasons]
@@ -264,8 +272,7 @@ def _write_contacts_once(tenant_id: str, changes: list[tuple[Contact | None, Con
                 for name, key in old_guards.items():
                     if new_guards.get(name) != key:
                         transaction.delete(GuardItem(*key), condition=GuardItem.contact_id == contact_id)
-                old_tags = before.tags if before else frozenset()
-                new_tags = after.tags if after else frozenset()
+                old_tags, new_tags = _postings_of(before), _postings_of(after)
                 ordinal = (after or before).ordinal
                 added += [(tag, ordinal) for tag in new_tags - old_tags]
                 removed += [(tag, ordinal) for tag in old_tags - new_tags]
@@ -304,10 +311,8 @@ def _operations(tenant_id: str, before: Contact | None, after: Contact | None) -
     old_guards = _guard_keys(tenant_id, before) if before else {}
     new_guards = _guard_keys(tenant_id, after) if after else {}
     guard_ops = len(set(old_guards.values()) ^ set(new_guards.values()))
-    old_tags = before.tags if before else frozenset()
-    new_tags = after.tags if after else frozenset()
     ordinal = (after or before).ordinal  # type: ignore[union-attr]
-    chunks = {(tag, ordinal // TAG_CHUNK_SIZE) for tag in old_tags ^ new_tags}
+    chunks = {(tag, ordinal // TAG_CHUNK_SIZE) for tag in _postings_of(before) ^ _postings_of(after)}
     return 1 + guard_ops, chunks
 
 
@@ -416,6 +421,29 @@ def tag_ordinals(tenant_id: str, tag: str) -> set[int]:
     return ordinals
 
 
+def postings(tenant_id: str, tags: Iterable[str]) -> dict[str, np.ndarray]:
+    """Posting lists as sorted arrays of ordinals (``EVERYONE`` gives every contact).
+
+    Read with the low-level query: a chunk's number set becomes one array in one
+    step instead of thousands of parsed numbers."""
+    found: dict[str, np.ndarray] = {}
+    for tag in tags:
+        parts, start = [], None
+        while True:
+            page = MainTableModel._get_connection().query(
+                tag_pk(tenant_id, tag),
+                range_key_condition=MainTableModel.sk.startswith("CHUNK#"),
+                consistent_read=True,
+                exclusive_start_key=start,
+            )
+            parts += [np.array(raw["ordinals"]["NS"], dtype=np.int64) for raw in page["Items"] if "ordinals" in raw]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        found[tag] = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+    return found
+
+
 def count_tag(tenant_id: str, tag: str) -> int:
     return sum(int(item.n) for item in TagCountItem.query(tag_pk(tenant_id, tag), TagCountItem.sk.startswith("COUNT#")))
 
@@ -475,6 +503,16 @@ def _event_view(item: EventItem) -> dict[str, Any]:
     }
 
 
+def read_contact(tenant_id: str, contact_id: str) -> tuple[Contact | None, list[dict[str, Any]]]:
+    """One contact with its events, in one strongly consistent query (ids have a fixed length,
+    so the ``C#{id}`` prefix matches no other contact)."""
+    ordinal = ordinal_of(contact_id)
+    if ordinal is None:
+        return None, []
+    contacts, events = _read_partition(tenant_id, shard_of(ordinal), f"C#{contact_id}", with_events=True)
+    return (contacts[0] if contacts else None), events.get(contact_id, [])
+
+
 def read_shard(
     tenant_id: str, shard: int, with_events: bool = True
 ) -> tuple[list[Contact], dict[str, list[dict[str, Any]]]]:
@@ -485,13 +523,19 @@ def read_shard(
     as what its key says. Without events, a filter drops them before they cross
     the network (DynamoDB still reads them).
     """
+    return _read_partition(tenant_id, shard, "C#", with_events)
+
+
+def _read_partition(
+    tenant_id: str, shard: int, prefix: str, with_events: bool
+) -> tuple[list[Contact], dict[str, list[dict[str, Any]]]]:
     contacts: list[Contact] = []
     events: dict[str, list[dict[str, Any]]] = defaultdict(list)
     start = None
     while True:
         page = MainTableModel._get_connection().query(  # the low-level call: items of two types come back
             shard_pk(tenant_id, shard),
-            range_key_condition=MainTableModel.sk.startswith("C#"),
+            range_key_condition=MainTableModel.sk.startswith(prefix),
             filter_condition=None if with_events else ContactItem.ordinal.exists(),
             consistent_read=True,
             exclusive_start_key=start,

@@ -6,6 +6,10 @@
 | saved version | ``TENANT#{t}#SEGMENT#{id}`` | ``V#{version:06d}`` |
 | membership chunk | ``TENANT#{t}#SEGMENT#{id}`` | ``M#{generation}#{shard:02d}#{chunk:04d}`` |
 
+Segments that time alone changes (windows, ``within_last``, ``older_than``) are
+also in the sparse gsi1 partition ``SEGMENTS#TIME_DEPENDENT`` (sort key
+``{tenant}#{segment}``), which the refresh schedule reads.
+
 Membership is written in *generations*: an evaluation writes a whole new
 generation beside the published one, and the segment item's ``generation``
 flips to it (conditionally, only for the evaluation the segment is waiting for)
@@ -32,10 +36,10 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import UpdateError
 
 from chalicelib.domain.contacts import SHARDS
-from chalicelib.storage.table import MainTableModel
+from chalicelib.storage.table import Gsi1, MainTableModel
 from chalicelib.storage.tenants import tenant_pk
 
 MEMBER_CHUNK = 4_096
@@ -59,10 +63,17 @@ class SegmentItem(MainTableModel):
     generation = UnicodeAttribute(null=True)
     retired_generation = UnicodeAttribute(null=True)
     job_id = UnicodeAttribute(null=True)
+    pending_writes = NumberAttribute(null=True)  # real-time writes into the pending generation (storage/membership)
     evaluated_version = NumberAttribute(null=True)
     evaluated_at = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
+    gsi1pk = UnicodeAttribute(null=True)  # TIME_DEPENDENT for segments that time alone changes (sparse index)
+    gsi1sk = UnicodeAttribute(null=True)
+    gsi1 = Gsi1()
+
+
+TIME_DEPENDENT = "SEGMENTS#TIME_DEPENDENT"
 
 
 class SegmentVersionItem(MainTableModel):
@@ -74,7 +85,7 @@ class SegmentVersionItem(MainTableModel):
 
 
 class MemberChunkItem(MainTableModel):
-    ordinals = NumberSetAttribute()
+    ordinals = NumberSetAttribute(null=True)  # DynamoDB drops a set emptied by real-time DELETEs
 
 
 @dataclass(frozen=True)
@@ -105,7 +116,7 @@ class StaleSegment(Exception):
     """The segment changed (or went) since it was read."""
 
 
-def _key(tenant_id: str, segment_id: str) -> tuple[str, str]:
+def segment_key(tenant_id: str, segment_id: str) -> tuple[str, str]:
     return tenant_pk(tenant_id), f"SEGMENT#{segment_id}"
 
 
@@ -140,7 +151,7 @@ def _segment(item: SegmentItem) -> Segment:
 
 def _item(tenant_id: str, segment: Segment) -> SegmentItem:
     return SegmentItem(
-        *_key(tenant_id, segment.id),
+        *segment_key(tenant_id, segment.id),
         segment_id=segment.id,
         name=segment.name,
         description=segment.description,
@@ -161,6 +172,8 @@ def _item(tenant_id: str, segment: Segment) -> SegmentItem:
         evaluated_at=segment.evaluated_at,
         created_at=segment.created_at,
         updated_at=segment.updated_at,
+        gsi1pk=TIME_DEPENDENT if segment.time_dependent else None,
+        gsi1sk=f"{tenant_id}#{segment.id}" if segment.time_dependent else None,
     )
 
 
@@ -181,13 +194,34 @@ def create(tenant_id: str, segment: Segment) -> None:
     _item(tenant_id, segment).save(condition=SegmentItem.pk.does_not_exist())
 
 
+EVALUATION_FIELDS = frozenset(
+    {"member_count", "generation", "retired_generation", "job_id", "evaluated_version", "evaluated_at"}
+)
+"""Fields that evaluations and real-time updates own; an edit never writes them back."""
+
+
 def save(tenant_id: str, before: Segment, after: Segment) -> None:
-    """Replace ``before`` with ``after`` if nobody changed it meanwhile; a new version is kept in the history."""
+    """Write what an edit changed in ``before`` if nobody edited it meanwhile; a new version goes in the history.
+
+    Only the changed fields are set, so counts and generations that evaluations
+    and real-time updates move concurrently are never overwritten with old values.
+    """
     if after.version != before.version:
         _save_version(tenant_id, after)
+    desired = _item(tenant_id, after).attribute_values
+    present = _item(tenant_id, before).attribute_values
+    actions = []
+    for name in sorted((set(desired) | set(present)) - EVALUATION_FIELDS - {"pk", "sk"}):
+        attribute = getattr(SegmentItem, name)
+        if name not in desired:
+            actions.append(attribute.remove())
+        elif desired[name] != present.get(name):
+            actions.append(attribute.set(desired[name]))
     try:
-        _item(tenant_id, after).save(condition=SegmentItem.updated_at == before.updated_at)
-    except PutError as error:
+        SegmentItem(*segment_key(tenant_id, before.id)).update(
+            actions=actions, condition=SegmentItem.updated_at == before.updated_at
+        )
+    except UpdateError as error:
         if error.cause_response_code == "ConditionalCheckFailedException":
             raise StaleSegment(before.id) from error
         raise
@@ -195,7 +229,7 @@ def save(tenant_id: str, before: Segment, after: Segment) -> None:
 
 def get(tenant_id: str, segment_id: str) -> Segment | None:
     try:
-        return _segment(SegmentItem.get(*_key(tenant_id, segment_id), consistent_read=True))
+        return _segment(SegmentItem.get(*segment_key(tenant_id, segment_id), consistent_read=True))
     except SegmentItem.DoesNotExist:
         return None
 
@@ -204,6 +238,13 @@ def all_segments(tenant_id: str) -> list[Segment]:
     """Every segment of the tenant (the criteria engine and dependents need the whole graph)."""
     items = SegmentItem.query(tenant_pk(tenant_id), SegmentItem.sk.startswith("SEGMENT#"), consistent_read=True)
     return [_segment(item) for item in items]
+
+
+def time_dependent_segments() -> list[tuple[str, str]]:
+    """(tenant, segment) of every segment whose membership time alone changes, for the refresh schedule.
+
+    A sparse index holding only those segments: the schedule reads it, never the tenants' data."""
+    return [tuple(item.gsi1sk.split("#", 1)) for item in SegmentItem.gsi1.query(TIME_DEPENDENT)]  # type: ignore[misc]
 
 
 def page(tenant_id: str, limit: int, start: dict[str, Any] | None) -> tuple[list[Segment], dict[str, Any] | None]:
@@ -239,7 +280,7 @@ def versions(
 def delete(tenant_id: str, segment_id: str) -> None:
     """The segment, its history and every membership generation."""
     owned = list(MainTableModel.query(_own_pk(tenant_id, segment_id), attributes_to_get=["pk", "sk"]))
-    SegmentItem(*_key(tenant_id, segment_id)).delete()
+    SegmentItem(*segment_key(tenant_id, segment_id)).delete()
     with MainTableModel.batch_write() as batch:
         for item in owned:
             batch.delete(item)
@@ -247,7 +288,7 @@ def delete(tenant_id: str, segment_id: str) -> None:
 
 def update_fields(tenant_id: str, segment_id: str, **fields: Any) -> None:
     """Set a few bookkeeping fields (status, job) on a segment that still exists."""
-    item = SegmentItem(*_key(tenant_id, segment_id))
+    item = SegmentItem(*segment_key(tenant_id, segment_id))
     actions = [
         getattr(SegmentItem, name).set(value) if value is not None else getattr(SegmentItem, name).remove()
         for name, value in fields.items()
@@ -264,6 +305,11 @@ def update_fields(tenant_id: str, segment_id: str, **fields: Any) -> None:
 
 def _chunk_of(ordinal: int) -> int:
     return (ordinal // SHARDS) // MEMBER_CHUNK
+
+
+def chunk_key(tenant_id: str, segment_id: str, generation: str, ordinal: int) -> tuple[str, str]:
+    """The membership chunk of one generation that holds (or would hold) ``ordinal``."""
+    return _own_pk(tenant_id, segment_id), f"M#{generation}#{ordinal % SHARDS:02d}#{_chunk_of(ordinal):04d}"
 
 
 def write_shard_members(tenant_id: str, segment_id: str, generation: str, shard: int, ordinals: Iterable[int]) -> None:
@@ -286,27 +332,51 @@ def write_shard_members(tenant_id: str, segment_id: str, generation: str, shard:
 def publish(tenant_id: str, segment_id: str, job_id: str, fields: dict[str, Any]) -> str | None:
     """Flip the segment to the generation written by ``job_id`` if the segment still waits for that job.
 
-    Returns the generation it replaced (to be deleted) or raises StaleSegment
-    when another evaluation superseded this one (or the segment is gone). Safe to
-    repeat: a second call finds the flip done and returns the same retired generation.
+    ``member_count`` is counted from the generation itself, which real-time
+    updates may have changed since its shards were written; the flip is
+    conditioned on no such update landing between the count and the flip
+    (``pending_writes``), and counts again if one did. Returns the generation it
+    replaced (to be deleted) or raises StaleSegment when another evaluation
+    superseded this one (or the segment is gone). Safe to repeat: a second call
+    finds the flip done and returns the same retired generation.
     """
-    current = get(tenant_id, segment_id)
-    if current is None or current.job_id != job_id:
-        raise StaleSegment(segment_id)
-    if current.generation == job_id:
-        return current.retired_generation
-    values = {**fields, "generation": job_id, "retired_generation": current.generation}
-    actions = [
-        getattr(SegmentItem, name).set(value) if value is not None else getattr(SegmentItem, name).remove()
-        for name, value in values.items()
-    ]
-    try:
-        SegmentItem(*_key(tenant_id, segment_id)).update(actions=actions, condition=SegmentItem.job_id == job_id)
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            raise StaleSegment(segment_id) from error
-        raise
-    return current.generation
+    while True:
+        current = get(tenant_id, segment_id)
+        if current is None or current.job_id != job_id:
+            raise StaleSegment(segment_id)
+        if current.generation == job_id:
+            return current.retired_generation
+        writes = _pending_writes(tenant_id, segment_id)
+        values = {
+            **fields,
+            "member_count": count_members(tenant_id, segment_id, job_id),
+            "generation": job_id,
+            "retired_generation": current.generation,
+            "pending_writes": None,
+        }
+        actions = [
+            getattr(SegmentItem, name).set(value) if value is not None else getattr(SegmentItem, name).remove()
+            for name, value in values.items()
+        ]
+        unchanged = SegmentItem.pending_writes == writes if writes else SegmentItem.pending_writes.does_not_exist()
+        try:
+            SegmentItem(*segment_key(tenant_id, segment_id)).update(
+                actions=actions, condition=(SegmentItem.job_id == job_id) & unchanged
+            )
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                continue  # superseded (the next read says so) or a real-time write landed: count again
+            raise
+        return current.generation
+
+
+def _pending_writes(tenant_id: str, segment_id: str) -> int:
+    item = SegmentItem.get(*segment_key(tenant_id, segment_id), consistent_read=True)
+    return int(item.pending_writes or 0)
+
+
+def count_members(tenant_id: str, segment_id: str, generation: str) -> int:
+    return len(members(tenant_id, segment_id, generation))
 
 
 def delete_generation(tenant_id: str, segment_id: str, generation: str) -> None:
@@ -323,7 +393,7 @@ def members(tenant_id: str, segment_id: str, generation: str) -> set[int]:
     for item in MemberChunkItem.query(
         _own_pk(tenant_id, segment_id), MemberChunkItem.sk.startswith(f"M#{generation}#")
     ):
-        found |= {int(o) for o in item.ordinals}
+        found |= {int(o) for o in item.ordinals or ()}
     return found
 
 
@@ -346,7 +416,7 @@ def page_of_members(
     last_chunk = ""
     for item in MemberChunkItem.query(_own_pk(tenant_id, segment_id), condition, page_size=4):
         chunk = item.sk[len(prefix) :]
-        members_here = sorted(int(o) for o in item.ordinals)
+        members_here = sorted(int(o) for o in item.ordinals or ())
         if chunk == after_chunk:
             members_here = [o for o in members_here if o > after_ordinal]
         for ordinal in members_here:

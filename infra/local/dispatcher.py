@@ -119,11 +119,12 @@ class Dispatcher:
         failures = (result or {}).get("batchItemFailures", []) if isinstance(result, dict) else []
         return {failure["itemIdentifier"] for failure in failures} & every_id
 
-    def drain(self, max_rounds: int = 10_000) -> int:
-        """Deliver until every subscribed queue is empty (tests and benchmarks)."""
+    def drain(self, max_rounds: int = 10_000, queue_names: frozenset[str] | None = None) -> int:
+        """Deliver until every subscribed queue (or each of ``queue_names``) is empty (tests and benchmarks)."""
+        chosen = [s for s in self.subscriptions if queue_names is None or s.queue_name in queue_names]
         delivered = 0
         for _ in range(max_rounds):
-            round_total = sum(self.poll_once(s, wait_seconds=0) for s in self.subscriptions)
+            round_total = sum(self.poll_once(s, wait_seconds=0) for s in chosen)
             delivered += round_total
             if round_total == 0:
                 return delivered

@@ -51,7 +51,9 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.models.utilities import bytesize
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Queue, SQSBackend
 
@@ -312,6 +314,17 @@ def _atomic(write: Any) -> Any:
     return locked
 
 
+_original_size = DynamoType.size
+
+
+def set_size(self: DynamoType) -> int:
+    """moto sizes a set by wrapping every element in a DynamoType; a posting list of 2,048 numbers then
+    costs milliseconds per read. Same figure as moto's, computed from the elements directly."""
+    if self.is_set():
+        return sum(len(str(v)) for v in self.value) if self.type[0] == "N" else sum(bytesize(v) for v in self.value)
+    return _original_size(self)
+
+
 def apply() -> None:
     if hasattr(DynamoDBBackend.put_item, "__wrapped__"):
         return  # already applied in this process
@@ -324,4 +337,5 @@ def apply() -> None:
     Queue.messages = property(_VisibleMessages)  # type: ignore[assignment,method-assign]
     Queue.delete_message = delete_message  # type: ignore[method-assign]
     Table.query = query_one_partition  # type: ignore[method-assign]
+    DynamoType.size = set_size  # type: ignore[method-assign]
     Table.all_items = all_items  # type: ignore[method-assign]

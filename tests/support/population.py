@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.resources import JOBS_QUEUE
 from tests.support.queues import drain
 
 
@@ -15,7 +16,7 @@ def import_csv(api: Any, key: str, text: str, content_type: str = "text/csv") ->
 
 def import_and_wait(api: Any, app: Any, key: str, text: str, content_type: str = "text/csv") -> dict:
     job = import_csv(api, key, text, content_type)
-    drain(app)
+    drain(app, JOBS_QUEUE)  # the contact changes it queued stay for the caller to inspect or drain
     return api.get(f"/jobs/{job['id']}", key=key).json
 
 

@@ -72,6 +72,6 @@ def deliver(
     return failed
 
 
-def drain(app: Any) -> int:
-    """Run every subscribed queue until empty, like the local runtime does."""
-    return Dispatcher(app, wait_seconds=0).drain()
+def drain(app: Any, *queue_names: str) -> int:
+    """Run every subscribed queue (or just the named ones) until empty, like the local runtime does."""
+    return Dispatcher(app, wait_seconds=0).drain(queue_names=frozenset(queue_names) if queue_names else None)

@@ -1,0 +1,321 @@
+"""Membership at scale, through the real code on in-process moto (the local runtime's storage).
+
+    make bench                                   # engine table, then this one
+    BENCH_MEMBERSHIP_CONTACTS=20000 python -m bench.membership
+
+(a) a 10-tag and/or segment counted from the tag index over 1,000,000 contacts;
+(c) a full evaluation of 100,000 contacts (with ~5 purchases each) delivered by
+    the local runtime's queue dispatcher, with DynamoDB requests and read units;
+(d) one contact change → membership updated and its event queued, p50/p95;
+(e) read units of a tag-only evaluation from the index vs the same segment by scan.
+
+Read units are computed from the bytes of the items each response returned, as
+DynamoDB bills them (strongly consistent: 1 unit per 4 KB, rounded up per Query
+page and per item of GetItem/BatchGetItem); moto does not bill.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _name, _value in {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "SEGMENTS_STAGE": "local",
+}.items():
+    os.environ.setdefault(_name, _value)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+from moto import mock_aws  # noqa: E402
+
+from infra.local import moto_patches  # noqa: E402
+
+moto_patches.apply()
+mock_aws().start()
+
+import math  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from infra.local.provision import provision  # noqa: E402
+
+provision()
+
+from app import app  # noqa: E402
+from bench.golden import GOLDEN, SEED_LOCAL_FAMILY_DISCOUNT, generate  # noqa: E402
+from bench.population import TAGS  # noqa: E402
+from chalicelib.config import LOCAL_OPERATOR_KEY  # noqa: E402
+from chalicelib.domain import planner  # noqa: E402
+from chalicelib.domain.contacts import SHARDS, contact_id_for  # noqa: E402
+from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE  # noqa: E402
+from chalicelib.services import evaluation  # noqa: E402
+from chalicelib.storage import catalog  # noqa: E402
+from chalicelib.storage import contacts as contact_store  # noqa: E402
+from chalicelib.storage.contacts import TAG_CHUNK_SIZE, Contact, TagChunkItem, TagCountItem, tag_pk  # noqa: E402
+from chalicelib.storage.table import MainTableModel  # noqa: E402
+from infra.local.dispatcher import Dispatcher  # noqa: E402
+from tests.support.client import ApiClient  # noqa: E402
+from tests.support.queues import take_messages  # noqa: E402
+
+PARTNERSTACK = next(g.criteria for g in GOLDEN if g.name.startswith("ten tags"))
+
+
+# --- metering ----------------------------------------------------------------------------------------
+
+
+def _value_size(value: dict[str, Any]) -> int:
+    ((kind, inner),) = value.items()
+    if kind == "S":
+        return len(inner.encode())
+    if kind == "N":
+        return math.ceil(len(inner.lstrip("-").replace(".", "")) / 2) + 1
+    if kind == "B":
+        return len(inner)
+    if kind == "SS":
+        return sum(len(s.encode()) for s in inner)
+    if kind == "NS":
+        return sum(math.ceil(len(n.lstrip("-").replace(".", "")) / 2) + 1 for n in inner)
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + _value_size(v) + 1 for k, v in inner.items())
+    if kind == "L":
+        return 3 + sum(_value_size(v) + 1 for v in inner)
+    return 1
+
+
+def item_size(item: dict[str, Any]) -> int:
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+class Meter:
+    """DynamoDB requests by operation and read units, from every response the app's client parses."""
+
+    def __init__(self) -> None:
+        self.requests: Counter[str] = Counter()
+        self.read_units = 0.0
+        client = MainTableModel._get_connection().connection.client
+        client.meta.events.register("after-call.dynamodb", self._record)
+
+    def _record(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        self.requests[model.name] += 1
+        if model.name in ("Query", "Scan"):
+            self.read_units += max(1, math.ceil(sum(item_size(i) for i in parsed.get("Items", [])) / 4096))
+        elif model.name == "GetItem":
+            self.read_units += max(1, math.ceil(item_size(parsed.get("Item", {})) / 4096))
+        elif model.name == "BatchGetItem":
+            for items in parsed.get("Responses", {}).values():
+                self.read_units += sum(max(1, math.ceil(item_size(i) / 4096)) for i in items)
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.read_units = 0.0
+
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+
+# --- (a) the tag index over 1,000,000 contacts ---------------------------------------------------------
+
+
+def write_postings(tenant_id: str, postings: dict[str, np.ndarray]) -> None:
+    with MainTableModel.batch_write() as batch:
+        for tag, ordinals in postings.items():
+            chunks = ordinals // TAG_CHUNK_SIZE
+            for chunk in np.unique(chunks):
+                members = {int(o) for o in ordinals[chunks == chunk]}
+                batch.save(TagChunkItem(tag_pk(tenant_id, tag), f"CHUNK#{chunk:05d}", ordinals=members))
+                batch.save(TagCountItem(tag_pk(tenant_id, tag), f"COUNT#{chunk:05d}", n=len(members)))
+
+
+def mask_of(formula: dict[str, Any], masks: dict[str, np.ndarray], everyone: np.ndarray) -> np.ndarray:
+    """The same formula with boolean masks: an independent check of the set algebra."""
+    kind = next(iter(formula))
+    if kind == "tag":
+        return masks[formula["tag"]]
+    if kind == "not":
+        return everyone & ~mask_of(formula["not"], masks, everyone)
+    parts = [mask_of(child, masks, everyone) for child in formula[kind]]
+    return np.logical_and.reduce(parts) if kind == "all" else np.logical_or.reduce(parts)
+
+
+def bench_index(meter: Meter, count: int) -> list[tuple[str, str]]:
+    rng = np.random.default_rng(5)
+    tags = planner.tags_of(PARTNERSTACK)
+    masks = {
+        tag: rng.random(count + 1) < density
+        for tag, density in zip(sorted(tags), np.linspace(0.02, 0.3, len(tags)), strict=True)
+    }
+    everyone = np.ones(count + 1, dtype=bool)
+    everyone[0] = False  # ordinals start at 1
+    for mask in masks.values():
+        mask[0] = False
+    tenant_id = "ten_bench_index"
+    started = time.perf_counter()
+    postings = {tag: np.flatnonzero(mask) for tag, mask in masks.items()}
+    postings[planner.EVERYONE] = np.flatnonzero(everyone)
+    write_postings(tenant_id, postings)
+    load = time.perf_counter() - started
+    meter.reset()
+    started = time.perf_counter()
+    read = contact_store.postings(tenant_id, planner.postings_needed(PARTNERSTACK))
+    read_seconds = time.perf_counter() - started
+    algebra = []
+    for _ in range(5):
+        started = time.perf_counter()
+        members = planner.evaluate_index(PARTNERSTACK, read)
+        algebra.append(time.perf_counter() - started)
+    expected = int(mask_of(PARTNERSTACK, masks, everyone).sum())
+    if len(members) != expected:
+        raise SystemExit(f"index count {len(members)} != mask count {expected}")
+    return [
+        ("(a) 10-tag and/or count from the index", f"{count:,} contacts, {len(members):,} members (= mask check)"),
+        ("    set algebra (engine time, best of 5)", f"{min(algebra) * 1000:.1f} ms"),
+        (
+            "    reading + decoding the posting lists",
+            f"{read_seconds * 1000:.0f} ms, {meter.total()} requests, "
+            f"{meter.read_units:,.0f} read units, 0 contact items",
+        ),
+        ("    (writing the index into moto)", f"{load:.1f} s"),
+    ]
+
+
+# --- (c)–(e) a 100,000-contact tenant -------------------------------------------------------------------
+
+
+def load_tenant(api: ApiClient, count: int, now: datetime) -> tuple[str, str, float]:
+    tenant = api.post("/tenants", key=LOCAL_OPERATOR_KEY, json={"name": "Bench"}).json
+    api.patch(f"/tenants/{tenant['id']}", key=LOCAL_OPERATOR_KEY, json={"features": {"segments": True}})
+    key = tenant["admin_key"]
+    for tag in TAGS:
+        api.post("/tags", key=key, json={"name": tag})
+    started = time.perf_counter()
+    people = generate(count, now)
+    types = {
+        "country": "string",
+        "city": "string",
+        "lifetime_value": "number",
+        "signup_at": "datetime",
+        "newsletter": "boolean",
+        "interests": "string_list",
+    }
+    for name, kind in types.items():
+        catalog.register_attribute_type(tenant["id"], name, kind)
+    first = contact_store.allocate_ordinals(tenant["id"], count)
+    assert first == 1
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    contacts = [
+        Contact(
+            id=contact_id_for(p.ordinal),
+            ordinal=p.ordinal,
+            external_id=p.external_id,
+            email=p.email,
+            first_name=p.first_name,
+            tags=p.tags,
+            attributes=p.attributes,
+            version=1,
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        for p in people
+    ]
+    changes = [(None, c) for c in contacts]
+    for batch in contact_store.transaction_batches(tenant["id"], changes):
+        contact_store.write_contacts(tenant["id"], batch)
+    for person, contact in zip(people, contacts, strict=True):
+        if person.events:
+            events = [{**e, "id": f"evt_{person.ordinal}_{i}"} for i, e in enumerate(person.events)]
+            contact_store.put_events(tenant["id"], contact, events, [2_000_000_000] * len(events))
+    return tenant["id"], key, time.perf_counter() - started
+
+
+def evaluate_through_dispatcher(api, dispatcher, key, criteria, name) -> tuple[dict, float, dict]:
+    started = time.perf_counter()
+    segment = api.post("/segments", key=key, json={"name": name, "criteria": criteria}).json
+    dispatcher.drain(queue_names=frozenset({JOBS_QUEUE}))
+    seconds = time.perf_counter() - started
+    job = api.get(f"/jobs/{segment['job_id']}", key=key).json
+    return api.get(f"/segments/{segment['id']}", key=key).json, seconds, job
+
+
+def bench_tenant(meter: Meter, count: int) -> list[tuple[str, str]]:
+    api = ApiClient(app)
+    dispatcher = Dispatcher(app, wait_seconds=0)
+    now = datetime.now(UTC)
+    tenant_id, key, load = load_tenant(api, count, now)
+    rows = [("    (loading the tenant into moto)", f"{count:,} contacts with their purchases in {load:.0f} s")]
+
+    meter.reset()
+    segment, seconds, job = evaluate_through_dispatcher(
+        api, dispatcher, key, SEED_LOCAL_FAMILY_DISCOUNT.criteria, "local"
+    )
+    rows.append(
+        (
+            "(c) full evaluation, local family discount buyers",
+            f"{seconds:.1f} s, {job['progress']['chunks_total']} shards, {job['counts']['contacts']:,} contacts, "
+            f"{segment['member_count']:,} members, {meter.total():,} DynamoDB requests, "
+            f"{meter.read_units:,.0f} read units",
+        )
+    )
+    vip, _, _ = evaluate_through_dispatcher(api, dispatcher, key, {"tag": "vip"}, "vip")
+    evaluate_through_dispatcher(
+        api, dispatcher, key, {"any": [{"segment": segment["id"]}, {"segment": vip["id"]}]}, "mixer"
+    )
+    take_messages(MEMBERSHIP_EVENTS_QUEUE)
+
+    latencies, events = [], 0
+    for n in range(200):
+        contact_id = contact_id_for(1 + (n * 7919) % count)
+        change = {"add": ["vip"]} if n % 2 == 0 else {"remove": ["vip"]}
+        started = time.perf_counter()
+        api.post(f"/contacts/{contact_id}/tags", key=key, json=change)
+        dispatcher.drain(queue_names=frozenset({CONTACT_CHANGES_QUEUE}))
+        events += len(take_messages(MEMBERSHIP_EVENTS_QUEUE, tenant_id))
+        latencies.append(time.perf_counter() - started)
+    rows.append(
+        (
+            "(d) one contact change → membership + events queued",
+            f"p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {np.percentile(latencies, 95) * 1000:.0f} ms "
+            f"over 200 changes ({events} events; 3 segments: tags, events, mixer)",
+        )
+    )
+
+    frozen = evaluation.snapshot(tenant_id, PARTNERSTACK, ())
+    meter.reset()
+    started = time.perf_counter()
+    by_index = len(evaluation.index_members(tenant_id, frozen["index"]))
+    index_seconds, index_units, index_requests = time.perf_counter() - started, meter.read_units, meter.total()
+    meter.reset()
+    started = time.perf_counter()
+    compiled = evaluation.compile_snapshot(frozen)
+    by_scan = sum(len(r.members) for r in evaluation.evaluate_shards(tenant_id, compiled, now, range(SHARDS)))
+    scan_seconds, scan_units, scan_requests = time.perf_counter() - started, meter.read_units, meter.total()
+    if by_index != by_scan:
+        raise SystemExit(f"index found {by_index}, scan {by_scan}")
+    rows.append(
+        (
+            "(e) 10-tag segment: tag index vs full scan",
+            f"index {index_units:,.0f} read units / {index_requests} requests / {index_seconds * 1000:.0f} ms; "
+            f"scan {scan_units:,.0f} read units / {scan_requests} requests / {scan_seconds:.1f} s "
+            f"({scan_units / max(index_units, 1):.0f}x the read units); both {by_index:,} members",
+        )
+    )
+    return rows
+
+
+def main() -> None:
+    meter = Meter()
+    rows = bench_index(meter, int(os.environ.get("BENCH_INDEX_CONTACTS", "1000000")))
+    rows += bench_tenant(meter, int(os.environ.get("BENCH_MEMBERSHIP_CONTACTS", "100000")))
+    width = max(len(name) for name, _ in rows)
+    print()
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""Queue handler for "contact changed" messages: real-time segment membership."""
+
+from __future__ import annotations
+
+from chalice import Blueprint
+from chalice.app import SQSEvent
+
+from chalicelib.handlers.batch import process_records
+from chalicelib.logs import logger
+from chalicelib.resources import CONTACT_CHANGES_QUEUE
+from chalicelib.services import membership
+
+blueprint = Blueprint(__name__)
+
+
+@blueprint.on_sqs_message(queue=CONTACT_CHANGES_QUEUE, batch_size=10)
+def apply_contact_changes(event: SQSEvent) -> dict:
+    def handle(message: dict, record) -> None:
+        logger.thread_safe_append_keys(tenant_id=message["tenant_id"], contact_id=message["contact_id"])
+        cause = {"change": message["change"], "source": message.get("source", "api"), "version": message["version"]}
+        membership.update_contact(message["tenant_id"], message["contact_id"], cause)
+
+    return process_records(event, handle)

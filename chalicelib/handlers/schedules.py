@@ -1,0 +1,17 @@
+"""Scheduled handlers (EventBridge in AWS, infra/local/scheduler.py locally)."""
+
+from __future__ import annotations
+
+from chalice import Blueprint, Rate
+
+from chalicelib.logs import logger
+from chalicelib.services import segments
+
+blueprint = Blueprint(__name__)
+
+
+@blueprint.schedule(Rate(1, unit=Rate.HOURS))
+def refresh_time_dependent_segments(event) -> None:
+    """Purchases age out of windows without any write: re-evaluate the segments time changes."""
+    started = segments.refresh_time_dependent()
+    logger.info("time-dependent segments refreshed", extra={"evaluations_started": started})

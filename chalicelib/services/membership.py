@@ -1,0 +1,132 @@
+"""Real-time membership: a changed contact re-evaluated against every segment of its tenant.
+
+Called for each "contact changed" message (services/changes.py) and by
+full-evaluation workers for contacts that changed under them. Reads the
+contact's stamp, then the contact with its events, evaluates every live segment
+(a mixer's criteria include the criteria of the segments it names, so order
+does not matter), and commits only the difference, conditioned on the stamp
+(storage/membership.py). Transitions in published generations become
+``segment.entered`` / ``segment.exited`` events on the membership-events queue,
+through an outbox written in the same transaction.
+
+Invalid segments keep their last members and are not updated; segments whose
+included segment is gone are skipped the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
+from chalicelib.domain.contacts import ordinal_of
+from chalicelib.domain.engine import BrokenReference, compile_criteria
+from chalicelib.domain.membership import Target, transition_event, transitions
+from chalicelib.domain.population import Population
+from chalicelib.logs import logger
+from chalicelib.resources import MEMBERSHIP_EVENTS_QUEUE
+from chalicelib.storage import catalog, queues
+from chalicelib.storage import contacts as contact_store
+from chalicelib.storage import membership as store
+from chalicelib.storage import segments as segment_store
+from chalicelib.storage.membership import SegmentCheck, Superseded
+from chalicelib.storage.segments import Segment
+
+ATTEMPTS = 8
+EVALUATING, INVALID = "evaluating", "invalid"
+
+
+def update_contact(tenant_id: str, contact_id: str, cause: dict[str, Any], clock: Clock = system_clock) -> int:
+    """Bring one contact's membership up to date; return how many transitions it made."""
+    ordinal = ordinal_of(contact_id)
+    if ordinal is None or not any(_live(s) for s in segment_store.all_segments(tenant_id)):
+        return 0
+    send_pending_events(tenant_id, contact_id, ordinal)  # left by a run that stopped after its commit
+    for _ in range(ATTEMPTS):
+        try:
+            made = _update_once(tenant_id, contact_id, ordinal, cause, clock)
+        except Superseded:
+            continue  # another update of this contact, or a segment flip, landed first
+        send_pending_events(tenant_id, contact_id, ordinal)
+        return made
+    raise RuntimeError(f"membership of {contact_id} kept changing under {ATTEMPTS} attempts; SQS will retry")
+
+
+def _targets(tenant_id: str, contact_id: str, segments: list[Segment], clock: Clock) -> list[Target]:
+    contact, events = contact_store.read_contact(tenant_id, contact_id)
+    by_id = {s.id: s for s in segments}
+    population = Population([contact], {contact.id: events}) if contact else None
+    types = catalog.attribute_types(tenant_id) if contact else {}
+    now = clock()
+    targets = []
+    for segment in filter(_live, segments):
+        pending = _pending_generation(segment)
+        member = False
+        if population is not None:
+            try:
+                compiled = compile_criteria(
+                    segment.criteria, types, lambda i: by_id[i].criteria if i in by_id else None
+                )
+            except BrokenReference:
+                continue
+            member = bool(compiled.evaluate(population, now)[0])
+        targets.append(Target(segment.id, segment.generation, pending, segment.job_id, member))
+    return targets
+
+
+def _pending_generation(segment: Segment) -> str | None:
+    return segment.job_id if segment.status == EVALUATING and segment.job_id != segment.generation else None
+
+
+def _live(segment: Segment) -> bool:
+    """Kept up to date in real time: not invalid, and with a generation published or being built."""
+    return segment.status != INVALID and (segment.generation is not None or _pending_generation(segment) is not None)
+
+
+def _update_once(tenant_id: str, contact_id: str, ordinal: int, cause: dict[str, Any], clock: Clock) -> int:
+    stamp = store.read_stamp(tenant_id, contact_id, ordinal)  # before the contact: see storage/membership.py
+    targets = _targets(tenant_id, contact_id, segment_store.all_segments(tenant_id), clock)
+    places = [(t.segment_id, t.published) for t in targets if t.published]
+    places += [(t.segment_id, t.pending) for t in targets if t.pending]
+    current = {(s, g): stamp.known[g] for s, g in places if g in stamp.known and _published(targets, s, g)}
+    unknown = [place for place in places if place not in current]
+    current.update(store.is_member(tenant_id, ordinal, unknown) if unknown else {})
+    moves = transitions(targets, current)
+    known = {t.published: t.member for t in targets if t.published}
+    if not moves and known == stamp.known and not any(t.pending for t in targets):
+        return 0  # nothing to write; with an evaluation running the stamp is written anyway (its workers read it)
+    sequence = f"{stamp.seq + 1}"
+    at = to_rfc3339(system_clock())
+    events, checks = [], []
+    for target in targets:
+        mine = [m for m in moves if m.segment_id == target.segment_id]
+        if not mine:
+            continue
+        delta = sum((1 if m.enter else -1) for m in mine if m.published)
+        checks.append(
+            SegmentCheck(target.segment_id, target.published, target.job_id, delta, any(not m.published for m in mine))
+        )
+        events += [
+            transition_event(tenant_id, m.segment_id, contact_id, m.enter, sequence, cause, at)
+            for m in mine
+            if m.published
+        ]
+    store.commit(tenant_id, contact_id, ordinal, stamp, known, moves, checks, events, at)
+    if moves:
+        logger.info(
+            "membership updated",
+            extra={"contact_id": contact_id, "entered": sum(m.enter for m in moves), "events": len(events)},
+        )
+    return len(events)
+
+
+def _published(targets: list[Target], segment_id: str, generation: str) -> bool:
+    """Only knowledge of a published generation is trusted: a pending one is rewritten by its workers."""
+    return any(t.segment_id == segment_id and t.published == generation for t in targets)
+
+
+def send_pending_events(tenant_id: str, contact_id: str, ordinal: int) -> None:
+    pending = store.pending_events(tenant_id, contact_id, ordinal)
+    if not pending:
+        return
+    queues.send_messages(MEMBERSHIP_EVENTS_QUEUE, [body for _, body in pending])
+    store.forget_events([item for item, _ in pending])

@@ -1,0 +1,176 @@
+"""One contact's membership: its stamp, its slots in member chunks, and its event outbox.
+
+| item | pk | sk |
+| --- | --- | --- |
+| membership stamp of a contact | ``TENANT#{t}#SHARD#{nn}`` | ``MS#{contact_id}`` |
+| entered/exited event not yet queued | ``TENANT#{t}#SHARD#{nn}`` | ``MO#{contact_id}#{event_id}`` |
+
+The **stamp** serialises the real-time updates of one contact: each update reads
+its ``seq``, computes, and commits only if ``seq`` is unchanged (otherwise it
+starts again from fresh reads), so an update computed from an older view of the
+contact never lands after a newer one. It also remembers, per membership
+generation, whether the contact is in it (``known``), so the next change of the
+same contact needs no chunk read; a full evaluation makes a new generation,
+which the stamp does not know yet. Full-evaluation workers read stamps changed
+since their shard read to catch contacts that changed under them.
+
+**Outbox** items are written in the same transaction as the transition they
+announce and deleted once queued, so an event is never lost between the write
+and the queue; a crash after queueing re-queues it with the same id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.domain.contacts import shard_of
+from chalicelib.domain.membership import Transition
+from chalicelib.storage.contacts import shard_pk
+from chalicelib.storage.segments import MemberChunkItem, SegmentItem, chunk_key, segment_key
+from chalicelib.storage.table import MainTableModel, connection
+
+
+class StampItem(MainTableModel):
+    contact_id = UnicodeAttribute()
+    seq = NumberAttribute()
+    known = MapAttribute(null=True)  # generation → 1 (member) / 0 (not)
+    changed_at = UnicodeAttribute()
+
+
+class OutboxItem(MainTableModel):
+    body = UnicodeAttribute()
+
+
+@dataclass(frozen=True)
+class Stamp:
+    seq: int = 0
+    known: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SegmentCheck:
+    """The segment item must still publish ``generation`` and wait for ``job_id``; ``count_delta``
+    is added to its member_count; ``pending`` marks a write into the pending generation."""
+
+    segment_id: str
+    generation: str | None
+    job_id: str | None
+    count_delta: int
+    pending: bool
+
+
+class Superseded(Exception):
+    """Another update of the contact, or a segment flip, landed first: read again."""
+
+
+def _stamp_key(tenant_id: str, contact_id: str, ordinal: int) -> tuple[str, str]:
+    return shard_pk(tenant_id, shard_of(ordinal)), f"MS#{contact_id}"
+
+
+def read_stamp(tenant_id: str, contact_id: str, ordinal: int) -> Stamp:
+    try:
+        item = StampItem.get(*_stamp_key(tenant_id, contact_id, ordinal), consistent_read=True)
+    except StampItem.DoesNotExist:
+        return Stamp()
+    known = item.known.as_dict() if item.known else {}
+    return Stamp(int(item.seq), {generation: bool(value) for generation, value in known.items()})
+
+
+def is_member(tenant_id: str, ordinal: int, places: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+    """Whether the contact is in each (segment, generation), from the member chunks (one batch read)."""
+    keys = {
+        chunk_key(tenant_id, segment_id, generation, ordinal): (segment_id, generation)
+        for segment_id, generation in places
+    }
+    found = {place: False for place in places}
+    for item in MemberChunkItem.batch_get(list(keys), consistent_read=True):
+        found[keys[(item.pk, item.sk)]] = ordinal in {int(o) for o in item.ordinals or ()}
+    return found
+
+
+def commit(
+    tenant_id: str,
+    contact_id: str,
+    ordinal: int,
+    stamp: Stamp,
+    known: dict[str, bool],
+    moves: list[Transition],
+    checks: list[SegmentCheck],
+    events: list[dict[str, Any]],
+    changed_at: str,
+) -> None:
+    """Apply the moves, counts and outbox events in one transaction, if nothing changed since ``stamp``."""
+    stamp_item = StampItem(*_stamp_key(tenant_id, contact_id, ordinal))
+    pk = stamp_item.pk
+    try:
+        with TransactWrite(connection=connection()) as transaction:
+            condition = StampItem.seq == stamp.seq if stamp.seq else StampItem.pk.does_not_exist()
+            transaction.update(
+                stamp_item,
+                actions=[
+                    StampItem.contact_id.set(contact_id),
+                    StampItem.seq.set(stamp.seq + 1),
+                    StampItem.known.set({generation: int(member) for generation, member in known.items()}),
+                    StampItem.changed_at.set(changed_at),
+                ],
+                condition=condition,
+            )
+            for move in moves:
+                chunk = MemberChunkItem(*chunk_key(tenant_id, move.segment_id, move.generation, ordinal))
+                action = MemberChunkItem.ordinals.add if move.enter else MemberChunkItem.ordinals.delete
+                transaction.update(chunk, actions=[action({ordinal})])
+            for check in checks:
+                condition = (
+                    SegmentItem.generation == check.generation
+                    if check.generation
+                    else SegmentItem.generation.does_not_exist()
+                )
+                condition &= SegmentItem.job_id == check.job_id if check.job_id else SegmentItem.job_id.does_not_exist()
+                actions = []
+                if check.count_delta:
+                    actions.append(SegmentItem.member_count.add(check.count_delta))
+                if check.pending:
+                    actions.append(SegmentItem.pending_writes.add(1))
+                item = SegmentItem(*segment_key(tenant_id, check.segment_id))
+                if actions:
+                    transaction.update(item, actions=actions, condition=condition)
+                else:
+                    transaction.condition_check(SegmentItem, item.pk, item.sk, condition=condition)
+            for event in events:
+                transaction.save(OutboxItem(pk, f"MO#{contact_id}#{event['id']}", body=json.dumps(event)))
+    except TransactWriteError as error:
+        reasons = [r.code if r else None for r in (getattr(error, "cancellation_reasons", None) or [])]
+        if "ConditionalCheckFailed" in reasons or "TransactionConflict" in reasons:
+            raise Superseded(contact_id) from error
+        raise
+
+
+def pending_events(tenant_id: str, contact_id: str, ordinal: int) -> list[tuple[OutboxItem, dict[str, Any]]]:
+    items = OutboxItem.query(
+        shard_pk(tenant_id, shard_of(ordinal)), OutboxItem.sk.startswith(f"MO#{contact_id}#"), consistent_read=True
+    )
+    return [(item, json.loads(item.body)) for item in items]
+
+
+def forget_events(items: list[OutboxItem]) -> None:
+    with OutboxItem.batch_write() as batch:
+        for item in items:
+            batch.delete(item)
+
+
+def stamps_changed_since(tenant_id: str, shard: int, moment: str) -> list[str]:
+    """Ids of the shard's contacts whose membership was updated at or after ``moment``."""
+    items = StampItem.query(
+        shard_pk(tenant_id, shard),
+        StampItem.sk.startswith("MS#"),
+        filter_condition=StampItem.changed_at >= moment,
+        consistent_read=True,
+        attributes_to_get=["contact_id"],
+    )
+    return [item.contact_id for item in items]
