@@ -35,5 +35,6 @@ clean:
 demo: $(STAMP)  ## load a generated tenant (10,000 contacts, a year of purchases) into a running `make run`
 	$(BIN)/python -m bench.demo
 
-bench: $(STAMP)  ## performance figures as tables (BENCH_CONTACTS=… to change the population; default 1,000,000)
+bench: $(STAMP)  ## performance figures as tables (BENCH_CONTACTS, BENCH_INDEX_CONTACTS, BENCH_MEMBERSHIP_CONTACTS set the sizes)
 	$(BIN)/python -m bench.engine
+	$(BIN)/python -m bench.membership
