@@ -40,7 +40,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.contacts import SHARDS, contact_id_for, ordinal_of, shard_of
 from chalicelib.domain.planner import EVERYONE
-from chalicelib.storage.table import Gsi1, MainTableModel, connection
+from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection
 
 TAG_CHUNK_SIZE = 2_048
 """Ordinals per posting-list item. DynamoDB bills a write by the whole item, so small chunks keep a
@@ -223,11 +223,6 @@ def _postings_of(contact: Contact | None) -> frozenset[str]:
     return contact.tags | {EVERYONE} if contact is not None else frozenset()
 
 
-def _cancellation_reasons(error: TransactWriteError) -> list[str | None]:
-    reasons = getattr(error, "cancellation_reasons", None) or []
-    return [reason.code if reason else None for reason in reasons]
-
-
 def write_contacts(tenant_id: str, changes: list[tuple[Contact | None, Contact | None]]) -> None:
     """Apply (before, after) pairs in one transaction: create (None, c), update (b, a), delete (b, None).
 
@@ -239,7 +234,7 @@ def write_contacts(tenant_id: str, changes: list[tuple[Contact | None, Contact |
         try:
             return _write_contacts_once(tenant_id, changes)
         except TransactWriteError as error:
-            if "TransactionConflict" not in _cancellation_reasons(error) or attempt == _CONFLICT_ATTEMPTS - 1:
+            if "TransactionConflict" not in cancellation_reasons(error) or attempt == _CONFLICT_ATTEMPTS - 1:
                 raise
             time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
 
@@ -278,7 +273,7 @@ def _write_contacts_once(tenant_id: str, changes: list[tuple[Contact | None, Con
                 removed += [(tag, ordinal) for tag in old_tags - new_tags]
             _write_chunks(transaction, tenant_id, *_chunk_changes(added, removed))
     except TransactWriteError as error:
-        if "ConditionalCheckFailed" not in _cancellation_reasons(error):
+        if "ConditionalCheckFailed" not in cancellation_reasons(error):
             raise  # conflicts and throttling: the caller retries
         taken = _taken_guard(tenant_id, changes)
         if taken:

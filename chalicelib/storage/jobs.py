@@ -22,7 +22,7 @@ from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.storage.table import MainTableModel, connection
+from chalicelib.storage.table import MainTableModel, cancellation_reasons, connection
 
 COUNTERS = ("processed", "created", "updated", "unchanged", "failed", "contacts", "members", "chunks_done")
 
@@ -164,7 +164,7 @@ def finish_chunk(tenant_id: str, job_id: str, index: int, counts: dict[str, int]
             )
             transaction.update(job, actions=actions)
     except TransactWriteError as error:
-        reasons = [r.code if r else None for r in (getattr(error, "cancellation_reasons", None) or [])]
+        reasons = cancellation_reasons(error)
         if reasons and reasons[0] == "ConditionalCheckFailed":
             return False
         raise

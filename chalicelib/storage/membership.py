@@ -33,7 +33,7 @@ from chalicelib.domain.contacts import shard_of
 from chalicelib.domain.membership import Transition
 from chalicelib.storage.contacts import shard_pk
 from chalicelib.storage.segments import MemberChunkItem, SegmentItem, chunk_key, segment_key
-from chalicelib.storage.table import MainTableModel, connection
+from chalicelib.storage.table import MainTableModel, cancellation_reasons, connection
 
 
 class StampItem(MainTableModel):
@@ -145,7 +145,7 @@ def commit(
             for event in events:
                 transaction.save(OutboxItem(pk, f"MO#{contact_id}#{event['id']}", body=json.dumps(event)))
     except TransactWriteError as error:
-        reasons = [r.code if r else None for r in (getattr(error, "cancellation_reasons", None) or [])]
+        reasons = cancellation_reasons(error)
         if "ConditionalCheckFailed" in reasons or "TransactionConflict" in reasons:
             raise Superseded(contact_id) from error
         raise

@@ -20,10 +20,17 @@ from functools import lru_cache
 
 from pynamodb.attributes import UnicodeAttribute
 from pynamodb.connection import Connection
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.resources import MAIN_TABLE
+
+
+def cancellation_reasons(error: TransactWriteError) -> list[str | None]:
+    """Why each operation of a cancelled transaction failed (``ConditionalCheckFailed``, ``TransactionConflict``…)."""
+    reasons = getattr(error, "cancellation_reasons", None) or []
+    return [reason.code if reason else None for reason in reasons]
 
 
 def region() -> str:
