@@ -16,7 +16,7 @@ Both work on canonical criteria (domain/criteria.py); pure, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -43,13 +43,23 @@ def _inline(node: dict[str, Any], library: Library) -> dict[str, Any] | None:
     return node
 
 
-def _tag_only(node: dict[str, Any]) -> bool:
+def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every node of a criteria, the root first."""
+    yield node
     kind = next(iter(node))
     if kind in ("all", "any"):
-        return all(_tag_only(child) for child in node[kind])
-    if kind == "not":
-        return _tag_only(node["not"])
-    return kind == "tag"
+        for child in node[kind]:
+            yield from _nodes(child)
+    elif kind == "not":
+        yield from _nodes(node["not"])
+
+
+def _kinds(node: dict[str, Any]) -> set[str]:
+    return {next(iter(n)) for n in _nodes(node)}
+
+
+def _tag_only(node: dict[str, Any]) -> bool:
+    return _kinds(node) <= {"all", "any", "not", "tag"}
 
 
 def index_formula(criteria: dict[str, Any], library: Library) -> dict[str, Any] | None:
@@ -81,33 +91,16 @@ def narrowing(criteria: dict[str, Any], library: Library) -> dict[str, Any] | No
 def uses_events(criteria: dict[str, Any], library: Library) -> bool:
     """Whether evaluating ``criteria`` needs the contacts' events (else contact items alone do)."""
     inlined = _inline(criteria, library)
-    return inlined is None or _has_event(inlined)
-
-
-def _has_event(node: dict[str, Any]) -> bool:
-    kind = next(iter(node))
-    if kind in ("all", "any"):
-        return any(_has_event(child) for child in node[kind])
-    if kind == "not":
-        return _has_event(node["not"])
-    return kind == "event"
+    return inlined is None or "event" in _kinds(inlined)
 
 
 def tags_of(formula: dict[str, Any]) -> set[str]:
-    kind = next(iter(formula))
-    if kind in ("all", "any"):
-        return set().union(*(tags_of(child) for child in formula[kind]))
-    if kind == "not":
-        return tags_of(formula["not"])
-    return {formula["tag"]}
+    return {node["tag"] for node in _nodes(formula) if "tag" in node}
 
 
 def needs_everyone(formula: dict[str, Any]) -> bool:
     """Whether the formula complements a set (``not``), which needs the list of every contact."""
-    kind = next(iter(formula))
-    if kind in ("all", "any"):
-        return any(needs_everyone(child) for child in formula[kind])
-    return kind == "not"
+    return "not" in _kinds(formula)
 
 
 def postings_needed(formula: dict[str, Any]) -> set[str]:

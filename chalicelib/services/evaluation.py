@@ -80,6 +80,12 @@ def snapshot(
     }
 
 
+def plan_of(frozen: dict[str, Any]) -> str:
+    """How a snapshot is evaluated: ``index`` (posting lists only), ``narrowed`` (shards may read just the
+    candidates the tag index leaves) or ``shards``."""
+    return "index" if frozen["index"] is not None else "narrowed" if frozen["narrowing"] else "shards"
+
+
 def compile_snapshot(frozen: dict[str, Any]) -> CompiledCriteria:
     return compile_criteria(frozen["criteria"], frozen["types"], frozen["library"].get)
 
@@ -156,13 +162,12 @@ def start_evaluation(
         chunks = [
             {"segment_id": segment.id, "shard": shard, "definition": frozen, "as_of": as_of} for shard in range(SHARDS)
         ]
-    plan = "index" if frozen["index"] is not None else "narrowed" if frozen["narrowing"] else "shards"
     return jobs.start_job(
         tenant_id,
         EVALUATE,
         chunks,
         total=len(chunks),
-        detail={"segment_id": segment.id, "version": segment.version, "cause": cause, "plan": plan},
+        detail={"segment_id": segment.id, "version": segment.version, "cause": cause, "plan": plan_of(frozen)},
         clock=clock,
         job_id=job_id,
     )

@@ -40,6 +40,7 @@ from chalicelib.services.evaluation import (
     compile_snapshot,
     evaluate_shards,
     index_members,
+    plan_of,
     snapshot,
     start_evaluation,
 )
@@ -334,7 +335,7 @@ def preview(principal: Principal, body: Any, clock: Clock = system_clock) -> dic
     return {
         "count": count,
         "contacts_evaluated": seen,
-        "plan": "index" if frozen["index"] is not None else "narrowed" if frozen["narrowing"] else "shards",
+        "plan": plan_of(frozen),
         "sample": [contact_view(c) for c in sorted(sample, key=lambda c: c.ordinal)],
         "criteria": checked.criteria,
         "evaluated_at": to_rfc3339(now),
