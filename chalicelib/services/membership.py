@@ -38,14 +38,18 @@ EVALUATING, INVALID = "evaluating", "invalid"
 def update_contact(tenant_id: str, contact_id: str, cause: dict[str, Any], clock: Clock = system_clock) -> int:
     """Bring one contact's membership up to date; return how many transitions it made."""
     ordinal = ordinal_of(contact_id)
-    if ordinal is None or not any(_live(s) for s in segment_store.all_segments(tenant_id)):
+    if ordinal is None:
+        return 0
+    segments = segment_store.all_segments(tenant_id)
+    if not any(_live(s) for s in segments):
         return 0
     send_pending_events(tenant_id, contact_id, ordinal)  # left by a run that stopped after its commit
     for _ in range(ATTEMPTS):
         try:
-            made = _update_once(tenant_id, contact_id, ordinal, cause, clock)
-        except Superseded:
-            continue  # another update of this contact, or a segment flip, landed first
+            made = _update_once(tenant_id, contact_id, ordinal, segments, cause, clock)
+        except Superseded:  # another update of this contact, or a segment flip, landed first
+            segments = segment_store.all_segments(tenant_id)
+            continue
         send_pending_events(tenant_id, contact_id, ordinal)
         return made
     raise RuntimeError(f"membership of {contact_id} kept changing under {ATTEMPTS} attempts; SQS will retry")
@@ -82,13 +86,16 @@ def _live(segment: Segment) -> bool:
     return segment.status != INVALID and (segment.generation is not None or _pending_generation(segment) is not None)
 
 
-def _update_once(tenant_id: str, contact_id: str, ordinal: int, cause: dict[str, Any], clock: Clock) -> int:
+def _update_once(
+    tenant_id: str, contact_id: str, ordinal: int, segments: list[Segment], cause: dict[str, Any], clock: Clock
+) -> int:
     stamp = store.read_stamp(tenant_id, contact_id, ordinal)  # before the contact: see storage/membership.py
-    targets = _targets(tenant_id, contact_id, segment_store.all_segments(tenant_id), clock)
-    places = [(t.segment_id, t.published) for t in targets if t.published]
-    places += [(t.segment_id, t.pending) for t in targets if t.pending]
-    current = {(s, g): stamp.known[g] for s, g in places if g in stamp.known and _published(targets, s, g)}
-    unknown = [place for place in places if place not in current]
+    targets = _targets(tenant_id, contact_id, segments, clock)
+    published = [(t.segment_id, t.published) for t in targets if t.published]
+    pending = [(t.segment_id, t.pending) for t in targets if t.pending]
+    # only what the stamp knows of published generations is trusted: pending ones are rewritten by their workers
+    current = {(s, g): stamp.known[g] for s, g in published if g in stamp.known}
+    unknown = [place for place in published + pending if place not in current]
     current.update(store.is_member(tenant_id, ordinal, unknown) if unknown else {})
     moves = transitions(targets, current)
     known = {t.published: t.member for t in targets if t.published}
@@ -117,11 +124,6 @@ def _update_once(tenant_id: str, contact_id: str, ordinal: int, cause: dict[str,
             extra={"contact_id": contact_id, "entered": sum(m.enter for m in moves), "events": len(events)},
         )
     return len(events)
-
-
-def _published(targets: list[Target], segment_id: str, generation: str) -> bool:
-    """Only knowledge of a published generation is trusted: a pending one is rewritten by its workers."""
-    return any(t.segment_id == segment_id and t.published == generation for t in targets)
 
 
 def send_pending_events(tenant_id: str, contact_id: str, ordinal: int) -> None:

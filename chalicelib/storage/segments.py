@@ -341,17 +341,20 @@ def publish(tenant_id: str, segment_id: str, job_id: str, fields: dict[str, Any]
     finds the flip done and returns the same retired generation.
     """
     while True:
-        current = get(tenant_id, segment_id)
-        if current is None or current.job_id != job_id:
+        try:
+            item = SegmentItem.get(*segment_key(tenant_id, segment_id), consistent_read=True)
+        except SegmentItem.DoesNotExist:
+            raise StaleSegment(segment_id) from None
+        if item.job_id != job_id:
             raise StaleSegment(segment_id)
-        if current.generation == job_id:
-            return current.retired_generation
-        writes = _pending_writes(tenant_id, segment_id)
+        if item.generation == job_id:
+            return item.retired_generation
+        writes = int(item.pending_writes or 0)  # read before counting: a write after it fails the flip
         values = {
             **fields,
             "member_count": count_members(tenant_id, segment_id, job_id),
             "generation": job_id,
-            "retired_generation": current.generation,
+            "retired_generation": item.generation,
             "pending_writes": None,
         }
         actions = [
@@ -367,12 +370,7 @@ def publish(tenant_id: str, segment_id: str, job_id: str, fields: dict[str, Any]
             if error.cause_response_code == "ConditionalCheckFailedException":
                 continue  # superseded (the next read says so) or a real-time write landed: count again
             raise
-        return current.generation
-
-
-def _pending_writes(tenant_id: str, segment_id: str) -> int:
-    item = SegmentItem.get(*segment_key(tenant_id, segment_id), consistent_read=True)
-    return int(item.pending_writes or 0)
+        return item.generation
 
 
 def count_members(tenant_id: str, segment_id: str, generation: str) -> int:
