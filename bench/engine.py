@@ -22,14 +22,21 @@ from pathlib import Path
 
 import duckdb
 
-from bench.golden import GOLDEN, GROUPS, date_days_ago, generate, load_duckdb, resolve, sql_for, write_duckdb_tables
+from bench.golden import (
+    GOLDEN,
+    GROUPS,
+    TYPES,
+    date_days_ago,
+    generate,
+    load_duckdb,
+    resolve,
+    sql_for,
+    write_duckdb_tables,
+)
 from bench.population import TAGS
-from chalicelib.domain.attributes import BUILT_IN
 from chalicelib.domain.criteria import Vocabulary, check_criteria
 from chalicelib.domain.engine import compile_criteria
 from chalicelib.domain.population import Population
-
-TYPES = {**BUILT_IN, "newsletter": "boolean", "interests": "string_list"}
 
 
 def _best_of(runs: int, work) -> tuple[float, object]:

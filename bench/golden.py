@@ -28,7 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.population import CATEGORIES, CITIES, TAGS
+from chalicelib.domain.attributes import BUILT_IN
 
+CUSTOM_TYPES = {"newsletter": "boolean", "interests": "string_list"}
+"""Attributes of the population beyond the built-in ones (whose types every tenant already knows)."""
+TYPES = {**BUILT_IN, **CUSTOM_TYPES}
 GROUPS = {"resellers": "Resellers", "agencies": "Agencies", "creators": "Creators"}
 INTERESTS = ["music", "theatre", "sports", "kids", "food"]
 

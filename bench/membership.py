@@ -48,7 +48,7 @@ from infra.local.provision import provision  # noqa: E402
 provision()
 
 from app import app  # noqa: E402
-from bench.golden import GOLDEN, SEED_LOCAL_FAMILY_DISCOUNT, generate  # noqa: E402
+from bench.golden import CUSTOM_TYPES, GOLDEN, SEED_LOCAL_FAMILY_DISCOUNT, generate  # noqa: E402
 from bench.population import TAGS  # noqa: E402
 from chalicelib.config import LOCAL_OPERATOR_KEY  # noqa: E402
 from chalicelib.domain import planner  # noqa: E402
@@ -195,15 +195,7 @@ def load_tenant(api: ApiClient, count: int, now: datetime) -> tuple[str, str, fl
         api.post("/tags", key=key, json={"name": tag})
     started = time.perf_counter()
     people = generate(count, now)
-    types = {
-        "country": "string",
-        "city": "string",
-        "lifetime_value": "number",
-        "signup_at": "datetime",
-        "newsletter": "boolean",
-        "interests": "string_list",
-    }
-    for name, kind in types.items():
+    for name, kind in CUSTOM_TYPES.items():
         catalog.register_attribute_type(tenant["id"], name, kind)
     first = contact_store.allocate_ordinals(tenant["id"], count)
     assert first == 1

@@ -7,15 +7,13 @@ from datetime import UTC, datetime
 import duckdb
 import pytest
 
-from bench.golden import GOLDEN, date_days_ago, generate, load_duckdb, resolve, sql_for, write_duckdb_tables
+from bench.golden import GOLDEN, TYPES, date_days_ago, generate, load_duckdb, resolve, sql_for, write_duckdb_tables
 from bench.population import TAGS
-from chalicelib.domain.attributes import BUILT_IN
 from chalicelib.domain.criteria import Vocabulary, check_criteria
 from chalicelib.domain.engine import compile_criteria
 from chalicelib.domain.population import Population
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-TYPES = {**BUILT_IN, "newsletter": "boolean", "interests": "string_list"}
 
 
 @pytest.fixture(scope="module")
