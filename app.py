@@ -5,10 +5,21 @@ import os
 from chalice import Chalice
 
 from chalicelib.config import get_config
-from chalicelib.handlers import contact_changes, schedules
+from chalicelib.handlers import contact_changes, schedules, sends
 from chalicelib.handlers import jobs as job_handlers
 from chalicelib.http.envelope import envelope_middleware
-from chalicelib.http.routes import account, contacts, groups, jobs, meta, segments, tags, tenants
+from chalicelib.http.routes import (
+    account,
+    campaigns,
+    contacts,
+    groups,
+    jobs,
+    meta,
+    segments,
+    suppressions,
+    tags,
+    tenants,
+)
 
 if not os.environ.get("AWS_CHALICE_CLI_MODE"):  # packaging imports the app without secrets
     get_config()  # a cold start fails fast on an insecure production configuration
@@ -23,9 +34,12 @@ for module in (
     tags,
     groups,
     segments,
+    campaigns,
+    suppressions,
     jobs,
     job_handlers,
     contact_changes,
+    sends,
     schedules,
 ):
     app.register_blueprint(module.blueprint)

@@ -20,3 +20,12 @@ CONTACT_CHANGES_DEAD_LETTER_QUEUE = "segments-contact-changes-dlq"
 MEMBERSHIP_EVENTS_QUEUE = "segments-membership-events"
 """``segment.entered`` / ``segment.exited`` events (domain/membership.py); consumed by triggers."""
 MEMBERSHIP_EVENTS_DEAD_LETTER_QUEUE = "segments-membership-events-dlq"
+
+SEND_QUEUE = "segments-sends"
+"""Campaign sends: one message per audience shard, then one per batch of ≤49 recipients (services/sending.py)."""
+SEND_DEAD_LETTER_QUEUE = "segments-sends-dlq"
+
+SES_EVENTS_TOPIC = "segments-ses-events"
+"""SES publishes bounces and complaints here (configuration set event destination)."""
+SES_EVENTS_QUEUE = "segments-ses-events"
+SES_EVENTS_DEAD_LETTER_QUEUE = "segments-ses-events-dlq"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from chalice import Blueprint, Rate
 
 from chalicelib.logs import logger
-from chalicelib.services import segments
+from chalicelib.services import campaigns, segments
 
 blueprint = Blueprint(__name__)
 
@@ -15,3 +15,11 @@ def refresh_time_dependent_segments(event) -> None:
     """Purchases age out of windows without any write: re-evaluate the segments time changes."""
     started = segments.refresh_time_dependent()
     logger.info("time-dependent segments refreshed", extra={"evaluations_started": started})
+
+
+@blueprint.schedule(Rate(1, unit=Rate.MINUTES))
+def start_due_campaigns(event) -> None:
+    """Campaigns scheduled with ``send_at`` start sending when it comes."""
+    started = campaigns.start_due()
+    if started:
+        logger.info("scheduled campaigns started", extra={"campaigns_started": started})

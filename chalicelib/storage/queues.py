@@ -33,8 +33,9 @@ class SendFailed(Exception):
     pass
 
 
-def send_messages(queue_name: str, messages: Iterable[dict[str, Any]]) -> int:
-    """Send JSON messages in batches of ten; raise SendFailed if any could not be queued."""
+def send_messages(queue_name: str, messages: Iterable[dict[str, Any]], delay_seconds: int = 0) -> int:
+    """Send JSON messages in batches of ten (each delayed ``delay_seconds``, at most 900); raise SendFailed if
+    any could not be queued."""
     url = queue_url(queue_name)
     batch: list[dict[str, Any]] = []
     sent = 0
@@ -46,6 +47,9 @@ def send_messages(queue_name: str, messages: Iterable[dict[str, Any]]) -> int:
         entries = [
             {"Id": str(i), "MessageBody": json.dumps(body, separators=(",", ":"))} for i, body in enumerate(batch)
         ]
+        if delay_seconds:
+            for entry in entries:
+                entry["DelaySeconds"] = min(900, delay_seconds)
         response = _sqs().send_message_batch(QueueUrl=url, Entries=entries)
         if response.get("Failed"):
             retry = [entries[int(f["Id"])] for f in response["Failed"]]

@@ -423,3 +423,15 @@ def page_of_members(
             ordinals.append(ordinal)
             last_chunk = chunk
     return ordinals, None
+
+
+def shard_members(tenant_id: str, segment_id: str, generation: str, shard: int) -> set[int]:
+    """Members of one shard (a campaign builds its audience shard by shard)."""
+    found: set[int] = set()
+    for item in MemberChunkItem.query(
+        _own_pk(tenant_id, segment_id),
+        MemberChunkItem.sk.startswith(f"M#{generation}#{shard:02d}#"),
+        consistent_read=True,
+    ):
+        found |= {int(o) for o in item.ordinals or ()}
+    return found

@@ -1,0 +1,209 @@
+"""Campaign rules: the lifecycle, the audience algebra, who may be mailed, and what SES errors mean.
+
+Lifecycle::
+
+    draft ──send──► scheduled ──(send_at reached)──► sending ──► sent
+      │                 │                              │  ▲
+      │                 │                          pause  resume
+      │                 │                              ▼  │
+      └──────────── cancel ◄──────────────────────── paused
+                                     sending ──(audience or every batch failed)──► failed
+
+Content and targets can change only in ``draft`` and ``scheduled``; from the
+moment sending starts the campaign is frozen, so every worker renders the same
+thing (and may cache it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from chalicelib.domain.errors import Conflict
+
+DRAFT, SCHEDULED, SENDING, PAUSED, SENT, CANCELLED, FAILED = (
+    "draft", "scheduled", "sending", "paused", "sent", "cancelled", "failed",
+)  # fmt: skip
+EDITABLE = frozenset({DRAFT, SCHEDULED})
+FINISHED = frozenset({SENT, CANCELLED, FAILED})
+
+RECIPIENTS_PER_MESSAGE = 49
+"""Recipients per send message (API: up to 50). 49 so one claim transaction holds every
+recipient's send record, its frequency-cap ledger and the campaign: 49 + 49 + 1 ≤ 100 items."""
+
+# what happened to one recipient (a send record's state)
+CLAIMED = "claimed"  # a worker is about to call SES (or crashed between the claim and SES's answer)
+RELEASED = "released"  # claimed, then not sent (throttled, paused): the next claim may take it
+DELIVERED = "sent"
+REJECTED = "failed"
+SUPPRESSED = "suppressed"
+UNSUBSCRIBED = "unsubscribed"
+CAPPED = "capped"  # over the tenant's frequency cap
+SKIPPED = "skipped"  # the contact was deleted after the audience was taken
+BOUNCED = "bounced"
+COMPLAINED = "complained"
+RECIPIENT_STATES = (
+    CLAIMED,
+    RELEASED,
+    DELIVERED,
+    REJECTED,
+    SUPPRESSED,
+    UNSUBSCRIBED,
+    CAPPED,
+    SKIPPED,
+    BOUNCED,
+    COMPLAINED,
+)
+NOT_MAILED = frozenset({SUPPRESSED, UNSUBSCRIBED, CAPPED, SKIPPED})
+COUNTERS = (
+    "claimed",
+    "sent",
+    "failed",
+    "released",
+    "suppressed",
+    "unsubscribed",
+    "capped",
+    "skipped",
+    "bounced",
+    "complained",
+)
+
+
+def require_status(campaign_id: str, status: str, allowed: Iterable[str], action: str) -> None:
+    allowed = frozenset(allowed)
+    if status not in allowed:
+        raise Conflict(
+            f"Campaign {campaign_id} is {status}; it can {action} only when {' or '.join(sorted(allowed))}.",
+            {"field": "status", "status": status},
+        )
+
+
+# --- audience ------------------------------------------------------------------------------------------
+
+
+def audience_ordinals(targets: Iterable[np.ndarray], exclusions: Iterable[np.ndarray]) -> np.ndarray:
+    """Union of the target segments' members minus every exclusion segment's, sorted and unique."""
+    targets = list(targets)
+    union = np.unique(np.concatenate(targets)) if targets else np.empty(0, dtype=np.int64)
+    excluded = list(exclusions)
+    if excluded:
+        union = np.setdiff1d(union, np.concatenate(excluded), assume_unique=False)
+    return union
+
+
+def unique_addresses(recipients: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(contact_id, email) pairs with each address once, compared case-insensitively; first one wins."""
+    seen: set[str] = set()
+    unique = []
+    for contact_id, email in recipients:
+        address = email.strip().lower()
+        if address and address not in seen:
+            seen.add(address)
+            unique.append((contact_id, address))
+    return unique
+
+
+def batches(recipients: list[tuple[str, str]], size: int = RECIPIENTS_PER_MESSAGE) -> list[list[tuple[str, str]]]:
+    return [recipients[start : start + size] for start in range(0, len(recipients), size)]
+
+
+# --- who may be mailed ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FrequencyCap:
+    max_emails: int | None
+    per_days: int
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> FrequencyCap:
+        cap = settings.get("frequency_cap") or {}
+        return cls(max_emails=cap.get("max_emails"), per_days=int(cap.get("per_days") or 7))
+
+    @property
+    def active(self) -> bool:
+        return self.max_emails is not None
+
+    def allows(self, sent_at: Iterable[int], now: int) -> bool:
+        window_start = now - self.per_days * 86_400
+        return not self.active or sum(1 for t in sent_at if t > window_start) < self.max_emails
+
+
+LEDGER_DAYS = 90
+"""A contact's ledger keeps the campaign sends of the longest cap window a tenant may set, and is kept
+whether or not a cap is on, so a cap switched on today counts the mail of last week."""
+
+
+def ledger_after_send(sent_at: Iterable[int], now: int) -> list[int]:
+    return [*sorted(t for t in sent_at if t > now - LEDGER_DAYS * 86400), now]
+
+
+def verdict(*, contact_exists: bool, suppression_reason: str | None, capped: bool) -> str | None:
+    """What happens to one recipient before any SES call: ``None`` means mail them."""
+    if not contact_exists:
+        return SKIPPED
+    if suppression_reason == "unsubscribed":
+        return UNSUBSCRIBED
+    if suppression_reason is not None:
+        return SUPPRESSED
+    if capped:
+        return CAPPED
+    return None
+
+
+# --- SES outcomes --------------------------------------------------------------------------------------
+
+THROTTLED, QUOTA, BLOCKED, REJECTED_ONE, UNCERTAIN = "throttled", "quota", "blocked", "rejected", "uncertain"
+
+
+def classify_ses_error(code: str, message: str, http_status: int | None) -> str:
+    """What an SES v2 ``SendEmail`` error means for the campaign.
+
+    - throttled: the rate was exceeded; nothing was sent, retry later (via the queue);
+    - quota: the daily quota is spent; pause the campaign with the reason;
+    - blocked: the account cannot send (``SendingPaused``, ``AccountSuspended``); pause;
+    - rejected: this message was refused (``MessageRejected``, a bad address); that recipient fails;
+    - uncertain: we cannot know whether SES sent it (5xx, timeouts); never retried.
+    """
+    if "daily message quota" in message.lower() or code in ("LimitExceededException", "LimitExceeded"):
+        return QUOTA
+    if code in ("TooManyRequestsException", "Throttling", "ThrottlingException"):
+        return THROTTLED
+    if code in ("SendingPausedException", "AccountSuspendedException", "AccountSendingPausedException"):
+        return BLOCKED
+    if code in ("MessageRejected", "BadRequestException", "MailFromDomainNotVerifiedException", "NotFoundException"):
+        return REJECTED_ONE
+    if http_status is not None and 400 <= http_status < 500:
+        return REJECTED_ONE
+    return UNCERTAIN
+
+
+def throttle_delay(attempt: int) -> int:
+    """Seconds before a throttled batch is tried again: 2, 4, 8 … up to SQS's 900."""
+    return min(900, 2 ** max(1, attempt))
+
+
+# --- stats ---------------------------------------------------------------------------------------------
+
+
+def stats(counters: dict[str, int], audience: int | None, status: str) -> dict[str, int | None]:
+    """The API's stats. A claim neither settled nor released is ``unknown`` once the campaign has
+    finished (its worker died between the claim and SES's answer), ``in_flight`` before."""
+    claimed = counters.get("claimed", 0)
+    open_claims = max(0, claimed - counters.get("sent", 0) - counters.get("failed", 0) - counters.get("released", 0))
+    settled = {
+        name: counters.get(name, 0) for name in ("sent", "failed", "suppressed", "unsubscribed", "capped", "skipped")
+    }
+    finished = status in FINISHED or status == PAUSED
+    return {
+        "audience": audience,
+        **settled,
+        "bounced": counters.get("bounced", 0),
+        "complained": counters.get("complained", 0),
+        "unknown": open_claims if finished else 0,
+        "in_flight": 0 if finished else open_claims,
+        "pending": None if audience is None else max(0, audience - sum(settled.values()) - open_claims),
+    }

@@ -1,0 +1,44 @@
+"""Queue handlers for campaign sends and for SES's bounce and complaint notifications."""
+
+from __future__ import annotations
+
+from chalice import Blueprint
+from chalice.app import SQSEvent
+
+from chalicelib.handlers.batch import process_records
+from chalicelib.logs import logger
+from chalicelib.resources import SEND_DEAD_LETTER_QUEUE, SEND_QUEUE, SES_EVENTS_QUEUE
+from chalicelib.services import campaigns, sending, suppressions  # noqa: F401 - campaigns registers as a segment dependent
+
+blueprint = Blueprint(__name__)
+
+
+@blueprint.on_sqs_message(queue=SEND_QUEUE, batch_size=5)
+def send_campaign_messages(event: SQSEvent) -> dict:
+    def handle(message: dict, record) -> None:
+        logger.thread_safe_append_keys(tenant_id=message["tenant_id"], campaign_id=message["campaign_id"])
+        if message["kind"] == "audience":
+            sending.build_audience(message["tenant_id"], message["campaign_id"], message["shard"])
+        else:
+            result = sending.send_batch(message, record.message_id)
+            logger.info(
+                "batch processed", extra={"batch": message["batch"], "sent": result.sent, "requeued": result.requeued}
+            )
+
+    return process_records(event, handle)
+
+
+@blueprint.on_sqs_message(queue=SEND_DEAD_LETTER_QUEUE, batch_size=10)
+def fail_dead_send_messages(event: SQSEvent) -> dict:
+    """A send message that failed every retry: its recipients are marked failed (or the campaign, for an audience)."""
+
+    def handle(message: dict, record) -> None:
+        logger.thread_safe_append_keys(tenant_id=message["tenant_id"], campaign_id=message["campaign_id"])
+        sending.fail_batch(message, record.message_id)
+
+    return process_records(event, handle)
+
+
+@blueprint.on_sqs_message(queue=SES_EVENTS_QUEUE, batch_size=10)
+def apply_ses_notifications(event: SQSEvent) -> dict:
+    return process_records(event, lambda message, record: suppressions.apply_ses_notification(message))

@@ -1,0 +1,484 @@
+"""Campaigns: drafts, templates, scheduling, pause / resume / cancel, preview, test sends, stats, recipients.
+
+The rules are in chalicelib/domain/campaigns.py (lifecycle, stats) and
+chalicelib/domain/templates.py (what a template may say); the sending itself
+(audience snapshot, send workers) is chalicelib/services/sending.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from chalicelib.domain import campaigns as rules
+from chalicelib.domain.attributes import BUILT_IN
+from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
+from chalicelib.domain.emails import is_valid_email
+from chalicelib.domain.errors import Conflict, LimitExceeded, NotFound, ValidationFailed
+from chalicelib.domain.ids import new_id
+from chalicelib.domain.settings import limit
+from chalicelib.domain.templates import RenderFailed, Templates, check_templates, render
+from chalicelib.domain.validation import validate
+from chalicelib.services import dependents, sending
+from chalicelib.services.contacts import contact_view, resolve
+from chalicelib.services.paging import page
+from chalicelib.services.principal import Principal
+from chalicelib.storage import campaigns as store
+from chalicelib.storage import catalog, mailer
+from chalicelib.storage import contacts as contact_store
+from chalicelib.storage import segments as segment_store
+from chalicelib.storage.campaigns import Campaign, StaleCampaign
+
+MAX_NAME = 200
+MAX_TEST_EMAILS = 5
+_ids = {"type": "array", "items": {"type": "string", "maxLength": 64}, "maxItems": 50}
+_CONTENT = {
+    "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
+    "from": {"type": ["string", "null"], "maxLength": 254},
+    "subject": {"type": "string", "minLength": 1, "maxLength": 4_000},
+    "html": {"type": ["string", "null"]},
+    "text": {"type": ["string", "null"]},
+    "segments": _ids,
+    "exclude_segments": _ids,
+    "send_at": {"type": ["string", "null"], "maxLength": 40},
+}
+CREATE_CAMPAIGN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "subject", "segments"],
+    "properties": _CONTENT,
+}
+PATCH_CAMPAIGN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": _CONTENT,
+}
+PREVIEW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["contact_id"],
+    "properties": {"contact_id": {"type": "string", "minLength": 1, "maxLength": 128}},
+}
+TEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["emails"],
+    "properties": {
+        "emails": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_TEST_EMAILS,
+            "items": {"type": "string", "maxLength": 254},
+        }
+    },
+}
+STATS_SCHEMA = {"type": "object", "additionalProperties": {"type": ["integer", "null"]}}
+CAMPAIGN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "name", "status", "stats"],
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "from": {"type": "string"},
+        "subject": {"type": "string"},
+        "html": {"type": ["string", "null"]},
+        "text": {"type": ["string", "null"]},
+        "segments": {"type": "array", "items": {"type": "string"}},
+        "exclude_segments": {"type": "array", "items": {"type": "string"}},
+        "send_at": {"type": ["string", "null"]},
+        "status": {
+            "type": "string",
+            "enum": [
+                rules.DRAFT,
+                rules.SCHEDULED,
+                rules.SENDING,
+                rules.PAUSED,
+                rules.SENT,
+                rules.CANCELLED,
+                rules.FAILED,
+            ],
+        },
+        "status_reason": {"type": ["string", "null"]},
+        "stats": STATS_SCHEMA,
+        "progress": {"type": "object"},
+    },
+}
+RENDERED_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "subject": {"type": "string"},
+        "html": {"type": ["string", "null"]},
+        "text": {"type": ["string", "null"]},
+    },
+}
+RECIPIENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "contact_id": {"type": "string"},
+        "email": {"type": "string"},
+        "status": {"type": "string"},
+        "at": {"type": "string"},
+        "reason": {"type": ["string", "null"]},
+    },
+}
+
+
+def campaign_view(campaign: Campaign) -> dict[str, Any]:
+    return {
+        "id": campaign.id,
+        "name": campaign.name,
+        "from": campaign.sender,
+        "subject": campaign.subject,
+        "html": campaign.html,
+        "text": campaign.text,
+        "segments": campaign.segments,
+        "exclude_segments": campaign.exclude_segments,
+        "send_at": campaign.send_at,
+        "status": campaign.status,
+        "status_reason": campaign.status_reason,
+        "version": campaign.version,
+        "created_at": campaign.created_at,
+        "updated_at": campaign.updated_at,
+        "started_at": campaign.started_at,
+        "finished_at": campaign.finished_at,
+        "stats": rules.stats(campaign.counters, campaign.audience, campaign.status),
+        "progress": {
+            "audience_shards_built": campaign.shards_done,
+            "audience_shards_total": sending.SHARDS,
+            "batches_done": campaign.batches_done,
+            "batches_total": campaign.batches_total,
+        },
+    }
+
+
+def _require(tenant_id: str, campaign_id: str) -> Campaign:
+    campaign = store.get(tenant_id, campaign_id)
+    if campaign is None:
+        raise NotFound(f"Campaign {campaign_id} does not exist.", {"field": "id"})
+    return campaign
+
+
+def _check_segments(principal: Principal, field: str, ids: list[str], minimum: int) -> list[str]:
+    most = limit(principal.settings, "segments_per_campaign")
+    if len(ids) > most:
+        raise LimitExceeded(
+            field, f"A campaign takes at most {most} {field.replace('_', ' ')} (tenant limit).", limit=most
+        )
+    if len(ids) < minimum:
+        raise ValidationFailed(field, "A campaign targets at least one segment.")
+    if len(set(ids)) != len(ids):
+        raise ValidationFailed(field, f"{field} lists a segment twice.")
+    for index, segment_id in enumerate(ids):
+        if segment_store.get(principal.tenant_id, segment_id) is None:
+            raise ValidationFailed(f"{field}[{index}]", f"Segment {segment_id} does not exist.")
+    return ids
+
+
+def _check_send_at(value: str | None, clock: Clock) -> str | None:
+    if value is None:
+        return None
+    try:
+        moment = parse_rfc3339(value)
+    except ValueError:
+        raise ValidationFailed("send_at", "send_at is an RFC 3339 time, such as 2026-12-01T09:00:00Z.") from None
+    if moment <= clock():
+        raise ValidationFailed("send_at", "send_at is in the past; leave it null to send when you press send.")
+    return to_rfc3339(moment)
+
+
+def _check_sender(principal: Principal, value: str | None) -> str:
+    sender = value or principal.settings["sender"].get("email")
+    if not sender:
+        raise ValidationFailed("from", "Give a from address (or set settings.sender.email).")
+    sender = sender.strip().lower()
+    if not is_valid_email(sender):
+        raise ValidationFailed("from", "from is not a valid email address.")
+    if not mailer.sender_verified(sender):
+        raise ValidationFailed("from", f"{sender} is not a verified SES identity (nor is its domain).")
+    return sender
+
+
+def _known_attributes(tenant_id: str) -> set[str]:
+    return set(BUILT_IN) | set(catalog.attribute_types(tenant_id))
+
+
+def _checked(principal: Principal, base: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    templates = check_templates(
+        base["subject"], base.get("html"), base.get("text"), _known_attributes(principal.tenant_id)
+    )
+    targets = _check_segments(principal, "segments", base["segments"], 1)
+    exclusions = _check_segments(principal, "exclude_segments", base.get("exclude_segments") or [], 0)
+    both = set(targets) & set(exclusions)
+    if both:
+        raise ValidationFailed("exclude_segments", f"{sorted(both)[0]} is both targeted and excluded.")
+    return {
+        "name": base["name"].strip(),
+        "sender": _check_sender(principal, base.get("from")),
+        "subject": templates.subject,
+        "html": templates.html,
+        "text": templates.text,
+        "segments": targets,
+        "exclude_segments": exclusions,
+        "send_at": _check_send_at(base.get("send_at"), clock),
+    }
+
+
+def create_campaign(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+    validate(body, CREATE_CAMPAIGN_SCHEMA)
+    fields = _checked(principal, body, clock)
+    now = to_rfc3339(clock())
+    campaign = Campaign(id=new_id("campaign"), status=rules.DRAFT, version=1, created_at=now, updated_at=now, **fields)
+    store.create(principal.tenant_id, campaign)
+    return campaign_view(campaign)
+
+
+def get_campaign(principal: Principal, campaign_id: str) -> dict[str, Any]:
+    return campaign_view(_require(principal.tenant_id, campaign_id))
+
+
+def list_campaigns(principal: Principal, limit_: int, cursor: str | None) -> dict[str, Any]:
+    tenant_id = principal.tenant_id
+    return page(f"campaigns:{tenant_id}", cursor, lambda start: store.page(tenant_id, limit_, start), campaign_view)
+
+
+def update_campaign(principal: Principal, campaign_id: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+    validate(body, PATCH_CAMPAIGN_SCHEMA)
+    before = _require(principal.tenant_id, campaign_id)
+    rules.require_status(before.id, before.status, rules.EDITABLE, "be edited")
+    current = {
+        "name": before.name,
+        "from": before.sender,
+        "subject": before.subject,
+        "html": before.html,
+        "text": before.text,
+        "segments": before.segments,
+        "exclude_segments": before.exclude_segments,
+        "send_at": before.send_at,
+    }
+    if "send_at" not in body and before.send_at and parse_rfc3339(before.send_at) <= clock():
+        current["send_at"] = None  # a schedule that passed while editing is not re-checked as "in the past"
+    fields = _checked(principal, {**current, **body}, clock)
+    status = before.status
+    if status == rules.SCHEDULED and fields["send_at"] is None:
+        status = rules.DRAFT  # unscheduled
+    after = replace(before, **fields, status=status, version=before.version + 1, updated_at=to_rfc3339(clock()))
+    try:
+        store.save_content(principal.tenant_id, before, after)
+    except StaleCampaign:
+        raise Conflict(f"Campaign {campaign_id} changed meanwhile; read it again.", {"field": "version"}) from None
+    return campaign_view(after)
+
+
+def delete_campaign(principal: Principal, campaign_id: str) -> None:
+    campaign = _require(principal.tenant_id, campaign_id)
+    rules.require_status(campaign.id, campaign.status, rules.EDITABLE | rules.FINISHED, "be deleted")
+    try:
+        store.delete(principal.tenant_id, campaign)
+    except StaleCampaign:
+        raise Conflict(f"Campaign {campaign_id} changed meanwhile; read it again.", {"field": "status"}) from None
+
+
+# --- sending -------------------------------------------------------------------------------------------
+
+
+def _require_published_segments(tenant_id: str, campaign: Campaign) -> None:
+    for field in ("segments", "exclude_segments"):
+        for index, segment_id in enumerate(getattr(campaign, field)):
+            segment = segment_store.get(tenant_id, segment_id)
+            if segment is None:
+                raise Conflict(
+                    f"Segment {segment_id} no longer exists; edit the campaign.", {"field": f"{field}[{index}]"}
+                )
+            if segment.generation is None:
+                raise Conflict(
+                    f"Segment {segment_id} has not finished its first evaluation; send when it has.",
+                    {"field": f"{field}[{index}]", "job_id": segment.job_id},
+                )
+
+
+def send_campaign(principal: Principal, campaign_id: str, clock: Clock = system_clock) -> dict[str, Any]:
+    """Send now, or schedule for ``send_at`` when that is still ahead."""
+    tenant_id = principal.tenant_id
+    campaign = _require(tenant_id, campaign_id)
+    rules.require_status(campaign.id, campaign.status, {rules.DRAFT}, "be sent")
+    _require_published_segments(tenant_id, campaign)
+    if campaign.send_at and parse_rfc3339(campaign.send_at) > clock():
+        scheduled = replace(campaign, status=rules.SCHEDULED, updated_at=to_rfc3339(clock()))
+        try:
+            store.save_content(tenant_id, campaign, scheduled)
+        except StaleCampaign:
+            raise Conflict(f"Campaign {campaign_id} changed meanwhile; read it again.", {"field": "status"}) from None
+    elif not sending.start(tenant_id, campaign.id, {rules.DRAFT}, clock):
+        raise Conflict(f"Campaign {campaign_id} changed meanwhile; read it again.", {"field": "status"})
+    return campaign_view(_require(tenant_id, campaign_id))
+
+
+def start_due(clock: Clock = system_clock) -> int:
+    """Start every scheduled campaign whose time has come (the minute schedule)."""
+    started = 0
+    for tenant_id, campaign_id in store.due_scheduled(to_rfc3339(clock())):
+        started += sending.start(tenant_id, campaign_id, {rules.SCHEDULED}, clock)
+    return started
+
+
+def pause_campaign(principal: Principal, campaign_id: str) -> dict[str, Any]:
+    campaign = _require(principal.tenant_id, campaign_id)
+    rules.require_status(campaign.id, campaign.status, {rules.SENDING}, "be paused")
+    if not store.change_status(principal.tenant_id, campaign.id, {rules.SENDING}, rules.PAUSED, "paused by a user"):
+        raise Conflict(f"Campaign {campaign_id} changed meanwhile; read it again.", {"field": "status"})
+    return campaign_view(_require(principal.tenant_id, campaign_id))
+
+
+def resume_campaign(principal: Principal, campaign_id: str) -> dict[str, Any]:
+    campaign = _require(principal.tenant_id, campaign_id)
+    rules.require_status(campaign.id, campaign.status, {rules.PAUSED}, "be resumed")
+    if not sending.resume(principal.tenant_id, campaign.id):
+        raise Conflict(f"Campaign {campaign_id} changed meanwhile; read it again.", {"field": "status"})
+    return campaign_view(_require(principal.tenant_id, campaign_id))
+
+
+def cancel_campaign(principal: Principal, campaign_id: str, clock: Clock = system_clock) -> dict[str, Any]:
+    campaign = _require(principal.tenant_id, campaign_id)
+    active = {rules.DRAFT, rules.SCHEDULED, rules.SENDING, rules.PAUSED}
+    rules.require_status(campaign.id, campaign.status, active, "be cancelled")
+    if not store.change_status(
+        principal.tenant_id,
+        campaign.id,
+        active,
+        rules.CANCELLED,
+        "cancelled by a user",
+        finished_at=to_rfc3339(clock()),
+    ):
+        raise Conflict(f"Campaign {campaign_id} changed meanwhile; read it again.", {"field": "status"})
+    return campaign_view(_require(principal.tenant_id, campaign_id))
+
+
+# --- preview and test sends ----------------------------------------------------------------------------
+
+
+def _templates(campaign: Campaign) -> Templates:
+    return Templates(subject=campaign.subject, html=campaign.html, text=campaign.text)
+
+
+def _rendered(campaign: Campaign, contact: dict[str, Any], unsubscribe_url: str, field: str) -> Any:
+    try:
+        return render(_templates(campaign), contact, unsubscribe_url)
+    except RenderFailed as problem:
+        raise ValidationFailed(field, f"The campaign does not render for this contact: {problem}.") from None
+
+
+def preview_campaign(principal: Principal, campaign_id: str, body: Any) -> dict[str, Any]:
+    validate(body, PREVIEW_SCHEMA)
+    campaign = _require(principal.tenant_id, campaign_id)
+    contact = resolve(principal.tenant_id, body["contact_id"])
+    url = sending.unsubscribe_url(principal.tenant_id, campaign.id, contact.email) if contact.email else ""
+    rendered = _rendered(campaign, contact_view(contact), url, "contact_id")
+    return {"contact_id": contact.id, "subject": rendered.subject, "html": rendered.html, "text": rendered.text}
+
+
+SAMPLE_CONTACT = {
+    "id": "ctc_sample",
+    "external_id": None,
+    "email": None,
+    "first_name": "Sample",
+    "last_name": "Contact",
+    "group": None,
+    "tags": [],
+    "attributes": {},
+}
+
+
+def test_send(principal: Principal, campaign_id: str, body: Any) -> dict[str, Any]:
+    """Send the campaign now to ≤5 addresses, as the contact with that address if there is one; not in stats.
+    Suppressed and unsubscribed addresses are refused like in a real send."""
+    validate(body, TEST_SCHEMA)
+    tenant_id = principal.tenant_id
+    campaign = _require(tenant_id, campaign_id)
+    results = []
+    for index, raw in enumerate(body["emails"]):
+        email = raw.strip().lower()
+        if not is_valid_email(email):
+            raise ValidationFailed(f"emails[{index}]", f"{raw!r} is not a valid email address.")
+    for email in dict.fromkeys(e.strip().lower() for e in body["emails"]):
+        suppression = store.get_suppression(tenant_id, email)
+        if suppression:
+            results.append({"email": email, "status": "suppressed", "reason": suppression.reason})
+            continue
+        contact_id = contact_store.find_contact_id(tenant_id, email=email)
+        contact = contact_store.get_contact(tenant_id, contact_id) if contact_id else None
+        view = contact_view(contact) if contact else {**SAMPLE_CONTACT, "email": email}
+        url = sending.unsubscribe_url(tenant_id, campaign.id, email)
+        rendered = _rendered(campaign, view, url, "emails")
+        outcome = sending.send_one(
+            tenant_id, campaign, email, replace(rendered, subject=f"[Test] {rendered.subject}"), url, {"test": "true"}
+        )
+        results.append({"email": email, **outcome})
+    return {"items": results}
+
+
+# --- stats and recipients ------------------------------------------------------------------------------
+
+
+def recipients(
+    principal: Principal, campaign_id: str, status: str | None, limit_: int, cursor: str | None
+) -> dict[str, Any]:
+    tenant_id = principal.tenant_id
+    campaign = _require(tenant_id, campaign_id)
+    if status is not None and status not in rules.RECIPIENT_STATES:
+        raise ValidationFailed("status", f"status is one of {', '.join(rules.RECIPIENT_STATES)}.")
+    return page(
+        f"campaign-recipients:{tenant_id}:{campaign.id}:{status}",
+        cursor,
+        lambda start: store.send_records(tenant_id, campaign.id, status, limit_, start),
+        lambda item: {
+            "contact_id": item.contact_id,
+            "email": item.email,
+            "status": item.state,
+            "at": item.at,
+            "reason": item.reason,
+        },
+    )
+
+
+# --- segments the campaigns use ------------------------------------------------------------------------
+
+
+def _campaigns_using(tenant_id: str, segment_id: str) -> list[Campaign]:
+    return [
+        c
+        for c in store.all_campaigns(tenant_id)
+        if c.status not in rules.FINISHED and segment_id in (*c.segments, *c.exclude_segments)
+    ]
+
+
+def _dependents(tenant_id: str, segment_id: str) -> list[dict[str, Any]]:
+    return [
+        {"type": "campaign", "id": c.id, "name": c.name, "status": c.status}
+        for c in _campaigns_using(tenant_id, segment_id)
+    ]
+
+
+def _release(tenant_id: str, segment_id: str, reason: str) -> None:
+    """A deleted segment leaves the campaigns that have not started; one left without targets returns to draft.
+    Campaigns already sending keep the audience they took."""
+    for campaign in _campaigns_using(tenant_id, segment_id):
+        if campaign.status not in rules.EDITABLE:
+            continue
+        targets = [s for s in campaign.segments if s != segment_id]
+        after = replace(
+            campaign,
+            segments=targets,
+            exclude_segments=[s for s in campaign.exclude_segments if s != segment_id],
+            status=campaign.status if targets else rules.DRAFT,
+            status_reason=None if targets else f"{reason}; choose a segment to target",
+            version=campaign.version + 1,
+        )
+        try:
+            store.save_content(tenant_id, campaign, after)
+        except StaleCampaign:
+            _release(tenant_id, segment_id, reason)  # it changed meanwhile: look again
+            return
+
+
+dependents.register("segment", _dependents, _release)

@@ -1,0 +1,351 @@
+"""Sending a campaign: the audience snapshot, the send workers, and their guarantees.
+
+1. **Start** (send now, or the minute schedule at ``send_at``): the campaign goes
+   ``sending`` and one ``audience`` message per contact shard is queued.
+2. **Audience** (one shard): union of the target segments' members minus the
+   exclusions', their addresses (unique, case-insensitive), cut into batches of
+   49 written as the snapshot, under a lease so one build wins; then queued.
+3. **Batch** (≤49 recipients): read the contacts, suppressions and frequency
+   ledgers in one BatchGetItem; claim every recipient's send record in one
+   transaction conditioned on the record being free and the campaign sending
+   (so pause and cancel stop claims at once); reserve send slots on the tenant's
+   rate cursor; call SES once per recipient; settle the records, the counters
+   and the batch in one transaction.
+
+At-least-once in, at-most-once out: a redelivered batch skips every recipient
+already claimed; a claim whose SES answer never came back stays ``claimed`` and
+is reported as ``unknown``, never re-sent. Throttling releases the unsent claims
+and re-queues the batch with a delay (no sleeping on errors); a spent daily
+quota or a paused/suspended account pauses the campaign with the reason, and
+``resume`` re-queues the batches not done.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from chalicelib.config import get_config
+from chalicelib.domain import campaigns as rules
+from chalicelib.domain import settings as settings_rules
+from chalicelib.domain import tokens
+from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
+from chalicelib.domain.contacts import SHARDS, contact_id_for
+from chalicelib.domain.templates import Rendered, RenderFailed, Templates, render
+from chalicelib.logs import logger
+from chalicelib.resources import SEND_QUEUE
+from chalicelib.services.contacts import contact_view
+from chalicelib.storage import campaigns as store
+from chalicelib.storage import contacts as contact_store
+from chalicelib.storage import mailer
+from chalicelib.storage import segments as segment_store
+from chalicelib.storage.campaigns import Campaign, Claim, Ledger, LedgerMoved, NotSending, Outcome
+from chalicelib.storage.queues import SendFailed, send_messages
+from chalicelib.storage.tenants import get_tenant
+
+UNSUBSCRIBE_PURPOSE = "unsubscribe"
+BUILD_LEASE_MS = 5 * 60 * 1000
+MAX_AHEAD_MS = 2_000
+"""A batch whose first send slot is further ahead than this goes back on the queue with a delay instead
+of waiting inside the worker."""
+SETTINGS_TTL_SECONDS = 60
+REQUEUE_DELAY_CAP = 900
+"""SQS's longest delay; tests lower it to 0 so a re-queued batch is visible at once."""
+RATE_WAIT_SECONDS = 2
+LEDGER_RETRY_SECONDS = 1
+
+
+class AudienceBusy(Exception):
+    """Another delivery of this shard's audience message is building it; SQS retries this one later."""
+
+
+def unsubscribe_url(tenant_id: str, campaign_id: str | None, email: str) -> str:
+    token = tokens.sign(
+        {"t": tenant_id, "e": email, "c": campaign_id}, purpose=UNSUBSCRIBE_PURPOSE, secret=get_config().secret
+    )
+    return f"{get_config().public_url}/unsubscribe/{token}"
+
+
+# --- start and resume ----------------------------------------------------------------------------------
+
+
+def start(tenant_id: str, campaign_id: str, allowed: set[str], clock: Clock = system_clock) -> bool:
+    """Move to ``sending`` and queue the audience of every shard; False if the campaign was not in ``allowed``."""
+    if not store.change_status(tenant_id, campaign_id, allowed, rules.SENDING, started_at=to_rfc3339(clock())):
+        return False
+    messages = [
+        {"kind": "audience", "tenant_id": tenant_id, "campaign_id": campaign_id, "shard": s} for s in range(SHARDS)
+    ]
+    try:
+        send_messages(SEND_QUEUE, messages)
+    except SendFailed:
+        store.change_status(
+            tenant_id, campaign_id, {rules.SENDING}, rules.FAILED, "the audience could not be queued; send again"
+        )
+        raise
+    logger.info("campaign started", extra={"tenant_id": tenant_id, "campaign_id": campaign_id})
+    return True
+
+
+def _batch_message(tenant_id: str, campaign_id: str, batch: store.Batch, attempt: int = 0) -> dict[str, Any]:
+    return {
+        "kind": "batch",
+        "tenant_id": tenant_id,
+        "campaign_id": campaign_id,
+        "batch": batch.key,
+        "recipients": batch.recipients,
+        "attempt": attempt,
+    }
+
+
+def resume(tenant_id: str, campaign_id: str) -> bool:
+    """paused → sending, then queue every batch not done (each recipient's record says whether it was mailed)."""
+    if not store.change_status(tenant_id, campaign_id, {rules.PAUSED}, rules.SENDING):
+        return False
+    undone = [b for b in store.batches_of(tenant_id, campaign_id) if not b.done]
+    send_messages(SEND_QUEUE, [_batch_message(tenant_id, campaign_id, b) for b in undone])
+    return True
+
+
+# --- the audience of one shard -------------------------------------------------------------------------
+
+
+def _shard_audience(tenant_id: str, campaign: Campaign, shard: int) -> list[tuple[str, str]]:
+    def members(segment_id: str) -> list[int]:
+        segment = segment_store.get(tenant_id, segment_id)
+        if segment is None or segment.generation is None:
+            raise RuntimeError(f"segment {segment_id} has no published membership")
+        return sorted(segment_store.shard_members(tenant_id, segment_id, segment.generation, shard))
+
+    ordinals = rules.audience_ordinals(
+        [np.asarray(members(s), dtype=np.int64) for s in campaign.segments],
+        [np.asarray(members(s), dtype=np.int64) for s in campaign.exclude_segments],
+    )
+    ids = [contact_id_for(int(o)) for o in ordinals]
+    found: dict[str, Any] = {}
+    for start_at in range(0, len(ids), 100):
+        found.update(contact_store.get_contacts(tenant_id, ids[start_at : start_at + 100]))
+    return rules.unique_addresses((i, found[i].email) for i in ids if i in found and found[i].email)
+
+
+def build_audience(tenant_id: str, campaign_id: str, shard: int, clock: Clock = system_clock) -> None:
+    """Build one shard's snapshot under a lease (each attempt its own build id: two concurrent deliveries of
+    the message never write together; a crashed attempt's lease has run out before SQS redelivers it)."""
+    build_id = uuid.uuid4().hex
+    campaign = store.get(tenant_id, campaign_id)
+    if campaign is None or campaign.status in rules.FINISHED:
+        return
+    now_ms = int(clock().timestamp() * 1000)
+    state = store.acquire_build(tenant_id, campaign_id, shard, build_id, now_ms, BUILD_LEASE_MS)
+    if state == "busy":
+        raise AudienceBusy(f"shard {shard} of {campaign_id} is being built by another delivery")
+    if state == "acquired":
+        try:
+            recipients = _shard_audience(tenant_id, campaign, shard)
+        except RuntimeError as problem:
+            store.change_status(tenant_id, campaign_id, {rules.SENDING, rules.PAUSED}, rules.FAILED, str(problem))
+            return
+        batches = rules.batches(recipients)
+        store.write_batches(tenant_id, campaign_id, shard, build_id, batches)
+        if not store.finish_build(tenant_id, campaign_id, shard, build_id, len(batches), len(recipients)):
+            return  # our lease ran out and another delivery finished the shard; it queues the batches
+    current = store.get(tenant_id, campaign_id)
+    if current is not None and current.status == rules.SENDING:  # paused: resume queues them
+        undone = [b for b in store.batches_of(tenant_id, campaign_id, shard) if not b.done]
+        send_messages(SEND_QUEUE, [_batch_message(tenant_id, campaign_id, b) for b in undone])
+    _finish_if_complete(tenant_id, campaign_id, clock)
+
+
+def _finish_if_complete(tenant_id: str, campaign_id: str, clock: Clock) -> None:
+    if store.finish_if_complete(tenant_id, campaign_id, SHARDS, rules.SENT, to_rfc3339(clock())):
+        logger.info("campaign sent", extra={"tenant_id": tenant_id, "campaign_id": campaign_id})
+
+
+# --- one batch ------------------------------------------------------------------------------------------
+
+_frozen: dict[tuple[str, str], Campaign] = {}
+_settings: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
+def _campaign_content(tenant_id: str, campaign_id: str) -> Campaign | None:
+    """A sending campaign's content never changes, so a worker reads it once."""
+    key = (tenant_id, campaign_id)
+    if key not in _frozen:
+        campaign = store.get(tenant_id, campaign_id)
+        if campaign is None or campaign.status in rules.EDITABLE:
+            return campaign
+        if len(_frozen) > 256:
+            _frozen.clear()
+        _frozen[key] = campaign
+    return _frozen[key]
+
+
+def _tenant_settings(tenant_id: str) -> dict[str, Any]:
+    cached = _settings.get(tenant_id)
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
+    tenant = get_tenant(tenant_id)
+    effective = settings_rules.effective(tenant.settings if tenant else None)
+    _settings[tenant_id] = (time.monotonic() + SETTINGS_TTL_SECONDS, effective)
+    return effective
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    sent: int = 0
+    requeued: bool = False
+    paused: str | None = None
+
+
+def send_batch(
+    message: dict[str, Any],
+    message_id: str,
+    clock: Clock = system_clock,
+    sleep: Callable[[float], None] = time.sleep,
+) -> BatchResult:
+    tenant_id, campaign_id = message["tenant_id"], message["campaign_id"]
+    campaign = _campaign_content(tenant_id, campaign_id)
+    if campaign is None or campaign.status in rules.EDITABLE:
+        return BatchResult()
+    settings = _tenant_settings(tenant_id)
+    cap = rules.FrequencyCap.from_settings(settings)
+    recipients = [(contact_id, email) for contact_id, email in message["recipients"]]
+    facts = store.recipient_facts(tenant_id, recipients)
+    now = clock()
+    now_s = int(now.timestamp())
+    claims, ledgers = [], []
+    for contact_id, email in recipients:
+        ledger = facts.ledgers.get(contact_id, Ledger(contact_id, 0, []))
+        capped = not cap.allows(ledger.sent_at, now_s)
+        verdict = rules.verdict(
+            contact_exists=contact_id in facts.contacts, suppression_reason=facts.suppressions.get(email), capped=capped
+        )
+        claims.append(Claim(contact_id, email, verdict or rules.CLAIMED))
+        if verdict is None:
+            ledgers.append(Ledger(contact_id, ledger.version, rules.ledger_after_send(ledger.sent_at, now_s)))
+
+    rate = int(settings["send_rate_per_second"])
+    to_mail = sum(1 for c in claims if c.state == rules.CLAIMED)
+    first_slot = None
+    if to_mail:
+        first_slot = store.reserve_send_slots(tenant_id, to_mail, rate, int(now.timestamp() * 1000), MAX_AHEAD_MS)
+        if first_slot is None:
+            _requeue(message, delay=RATE_WAIT_SECONDS)
+            return BatchResult(requeued=True)
+    try:
+        landed = store.claim(tenant_id, campaign_id, message_id, claims, ledgers, to_rfc3339(now))
+    except NotSending:
+        return BatchResult()  # paused (resume re-queues this batch) or cancelled
+    except LedgerMoved:
+        _requeue(message, delay=LEDGER_RETRY_SECONDS)  # another campaign mailed one of them meanwhile: decide again
+        return BatchResult(requeued=True)
+
+    outcomes, sent, stop = [], 0, None
+    mailing = [c for c in landed if c.state == rules.CLAIMED]
+    templates = Templates(campaign.subject, campaign.html, campaign.text)
+    for position, claim in enumerate(mailing):
+        if stop is not None:
+            outcomes.append(Outcome(claim.contact_id, rules.RELEASED, reason=stop))
+            continue
+        wait = (first_slot + position * 1000 / rate) / 1000 - time.time()
+        if wait > 0:
+            sleep(wait)
+        result = _mail(tenant_id, campaign, templates, facts.contacts[claim.contact_id], claim.email)
+        if result.kind == "sent":
+            sent += 1
+            outcomes.append(Outcome(claim.contact_id, rules.DELIVERED, message_id=result.detail))
+        elif result.kind == rules.REJECTED_ONE:
+            outcomes.append(Outcome(claim.contact_id, rules.REJECTED, reason=result.detail))
+        elif result.kind == rules.UNCERTAIN:
+            logger.warning(
+                "SES answer unknown; the recipient is left claimed",
+                extra={"contact_id": claim.contact_id, "error": result.detail},
+            )
+        else:  # throttled, quota, blocked: this one and the rest were not sent
+            stop = result.kind
+            outcomes.append(Outcome(claim.contact_id, rules.RELEASED, reason=f"{result.kind}: {result.detail}"))
+
+    finished = stop is None
+    store.settle(
+        tenant_id, campaign_id, message_id, outcomes, to_rfc3339(clock()), message["batch"] if finished else None
+    )
+    if stop == rules.THROTTLED:  # again later, with only the recipients this delivery released
+        attempt = int(message.get("attempt", 0)) + 1
+        released = {o.contact_id for o in outcomes if o.state == rules.RELEASED}
+        remaining = [[c, e] for c, e in message["recipients"] if c in released]
+        _requeue({**message, "recipients": remaining, "attempt": attempt}, delay=rules.throttle_delay(attempt))
+        return BatchResult(sent=sent, requeued=True)
+    if stop in (rules.QUOTA, rules.BLOCKED):
+        reason = (
+            "the SES daily sending quota is spent" if stop == rules.QUOTA else "SES is not sending for this account"
+        )
+        store.change_status(
+            tenant_id, campaign_id, {rules.SENDING}, rules.PAUSED, f"{reason}; resume when it is lifted"
+        )
+        logger.warning(
+            "campaign paused by SES", extra={"tenant_id": tenant_id, "campaign_id": campaign_id, "cause": stop}
+        )
+        return BatchResult(sent=sent, paused=stop)
+    _finish_if_complete(tenant_id, campaign_id, clock)
+    return BatchResult(sent=sent)
+
+
+def _requeue(message: dict[str, Any], delay: int) -> None:
+    send_messages(SEND_QUEUE, [message], delay_seconds=min(delay, REQUEUE_DELAY_CAP))
+
+
+@dataclass(frozen=True)
+class MailResult:
+    kind: str  # "sent" or a rules.classify_ses_error kind
+    detail: str
+
+
+def _mail(tenant_id: str, campaign: Campaign, templates: Templates, contact: Any, email: str) -> MailResult:
+    url = unsubscribe_url(tenant_id, campaign.id, email)
+    try:
+        rendered = render(templates, contact_view(contact), url)
+    except RenderFailed as problem:
+        return MailResult(rules.REJECTED_ONE, f"render: {problem}")
+    outcome = send_one(tenant_id, campaign, email, rendered, url, {"contact_id": contact.id})
+    return MailResult(outcome["status"], outcome.get("message_id") or outcome.get("reason", ""))
+
+
+def send_one(
+    tenant_id: str, campaign: Campaign, email: str, rendered: Rendered, url: str, tags: dict[str, str]
+) -> dict[str, Any]:
+    """One SES call with the unsubscribe headers (RFC 8058); the outcome as {"status", "message_id" | "reason"}."""
+    mail = mailer.Mail(
+        sender=campaign.sender,
+        to=email,
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        headers={"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+        tags={"tenant_id": tenant_id, "campaign_id": campaign.id, **tags},
+    )
+    try:
+        return {"status": "sent", "message_id": mailer.send_email(mail)}
+    except mailer.MailError as error:
+        kind = rules.classify_ses_error(error.code, error.message, error.http_status)
+        return {"status": kind, "reason": f"{error.code}: {error.message}"[:500]}
+
+
+def fail_batch(message: dict[str, Any], message_id: str, clock: Clock = system_clock) -> None:
+    """A batch message that failed every delivery (the DLQ): its unclaimed recipients are marked failed and the
+    batch done, so the campaign can finish and says what happened."""
+    tenant_id, campaign_id = message["tenant_id"], message["campaign_id"]
+    if message.get("kind") != "batch":
+        store.change_status(
+            tenant_id, campaign_id, {rules.SENDING, rules.PAUSED}, rules.FAILED,
+            f"the audience of shard {message.get('shard')} could not be built",
+        )  # fmt: skip
+        return
+    claims = [Claim(c, e, rules.REJECTED, reason="the send worker kept failing") for c, e in message["recipients"]]
+    store.claim(tenant_id, campaign_id, f"dlq:{message_id}", claims, [], to_rfc3339(clock()), require_sending=False)
+    store.settle(tenant_id, campaign_id, f"dlq:{message_id}", [], to_rfc3339(clock()), message["batch"])
+    _finish_if_complete(tenant_id, campaign_id, clock)

@@ -1,0 +1,167 @@
+"""Addresses never mailed: manual suppressions, unsubscribes (RFC 8058), SES bounces and complaints.
+
+An unsubscribe link carries a token signed for (tenant, address, campaign);
+anything else, or a token altered in any byte, is a 404 that says nothing more.
+GET only shows a confirmation page (mail scanners follow links); POST
+unsubscribes, idempotently. The API does not lift an unsubscribe (only the
+person may take it back); bounces, complaints and manual entries can be lifted.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from chalicelib.config import get_config
+from chalicelib.domain import campaigns as rules
+from chalicelib.domain import tokens
+from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
+from chalicelib.domain.emails import is_valid_email
+from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed
+from chalicelib.domain.validation import validate
+from chalicelib.logs import logger
+from chalicelib.services.paging import page
+from chalicelib.services.principal import Principal
+from chalicelib.services.sending import UNSUBSCRIBE_PURPOSE
+from chalicelib.storage import campaigns as store
+from chalicelib.storage.campaigns import Suppression
+
+REASONS = ("manual", "bounce", "complaint", "unsubscribed")
+ADD_SUPPRESSION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["email"],
+    "properties": {
+        "email": {"type": "string", "maxLength": 254},
+        "reason": {"type": "string", "enum": ["manual"]},
+    },
+}
+SUPPRESSION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "email": {"type": "string"},
+        "reason": {"type": "string", "enum": list(REASONS)},
+        "created_at": {"type": "string"},
+        "campaign_id": {"type": ["string", "null"]},
+    },
+}
+
+
+def suppression_view(suppression: Suppression) -> dict[str, Any]:
+    return {
+        "email": suppression.email,
+        "reason": suppression.reason,
+        "created_at": suppression.created_at,
+        "campaign_id": suppression.campaign_id,
+    }
+
+
+def _address(value: str, field: str) -> str:
+    address = value.strip().lower()
+    if not is_valid_email(address):
+        raise ValidationFailed(field, f"{value!r} is not a valid email address.")
+    return address
+
+
+def list_suppressions(principal: Principal, limit_: int, cursor: str | None) -> dict[str, Any]:
+    tenant_id = principal.tenant_id
+    return page(
+        f"suppressions:{tenant_id}",
+        cursor,
+        lambda start: store.suppressions_page(tenant_id, limit_, start),
+        suppression_view,
+    )
+
+
+def add_suppression(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+    validate(body, ADD_SUPPRESSION_SCHEMA)
+    address = _address(body["email"], "email")
+    store.suppress(principal.tenant_id, Suppression(address, "manual", to_rfc3339(clock())))
+    found = store.get_suppression(principal.tenant_id, address)
+    assert found is not None
+    return suppression_view(found)
+
+
+def remove_suppression(principal: Principal, email: str) -> None:
+    address = email.strip().lower()
+    found = store.get_suppression(principal.tenant_id, address)
+    if found is None:
+        raise NotFound(f"{address} is not suppressed.", {"field": "email"})
+    if found.reason == "unsubscribed":
+        raise Conflict(
+            f"{address} unsubscribed; only they can subscribe again.", {"field": "email", "reason": found.reason}
+        )
+    store.unsuppress(principal.tenant_id, address)
+
+
+# --- unsubscribe links ---------------------------------------------------------------------------------
+
+
+def _token_payload(token: str) -> dict[str, Any]:
+    payload = tokens.verify(token, purpose=UNSUBSCRIBE_PURPOSE, secret=get_config().secret)
+    if payload is None or not isinstance(payload.get("t"), str) or not isinstance(payload.get("e"), str):
+        raise NotFound("No such unsubscribe link.", {"field": "token"})
+    return payload
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{title}</title></head>
+<body style="font-family: sans-serif; max-width: 32rem; margin: 3rem auto;">
+<h1>{title}</h1><p>{message}</p>{form}
+</body></html>"""
+
+
+def unsubscribe_page(token: str) -> str:
+    """GET: a page asking to confirm; it changes nothing (link scanners fetch these)."""
+    payload = _token_payload(token)
+    address = html.escape(payload["e"])
+    form = (
+        f'<form method="post" action="{html.escape(token)}">'
+        '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+        '<button type="submit">Unsubscribe</button></form>'
+    )
+    return _PAGE.format(title="Unsubscribe", message=f"Stop emails to {address}?", form=form)
+
+
+def unsubscribe(token: str, clock: Clock = system_clock) -> str:
+    """POST (RFC 8058 one-click, or the page's button): suppress the address for the tenant, idempotently."""
+    payload = _token_payload(token)
+    tenant_id, address = payload["t"], payload["e"]
+    store.suppress(tenant_id, Suppression(address, "unsubscribed", to_rfc3339(clock()), payload.get("c")))
+    logger.info("unsubscribed", extra={"tenant_id": tenant_id, "campaign_id": payload.get("c")})
+    return _PAGE.format(
+        title="Unsubscribed", message=f"{html.escape(address)} will get no more emails from us.", form=""
+    )
+
+
+# --- SES feedback --------------------------------------------------------------------------------------
+
+
+def apply_ses_notification(body: dict[str, Any], clock: Clock = system_clock) -> None:
+    """One SES event (through SNS): a permanent bounce or a complaint suppresses the address for the tenant
+    named in the message's tags and marks the campaign recipient; anything else is only logged."""
+    event = json.loads(body["Message"]) if "Message" in body else body
+    kind = event.get("eventType") or event.get("notificationType")
+    tags = {name: values[0] for name, values in (event.get("mail", {}).get("tags") or {}).items() if values}
+    tenant_id = tags.get("tenant_id")
+    if kind == "Bounce" and event.get("bounce", {}).get("bounceType") == "Permanent":
+        addresses, reason, state = event["bounce"].get("bouncedRecipients", []), "bounce", rules.BOUNCED
+    elif kind == "Complaint":
+        addresses, reason, state = event["complaint"].get("complainedRecipients", []), "complaint", rules.COMPLAINED
+    else:
+        logger.info("SES event ignored", extra={"event_type": kind})
+        return
+    if not tenant_id:
+        logger.warning("SES event without a tenant tag ignored", extra={"event_type": kind})
+        return
+    for recipient in addresses:
+        address = recipient["emailAddress"].strip().lower()
+        store.suppress(tenant_id, Suppression(address, reason, to_rfc3339(clock()), tags.get("campaign_id")))
+    if tags.get("campaign_id") and tags.get("contact_id"):
+        store.mark_feedback(tenant_id, tags["campaign_id"], tags["contact_id"], state)
+    logger.info(
+        "SES feedback applied",
+        extra={"tenant_id": tenant_id, "event_type": kind, "campaign_id": tags.get("campaign_id")},
+    )

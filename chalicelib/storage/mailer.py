@@ -1,0 +1,148 @@
+"""SES v2 ``SendEmail`` (raw MIME, so every header we need reaches the recipient), and sender checks.
+
+Locally (moto) the SES mailbox simulator addresses behave as in SES: mail to
+``bounce@simulator.amazonses.com`` or ``complaint@simulator.amazonses.com`` is
+followed by the notification SES would publish through the configuration set's
+SNS destination (same shape, same tags), so bounce and complaint handling runs
+end to end on a laptop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formataddr, make_msgid
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.config import get_config
+from chalicelib.resources import SES_EVENTS_TOPIC
+
+SIMULATOR_DOMAIN = "simulator.amazonses.com"
+_lock = threading.Lock()
+_clients: dict[str, Any] = {}
+
+
+def _client(service: str) -> Any:
+    with _lock:
+        if service not in _clients:
+            _clients[service] = boto3.client(service)
+        return _clients[service]
+
+
+@dataclass(frozen=True)
+class Mail:
+    sender: str
+    to: str
+    subject: str
+    html: str | None
+    text: str | None
+    headers: dict[str, str]
+    tags: dict[str, str]  # SES message tags: come back in bounce and complaint notifications
+
+
+class MailError(Exception):
+    def __init__(self, code: str, message: str, http_status: int | None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+
+
+_POLICY = SMTP.clone(max_line_length=998)
+"""CRLF line ends, and no folding under RFC 5322's 998: a folded List-Unsubscribe URL becomes encoded words
+that mail clients do not read as a link."""
+
+
+def _mime(mail: Mail) -> bytes:
+    message = EmailMessage(policy=_POLICY)
+    message["From"] = mail.sender
+    message["To"] = mail.to
+    message["Subject"] = mail.subject
+    message["Message-ID"] = make_msgid(domain=mail.sender.rsplit("@", 1)[-1].rstrip(">"))
+    for name, value in mail.headers.items():
+        message[name] = value
+    if mail.text is not None:
+        message.set_content(mail.text)
+        if mail.html is not None:
+            message.add_alternative(mail.html, subtype="html")
+    else:
+        message.set_content(mail.html or "", subtype="html")
+    return message.as_bytes()
+
+
+def send_email(mail: Mail) -> str:
+    """Send one message; return SES's message id. Raises MailError with SES's error code."""
+    arguments: dict[str, Any] = {
+        "FromEmailAddress": mail.sender,
+        "Content": {"Raw": {"Data": _mime(mail)}},
+        "EmailTags": [{"Name": name, "Value": value} for name, value in mail.tags.items()],
+    }
+    configuration_set = os.environ.get("SEGMENTS_SES_CONFIGURATION_SET")
+    if configuration_set:
+        arguments["ConfigurationSetName"] = configuration_set
+    try:
+        message_id = _client("sesv2").send_email(**arguments)["MessageId"]
+    except ClientError as error:
+        problem = error.response.get("Error", {})
+        raise MailError(
+            problem.get("Code", "Unknown"),
+            problem.get("Message", ""),
+            error.response.get("ResponseMetadata", {}).get("HTTPStatusCode"),
+        ) from None
+    except BotoCoreError as error:  # timeouts, connection resets: SES may or may not have sent it
+        raise MailError(type(error).__name__, str(error), None) from None
+    if get_config().stage == "local" and mail.to.endswith("@" + SIMULATOR_DOMAIN):
+        _simulate_feedback(mail, message_id)
+    return message_id
+
+
+def _simulate_feedback(mail: Mail, message_id: str) -> None:
+    mailbox = mail.to.split("@", 1)[0]
+    common = {"messageId": message_id, "destination": [mail.to], "tags": {k: [v] for k, v in mail.tags.items()}}
+    if mailbox == "bounce":
+        event = {
+            "eventType": "Bounce",
+            "bounce": {
+                "bounceType": "Permanent",
+                "bounceSubType": "General",
+                "bouncedRecipients": [{"emailAddress": mail.to}],
+            },
+            "mail": common,
+        }
+    elif mailbox == "complaint":
+        event = {
+            "eventType": "Complaint",
+            "complaint": {"complainedRecipients": [{"emailAddress": mail.to}]},
+            "mail": common,
+        }
+    else:
+        return
+    sns = _client("sns")
+    topic_arn = next(
+        t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(":" + SES_EVENTS_TOPIC)
+    )
+    sns.publish(TopicArn=topic_arn, Message=json.dumps(event))
+
+
+def sender_verified(address: str) -> bool:
+    """Whether SES may send from ``address``: the address or its domain is a verified identity."""
+    for identity in (address, address.rsplit("@", 1)[-1]):
+        try:
+            found = _client("sesv2").get_email_identity(EmailIdentity=identity)
+            if found.get("VerifiedForSendingStatus") or found.get("VerificationStatus") == "SUCCESS":
+                return True
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "NotFoundException":
+                raise
+    return False
+
+
+def display_address(name: str | None, email: str) -> str:
+    return formataddr((name, email)) if name else email

@@ -1,0 +1,123 @@
+"""Campaign rules without moto: audience algebra, who is mailed, SES errors, stats, signed tokens."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chalicelib.domain import campaigns as rules
+from chalicelib.domain import tokens
+
+SECRET = b"unit-test-secret"
+ordinal_sets = st.lists(st.sets(st.integers(1, 200), max_size=60), min_size=0, max_size=4)
+
+
+@given(targets=ordinal_sets.filter(bool), exclusions=ordinal_sets)
+def test_the_audience_is_the_union_of_targets_minus_every_exclusion(targets, exclusions):
+    found = rules.audience_ordinals(
+        [np.array(sorted(t), dtype=np.int64) for t in targets],
+        [np.array(sorted(e), dtype=np.int64) for e in exclusions],
+    )
+    expected = set().union(*targets) - set().union(*exclusions)
+    assert found.tolist() == sorted(expected)
+
+
+def test_addresses_are_unique_case_insensitively_and_the_first_contact_keeps_it():
+    pairs = [("c1", "Ada@Example.com"), ("c2", "ada@example.com "), ("c3", "bob@example.com"), ("c4", "")]
+    assert rules.unique_addresses(pairs) == [("c1", "ada@example.com"), ("c3", "bob@example.com")]
+
+
+def test_batches_hold_at_most_49_recipients_and_lose_nobody():
+    recipients = [(f"c{i}", f"{i}@example.com") for i in range(1000)]
+    cut = rules.batches(recipients)
+    assert max(len(b) for b in cut) == rules.RECIPIENTS_PER_MESSAGE <= 50
+    assert [r for b in cut for r in b] == recipients
+
+
+def test_the_frequency_cap_counts_sends_inside_its_window_only():
+    cap = rules.FrequencyCap(max_emails=2, per_days=7)
+    now = 1_000_000_000
+    day = 86_400
+    assert cap.allows([now - 8 * day, now - 9 * day], now)  # both outside the window
+    assert cap.allows([now - day], now)
+    assert not cap.allows([now - day, now - 2 * day], now)
+    assert rules.ledger_after_send([now - 91 * day, now - 30 * day], now) == [now - 30 * day, now]
+    assert rules.FrequencyCap.from_settings({"frequency_cap": {"max_emails": None, "per_days": 7}}).allows(
+        [now] * 99, now
+    )
+
+
+def test_verdicts_put_deleted_before_unsubscribed_before_suppressed_before_capped():
+    assert rules.verdict(contact_exists=False, suppression_reason="bounce", capped=True) == rules.SKIPPED
+    assert rules.verdict(contact_exists=True, suppression_reason="unsubscribed", capped=True) == rules.UNSUBSCRIBED
+    assert rules.verdict(contact_exists=True, suppression_reason="complaint", capped=True) == rules.SUPPRESSED
+    assert rules.verdict(contact_exists=True, suppression_reason=None, capped=True) == rules.CAPPED
+    assert rules.verdict(contact_exists=True, suppression_reason=None, capped=False) is None
+
+
+def test_ses_errors_map_to_what_the_campaign_does():
+    classify = rules.classify_ses_error
+    assert classify("TooManyRequestsException", "Maximum sending rate exceeded.", 429) == rules.THROTTLED
+    assert classify("Throttling", "Rate exceeded", 400) == rules.THROTTLED
+    assert classify("Throttling", "Daily message quota exceeded.", 400) == rules.QUOTA
+    assert classify("LimitExceededException", "quota", 400) == rules.QUOTA
+    assert classify("SendingPausedException", "paused", 400) == rules.BLOCKED
+    assert classify("AccountSuspendedException", "suspended", 400) == rules.BLOCKED
+    assert classify("MessageRejected", "Email address is not verified.", 400) == rules.REJECTED_ONE
+    assert classify("InternalFailure", "boom", 500) == rules.UNCERTAIN
+    assert classify("ReadTimeoutError", "timed out", None) == rules.UNCERTAIN
+    assert [rules.throttle_delay(n) for n in (1, 2, 3, 20)] == [2, 4, 8, 900]
+
+
+def test_open_claims_are_in_flight_while_sending_and_unknown_once_finished():
+    counters = {"claimed": 10, "sent": 6, "failed": 1, "released": 1, "suppressed": 2}
+    sending = rules.stats(counters, 14, rules.SENDING)
+    assert (sending["in_flight"], sending["unknown"], sending["pending"]) == (2, 0, 3)
+    finished = rules.stats(counters, 14, rules.SENT)
+    assert (finished["in_flight"], finished["unknown"]) == (0, 2)
+    assert (
+        finished["sent"] + finished["failed"] + finished["suppressed"] + finished["unknown"] + finished["pending"] == 14
+    )
+
+
+def test_a_token_round_trips_and_binds_its_purpose():
+    token = tokens.sign({"t": "ten_1", "e": "ada@example.com", "c": "cmp_1"}, purpose="unsubscribe", secret=SECRET)
+    assert tokens.verify(token, purpose="unsubscribe", secret=SECRET) == {
+        "t": "ten_1",
+        "e": "ada@example.com",
+        "c": "cmp_1",
+    }
+    assert tokens.verify(token, purpose="portal", secret=SECRET) is None
+    assert tokens.verify(token, purpose="unsubscribe", secret=b"another secret") is None
+
+
+def test_ten_thousand_mutated_tokens_are_all_refused():
+    token = tokens.sign({"t": "ten_1", "e": "ada@example.com", "c": "cmp_1"}, purpose="unsubscribe", secret=SECRET)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/%"
+    rng = random.Random(11)
+    accepted = 0
+    for _ in range(10_000):
+        chars = list(token)
+        for _ in range(rng.randint(1, 3)):
+            kind = rng.random()
+            position = rng.randrange(len(chars))
+            if kind < 0.6:
+                chars[position] = rng.choice([c for c in alphabet if c != chars[position]])
+            elif kind < 0.8:
+                del chars[position]
+            else:
+                chars.insert(position, rng.choice(alphabet))
+        mutated = "".join(chars)
+        if mutated != token and tokens.verify(mutated, purpose="unsubscribe", secret=SECRET) is not None:
+            accepted += 1
+    assert accepted == 0
+    assert tokens.verify(token, purpose="unsubscribe", secret=SECRET) is not None  # the original still works
+
+
+def test_forged_and_malformed_tokens_are_refused_without_errors():
+    forged_body = tokens.sign({"t": "ten_2", "e": "x@example.com", "c": None}, purpose="unsubscribe", secret=b"guess")
+    for bad in (forged_body, "", ".", "a.b", "a.b.c", "é.é", "x" * 5000, "%00.%00", "eyJ9.AAAA"):
+        assert tokens.verify(bad, purpose="unsubscribe", secret=SECRET) is None
