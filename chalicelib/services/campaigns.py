@@ -283,6 +283,8 @@ def delete_campaign(principal: Principal, campaign_id: str) -> None:
 
 
 def _require_published_segments(tenant_id: str, campaign: Campaign) -> None:
+    if not campaign.segments:
+        raise Conflict(f"Campaign {campaign.id} targets no segment; choose one first.", {"field": "segments"})
     for field in ("segments", "exclude_segments"):
         for index, segment_id in enumerate(getattr(campaign, field)):
             segment = segment_store.get(tenant_id, segment_id)

@@ -56,6 +56,15 @@ class MainTableModel(Model):
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
 
+    @classmethod
+    def _get_connection(cls):  # type: ignore[no-untyped-def]
+        """One connection per item type. PynamoDB caches it on the class, so a subclass used after the base
+        inherited the base's, whose schema lacks the subclass's indexes (``gsi1`` queries then failed
+        with "Table has no index", depending on which item type a process touched first)."""
+        if "_connection" not in cls.__dict__:
+            cls._connection = None
+        return super()._get_connection()
+
 
 @lru_cache(maxsize=1)
 def connection() -> Connection:
