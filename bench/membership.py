@@ -9,114 +9,40 @@
 (d) one contact change → membership updated and its event queued, p50/p95;
 (e) read units of a tag-only evaluation from the index vs the same segment by scan.
 
-Read units are computed from the bytes of the items each response returned, as
-DynamoDB bills them (strongly consistent: 1 unit per 4 KB, rounded up per Query
-page and per item of GetItem/BatchGetItem); moto does not bill.
+Read units: see bench.inprocess.Meter (moto does not bill).
 """
 
 from __future__ import annotations
 
+from bench.inprocess import Meter  # first: moto starts before any AWS client exists
+
+# isort: split
+
 import os
+import statistics
+import time
+from datetime import UTC, datetime
+from typing import Any
 
-for _name, _value in {
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "SEGMENTS_STAGE": "local",
-}.items():
-    os.environ.setdefault(_name, _value)
-os.environ.pop("AWS_ENDPOINT_URL", None)
+import numpy as np
 
-from moto import mock_aws  # noqa: E402
-
-from infra.local import moto_patches  # noqa: E402
-
-moto_patches.apply()
-mock_aws().start()
-
-import math  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from infra.local.provision import provision  # noqa: E402
-
-provision()
-
-from app import app  # noqa: E402
-from bench.golden import CUSTOM_TYPES, GOLDEN, SEED_LOCAL_FAMILY_DISCOUNT, generate  # noqa: E402
-from bench.population import TAGS  # noqa: E402
-from chalicelib.config import LOCAL_OPERATOR_KEY  # noqa: E402
-from chalicelib.domain import planner  # noqa: E402
-from chalicelib.domain.contacts import SHARDS, contact_id_for  # noqa: E402
-from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE  # noqa: E402
-from chalicelib.services import evaluation  # noqa: E402
-from chalicelib.storage import catalog  # noqa: E402
-from chalicelib.storage import contacts as contact_store  # noqa: E402
-from chalicelib.storage.contacts import TAG_CHUNK_SIZE, Contact, TagChunkItem, TagCountItem, tag_pk  # noqa: E402
-from chalicelib.storage.table import MainTableModel  # noqa: E402
-from infra.local.dispatcher import Dispatcher  # noqa: E402
-from tests.support.client import ApiClient  # noqa: E402
-from tests.support.queues import take_messages  # noqa: E402
+from app import app
+from bench.golden import CUSTOM_TYPES, GOLDEN, SEED_LOCAL_FAMILY_DISCOUNT, generate
+from bench.population import TAGS
+from chalicelib.config import LOCAL_OPERATOR_KEY
+from chalicelib.domain import planner
+from chalicelib.domain.contacts import SHARDS, contact_id_for
+from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
+from chalicelib.services import evaluation
+from chalicelib.storage import catalog
+from chalicelib.storage import contacts as contact_store
+from chalicelib.storage.contacts import TAG_CHUNK_SIZE, Contact, TagChunkItem, TagCountItem, tag_pk
+from chalicelib.storage.table import MainTableModel
+from infra.local.dispatcher import Dispatcher
+from tests.support.client import ApiClient
+from tests.support.queues import take_messages
 
 PARTNERSTACK = next(g.criteria for g in GOLDEN if g.name.startswith("ten tags"))
-
-
-# --- metering ----------------------------------------------------------------------------------------
-
-
-def _value_size(value: dict[str, Any]) -> int:
-    ((kind, inner),) = value.items()
-    if kind == "S":
-        return len(inner.encode())
-    if kind == "N":
-        return math.ceil(len(inner.lstrip("-").replace(".", "")) / 2) + 1
-    if kind == "B":
-        return len(inner)
-    if kind == "SS":
-        return sum(len(s.encode()) for s in inner)
-    if kind == "NS":
-        return sum(math.ceil(len(n.lstrip("-").replace(".", "")) / 2) + 1 for n in inner)
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + _value_size(v) + 1 for k, v in inner.items())
-    if kind == "L":
-        return 3 + sum(_value_size(v) + 1 for v in inner)
-    return 1
-
-
-def item_size(item: dict[str, Any]) -> int:
-    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
-
-
-class Meter:
-    """DynamoDB requests by operation and read units, from every response the app's client parses."""
-
-    def __init__(self) -> None:
-        self.requests: Counter[str] = Counter()
-        self.read_units = 0.0
-        client = MainTableModel._get_connection().connection.client
-        client.meta.events.register("after-call.dynamodb", self._record)
-
-    def _record(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
-        self.requests[model.name] += 1
-        if model.name in ("Query", "Scan"):
-            self.read_units += max(1, math.ceil(sum(item_size(i) for i in parsed.get("Items", [])) / 4096))
-        elif model.name == "GetItem":
-            self.read_units += max(1, math.ceil(item_size(parsed.get("Item", {})) / 4096))
-        elif model.name == "BatchGetItem":
-            for items in parsed.get("Responses", {}).values():
-                self.read_units += sum(max(1, math.ceil(item_size(i) / 4096)) for i in items)
-
-    def reset(self) -> None:
-        self.requests.clear()
-        self.read_units = 0.0
-
-    def total(self) -> int:
-        return sum(self.requests.values())
 
 
 # --- (a) the tag index over 1,000,000 contacts ---------------------------------------------------------

@@ -76,7 +76,14 @@ def unsubscribe_url(tenant_id: str, campaign_id: str | None, email: str) -> str:
 
 def start(tenant_id: str, campaign_id: str, allowed: set[str], clock: Clock = system_clock) -> bool:
     """Move to ``sending`` and queue the audience of every shard; False if the campaign was not in ``allowed``."""
-    if not store.change_status(tenant_id, campaign_id, allowed, rules.SENDING, started_at=to_rfc3339(clock())):
+    started = {
+        "started_at": to_rfc3339(clock()),
+        "shards_done": 0,
+        "batches_total": 0,
+        "batches_done": 0,
+        "audience": 0,
+    }
+    if not store.change_status(tenant_id, campaign_id, allowed, rules.SENDING, **started):
         return False
     messages = [
         {"kind": "audience", "tenant_id": tenant_id, "campaign_id": campaign_id, "shard": s} for s in range(SHARDS)
@@ -250,7 +257,7 @@ def send_batch(
     templates = Templates(campaign.subject, campaign.html, campaign.text)
     for position, claim in enumerate(mailing):
         if stop is not None:
-            outcomes.append(Outcome(claim.contact_id, rules.RELEASED, reason=stop))
+            outcomes.append(Outcome(claim.contact_id, claim.email, rules.RELEASED, reason=stop))
             continue
         wait = (first_slot + position * 1000 / rate) / 1000 - time.time()
         if wait > 0:
@@ -258,9 +265,9 @@ def send_batch(
         result = _mail(tenant_id, campaign, templates, facts.contacts[claim.contact_id], claim.email)
         if result.kind == "sent":
             sent += 1
-            outcomes.append(Outcome(claim.contact_id, rules.DELIVERED, message_id=result.detail))
+            outcomes.append(Outcome(claim.contact_id, claim.email, rules.DELIVERED, message_id=result.detail))
         elif result.kind == rules.REJECTED_ONE:
-            outcomes.append(Outcome(claim.contact_id, rules.REJECTED, reason=result.detail))
+            outcomes.append(Outcome(claim.contact_id, claim.email, rules.REJECTED, reason=result.detail))
         elif result.kind == rules.UNCERTAIN:
             logger.warning(
                 "SES answer unknown; the recipient is left claimed",
@@ -268,7 +275,9 @@ def send_batch(
             )
         else:  # throttled, quota, blocked: this one and the rest were not sent
             stop = result.kind
-            outcomes.append(Outcome(claim.contact_id, rules.RELEASED, reason=f"{result.kind}: {result.detail}"))
+            outcomes.append(
+                Outcome(claim.contact_id, claim.email, rules.RELEASED, reason=f"{result.kind}: {result.detail}")
+            )
 
     finished = stop is None
     store.settle(

@@ -463,14 +463,8 @@ def claim(
                     condition = (
                         LedgerItem.version == ledger.version if ledger.version else LedgerItem.pk.does_not_exist()
                     )
-                    transaction.update(
-                        item,
-                        actions=[
-                            LedgerItem.sent_at.set(json.dumps(ledger.sent_at)),
-                            LedgerItem.version.set(ledger.version + 1),
-                        ],
-                        condition=condition,
-                    )
+                    item.sent_at, item.version = json.dumps(ledger.sent_at), ledger.version + 1
+                    transaction.save(item, condition=condition)
                     operations.append(("ledger", c))
                 transaction.update(
                     CampaignItem(*campaign_key(tenant_id, campaign_id)),
@@ -498,6 +492,7 @@ class LedgerMoved(Exception):
 @dataclass(frozen=True)
 class Outcome:
     contact_id: str
+    email: str
     state: str  # sent / failed / released
     message_id: str | None = None
     reason: str | None = None
@@ -513,17 +508,19 @@ def settle(
         counts: dict[str, int] = {}
         try:
             with TransactWrite(connection=connection()) as transaction:
-                for outcome in outcomes:
-                    actions = [SendItem.state.set(outcome.state), SendItem.at.set(at)]
-                    if outcome.message_id:
-                        actions.append(SendItem.message_id.set(outcome.message_id))
-                    if outcome.reason:
-                        actions.append(SendItem.reason.set(outcome.reason))
-                    transaction.update(
-                        SendItem(pk, f"S#{outcome.contact_id}"),
-                        actions=actions,
-                        condition=(SendItem.claim == claim_id) & (SendItem.state == CLAIMED),
+                for outcome in outcomes:  # whole records (puts cost moto a fifth of what updates do)
+                    record = SendItem(
+                        pk,
+                        f"S#{outcome.contact_id}",
+                        contact_id=outcome.contact_id,
+                        email=outcome.email,
+                        state=outcome.state,
+                        claim=claim_id,
+                        at=at,
+                        message_id=outcome.message_id,
+                        reason=outcome.reason,
                     )
+                    transaction.save(record, condition=(SendItem.claim == claim_id) & (SendItem.state == CLAIMED))
                     counts[outcome.state] = counts.get(outcome.state, 0) + 1
                 if batch_key:
                     transaction.update(

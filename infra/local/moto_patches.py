@@ -255,24 +255,36 @@ _querying = threading.local()
 
 
 def query_one_partition(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-    """moto's ``Table.query``; a base-table query looks only at its own partition.
+    """moto's ``Table.query``, looking only at the items that can match.
 
-    moto finds a partition's items by listing and sorting every item of the table;
-    during a base-table query, ``all_items`` now lists just that partition (the
-    results are the same: moto filters them by hash key anyway).
+    moto finds a query's items by listing and sorting every item of the table, then
+    filtering by hash key. During a base-table query, ``all_items`` now lists just
+    that partition; during an index query, just the items whose index hash key has
+    the queried value, unsorted (moto sorts the matches itself). The results are the
+    same: moto applies its own filters to what is listed.
     """
     index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
-    _querying.partition = hash_key if index_name is None else None
+    if index_name is None:
+        _querying.partition, _querying.index_key = hash_key, None
+    else:
+        conditions = kwargs.get("hash_key_conditions") or []
+        _querying.partition = None
+        _querying.index_key = conditions[0] if len(conditions) == 1 and conditions[0][1] is not None else None
     try:
         return MOTO_TABLE_QUERY(self, hash_key, *args, **kwargs)
     finally:
-        _querying.partition = None
+        _querying.partition = _querying.index_key = None
 
 
 def all_items(self: Table) -> list[Any]:
     partition = getattr(_querying, "partition", None)
-    if partition is None:
+    index_key = getattr(_querying, "index_key", None)
+    if partition is None and index_key is None:
         return MOTO_ALL_ITEMS(self)
+    if index_key is not None:
+        name, value = index_key
+        every = (i for p in self.items.values() for i in (p.values() if self.range_key_attr else [p]))
+        return [item for item in every if (found := item.attrs.get(name)) is not None and found == value]
     found = self.items.get(partition)
     if found is None:
         return []

@@ -50,3 +50,60 @@ def test_busy_port_is_reported_not_crashed():
             LocalRuntime(extra_env=second_env)
     finally:
         assert first.stop() == 0
+
+
+def wait_for(check, seconds: float = 60.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError("timed out")
+
+
+def test_a_campaign_sends_through_make_run_and_the_mail_is_in_moto():
+    runtime = LocalRuntime()
+    try:
+        _, tenant = runtime.call("POST", "/tenants", "local-operator-key", {"name": "Mailer"})
+        runtime.call("PATCH", f"/tenants/{tenant['id']}", "local-operator-key", {"features": {"segments": True}})
+        key = tenant["admin_key"]
+        assert runtime.call("POST", "/tags", key, {"name": "news"})[0] == 201
+        for email in ("ada@example.com", "bob@example.com", "bounce@simulator.amazonses.com"):
+            assert (
+                runtime.call("POST", "/contacts", key, {"email": email, "tags": ["news"], "first_name": "Pat"})[0]
+                == 201
+            )
+        _, segment = runtime.call("POST", "/segments", key, {"name": "News", "criteria": {"tag": "news"}})
+        wait_for(lambda: runtime.call("GET", f"/segments/{segment['id']}", key)[1]["status"] == "ready")
+        body = {
+            "name": "Hello",
+            "from": "news@example.com",
+            "subject": "Hi {{ contact.first_name }}",
+            "text": "Hello. Unsubscribe: {{ unsubscribe_url }}",
+            "segments": [segment["id"]],
+        }
+        status, campaign = runtime.call("POST", "/campaigns", key, body)
+        assert status == 201, campaign
+        assert runtime.call("POST", f"/campaigns/{campaign['id']}/send", key)[1]["status"] == "sending"
+        done = wait_for(
+            lambda: (
+                (c := runtime.call("GET", f"/campaigns/{campaign['id']}", key)[1])["status"] == "sent"
+                and c["stats"]["bounced"] == 1
+                and c
+            )
+        )
+        assert done["stats"]["sent"] == 3
+        suppressed = runtime.call("GET", "/suppressions", key)[1]["items"]
+        assert [(s["email"], s["reason"]) for s in suppressed] == [("bounce@simulator.amazonses.com", "bounce")]
+
+        outbox = runtime.sent_mail()
+        to_us = [m for m in outbox if "Hi Pat" in m["raw_data"]]
+        assert sorted(m["destinations"][0] for m in to_us) == [
+            "ada@example.com",
+            "bob@example.com",
+            "bounce@simulator.amazonses.com",
+        ]
+        assert all("List-Unsubscribe-Post: List-Unsubscribe=One-Click" in m["raw_data"] for m in to_us)
+    finally:
+        assert runtime.stop() == 0, runtime.output

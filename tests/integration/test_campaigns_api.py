@@ -167,6 +167,16 @@ def test_a_campaign_to_a_segment_sends_and_freezes(api, app, studio):
     assert api.get(f"/campaigns/{draft['id']}/recipients?status=lost", key=studio.viewer_key).status == 422
 
 
+def test_a_campaign_to_an_empty_segment_finishes_with_nobody_mailed(api, app, studio):
+    api.post("/tags", key=studio.admin_key, json={"name": "nobody"})
+    empty = make_segment(api, app, studio, {"tag": "nobody"}, "Empty")
+    draft = create(api, studio, segments=[empty]).json
+    api.post(f"/campaigns/{draft['id']}/send", key=studio.admin_key)
+    run_sends(app, studio, times=2)
+    done = api.get(f"/campaigns/{draft['id']}", key=studio.viewer_key).json
+    assert done["status"] == "sent" and done["stats"]["audience"] == 0 and done["progress"]["batches_total"] == 0
+
+
 def test_a_segment_still_evaluating_cannot_be_sent_to(api, app, studio):
     fresh = api.post("/segments", key=studio.admin_key, json={"name": "Fresh", "criteria": {"tag": "news"}}).json
     draft = create(api, studio, segments=[fresh["id"]]).json

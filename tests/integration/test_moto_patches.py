@@ -155,11 +155,37 @@ def test_partition_queries_return_what_moto_returns(monkeypatch):
             )["Items"]
         ]
 
-    patched = run()
+    for n, sk in enumerate(("3", "1", "2", "10")):
+        item = {"pk": {"S": f"G#{n % 2}"}, "sk": {"S": sk}, "gsi1pk": {"S": "IDX#x"}, "gsi1sk": {"S": f"{9 - n}"}}
+        client.put_item(TableName=TABLE, Item=item)
+    client.put_item(
+        TableName=TABLE, Item={"pk": {"S": "G#9"}, "sk": {"S": "1"}, "gsi1pk": {"S": "IDX#y"}, "gsi1sk": {"S": "1"}}
+    )
+
+    def by_index():
+        return [
+            client.query(
+                TableName=TABLE,
+                IndexName="gsi1",
+                KeyConditionExpression="gsi1pk = :p" + condition,
+                ExpressionAttributeValues={":p": {"S": "IDX#x"}, **values},
+                **extra,
+            )["Items"]
+            for condition, values, extra in (
+                ("", {}, {}),
+                ("", {}, {"ScanIndexForward": False, "Limit": 3}),
+                (" AND gsi1sk <= :s", {":s": {"S": "7"}}, {}),
+            )
+        ]
+
+    patched, patched_index = run(), by_index()
     monkeypatch.setattr(Table, "query", moto_patches.MOTO_TABLE_QUERY)
     monkeypatch.setattr(Table, "all_items", moto_patches.MOTO_ALL_ITEMS)
     assert run() == patched
+    assert by_index() == patched_index
     assert [i["sk"]["S"] for i in patched[0]] == ["1", "10", "2", "3"]
+    assert [i["gsi1sk"]["S"] for i in patched_index[0]] == ["6", "7", "8", "9"]
+    assert [i["gsi1sk"]["S"] for i in patched_index[2]] == ["6", "7"]
 
 
 def test_item_reads_answer_exactly_what_the_shape_serializer_would(dynamodb, monkeypatch):

@@ -84,6 +84,12 @@ class LocalRuntime:
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
 
+    def sent_mail(self) -> list[dict[str, Any]]:
+        """What moto's SES has sent, as the README shows: ``curl 127.0.0.1:5000/moto-api/data.json``."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.moto_port}/moto-api/data.json", timeout=30) as response:
+            data = json.loads(response.read())
+        return [m for models in data.get("ses", {}).values() for m in models if "raw_data" in m]
+
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)

@@ -1,0 +1,136 @@
+"""A campaign to 100,000 recipients through the local runtime's queue dispatcher, on in-process moto.
+
+    make bench                                     # after the engine and membership tables
+    BENCH_CAMPAIGN_RECIPIENTS=20000 python -m bench.campaign
+
+Loads a tenant whose contacts all carry the tag ``news`` (straight into storage,
+as the membership bench does), evaluates the segment ``{"tag": "news"}`` from
+the tag index, sets the tenant's send rate to the highest setting (1,000/s), and
+sends one campaign through the same handlers Lambda runs, the dispatcher
+delivering every message. Prints recipients per second, AWS requests per
+recipient (SES, and everything else the code calls: DynamoDB and SQS sends; the
+dispatcher's receives and deletes are the Lambda event source's, shown apart),
+and duplicates, counted from what moto's SES received.
+"""
+
+from __future__ import annotations
+
+from bench.inprocess import AwsCalls  # first: moto starts before any AWS client exists
+
+# isort: split
+
+import os
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+from app import app
+from chalicelib.config import LOCAL_OPERATOR_KEY
+from chalicelib.domain.contacts import contact_id_for
+from chalicelib.resources import JOBS_QUEUE, SEND_QUEUE
+from chalicelib.storage import contacts as contact_store
+from chalicelib.storage.contacts import Contact
+from infra.local.dispatcher import Dispatcher
+from tests.support import mail
+from tests.support.client import ApiClient
+
+EVENT_SOURCE = {"ReceiveMessage", "DeleteMessageBatch", "DeleteMessage", "ChangeMessageVisibility", "GetQueueUrl"}
+
+
+def load(api: ApiClient, count: int) -> tuple[str, float]:
+    tenant = api.post("/tenants", key=LOCAL_OPERATOR_KEY, json={"name": "Campaign bench"}).json
+    api.patch(f"/tenants/{tenant['id']}", key=LOCAL_OPERATOR_KEY, json={"features": {"segments": True}})
+    key = tenant["admin_key"]
+    api.post("/tags", key=key, json={"name": "news"})
+    api.patch("/settings", key=key, json={"send_rate_per_second": 1000})
+    started = time.perf_counter()
+    assert contact_store.allocate_ordinals(tenant["id"], count) == 1
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    contacts = [
+        Contact(
+            id=contact_id_for(n),
+            ordinal=n,
+            external_id=f"r-{n}",
+            email=f"reader{n}@example.com",
+            first_name=f"Reader {n}",
+            tags=frozenset({"news"}),
+            attributes={"city": "Lisbon"},
+            version=1,
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        for n in range(1, count + 1)
+    ]
+    for batch in contact_store.transaction_batches(tenant["id"], [(None, c) for c in contacts]):
+        contact_store.write_contacts(tenant["id"], batch)
+    return key, time.perf_counter() - started
+
+
+def main() -> None:
+    count = int(os.environ.get("BENCH_CAMPAIGN_RECIPIENTS", "100000"))
+    api = ApiClient(app)
+    dispatcher = Dispatcher(app, wait_seconds=0)
+    key, load_seconds = load(api, count)
+    segment = api.post("/segments", key=key, json={"name": "News", "criteria": {"tag": "news"}}).json
+    dispatcher.drain(queue_names=frozenset({JOBS_QUEUE}))
+    campaign = api.post(
+        "/campaigns",
+        key=key,
+        json={
+            "name": "Bench",
+            "from": "news@example.com",
+            "subject": "Hello {{ contact.first_name }}",
+            "html": "<p>Hi {{ contact.first_name }} in {{ contact.attributes.city }}</p>"
+            "<a href='{{ unsubscribe_url }}'>unsubscribe</a>",
+            "text": "Hi {{ contact.first_name }}. {{ unsubscribe_url }}",
+            "segments": [segment["id"]],
+        },
+    ).json
+
+    calls = AwsCalls()
+    before = mail.mark()
+    started = time.perf_counter()
+    api.post(f"/campaigns/{campaign['id']}/send", key=key)
+    while True:
+        dispatcher.drain(queue_names=frozenset({SEND_QUEUE}))
+        done = api.get(f"/campaigns/{campaign['id']}", key=key).json
+        if done["status"] != "sending":
+            break
+        time.sleep(0.5)  # a batch waiting for its send slot is back on the queue after a delay
+    seconds = time.perf_counter() - started
+
+    sent = Counter(m.to for m in mail.sent_since(before))
+    duplicates = sum(n - 1 for n in sent.values() if n > 1)
+    ses = sum(n for (service, _), n in calls.calls.items() if service == "sesv2")
+    event_source = sum(n for (service, op), n in calls.calls.items() if service == "sqs" and op in EVENT_SOURCE)
+    other = sum(calls.calls.values()) - ses - event_source
+    by_operation = ", ".join(
+        f"{service}.{op} {n:,}" for (service, op), n in sorted(calls.calls.items()) if service != "sesv2"
+    )
+    stats = done["stats"]
+    rows = [
+        ("(loading the tenant into moto)", f"{count:,} contacts in {load_seconds:.0f} s"),
+        (
+            "campaign to a segment, sent through the dispatcher",
+            f"{count:,} recipients, status {done['status']}, {seconds:.0f} s = {count / seconds:,.0f} recipients/s",
+        ),
+        (
+            "    AWS requests per recipient",
+            f"{ses / count:.3f} SES + {other / count:.3f} other (target < 0.2); "
+            f"Lambda event source {event_source / count:.3f}",
+        ),
+        ("    requests by operation (not SES)", by_operation),
+        (
+            "    sent exactly once",
+            f"{len(sent):,} addresses, {duplicates} duplicates; stats sent {stats['sent']:,}, "
+            f"unknown {stats['unknown']}, audience {stats['audience']:,}",
+        ),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print()
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""In-process moto for the benchmarks, started before any AWS client exists, and a request meter.
+
+Import this module first: it sets the environment, patches and starts moto, and
+creates the declared resources.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _name, _value in {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "SEGMENTS_STAGE": "local",
+}.items():
+    os.environ.setdefault(_name, _value)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+from moto import mock_aws  # noqa: E402
+
+from infra.local import moto_patches  # noqa: E402
+
+moto_patches.apply()
+mock_aws().start()
+
+import math  # noqa: E402
+from collections import Counter  # noqa: E402
+from typing import Any  # noqa: E402
+
+from botocore.client import BaseClient  # noqa: E402
+
+from chalicelib.storage.table import MainTableModel  # noqa: E402
+from infra.local.provision import provision  # noqa: E402
+
+provision()
+
+
+def _value_size(value: dict[str, Any]) -> int:
+    ((kind, inner),) = value.items()
+    if kind == "S":
+        return len(inner.encode())
+    if kind == "N":
+        return math.ceil(len(inner.lstrip("-").replace(".", "")) / 2) + 1
+    if kind == "B":
+        return len(inner)
+    if kind == "SS":
+        return sum(len(s.encode()) for s in inner)
+    if kind == "NS":
+        return sum(math.ceil(len(n.lstrip("-").replace(".", "")) / 2) + 1 for n in inner)
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + _value_size(v) + 1 for k, v in inner.items())
+    if kind == "L":
+        return 3 + sum(_value_size(v) + 1 for v in inner)
+    return 1
+
+
+def item_size(item: dict[str, Any]) -> int:
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+class Meter:
+    """DynamoDB requests by operation and read units, from every response the app's client parses.
+
+    Read units are computed from the bytes of the items each response returned, as
+    DynamoDB bills them (strongly consistent: 1 unit per 4 KB, rounded up per Query
+    page and per item of GetItem/BatchGetItem); moto does not bill.
+    """
+
+    def __init__(self) -> None:
+        self.requests: Counter[str] = Counter()
+        self.read_units = 0.0
+        client = MainTableModel._get_connection().connection.client
+        client.meta.events.register("after-call.dynamodb", self._record)
+
+    def _record(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        self.requests[model.name] += 1
+        if model.name in ("Query", "Scan"):
+            self.read_units += max(1, math.ceil(sum(item_size(i) for i in parsed.get("Items", [])) / 4096))
+        elif model.name == "GetItem":
+            self.read_units += max(1, math.ceil(item_size(parsed.get("Item", {})) / 4096))
+        elif model.name == "BatchGetItem":
+            for items in parsed.get("Responses", {}).values():
+                self.read_units += sum(max(1, math.ceil(item_size(i) / 4096)) for i in items)
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.read_units = 0.0
+
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+
+class AwsCalls:
+    """Every AWS API call any client of this process makes, by (service, operation)."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[tuple[str, str]] = Counter()
+        original = BaseClient._make_api_call
+        calls = self.calls
+
+        def counted(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+            calls[(client.meta.service_model.service_name, operation)] += 1
+            return original(client, operation, params)
+
+        BaseClient._make_api_call = counted  # type: ignore[method-assign]
+
+    def reset(self) -> None:
+        self.calls.clear()
