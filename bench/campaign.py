@@ -15,7 +15,7 @@ and duplicates, counted from what moto's SES received.
 
 from __future__ import annotations
 
-from bench.inprocess import AwsCalls  # first: moto starts before any AWS client exists
+from bench.inprocess import AwsCalls, freeze_loaded_data  # first: moto starts before any AWS client exists
 
 # isort: split
 
@@ -71,6 +71,7 @@ def main() -> None:
     api = ApiClient(app)
     dispatcher = Dispatcher(app, wait_seconds=0)
     key, load_seconds = load(api, count)
+    freeze_loaded_data()
     segment = api.post("/segments", key=key, json={"name": "News", "criteria": {"tag": "news"}}).json
     dispatcher.drain(queue_names=frozenset({JOBS_QUEUE}))
     campaign = api.post(
