@@ -27,6 +27,8 @@ mock_aws().start()
 import gc  # noqa: E402
 import math  # noqa: E402
 from collections import Counter  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from typing import Any  # noqa: E402
 
 from botocore.client import BaseClient  # noqa: E402
@@ -97,17 +99,28 @@ class AwsCalls:
 
     def __init__(self) -> None:
         self.calls: Counter[tuple[str, str]] = Counter()
+        self.counting = True
         original = BaseClient._make_api_call
-        calls = self.calls
+        calls = self
 
         def counted(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-            calls[(client.meta.service_model.service_name, operation)] += 1
+            if calls.counting:
+                calls.calls[(client.meta.service_model.service_name, operation)] += 1
             return original(client, operation, params)
 
         BaseClient._make_api_call = counted  # type: ignore[method-assign]
 
     def reset(self) -> None:
         self.calls.clear()
+
+    @contextmanager
+    def not_counted(self) -> Iterator[None]:
+        """Calls the bench makes to watch (not part of what is measured)."""
+        self.counting = False
+        try:
+            yield
+        finally:
+            self.counting = True
 
 
 def freeze_loaded_data() -> None:

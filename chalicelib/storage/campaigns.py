@@ -701,22 +701,27 @@ def suppressions_page(
 def reserve_send_slots(tenant_id: str, count: int, per_second: int, now_ms: int, max_ahead_ms: int) -> int | None:
     """Reserve ``count`` send slots at ``per_second`` across every worker of the tenant; return when the
     first slot starts (epoch ms; slot *i* is at ``start + i * 1000 / per_second``), or None, reserving
-    nothing, when the first free slot is more than ``max_ahead_ms`` away."""
-    key = (tenant_pk(tenant_id), "#SENDRATE")
-    while True:
-        try:
-            current = int(SendRateItem.get(*key, consistent_read=True).next_ms)
-        except DoesNotExist:
-            current = None
-        start = max(now_ms, current or 0)
-        if start - now_ms > max_ahead_ms:
-            return None
-        condition = SendRateItem.next_ms == current if current is not None else SendRateItem.pk.does_not_exist()
-        try:
-            SendRateItem(*key).update(
-                actions=[SendRateItem.next_ms.set(start + (count * 1000) // per_second)], condition=condition
-            )
-            return start
-        except UpdateError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
-                raise
+    nothing, when the first free slot is more than ``max_ahead_ms`` away.
+
+    The tenant's lane is one number, the end of the last reservation; it only grows. One write when the
+    lane is idle (it ends before now: start now), two when it is busy (then append to it atomically with
+    ADD, unless it already reaches past ``max_ahead_ms``). Nothing is read first and nothing is retried.
+    """
+    span = (count * 1000) // per_second
+    lane = SendRateItem(tenant_pk(tenant_id), "#SENDRATE")
+    try:
+        lane.update(
+            actions=[SendRateItem.next_ms.set(now_ms + span)],
+            condition=SendRateItem.pk.does_not_exist() | (SendRateItem.next_ms <= now_ms),
+        )
+        return now_ms
+    except UpdateError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
+    try:  # busy: it ended after now_ms when we looked, and it never shrinks, so our start is after now_ms too
+        lane.update(actions=[SendRateItem.next_ms.add(span)], condition=SendRateItem.next_ms <= now_ms + max_ahead_ms)
+    except UpdateError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        return None
+    return int(lane.next_ms) - span

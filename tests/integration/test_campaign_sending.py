@@ -393,3 +393,16 @@ def test_the_tenant_send_rate_holds_across_workers(api, app, small, monkeypatch)
     stamps.sort()
     assert all(t >= started + k / 20 - 0.005 for k, t in enumerate(stamps))
     assert stamps[-1] - started >= 59 / 20
+
+
+def test_send_slots_start_now_when_the_lane_is_idle_follow_it_when_busy_and_refuse_past_the_horizon(small):
+    tenant_id = small.id
+    now = 1_000_000
+    assert campaign_store.reserve_send_slots(tenant_id, 10, 100, now, max_ahead_ms=500) == now  # 10 at 100/s: 100 ms
+    assert campaign_store.reserve_send_slots(tenant_id, 20, 100, now + 50, max_ahead_ms=500) == now + 100
+    assert campaign_store.reserve_send_slots(tenant_id, 50, 100, now + 50, max_ahead_ms=500) == now + 300
+    # the lane now ends at now + 800: more than 500 ms ahead of now + 50, so nothing is reserved ...
+    assert campaign_store.reserve_send_slots(tenant_id, 5, 100, now + 50, max_ahead_ms=500) is None
+    assert campaign_store.reserve_send_slots(tenant_id, 5, 100, now + 300, max_ahead_ms=500) == now + 800
+    # ... and once it has run out, the next reservation starts at its own now again
+    assert campaign_store.reserve_send_slots(tenant_id, 1, 100, now + 5_000, max_ahead_ms=500) == now + 5_000
