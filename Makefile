@@ -10,7 +10,8 @@ STAGE ?= dev
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	# chalice 1.34 packages with pip and requires pip<26.3
+	$(BIN)/pip install --quiet --upgrade "pip<26.3"
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 

@@ -16,6 +16,8 @@ import json
 from typing import Any
 
 MAX_TOKEN_LENGTH = 2_048
+PORTAL = "portal"
+"""Purpose of portal tokens (services/portal.py)."""
 
 
 def _b64(data: bytes) -> str:

@@ -1,4 +1,4 @@
-"""Queue handler for "contact changed" messages: real-time segment membership."""
+"""Queue handler for "contact changed" messages: real-time segment membership, then challenge rewards."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from chalice.app import SQSEvent
 from chalicelib.handlers.batch import process_records
 from chalicelib.logs import logger
 from chalicelib.resources import CONTACT_CHANGES_QUEUE
-from chalicelib.services import membership
+from chalicelib.services import engagements, membership
 
 blueprint = Blueprint(__name__)
 
@@ -19,5 +19,7 @@ def apply_contact_changes(event: SQSEvent) -> dict:
         logger.thread_safe_append_keys(tenant_id=message["tenant_id"], contact_id=message["contact_id"])
         cause = {"change": message["change"], "source": message.get("source", "api"), "version": message["version"]}
         membership.update_contact(message["tenant_id"], message["contact_id"], cause)
+        if message["change"] != "deleted":  # events move a goal; tags or attributes may move a segment
+            engagements.award_challenges(message["tenant_id"], message["contact_id"])
 
     return process_records(event, handle)

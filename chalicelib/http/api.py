@@ -38,6 +38,7 @@ class Access(Enum):
     OPERATOR = "operator"
     VIEWER = "viewer"  # any tenant key: viewers and admins
     ADMIN = "admin"
+    PORTAL = "portal"  # a contact's portal token, and nothing else
 
 
 JSON = "application/json"
@@ -135,6 +136,8 @@ def _principal_for(access: Access, authorization: str | None) -> Principal:
         raise Forbidden("Only the operator key may do this.")
     if access in (Access.VIEWER, Access.ADMIN) and principal.kind != "tenant":
         raise Forbidden("This route needs a tenant API key.")
+    if access is Access.PORTAL and principal.kind != "portal":
+        raise Forbidden("This route needs a portal token (POST /contacts/{id}/portal-tokens).")
     if access is Access.ADMIN and not principal.is_admin:
         raise Forbidden("This needs an admin key; viewer keys only read.")
     return principal

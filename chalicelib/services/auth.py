@@ -1,11 +1,13 @@
-"""Resolve a bearer key to a Principal (operator, or tenant key with its role)."""
+"""Resolve a bearer key to a Principal: the operator, a tenant key with its role, or a contact's portal token."""
 
 from __future__ import annotations
 
 from chalicelib.config import get_config
 from chalicelib.domain import settings as settings_rules
+from chalicelib.domain import tokens
+from chalicelib.domain.clock import Clock, system_clock
 from chalicelib.domain.errors import Unauthorized
-from chalicelib.domain.keys import hash_api_key, is_operator_key
+from chalicelib.domain.keys import API_KEY_PREFIX, hash_api_key, is_operator_key
 from chalicelib.domain.tenants import features_with_defaults
 from chalicelib.services.principal import Principal
 from chalicelib.storage import tenants as store
@@ -24,6 +26,8 @@ def authenticate(authorization: str | None) -> Principal:
     token = bearer_token(authorization)
     if is_operator_key(token, get_config().operator_key):
         return Principal(kind="operator")
+    if not token.startswith(API_KEY_PREFIX):
+        return _portal_principal(token)
     lookup = store.find_key_by_hash(hash_api_key(token))
     if lookup is None:
         raise Unauthorized("The key is not known.")
@@ -37,4 +41,19 @@ def authenticate(authorization: str | None) -> Principal:
         key_id=lookup.key_id,
         features=features_with_defaults(tenant.features),
         settings=settings_rules.effective(tenant.settings),
+    )
+
+
+def _portal_principal(token: str, clock: Clock = system_clock) -> Principal:
+    payload = tokens.verify(token, purpose=tokens.PORTAL, secret=get_config().secret) or {}
+    tenant_id, contact_id, expires = payload.get("t"), payload.get("c"), payload.get("exp")
+    if not isinstance(tenant_id, str) or not isinstance(contact_id, str) or not isinstance(expires, int):
+        raise Unauthorized("The key is not known.")
+    if expires <= clock().timestamp():
+        raise Unauthorized("The portal token has expired; ask for a new link.")
+    tenant = store.get_tenant(tenant_id)
+    if tenant is None:
+        raise Unauthorized("The key is not known.")
+    return Principal(
+        kind="portal", tenant_id=tenant.id, contact_id=contact_id, features=features_with_defaults(tenant.features)
     )

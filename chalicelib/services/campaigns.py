@@ -14,15 +14,15 @@ from chalicelib.domain import campaigns as rules
 from chalicelib.domain.attributes import BUILT_IN
 from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
 from chalicelib.domain.emails import is_valid_email
-from chalicelib.domain.errors import Conflict, LimitExceeded, NotFound, ValidationFailed
+from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed
 from chalicelib.domain.ids import new_id
-from chalicelib.domain.settings import limit
 from chalicelib.domain.templates import RenderFailed, Templates, check_templates, render
 from chalicelib.domain.validation import validate
 from chalicelib.services import dependents, sending
 from chalicelib.services.contacts import contact_view, resolve
 from chalicelib.services.paging import page
 from chalicelib.services.principal import Principal
+from chalicelib.services.segments import check_targets
 from chalicelib.storage import campaigns as store
 from chalicelib.storage import catalog, mailer
 from chalicelib.storage import contacts as contact_store
@@ -159,22 +159,6 @@ def _require(tenant_id: str, campaign_id: str) -> Campaign:
     return campaign
 
 
-def _check_segments(principal: Principal, field: str, ids: list[str], minimum: int) -> list[str]:
-    most = limit(principal.settings, "segments_per_campaign")
-    if len(ids) > most:
-        raise LimitExceeded(
-            field, f"A campaign takes at most {most} {field.replace('_', ' ')} (tenant limit).", limit=most
-        )
-    if len(ids) < minimum:
-        raise ValidationFailed(field, "A campaign targets at least one segment.")
-    if len(set(ids)) != len(ids):
-        raise ValidationFailed(field, f"{field} lists a segment twice.")
-    for index, segment_id in enumerate(ids):
-        if segment_store.get(principal.tenant_id, segment_id) is None:
-            raise ValidationFailed(f"{field}[{index}]", f"Segment {segment_id} does not exist.")
-    return ids
-
-
 def _check_send_at(value: str | None, clock: Clock) -> str | None:
     if value is None:
         return None
@@ -207,8 +191,10 @@ def _checked(principal: Principal, base: dict[str, Any], clock: Clock) -> dict[s
     templates = check_templates(
         base["subject"], base.get("html"), base.get("text"), _known_attributes(principal.tenant_id)
     )
-    targets = _check_segments(principal, "segments", base["segments"], 1)
-    exclusions = _check_segments(principal, "exclude_segments", base.get("exclude_segments") or [], 0)
+    targets = check_targets(principal, "segments", base["segments"], owner="campaign")
+    exclusions = check_targets(
+        principal, "exclude_segments", base.get("exclude_segments") or [], owner="campaign", minimum=0
+    )
     both = set(targets) & set(exclusions)
     if both:
         raise ValidationFailed("exclude_segments", f"{sorted(both)[0]} is both targeted and excluded.")

@@ -27,7 +27,7 @@ import numpy as np
 from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
 from chalicelib.domain.contacts import contact_id_for
 from chalicelib.domain.criteria import Vocabulary, canonical_text, check_criteria
-from chalicelib.domain.errors import ConfirmationRequired, Conflict, NotFound, ValidationFailed
+from chalicelib.domain.errors import ConfirmationRequired, Conflict, LimitExceeded, NotFound, ValidationFailed
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.settings import limit
 from chalicelib.domain.validation import validate
@@ -456,6 +456,27 @@ def overlap(principal: Principal, ids_text: str | None) -> dict[str, Any]:
         "segments": [{"id": s.id, "name": s.name, "member_count": len(sets[s.id])} for s in segments],
         "pairs": pairs,
     }
+
+
+# --- segments other features target ---------------------------------------------------------------------
+
+
+def check_targets(principal: Principal, field: str, ids: list[str], *, owner: str, minimum: int = 1) -> list[str]:
+    """The segment ids a campaign, trigger, announcement or challenge targets: at most the tenant's limit
+    (``segments_per_{owner}``), at least ``minimum``, no repeats, each an existing segment of this tenant."""
+    most = limit(principal.settings, f"segments_per_{owner}")
+    if len(ids) > most:
+        raise LimitExceeded(
+            field, f"A {owner} takes at most {most} {field.replace('_', ' ')} (tenant limit).", limit=most
+        )
+    if len(ids) < minimum:
+        raise ValidationFailed(field, f"A {owner} targets at least {minimum} segment{'s' if minimum > 1 else ''}.")
+    if len(set(ids)) != len(ids):
+        raise ValidationFailed(field, f"{field} lists a segment twice.")
+    for index, segment_id in enumerate(ids):
+        if store.get(principal.tenant_id, segment_id) is None:
+            raise ValidationFailed(f"{field}[{index}]", f"Segment {segment_id} does not exist.")
+    return ids
 
 
 # --- dependents and deletion ---------------------------------------------------------------------------

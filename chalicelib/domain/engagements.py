@@ -1,0 +1,115 @@
+"""Announcements, challenges and rewards: pure rules, no I/O.
+
+An **announcement** is a message shown in the contact portal to the members of
+its segments while its window is open. A **challenge** is a goal a member works
+towards inside its window ("3 purchases before the end of the month"); its
+progress is computed from the contact's events in the window. A **reward** is a
+line in a contact's ledger, written once per cause (a challenge completed, a
+trigger run): its id is derived from that cause, so writing it again is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.errors import ValidationFailed
+from chalicelib.domain.events import EVENT_TYPE_PATTERN
+
+ANNOUNCEMENT, CHALLENGE = "announcement", "challenge"
+ENABLED, DISABLED = "enabled", "disabled"
+MAX_TITLE = 200
+MAX_BODY = 10_000
+MAX_NOTE = 500
+MAX_REWARD_AMOUNT = 1_000_000
+CURRENCY_PATTERN = r"^[A-Z]{3}$|^points$"
+
+REWARD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["amount"],
+    "properties": {
+        "amount": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_REWARD_AMOUNT},
+        "currency": {"type": "string", "pattern": CURRENCY_PATTERN, "default": "points"},
+        "note": {"type": ["string", "null"], "maxLength": MAX_NOTE},
+    },
+}
+GOAL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["event_type"],
+    "minProperties": 2,
+    "maxProperties": 2,
+    "properties": {
+        "event_type": {"type": "string", "pattern": EVENT_TYPE_PATTERN},
+        "count": {"type": "integer", "minimum": 1, "maximum": 100_000},
+        "amount": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_REWARD_AMOUNT},
+    },
+    "description": "Reach `count` events of `event_type`, or a total `amount` over them, inside the window.",
+}
+
+
+@dataclass(frozen=True)
+class Window:
+    starts_at: str
+    ends_at: str
+
+    def is_open(self, now: datetime) -> bool:
+        return parse_rfc3339(self.starts_at) <= now < parse_rfc3339(self.ends_at)
+
+
+def check_window(starts_at: Any, ends_at: Any) -> Window:
+    """Both RFC 3339 times, the end after the start (a window may already be over: it is then just inactive)."""
+    moments = {}
+    for name, value in (("starts_at", starts_at), ("ends_at", ends_at)):
+        try:
+            moments[name] = parse_rfc3339(value)
+        except (TypeError, ValueError):
+            raise ValidationFailed(name, f"{name} is an RFC 3339 time, such as 2026-12-01T09:00:00Z.") from None
+    if moments["ends_at"] <= moments["starts_at"]:
+        raise ValidationFailed("ends_at", "ends_at must come after starts_at.")
+    return Window(to_rfc3339(moments["starts_at"]), to_rfc3339(moments["ends_at"]))
+
+
+def check_reward(raw: dict[str, Any], field: str) -> dict[str, Any]:
+    """A schema-valid reward, normalised (currency defaults to points, note stripped)."""
+    amount = raw["amount"]
+    if isinstance(amount, float) and round(amount, 2) != amount:
+        raise ValidationFailed(f"{field}.amount", "A reward amount has at most two decimals.")
+    currency = raw.get("currency") or "points"
+    if not re.fullmatch(CURRENCY_PATTERN, currency):
+        raise ValidationFailed(f"{field}.currency", "currency is an ISO 4217 code such as USD, or points.")
+    note = (raw.get("note") or "").strip() or None
+    return {"amount": amount, "currency": currency, "note": note}
+
+
+def reward_id(cause: str) -> str:
+    """One ledger line per cause, however often the cause is processed."""
+    return "rwd_" + hashlib.sha256(cause.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: float
+    target: float
+
+    @property
+    def complete(self) -> bool:
+        return self.done >= self.target
+
+    def view(self) -> dict[str, Any]:
+        return {"done": self.done, "target": self.target, "complete": self.complete}
+
+
+def progress(goal: dict[str, Any], window: Window, events: list[dict[str, Any]]) -> Progress:
+    """How far a contact is towards ``goal`` with the events it has inside ``window``."""
+    starts, ends = parse_rfc3339(window.starts_at), parse_rfc3339(window.ends_at)
+    counted = [e for e in events if e["type"] == goal["event_type"] and starts <= parse_rfc3339(e["at"]) < ends]
+    if "count" in goal:
+        return Progress(len(counted), goal["count"])
+    total = round(sum(e.get("amount") or 0 for e in counted), 2)
+    return Progress(total, goal["amount"])

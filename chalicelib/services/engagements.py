@@ -1,0 +1,337 @@
+"""Announcements, challenges and rewards: the admin side (CRUD, dependents, rewards ledger).
+
+What a contact sees of them is services/portal.py; the rules (windows, goals,
+progress, reward ids) are chalicelib/domain/engagements.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from chalicelib.domain import engagements as rules
+from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
+from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.ids import new_id
+from chalicelib.domain.validation import validate
+from chalicelib.services import dependents
+from chalicelib.services.contacts import resolve
+from chalicelib.services.paging import page
+from chalicelib.services.principal import Principal
+from chalicelib.services.segments import check_targets
+from chalicelib.storage import contacts as contact_store
+from chalicelib.storage import engagements as store
+from chalicelib.storage import membership as membership_store
+from chalicelib.storage import segments as segment_store
+from chalicelib.storage.contacts import Contact
+from chalicelib.storage.engagements import Engagement, Reward, StaleEngagement
+
+_segments = {"type": "array", "items": {"type": "string", "maxLength": 64}, "maxItems": 50}
+_window = {"starts_at": {"type": "string", "maxLength": 40}, "ends_at": {"type": "string", "maxLength": 40}}
+_status = {"type": "string", "enum": [rules.ENABLED, rules.DISABLED]}
+_ANNOUNCEMENT_FIELDS = {
+    "title": {"type": "string", "minLength": 1, "maxLength": rules.MAX_TITLE},
+    "body": {"type": "string", "minLength": 1, "maxLength": rules.MAX_BODY},
+    "segments": _segments,
+    "status": _status,
+    **_window,
+}
+_CHALLENGE_FIELDS = {
+    "name": {"type": "string", "minLength": 1, "maxLength": rules.MAX_TITLE},
+    "description": {"type": ["string", "null"], "maxLength": rules.MAX_BODY},
+    "segments": _segments,
+    "goal": rules.GOAL_SCHEMA,
+    "reward": rules.REWARD_SCHEMA,
+    "status": _status,
+    **_window,
+}
+SCHEMAS: dict[str, dict[str, dict[str, Any]]] = {
+    rules.ANNOUNCEMENT: {
+        "create": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["title", "body", "segments", "starts_at", "ends_at"],
+            "properties": _ANNOUNCEMENT_FIELDS,
+        },
+        "patch": {
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "properties": _ANNOUNCEMENT_FIELDS,
+        },
+        "view": {
+            "type": "object",
+            "required": ["id", "title", "body", "segments", "starts_at", "ends_at", "status", "active"],
+            "properties": {
+                **_ANNOUNCEMENT_FIELDS,
+                "id": {"type": "string"},
+                "active": {"type": "boolean"},
+                "status_reason": {"type": ["string", "null"]},
+            },
+        },
+    },
+    rules.CHALLENGE: {
+        "create": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "segments", "starts_at", "ends_at", "goal", "reward"],
+            "properties": _CHALLENGE_FIELDS,
+        },
+        "patch": {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": _CHALLENGE_FIELDS},
+        "view": {
+            "type": "object",
+            "required": ["id", "name", "segments", "starts_at", "ends_at", "goal", "reward", "status", "active"],
+            "properties": {
+                **_CHALLENGE_FIELDS,
+                "id": {"type": "string"},
+                "active": {"type": "boolean"},
+                "status_reason": {"type": ["string", "null"]},
+            },
+        },
+    },
+}
+REWARD_VIEW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "amount", "currency", "source", "at"],
+    "properties": {
+        "id": {"type": "string"},
+        "amount": {"type": "number"},
+        "currency": {"type": "string"},
+        "note": {"type": ["string", "null"]},
+        "source": {"type": "object"},
+        "at": {"type": "string"},
+    },
+}
+REWARDS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "items": {"type": "array", "items": REWARD_VIEW_SCHEMA},
+        "next_cursor": {"type": ["string", "null"]},
+        "totals": {"type": "object", "additionalProperties": {"type": "number"}},
+    },
+}
+# the name each kind's API uses for Engagement.name / Engagement.body
+_NAME = {rules.ANNOUNCEMENT: "title", rules.CHALLENGE: "name"}
+_BODY = {rules.ANNOUNCEMENT: "body", rules.CHALLENGE: "description"}
+
+
+def engagement_view(engagement: Engagement, clock: Clock = system_clock) -> dict[str, Any]:
+    view = {
+        "id": engagement.id,
+        _NAME[engagement.kind]: engagement.name,
+        _BODY[engagement.kind]: engagement.body,
+        "segments": engagement.segments,
+        "starts_at": engagement.starts_at,
+        "ends_at": engagement.ends_at,
+        "status": engagement.status,
+        "status_reason": engagement.status_reason,
+        "active": is_active(engagement, clock),
+        "version": engagement.version,
+        "created_at": engagement.created_at,
+        "updated_at": engagement.updated_at,
+    }
+    if engagement.kind == rules.CHALLENGE:
+        view.update(goal=engagement.goal, reward=engagement.reward)
+    return view
+
+
+def is_active(engagement: Engagement, clock: Clock = system_clock) -> bool:
+    """Enabled, targeting a segment, and inside its window."""
+    window = rules.Window(engagement.starts_at, engagement.ends_at)
+    return engagement.status == rules.ENABLED and bool(engagement.segments) and window.is_open(clock())
+
+
+def _require(tenant_id: str, kind: str, engagement_id: str) -> Engagement:
+    engagement = store.get(tenant_id, kind, engagement_id)
+    if engagement is None:
+        raise NotFound(f"{kind.capitalize()} {engagement_id} does not exist.", {"field": "id"})
+    return engagement
+
+
+def _checked(principal: Principal, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+    window = rules.check_window(fields["starts_at"], fields["ends_at"])
+    checked: dict[str, Any] = {
+        "name": fields[_NAME[kind]].strip(),
+        "body": fields.get(_BODY[kind]),
+        "segments": check_targets(principal, "segments", fields["segments"], owner=kind),
+        "starts_at": window.starts_at,
+        "ends_at": window.ends_at,
+        "status": fields.get("status", rules.ENABLED),
+    }
+    if kind == rules.CHALLENGE:
+        checked["goal"] = fields["goal"]
+        checked["reward"] = rules.check_reward(fields["reward"], "reward")
+    return checked
+
+
+def create(principal: Principal, kind: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+    validate(body, SCHEMAS[kind]["create"])
+    now = to_rfc3339(clock())
+    engagement = Engagement(
+        id=new_id(kind), kind=kind, version=1, created_at=now, updated_at=now, **_checked(principal, kind, body)
+    )
+    store.create(principal.tenant_id, engagement)
+    return engagement_view(engagement, clock)
+
+
+def get(principal: Principal, kind: str, engagement_id: str) -> dict[str, Any]:
+    return engagement_view(_require(principal.tenant_id, kind, engagement_id))
+
+
+def list_page(principal: Principal, kind: str, limit_: int, cursor: str | None) -> dict[str, Any]:
+    tenant_id = principal.tenant_id
+    return page(
+        f"{kind}s:{tenant_id}", cursor, lambda start: store.page(tenant_id, kind, limit_, start), engagement_view
+    )
+
+
+def update(
+    principal: Principal, kind: str, engagement_id: str, body: Any, clock: Clock = system_clock
+) -> dict[str, Any]:
+    validate(body, SCHEMAS[kind]["patch"])
+    before = _require(principal.tenant_id, kind, engagement_id)
+    current = {k: v for k, v in engagement_view(before).items() if k in SCHEMAS[kind]["patch"]["properties"]}
+    fields = _checked(principal, kind, {**current, **body})
+    if not before.segments and "status" not in body:
+        fields["status"] = rules.ENABLED  # disabled when its last segment was deleted; it has one again
+    after = replace(before, **fields, status_reason=None, version=before.version + 1, updated_at=to_rfc3339(clock()))
+    try:
+        store.save(principal.tenant_id, before, after)
+    except StaleEngagement:
+        raise Conflict(
+            f"{kind.capitalize()} {engagement_id} changed meanwhile; read it again.", {"field": "version"}
+        ) from None
+    return engagement_view(after, clock)
+
+
+def delete(principal: Principal, kind: str, engagement_id: str) -> None:
+    engagement = _require(principal.tenant_id, kind, engagement_id)
+    try:
+        store.delete(principal.tenant_id, engagement)
+    except StaleEngagement:
+        raise Conflict(
+            f"{kind.capitalize()} {engagement_id} changed meanwhile; read it again.", {"field": "version"}
+        ) from None
+
+
+def targeting(tenant_id: str, contact: Contact, engagements: list[Engagement], clock: Clock) -> list[Engagement]:
+    """The active ones with the contact in at least one of their segments (one batch read of member chunks)."""
+    active = [e for e in engagements if is_active(e, clock)]
+    generations = {}
+    for segment_id in {s for e in active for s in e.segments}:
+        segment = segment_store.get(tenant_id, segment_id)
+        if segment is not None and segment.generation is not None:
+            generations[segment_id] = segment.generation
+    member = membership_store.is_member(tenant_id, contact.ordinal, list(generations.items()))
+    holds = {segment_id for (segment_id, _), inside in member.items() if inside}
+    return [e for e in active if holds & set(e.segments)]
+
+
+def award_challenges(tenant_id: str, contact_id: str, clock: Clock = system_clock) -> int:
+    """Reward the contact for every active challenge of its segments whose goal it has now reached
+    (after its events changed); each challenge rewards a contact once however often this runs."""
+    active = [c for c in store.all_of(tenant_id, rules.CHALLENGE) if is_active(c, clock)]
+    if not active:
+        return 0
+    contact, events = contact_store.read_contact(tenant_id, contact_id)
+    if contact is None:
+        return 0
+    granted = 0
+    for challenge in targeting(tenant_id, contact, active, clock):
+        assert challenge.goal is not None and challenge.reward is not None
+        window = rules.Window(challenge.starts_at, challenge.ends_at)
+        if rules.progress(challenge.goal, window, events).complete:
+            cause = f"challenge|{challenge.id}|{contact.id}"
+            source = {"type": "challenge", "id": challenge.id, "name": challenge.name}
+            granted += grant_reward(tenant_id, contact.id, contact.ordinal, challenge.reward, cause, source, clock)
+    return granted
+
+
+# --- rewards -------------------------------------------------------------------------------------------
+
+
+def grant_reward(
+    tenant_id: str, contact_id: str, ordinal: int, reward: dict[str, Any], cause: str, source: dict[str, Any],
+    clock: Clock = system_clock,
+) -> bool:  # fmt: skip
+    """Add ``reward`` to the contact's ledger once per ``cause``; True if this call added it."""
+    line = Reward(
+        id=rules.reward_id(cause),
+        contact_id=contact_id,
+        amount=reward["amount"],
+        currency=reward["currency"],
+        note=reward.get("note"),
+        source=source,
+        at=to_rfc3339(clock()),
+    )
+    return store.add_reward(tenant_id, ordinal, line)
+
+
+def reward_view(reward: Reward) -> dict[str, Any]:
+    return {
+        "id": reward.id,
+        "amount": reward.amount,
+        "currency": reward.currency,
+        "note": reward.note,
+        "source": reward.source,
+        "at": reward.at,
+    }
+
+
+def totals(rewards: list[Reward]) -> dict[str, float]:
+    sums: dict[str, float] = {}
+    for reward in rewards:
+        sums[reward.currency] = round(sums.get(reward.currency, 0) + reward.amount, 2)
+    return sums
+
+
+def rewards_of(principal: Principal, reference: str, limit_: int, cursor: str | None) -> dict[str, Any]:
+    tenant_id = principal.tenant_id
+    contact = resolve(tenant_id, reference)
+    listing = page(
+        f"rewards:{tenant_id}:{contact.id}",
+        cursor,
+        lambda start: store.rewards_page(tenant_id, contact.id, contact.ordinal, limit_, start),
+        reward_view,
+    )
+    return {**listing, "totals": totals(store.all_rewards(tenant_id, contact.id, contact.ordinal))}
+
+
+# --- segments they target ------------------------------------------------------------------------------
+
+
+def _users(tenant_id: str, segment_id: str) -> list[Engagement]:
+    """Announcements, and challenges not over yet, that target the segment."""
+    found = [e for e in store.all_of(tenant_id, rules.ANNOUNCEMENT) if segment_id in e.segments]
+    for challenge in store.all_of(tenant_id, rules.CHALLENGE):
+        if segment_id in challenge.segments and to_rfc3339(system_clock()) < challenge.ends_at:
+            found.append(challenge)
+    return found
+
+
+def _dependents(tenant_id: str, segment_id: str) -> list[dict[str, Any]]:
+    return [
+        {"type": e.kind, "id": e.id, "name": e.name, "status": e.status, "active": is_active(e)}
+        for e in _users(tenant_id, segment_id)
+    ]
+
+
+def _release(tenant_id: str, segment_id: str, reason: str) -> None:
+    """Drop the deleted segment from each; one left without a segment is disabled and says why."""
+    for engagement in _users(tenant_id, segment_id):
+        left = [s for s in engagement.segments if s != segment_id]
+        after = replace(
+            engagement,
+            segments=left,
+            status=engagement.status if left else rules.DISABLED,
+            status_reason=engagement.status_reason if left else f"{reason}; choose a segment to enable it again",
+            version=engagement.version + 1,
+        )
+        try:
+            store.save(tenant_id, engagement, after)
+        except StaleEngagement:
+            _release(tenant_id, segment_id, reason)  # it changed meanwhile: look again
+            return
+
+
+dependents.register("segment", _dependents, _release)

@@ -1,0 +1,144 @@
+"""The contact portal: signed, expiring tokens for one contact, and what that contact is targeted by.
+
+A portal token is ``tokens.sign({"t": tenant, "c": contact, "exp": epoch s})``
+for the purpose ``portal``: no table holds it, so issuing one writes nothing.
+It opens only the ``/portal/*`` routes (http/api.py), and those answer with the
+contact's own announcements and challenges, never with the segments that
+selected them: no ids, names or criteria.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from chalicelib.config import get_config
+from chalicelib.domain import engagements as rules
+from chalicelib.domain import tokens
+from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
+from chalicelib.domain.errors import Unauthorized, ValidationFailed
+from chalicelib.services.contacts import resolve
+from chalicelib.services.engagements import targeting
+from chalicelib.services.principal import Principal
+from chalicelib.storage import contacts as contact_store
+from chalicelib.storage import engagements as engagement_store
+from chalicelib.storage.contacts import Contact
+
+DEFAULT_LIFETIME = timedelta(days=7)
+MAX_LIFETIME = timedelta(days=30)
+MIN_LIFETIME = timedelta(minutes=5)
+TOKEN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["token", "expires_at"],
+    "properties": {"token": {"type": "string"}, "expires_at": {"type": "string"}},
+}
+TOKEN_QUERY: dict[str, dict[str, Any]] = {
+    "expires_in": {
+        "schema": {
+            "type": "integer",
+            "minimum": int(MIN_LIFETIME.total_seconds()),
+            "maximum": int(MAX_LIFETIME.total_seconds()),
+            "default": int(DEFAULT_LIFETIME.total_seconds()),
+        },
+        "description": "Seconds the token stays valid.",
+    }
+}
+_window = {"starts_at": {"type": "string"}, "ends_at": {"type": "string"}}
+PORTAL_ANNOUNCEMENTS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "id": {"type": "string"},
+                    "title": {"type": "string"},
+                    "body": {"type": "string"},
+                    **_window,
+                },
+            },
+        }
+    },
+}
+PORTAL_CHALLENGES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "description": {"type": ["string", "null"]},
+                    "goal": {"type": "object"},
+                    "reward": {"type": "object"},
+                    "progress": {"type": "object"},
+                    **_window,
+                },
+            },
+        }
+    },
+}
+
+
+def issue_token(principal: Principal, reference: str, expires_in: str | None, clock: Clock = system_clock) -> dict:
+    contact = resolve(principal.tenant_id, reference)
+    seconds = DEFAULT_LIFETIME.total_seconds() if expires_in is None else _lifetime(expires_in)
+    expires = clock() + timedelta(seconds=seconds)
+    payload = {"t": principal.tenant_id, "c": contact.id, "exp": int(expires.timestamp())}
+    token = tokens.sign(payload, purpose=tokens.PORTAL, secret=get_config().secret)
+    return {"token": token, "expires_at": to_rfc3339(expires)}
+
+
+def _lifetime(text: str) -> float:
+    low, high = int(MIN_LIFETIME.total_seconds()), int(MAX_LIFETIME.total_seconds())
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ValidationFailed("expires_in", f"expires_in is a whole number of seconds from {low} to {high}.")
+    return float(text)
+
+
+def _whose(principal: Principal) -> tuple[str, Contact]:
+    """The tenant and the contact a portal principal stands for."""
+    assert principal.tenant_id is not None and principal.contact_id is not None
+    contact = contact_store.get_contact(principal.tenant_id, principal.contact_id)
+    if contact is None:
+        raise Unauthorized("The portal token's contact no longer exists.")
+    return principal.tenant_id, contact
+
+
+def announcements(principal: Principal, clock: Clock = system_clock) -> dict[str, Any]:
+    tenant_id, contact = _whose(principal)
+    found = targeting(tenant_id, contact, engagement_store.all_of(tenant_id, rules.ANNOUNCEMENT), clock)
+    return {
+        "items": [
+            {"id": a.id, "title": a.name, "body": a.body, "starts_at": a.starts_at, "ends_at": a.ends_at}
+            for a in sorted(found, key=lambda a: a.starts_at, reverse=True)
+        ]
+    }
+
+
+def challenges(principal: Principal, clock: Clock = system_clock) -> dict[str, Any]:
+    tenant_id, contact = _whose(principal)
+    found = targeting(tenant_id, contact, engagement_store.all_of(tenant_id, rules.CHALLENGE), clock)
+    events = contact_store.read_contact(tenant_id, contact.id)[1] if found else []
+    items = []
+    for challenge in sorted(found, key=lambda c: c.ends_at):
+        assert challenge.goal is not None
+        window = rules.Window(challenge.starts_at, challenge.ends_at)
+        items.append(
+            {
+                "id": challenge.id,
+                "name": challenge.name,
+                "description": challenge.body,
+                "starts_at": challenge.starts_at,
+                "ends_at": challenge.ends_at,
+                "goal": challenge.goal,
+                "reward": challenge.reward,
+                "progress": rules.progress(challenge.goal, window, events).view(),
+            }
+        )
+    return {"items": items}

@@ -1,0 +1,247 @@
+"""Announcements and challenges (one item type, two kinds) and each contact's rewards ledger.
+
+| item | pk | sk |
+| --- | --- | --- |
+| announcement | ``TENANT#{t}`` | ``ANNOUNCEMENT#{id}`` |
+| challenge | ``TENANT#{t}`` | ``CHALLENGE#{id}`` |
+| reward of a contact | ``TENANT#{t}#SHARD#{nn}`` | ``RW#{contact_id}#{reward_id}`` |
+
+A tenant has tens of announcements and challenges, not millions: the portal
+reads them all (one query per kind) and keeps those whose window is open and
+whose segments hold the contact. A reward's id comes from its cause
+(domain/engagements.reward_id), and it is written only if absent, so a cause
+processed twice leaves one line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
+
+from chalicelib.domain.contacts import shard_of
+from chalicelib.storage.contacts import shard_pk
+from chalicelib.storage.table import MainTableModel
+from chalicelib.storage.tenants import tenant_pk
+
+
+class EngagementItem(MainTableModel):
+    engagement_id = UnicodeAttribute()
+    kind = UnicodeAttribute()  # announcement / challenge
+    name = UnicodeAttribute()
+    body = UnicodeAttribute(null=True)
+    segments = UnicodeAttribute()  # JSON list
+    starts_at = UnicodeAttribute()
+    ends_at = UnicodeAttribute()
+    goal = UnicodeAttribute(null=True)  # JSON (challenges)
+    reward = UnicodeAttribute(null=True)  # JSON (challenges)
+    status = UnicodeAttribute()
+    status_reason = UnicodeAttribute(null=True)
+    version = NumberAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+
+
+class RewardItem(MainTableModel):
+    reward_id = UnicodeAttribute()
+    contact_id = UnicodeAttribute()
+    amount = NumberAttribute()
+    currency = UnicodeAttribute()
+    note = UnicodeAttribute(null=True)
+    source = UnicodeAttribute()  # JSON {"type": "challenge"|"trigger", "id": …}
+    at = UnicodeAttribute()
+
+
+@dataclass(frozen=True)
+class Engagement:
+    id: str
+    kind: str
+    name: str
+    segments: list[str]
+    starts_at: str
+    ends_at: str
+    status: str
+    version: int
+    created_at: str
+    updated_at: str
+    body: str | None = None
+    goal: dict[str, Any] | None = None
+    reward: dict[str, Any] | None = None
+    status_reason: str | None = None
+
+
+class StaleEngagement(Exception):
+    """It changed (or vanished) since it was read."""
+
+
+def _key(tenant_id: str, kind: str, engagement_id: str) -> tuple[str, str]:
+    return tenant_pk(tenant_id), f"{kind.upper()}#{engagement_id}"
+
+
+def _engagement(item: EngagementItem) -> Engagement:
+    return Engagement(
+        id=item.engagement_id,
+        kind=item.kind,
+        name=item.name,
+        body=item.body,
+        segments=json.loads(item.segments),
+        starts_at=item.starts_at,
+        ends_at=item.ends_at,
+        goal=json.loads(item.goal) if item.goal else None,
+        reward=json.loads(item.reward) if item.reward else None,
+        status=item.status,
+        status_reason=item.status_reason,
+        version=int(item.version),
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+    )
+
+
+def _item(tenant_id: str, engagement: Engagement) -> EngagementItem:
+    return EngagementItem(
+        *_key(tenant_id, engagement.kind, engagement.id),
+        engagement_id=engagement.id,
+        kind=engagement.kind,
+        name=engagement.name,
+        body=engagement.body,
+        segments=json.dumps(engagement.segments),
+        starts_at=engagement.starts_at,
+        ends_at=engagement.ends_at,
+        goal=json.dumps(engagement.goal) if engagement.goal is not None else None,
+        reward=json.dumps(engagement.reward) if engagement.reward is not None else None,
+        status=engagement.status,
+        status_reason=engagement.status_reason,
+        version=engagement.version,
+        created_at=engagement.created_at,
+        updated_at=engagement.updated_at,
+    )
+
+
+def create(tenant_id: str, engagement: Engagement) -> None:
+    _item(tenant_id, engagement).save(condition=EngagementItem.pk.does_not_exist())
+
+
+def save(tenant_id: str, before: Engagement, after: Engagement) -> None:
+    """Replace it whole if nobody changed it since ``before`` was read."""
+    try:
+        _item(tenant_id, after).save(condition=EngagementItem.version == before.version)
+    except PutError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            raise StaleEngagement(before.id) from error
+        raise
+
+
+def get(tenant_id: str, kind: str, engagement_id: str) -> Engagement | None:
+    try:
+        return _engagement(EngagementItem.get(*_key(tenant_id, kind, engagement_id), consistent_read=True))
+    except DoesNotExist:
+        return None
+
+
+def page(
+    tenant_id: str, kind: str, limit: int, start: dict[str, Any] | None
+) -> tuple[list[Engagement], dict[str, Any] | None]:
+    result = EngagementItem.query(
+        tenant_pk(tenant_id), EngagementItem.sk.startswith(f"{kind.upper()}#"), limit=limit, last_evaluated_key=start
+    )
+    return [_engagement(item) for item in result], result.last_evaluated_key
+
+
+def all_of(tenant_id: str, kind: str) -> list[Engagement]:
+    return [
+        _engagement(item)
+        for item in EngagementItem.query(tenant_pk(tenant_id), EngagementItem.sk.startswith(f"{kind.upper()}#"))
+    ]
+
+
+def delete(tenant_id: str, engagement: Engagement) -> None:
+    try:
+        EngagementItem(*_key(tenant_id, engagement.kind, engagement.id)).delete(
+            condition=EngagementItem.version == engagement.version
+        )
+    except DeleteError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            raise StaleEngagement(engagement.id) from error
+        raise
+
+
+# --- rewards -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reward:
+    id: str
+    contact_id: str
+    amount: float
+    currency: str
+    note: str | None
+    source: dict[str, Any] = field(default_factory=dict)
+    at: str = ""
+
+
+def _reward_key(tenant_id: str, contact_id: str, ordinal: int, reward_id: str) -> tuple[str, str]:
+    return shard_pk(tenant_id, shard_of(ordinal)), f"RW#{contact_id}#{reward_id}"
+
+
+def _reward(item: RewardItem) -> Reward:
+    amount = float(item.amount)
+    return Reward(
+        id=item.reward_id,
+        contact_id=item.contact_id,
+        amount=int(amount) if amount.is_integer() else amount,
+        currency=item.currency,
+        note=item.note,
+        source=json.loads(item.source),
+        at=item.at,
+    )
+
+
+def add_reward(tenant_id: str, ordinal: int, reward: Reward) -> bool:
+    """Write the ledger line unless one with its id exists; True if this call wrote it."""
+    item = RewardItem(
+        *_reward_key(tenant_id, reward.contact_id, ordinal, reward.id),
+        reward_id=reward.id,
+        contact_id=reward.contact_id,
+        amount=reward.amount,
+        currency=reward.currency,
+        note=reward.note,
+        source=json.dumps(reward.source, sort_keys=True),
+        at=reward.at,
+    )
+    try:
+        item.save(condition=RewardItem.pk.does_not_exist())
+        return True
+    except PutError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
+def rewards_page(
+    tenant_id: str, contact_id: str, ordinal: int, limit: int, start: dict[str, Any] | None
+) -> tuple[list[Reward], dict[str, Any] | None]:
+    result = RewardItem.query(
+        shard_pk(tenant_id, shard_of(ordinal)),
+        RewardItem.sk.startswith(f"RW#{contact_id}#"),
+        limit=limit,
+        last_evaluated_key=start,
+    )
+    return [_reward(item) for item in result], result.last_evaluated_key
+
+
+def all_rewards(tenant_id: str, contact_id: str, ordinal: int) -> list[Reward]:
+    pk = shard_pk(tenant_id, shard_of(ordinal))
+    return [_reward(item) for item in RewardItem.query(pk, RewardItem.sk.startswith(f"RW#{contact_id}#"))]
+
+
+def delete_rewards(tenant_id: str, contact_id: str, ordinal: int) -> int:
+    """A deleted contact's ledger goes with it."""
+    pk = shard_pk(tenant_id, shard_of(ordinal))
+    items = list(RewardItem.query(pk, RewardItem.sk.startswith(f"RW#{contact_id}#"), attributes_to_get=["pk", "sk"]))
+    with RewardItem.batch_write() as batch:
+        for item in items:
+            batch.delete(item)
+    return len(items)
