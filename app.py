@@ -7,6 +7,7 @@ from chalice import Chalice
 from chalicelib.config import get_config
 from chalicelib.handlers import contact_changes, schedules, sends
 from chalicelib.handlers import jobs as job_handlers
+from chalicelib.handlers import triggers as trigger_handlers
 from chalicelib.http.envelope import envelope_middleware
 from chalicelib.http.routes import (
     account,
@@ -21,6 +22,7 @@ from chalicelib.http.routes import (
     suppressions,
     tags,
     tenants,
+    triggers,
 )
 
 if not os.environ.get("AWS_CHALICE_CLI_MODE"):  # packaging imports the app without secrets
@@ -37,6 +39,7 @@ for module in (
     groups,
     segments,
     campaigns,
+    triggers,
     suppressions,
     engagements,
     portal,
@@ -44,6 +47,7 @@ for module in (
     job_handlers,
     contact_changes,
     sends,
+    trigger_handlers,
     schedules,
 ):
     app.register_blueprint(module.blueprint)

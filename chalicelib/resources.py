@@ -18,12 +18,16 @@ CONTACT_CHANGES_QUEUE = "segments-contact-changes"
 CONTACT_CHANGES_DEAD_LETTER_QUEUE = "segments-contact-changes-dlq"
 
 MEMBERSHIP_EVENTS_QUEUE = "segments-membership-events"
-"""``segment.entered`` / ``segment.exited`` events (domain/membership.py); consumed by triggers."""
+"""``segment.entered`` / ``segment.exited`` events (domain/membership.py); consumed by handlers/triggers.py."""
 MEMBERSHIP_EVENTS_DEAD_LETTER_QUEUE = "segments-membership-events-dlq"
 
 SEND_QUEUE = "segments-sends"
 """Campaign sends: one message per audience shard, then one per batch of ≤49 recipients (services/sending.py)."""
 SEND_DEAD_LETTER_QUEUE = "segments-sends-dlq"
+
+TRIGGER_RUNS_QUEUE = "segments-trigger-runs"
+"""Scheduled and manual trigger runs: one message per batch of ≤100 contacts (services/triggers.py)."""
+TRIGGER_RUNS_DEAD_LETTER_QUEUE = "segments-trigger-runs-dlq"
 
 SES_EVENTS_TOPIC = "segments-ses-events"
 """SES publishes bounces and complaints here (configuration set event destination)."""

@@ -1,4 +1,5 @@
-"""Queue handler for "contact changed" messages: real-time segment membership, then challenge rewards."""
+"""Queue handler for "contact changed" messages: real-time segment membership, challenge rewards, and the
+contact.created / tag.added / event.received triggers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from chalice.app import SQSEvent
 from chalicelib.handlers.batch import process_records
 from chalicelib.logs import logger
 from chalicelib.resources import CONTACT_CHANGES_QUEUE
-from chalicelib.services import engagements, membership
+from chalicelib.services import engagements, membership, triggers
 
 blueprint = Blueprint(__name__)
 
@@ -17,9 +18,15 @@ blueprint = Blueprint(__name__)
 def apply_contact_changes(event: SQSEvent) -> dict:
     def handle(message: dict, record) -> None:
         logger.thread_safe_append_keys(tenant_id=message["tenant_id"], contact_id=message["contact_id"])
-        cause = {"change": message["change"], "source": message.get("source", "api"), "version": message["version"]}
+        cause = {
+            "change": message["change"],
+            "source": message.get("source", "api"),
+            "version": message["version"],
+            "depth": message.get("depth", 0),
+        }
         membership.update_contact(message["tenant_id"], message["contact_id"], cause)
         if message["change"] != "deleted":  # events move a goal; tags or attributes may move a segment
             engagements.award_challenges(message["tenant_id"], message["contact_id"])
+            triggers.on_contact_change(message)
 
     return process_records(event, handle)

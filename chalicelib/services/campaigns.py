@@ -171,7 +171,8 @@ def _check_send_at(value: str | None, clock: Clock) -> str | None:
     return to_rfc3339(moment)
 
 
-def _check_sender(principal: Principal, value: str | None) -> str:
+def check_sender(principal: Principal, value: str | None) -> str:
+    """The from address of a campaign or a trigger's email: given or the tenant's default, verified in SES."""
     sender = value or principal.settings["sender"].get("email")
     if not sender:
         raise ValidationFailed("from", "Give a from address (or set settings.sender.email).")
@@ -183,13 +184,14 @@ def _check_sender(principal: Principal, value: str | None) -> str:
     return sender
 
 
-def _known_attributes(tenant_id: str) -> set[str]:
+def template_attributes(tenant_id: str) -> set[str]:
+    """What ``contact.attributes.*`` a template may name: the built-in ones and the tenant's."""
     return set(BUILT_IN) | set(catalog.attribute_types(tenant_id))
 
 
 def _checked(principal: Principal, base: dict[str, Any], clock: Clock) -> dict[str, Any]:
     templates = check_templates(
-        base["subject"], base.get("html"), base.get("text"), _known_attributes(principal.tenant_id)
+        base["subject"], base.get("html"), base.get("text"), template_attributes(principal.tenant_id)
     )
     targets = check_targets(principal, "segments", base["segments"], owner="campaign")
     exclusions = check_targets(
@@ -200,7 +202,7 @@ def _checked(principal: Principal, base: dict[str, Any], clock: Clock) -> dict[s
         raise ValidationFailed("exclude_segments", f"{sorted(both)[0]} is both targeted and excluded.")
     return {
         "name": base["name"].strip(),
-        "sender": _check_sender(principal, base.get("from")),
+        "sender": check_sender(principal, base.get("from")),
         "subject": templates.subject,
         "html": templates.html,
         "text": templates.text,
@@ -399,7 +401,12 @@ def test_send(principal: Principal, campaign_id: str, body: Any) -> dict[str, An
         url = sending.unsubscribe_url(tenant_id, campaign.id, email)
         rendered = _rendered(campaign, view, url, "emails")
         outcome = sending.send_one(
-            tenant_id, campaign, email, replace(rendered, subject=f"[Test] {rendered.subject}"), url, {"test": "true"}
+            tenant_id,
+            campaign.sender,
+            email,
+            replace(rendered, subject=f"[Test] {rendered.subject}"),
+            url,
+            {"campaign_id": campaign.id, "test": "true"},
         )
         results.append({"email": email, **outcome})
     return {"items": results}

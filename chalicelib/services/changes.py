@@ -5,7 +5,12 @@ Shape (JSON on the ``segments-contact-changes`` queue)::
     {"kind": "contact.changed", "tenant_id": "ten_…", "contact_id": "ctc_…",
      "version": 7, "change": "created" | "updated" | "deleted" | "tags" | "events",
      "tags_added": ["vip"], "tags_removed": [], "event_types": ["purchase"],
-     "source": "api" | "import:job_…" | "bulk_tag:job_…", "at": "2026-11-22T10:00:00.000Z"}
+     "events": [{"id": "evt_…", "type": "purchase", "amount": 70}],
+     "source": "api" | "import:job_…" | "bulk_tag:job_…" | "trigger:trg_…", "depth": 0,
+     "at": "2026-11-22T10:00:00.000Z"}
+
+``depth`` counts the triggers that led to this change (domain/triggers.py): 0 for
+a change a person or a client made.
 
 Consumers re-read the contact (the message says *that* it changed and why), so a
 duplicate or out-of-order message is harmless. Sending happens after the write;
@@ -31,7 +36,8 @@ def change_message(
     after: Contact | None,
     change: str,
     source: str = "api",
-    event_types: Iterable[str] = (),
+    events: Iterable[dict[str, Any]] = (),
+    depth: int = 0,
 ) -> dict[str, Any]:
     old_tags = before.tags if before else frozenset()
     new_tags = after.tags if after else frozenset()
@@ -45,8 +51,10 @@ def change_message(
         "change": change,
         "tags_added": sorted(new_tags - old_tags),
         "tags_removed": sorted(old_tags - new_tags),
-        "event_types": sorted(set(event_types)),
+        "event_types": sorted({e["type"] for e in events}),
+        "events": [{"id": e["id"], "type": e["type"], "amount": e.get("amount")} for e in events],
         "source": source,
+        "depth": depth,
         "at": to_rfc3339(system_clock()),
     }
 

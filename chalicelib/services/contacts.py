@@ -156,6 +156,7 @@ def rewrite_contact(
     change: str,
     source: str = "api",
     clock: Clock = system_clock,
+    depth: int = 0,
 ) -> tuple[Contact | None, Contact | None]:
     """Read, compute the new state, write conditioned on the version, publish the change.
 
@@ -174,7 +175,7 @@ def rewrite_contact(
         except store.StaleContact:
             backoff(attempt)
             continue
-        publish([change_message(tenant_id, before, after, change, source)])
+        publish([change_message(tenant_id, before, after, change, source, depth=depth)])
         return before, after
     raise Conflict("The contact kept changing while this update was applied; try again.")
 
@@ -365,7 +366,7 @@ def _resolve_many(tenant_id: str, references: set[str]) -> dict[str, Contact]:
 def _store_events(tenant_id: str, contact: Contact, events: list[dict[str, Any]]) -> dict[str, Any]:
     """Store a contact's events; return the change message to publish."""
     store.put_events(tenant_id, contact, events, [event_rules.expires_at(e) for e in events])
-    return change_message(tenant_id, contact, contact, "events", event_types=[e["type"] for e in events])
+    return change_message(tenant_id, contact, contact, "events", events=events)
 
 
 def list_events(principal: Principal, reference: str, limit: int, cursor: str | None) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from chalicelib.services.engagements import targeting
 from chalicelib.services.principal import Principal
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import engagements as engagement_store
+from chalicelib.storage import triggers as trigger_store
 from chalicelib.storage.contacts import Contact
 
 DEFAULT_LIFETIME = timedelta(days=7)
@@ -111,8 +112,20 @@ def _whose(principal: Principal) -> tuple[str, Contact]:
 
 
 def announcements(principal: Principal, clock: Clock = system_clock) -> dict[str, Any]:
+    """Those of the contact's segments, and those a trigger's ``announce`` action gave the contact."""
     tenant_id, contact = _whose(principal)
-    found = targeting(tenant_id, contact, engagement_store.all_of(tenant_id, rules.ANNOUNCEMENT), clock)
+    every = engagement_store.all_of(tenant_id, rules.ANNOUNCEMENT)
+    found = targeting(tenant_id, contact, every, clock)
+    given = trigger_store.personal_announcements(tenant_id, contact.id, contact.ordinal)
+    now = clock()
+    found += [
+        a
+        for a in every
+        if a.id in given
+        and a not in found
+        and a.status == rules.ENABLED
+        and rules.Window(a.starts_at, a.ends_at).is_open(now)
+    ]
     return {
         "items": [
             {"id": a.id, "title": a.name, "body": a.body, "starts_at": a.starts_at, "ends_at": a.ends_at}

@@ -133,6 +133,11 @@ def _vocabulary(principal: Principal, segments: list[Segment], segment_id: str |
     )
 
 
+def criteria_vocabulary(principal: Principal) -> Vocabulary:
+    """What criteria outside a segment (a trigger's conditions) may refer to."""
+    return _vocabulary(principal, store.all_segments(principal.tenant_id))
+
+
 def _referrers(segments: Iterable[Segment], segment_id: str) -> list[Segment]:
     """Segments that include ``segment_id``, directly or through others (each once)."""
     by_reference: dict[str, list[Segment]] = {}

@@ -320,22 +320,25 @@ def _mail(tenant_id: str, campaign: Campaign, templates: Templates, contact: Any
         rendered = render(templates, contact_view(contact), url)
     except RenderFailed as problem:
         return MailResult(rules.REJECTED_ONE, f"render: {problem}")
-    outcome = send_one(tenant_id, campaign, email, rendered, url, {"contact_id": contact.id})
+    outcome = send_one(
+        tenant_id, campaign.sender, email, rendered, url, {"campaign_id": campaign.id, "contact_id": contact.id}
+    )
     return MailResult(outcome["status"], outcome.get("message_id") or outcome.get("reason", ""))
 
 
 def send_one(
-    tenant_id: str, campaign: Campaign, email: str, rendered: Rendered, url: str, tags: dict[str, str]
+    tenant_id: str, sender: str, email: str, rendered: Rendered, url: str, tags: dict[str, str]
 ) -> dict[str, Any]:
-    """One SES call with the unsubscribe headers (RFC 8058); the outcome as {"status", "message_id" | "reason"}."""
+    """One SES call with the unsubscribe headers (RFC 8058); the outcome as {"status", "message_id" | "reason"}.
+    ``tags`` name what sent it ({"campaign_id": …} or {"trigger_id": …}) for SES feedback."""
     mail = mailer.Mail(
-        sender=campaign.sender,
+        sender=sender,
         to=email,
         subject=rendered.subject,
         html=rendered.html,
         text=rendered.text,
         headers={"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-        tags={"tenant_id": tenant_id, "campaign_id": campaign.id, **tags},
+        tags={"tenant_id": tenant_id, **tags},
     )
     try:
         return {"status": "sent", "message_id": mailer.send_email(mail)}
