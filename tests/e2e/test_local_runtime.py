@@ -107,3 +107,37 @@ def test_a_campaign_sends_through_make_run_and_the_mail_is_in_moto():
         assert all("List-Unsubscribe-Post: List-Unsubscribe=One-Click" in m["raw_data"] for m in to_us)
     finally:
         assert runtime.stop() == 0, runtime.output
+
+
+def test_a_trigger_tags_and_rewards_a_new_partner_through_make_run():
+    runtime = LocalRuntime()
+    try:
+        _, tenant = runtime.call("POST", "/tenants", "local-operator-key", {"name": "Partners"})
+        runtime.call("PATCH", f"/tenants/{tenant['id']}", "local-operator-key", {"features": {"segments": True}})
+        key = tenant["admin_key"]
+        assert runtime.call("POST", "/tags", key, {"name": "partner"})[0] == 201
+        _, segment = runtime.call("POST", "/segments", key, {"name": "Partners", "criteria": {"tag": "partner"}})
+        wait_for(lambda: runtime.call("GET", f"/segments/{segment['id']}", key)[1]["status"] == "ready")
+        tagging = {
+            "name": "Tag new Lisbon partners",
+            "event": {"type": "contact.created"},
+            "conditions": {"attr": "city", "op": "eq", "value": "Lisbon"},
+            "actions": [{"type": "add_tag", "tag": "partner"}],
+        }
+        rewarding = {
+            "name": "Welcome partners",
+            "event": {"type": "segment.entered", "segments": [segment["id"]]},
+            "actions": [{"type": "reward", "amount": 50, "currency": "USD"}],
+        }
+        assert runtime.call("POST", "/triggers", key, tagging)[0] == 201
+        assert runtime.call("POST", "/triggers", key, rewarding)[0] == 201
+        for name, city in (("ana", "Lisbon"), ("rui", "Porto")):
+            body = {"external_id": name, "email": f"{name}@example.com", "attributes": {"city": city}}
+            assert runtime.call("POST", "/contacts", key, body)[0] == 201
+        ledger = wait_for(lambda: runtime.call("GET", "/contacts/ana/rewards", key)[1]["items"])
+        assert [(r["amount"], r["currency"]) for r in ledger] == [(50, "USD")]
+        assert runtime.call("GET", "/contacts/ana", key)[1]["tags"] == ["partner"]
+        assert runtime.call("GET", "/contacts/rui", key)[1]["tags"] == []
+        assert runtime.call("GET", "/contacts/rui/rewards", key)[1]["items"] == []
+    finally:
+        assert runtime.stop() == 0, runtime.output

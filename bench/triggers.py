@@ -1,0 +1,134 @@
+"""Latency of the automated-tagging chain through the local runtime's queue dispatcher, on in-process moto.
+
+    make bench                                  # after the other tables
+    BENCH_TRIGGER_CONTACTS=100 python -m bench.triggers
+
+A tenant with BENCH_TRIGGER_BACKGROUND contacts (default 10,000, written straight
+into storage) has two triggers: ``contact.created`` with the condition
+city = Lisbon → ``add_tag partner``; ``segment.entered`` of the segment
+``{"tag": "partner"}`` → ``reward``. Then contacts in Lisbon are created one at
+a time through the API, and after each the dispatcher runs every queue until
+the chain has finished. Printed: p50/p95 from the POST to the contact-changes queue
+being done (the contact.created trigger has tagged the contact and membership has
+queued segment.entered) and to the membership-events queue being done (the
+segment.entered trigger has written the reward), and the AWS requests per contact.
+
+What this measures is the work of the handlers (on moto, in one process); in
+``make run`` the dispatcher also waits for SQS long polls between hops, and in
+AWS the Lambda event source adds its own polling delay to each of the hops.
+"""
+
+from __future__ import annotations
+
+from bench.inprocess import AwsCalls, freeze_loaded_data  # first: moto starts before any AWS client exists
+
+# isort: split
+
+import os
+import statistics
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+
+from app import app
+from chalicelib.config import LOCAL_OPERATOR_KEY
+from chalicelib.domain.clock import to_rfc3339
+from chalicelib.domain.contacts import contact_id_for
+from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
+from chalicelib.storage import contacts as contact_store
+from chalicelib.storage import engagements as engagement_store
+from chalicelib.storage.contacts import Contact
+from infra.local.dispatcher import Dispatcher
+from tests.support.client import ApiClient
+
+
+def load(api: ApiClient, background: int) -> tuple[str, str]:
+    tenant = api.post("/tenants", key=LOCAL_OPERATOR_KEY, json={"name": "Trigger bench"}).json
+    api.patch(f"/tenants/{tenant['id']}", key=LOCAL_OPERATOR_KEY, json={"features": {"segments": True}})
+    key = tenant["admin_key"]
+    for tag in ("partner", "news"):
+        api.post("/tags", key=key, json={"name": tag})
+    assert contact_store.allocate_ordinals(tenant["id"], background) == 1
+    stamp = to_rfc3339(datetime.now(UTC))
+    people = [
+        Contact(id=contact_id_for(n), ordinal=n, external_id=f"b-{n}", email=f"b{n}@example.com",
+                tags=frozenset({"news", "partner"} if n % 3 == 0 else {"news"}), attributes={"city": "Porto"},
+                version=1, created_at=stamp, updated_at=stamp)
+        for n in range(1, background + 1)
+    ]  # fmt: skip
+    for batch in contact_store.transaction_batches(tenant["id"], [(None, c) for c in people]):
+        contact_store.write_contacts(tenant["id"], batch)
+    return tenant["id"], key
+
+
+def main() -> None:
+    count = int(os.environ.get("BENCH_TRIGGER_CONTACTS", "100"))
+    background = int(os.environ.get("BENCH_TRIGGER_BACKGROUND", "10000"))
+    api = ApiClient(app)
+    dispatcher = Dispatcher(app, wait_seconds=0)
+    tenant_id, key = load(api, background)
+    freeze_loaded_data()
+    partners = api.post("/segments", key=key, json={"name": "Partners", "criteria": {"tag": "partner"}}).json
+    dispatcher.drain(queue_names=frozenset({JOBS_QUEUE}))
+    api.post(
+        "/triggers",
+        key=key,
+        json={
+            "name": "Tag new Lisbon partners",
+            "event": {"type": "contact.created"},
+            "conditions": {"attr": "city", "op": "eq", "value": "Lisbon"},
+            "actions": [{"type": "add_tag", "tag": "partner"}],
+        },
+    )
+    api.post(
+        "/triggers",
+        key=key,
+        json={
+            "name": "Welcome partners",
+            "event": {"type": "segment.entered", "segments": [partners["id"]]},
+            "actions": [{"type": "reward", "amount": 50, "currency": "USD"}],
+        },
+    )
+
+    calls = AwsCalls()
+    tagged, rewarded = [], []
+    for n in range(count):
+        started = time.perf_counter()
+        contact = api.post(
+            "/contacts",
+            key=key,
+            json={"external_id": f"new-{n}", "email": f"new{n}@example.com", "attributes": {"city": "Lisbon"}},
+        ).json
+        dispatcher.drain(queue_names=frozenset({CONTACT_CHANGES_QUEUE}))  # created → trigger → tag → membership
+        tagged.append(time.perf_counter() - started)
+        dispatcher.drain(queue_names=frozenset({MEMBERSHIP_EVENTS_QUEUE}))  # segment.entered → trigger → reward
+        rewarded.append(time.perf_counter() - started)
+        with calls.not_counted():
+            stored = contact_store.get_contact(tenant_id, contact["id"])
+            assert "partner" in stored.tags, "the contact.created trigger did not tag"
+            assert engagement_store.all_rewards(tenant_id, stored.id, stored.ordinal), "no reward"
+
+    requests = sum(calls.calls.values())
+    rows = [
+        ("(loading the tenant into moto)", f"{background:,} contacts, a third of them partners"),
+        (
+            "contact created → tagged by the contact.created trigger",
+            f"p50 {statistics.median(tagged) * 1000:.0f} ms, p95 {np.percentile(tagged, 95) * 1000:.0f} ms "
+            f"over {count}",
+        ),
+        (
+            "contact created → rewarded by the segment.entered trigger",
+            f"p50 {statistics.median(rewarded) * 1000:.0f} ms, p95 {np.percentile(rewarded, 95) * 1000:.0f} ms "
+            f"over {count}",
+        ),
+        ("    AWS requests per new contact (API + every hop)", f"{requests / count:.1f}"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print()
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
