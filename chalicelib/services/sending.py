@@ -192,7 +192,7 @@ def _campaign_content(tenant_id: str, campaign_id: str) -> Campaign | None:
     return _frozen[key]
 
 
-def _tenant_settings(tenant_id: str) -> dict[str, Any]:
+def tenant_settings(tenant_id: str) -> dict[str, Any]:
     cached = _settings.get(tenant_id)
     if cached and cached[0] > time.monotonic():
         return cached[1]
@@ -219,7 +219,7 @@ def send_batch(
     campaign = _campaign_content(tenant_id, campaign_id)
     if campaign is None or campaign.status in rules.EDITABLE:
         return BatchResult()
-    settings = _tenant_settings(tenant_id)
+    settings = tenant_settings(tenant_id)
     cap = rules.FrequencyCap.from_settings(settings)
     recipients = [(contact_id, email) for contact_id, email in message["recipients"]]
     facts = store.recipient_facts(tenant_id, recipients)

@@ -14,10 +14,12 @@ snapshots the members of the trigger's segments into batches of
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from chalicelib.domain import campaigns as campaign_rules
 from chalicelib.domain import engagements as engagement_rules
 from chalicelib.domain import triggers as rules
 from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
@@ -384,6 +386,8 @@ def _apply(
     for action in trigger.actions:
         try:
             _act(tenant_id, trigger, action, contact, key, depth, now)
+        except SendLater:
+            raise  # SQS delivers the message again; the actions already applied are idempotent
         except Exception:  # one action failing must not stop the others; the run counts it
             logger.exception(
                 "trigger action failed",
@@ -430,15 +434,25 @@ def _change_tag(tenant_id: str, trigger: Trigger, contact: Contact, tag: str, ad
     )
 
 
+class SendLater(Exception):
+    """SES or the tenant's send rate cannot take the email now: the queue message is retried later."""
+
+
 def _send_email(tenant_id: str, trigger: Trigger, action: dict[str, Any], contact: Contact, key: str) -> None:
-    """Like a campaign email: never to a suppressed address, claimed before SES, never sent twice."""
+    """Like a campaign email: never to a suppressed address, in the tenant's send rate, claimed before SES,
+    never sent twice; throttled or refused by the account, it is released and the message retried."""
     if not contact.email:
         return
     email = contact.email.lower()
     if campaign_store.get_suppression(tenant_id, email) is not None:
         return
+    rate = int(sending.tenant_settings(tenant_id)["send_rate_per_second"])
+    slot = campaign_store.reserve_send_slots(tenant_id, 1, rate, int(time.time() * 1000), sending.MAX_AHEAD_MS)
+    if slot is None:
+        raise SendLater("the tenant's send rate is taken for the next seconds")
     if not store.claim_mail(tenant_id, contact.id, key):
         return  # claimed by an earlier delivery: sent, or its outcome unknown; either way not again
+    time.sleep(max(0.0, slot / 1000 - time.time()))
     url = sending.unsubscribe_url(tenant_id, None, email)
     try:
         rendered = render(
@@ -450,7 +464,10 @@ def _send_email(tenant_id: str, trigger: Trigger, action: dict[str, Any], contac
     outcome = sending.send_one(
         tenant_id, action["from"], email, rendered, url, {"trigger_id": trigger.id, "contact_id": contact.id}
     )
-    state = "sent" if outcome["status"] == "sent" else "failed"
+    if outcome["status"] in (campaign_rules.THROTTLED, campaign_rules.QUOTA, campaign_rules.BLOCKED):
+        store.release_mail(tenant_id, contact.id, key)
+        raise SendLater(outcome.get("reason", outcome["status"]))
+    state = {"sent": "sent", campaign_rules.UNCERTAIN: "unknown"}.get(outcome["status"], "failed")
     store.settle_mail(tenant_id, contact.id, key, state, outcome.get("message_id"), outcome.get("reason"))
     if state == "failed":
         raise RuntimeError(f"SES: {outcome.get('reason')}")

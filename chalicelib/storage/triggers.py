@@ -390,6 +390,12 @@ def settle_mail(
     TriggerMailItem(pk, "TM#" + sk[3:], state=state, message_id=message_id, reason=reason).save()
 
 
+def release_mail(tenant_id: str, contact_id: str, key: str) -> None:
+    """SES did not take it (throttled, quota, paused): the email may be tried again by a redelivery."""
+    pk, sk = _firing_key(tenant_id, contact_id, key)
+    TriggerMailItem(pk, "TM#" + sk[3:]).delete(condition=TriggerMailItem.state == "claimed")
+
+
 def give_announcement(tenant_id: str, contact_id: str, announcement_id: str, at: str) -> None:
     ordinal = ordinal_of(contact_id)
     assert ordinal is not None

@@ -407,3 +407,31 @@ def test_tenant_b_cannot_read_or_change_tenant_a_triggers(api, app, partners, ot
     )  # fmt: skip
     assert reply.status == 422 and reply.json["error"]["details"]["field"] == "event.segments[0]"
     assert api.get(f"/triggers/{trigger['id']}", key=partners.viewer_key).json["name"] == "t"
+
+
+def test_a_throttled_trigger_email_is_retried_by_the_queue_and_sent_once(api, app, partners, monkeypatch):
+    from chalicelib.storage import mailer
+
+    real, calls = mailer.send_email, []
+
+    def throttled_first(message):
+        calls.append(message.to)
+        if len(calls) == 1:
+            raise mailer.MailError("TooManyRequestsException", "Maximum sending rate exceeded.", 429)
+        return real(message)
+
+    monkeypatch.setattr(mailer, "send_email", throttled_first)
+    before = mail.mark()
+    create_trigger(
+        api, partners, event={"type": "contact.created"},
+        actions=[{"type": "send_email", "from": "hello@example.com", "subject": "Hi", "text": "Hello"},
+                 {"type": "reward", "amount": 1}],
+    )  # fmt: skip
+    new_contact(api, partners, "ana", "Lisbon")
+    changes = take_messages(CONTACT_CHANGES_QUEUE, partners.id)
+    failed = deliver(app, "apply_contact_changes", CONTACT_CHANGES_QUEUE, changes)
+    assert len(failed) == 1  # SQS will deliver it again
+    assert not deliver(app, "apply_contact_changes", CONTACT_CHANGES_QUEUE, changes, times=2)
+    assert [m.to for m in mail.sent_since(before)] == ["ana@example.com"]
+    assert calls == ["ana@example.com", "ana@example.com"]
+    assert len(rewards(api, partners, "ana")) == 1
