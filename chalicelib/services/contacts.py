@@ -19,7 +19,6 @@ from chalicelib.services.paging import page
 from chalicelib.services.principal import Principal
 from chalicelib.storage import catalog
 from chalicelib.storage import contacts as store
-from chalicelib.storage import engagements as engagement_store
 from chalicelib.storage.contacts import Contact
 
 WRITE_ATTEMPTS = 10
@@ -240,8 +239,7 @@ def delete_contact(principal: Principal, reference: str) -> None:
         except store.StaleContact:
             backoff(attempt)
             continue
-        store.delete_events(tenant_id, contact)
-        engagement_store.delete_rewards(tenant_id, contact.id, contact.ordinal)
+        store.delete_contact_records(tenant_id, contact)
         publish([change_message(tenant_id, contact, None, "deleted")])
         return
     raise Conflict("The contact kept changing while it was deleted; try again.")

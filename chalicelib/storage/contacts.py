@@ -479,13 +479,18 @@ def events_of(
     return [_event_view(item) for item in result], result.last_evaluated_key
 
 
-def delete_events(tenant_id: str, contact: Contact) -> int:
+def delete_contact_records(tenant_id: str, contact: Contact) -> int:
+    """What a deleted contact leaves in its shard partition: its events, rewards and the announcements
+    triggers gave it (sort keys ``C#{id}#E#``, ``RW#{id}#``, ``PA#{id}#``)."""
     pk = shard_pk(tenant_id, shard_of(contact.ordinal))
-    items = list(EventItem.query(pk, EventItem.sk.startswith(f"C#{contact.id}#E#"), attributes_to_get=["pk", "sk"]))
-    with EventItem.batch_write() as batch:
-        for item in items:
-            batch.delete(item)
-    return len(items)
+    deleted = 0
+    for prefix in (f"C#{contact.id}#E#", f"RW#{contact.id}#", f"PA#{contact.id}#"):
+        items = list(EventItem.query(pk, EventItem.sk.startswith(prefix), attributes_to_get=["pk", "sk"]))
+        with EventItem.batch_write() as batch:
+            for item in items:
+                batch.delete(item)
+        deleted += len(items)
+    return deleted
 
 
 def _event_view(item: EventItem) -> dict[str, Any]:

@@ -236,12 +236,3 @@ def all_rewards(tenant_id: str, contact_id: str, ordinal: int) -> list[Reward]:
     pk = shard_pk(tenant_id, shard_of(ordinal))
     return [_reward(item) for item in RewardItem.query(pk, RewardItem.sk.startswith(f"RW#{contact_id}#"))]
 
-
-def delete_rewards(tenant_id: str, contact_id: str, ordinal: int) -> int:
-    """A deleted contact's ledger goes with it."""
-    pk = shard_pk(tenant_id, shard_of(ordinal))
-    items = list(RewardItem.query(pk, RewardItem.sk.startswith(f"RW#{contact_id}#"), attributes_to_get=["pk", "sk"]))
-    with RewardItem.batch_write() as batch:
-        for item in items:
-            batch.delete(item)
-    return len(items)

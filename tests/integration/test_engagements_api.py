@@ -11,8 +11,10 @@ import pytest
 from chalicelib.config import get_config
 from chalicelib.domain import tokens
 from chalicelib.domain.clock import to_rfc3339
+from chalicelib.domain.contacts import ordinal_of
 from chalicelib.http.api import REGISTRY
 from chalicelib.resources import CONTACT_CHANGES_QUEUE
+from chalicelib.storage import engagements as engagement_store
 from tests.integration.test_campaign_sending import make_segment
 from tests.support.population import import_and_wait
 from tests.support.queues import deliver, drain, take_messages
@@ -280,6 +282,11 @@ def test_reaching_a_challenge_goal_writes_its_reward_once_whatever_the_redeliver
     assert len(api.get("/contacts/p-3/rewards", key=club.viewer_key).json["items"]) == 2
     assert api.get("/contacts/p-2/rewards", key=club.viewer_key).json["items"] == []  # Bob is not in the family segment
     assert api.get("/contacts/p-404/rewards", key=club.viewer_key).status == 404
+
+    # a deleted contact's ledger goes with it
+    cy_id = club.contacts["p-3"]
+    assert api.delete("/contacts/p-3", key=club.admin_key).status == 204
+    assert engagement_store.all_rewards(club.id, cy_id, ordinal_of(cy_id)) == []
 
 
 def test_deleting_a_segment_releases_announcements_and_active_challenges_and_says_why(api, app, club):
