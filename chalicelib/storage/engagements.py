@@ -235,4 +235,3 @@ def rewards_page(
 def all_rewards(tenant_id: str, contact_id: str, ordinal: int) -> list[Reward]:
     pk = shard_pk(tenant_id, shard_of(ordinal))
     return [_reward(item) for item in RewardItem.query(pk, RewardItem.sk.startswith(f"RW#{contact_id}#"))]
-
