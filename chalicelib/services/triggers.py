@@ -537,7 +537,8 @@ def run_batch(message: dict[str, Any], clock: Clock = system_clock) -> dict[str,
     tenant_id, trigger_id, run_id, number = (message[k] for k in ("tenant_id", "trigger_id", "run_id", "batch"))
     contact_ids, done = store.batch_contacts(tenant_id, trigger_id, run_id, number)
     trigger = store.get(tenant_id, trigger_id)
-    if done:
+    if done:  # a redelivery: perhaps the earlier delivery stopped before stamping the run finished
+        store.finish_run_if_complete(tenant_id, trigger_id, run_id, to_rfc3339(clock()))
         return {}
     counts = {"contacts": len(contact_ids)}
     if trigger is None:  # deleted while running
@@ -555,6 +556,7 @@ def run_batch(message: dict[str, Any], clock: Clock = system_clock) -> dict[str,
                 outcome = _apply(tenant_id, trigger, contact, events, key, 0, now, filter_by_segments=False)
             counts[outcome] = counts.get(outcome, 0) + 1
     store.finish_batch(tenant_id, trigger_id, run_id, number, counts, to_rfc3339(clock()))
+    store.finish_run_if_complete(tenant_id, trigger_id, run_id, to_rfc3339(clock()))
     return counts
 
 
@@ -564,6 +566,7 @@ def fail_batch(message: dict[str, Any], clock: Clock = system_clock) -> None:
     contact_ids, _ = store.batch_contacts(tenant_id, trigger_id, run_id, number)
     counts = {"contacts": len(contact_ids), "failed": len(contact_ids)}
     store.finish_batch(tenant_id, trigger_id, run_id, number, counts, to_rfc3339(clock()))
+    store.finish_run_if_complete(tenant_id, trigger_id, run_id, to_rfc3339(clock()))
 
 
 # --- segments and tags they use ------------------------------------------------------------------------

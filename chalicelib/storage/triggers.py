@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.contacts import ordinal_of, shard_of
@@ -216,8 +216,8 @@ def advance_schedule(tenant_id: str, trigger: Trigger, next_run_at: str) -> bool
             condition=TriggerItem.next_run_at == trigger.next_run_at,
         )
         return True
-    except Exception as error:
-        if getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException":
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
             return False
         raise
 
@@ -301,7 +301,7 @@ def _counter_actions(counts: dict[str, int]) -> list[Any]:
 
 
 def finish_batch(tenant_id: str, trigger_id: str, run_id: str, number: int, counts: dict[str, int], at: str) -> bool:
-    """Mark the batch done and add its counts to the run, once; finish the run with its last batch."""
+    """Mark the batch done and add its counts to the run, once; False if it was done before."""
     pk = _own_pk(tenant_id, trigger_id)
     try:
         with TransactWrite(connection=connection()) as transaction:
@@ -317,15 +317,21 @@ def finish_batch(tenant_id: str, trigger_id: str, run_id: str, number: int, coun
         if "ConditionalCheckFailed" in cancellation_reasons(error):
             return False
         raise
+    return True
+
+
+def finish_run_if_complete(tenant_id: str, trigger_id: str, run_id: str, at: str) -> bool:
+    """Stamp the run finished once every batch is done (called after each batch, and again by redeliveries)."""
     try:
-        RunItem(pk, f"RUN#{run_id}").update(
+        RunItem(_own_pk(tenant_id, trigger_id), f"RUN#{run_id}").update(
             actions=[RunItem.finished_at.set(at)],
             condition=(RunItem.batches_done >= RunItem.batches_total) & RunItem.finished_at.does_not_exist(),
         )
-    except Exception as error:
-        if getattr(error, "cause_response_code", None) != "ConditionalCheckFailedException":
+        return True
+    except UpdateError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
             raise
-    return True
+        return False
 
 
 def _firing_key(tenant_id: str, contact_id: str, key: str) -> tuple[str, str]:
