@@ -261,11 +261,15 @@ def query_one_partition(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -
     filtering by hash key. During a base-table query, ``all_items`` now lists just
     that partition; during an index query, just the items whose index hash key has
     the queried value, unsorted (moto sorts the matches itself). The results are the
-    same: moto applies its own filters to what is listed.
+    same: moto applies its own filters to what is listed. A base-table query with a
+    sort-key condition lists only the items that meet it: moto otherwise sizes every
+    item of the partition on the way (its 1 MB page check comes before the condition),
+    which made a ``begins_with`` read of one contact cost as much as its whole shard.
     """
     index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
     if index_name is None:
         _querying.partition, _querying.index_key = hash_key, None
+        _querying.range_condition = (args[0], args[1]) if len(args) > 1 and args[0] else None
     else:
         conditions = kwargs.get("hash_key_conditions") or []
         _querying.partition = None
@@ -273,7 +277,7 @@ def query_one_partition(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -
     try:
         return MOTO_TABLE_QUERY(self, hash_key, *args, **kwargs)
     finally:
-        _querying.partition = _querying.index_key = None
+        _querying.partition = _querying.index_key = _querying.range_condition = None
 
 
 def all_items(self: Table) -> list[Any]:
@@ -290,7 +294,14 @@ def all_items(self: Table) -> list[Any]:
         return []
     if not self.range_key_attr:
         return [found]
-    return sorted(found.values(), key=lambda item: (item.hash_key, item.range_key))
+    ordered = sorted(found.values(), key=lambda item: (item.hash_key, item.range_key))
+    condition = getattr(_querying, "range_condition", None)
+    if condition is None:
+        return ordered
+    # the items meeting a key condition are contiguous in sort order; moto also looks at the one after
+    # them (to see that the page is full and set LastEvaluatedKey), so that one stays listed too
+    hits = [n for n, item in enumerate(ordered) if item.range_key.compare(*condition)]
+    return ordered[hits[0] : hits[-1] + 2] if hits else []
 
 
 _ITEM_READS = frozenset({"Query", "Scan", "GetItem", "BatchGetItem"})

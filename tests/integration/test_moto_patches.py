@@ -148,11 +148,23 @@ def test_partition_queries_return_what_moto_returns(monkeypatch):
             )["Items"]
             for extra in ({}, {"ScanIndexForward": False}, {"Limit": 2})
         ] + [
-            client.query(
-                TableName=TABLE,
-                KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
-                ExpressionAttributeValues={":p": {"S": "Q#b"}, ":s": {"S": "1"}},
-            )["Items"]
+            {
+                name: value
+                for name, value in client.query(
+                    TableName=TABLE,
+                    KeyConditionExpression="pk = :p AND " + condition,
+                    ExpressionAttributeValues={":p": {"S": "Q#b"}, ":s": {"S": "1"}},
+                    **extra,
+                ).items()
+                if name != "ResponseMetadata"
+            }
+            for condition, extra in (
+                ("begins_with(sk, :s)", {}),
+                ("begins_with(sk, :s)", {"Limit": 1}),
+                ("begins_with(sk, :s)", {"ScanIndexForward": False}),
+                ("begins_with(sk, :s)", {"Limit": 1, "ExclusiveStartKey": {"pk": {"S": "Q#b"}, "sk": {"S": "1"}}}),
+                ("sk > :s", {"Limit": 2}),
+            )
         ]
 
     for n, sk in enumerate(("3", "1", "2", "10")):
@@ -184,6 +196,9 @@ def test_partition_queries_return_what_moto_returns(monkeypatch):
     assert run() == patched
     assert by_index() == patched_index
     assert [i["sk"]["S"] for i in patched[0]] == ["1", "10", "2", "3"]
+    assert [i["sk"]["S"] for i in patched[3]["Items"]] == ["1", "10"]
+    assert patched[4]["LastEvaluatedKey"] == {"pk": {"S": "Q#b"}, "sk": {"S": "1"}}
+    assert [i["sk"]["S"] for i in patched[6]["Items"]] == ["10"]
     assert [i["gsi1sk"]["S"] for i in patched_index[0]] == ["6", "7", "8", "9"]
     assert [i["gsi1sk"]["S"] for i in patched_index[2]] == ["6", "7"]
 
