@@ -41,7 +41,7 @@ from typing import Any
 
 from moto.core.serialize import JSONSerializer
 from moto.core.utils import camelcase_to_underscores, unix_time, unix_time_millis
-from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.comparisons import get_comparison_func, get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
     MockValidationException,
@@ -294,13 +294,17 @@ def all_items(self: Table) -> list[Any]:
         return []
     if not self.range_key_attr:
         return [found]
-    ordered = sorted(found.values(), key=lambda item: (item.hash_key, item.range_key))
+    # each sort key converted once (moto's own sort converts both sides of every comparison)
+    keyed = sorted(((item.range_key.cast_value, item) for item in found.values()), key=lambda pair: pair[0])
+    ordered = [item for _, item in keyed]
     condition = getattr(_querying, "range_condition", None)
     if condition is None:
         return ordered
     # the items meeting a key condition are contiguous in sort order; moto also looks at the one after
     # them (to see that the page is full and set LastEvaluatedKey), so that one stays listed too
-    hits = [n for n, item in enumerate(ordered) if item.range_key.compare(*condition)]
+    operator, operands = condition
+    meets, bounds = get_comparison_func(operator), [operand.cast_value for operand in operands]
+    hits = [n for n, (key, _) in enumerate(keyed) if meets(key, *bounds)]
     return ordered[hits[0] : hits[-1] + 2] if hits else []
 
 
