@@ -250,21 +250,25 @@ def award_challenges(tenant_id: str, contact_id: str, clock: Clock = system_cloc
 # --- rewards -------------------------------------------------------------------------------------------
 
 
-def grant_reward(
-    tenant_id: str, contact_id: str, ordinal: int, reward: dict[str, Any], cause: str, source: dict[str, Any],
-    clock: Clock = system_clock,
-) -> bool:  # fmt: skip
-    """Add ``reward`` to the contact's ledger once per ``cause``; True if this call added it."""
-    line = Reward(
+def reward_line(contact_id: str, reward: dict[str, Any], cause: str, source: dict[str, Any], at: str) -> Reward:
+    """The ledger line of ``reward`` for ``cause``: its id derives from the cause."""
+    return Reward(
         id=rules.reward_id(cause),
         contact_id=contact_id,
         amount=reward["amount"],
         currency=reward["currency"],
         note=reward.get("note"),
         source=source,
-        at=to_rfc3339(clock()),
+        at=at,
     )
-    return store.add_reward(tenant_id, ordinal, line)
+
+
+def grant_reward(
+    tenant_id: str, contact_id: str, ordinal: int, reward: dict[str, Any], cause: str, source: dict[str, Any],
+    clock: Clock = system_clock,
+) -> bool:  # fmt: skip
+    """Add ``reward`` to the contact's ledger once per ``cause``; True if this call added it."""
+    return store.add_reward(tenant_id, ordinal, reward_line(contact_id, reward, cause, source, to_rfc3339(clock())))
 
 
 def reward_view(reward: Reward) -> dict[str, Any]:

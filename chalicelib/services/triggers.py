@@ -48,6 +48,7 @@ from chalicelib.storage import membership as membership_store
 from chalicelib.storage import segments as segment_store
 from chalicelib.storage import triggers as store
 from chalicelib.storage.contacts import Contact
+from chalicelib.storage.engagements import Reward
 from chalicelib.storage.triggers import Run, StaleTrigger, Trigger
 
 RUN_BATCH_SIZE = 100
@@ -375,8 +376,10 @@ def _apply(
     depth: int,
     now: datetime,
     filter_by_segments: bool,
+    rewards: list[tuple[int, Reward]] | None = None,
 ) -> str:
-    """Check and apply the trigger for one contact: "applied", "skipped" or "failed"."""
+    """Check and apply the trigger for one contact: "applied", "skipped" or "failed". Given ``rewards``
+    (a run's batch), reward lines are added there for the caller to write together."""
     segment_ids = trigger.event.get("segments") or []
     if filter_by_segments and segment_ids and not _in_segments(tenant_id, contact, segment_ids):
         return "skipped"
@@ -385,7 +388,7 @@ def _apply(
     failed = False
     for action in trigger.actions:
         try:
-            _act(tenant_id, trigger, action, contact, key, depth, now)
+            _act(tenant_id, trigger, action, contact, key, depth, now, rewards)
         except SendLater:
             raise  # SQS delivers the message again; the actions already applied are idempotent
         except Exception:  # one action failing must not stop the others; the run counts it
@@ -398,16 +401,25 @@ def _apply(
 
 
 def _act(
-    tenant_id: str, trigger: Trigger, action: dict[str, Any], contact: Contact, key: str, depth: int, now: datetime
+    tenant_id: str,
+    trigger: Trigger,
+    action: dict[str, Any],
+    contact: Contact,
+    key: str,
+    depth: int,
+    now: datetime,
+    rewards: list[tuple[int, Reward]] | None,
 ) -> None:
     kind = action["type"]
     if kind in (rules.ADD_TAG, rules.REMOVE_TAG):
         _change_tag(tenant_id, trigger, contact, action["tag"], kind == rules.ADD_TAG, depth)
     elif kind == rules.REWARD:
         source = {"type": "trigger", "id": trigger.id, "name": trigger.name}
-        engagements.grant_reward(
-            tenant_id, contact.id, contact.ordinal, action, f"trigger|{key}", source, clock=lambda: now
-        )
+        line = engagements.reward_line(contact.id, action, f"trigger|{key}", source, to_rfc3339(now))
+        if rewards is None:
+            engagement_store.add_reward(tenant_id, contact.ordinal, line)
+        else:
+            rewards.append((contact.ordinal, line))
     elif kind == rules.ANNOUNCE:
         store.give_announcement(tenant_id, contact.id, action["announcement_id"], to_rfc3339(now))
     else:
@@ -546,6 +558,7 @@ def run_batch(message: dict[str, Any], clock: Clock = system_clock) -> dict[str,
     else:
         now = clock()
         contacts = contact_store.get_contacts(tenant_id, contact_ids)
+        rewards: list[tuple[int, Reward]] = []
         for contact_id in contact_ids:
             contact = contacts.get(contact_id)
             if contact is None:
@@ -553,8 +566,9 @@ def run_batch(message: dict[str, Any], clock: Clock = system_clock) -> dict[str,
             else:
                 events = contact_store.read_contact(tenant_id, contact_id)[1] if trigger.conditions else []
                 key = rules.firing_key(trigger.id, contact_id, f"run:{run_id}")
-                outcome = _apply(tenant_id, trigger, contact, events, key, 0, now, filter_by_segments=False)
+                outcome = _apply(tenant_id, trigger, contact, events, key, 0, now, False, rewards)
             counts[outcome] = counts.get(outcome, 0) + 1
+        engagement_store.put_rewards(tenant_id, rewards)
     store.finish_batch(tenant_id, trigger_id, run_id, number, counts, to_rfc3339(clock()))
     store.finish_run_if_complete(tenant_id, trigger_id, run_id, to_rfc3339(clock()))
     return counts

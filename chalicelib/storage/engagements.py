@@ -199,9 +199,8 @@ def _reward(item: RewardItem) -> Reward:
     )
 
 
-def add_reward(tenant_id: str, ordinal: int, reward: Reward) -> bool:
-    """Write the ledger line unless one with its id exists; True if this call wrote it."""
-    item = RewardItem(
+def _reward_item(tenant_id: str, ordinal: int, reward: Reward) -> RewardItem:
+    return RewardItem(
         *_reward_key(tenant_id, reward.contact_id, ordinal, reward.id),
         reward_id=reward.id,
         contact_id=reward.contact_id,
@@ -211,13 +210,25 @@ def add_reward(tenant_id: str, ordinal: int, reward: Reward) -> bool:
         source=json.dumps(reward.source, sort_keys=True),
         at=reward.at,
     )
+
+
+def add_reward(tenant_id: str, ordinal: int, reward: Reward) -> bool:
+    """Write the ledger line unless one with its id exists; True if this call wrote it."""
     try:
-        item.save(condition=RewardItem.pk.does_not_exist())
+        _reward_item(tenant_id, ordinal, reward).save(condition=RewardItem.pk.does_not_exist())
         return True
     except PutError as error:
         if error.cause_response_code == "ConditionalCheckFailedException":
             return False
         raise
+
+
+def put_rewards(tenant_id: str, lines: list[tuple[int, Reward]]) -> None:
+    """Write many ledger lines (ordinal, reward) in batches of 25: a line written again under its id
+    replaces itself, so a cause still has one line."""
+    with RewardItem.batch_write() as batch:
+        for ordinal, reward in lines:
+            batch.save(_reward_item(tenant_id, ordinal, reward))
 
 
 def rewards_page(
