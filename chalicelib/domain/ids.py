@@ -7,6 +7,7 @@ separate sort key.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import time
@@ -42,6 +43,13 @@ def new_id(kind: str, *, now_ms: int | None = None) -> str:
     millis = int(time.time() * 1000) if now_ms is None else now_ms
     value = (millis << 80) | secrets.randbits(80)
     return f"{prefix}_{_encode(value, _BODY_LENGTH)}"
+
+
+def stable_id(kind: str, *, at_ms: int, seed: str) -> str:
+    """An id that sorts by ``at_ms`` like new_id's, whose random part derives from ``seed``: the same
+    (time, seed) gives the same id, so a retried step names what an earlier attempt made."""
+    digest = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:10], "big")
+    return f"{PREFIXES[kind]}_{_encode((at_ms << 80) | digest, _BODY_LENGTH)}"
 
 
 def looks_like(kind: str, value: object) -> bool:

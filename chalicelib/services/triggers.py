@@ -27,7 +27,7 @@ from chalicelib.domain.contacts import contact_id_for
 from chalicelib.domain.criteria import check_criteria
 from chalicelib.domain.engine import BrokenReference, compile_criteria
 from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed
-from chalicelib.domain.ids import new_id
+from chalicelib.domain.ids import new_id, stable_id
 from chalicelib.domain.population import Population
 from chalicelib.domain.schedules import parse_schedule
 from chalicelib.domain.templates import RenderFailed, Templates, check_templates, render
@@ -281,10 +281,11 @@ def runs(principal: Principal, trigger_id: str, limit_: int, cursor: str | None)
 # --- firing on occurrences -----------------------------------------------------------------------------
 
 
-def _events_run(now: datetime) -> Run:
-    """Event-driven firings are counted in one run per trigger and UTC day."""
-    day = now.strftime("%Y%m%d")
-    return Run(f"run_events_{day}", "events", now.strftime("%Y-%m-%dT00:00:00.000Z"), None, None, 0)
+def _events_run(trigger_id: str, now: datetime) -> Run:
+    """Event-driven firings are counted in one run per trigger and UTC day (ids sort by time, as all runs')."""
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    run_id = stable_id("run", at_ms=int(day.timestamp() * 1000), seed=f"{trigger_id}|events")
+    return Run(run_id, "events", to_rfc3339(day), None, None, 0)
 
 
 def on_contact_change(message: dict[str, Any], clock: Clock = system_clock) -> int:
@@ -328,7 +329,7 @@ def _fire(tenant_id: str, trigger: Trigger, occurrence: rules.Occurrence, cause:
     if store.has_fired(tenant_id, occurrence.contact_id, key):
         return 0  # a redelivery
     now = clock()
-    run = _events_run(now)
+    run = _events_run(trigger.id, now)
     if not rules.may_fire(occurrence.depth):
         logger.warning(
             "trigger chain stopped",
@@ -497,22 +498,32 @@ def _members(tenant_id: str, segment_ids: list[str]) -> list[int]:
     return sorted(ordinals)
 
 
-def _start_run(tenant_id: str, trigger: Trigger, kind: str, clock: Clock) -> Run:
-    ordinals = _members(tenant_id, trigger.event.get("segments") or [])
-    batches = [
-        [contact_id_for(o) for o in ordinals[start : start + RUN_BATCH_SIZE]]
-        for start in range(0, len(ordinals), RUN_BATCH_SIZE)
-    ]
-    now = to_rfc3339(clock())
-    run = Run(new_id("run"), kind, now, None if batches else now, len(batches), 0)
-    store.start_run(tenant_id, trigger.id, run, batches)
+def _start_run(tenant_id: str, trigger: Trigger, kind: str, clock: Clock, run_id: str | None = None) -> Run:
+    """Snapshot the members into batches, write the run, queue its batches. Given a ``run_id`` that exists
+    already (a scheduled run started by a worker that stopped, or by another worker at the same minute),
+    queue that run's batches again instead: a batch done before is skipped, so nothing runs twice."""
+    run_id = run_id or new_id("run")
+    existing = store.get_run(tenant_id, trigger.id, run_id)
+    if existing is None:
+        ordinals = _members(tenant_id, trigger.event.get("segments") or [])
+        batches = [
+            [contact_id_for(o) for o in ordinals[start : start + RUN_BATCH_SIZE]]
+            for start in range(0, len(ordinals), RUN_BATCH_SIZE)
+        ]
+        now = to_rfc3339(clock())
+        run = Run(run_id, kind, now, None if batches else now, len(batches), 0)
+        if not store.start_run(tenant_id, trigger.id, run, batches):
+            return _start_run(tenant_id, trigger, kind, clock, run_id)  # another worker wrote it first
+    else:
+        run = existing
+    total = run.batches_total or 0
     queues.send_messages(
         TRIGGER_RUNS_QUEUE,
-        [{"tenant_id": tenant_id, "trigger_id": trigger.id, "run_id": run.id, "batch": n} for n in range(len(batches))],
+        [{"tenant_id": tenant_id, "trigger_id": trigger.id, "run_id": run.id, "batch": n} for n in range(total)],
     )
     logger.info(
         "trigger run started",
-        extra={"tenant_id": tenant_id, "trigger_id": trigger.id, "run_id": run.id, "batches": len(batches)},
+        extra={"tenant_id": tenant_id, "trigger_id": trigger.id, "run_id": run.id, "batches": total},
     )
     return run
 
@@ -537,10 +548,13 @@ def start_due(clock: Clock = system_clock) -> int:
         trigger = store.get(tenant_id, trigger_id)
         if trigger is None or not trigger.enabled or trigger.next_run_at is None:
             continue
-        upcoming = parse_schedule(trigger.event["expression"]).next_after(max(now, parse_rfc3339(trigger.next_run_at)))
-        if store.advance_schedule(tenant_id, trigger, to_rfc3339(upcoming)):  # only one worker wins this time
-            _start_run(tenant_id, trigger, "schedule", clock)
-            started += 1
+        # the run of this scheduled time has an id of its own, so a worker that stopped before moving the
+        # schedule on leaves a run the next minute finds (and queues again) rather than starts twice
+        due_at = trigger.next_run_at
+        due_ms = int(parse_rfc3339(due_at).timestamp() * 1000)
+        _start_run(tenant_id, trigger, "schedule", clock, stable_id("run", at_ms=due_ms, seed=trigger.id))
+        upcoming = parse_schedule(trigger.event["expression"]).next_after(max(now, parse_rfc3339(due_at)))
+        started += store.advance_schedule(tenant_id, trigger, to_rfc3339(upcoming))
     return started
 
 

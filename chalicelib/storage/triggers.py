@@ -250,13 +250,14 @@ def _run(item: RunItem) -> Run:
     )
 
 
-def start_run(tenant_id: str, trigger_id: str, run: Run, batches: list[list[str]]) -> None:
-    """Write the run and its batches (the snapshot of whom it acts on), the run last: written means complete."""
+def start_run(tenant_id: str, trigger_id: str, run: Run, batches: list[list[str]]) -> bool:
+    """Write the run and its batches (the snapshot of whom it acts on), the run last: written means complete.
+    False if the run existed already."""
     pk = _own_pk(tenant_id, trigger_id)
     with RunBatchItem.batch_write() as writer:
         for number, contacts in enumerate(batches):
             writer.save(RunBatchItem(pk, f"RB#{run.id}#{number:05d}", contacts=json.dumps(contacts)))
-    RunItem(
+    item = RunItem(
         pk,
         f"RUN#{run.id}",
         run_id=run.id,
@@ -267,7 +268,14 @@ def start_run(tenant_id: str, trigger_id: str, run: Run, batches: list[list[str]
         batches_done=0,
         note=run.note,
         **{name: 0 for name in RUN_COUNTERS},
-    ).save(condition=RunItem.pk.does_not_exist())
+    )
+    try:
+        item.save(condition=RunItem.pk.does_not_exist())
+        return True
+    except PutError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
 
 
 def get_run(tenant_id: str, trigger_id: str, run_id: str) -> Run | None:
