@@ -178,7 +178,3 @@ def firing_key(trigger_id: str, contact_id: str, cause: str) -> str:
 
 def may_fire(depth: int) -> bool:
     return depth < MAX_CHAIN_DEPTH
-
-
-def segments_needed(event: dict[str, Any]) -> list[str]:
-    return list(event.get("segments") or [])
