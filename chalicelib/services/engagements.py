@@ -16,13 +16,12 @@ from chalicelib.domain.ids import new_id
 from chalicelib.domain.validation import validate
 from chalicelib.services import dependents
 from chalicelib.services.contacts import resolve
+from chalicelib.services.membership import segments_holding
 from chalicelib.services.paging import page
 from chalicelib.services.principal import Principal
 from chalicelib.services.segments import check_targets
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import engagements as store
-from chalicelib.storage import membership as membership_store
-from chalicelib.storage import segments as segment_store
 from chalicelib.storage.contacts import Contact
 from chalicelib.storage.engagements import Engagement, Reward, StaleEngagement
 
@@ -217,13 +216,7 @@ def delete(principal: Principal, kind: str, engagement_id: str) -> None:
 def targeting(tenant_id: str, contact: Contact, engagements: list[Engagement], clock: Clock) -> list[Engagement]:
     """The active ones with the contact in at least one of their segments (one batch read of member chunks)."""
     active = [e for e in engagements if is_active(e, clock)]
-    generations = {}
-    for segment_id in {s for e in active for s in e.segments}:
-        segment = segment_store.get(tenant_id, segment_id)
-        if segment is not None and segment.generation is not None:
-            generations[segment_id] = segment.generation
-    member = membership_store.is_member(tenant_id, contact.ordinal, list(generations.items()))
-    holds = {segment_id for (segment_id, _), inside in member.items() if inside}
+    holds = segments_holding(tenant_id, contact.ordinal, {s for e in active for s in e.segments})
     return [e for e in active if holds & set(e.segments)]
 
 

@@ -55,6 +55,17 @@ def update_contact(tenant_id: str, contact_id: str, cause: dict[str, Any], clock
     raise RuntimeError(f"membership of {contact_id} kept changing under {ATTEMPTS} attempts; SQS will retry")
 
 
+def segments_holding(tenant_id: str, ordinal: int, segment_ids: set[str] | list[str]) -> set[str]:
+    """Which of ``segment_ids`` the contact is a member of now (their published membership; one batch read
+    of member chunks). A segment not yet evaluated holds no one."""
+    places = []
+    for segment_id in set(segment_ids):
+        segment = segment_store.get(tenant_id, segment_id)
+        if segment is not None and segment.generation is not None:
+            places.append((segment_id, segment.generation))
+    return {segment_id for (segment_id, _), inside in store.is_member(tenant_id, ordinal, places).items() if inside}
+
+
 def _targets(tenant_id: str, contact_id: str, segments: list[Segment], clock: Clock) -> list[Target]:
     contact, events = contact_store.read_contact(tenant_id, contact_id)
     by_id = {s.id: s for s in segments}

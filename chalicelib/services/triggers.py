@@ -37,6 +37,7 @@ from chalicelib.resources import TRIGGER_RUNS_QUEUE
 from chalicelib.services import dependents, engagements, sending
 from chalicelib.services.campaigns import check_sender, template_attributes
 from chalicelib.services.contacts import contact_view, rewrite_contact
+from chalicelib.services.membership import segments_holding
 from chalicelib.services.paging import page
 from chalicelib.services.principal import Principal
 from chalicelib.services.segments import check_targets, criteria_vocabulary
@@ -44,7 +45,6 @@ from chalicelib.storage import campaigns as campaign_store
 from chalicelib.storage import catalog, queues
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import engagements as engagement_store
-from chalicelib.storage import membership as membership_store
 from chalicelib.storage import segments as segment_store
 from chalicelib.storage import triggers as store
 from chalicelib.storage.contacts import Contact
@@ -346,15 +346,6 @@ def _fire(tenant_id: str, trigger: Trigger, occurrence: rules.Occurrence, cause:
     return int(store.record_firing(tenant_id, trigger.id, occurrence.contact_id, key, run, counts, to_rfc3339(now)))
 
 
-def _in_segments(tenant_id: str, contact: Contact, segment_ids: list[str]) -> bool:
-    places = []
-    for segment_id in segment_ids:
-        segment = segment_store.get(tenant_id, segment_id)
-        if segment is not None and segment.generation is not None:
-            places.append((segment_id, segment.generation))
-    return any(membership_store.is_member(tenant_id, contact.ordinal, places).values())
-
-
 def _meets(tenant_id: str, conditions: dict[str, Any], contact: Contact, events: list[dict], now: datetime) -> bool:
     segments = {s.id: s for s in segment_store.all_segments(tenant_id)}
     try:
@@ -382,7 +373,7 @@ def _apply(
     """Check and apply the trigger for one contact: "applied", "skipped" or "failed". Given ``rewards``
     (a run's batch), reward lines are added there for the caller to write together."""
     segment_ids = trigger.event.get("segments") or []
-    if filter_by_segments and segment_ids and not _in_segments(tenant_id, contact, segment_ids):
+    if filter_by_segments and segment_ids and not segments_holding(tenant_id, contact.ordinal, segment_ids):
         return "skipped"
     if trigger.conditions is not None and not _meets(tenant_id, trigger.conditions, contact, events, now):
         return "skipped"
