@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from chalicelib.domain import campaigns as campaign_rules
@@ -25,7 +26,7 @@ from chalicelib.domain import triggers as rules
 from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
 from chalicelib.domain.contacts import contact_id_for
 from chalicelib.domain.criteria import check_criteria
-from chalicelib.domain.engine import BrokenReference, compile_criteria
+from chalicelib.domain.engine import BrokenReference, CompiledCriteria, compile_criteria
 from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed
 from chalicelib.domain.ids import new_id, stable_id
 from chalicelib.domain.population import Population
@@ -318,13 +319,15 @@ def _fire_all(tenant_id: str, occurrences: list[rules.Occurrence], clock: Clock)
     triggers = [t for t in store.all_triggers(tenant_id) if t.enabled and t.event["type"] in kinds]
     fired = 0
     for trigger in triggers:
+        context = _TriggerContext(tenant_id, trigger)
         for occurrence in occurrences:
             for cause in rules.causes(trigger.event, occurrence):
-                fired += _fire(tenant_id, trigger, occurrence, cause, clock)
+                fired += _fire(context, occurrence, cause, clock)
     return fired
 
 
-def _fire(tenant_id: str, trigger: Trigger, occurrence: rules.Occurrence, cause: str, clock: Clock) -> int:
+def _fire(context: _TriggerContext, occurrence: rules.Occurrence, cause: str, clock: Clock) -> int:
+    tenant_id, trigger = context.tenant_id, context.trigger
     key = rules.firing_key(trigger.id, occurrence.contact_id, cause)
     if store.has_fired(tenant_id, occurrence.contact_id, key):
         return 0  # a redelivery
@@ -341,27 +344,45 @@ def _fire(tenant_id: str, trigger: Trigger, occurrence: rules.Occurrence, cause:
         if contact is None:
             return 0
         filter_by_segments = trigger.event["type"] not in (rules.SEGMENT_ENTERED, rules.SEGMENT_EXITED)
-        outcome = _apply(tenant_id, trigger, contact, events, key, occurrence.depth, now, filter_by_segments)
+        outcome = _apply(context, contact, events, key, occurrence.depth, now, filter_by_segments)
     counts = {"contacts": 1, outcome: 1}
     return int(store.record_firing(tenant_id, trigger.id, occurrence.contact_id, key, run, counts, to_rfc3339(now)))
 
 
-def _meets(tenant_id: str, conditions: dict[str, Any], contact: Contact, events: list[dict], now: datetime) -> bool:
-    segments = {s.id: s for s in segment_store.all_segments(tenant_id)}
-    try:
-        compiled = compile_criteria(
-            conditions,
-            catalog.attribute_types(tenant_id),
-            lambda i: segments[i].criteria if i in segments else None,
-        )
-    except BrokenReference:
-        return False  # a segment the conditions name is gone: they cannot hold
-    return bool(compiled.evaluate(Population([contact], {contact.id: events}), now)[0])
+class _TriggerContext:
+    """One trigger of one tenant, with what checking and applying it needs from the tenant read (and its
+    conditions compiled) once per occurrence or run batch, not once per contact."""
+
+    def __init__(self, tenant_id: str, trigger: Trigger) -> None:
+        self.tenant_id, self.trigger = tenant_id, trigger
+
+    @cached_property
+    def _conditions(self) -> CompiledCriteria | None:
+        """None when a segment the conditions name is gone: then they cannot hold."""
+        assert self.trigger.conditions is not None
+        segments = {s.id: s for s in segment_store.all_segments(self.tenant_id)}
+        try:
+            return compile_criteria(
+                self.trigger.conditions,
+                catalog.attribute_types(self.tenant_id),
+                lambda i: segments[i].criteria if i in segments else None,
+            )
+        except BrokenReference:
+            return None
+
+    def meets_conditions(self, contact: Contact, events: list[dict[str, Any]], now: datetime) -> bool:
+        if self.trigger.conditions is None:
+            return True
+        compiled = self._conditions
+        return compiled is not None and bool(compiled.evaluate(Population([contact], {contact.id: events}), now)[0])
+
+    @cached_property
+    def usable_tags(self) -> set[str]:
+        return catalog.usable_tag_names(self.tenant_id)
 
 
 def _apply(
-    tenant_id: str,
-    trigger: Trigger,
+    context: _TriggerContext,
     contact: Contact,
     events: list[dict[str, Any]],
     key: str,
@@ -372,15 +393,16 @@ def _apply(
 ) -> str:
     """Check and apply the trigger for one contact: "applied", "skipped" or "failed". Given ``rewards``
     (a run's batch), reward lines are added there for the caller to write together."""
+    tenant_id, trigger = context.tenant_id, context.trigger
     segment_ids = trigger.event.get("segments") or []
     if filter_by_segments and segment_ids and not segments_holding(tenant_id, contact.ordinal, segment_ids):
         return "skipped"
-    if trigger.conditions is not None and not _meets(tenant_id, trigger.conditions, contact, events, now):
+    if not context.meets_conditions(contact, events, now):
         return "skipped"
     failed = False
     for action in trigger.actions:
         try:
-            _act(tenant_id, trigger, action, contact, key, depth, now, rewards)
+            _act(context, action, contact, key, depth, now, rewards)
         except SendLater:
             raise  # SQS delivers the message again; the actions already applied are idempotent
         except Exception:  # one action failing must not stop the others; the run counts it
@@ -393,8 +415,7 @@ def _apply(
 
 
 def _act(
-    tenant_id: str,
-    trigger: Trigger,
+    context: _TriggerContext,
     action: dict[str, Any],
     contact: Contact,
     key: str,
@@ -402,9 +423,9 @@ def _act(
     now: datetime,
     rewards: list[tuple[int, Reward]] | None,
 ) -> None:
-    kind = action["type"]
+    tenant_id, trigger, kind = context.tenant_id, context.trigger, action["type"]
     if kind in (rules.ADD_TAG, rules.REMOVE_TAG):
-        _change_tag(tenant_id, trigger, contact, action["tag"], kind == rules.ADD_TAG, depth)
+        _change_tag(context, contact, action["tag"], kind == rules.ADD_TAG, depth)
     elif kind == rules.REWARD:
         source = {"type": "trigger", "id": trigger.id, "name": trigger.name}
         line = engagements.reward_line(contact.id, action, f"trigger|{key}", source, to_rfc3339(now))
@@ -418,9 +439,10 @@ def _act(
         _send_email(tenant_id, trigger, action, contact, key)
 
 
-def _change_tag(tenant_id: str, trigger: Trigger, contact: Contact, tag: str, add: bool, depth: int) -> None:
-    if tag not in catalog.usable_tag_names(tenant_id):
+def _change_tag(context: _TriggerContext, contact: Contact, tag: str, add: bool, depth: int) -> None:
+    if tag not in context.usable_tags:
         raise ValueError(f"tag {tag} no longer exists")
+    tenant_id = context.tenant_id
 
     def compute(before: Contact, now: str) -> Contact:
         tags = before.tags | {tag} if add else before.tags - {tag}
@@ -433,7 +455,7 @@ def _change_tag(tenant_id: str, trigger: Trigger, contact: Contact, tag: str, ad
         lambda: contact_store.get_contact(tenant_id, contact.id),
         compute,
         "tags",
-        source=f"trigger:{trigger.id}",
+        source=f"trigger:{context.trigger.id}",
         depth=depth + 1,
     )
 
@@ -562,6 +584,7 @@ def run_batch(message: dict[str, Any], clock: Clock = system_clock) -> dict[str,
         counts["skipped"] = len(contact_ids)
     else:
         now = clock()
+        context = _TriggerContext(tenant_id, trigger)
         contacts = contact_store.get_contacts(tenant_id, contact_ids)
         rewards: list[tuple[int, Reward]] = []
         for contact_id in contact_ids:
@@ -571,7 +594,7 @@ def run_batch(message: dict[str, Any], clock: Clock = system_clock) -> dict[str,
             else:
                 events = contact_store.read_contact(tenant_id, contact_id)[1] if trigger.conditions else []
                 key = rules.firing_key(trigger.id, contact_id, f"run:{run_id}")
-                outcome = _apply(tenant_id, trigger, contact, events, key, 0, now, False, rewards)
+                outcome = _apply(context, contact, events, key, 0, now, False, rewards)
             counts[outcome] = counts.get(outcome, 0) + 1
         engagement_store.put_rewards(tenant_id, rewards)
     store.finish_batch(tenant_id, trigger_id, run_id, number, counts, to_rfc3339(clock()))
