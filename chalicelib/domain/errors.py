@@ -80,6 +80,11 @@ class ValidationFailed(AppError):
         self.field = field
 
 
+def changed_meanwhile(what: str, field: str = "version") -> Conflict:
+    """A conditional write lost to another writer (``what`` is e.g. "Campaign cmp_…"): read it again."""
+    return Conflict(f"{what} changed meanwhile; read it again.", {"field": field})
+
+
 class LimitExceeded(ValidationFailed):
     code = "limit_exceeded"
 

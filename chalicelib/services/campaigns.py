@@ -14,7 +14,7 @@ from chalicelib.domain import campaigns as rules
 from chalicelib.domain.attributes import BUILT_IN
 from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
 from chalicelib.domain.emails import is_valid_email
-from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed
+from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed, changed_meanwhile
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.templates import RenderFailed, Templates, check_templates, render
 from chalicelib.domain.validation import validate
@@ -254,7 +254,7 @@ def update_campaign(principal: Principal, campaign_id: str, body: Any, clock: Cl
     try:
         store.save_content(principal.tenant_id, before, after)
     except StaleCampaign:
-        raise Conflict(f"Campaign {campaign_id} changed meanwhile; read it again.", {"field": "version"}) from None
+        raise changed_meanwhile(f"Campaign {campaign_id}") from None
     return campaign_view(after)
 
 
@@ -264,7 +264,7 @@ def delete_campaign(principal: Principal, campaign_id: str) -> None:
     try:
         store.delete(principal.tenant_id, campaign)
     except StaleCampaign:
-        raise Conflict(f"Campaign {campaign_id} changed meanwhile; read it again.", {"field": "status"}) from None
+        raise changed_meanwhile(f"Campaign {campaign_id}", "status") from None
 
 
 # --- sending -------------------------------------------------------------------------------------------
@@ -298,9 +298,9 @@ def send_campaign(principal: Principal, campaign_id: str, clock: Clock = system_
         try:
             store.save_content(tenant_id, campaign, scheduled)
         except StaleCampaign:
-            raise Conflict(f"Campaign {campaign_id} changed meanwhile; read it again.", {"field": "status"}) from None
+            raise changed_meanwhile(f"Campaign {campaign_id}", "status") from None
     elif not sending.start(tenant_id, campaign.id, {rules.DRAFT}, clock):
-        raise Conflict(f"Campaign {campaign_id} changed meanwhile; read it again.", {"field": "status"})
+        raise changed_meanwhile(f"Campaign {campaign_id}", "status")
     return campaign_view(_require(tenant_id, campaign_id))
 
 
@@ -316,7 +316,7 @@ def pause_campaign(principal: Principal, campaign_id: str) -> dict[str, Any]:
     campaign = _require(principal.tenant_id, campaign_id)
     rules.require_status(campaign.id, campaign.status, {rules.SENDING}, "be paused")
     if not store.change_status(principal.tenant_id, campaign.id, {rules.SENDING}, rules.PAUSED, "paused by a user"):
-        raise Conflict(f"Campaign {campaign_id} changed meanwhile; read it again.", {"field": "status"})
+        raise changed_meanwhile(f"Campaign {campaign_id}", "status")
     return campaign_view(_require(principal.tenant_id, campaign_id))
 
 
@@ -324,7 +324,7 @@ def resume_campaign(principal: Principal, campaign_id: str) -> dict[str, Any]:
     campaign = _require(principal.tenant_id, campaign_id)
     rules.require_status(campaign.id, campaign.status, {rules.PAUSED}, "be resumed")
     if not sending.resume(principal.tenant_id, campaign.id):
-        raise Conflict(f"Campaign {campaign_id} changed meanwhile; read it again.", {"field": "status"})
+        raise changed_meanwhile(f"Campaign {campaign_id}", "status")
     return campaign_view(_require(principal.tenant_id, campaign_id))
 
 
@@ -340,7 +340,7 @@ def cancel_campaign(principal: Principal, campaign_id: str, clock: Clock = syste
         "cancelled by a user",
         finished_at=to_rfc3339(clock()),
     ):
-        raise Conflict(f"Campaign {campaign_id} changed meanwhile; read it again.", {"field": "status"})
+        raise changed_meanwhile(f"Campaign {campaign_id}", "status")
     return campaign_view(_require(principal.tenant_id, campaign_id))
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from chalicelib.domain import engagements as rules
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
-from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.errors import NotFound, changed_meanwhile
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.validation import validate
 from chalicelib.services import dependents
@@ -197,9 +197,7 @@ def update(
     try:
         store.save(principal.tenant_id, before, after)
     except StaleEngagement:
-        raise Conflict(
-            f"{kind.capitalize()} {engagement_id} changed meanwhile; read it again.", {"field": "version"}
-        ) from None
+        raise changed_meanwhile(f"{kind.capitalize()} {engagement_id}") from None
     return engagement_view(after, clock)
 
 
@@ -208,9 +206,7 @@ def delete(principal: Principal, kind: str, engagement_id: str) -> None:
     try:
         store.delete(principal.tenant_id, engagement)
     except StaleEngagement:
-        raise Conflict(
-            f"{kind.capitalize()} {engagement_id} changed meanwhile; read it again.", {"field": "version"}
-        ) from None
+        raise changed_meanwhile(f"{kind.capitalize()} {engagement_id}") from None
 
 
 def targeting(tenant_id: str, contact: Contact, engagements: list[Engagement], clock: Clock) -> list[Engagement]:

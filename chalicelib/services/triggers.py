@@ -27,7 +27,7 @@ from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc33
 from chalicelib.domain.contacts import contact_id_for
 from chalicelib.domain.criteria import check_criteria
 from chalicelib.domain.engine import BrokenReference, CompiledCriteria, compile_criteria
-from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed
+from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed, changed_meanwhile
 from chalicelib.domain.ids import new_id, stable_id
 from chalicelib.domain.population import Population
 from chalicelib.domain.schedules import parse_schedule
@@ -256,7 +256,7 @@ def update_trigger(principal: Principal, trigger_id: str, body: Any, clock: Cloc
     try:
         store.save(principal.tenant_id, before, after)
     except StaleTrigger:
-        raise Conflict(f"Trigger {trigger_id} changed meanwhile; read it again.", {"field": "version"}) from None
+        raise changed_meanwhile(f"Trigger {trigger_id}") from None
     return trigger_view(after)
 
 
@@ -265,7 +265,7 @@ def delete_trigger(principal: Principal, trigger_id: str) -> None:
     try:
         store.delete(principal.tenant_id, trigger)
     except StaleTrigger:
-        raise Conflict(f"Trigger {trigger_id} changed meanwhile; read it again.", {"field": "version"}) from None
+        raise changed_meanwhile(f"Trigger {trigger_id}") from None
 
 
 def runs(principal: Principal, trigger_id: str, limit_: int, cursor: str | None) -> dict[str, Any]:
