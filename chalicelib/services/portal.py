@@ -44,46 +44,29 @@ TOKEN_QUERY: dict[str, dict[str, Any]] = {
         "description": "Seconds the token stays valid.",
     }
 }
+
+
+def _items_of(properties: dict[str, Any]) -> dict[str, Any]:
+    """A portal answer: ``{"items": [...]}`` of objects with exactly these properties (never a segment's)."""
+    item = {"type": "object", "additionalProperties": False, "properties": properties}
+    return {"type": "object", "properties": {"items": {"type": "array", "items": item}}}
+
+
 _window = {"starts_at": {"type": "string"}, "ends_at": {"type": "string"}}
-PORTAL_ANNOUNCEMENTS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "items": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "id": {"type": "string"},
-                    "title": {"type": "string"},
-                    "body": {"type": "string"},
-                    **_window,
-                },
-            },
-        }
-    },
-}
-PORTAL_CHALLENGES_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "items": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "id": {"type": "string"},
-                    "name": {"type": "string"},
-                    "description": {"type": ["string", "null"]},
-                    "goal": {"type": "object"},
-                    "reward": {"type": "object"},
-                    "progress": {"type": "object"},
-                    **_window,
-                },
-            },
-        }
-    },
-}
+PORTAL_ANNOUNCEMENTS_SCHEMA = _items_of(
+    {"id": {"type": "string"}, "title": {"type": "string"}, "body": {"type": "string"}, **_window}
+)
+PORTAL_CHALLENGES_SCHEMA = _items_of(
+    {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "description": {"type": ["string", "null"]},
+        "goal": {"type": "object"},
+        "reward": {"type": "object"},
+        "progress": {"type": "object"},
+        **_window,
+    }
+)
 
 
 def issue_token(principal: Principal, reference: str, expires_in: str | None, clock: Clock = system_clock) -> dict:
