@@ -470,3 +470,41 @@ def test_a_scheduled_run_survives_a_worker_stopping_before_it_moved_the_schedule
     assert [r["id"] for r in listed] == [run["id"], manual["id"]]  # newest first: the scheduled one is "tomorrow"
     assert listed[0]["started_at"] > listed[1]["started_at"]
     assert len(rewards(api, partners, "ana")) == 2  # another run, another cause
+
+
+def test_a_batch_that_keeps_failing_is_retried_alone_then_counted_as_failures_from_the_dead_letter_queue(
+    api, app, partners, monkeypatch
+):
+    from chalicelib.resources import TRIGGER_RUNS_DEAD_LETTER_QUEUE
+
+    for who in ("ana", "eva"):
+        new_contact(api, partners, who, "Lisbon", tags=["vip"])
+    drain(app)
+    daily = create_trigger(
+        api, partners, name="daily",
+        event={"type": "schedule", "expression": "rate(1 day)", "segments": [partners.vips]},
+        actions=[{"type": "reward", "amount": 1}],
+    )  # fmt: skip
+    monkeypatch.setattr(trigger_service, "RUN_BATCH_SIZE", 1)
+    api.post(f"/triggers/{daily['id']}/run", key=partners.admin_key)
+    batches = take_messages(TRIGGER_RUNS_QUEUE, partners.id)
+    assert len(batches) == 2
+    real = trigger_service.engagement_store.put_rewards
+    batch = batches[0]
+    (doomed,), _ = trigger_service.store.batch_contacts(partners.id, daily["id"], batch["run_id"], batch["batch"])
+
+    def broken_for_the_first(tenant_id, lines):
+        if any(reward.contact_id == doomed for _, reward in lines):
+            raise RuntimeError("storage refused")
+        return real(tenant_id, lines)
+
+    monkeypatch.setattr(trigger_service.engagement_store, "put_rewards", broken_for_the_first)
+    failed = deliver(app, "run_trigger_batches", TRIGGER_RUNS_QUEUE, batches, batch_size=2)
+    assert len(failed) == 1  # only the failing record is retried; the other batch is done
+    (run,) = runs(api, partners, daily["id"])
+    assert (run["status"], run["progress"]["batches_done"], run["actions_applied"]) == ("running", 1, 1)
+
+    # after its last delivery SQS moves it to the dead-letter queue, whose handler counts it and ends the run
+    assert not deliver(app, "fail_dead_trigger_batches", TRIGGER_RUNS_DEAD_LETTER_QUEUE, [batch], times=2)
+    (run,) = runs(api, partners, daily["id"])
+    assert (run["status"], run["contacts"], run["actions_applied"], run["failures"]) == ("finished", 2, 1, 1)
