@@ -10,12 +10,12 @@ RFC 3339 strings with a time and offset ("2026-01-31T09:00:00Z").
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
-from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.clock import check_moment, looks_like_rfc3339
 from chalicelib.domain.errors import LimitExceeded, ValidationFailed
+from chalicelib.domain.values import check_number, number_from_text
 
 TYPES = ("string", "number", "boolean", "datetime", "string_list")
 BUILT_IN: dict[str, str] = {
@@ -40,7 +40,6 @@ RESERVED = frozenset(
 MAX_ATTRIBUTES = 100
 MAX_STRING_LENGTH = 1_000
 MAX_LIST_ITEMS = 100
-_LOOKS_LIKE_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}")
 
 
 def infer_type(value: Any) -> str:
@@ -50,12 +49,8 @@ def infer_type(value: Any) -> str:
         return "number"
     if isinstance(value, list):
         return "string_list"
-    if isinstance(value, str) and _LOOKS_LIKE_DATETIME.match(value):
-        try:
-            parse_rfc3339(value)
-            return "datetime"
-        except ValueError:
-            return "string"
+    if looks_like_rfc3339(value):
+        return "datetime"  # one out of the range is then refused, not kept as text
     return "string"
 
 
@@ -66,14 +61,9 @@ def coerce(value: Any, kind: str, field: str) -> Any:
             raise ValidationFailed(field, f"{field} must be true or false.", expected="boolean")
         return value
     if kind == "number":
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise ValidationFailed(field, f"{field} must be a number.", expected="number")
-        return value
+        return check_number(value, field)
     if kind == "datetime":
-        try:
-            return to_rfc3339(parse_rfc3339(value))
-        except (ValueError, TypeError):
-            raise ValidationFailed(field, f"{field} must be an RFC 3339 date-time.", expected="datetime") from None
+        return check_moment(value, field)
     if kind == "string_list":
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise ValidationFailed(field, f"{field} must be a list of strings.", expected="string_list")
@@ -98,11 +88,7 @@ def _check_length(value: str, field: str) -> None:
 def from_text(text: str, kind: str, field: str) -> Any:
     """Interpret a CSV cell as ``kind`` (cells are text; JSON bodies keep their types)."""
     if kind == "number":
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValidationFailed(field, f"{field} must be a number.", expected="number") from None
-        return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
+        return number_from_text(text, field)
     if kind == "boolean":
         lowered = text.strip().lower()
         if lowered not in ("true", "false", "1", "0", "yes", "no"):

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.domain.attributes import BUILT_IN
-from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.clock import InvalidMoment, parse_rfc3339, stored_moment, to_rfc3339
 from chalicelib.domain.errors import LimitExceeded, UnknownTags, ValidationFailed
 from chalicelib.domain.events import EVENT_TYPE_PATTERN, RETENTION_DAYS
 from chalicelib.domain.tags import normalise_tag
@@ -135,10 +135,8 @@ def typed_value(raw: Any, kind: str) -> Any:
     if kind == "boolean":
         return raw if isinstance(raw, bool) else None
     if kind == "datetime":
-        try:
-            return parse_rfc3339(raw).timestamp()
-        except (ValueError, TypeError):
-            return None
+        moment = stored_moment(raw)
+        return moment.timestamp() if moment is not None else None
     if kind == "string_list":
         return tuple(item.casefold() for item in raw if isinstance(item, str)) if isinstance(raw, list) else None
     return raw.casefold() if isinstance(raw, str) else None
@@ -357,10 +355,8 @@ def _scalar(value: Any, kind: str, path: str) -> Any:
     if kind == "datetime":
         try:
             return to_rfc3339(parse_rfc3339(value))
-        except (ValueError, TypeError):
-            raise _fail(
-                path, "must be an RFC 3339 date-time such as 2026-01-31T00:00:00Z.", expected="datetime"
-            ) from None
+        except InvalidMoment as problem:
+            raise _fail(path, f"{problem}.", expected="datetime") from None
     if not isinstance(value, str) or len(value) > MAX_TEXT:
         raise _fail(path, f"must be text of at most {MAX_TEXT} characters.", expected="string")
     return value

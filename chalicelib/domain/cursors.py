@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from chalicelib.domain.errors import ValidationFailed
+from chalicelib.domain.values import whole_number
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -57,12 +58,4 @@ def decode_cursor(cursor: str | None, *, scope: str, secret: bytes) -> dict[str,
 
 
 def parse_limit(raw: str | None) -> int:
-    if raw in (None, ""):
-        return DEFAULT_LIMIT
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise ValidationFailed("limit", "limit must be a whole number.") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValidationFailed("limit", f"limit must be between 1 and {MAX_LIMIT}.")
-    return limit
+    return whole_number(raw, "limit", 1, MAX_LIMIT, default=DEFAULT_LIMIT)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.clock import check_moment, parse_rfc3339, stored_moment, to_rfc3339
 from chalicelib.domain.errors import ValidationFailed
 from chalicelib.domain.events import EVENT_TYPE_PATTERN
 
@@ -59,17 +59,26 @@ class Window:
     ends_at: str
 
     def is_open(self, now: datetime) -> bool:
-        return parse_rfc3339(self.starts_at) <= now < parse_rfc3339(self.ends_at)
+        """Inside the window; a window that cannot be read (see :meth:`problems`) is never open."""
+        starts, ends = stored_moment(self.starts_at), stored_moment(self.ends_at)
+        return starts is not None and ends is not None and starts <= now < ends
+
+    def problems(self) -> list[dict[str, str]]:
+        """Stored times that cannot be read (written before the date-time rules): named, so the record can
+        still be shown, fixed or deleted."""
+        return [
+            {"field": name, "message": f"the stored {name} {value!r} is not a valid date-time; set it again"}
+            for name, value in (("starts_at", self.starts_at), ("ends_at", self.ends_at))
+            if stored_moment(value) is None
+        ]
 
 
 def check_window(starts_at: Any, ends_at: Any) -> Window:
     """Both RFC 3339 times, the end after the start (a window may already be over: it is then just inactive)."""
-    moments = {}
-    for name, value in (("starts_at", starts_at), ("ends_at", ends_at)):
-        try:
-            moments[name] = parse_rfc3339(value)
-        except (TypeError, ValueError):
-            raise ValidationFailed(name, f"{name} is an RFC 3339 time, such as 2026-12-01T09:00:00Z.") from None
+    moments = {
+        name: parse_rfc3339(check_moment(value, name))
+        for name, value in (("starts_at", starts_at), ("ends_at", ends_at))
+    }
     if moments["ends_at"] <= moments["starts_at"]:
         raise ValidationFailed("ends_at", "ends_at must come after starts_at.")
     return Window(to_rfc3339(moments["starts_at"]), to_rfc3339(moments["ends_at"]))
@@ -107,8 +116,15 @@ class Progress:
 
 def progress(goal: dict[str, Any], window: Window, events: list[dict[str, Any]]) -> Progress:
     """How far a contact is towards ``goal`` with the events it has inside ``window``."""
-    starts, ends = parse_rfc3339(window.starts_at), parse_rfc3339(window.ends_at)
-    counted = [e for e in events if e["type"] == goal["event_type"] and starts <= parse_rfc3339(e["at"]) < ends]
+    starts, ends = stored_moment(window.starts_at), stored_moment(window.ends_at)
+    if starts is None or ends is None:
+        return Progress(0, goal.get("count") or goal["amount"])
+
+    def inside(event: dict[str, Any]) -> bool:
+        at = stored_moment(event["at"])
+        return at is not None and starts <= at < ends
+
+    counted = [e for e in events if e["type"] == goal["event_type"] and inside(e)]
     if "count" in goal:
         return Progress(len(counted), goal["count"])
     total = round(sum(e.get("amount") or 0 for e in counted), 2)

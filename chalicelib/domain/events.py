@@ -9,14 +9,14 @@ the same id is stored once.
 
 from __future__ import annotations
 
-import math
 import re
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
+from chalicelib.domain.clock import check_moment, parse_rfc3339, to_rfc3339
 from chalicelib.domain.errors import LimitExceeded, ValidationFailed
+from chalicelib.domain.values import check_number
 
 RETENTION_DAYS = 400
 MAX_FUTURE = timedelta(days=1)
@@ -64,10 +64,7 @@ def check_event(raw: Any, now: datetime, field: str, *, allow_contact_ref: bool 
     kind = raw.get("type")
     if not isinstance(kind, str) or not _TYPE.match(kind):
         raise ValidationFailed(f"{field}.type", f"{field}.type is 1-64 characters of a-z, 0-9, '_', '.', '-'.")
-    try:
-        at = parse_rfc3339(raw.get("at"))
-    except (ValueError, TypeError):
-        raise ValidationFailed(f"{field}.at", f"{field}.at must be an RFC 3339 date-time.") from None
+    at = parse_rfc3339(check_moment(raw.get("at"), f"{field}.at"))
     if at > now + MAX_FUTURE:
         raise ValidationFailed(f"{field}.at", f"{field}.at is more than a day in the future.")
     if at < now - timedelta(days=RETENTION_DAYS):
@@ -80,10 +77,7 @@ def check_event(raw: Any, now: datetime, field: str, *, allow_contact_ref: bool 
     else:
         event["id"] = f"evt_{int(at.timestamp() * 1000):013d}{secrets.token_hex(6)}"
     if raw.get("amount") is not None:
-        amount = raw["amount"]
-        if isinstance(amount, bool) or not isinstance(amount, int | float) or not math.isfinite(amount):
-            raise ValidationFailed(f"{field}.amount", f"{field}.amount must be a number.")
-        event["amount"] = amount
+        event["amount"] = check_number(raw["amount"], f"{field}.amount")
     properties = raw.get("properties") or {}
     if not isinstance(properties, dict):
         raise ValidationFailed(f"{field}.properties", f"{field}.properties must be an object.")
@@ -93,10 +87,10 @@ def check_event(raw: Any, now: datetime, field: str, *, allow_contact_ref: bool 
         path = f"{field}.properties.{name}"
         if not _PROPERTY_NAME.match(name):
             raise ValidationFailed(path, f"{path}: property names are a-z, 0-9 and '_', starting with a letter.")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValidationFailed(path, f"{path} must be finite.")
         if not isinstance(value, str | int | float | bool):
             raise ValidationFailed(path, f"{path} must be text, a number or true/false.")
+        if not isinstance(value, str | bool):
+            check_number(value, path)
         if isinstance(value, str) and len(value) > MAX_PROPERTY_TEXT:
             raise LimitExceeded(path, f"{path} is longer than {MAX_PROPERTY_TEXT} characters.", limit=MAX_PROPERTY_TEXT)
     event["properties"] = dict(properties)

@@ -11,16 +11,22 @@ line, instead of swallowing the rest of the file.
 from __future__ import annotations
 
 import csv
-import io
 import json
+import re
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.domain.attributes import ATTRIBUTE_NAME_PATTERN
 from chalicelib.domain.errors import LimitExceeded, ValidationFailed
+from chalicelib.domain.values import loads_json, unstorable_number
 
 MAX_ROWS = 10_000
 CSV_FIELDS = ("external_id", "email", "first_name", "last_name", "group", "tags")
 _QUOTE_LOOKAHEAD = 50  # physical lines a quoted cell may span
+MAX_HEADER_NAME = 100
+_ATTRIBUTE_NAME = re.compile(ATTRIBUTE_NAME_PATTERN)
 
 
 @dataclass
@@ -30,45 +36,73 @@ class ParsedImport:
     csv_text_attributes: bool = False  # CSV cells are text: attributes are typed later, with the catalog
 
 
-def _count_rows(parsed: ParsedImport) -> None:
-    total = len(parsed.rows) + len(parsed.errors)
-    if total > MAX_ROWS:
-        raise LimitExceeded("body", f"An import holds at most {MAX_ROWS} rows; this one has {total}.", limit=MAX_ROWS)
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+"""A physical line with its terminator: only CR LF, LF and CR end one (U+2028, U+0085, form feed… are data)."""
 
 
-def _records(lines: list[str], start: int) -> tuple[list[tuple[int, str]], list[dict[str, Any]]]:
-    """Group physical lines into CSV records; unterminated quotes become errors."""
-    records, errors = [], []
-    index = start
-    while index < len(lines):
-        line = lines[index]
+def _too_many() -> LimitExceeded:
+    return LimitExceeded("body", f"An import holds at most {MAX_ROWS} rows; this one has more.", limit=MAX_ROWS)
+
+
+def _physical_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, line with its terminator), lazily: a huge body is not split before the row limit is met."""
+    for number, match in enumerate(_LINE.finditer(text), start=1):
+        yield number, match.group()
+
+
+def _unterminated(line: str) -> str:
+    return line.rstrip("\r\n")
+
+
+def _records(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str | None]]:
+    """Group physical lines into CSV records, keeping their line ends exactly (a quoted cell may hold them).
+
+    A record whose quote is still open after _QUOTE_LOOKAHEAD lines comes out as (line, None), and reading
+    resumes on the line after its first."""
+    pushed_back: deque[tuple[int, str]] = deque()
+
+    def take() -> tuple[int, str] | None:
+        return pushed_back.popleft() if pushed_back else next(lines, None)
+
+    while (first := take()) is not None:
+        number, line = first
         if not line.strip():
-            index += 1
             continue
-        text, end = line, index
-        while text.count('"') % 2 and end + 1 < len(lines) and end - index < _QUOTE_LOOKAHEAD:
-            end += 1
-            text += "\n" + lines[end]
-        if text.count('"') % 2:
-            errors.append({"line": index + 1, "field": None, "message": "a quoted cell is never closed"})
-            index += 1
-            continue
-        records.append((index + 1, text))
-        index = end + 1
-    return records, errors
+        parts, following = [line], []
+        quotes = line.count('"')
+        while quotes % 2 and len(following) < _QUOTE_LOOKAHEAD and (more := take()) is not None:
+            following.append(more)
+            parts.append(more[1])
+            quotes += more[1].count('"')
+        if quotes % 2:
+            pushed_back.extendleft(reversed(following))
+            yield number, None
+        else:
+            yield number, _unterminated("".join(parts))
 
 
 def _header(line: str) -> list[str]:
-    columns = [name.strip() for name in next(csv.reader([line]))]
+    try:
+        columns = [name.strip() for name in next(csv.reader([line]))]
+    except csv.Error:
+        cells = line.split(",")
+        position = next((i for i, cell in enumerate(cells) if len(cell) > MAX_HEADER_NAME), 0)
+        raise ValidationFailed("header", "the header row is not valid CSV.", column=position + 1) from None
     seen = set()
     for position, name in enumerate(columns):
+        if len(name) > MAX_HEADER_NAME:
+            raise ValidationFailed(
+                "header", f"column {position + 1} is longer than {MAX_HEADER_NAME} characters.", column=position + 1
+            )
         if name in seen:
             raise ValidationFailed("header", f"column {name!r} appears twice.", column=position + 1)
         seen.add(name)
-        if name not in CSV_FIELDS and not (name.startswith("attributes.") and len(name) > len("attributes.")):
+        attribute = name[len("attributes.") :] if name.startswith("attributes.") else None
+        if name not in CSV_FIELDS and not (attribute and _ATTRIBUTE_NAME.fullmatch(attribute)):
             raise ValidationFailed(
                 "header",
-                f"column {name!r} is not one of {', '.join(CSV_FIELDS)} or attributes.<name>.",
+                f"column {name!r} is not one of {', '.join(CSV_FIELDS)} or attributes.<name> "
+                "(a-z, 0-9 and '_', starting with a letter).",
                 column=position + 1,
             )
     if not ({"email", "external_id"} & seen):
@@ -77,16 +111,20 @@ def _header(line: str) -> list[str]:
 
 
 def parse_csv(text: str) -> ParsedImport:
-    lines = text.splitlines()
-    first = next((i for i, line in enumerate(lines) if line.strip()), None)
-    if first is None:
+    lines = _physical_lines(text)
+    header = next(((n, line) for n, line in lines if line.strip()), None)
+    if header is None:
         raise ValidationFailed("body", "The import is empty.")
-    columns = _header(lines[first])
+    columns = _header(_unterminated(header[1]))
     parsed = ParsedImport(csv_text_attributes=True)
-    records, parsed.errors = _records(lines, first + 1)
-    for line_number, record in records:
+    for line_number, record in _records(lines):
+        if len(parsed.rows) + len(parsed.errors) >= MAX_ROWS:
+            raise _too_many()
+        if record is None:
+            parsed.errors.append({"line": line_number, "field": None, "message": "a quoted cell is never closed"})
+            continue
         try:
-            (cells,) = list(csv.reader(io.StringIO(record), strict=True))
+            (cells,) = list(csv.reader([record], strict=True))
         except (csv.Error, ValueError) as problem:
             parsed.errors.append({"line": line_number, "field": None, "message": f"malformed CSV: {problem}"})
             continue
@@ -111,30 +149,49 @@ def parse_csv(text: str) -> ParsedImport:
                 row[name] = cell.strip()
         parsed.rows.append((line_number, row))
     parsed.errors.sort(key=lambda error: error["line"])
-    _count_rows(parsed)
     return parsed
 
 
 def parse_jsonl(text: str) -> ParsedImport:
+    """JSON Lines: records end at LF (a CR before it is JSON whitespace); U+2028 and the like are data."""
     parsed = ParsedImport()
-    for index, line in enumerate(text.splitlines()):
+    for index, line in enumerate(_json_lines(text)):
         if not line.strip():
             continue
+        if len(parsed.rows) + len(parsed.errors) >= MAX_ROWS:
+            raise _too_many()
         try:
-            row = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as problem:
-            parsed.errors.append({"line": index + 1, "field": None, "message": f"not valid JSON: {problem}"})
+            row = loads_json(line)
+        except json.JSONDecodeError as problem:
+            parsed.errors.append({"line": index + 1, "field": None, "message": f"not valid JSON: {problem.msg}"})
+            continue
+        except (ValueError, RecursionError):
+            parsed.errors.append({"line": index + 1, "field": None, "message": "not valid JSON"})
             continue
         if not isinstance(row, dict):
             parsed.errors.append({"line": index + 1, "field": None, "message": "each line must be a JSON object"})
             continue
+        unstorable = unstorable_number(row)
+        if unstorable:
+            parsed.errors.append(
+                {"line": index + 1, "field": unstorable[0], "message": f"{unstorable[0]} {unstorable[1]}"}
+            )
+            continue
         parsed.rows.append((index + 1, row))
-        if len(parsed.rows) > MAX_ROWS:
-            break
     if not parsed.rows and not parsed.errors:
         raise ValidationFailed("body", "The import is empty.")
-    _count_rows(parsed)
     return parsed
+
+
+def _json_lines(text: str) -> Iterator[str]:
+    start = 0
+    while start <= len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            yield text[start:]
+            return
+        yield text[start:end]
+        start = end + 1
 
 
 def parse_import(body: bytes, content_type: str) -> ParsedImport:

@@ -13,6 +13,7 @@ distinct value instead of once per contact.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from chalicelib.domain.clock import parse_rfc3339
+from chalicelib.domain.clock import stored_moment
 from chalicelib.domain.criteria import contact_value, is_number, typed_value
 
 
@@ -124,7 +125,9 @@ class EventTable:
 
 
 def _epoch(text: str) -> float:
-    return parse_rfc3339(text).timestamp()
+    """Epoch seconds of a stored time; NaN (matching no window) for one that cannot be read."""
+    moment = stored_moment(text)
+    return moment.timestamp() if moment is not None else math.nan
 
 
 class Population:

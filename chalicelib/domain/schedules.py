@@ -19,11 +19,15 @@ from datetime import UTC, date, datetime, timedelta
 
 from chalicelib.domain.errors import ValidationFailed
 
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_RATE = re.compile(r"^rate\(([0-9]+) (minute|minutes|hour|hours|day|days)\)$", re.ASCII)
 _MONTHS = {name: i for i, name in enumerate(calendar.month_abbr) if name}
 _MONTHS = {k.upper(): v for k, v in _MONTHS.items()}
 _DAYS = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
-_SEARCH_YEARS = 5
+_ASCII_DIGITS = re.compile(r"[0-9]{1,4}", re.ASCII)
+MAX_RATE_SECONDS = 10 * 366 * 86_400
+"""A rate of up to ten years: longer ones would overflow the calendar long before they fire."""
+LAST_YEAR = 2199
+"""EventBridge's cron years run to 2199."""
 
 
 class InvalidSchedule(ValueError):
@@ -42,20 +46,23 @@ def _parse_rate(text: str) -> Rate:
     match = _RATE.match(text)
     if not match:
         raise InvalidSchedule("rate must look like rate(5 minutes)")
-    value, unit = int(match.group(1)), match.group(2)
+    digits, unit = match.group(1), match.group(2)
+    value = int(digits) if len(digits) <= 12 else MAX_RATE_SECONDS + 1
     if value < 1:
         raise InvalidSchedule("rate value must be a positive whole number")
     if (value == 1) != (not unit.endswith("s")):
         raise InvalidSchedule("use the singular unit for 1 and the plural otherwise, as EventBridge does")
-    seconds_per = {"minute": 60, "hour": 3600, "day": 86400}[unit.rstrip("s")]
-    return Rate(value * seconds_per)
+    seconds = value * {"minute": 60, "hour": 3600, "day": 86400}[unit.rstrip("s")]
+    if seconds > MAX_RATE_SECONDS:
+        raise InvalidSchedule("a rate is at most ten years (3660 days)")
+    return Rate(seconds)
 
 
 def _number(token: str, names: dict[str, int], low: int, high: int) -> int:
     upper = token.upper()
     if upper in names:
         return names[upper]
-    if not token.isdigit():
+    if not _ASCII_DIGITS.fullmatch(token):
         raise InvalidSchedule(f"{token!r} is not a number or name")
     value = int(token)
     if not low <= value <= high:
@@ -70,7 +77,7 @@ def _expand(field: str, low: int, high: int, names: dict[str, int] | None = None
         step = 1
         if "/" in part:
             part, step_text = part.split("/", 1)
-            if not step_text.isdigit() or int(step_text) < 1:
+            if not _ASCII_DIGITS.fullmatch(step_text) or int(step_text) < 1:
                 raise InvalidSchedule(f"bad step in {field!r}")
             step = int(step_text)
         if part == "*":
@@ -123,29 +130,27 @@ class Cron:
             return weekday == wanted and day.day + 7 > calendar.monthrange(day.year, day.month)[1]
         if "#" in spec:
             name, nth = spec.split("#", 1)
-            if not nth.isdigit() or not 1 <= int(nth) <= 5:
+            if not _ASCII_DIGITS.fullmatch(nth) or not 1 <= int(nth) <= 5:
                 raise InvalidSchedule(f"{spec!r}: the occurrence after # must be 1-5")
             return weekday == _number(name, _DAYS, 1, 7) and (day.day - 1) // 7 + 1 == int(nth)
         return weekday in _expand(spec, 1, 7, _DAYS)
 
     def next_after(self, moment: datetime) -> datetime:
+        """The first firing after ``moment``; InvalidSchedule when there is none (by 2199, EventBridge's last
+        year). Walks only the years and months the expression names, so "never" is found quickly."""
         start = (moment.astimezone(UTC) + timedelta(minutes=1)).replace(second=0, microsecond=0)
-        day = start.date()
-        end = date(start.year + _SEARCH_YEARS, 12, 31)
-        while day <= end:
-            if (
-                day.year in self.years
-                and day.month in self.months
-                and self._dom_matches(day)
-                and self._dow_matches(day)
-            ):
-                for hour in sorted(self.hours):
-                    for minute in sorted(self.minutes):
-                        candidate = datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
-                        if candidate >= start:
-                            return candidate
-            day += timedelta(days=1)
-        raise InvalidSchedule("the expression never fires in the next years")
+        for year in sorted(y for y in self.years if y >= start.year):
+            for month in sorted(m for m in self.months if (year, m) >= (start.year, start.month)):
+                for day_number in range(1, calendar.monthrange(year, month)[1] + 1):
+                    day = date(year, month, day_number)
+                    if day < start.date() or not (self._dom_matches(day) and self._dow_matches(day)):
+                        continue
+                    for hour in sorted(self.hours):
+                        for minute in sorted(self.minutes):
+                            candidate = datetime(year, month, day_number, hour, minute, tzinfo=UTC)
+                            if candidate >= start:
+                                return candidate
+        raise InvalidSchedule("the expression never fires (no matching date up to 2199)")
 
 
 def _parse_cron(text: str) -> Cron:
@@ -163,7 +168,7 @@ def _parse_cron(text: str) -> Cron:
         day_of_month=dom.upper(),
         months=_expand(month, 1, 12, _MONTHS),
         day_of_week=dow.upper(),
-        years=_expand(year, 1970, 2199),
+        years=_expand(year, 1970, LAST_YEAR),
     )
     probe = date(2024, 1, 1)
     if dom not in ("?", "L") and not dom.upper().endswith("W"):
@@ -184,8 +189,11 @@ def parse_schedule(expression: str) -> Rate | Cron:
     raise InvalidSchedule("expected rate(…) or cron(…)")
 
 
-def validate_schedule(expression: object, field: str) -> Rate | Cron:
+def validate_schedule(expression: object, field: str, now: datetime) -> Rate | Cron:
+    """A schedule that parses and fires at least once after ``now``; a 422 naming ``field`` otherwise."""
     try:
-        return parse_schedule(expression)  # type: ignore[arg-type]
+        schedule = parse_schedule(expression)  # type: ignore[arg-type]
+        schedule.next_after(now)
     except InvalidSchedule as problem:
         raise ValidationFailed(field, f"{field}: {problem}.") from None
+    return schedule

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from chalicelib.domain.engagements import REWARD_SCHEMA
@@ -97,7 +98,7 @@ ACTION_SCHEMA: dict[str, Any] = {
 }
 
 
-def check_event_shape(event: dict[str, Any]) -> None:
+def check_event_shape(event: dict[str, Any], now: datetime) -> None:
     """What each event type needs, beyond the schema; errors name ``event.<field>``."""
     kind = event["type"]
     wanted = {TAG_ADDED: "tag", EVENT_RECEIVED: "event_type", SCHEDULE: "expression"}.get(kind)
@@ -109,7 +110,7 @@ def check_event_shape(event: dict[str, Any]) -> None:
     if kind in NEEDS_SEGMENTS and not event.get("segments"):
         raise ValidationFailed("event.segments", f"A {kind} trigger acts on the members of at least one segment.")
     if kind == SCHEDULE:
-        validate_schedule(event["expression"], "event.expression")
+        validate_schedule(event["expression"], "event.expression", now)
 
 
 def check_actions(actions: list[dict[str, Any]]) -> None:

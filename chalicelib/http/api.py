@@ -28,6 +28,7 @@ from chalicelib.domain.errors import (
     PayloadTooLarge,
     ValidationFailed,
 )
+from chalicelib.domain.values import check_numbers, loads_json
 from chalicelib.logs import logger
 from chalicelib.services.auth import authenticate
 from chalicelib.services.principal import Principal
@@ -110,22 +111,28 @@ def error_response(error: AppError, headers: dict[str, str] | None = None) -> Re
     return Response(body=error.to_body(), status_code=error.status, headers={"Content-Type": JSON, **(headers or {})})
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def parse_json_body(raw: bytes | None) -> Any:
+    """The decoded body; every number in it can be stored (a 422 names the first one that cannot)."""
     if not raw:
         raise InvalidJson("The request needs a JSON body.", {"field": "body"})
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        body = loads_json(raw)
     except json.JSONDecodeError as problem:
         raise InvalidJson(
             f"The body is not valid JSON: {problem.msg}.",
             {"field": "body", "line": problem.lineno, "column": problem.colno},
         ) from None
     except (ValueError, RecursionError, UnicodeDecodeError) as problem:
-        raise InvalidJson(f"The body is not valid JSON: {problem}.", {"field": "body"}) from None
+        reason = (
+            "it nests too deeply"
+            if isinstance(problem, RecursionError)
+            else "it is not UTF-8 text"
+            if isinstance(problem, UnicodeDecodeError)
+            else str(problem)
+        )
+        raise InvalidJson(f"The body is not valid JSON: {reason}.", {"field": "body"}) from None
+    check_numbers(body)
+    return body
 
 
 def _principal_for(access: Access, authorization: str | None) -> Principal:

@@ -12,7 +12,15 @@ from typing import Any
 
 from chalicelib.domain import campaigns as rules
 from chalicelib.domain.attributes import BUILT_IN
-from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
+from chalicelib.domain.clock import (
+    EARLIEST,
+    Clock,
+    check_moment,
+    parse_rfc3339,
+    stored_moment,
+    system_clock,
+    to_rfc3339,
+)
 from chalicelib.domain.emails import is_valid_email
 from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed, changed_meanwhile
 from chalicelib.domain.ids import new_id
@@ -162,13 +170,10 @@ def _require(tenant_id: str, campaign_id: str) -> Campaign:
 def _check_send_at(value: str | None, clock: Clock) -> str | None:
     if value is None:
         return None
-    try:
-        moment = parse_rfc3339(value)
-    except ValueError:
-        raise ValidationFailed("send_at", "send_at is an RFC 3339 time, such as 2026-12-01T09:00:00Z.") from None
-    if moment <= clock():
+    stored = check_moment(value, "send_at")
+    if parse_rfc3339(stored) <= clock():
         raise ValidationFailed("send_at", "send_at is in the past; leave it null to send when you press send.")
-    return to_rfc3339(moment)
+    return stored
 
 
 def check_sender(principal: Principal, value: str | None) -> str:
@@ -244,7 +249,7 @@ def update_campaign(principal: Principal, campaign_id: str, body: Any, clock: Cl
         "exclude_segments": before.exclude_segments,
         "send_at": before.send_at,
     }
-    if "send_at" not in body and before.send_at and parse_rfc3339(before.send_at) <= clock():
+    if "send_at" not in body and before.send_at and (stored_moment(before.send_at) or EARLIEST) <= clock():
         current["send_at"] = None  # a schedule that passed while editing is not re-checked as "in the past"
     fields = _checked(principal, {**current, **body}, clock)
     status = before.status
@@ -293,7 +298,7 @@ def send_campaign(principal: Principal, campaign_id: str, clock: Clock = system_
     campaign = _require(tenant_id, campaign_id)
     rules.require_status(campaign.id, campaign.status, {rules.DRAFT}, "be sent")
     _require_published_segments(tenant_id, campaign)
-    if campaign.send_at and parse_rfc3339(campaign.send_at) > clock():
+    if campaign.send_at and (stored_moment(campaign.send_at) or EARLIEST) > clock():
         scheduled = replace(campaign, status=rules.SCHEDULED, updated_at=to_rfc3339(clock()))
         try:
             store.save_content(tenant_id, campaign, scheduled)

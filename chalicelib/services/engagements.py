@@ -25,6 +25,11 @@ from chalicelib.storage import engagements as store
 from chalicelib.storage.contacts import Contact
 from chalicelib.storage.engagements import Engagement, Reward, StaleEngagement
 
+PROBLEMS_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "description": "Stored values that cannot be read (written before today's rules): edit or delete the record.",
+    "items": {"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}},
+}
 _segments = {"type": "array", "items": {"type": "string", "maxLength": 64}, "maxItems": 50}
 _window = {"starts_at": {"type": "string", "maxLength": 40}, "ends_at": {"type": "string", "maxLength": 40}}
 _status = {"type": "string", "enum": [rules.ENABLED, rules.DISABLED]}
@@ -66,6 +71,7 @@ SCHEMAS: dict[str, dict[str, dict[str, Any]]] = {
                 "id": {"type": "string"},
                 "active": {"type": "boolean"},
                 "status_reason": {"type": ["string", "null"]},
+                "problems": PROBLEMS_SCHEMA,
             },
         },
     },
@@ -85,6 +91,7 @@ SCHEMAS: dict[str, dict[str, dict[str, Any]]] = {
                 "id": {"type": "string"},
                 "active": {"type": "boolean"},
                 "status_reason": {"type": ["string", "null"]},
+                "problems": PROBLEMS_SCHEMA,
             },
         },
     },
@@ -131,6 +138,9 @@ def engagement_view(engagement: Engagement, clock: Clock = system_clock) -> dict
     }
     if engagement.kind == rules.CHALLENGE:
         view.update(goal=engagement.goal, reward=engagement.reward)
+    problems = rules.Window(engagement.starts_at, engagement.ends_at).problems()
+    if problems:
+        view["problems"] = problems
     return view
 
 

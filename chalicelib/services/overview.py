@@ -17,6 +17,7 @@ from chalicelib.domain.attributes import BUILT_IN
 from chalicelib.domain.contacts import SHARDS
 from chalicelib.domain.criteria import CONTACT_FIELDS, contact_value, typed_value
 from chalicelib.domain.errors import ValidationFailed
+from chalicelib.domain.values import whole_number
 from chalicelib.services.principal import Principal
 from chalicelib.storage import catalog
 from chalicelib.storage import contacts as contact_store
@@ -106,9 +107,7 @@ def overview(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
     names = list(dict.fromkeys(part.strip() for part in query.get("facets", "tags,group").split(",") if part.strip()))
     if not 1 <= len(names) <= MAX_FACETS:
         raise ValidationFailed("facets", f"facets lists 1 to {MAX_FACETS} facets, comma-separated.")
-    top = query.get("top", str(TOP_DEFAULT))
-    if not top.isdigit() or not 1 <= int(top) <= TOP_MAX:
-        raise ValidationFailed("top", f"top is a whole number from 1 to {TOP_MAX}.")
+    top = whole_number(query.get("top"), "top", 1, TOP_MAX, default=TOP_DEFAULT)
     facets = _facets(names, catalog.attribute_types(tenant_id))
     total = 0
     for shard in range(SHARDS):
@@ -120,4 +119,4 @@ def overview(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
     group_names = {}
     if any(f.kind == "group" for f in facets):
         group_names = {g.id: g.name for g in catalog.all_groups(tenant_id)}
-    return {"total": total, "facets": {f.name: f.view(int(top), group_names) for f in facets}}
+    return {"total": total, "facets": {f.name: f.view(top, group_names) for f in facets}}

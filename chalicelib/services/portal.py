@@ -16,7 +16,8 @@ from chalicelib.config import get_config
 from chalicelib.domain import engagements as rules
 from chalicelib.domain import tokens
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
-from chalicelib.domain.errors import Unauthorized, ValidationFailed
+from chalicelib.domain.errors import Unauthorized
+from chalicelib.domain.values import whole_number
 from chalicelib.services.contacts import resolve
 from chalicelib.services.engagements import targeting
 from chalicelib.services.principal import Principal
@@ -80,9 +81,7 @@ def issue_token(principal: Principal, reference: str, expires_in: str | None, cl
 
 def _lifetime(text: str) -> float:
     low, high = int(MIN_LIFETIME.total_seconds()), int(MAX_LIFETIME.total_seconds())
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise ValidationFailed("expires_in", f"expires_in is a whole number of seconds from {low} to {high}.")
-    return float(text)
+    return float(whole_number(text, "expires_in", low, high))
 
 
 def _whose(principal: Principal) -> tuple[str, Contact]:

@@ -24,13 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
+from chalicelib.domain.clock import Clock, stored_moment, system_clock, to_rfc3339
 from chalicelib.domain.contacts import contact_id_for
 from chalicelib.domain.criteria import Vocabulary, canonical_text, check_criteria
 from chalicelib.domain.errors import ConfirmationRequired, Conflict, LimitExceeded, NotFound, ValidationFailed
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.settings import limit
 from chalicelib.domain.validation import validate
+from chalicelib.domain.values import whole_number
 from chalicelib.services import dependents
 from chalicelib.services.contacts import contact_view
 from chalicelib.services.evaluation import (
@@ -277,7 +278,7 @@ def refresh_time_dependent(clock: Clock = system_clock, registered: Iterable[tup
                 chosen[segment.id] = segment
                 chosen.update((r.id, r) for r in _referrers(segments, segment.id))
         for segment in chosen.values():
-            last = parse_rfc3339(segment.evaluated_at) if segment.evaluated_at else None
+            last = stored_moment(segment.evaluated_at)
             if segment.status == READY and (last is None or now - last >= REFRESH_EVERY - _REFRESH_SLACK):
                 start_evaluation(tenant_id, segment, clock, cause="refresh")
                 started += 1
@@ -394,14 +395,12 @@ def members_csv(principal: Principal, segment_id: str, query: dict[str, str]) ->
     """One page of members as CSV (the import's columns, plus id) and the cursor of the next page."""
     tenant_id = principal.tenant_id
     segment = _published(tenant_id, segment_id)
-    size = query.get("limit", str(CSV_PAGE_DEFAULT))
-    if not size.isdigit() or not 1 <= int(size) <= CSV_PAGE_MAX:
-        raise ValidationFailed("limit", f"limit is a whole number from 1 to {CSV_PAGE_MAX}.")
+    size = whole_number(query.get("limit"), "limit", 1, CSV_PAGE_MAX, default=CSV_PAGE_DEFAULT)
     attributes = sorted(catalog.attribute_types(tenant_id))
     result = page(
         f"segment-members:{tenant_id}:{segment_id}",
         query.get("cursor"),
-        lambda position: _member_contacts(tenant_id, segment, int(size), position),
+        lambda position: _member_contacts(tenant_id, segment, size, position),
     )
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")

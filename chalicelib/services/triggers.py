@@ -202,7 +202,7 @@ def _checked_actions(principal: Principal, actions: list[dict[str, Any]], tags: 
 
 def _checked(principal: Principal, fields: dict[str, Any], clock: Clock) -> dict[str, Any]:
     event = dict(fields["event"])
-    rules.check_event_shape(event)
+    rules.check_event_shape(event, clock())
     minimum = 1 if event["type"] in rules.NEEDS_SEGMENTS else 0
     event["segments"] = check_targets(
         principal, "event.segments", event.get("segments") or [], owner="trigger", minimum=minimum

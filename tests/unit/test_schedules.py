@@ -1,9 +1,10 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from chalicelib.domain.errors import ValidationFailed
 from chalicelib.domain.schedules import InvalidSchedule, parse_schedule, validate_schedule
+from tests.support.hostile import HOSTILE_SCHEDULES
 
 
 def at(*parts):
@@ -66,7 +67,21 @@ def test_invalid_expressions_are_refused(expression):
 
 def test_validate_schedule_names_the_field():
     with pytest.raises(ValidationFailed) as refused:
-        validate_schedule("cron(nope)", "event.expression")
+        validate_schedule("cron(nope)", "event.expression", at(2026, 11, 30))
     assert refused.value.field == "event.expression"
     with pytest.raises(ValidationFailed):
-        validate_schedule(None, "event.expression")
+        validate_schedule(None, "event.expression", at(2026, 11, 30))
+
+
+@pytest.mark.parametrize("expression", HOSTILE_SCHEDULES)
+def test_hostile_schedules_are_refused_at_save_time(expression):
+    with pytest.raises(ValidationFailed) as refused:
+        validate_schedule(expression, "event.expression", at(2026, 11, 30))
+    assert refused.value.field == "event.expression"
+
+
+def test_rare_but_real_schedules_are_kept_and_found_quickly():
+    now = at(2026, 11, 30)
+    assert validate_schedule("cron(0 0 29 2 ? *)", "e", now).next_after(now) == at(2028, 2, 29)
+    assert validate_schedule("cron(0 0 1 1 ? 2199)", "e", now).next_after(now) == at(2199, 1, 1)
+    assert validate_schedule("rate(3660 days)", "e", now).next_after(now) == now + timedelta(days=3660)

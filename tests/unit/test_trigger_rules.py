@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from chalicelib.domain import triggers as rules
@@ -68,7 +70,7 @@ def test_the_chain_bound_stops_at_max_depth():
 )
 def test_each_event_type_says_what_it_needs(event, field):
     with pytest.raises(ValidationFailed) as raised:
-        rules.check_event_shape(event)
+        rules.check_event_shape(event, datetime(2026, 11, 30, tzinfo=UTC))
     assert raised.value.details["field"] == field
 
 

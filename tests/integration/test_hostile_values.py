@@ -1,0 +1,287 @@
+"""The hostile corpora of tests/support/hostile.py, on every route that takes each kind of value.
+
+Each value is refused with a 422 naming the field and nothing is written (the listing or the record
+reads the same afterwards). Numbers and query whole numbers are enrolled from the OpenAPI document:
+every operation with a JSON body and every integer query parameter, so a route added later is covered.
+A tenant holding a value written before these rules (a year-1 window) still reads, lists, and deletes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from chalicelib.domain.clock import to_rfc3339
+from chalicelib.http.openapi import build_spec
+from chalicelib.storage import engagements as engagement_store
+from tests.integration.test_campaign_sending import make_segment
+from tests.support.hostile import HOSTILE_DATETIMES, HOSTILE_NUMBERS, HOSTILE_QUERY_WHOLE_NUMBERS, HOSTILE_SCHEDULES
+from tests.support.population import import_and_wait
+from tests.support.queues import drain
+
+SPEC = build_spec()
+
+
+def soon(days: float) -> str:
+    return to_rfc3339(datetime.now(UTC) + timedelta(days=days))
+
+
+@pytest.fixture(scope="module")
+def world(api, app):
+    """One tenant with one of everything, so every path parameter names something that exists."""
+    from tests.conftest import create_tenant
+
+    tenant = create_tenant(api, "Hostile values")
+    key = tenant.admin_key
+    assert api.post("/tags", key=key, json={"name": "vip"}).status == 201
+    job = import_and_wait(api, app, key, "external_id,email,tags,attributes.signup_at\np-1,a@example.com,vip,\n")
+    drain(app)
+    contact = api.get("/contacts/p-1", key=key).json
+    segment = make_segment(api, app, tenant, {"tag": "vip"}, "VIPs")
+    window = {"starts_at": soon(-1), "ends_at": soon(7)}
+    ids = {
+        "contact_id": contact["id"],
+        "segment_id": segment,
+        "job_id": job["id"],
+        "name": "vip",
+        "tenant_id": tenant.id,
+        "group_id": api.post("/groups", key=key, json={"name": "Gold"}).json["id"],
+        "announcement_id": api.post(
+            "/announcements", key=key, json={"title": "t", "body": "b", "segments": [segment], **window}
+        ).json["id"],
+        "challenge_id": api.post(
+            "/challenges",
+            key=key,
+            json={
+                "name": "c",
+                "segments": [segment],
+                **window,
+                "goal": {"event_type": "purchase", "count": 2},
+                "reward": {"amount": 5},
+            },
+        ).json["id"],
+        "campaign_id": api.post(
+            "/campaigns",
+            key=key,
+            json={"name": "n", "from": "news@example.com", "subject": "s", "text": "t", "segments": [segment]},
+        ).json["id"],
+        "trigger_id": api.post(
+            "/triggers",
+            key=key,
+            json={
+                "name": "w",
+                "event": {"type": "schedule", "expression": "rate(1 day)", "segments": [segment]},
+                "actions": [{"type": "reward", "amount": 1}],
+            },
+        ).json["id"],
+        "key_id": api.post("/api-keys", key=key, json={"role": "viewer", "name": "v"}).json["id"],
+        "email": "someone@example.com",
+        "token": "x",
+    }
+    tenant.ids = ids
+    return tenant
+
+
+def _path(template: str, ids: dict[str, str]) -> str:
+    for name, value in ids.items():
+        template = template.replace("{" + name + "}", value)
+    return template
+
+
+def _key(world, access: str) -> str | None:
+    from tests.conftest import OPERATOR
+
+    return {"operator": OPERATOR, "admin": world.admin_key, "viewer": world.admin_key}.get(access)
+
+
+# --- date-times -----------------------------------------------------------------------------------------
+
+DATETIME_SITES = {
+    "POST /announcements starts_at": ("POST", "/announcements", "starts_at", "/announcements"),
+    "PATCH /announcements ends_at": ("PATCH", "/announcements/{announcement_id}", "ends_at", None),
+    "POST /challenges ends_at": ("POST", "/challenges", "ends_at", "/challenges"),
+    "PATCH /challenges starts_at": ("PATCH", "/challenges/{challenge_id}", "starts_at", None),
+    "POST /campaigns send_at": ("POST", "/campaigns", "send_at", "/campaigns"),
+    "PATCH /campaigns send_at": ("PATCH", "/campaigns/{campaign_id}", "send_at", None),
+    "POST /contacts attributes.signup_at": ("POST", "/contacts", "attributes.signup_at", "/contacts"),
+    "PATCH /contacts attributes.signup_at": ("PATCH", "/contacts/{contact_id}", "attributes.signup_at", None),
+    "POST /contacts/{id}/events at": ("POST", "/contacts/{contact_id}/events", "events[0].at", None),
+    "POST /events at": ("POST", "/events", "events[0].at", None),
+    "POST /segments/preview criteria.value": ("POST", "/segments/preview", "criteria.value", None),
+    "POST /segments criteria.value": ("POST", "/segments", "criteria.value", "/segments"),
+}
+
+
+def _datetime_body(world, label: str, value: object) -> dict:
+    ids, segment = world.ids, world.ids["segment_id"]
+    window = {"starts_at": soon(-1), "ends_at": soon(7)}
+    return {
+        "POST /announcements starts_at": {"title": "t", "body": "b", "segments": [segment], **window,
+                                          "starts_at": value},
+        "PATCH /announcements ends_at": {"ends_at": value},
+        "POST /challenges ends_at": {"name": "c", "segments": [segment], **window, "ends_at": value,
+                                     "goal": {"event_type": "purchase", "count": 1}, "reward": {"amount": 1}},
+        "PATCH /challenges starts_at": {"starts_at": value},
+        "POST /campaigns send_at": {"name": "n", "from": "news@example.com", "subject": "s", "text": "t",
+                                    "segments": [segment], "send_at": value},
+        "PATCH /campaigns send_at": {"send_at": value},
+        "POST /contacts attributes.signup_at": {"external_id": "new-one", "attributes": {"signup_at": value}},
+        "PATCH /contacts attributes.signup_at": {"attributes": {"signup_at": value}},
+        "POST /contacts/{id}/events at": {"events": [{"type": "purchase", "at": value}]},
+        "POST /events at": {"events": [{"type": "purchase", "at": value, "contact_id": ids["contact_id"]}]},
+        "POST /segments/preview criteria.value": {"criteria": {"attr": "signup_at", "op": "gt", "value": value}},
+        "POST /segments criteria.value": {"name": "x", "criteria": {"attr": "signup_at", "op": "gt",
+                                                                   "value": value}},
+    }[label]  # fmt: skip
+
+
+@pytest.mark.parametrize("label", sorted(DATETIME_SITES))
+def test_hostile_datetimes_are_a_422_naming_the_field_on_every_route_and_write_nothing(api, world, label):
+    method, template, field, listing = DATETIME_SITES[label]
+    path = _path(template, world.ids)
+    record = path if method == "PATCH" else listing
+    before = api.get(record, key=world.admin_key).text if record else None
+    for value in HOSTILE_DATETIMES:
+        if value is None and (field.startswith("attributes.") or field == "send_at"):
+            continue  # null removes an attribute, or means "send when I press send": not a date-time at all
+        reply = api.request(method, path, key=world.admin_key, json=_datetime_body(world, label, value))
+        assert reply.status == 422, (label, value, reply.text)
+        assert reply.error_field == field, (label, value, reply.text)
+    if record:
+        assert api.get(record, key=world.admin_key).text == before
+
+
+@pytest.mark.parametrize("content_type", ["text/csv", "application/x-ndjson"])
+def test_hostile_datetimes_in_import_cells_are_row_errors_naming_the_field(api, app, world, content_type):
+    values = [v for v in HOSTILE_DATETIMES if isinstance(v, str) and "\n" not in v and "," not in v]
+    if content_type == "text/csv":
+        text = "external_id,attributes.signup_at\n" + "".join(f"h-{i},{v}\n" for i, v in enumerate(values) if v)
+    else:
+        text = "".join(json.dumps({"external_id": f"h-{i}", "attributes": {"signup_at": v}}) + "\n"
+                       for i, v in enumerate(values))  # fmt: skip
+    job = import_and_wait(api, app, world.admin_key, text, content_type)
+    expected = len([v for v in values if v]) if content_type == "text/csv" else len(values)
+    assert job["counts"].get("created", 0) == 0, job
+    errors = api.get(f"/jobs/{job['id']}/errors?limit=500", key=world.admin_key).json["items"]
+    assert len(errors) == expected and {e["field"] for e in errors} == {"attributes.signup_at"}, errors
+
+
+# --- numbers ---------------------------------------------------------------------------------------------
+
+JSON_BODY_OPERATIONS = sorted(
+    (method.upper(), path)
+    for path, methods in SPEC["paths"].items()
+    for method, operation in methods.items()
+    if "application/json" in operation.get("requestBody", {}).get("content", {})
+)
+
+
+@pytest.mark.parametrize("method, path", JSON_BODY_OPERATIONS, ids=[f"{m} {p}" for m, p in JSON_BODY_OPERATIONS])
+def test_numbers_dynamodb_cannot_store_are_a_422_naming_the_field_on_every_json_route(api, world, method, path):
+    access = SPEC["paths"][path][method.lower()]["x-access"]
+    for value in HOSTILE_NUMBERS:
+        body = '{"payload": {"items": [1, ' + json.dumps(value) + "]}}"
+        reply = api.request(method, _path(path, world.ids), key=_key(world, access), body=body)
+        assert reply.status == 422, (method, path, value, reply.text)
+        assert reply.error_field == "payload.items[1]"
+    huge = '{"amount": ' + "9" * 4400 + "}"  # past Python's own 4,300-digit limit
+    reply = api.request(method, _path(path, world.ids), key=_key(world, access), body=huge)
+    assert reply.status == 422 and reply.error_field == "amount", reply.text
+
+
+def test_a_huge_integer_in_json_lines_is_a_row_error(api, app, world):
+    text = '{"external_id": "n-1", "attributes": {"size": ' + "7" * 5000 + '}}\n{"external_id": "n-2"}\n'
+    job = import_and_wait(api, app, world.admin_key, text, "application/x-ndjson")
+    assert job["counts"]["created"] == 1
+    errors = api.get(f"/jobs/{job['id']}/errors", key=world.admin_key).json["items"]
+    assert [(e["line"], e["field"]) for e in errors] == [(1, "attributes.size")]
+
+
+# --- whole numbers in query strings ----------------------------------------------------------------------
+
+INTEGER_QUERY_PARAMETERS = sorted(
+    (method.upper(), path, parameter["name"])
+    for path, methods in SPEC["paths"].items()
+    for method, operation in methods.items()
+    for parameter in operation["parameters"]
+    if parameter["in"] == "query" and parameter["schema"].get("type") == "integer"
+)
+
+
+@pytest.mark.parametrize(
+    "method, path, name", INTEGER_QUERY_PARAMETERS, ids=[f"{m} {p} {n}" for m, p, n in INTEGER_QUERY_PARAMETERS]
+)
+def test_query_whole_numbers_are_strict_on_every_route(api, world, method, path, name):
+    access = SPEC["paths"][path][method.lower()]["x-access"]
+    operation = SPEC["paths"][path][method.lower()]
+    body = {} if "requestBody" in operation else None
+    for raw in HOSTILE_QUERY_WHOLE_NUMBERS:
+        if raw == "" and name != "expires_in":
+            continue  # an empty limit or top means the default
+        from urllib.parse import quote
+
+        target = f"{_path(path, world.ids)}?{name}={quote(raw)}"
+        reply = api.request(method, target, key=_key(world, access), **({"json": body} if body is not None else {}))
+        assert reply.status == 422, (method, path, name, raw, reply.text)
+        assert reply.error_field == name
+
+
+def test_every_integer_query_parameter_is_enrolled():
+    names = {name for _, _, name in INTEGER_QUERY_PARAMETERS}
+    assert {"limit", "top", "expires_in"} <= names
+
+
+# --- schedules -------------------------------------------------------------------------------------------
+
+
+def test_schedules_that_overflow_or_never_fire_are_refused_at_save_time(api, world):
+    segment, trigger_id = world.ids["segment_id"], world.ids["trigger_id"]
+    before = api.get("/triggers", key=world.admin_key).json
+    for expression in HOSTILE_SCHEDULES:
+        event = {"type": "schedule", "expression": expression, "segments": [segment]}
+        body = {"name": "s", "event": event, "actions": [{"type": "reward", "amount": 1}]}
+        for method, path in (("POST", "/triggers"), ("PATCH", f"/triggers/{trigger_id}")):
+            reply = api.request(method, path, key=world.admin_key, json=body)
+            assert reply.status == 422, (expression, reply.text)
+            assert reply.error_field == "event.expression", (expression, reply.text)
+    assert api.get("/triggers", key=world.admin_key).json == before
+
+
+# --- a value written before these rules ------------------------------------------------------------------
+
+
+def test_a_stored_year_one_never_breaks_a_reader_and_the_record_can_still_be_deleted(api, app, new_tenant):
+    tenant = new_tenant("Poisoned")
+    key = tenant.admin_key
+    assert api.post("/tags", key=key, json={"name": "vip"}).status == 201
+    assert api.post("/contacts", key=key, json={"external_id": "p-1", "tags": ["vip"]}).status == 201
+    drain(app)
+    segment = make_segment(api, app, tenant, {"tag": "vip"}, "VIPs")
+    window = {"starts_at": soon(-1), "ends_at": soon(7)}
+    made = {}
+    for kind, body in (
+        ("announcement", {"title": "t", "body": "b", "segments": [segment], **window}),
+        ("challenge", {"name": "c", "segments": [segment], **window, "goal": {"event_type": "purchase", "count": 1},
+                       "reward": {"amount": 1}}),
+    ):  # fmt: skip
+        made[kind] = api.post(f"/{kind}s", key=key, json=body).json["id"]
+        stored = engagement_store.get(tenant.id, kind, made[kind])
+        engagement_store.save(
+            tenant.id, stored, stored.__class__(**{**stored.__dict__, "starts_at": "1-01-01T00:00:00.000Z"})
+        )
+    token = api.post("/contacts/p-1/portal-tokens", key=key).json["token"]
+    for path, who in (
+        ("/announcements", key), ("/challenges", key), (f"/announcements/{made['announcement']}", key),
+        (f"/segments/{segment}/dependents", key), ("/portal/announcements", token), ("/portal/challenges", token),
+    ):  # fmt: skip
+        reply = api.get(path, key=who)
+        assert reply.status == 200, (path, reply.text)
+    listed = api.get("/announcements", key=key).json["items"][0]
+    assert listed["active"] is False
+    assert listed["problems"][0]["field"] == "starts_at"
+    assert api.get("/portal/announcements", key=token).json["items"] == []
+    assert api.delete(f"/segments/{segment}?confirm=true", key=key).status == 204
+    assert api.delete(f"/announcements/{made['announcement']}", key=key).status == 204
+    assert api.delete(f"/challenges/{made['challenge']}", key=key).status == 204

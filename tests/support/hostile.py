@@ -1,0 +1,99 @@
+"""Hostile corpora, one per kind of value. Every route that takes such a value runs its corpus
+(tests/integration/test_hostile_values.py), and the pure parsers run them too (tests/unit/test_values.py).
+Grow a corpus when a new way to break a parser is found; every route that takes the value is then covered.
+"""
+
+from __future__ import annotations
+
+HOSTILE_DATETIMES: list[object] = [
+    "0001-01-01T00:00:00Z",  # stored as "1-01-01T…" before: every reader of the record then failed
+    "0001-01-01T00:00:00+01:00",  # out of range once converted to UTC (OverflowError)
+    "9999-12-31T23:59:59-01:00",
+    "9999-12-31T00:00:00Z",  # a day below datetime's limit: nothing could be added to it
+    "0999-12-31T23:59:59Z",  # three-digit years were stored without four digits
+    "1899-12-31T23:59:59Z",
+    "2026-02-30T00:00:00Z",
+    "2026-13-01T00:00:00Z",
+    "2026-11-30T24:00:00Z",
+    "2026-11-30T23:59:60Z",  # leap seconds are not representable
+    "2026-11-30T10:00:00+24:00",
+    "2026-11-30T10:00:00+05:60",
+    "2026-11-30T10:00Z",  # no seconds
+    "2026-11-30T10:00:00",  # no offset
+    "2026-11-30",
+    "2026-W48-1T10:00:00Z",  # ISO week dates are not RFC 3339
+    "2026-11-30 10:00:00Z",
+    "２０２６-11-30T10:00:00Z",  # full-width digits
+    "2026-11-30T10:00:00.1234567890Z",
+    " 2026-11-30T10:00:00Z",
+    "2026-11-30T10:00:00Z\n",
+    "+2026-11-30T10:00:00Z",
+    "",
+    "now",
+    12345,
+    None,
+    True,
+    ["2026-11-30T10:00:00Z"],
+]
+
+VALID_DATETIMES: dict[str, str] = {
+    "2026-11-30T10:00:00Z": "2026-11-30T10:00:00.000Z",
+    "2026-11-30t10:00:00.5z": "2026-11-30T10:00:00.500Z",
+    "2026-11-30T10:00:00.123456789+01:30": "2026-11-30T08:30:00.123Z",
+    "1900-01-01T00:00:00Z": "1900-01-01T00:00:00.000Z",
+    "1900-01-01T01:00:00+01:00": "1900-01-01T00:00:00.000Z",
+    "9999-12-30T23:59:59.999Z": "9999-12-30T23:59:59.999Z",
+}
+
+HOSTILE_NUMBERS: list[object] = [
+    1e-300,  # underflows DynamoDB's 1e-130
+    -1e-131,
+    1.2345678901234567e300,
+    1e126,
+    10**126,
+    int("9" * 39),  # 39 significant digits
+    int("1" * 401),
+]
+"""Numbers JSON can carry that DynamoDB cannot store; bodies with NaN or Infinity are not JSON at all."""
+
+VALID_NUMBERS: list[object] = [0, -0.0, 1e-130, -1e-130, 9.99e125, int("9" * 38), 10**125, 0.1, 123456789]
+
+HOSTILE_QUERY_WHOLE_NUMBERS: list[str] = [
+    "³",
+    "²³⁴⁵",
+    "٣",
+    "３",
+    "",
+    " 5",
+    "5 ",
+    "+5",
+    "-1",
+    "0x10",
+    "1e3",
+    "1_0",
+    "5.0",
+]
+"""Query-string values that str.isdigit() or int() half-accept."""
+
+HOSTILE_SCHEDULES: list[object] = [
+    "rate(3000000 days)",
+    "rate(3661 days)",
+    "rate(99999999999999 minutes)",
+    "rate(99999999999999999999999999999999999999 hours)",
+    "rate(0 minutes)",
+    "rate(³ minutes)",
+    "cron(0 0 31 2 ? *)",  # February 31st never comes
+    "cron(0 0 29 2 ? 2100)",  # 2100 is not a leap year
+    "cron(0 0 30 2 ? 2024-2199)",
+    "cron(0 0 ? 2 6#5 2027)",  # no fifth Friday in February 2027
+    "cron(0 0 1 1 ? 1999)",  # only in the past
+    "cron(0 0 1 1 ? 2200)",
+    "cron(³ 0 1 1 ? *)",
+    "cron(0 0 ? * 2#٣ *)",
+    "",
+    None,
+    7,
+]
+
+LINE_BREAKING_CHARACTERS: list[str] = ["\u2028", "\u2029", "\u0085", "\x0c", "\x0b", "\x1c", "\x1d", "\x1e"]
+"""Characters str.splitlines() breaks lines on, that CSV and JSON Lines treat as data."""
