@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from chalicelib.domain.errors import ValidationFailed
@@ -142,3 +144,81 @@ def test_rendered_output_is_bounded_even_by_a_legal_loop():
 def test_a_missing_attribute_renders_empty_not_an_error():
     templates = check_templates("Hi {{ contact.attributes.city }}!", None, "x", ATTRIBUTES)
     assert render(templates, {**CONTACT, "attributes": {}}, "u").subject == "Hi !"
+
+
+# --- the work a template may cost is bounded while it is done, not after -------------------------------------
+
+BIO = "x" * 1_000
+BIG_CONTACT = {**CONTACT, "attributes": {"city": BIO, "bio": BIO}, "tags": [BIO[:64]] * 100}
+SEPARATOR = "'" + "s" * 1_000 + "'"
+MULTIPLYING_TEMPLATES = [
+    "{{ '" + "a" * 30_000 + "'|join(" + SEPARATOR + ") }}",  # a constant: Jinja folded it while compiling
+    "{{ contact.attributes.bio|join(" + SEPARATOR + ") }}",
+    "{{ ((contact.attributes.bio|join(" + SEPARATOR + "))|join(" + SEPARATOR + "))|join('zz') }}",
+    ("{% if (contact.attributes.bio|join(" + SEPARATOR + "))|length > 0 %}x{% endif %}") * 50,
+    "{{ " + " ~ ".join(["contact.attributes.bio"] * 3_000) + " }}",
+    "{{ " + " + ".join(["contact.attributes.bio"] * 3_000) + " }}",
+    "{% for tag in contact.tags %}{{ contact.tags|join(contact.attributes.city|truncate(900)) }}{% endfor %}",
+]
+
+
+def test_a_huge_constant_separator_is_refused_at_save_time_without_building_anything():
+    started = time.perf_counter()
+    refused = problem(text="{{ '" + "a" * 30_000 + "'|join('" + "b" * 30_000 + "') }}")
+    assert "join: d must be fixed text" in refused.message
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize("source", MULTIPLYING_TEMPLATES, ids=range(len(MULTIPLYING_TEMPLATES)))
+def test_a_multiplying_template_is_saved_fast_and_refused_within_the_bound_when_rendered(source):
+    started = time.perf_counter()
+    with pytest.raises((RenderFailed, ValidationFailed)) as refused:
+        render(check_templates("Hi", None, source, {"city", "bio"}), BIG_CONTACT, "https://x.test/u")
+    elapsed = time.perf_counter() - started
+    assert elapsed < 2.0, elapsed  # checked work, not a 20 s compile (a generous bound for a shared CI core)
+    assert str(refused.value).startswith("text") and "Error" not in str(refused.value)
+
+
+def test_the_budget_counts_intermediate_strings_not_only_the_output():
+    source = ("{% if (contact.attributes.bio|join(" + SEPARATOR + "))|length > 0 %}x{% endif %}") * 50
+    templates = check_templates("Hi", None, source, {"bio"})
+    with pytest.raises(RenderFailed):
+        render(templates, BIG_CONTACT, "https://x.test/u")
+    assert render(templates, {**CONTACT, "attributes": {"bio": "ab"}}, "u").text == "x" * 50
+
+
+@pytest.mark.parametrize(
+    "source, words",
+    [
+        ("{{ 'abc'|truncate(-5) }}", "truncate: length"),
+        ("{{ 'abc'|truncate(2) }}", "at least the length of end"),
+        ("{{ 'abc'|truncate(contact.first_name) }}", "truncate: length"),
+        ("{{ 'abc'|round(99) }}", "round: precision"),
+        ("{{ 'abc'|round(1, 'up') }}", "round: method"),
+        ("{{ contact.tags|join(attribute='x') }}", "no argument"),
+        ("{{ contact.tags|unique(attribute='x') }}", "no argument"),
+        ("{{ 'x'|upper(1) }}", "at most 0 arguments"),
+        ("{{ 1e999 }}", "finite"),
+        ("{% for loop in contact.tags %}{{ loop }}{% endfor %}", "cannot be called 'loop'"),
+        ("{{ 'x'|int(0, 99) }}", "int: base"),
+    ],
+)
+def test_templates_that_can_never_render_are_refused_at_save_time(source, words):
+    refused = problem(text=source)
+    assert words in refused.message and refused.details["line"] == 1
+
+
+def test_render_errors_speak_to_people_not_in_python():
+    templates = check_templates("Hi", None, "line one\n{{ contact.attributes.city + 1 }}", ATTRIBUTES)
+    with pytest.raises(RenderFailed) as refused:
+        render(templates, CONTACT, "u")
+    message = str(refused.value)
+    assert message.startswith("text (line 2):")
+    for internal in ("Error", "Traceback", "object at", "<generator", "NameError", "'str'"):
+        assert internal not in message
+
+
+def test_lists_render_as_their_items_never_as_python_objects():
+    rendered = render(check_templates("Hi", None, "{{ contact.tags|unique }}/{{ contact.tags }}", ATTRIBUTES),
+                      CONTACT, "u")  # fmt: skip
+    assert rendered.text == "vip, local/vip, local"
