@@ -45,7 +45,7 @@ def authenticate(authorization: str | None) -> Principal:
 
 
 def _portal_principal(token: str, clock: Clock = system_clock) -> Principal:
-    payload = tokens.verify(token, purpose=tokens.PORTAL, secret=get_config().secret) or {}
+    payload = tokens.unseal(token, purpose=tokens.PORTAL, secret=get_config().secret) or {}
     tenant_id, contact_id, expires = payload.get("t"), payload.get("c"), payload.get("exp")
     if not isinstance(tenant_id, str) or not isinstance(contact_id, str) or not isinstance(expires, int):
         raise Unauthorized("The key is not known.")

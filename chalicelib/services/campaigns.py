@@ -367,7 +367,7 @@ def preview_campaign(principal: Principal, campaign_id: str, body: Any) -> dict[
     validate(body, PREVIEW_SCHEMA)
     campaign = _require(principal.tenant_id, campaign_id)
     contact = resolve(principal.tenant_id, body["contact_id"])
-    url = sending.unsubscribe_url(principal.tenant_id, campaign.id, contact.email) if contact.email else ""
+    url = sending.unsubscribe_url(principal.tenant_id, campaign.id, contact.email or "", inert=True)
     rendered = _rendered(campaign, contact_view(contact), url, "contact_id")
     return {"contact_id": contact.id, "subject": rendered.subject, "html": rendered.html, "text": rendered.text}
 
@@ -403,7 +403,7 @@ def test_send(principal: Principal, campaign_id: str, body: Any) -> dict[str, An
         contact_id = contact_store.find_contact_id(tenant_id, email=email)
         contact = contact_store.get_contact(tenant_id, contact_id) if contact_id else None
         view = contact_view(contact) if contact else {**SAMPLE_CONTACT, "email": email}
-        url = sending.unsubscribe_url(tenant_id, campaign.id, email)
+        url = sending.unsubscribe_url(tenant_id, campaign.id, email, inert=True)
         rendered = _rendered(campaign, view, url, "emails")
         outcome = sending.send_one(
             tenant_id,

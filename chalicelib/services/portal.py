@@ -1,6 +1,6 @@
 """The contact portal: signed, expiring tokens for one contact, and what that contact is targeted by.
 
-A portal token is ``tokens.sign({"t": tenant, "c": contact, "exp": epoch s})``
+A portal token is ``tokens.seal({"t": tenant, "c": contact, "exp": epoch s})``
 for the purpose ``portal``: no table holds it, so issuing one writes nothing.
 It opens only the ``/portal/*`` routes (http/api.py), and those answer with the
 contact's own announcements and challenges, never with the segments that
@@ -75,7 +75,7 @@ def issue_token(principal: Principal, reference: str, expires_in: str | None, cl
     seconds = DEFAULT_LIFETIME.total_seconds() if expires_in is None else _lifetime(expires_in)
     expires = clock() + timedelta(seconds=seconds)
     payload = {"t": principal.tenant_id, "c": contact.id, "exp": int(expires.timestamp())}
-    token = tokens.sign(payload, purpose=tokens.PORTAL, secret=get_config().secret)
+    token = tokens.seal(payload, purpose=tokens.PORTAL, secret=get_config().secret)
     return {"token": token, "expires_at": to_rfc3339(expires)}
 
 

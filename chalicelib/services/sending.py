@@ -49,6 +49,7 @@ from chalicelib.storage.queues import SendFailed, send_messages
 from chalicelib.storage.tenants import get_tenant
 
 UNSUBSCRIBE_PURPOSE = "unsubscribe"
+INERT_UNSUBSCRIBE_PURPOSE = "unsubscribe-preview"
 BUILD_LEASE_MS = 5 * 60 * 1000
 MAX_AHEAD_MS = 2_000
 """A batch whose first send slot is further ahead than this goes back on the queue with a delay instead
@@ -64,10 +65,11 @@ class AudienceBusy(Exception):
     """Another delivery of this shard's audience message is building it; SQS retries this one later."""
 
 
-def unsubscribe_url(tenant_id: str, campaign_id: str | None, email: str) -> str:
-    token = tokens.sign(
-        {"t": tenant_id, "e": email, "c": campaign_id}, purpose=UNSUBSCRIBE_PURPOSE, secret=get_config().secret
-    )
+def unsubscribe_url(tenant_id: str, campaign_id: str | None, email: str, *, inert: bool = False) -> str:
+    """The one-click unsubscribe link for ``email``. An ``inert`` link (previews, test sends) looks the same but
+    unsubscribes nobody: anyone who can read a preview, a viewer included, must not hold a working link."""
+    purpose = INERT_UNSUBSCRIBE_PURPOSE if inert else UNSUBSCRIBE_PURPOSE
+    token = tokens.seal({"t": tenant_id, "e": email, "c": campaign_id}, purpose=purpose, secret=get_config().secret)
     return f"{get_config().public_url}/unsubscribe/{token}"
 
 

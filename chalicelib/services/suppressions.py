@@ -1,6 +1,6 @@
 """Addresses never mailed: manual suppressions, unsubscribes (RFC 8058), SES bounces and complaints.
 
-An unsubscribe link carries a token signed for (tenant, address, campaign);
+An unsubscribe link carries a sealed (encrypted, authenticated) token of (tenant, address, campaign);
 anything else, or a token altered in any byte, is a 404 that says nothing more.
 GET only shows a confirmation page (mail scanners follow links); POST
 unsubscribes, idempotently. The API does not lift an unsubscribe (only the
@@ -23,7 +23,7 @@ from chalicelib.domain.validation import validate
 from chalicelib.logs import logger
 from chalicelib.services.paging import page
 from chalicelib.services.principal import Principal
-from chalicelib.services.sending import UNSUBSCRIBE_PURPOSE
+from chalicelib.services.sending import INERT_UNSUBSCRIBE_PURPOSE, UNSUBSCRIBE_PURPOSE
 from chalicelib.storage import campaigns as store
 from chalicelib.storage.campaigns import Suppression
 
@@ -98,11 +98,14 @@ def remove_suppression(principal: Principal, email: str) -> None:
 # --- unsubscribe links ---------------------------------------------------------------------------------
 
 
-def _token_payload(token: str) -> dict[str, Any]:
-    payload = tokens.verify(token, purpose=UNSUBSCRIBE_PURPOSE, secret=get_config().secret)
-    if payload is None or not isinstance(payload.get("t"), str) or not isinstance(payload.get("e"), str):
-        raise NotFound("No such unsubscribe link.", {"field": "token"})
-    return payload
+def _token_payload(token: str) -> tuple[dict[str, Any], bool]:
+    """The link's payload, and whether it is an inert one (from a preview or a test send)."""
+    secret = get_config().secret
+    for purpose, inert in ((UNSUBSCRIBE_PURPOSE, False), (INERT_UNSUBSCRIBE_PURPOSE, True)):
+        payload = tokens.unseal(token, purpose=purpose, secret=secret)
+        if payload is not None and isinstance(payload.get("t"), str) and isinstance(payload.get("e"), str):
+            return payload, inert
+    raise NotFound("No such unsubscribe link.", {"field": "token"})
 
 
 _PAGE = """<!doctype html>
@@ -111,23 +114,28 @@ _PAGE = """<!doctype html>
 <body style="font-family: sans-serif; max-width: 32rem; margin: 3rem auto;">
 <h1>{title}</h1><p>{message}</p>{form}
 </body></html>"""
+_INERT = "This link comes from a preview or a test message: it unsubscribes nobody."
 
 
 def unsubscribe_page(token: str) -> str:
     """GET: a page asking to confirm; it changes nothing (link scanners fetch these)."""
-    payload = _token_payload(token)
+    payload, inert = _token_payload(token)
     address = html.escape(payload["e"])
     form = (
         f'<form method="post" action="{html.escape(token)}">'
         '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
         '<button type="submit">Unsubscribe</button></form>'
     )
-    return _PAGE.format(title="Unsubscribe", message=f"Stop emails to {address}?", form=form)
+    message = f"Stop emails to {address}?" + (f" ({_INERT})" if inert else "")
+    return _PAGE.format(title="Unsubscribe", message=message, form=form)
 
 
 def unsubscribe(token: str, clock: Clock = system_clock) -> str:
-    """POST (RFC 8058 one-click, or the page's button): suppress the address for the tenant, idempotently."""
-    payload = _token_payload(token)
+    """POST (RFC 8058 one-click, or the page's button): suppress the address for the tenant, idempotently.
+    An inert link answers the same way and changes nothing."""
+    payload, inert = _token_payload(token)
+    if inert:
+        return _PAGE.format(title="Nothing changed", message=_INERT, form="")
     tenant_id, address = payload["t"], payload["e"]
     store.suppress(tenant_id, Suppression(address, "unsubscribed", to_rfc3339(clock()), payload.get("c")))
     logger.info("unsubscribed", extra={"tenant_id": tenant_id, "campaign_id": payload.get("c")})

@@ -202,20 +202,19 @@ def test_portal_tokens_open_only_the_portal_and_forged_or_expired_ones_open_noth
     assert api.get("/portal/announcements", key=club.admin_key).status == 403
     assert api.get("/portal/announcements").status == 401
 
-    body, mac = token.split(".")
     forged = [
         token[:-2] + ("AA" if token[-2:] != "AA" else "BB"),
-        body[:-1] + ("A" if body[-1] != "A" else "B") + "." + mac,
-        tokens.sign({"t": club.id, "c": club.contacts["p-1"], "exp": 4_000_000_000}, purpose="unsubscribe",
+        token[:5] + ("A" if token[5] != "A" else "B") + token[6:],
+        tokens.seal({"t": club.id, "c": club.contacts["p-1"], "exp": 4_000_000_000}, purpose="unsubscribe",
                     secret=get_config().secret),
-        tokens.sign({"t": club.id, "c": club.contacts["p-1"], "exp": 4_000_000_000}, purpose="portal",
+        tokens.seal({"t": club.id, "c": club.contacts["p-1"], "exp": 4_000_000_000}, purpose="portal",
                     secret=b"someone else's secret"),
-        tokens.sign({"t": club.id, "c": club.contacts["p-1"], "exp": "never"}, purpose="portal",
+        tokens.seal({"t": club.id, "c": club.contacts["p-1"], "exp": "never"}, purpose="portal",
                     secret=get_config().secret),
     ]  # fmt: skip
     for bad in forged:
         assert api.get("/portal/announcements", key=bad).status == 401, bad
-    expired = tokens.sign(
+    expired = tokens.seal(
         {"t": club.id, "c": club.contacts["p-1"], "exp": int(datetime.now(UTC).timestamp()) - 1},
         purpose="portal",
         secret=get_config().secret,
@@ -365,7 +364,7 @@ def test_tenant_b_cannot_read_or_change_tenant_a_engagements_rewards_or_portal(a
     api.post("/announcements", key=other, json=announcement(club, segments=[b_segment], title="B's news"))
     token = portal_token(api, club, "p-1")
     assert [a["title"] for a in api.get("/portal/announcements", key=token).json["items"]] == ["Local performers night"]
-    foreign = tokens.sign({"t": other_tenant.id, "c": club.contacts["p-1"], "exp": 4_000_000_000}, purpose="portal",
+    foreign = tokens.seal({"t": other_tenant.id, "c": club.contacts["p-1"], "exp": 4_000_000_000}, purpose="portal",
                           secret=get_config().secret)  # fmt: skip
     assert api.get("/portal/announcements", key=foreign).status == 401  # that contact id is not one of B's
     assert json.dumps(api.get("/announcements", key=club.admin_key).json).count("B's news") == 0

@@ -9,91 +9,18 @@ A tenant holding a value written before these rules (a year-1 window) still read
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.domain.clock import to_rfc3339
 from chalicelib.http.openapi import build_spec
 from chalicelib.storage import engagements as engagement_store
 from tests.integration.test_campaign_sending import make_segment
 from tests.support.hostile import HOSTILE_DATETIMES, HOSTILE_NUMBERS, HOSTILE_QUERY_WHOLE_NUMBERS, HOSTILE_SCHEDULES
 from tests.support.population import import_and_wait
 from tests.support.queues import drain
+from tests.support.world import key_for, path_for, soon
 
 SPEC = build_spec()
-
-
-def soon(days: float) -> str:
-    return to_rfc3339(datetime.now(UTC) + timedelta(days=days))
-
-
-@pytest.fixture(scope="module")
-def world(api, app):
-    """One tenant with one of everything, so every path parameter names something that exists."""
-    from tests.conftest import create_tenant
-
-    tenant = create_tenant(api, "Hostile values")
-    key = tenant.admin_key
-    assert api.post("/tags", key=key, json={"name": "vip"}).status == 201
-    job = import_and_wait(api, app, key, "external_id,email,tags,attributes.signup_at\np-1,a@example.com,vip,\n")
-    drain(app)
-    contact = api.get("/contacts/p-1", key=key).json
-    segment = make_segment(api, app, tenant, {"tag": "vip"}, "VIPs")
-    window = {"starts_at": soon(-1), "ends_at": soon(7)}
-    ids = {
-        "contact_id": contact["id"],
-        "segment_id": segment,
-        "job_id": job["id"],
-        "name": "vip",
-        "tenant_id": tenant.id,
-        "group_id": api.post("/groups", key=key, json={"name": "Gold"}).json["id"],
-        "announcement_id": api.post(
-            "/announcements", key=key, json={"title": "t", "body": "b", "segments": [segment], **window}
-        ).json["id"],
-        "challenge_id": api.post(
-            "/challenges",
-            key=key,
-            json={
-                "name": "c",
-                "segments": [segment],
-                **window,
-                "goal": {"event_type": "purchase", "count": 2},
-                "reward": {"amount": 5},
-            },
-        ).json["id"],
-        "campaign_id": api.post(
-            "/campaigns",
-            key=key,
-            json={"name": "n", "from": "news@example.com", "subject": "s", "text": "t", "segments": [segment]},
-        ).json["id"],
-        "trigger_id": api.post(
-            "/triggers",
-            key=key,
-            json={
-                "name": "w",
-                "event": {"type": "schedule", "expression": "rate(1 day)", "segments": [segment]},
-                "actions": [{"type": "reward", "amount": 1}],
-            },
-        ).json["id"],
-        "key_id": api.post("/api-keys", key=key, json={"role": "viewer", "name": "v"}).json["id"],
-        "email": "someone@example.com",
-        "token": "x",
-    }
-    tenant.ids = ids
-    return tenant
-
-
-def _path(template: str, ids: dict[str, str]) -> str:
-    for name, value in ids.items():
-        template = template.replace("{" + name + "}", value)
-    return template
-
-
-def _key(world, access: str) -> str | None:
-    from tests.conftest import OPERATOR
-
-    return {"operator": OPERATOR, "admin": world.admin_key, "viewer": world.admin_key}.get(access)
 
 
 # --- date-times -----------------------------------------------------------------------------------------
@@ -140,7 +67,7 @@ def _datetime_body(world, label: str, value: object) -> dict:
 @pytest.mark.parametrize("label", sorted(DATETIME_SITES))
 def test_hostile_datetimes_are_a_422_naming_the_field_on_every_route_and_write_nothing(api, world, label):
     method, template, field, listing = DATETIME_SITES[label]
-    path = _path(template, world.ids)
+    path = path_for(template, world.ids)
     record = path if method == "PATCH" else listing
     before = api.get(record, key=world.admin_key).text if record else None
     for value in HOSTILE_DATETIMES:
@@ -183,11 +110,11 @@ def test_numbers_dynamodb_cannot_store_are_a_422_naming_the_field_on_every_json_
     access = SPEC["paths"][path][method.lower()]["x-access"]
     for value in HOSTILE_NUMBERS:
         body = '{"payload": {"items": [1, ' + json.dumps(value) + "]}}"
-        reply = api.request(method, _path(path, world.ids), key=_key(world, access), body=body)
+        reply = api.request(method, path_for(path, world.ids), key=key_for(world, access), body=body)
         assert reply.status == 422, (method, path, value, reply.text)
         assert reply.error_field == "payload.items[1]"
     huge = '{"amount": ' + "9" * 4400 + "}"  # past Python's own 4,300-digit limit
-    reply = api.request(method, _path(path, world.ids), key=_key(world, access), body=huge)
+    reply = api.request(method, path_for(path, world.ids), key=key_for(world, access), body=huge)
     assert reply.status == 422 and reply.error_field == "amount", reply.text
 
 
@@ -222,8 +149,8 @@ def test_query_whole_numbers_are_strict_on_every_route(api, world, method, path,
             continue  # an empty limit or top means the default
         from urllib.parse import quote
 
-        target = f"{_path(path, world.ids)}?{name}={quote(raw)}"
-        reply = api.request(method, target, key=_key(world, access), **({"json": body} if body is not None else {}))
+        target = f"{path_for(path, world.ids)}?{name}={quote(raw)}"
+        reply = api.request(method, target, key=key_for(world, access), **({"json": body} if body is not None else {}))
         assert reply.status == 422, (method, path, name, raw, reply.text)
         assert reply.error_field == name
 
