@@ -6,7 +6,7 @@
 | SEGMENTS_OPERATOR_KEY | the operator's bearer key | local-operator-key (refused in prod) |
 | SEGMENTS_SECRET | signs cursors, unsubscribe and portal tokens | a fixed local value (refused in prod) |
 | SEGMENTS_MAX_BODY_BYTES | request bodies larger than this get 413 | 5 MiB |
-| SEGMENTS_PUBLIC_URL | base URL used in links we send (unsubscribe) | http://127.0.0.1:8000 |
+| SEGMENTS_PUBLIC_URL | base URL used in links we send (unsubscribe) | http://127.0.0.1:$PORT (8000) |
 """
 
 from __future__ import annotations
@@ -47,5 +47,7 @@ def get_config() -> Config:
         operator_key=operator_key,
         secret=secret.encode("utf-8"),
         max_body_bytes=int(os.environ.get("SEGMENTS_MAX_BODY_BYTES", str(5 * 1024 * 1024))),
-        public_url=(os.environ.get("SEGMENTS_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+        public_url=(
+            os.environ.get("SEGMENTS_PUBLIC_URL") or f"http://127.0.0.1:{os.environ.get('PORT') or 8000}"
+        ).rstrip("/"),
     )

@@ -169,7 +169,8 @@ class ApiBlueprint(Blueprint):
 
             view.__name__ = handler.__name__
             view.__doc__ = handler.__doc__
-            self.route(path, methods=[operation.method], content_types=list(operation.content_types))(view)
+            methods = [operation.method, "HEAD"] if operation.method == "GET" else [operation.method]
+            self.route(path, methods=methods, content_types=list(operation.content_types))(view)
             return handler
 
         return decorate

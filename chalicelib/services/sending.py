@@ -333,8 +333,11 @@ def send_one(
 ) -> dict[str, Any]:
     """One SES call with the unsubscribe headers (RFC 8058); the outcome as {"status", "message_id" | "reason"}.
     ``tags`` name what sent it ({"campaign_id": …} or {"trigger_id": …}) for SES feedback."""
+    sender_settings = tenant_settings(tenant_id)["sender"]
     mail = mailer.Mail(
         sender=sender,
+        sender_name=sender_settings.get("name"),
+        reply_to=sender_settings.get("reply_to"),
         to=email,
         subject=rendered.subject,
         html=rendered.html,

@@ -13,9 +13,10 @@ import json
 import os
 import threading
 from dataclasses import dataclass
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import formataddr, make_msgid
+from email.utils import formatdate, make_msgid
 from typing import Any
 
 import boto3
@@ -45,6 +46,8 @@ class Mail:
     text: str | None
     headers: dict[str, str]
     tags: dict[str, str]  # SES message tags: come back in bounce and complaint notifications
+    sender_name: str | None = None  # the From display name (RFC 2047-encoded when not ASCII)
+    reply_to: str | None = None
 
 
 class MailError(Exception):
@@ -62,10 +65,13 @@ that mail clients do not read as a link."""
 
 def _mime(mail: Mail) -> bytes:
     message = EmailMessage(policy=_POLICY)
-    message["From"] = mail.sender
+    message["From"] = Address(display_name=mail.sender_name or "", addr_spec=mail.sender)
     message["To"] = mail.to
+    if mail.reply_to:
+        message["Reply-To"] = mail.reply_to
     message["Subject"] = mail.subject
-    message["Message-ID"] = make_msgid(domain=mail.sender.rsplit("@", 1)[-1].rstrip(">"))
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = make_msgid(domain=mail.sender.rsplit("@", 1)[-1])
     for name, value in mail.headers.items():
         message[name] = value
     if mail.text is not None:
@@ -144,5 +150,3 @@ def sender_verified(address: str) -> bool:
     return False
 
 
-def display_address(name: str | None, email: str) -> str:
-    return formataddr((name, email)) if name else email

@@ -37,5 +37,16 @@ class EnvelopeRequestHandler(ChaliceRequestHandler):
         self.local_gateway = EnvelopeGateway(app_object, config)
         super(ChaliceRequestHandler, self).__init__(request, client_address, server)
 
+    def _send_http_response_with_body(self, code: int, headers: Any, body: str | bytes) -> None:
+        """HEAD answers with GET's headers (Content-Length included) and no body: a body after a HEAD
+        response would be read as the start of the next response on a keep-alive connection."""
+        if self.command != "HEAD":
+            super()._send_http_response_with_body(code, headers, body)
+            return
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body.encode() if isinstance(body, str) else body)))
+        self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
+        self._send_headers(headers)
+
     def log_message(self, format: str, *args: Any) -> None:
         """Access lines go through our JSON logger from the route layer instead."""

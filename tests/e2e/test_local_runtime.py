@@ -1,5 +1,7 @@
 """`make run` for real: moto server, API, dispatcher and scheduler in a subprocess, over HTTP."""
 
+import http.client
+import json
 import time
 
 import pytest
@@ -31,6 +33,13 @@ def test_readme_walkthrough_over_http_then_ctrl_c_leaves_nothing_behind():
         assert status == 404 and missing["error"]["code"] == "not_found"
         status, spec = runtime.call("GET", "/openapi.json")
         assert status == 200 and "/tenants" in spec["paths"]
+        connection = http.client.HTTPConnection("127.0.0.1", runtime.api_port, timeout=10)
+        connection.request("HEAD", "/health")
+        head = connection.getresponse()
+        assert head.status == 200 and head.read() == b"" and int(head.getheader("Content-Length")) > 0
+        connection.request("GET", "/health")  # the same keep-alive connection reads a clean next response
+        assert json.loads(connection.getresponse().read()) == {"status": "ok"}
+        connection.close()
     finally:
         code = runtime.stop()
     assert code == 0, runtime.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 import pytest
 
@@ -148,6 +149,22 @@ def test_test_sends_go_now_outside_stats_and_never_to_suppressed_addresses(api, 
     assert api.post(f"/campaigns/{draft['id']}/test", key=studio.admin_key, json={"emails": six}).status == 422
     bad = api.post(f"/campaigns/{draft['id']}/test", key=studio.admin_key, json={"emails": ["nope"]})
     assert bad.status == 422 and bad.error_field == "emails[0]"
+
+
+def test_mail_carries_the_sender_name_reply_to_date_and_a_message_id_on_the_sending_domain(api, studio):
+    sender = {"sender": {"name": "Açaí Club « Lisboa »", "reply_to": "help@example.com"}}
+    assert api.patch("/settings", key=studio.admin_key, json=sender).status == 200
+    sending.tenant_settings.__globals__["_settings"].pop(studio.id, None)  # the workers' 60 s settings cache
+    draft = create(api, studio).json
+    before = mail.mark()
+    api.post(f"/campaigns/{draft['id']}/test", key=studio.admin_key, json={"emails": ["qa@example.com"]})
+    (sent,) = mail.sent_since(before)
+    assert sent.headers["From"].addresses[0].display_name == "Açaí Club « Lisboa »"
+    assert sent.headers["From"].addresses[0].addr_spec == "hello@example.com"
+    assert sent.headers["Reply-To"] == "help@example.com"
+    assert parsedate_to_datetime(sent.headers["Date"]).tzinfo is not None
+    assert sent.headers["Message-ID"].endswith("@example.com>")
+    assert "=?utf-8?" in sent.raw.split("\n\n", 1)[0].lower()  # the non-ASCII name is RFC 2047-encoded
 
 
 def test_a_campaign_to_a_segment_sends_and_freezes(api, app, studio):

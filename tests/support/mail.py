@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import email.policy
 from dataclasses import dataclass
 from email.message import Message
 
@@ -18,6 +19,7 @@ class SentMail:
     headers: Message
     html: str | None
     text: str | None
+    raw: str = ""
 
 
 def _parts(message: Message) -> tuple[str | None, str | None]:
@@ -42,7 +44,9 @@ def mark() -> int:
 def sent_since(position: int) -> list[SentMail]:
     found = []
     for raw in _backend().sent_messages[position:]:
-        message = email.message_from_string(raw.raw_data)
+        message = email.message_from_string(raw.raw_data, policy=email.policy.default)
         html, text = _parts(message)
-        found.append(SentMail(message["To"], message["From"], str(message["Subject"]), message, html, text))
+        found.append(
+            SentMail(message["To"], message["From"], str(message["Subject"]), message, html, text, raw.raw_data)
+        )
     return found

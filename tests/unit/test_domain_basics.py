@@ -140,3 +140,16 @@ def test_prod_refuses_default_secrets(monkeypatch):
         assert get_config().stage == "prod"
     finally:
         get_config.cache_clear()
+
+
+def test_local_links_follow_the_port_the_api_listens_on(monkeypatch):
+    get_config.cache_clear()
+    try:
+        monkeypatch.delenv("SEGMENTS_PUBLIC_URL", raising=False)
+        monkeypatch.setenv("PORT", "8123")
+        assert get_config().public_url == "http://127.0.0.1:8123"
+        get_config.cache_clear()
+        monkeypatch.setenv("SEGMENTS_PUBLIC_URL", "https://segments.example.org/")
+        assert get_config().public_url == "https://segments.example.org"
+    finally:
+        get_config.cache_clear()
