@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+CONFIRM_QUERY: dict[str, dict[str, Any]] = {
+    "confirm": {"schema": {"type": "boolean"}, "description": "Confirm a deletion after reviewing its impact."}
+}
+"""Every delete reviews what depends on the target first (services/dependents.review)."""
+
 
 def page_of(item_schema: dict[str, Any]) -> dict[str, Any]:
     return {

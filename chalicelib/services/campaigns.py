@@ -263,9 +263,10 @@ def update_campaign(principal: Principal, campaign_id: str, body: Any, clock: Cl
     return campaign_view(after)
 
 
-def delete_campaign(principal: Principal, campaign_id: str) -> None:
+def delete_campaign(principal: Principal, campaign_id: str, confirm: bool = False) -> None:
     campaign = _require(principal.tenant_id, campaign_id)
     rules.require_status(campaign.id, campaign.status, rules.EDITABLE | rules.FINISHED, "be deleted")
+    dependents.review("campaign", principal.tenant_id, campaign.id, f"campaign {campaign.name!r}", confirm)
     try:
         store.delete(principal.tenant_id, campaign)
     except StaleCampaign:

@@ -211,12 +211,16 @@ def update(
     return engagement_view(after, clock)
 
 
-def delete(principal: Principal, kind: str, engagement_id: str) -> None:
+def delete(principal: Principal, kind: str, engagement_id: str, confirm: bool = False) -> None:
     engagement = _require(principal.tenant_id, kind, engagement_id)
+    dependents.review(kind, principal.tenant_id, engagement.id, f"{kind} {engagement.name!r}", confirm)
     try:
         store.delete(principal.tenant_id, engagement)
     except StaleEngagement:
         raise changed_meanwhile(f"{kind.capitalize()} {engagement_id}") from None
+    dependents.release(
+        kind, principal.tenant_id, engagement.id, f"{kind} {engagement.name!r} ({engagement.id}) was deleted"
+    )
 
 
 def targeting(tenant_id: str, contact: Contact, engagements: list[Engagement], clock: Clock) -> list[Engagement]:

@@ -34,6 +34,7 @@ from chalicelib.domain import planner
 from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
 from chalicelib.domain.contacts import SHARDS, contact_id_for
 from chalicelib.domain.engine import BrokenReference, CompiledCriteria, compile_criteria
+from chalicelib.domain.errors import NotFound
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.membership import transition_event
 from chalicelib.domain.population import Population
@@ -147,14 +148,29 @@ def evaluate_shards(
 
 
 def start_evaluation(
-    tenant_id: str, segment: Segment, clock: Clock = system_clock, cause: str = "requested"
+    tenant_id: str, segment: Segment, clock: Clock = system_clock, cause: str = "requested", *, join: bool = False
 ) -> dict[str, Any]:
     """Queue a full evaluation of ``segment``; the segment waits for this job (and ignores older ones).
 
-    ``cause`` (created, criteria_changed, requested, refresh) travels with the events the flip announces."""
+    ``cause`` (created, criteria_changed, requested, refresh) travels with the events the flip announces.
+    With ``join`` (an evaluation asked for again), a job still running for the segment's current criteria
+    is answered instead of starting another, and of two such requests at once only one starts a job."""
+    if join:
+        running = _running_job(tenant_id, segment.job_id)
+        if running is not None:
+            return running
     job_id = new_id("job")
     frozen = snapshot(tenant_id, segment.criteria, segment.references)
-    store.update_fields(tenant_id, segment.id, job_id=job_id, status=EVALUATING, status_reason=None)
+    fields = {"job_id": job_id, "status": EVALUATING, "status_reason": None}
+    if join:
+        if not store.update_fields(tenant_id, segment.id, expected_job_id=segment.job_id, **fields):
+            latest = store.get(tenant_id, segment.id)
+            running = _running_job(tenant_id, latest.job_id if latest else None)
+            if running is not None:
+                return running
+            store.update_fields(tenant_id, segment.id, **fields)
+    else:
+        store.update_fields(tenant_id, segment.id, **fields)
     as_of = to_rfc3339(clock())  # every shard evaluates as of the job's start, whenever it runs
     if frozen["index"] is not None:
         chunks = [{"segment_id": segment.id, "index": frozen["index"], "as_of": as_of}]
@@ -171,6 +187,16 @@ def start_evaluation(
         clock=clock,
         job_id=job_id,
     )
+
+
+def _running_job(tenant_id: str, job_id: str | None) -> dict[str, Any] | None:
+    if not job_id:
+        return None
+    try:
+        view = jobs.job_view(tenant_id, job_id)
+    except NotFound:  # jobs expire; a segment may name one that is gone
+        return None
+    return view if view["status"] == jobs.RUNNING else None
 
 
 def _evaluate_chunk(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:

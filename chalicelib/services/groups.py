@@ -7,7 +7,7 @@ from typing import Any
 
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.contacts import ContactChanges
-from chalicelib.domain.errors import ConfirmationRequired, Conflict, NotFound
+from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.validation import validate
 from chalicelib.services import dependents, jobs
@@ -115,13 +115,9 @@ def delete_group(principal: Principal, group_id: str, confirm: bool) -> dict[str
     tenant_id = principal.tenant_id
     group = _require(tenant_id, group_id)
     members = _member_ids(tenant_id, group.id)
-    users = dependents.find("group", tenant_id, group.id)
-    if (members or users) and not confirm:
-        raise ConfirmationRequired(
-            f"Group {group.name!r} has {len(members)} member(s) and {len(users)} dependent(s); "
-            "repeat with ?confirm=true.",
-            {"member_count": len(members), "dependents": users},
-        )
+    dependents.review(
+        "group", tenant_id, group.id, f"group {group.name!r}", confirm, impact={"member_count": len(members)}
+    )
     catalog.mark_group_deleting(tenant_id, group.id)
     dependents.release("group", tenant_id, group.id, f"group {group.name!r} ({group.id}) was deleted")
     if not members:

@@ -27,7 +27,7 @@ import numpy as np
 from chalicelib.domain.clock import Clock, stored_moment, system_clock, to_rfc3339
 from chalicelib.domain.contacts import contact_id_for
 from chalicelib.domain.criteria import Vocabulary, canonical_text, check_criteria
-from chalicelib.domain.errors import ConfirmationRequired, Conflict, LimitExceeded, NotFound, ValidationFailed
+from chalicelib.domain.errors import Conflict, LimitExceeded, NotFound, ValidationFailed
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.settings import limit
 from chalicelib.domain.validation import validate
@@ -292,7 +292,7 @@ def evaluate(principal: Principal, segment_id: str, clock: Clock = system_clock)
             f"Segment {segment_id} is invalid ({segment.status_reason}); fix its criteria first.",
             {"field": "criteria", "status_reason": segment.status_reason},
         )
-    return start_evaluation(principal.tenant_id, segment, clock)
+    return start_evaluation(principal.tenant_id, segment, clock, join=True)
 
 
 def versions(principal: Principal, segment_id: str, limit_: int, cursor: str | None) -> dict[str, Any]:
@@ -495,13 +495,10 @@ def delete_segment(principal: Principal, segment_id: str, confirm: bool) -> None
     """Delete after review: always asks for ``?confirm=true``, listing what depends on the segment."""
     tenant_id = principal.tenant_id
     segment = _require(tenant_id, segment_id)
-    users = dependents.find("segment", tenant_id, segment.id)
-    if not confirm:
-        raise ConfirmationRequired(
-            f"Deleting segment {segment.name!r} affects {len(users)} dependent(s); tags stay. "
-            "Repeat with ?confirm=true.",
-            {"dependents": users, "member_count": segment.member_count},
-        )
+    dependents.review(
+        "segment", tenant_id, segment.id, f"segment {segment.name!r} (its tags stay)", confirm,
+        impact={"member_count": segment.member_count}, always=True,
+    )  # fmt: skip
     store.delete(tenant_id, segment.id)
     dependents.release("segment", tenant_id, segment.id, f"segment {segment.name!r} ({segment.id}) was deleted")
 

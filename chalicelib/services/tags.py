@@ -7,7 +7,6 @@ from typing import Any
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.contacts import ContactChanges, ordinal_of
 from chalicelib.domain.errors import (
-    ConfirmationRequired,
     Conflict,
     LimitExceeded,
     NotFound,
@@ -97,13 +96,8 @@ def delete_tag(principal: Principal, name: str, confirm: bool) -> dict[str, Any]
     """
     tenant_id = principal.tenant_id
     tag = _require(tenant_id, name)
-    users = dependents.find("tag", tenant_id, tag.name)
     carriers = store.count_tag(tenant_id, tag.name)
-    if (users or carriers) and not confirm:
-        raise ConfirmationRequired(
-            f"Tag {tag.name} is used by {len(users)} segment(s) and {carriers} contact(s); repeat with ?confirm=true.",
-            {"dependents": users, "contact_count": carriers},
-        )
+    dependents.review("tag", tenant_id, tag.name, f"tag {tag.name}", confirm, impact={"contact_count": carriers})
     catalog.mark_tag_deleting(tenant_id, tag.name)
     dependents.release("tag", tenant_id, tag.name, f"tag {tag.name} was deleted")
     ordinals = sorted(store.tag_ordinals(tenant_id, tag.name))

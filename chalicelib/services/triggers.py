@@ -260,8 +260,9 @@ def update_trigger(principal: Principal, trigger_id: str, body: Any, clock: Cloc
     return trigger_view(after)
 
 
-def delete_trigger(principal: Principal, trigger_id: str) -> None:
+def delete_trigger(principal: Principal, trigger_id: str, confirm: bool = False) -> None:
     trigger = _require(principal.tenant_id, trigger_id)
+    dependents.review("trigger", principal.tenant_id, trigger.id, f"trigger {trigger.name!r}", confirm)
     try:
         store.delete(principal.tenant_id, trigger)
     except StaleTrigger:
@@ -673,5 +674,38 @@ def _release_tag(tenant_id: str, tag: str, reason: str) -> None:
             return
 
 
+def _announcing(tenant_id: str, announcement_id: str) -> list[Trigger]:
+    return [
+        t for t in store.all_triggers(tenant_id)
+        if any(a.get("announcement_id") == announcement_id for a in t.actions)
+    ]  # fmt: skip
+
+
+def _announcement_dependents(tenant_id: str, announcement_id: str) -> list[dict[str, Any]]:
+    return [
+        {"type": "trigger", "id": t.id, "name": t.name, "enabled": t.enabled}
+        for t in _announcing(tenant_id, announcement_id)
+    ]
+
+
+def _release_announcement(tenant_id: str, announcement_id: str, reason: str) -> None:
+    """Drop the announce actions of the deleted announcement; a trigger left without actions is disabled."""
+    for trigger in _announcing(tenant_id, announcement_id):
+        actions = [a for a in trigger.actions if a.get("announcement_id") != announcement_id]
+        after = replace(
+            trigger,
+            actions=actions or trigger.actions,
+            enabled=trigger.enabled and bool(actions),
+            status_reason=trigger.status_reason if actions else f"{reason}; edit the trigger to enable it again",
+            version=trigger.version + 1,
+        )
+        try:
+            store.save(tenant_id, trigger, after)
+        except StaleTrigger:
+            _release_announcement(tenant_id, announcement_id, reason)
+            return
+
+
 dependents.register("segment", _segment_dependents, _release_segment)
 dependents.register("tag", _tag_dependents, _release_tag)
+dependents.register("announcement", _announcement_dependents, _release_announcement)

@@ -148,5 +148,3 @@ def sender_verified(address: str) -> bool:
             if error.response.get("Error", {}).get("Code") != "NotFoundException":
                 raise
     return False
-
-

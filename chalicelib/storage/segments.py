@@ -286,18 +286,27 @@ def delete(tenant_id: str, segment_id: str) -> None:
             batch.delete(item)
 
 
-def update_fields(tenant_id: str, segment_id: str, **fields: Any) -> None:
-    """Set a few bookkeeping fields (status, job) on a segment that still exists."""
+_ANY_JOB = object()
+
+
+def update_fields(tenant_id: str, segment_id: str, *, expected_job_id: Any = _ANY_JOB, **fields: Any) -> bool:
+    """Set a few bookkeeping fields (status, job) on a segment that still exists (and, given
+    ``expected_job_id``, still waits for that job, None for none); False when the condition failed."""
     item = SegmentItem(*segment_key(tenant_id, segment_id))
     actions = [
         getattr(SegmentItem, name).set(value) if value is not None else getattr(SegmentItem, name).remove()
         for name, value in fields.items()
     ]
+    condition = SegmentItem.pk.exists()
+    if expected_job_id is not _ANY_JOB:
+        condition &= SegmentItem.job_id == expected_job_id if expected_job_id else SegmentItem.job_id.does_not_exist()
     try:
-        item.update(actions=actions, condition=SegmentItem.pk.exists())
+        item.update(actions=actions, condition=condition)
     except UpdateError as error:
         if error.cause_response_code != "ConditionalCheckFailedException":
             raise
+        return False
+    return True
 
 
 # --- membership ---------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalicelib.http.api import PAGE_QUERY, Access, ApiBlueprint, Call
 from chalicelib.http.routes.segments import FEATURE as SEGMENTS_FEATURE
-from chalicelib.http.schemas import page_of
+from chalicelib.http.schemas import CONFIRM_QUERY, page_of
 from chalicelib.services import campaigns
 
 blueprint = ApiBlueprint(__name__)
@@ -54,10 +54,10 @@ def update_campaign(call: Call, campaign_id: str) -> dict:
 
 @blueprint.operation(
     "DELETE", "/campaigns/{campaign_id}", summary="Delete a campaign that is not sending or paused",
-    access=Access.ADMIN, status=204, **FEATURE,
+    access=Access.ADMIN, status=204, query=CONFIRM_QUERY, **FEATURE,
 )  # fmt: skip
 def delete_campaign(call: Call, campaign_id: str) -> None:
-    campaigns.delete_campaign(call.principal, campaign_id)
+    campaigns.delete_campaign(call.principal, campaign_id, call.flag("confirm"))
 
 
 @blueprint.operation(

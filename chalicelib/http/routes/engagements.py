@@ -5,7 +5,7 @@ from __future__ import annotations
 from chalicelib.domain.engagements import ANNOUNCEMENT, CHALLENGE
 from chalicelib.http.api import PAGE_QUERY, Access, ApiBlueprint, Call
 from chalicelib.http.routes.segments import FEATURE as SEGMENTS_FEATURE
-from chalicelib.http.schemas import page_of
+from chalicelib.http.schemas import CONFIRM_QUERY, page_of
 from chalicelib.services import engagements
 
 blueprint = ApiBlueprint(__name__)
@@ -33,7 +33,7 @@ def _crud(kind: str, description: str) -> None:
         return engagements.update(call.principal, kind, ids[key], call.body)
 
     def remove(call: Call, **ids: str) -> None:
-        engagements.delete(call.principal, kind, ids[key])
+        engagements.delete(call.principal, kind, ids[key], call.flag("confirm"))
 
     routes = [
         (create, "create", dict(method="POST", path=f"/{plural}", summary=f"Create {article} {kind}",
@@ -45,8 +45,9 @@ def _crud(kind: str, description: str) -> None:
          access=Access.VIEWER, response_schema=schemas["view"])),
         (edit, "update", dict(method="PATCH", path=one, summary=f"Edit {article} {kind}", access=Access.ADMIN,
          request_schema=schemas["patch"], response_schema=schemas["view"])),
-        (remove, "delete", dict(method="DELETE", path=one, summary=f"Delete {article} {kind}", access=Access.ADMIN,
-         status=204)),
+        (remove, "delete", dict(method="DELETE", path=one, summary=f"Delete {article} {kind} (409 "
+         "confirmation_required listing what uses it, unless ?confirm=true)", access=Access.ADMIN, status=204,
+         query=CONFIRM_QUERY)),
     ]  # fmt: skip
     for handler, verb, declaration in routes:
         handler.__name__ = handler.__qualname__ = f"{verb}_{kind}"

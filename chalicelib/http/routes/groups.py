@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from chalicelib.http.api import PAGE_QUERY, Access, ApiBlueprint, Call, WithStatus
-from chalicelib.http.routes.tags import CONFIRM
-from chalicelib.http.schemas import page_of
+from chalicelib.http.schemas import CONFIRM_QUERY, page_of
 from chalicelib.services import groups
 
 blueprint = ApiBlueprint(__name__)
@@ -65,7 +64,7 @@ def update_group(call: Call, group_id: str) -> dict:
     description="With ?confirm=true its members are left without a group (a job: 202), then it goes.",
     access=Access.ADMIN,
     status=204,
-    query=CONFIRM,
+    query=CONFIRM_QUERY,
     other_responses={202: "Members are being released: the job."},
 )
 def delete_group(call: Call, group_id: str) -> WithStatus | None:

@@ -9,7 +9,7 @@ from chalice import Response
 
 from chalicelib.domain.contacts import CONTACT_SCHEMA
 from chalicelib.http.api import PAGE_QUERY, Access, ApiBlueprint, Call
-from chalicelib.http.schemas import JOB_SCHEMA, page_of
+from chalicelib.http.schemas import CONFIRM_QUERY, JOB_SCHEMA, page_of
 from chalicelib.services import overview, segments
 
 blueprint = ApiBlueprint(__name__)
@@ -86,7 +86,6 @@ DEPENDENT_SCHEMA = {
     "required": ["type", "id", "name"],
     "properties": {"type": {"type": "string"}, "id": {"type": "string"}, "name": {"type": "string"}},
 }
-CONFIRM = {"confirm": {"schema": {"type": "boolean"}, "description": "Confirm the deletion after reviewing it."}}
 
 
 @blueprint.operation(
@@ -174,7 +173,7 @@ def update_segment(call: Call, segment_id: str) -> dict:
     description="Tags stay. Segments that include this one become invalid and say why.",
     access=Access.ADMIN,
     status=204,
-    query=CONFIRM,
+    query=CONFIRM_QUERY,
     **FEATURE,
 )
 def delete_segment(call: Call, segment_id: str) -> None:

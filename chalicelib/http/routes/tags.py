@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalicelib.domain.tags import CREATE_TAG_SCHEMA, PATCH_TAG_SCHEMA
 from chalicelib.http.api import PAGE_QUERY, Access, ApiBlueprint, Call, WithStatus
-from chalicelib.http.schemas import page_of
+from chalicelib.http.schemas import CONFIRM_QUERY, page_of
 from chalicelib.services import tags
 
 blueprint = ApiBlueprint(__name__)
@@ -19,7 +19,6 @@ TAG_SCHEMA = {
         "status": {"enum": ["active", "deleting"]},
     },
 }
-CONFIRM = {"confirm": {"schema": {"type": "boolean"}, "description": "Confirm a deletion that has an impact."}}
 
 
 @blueprint.operation(
@@ -78,7 +77,7 @@ def update_tag(call: Call, name: str) -> dict:
     "and then deleted; segments that use it become invalid and say why (their criteria stay for review).",
     access=Access.ADMIN,
     status=204,
-    query=CONFIRM,
+    query=CONFIRM_QUERY,
     other_responses={202: "Contacts are being untagged: the job."},
 )
 def delete_tag(call: Call, name: str) -> WithStatus | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalicelib.http.api import PAGE_QUERY, Access, ApiBlueprint, Call
 from chalicelib.http.routes.segments import FEATURE as SEGMENTS_FEATURE
-from chalicelib.http.schemas import page_of
+from chalicelib.http.schemas import CONFIRM_QUERY, page_of
 from chalicelib.services import triggers
 
 blueprint = ApiBlueprint(__name__)
@@ -49,10 +49,11 @@ def update_trigger(call: Call, trigger_id: str) -> dict:
 
 
 @blueprint.operation(
-    "DELETE", "/triggers/{trigger_id}", summary="Delete a trigger", access=Access.ADMIN, status=204, **FEATURE,
+    "DELETE", "/triggers/{trigger_id}", summary="Delete a trigger", access=Access.ADMIN, status=204,
+    query=CONFIRM_QUERY, **FEATURE,
 )  # fmt: skip
 def delete_trigger(call: Call, trigger_id: str) -> None:
-    triggers.delete_trigger(call.principal, trigger_id)
+    triggers.delete_trigger(call.principal, trigger_id, call.flag("confirm"))
 
 
 @blueprint.operation(
