@@ -27,6 +27,7 @@ PREFIXES = {
     "challenge": "chl",
     "job": "job",
     "run": "run",
+    "change": "chg",
 }
 
 

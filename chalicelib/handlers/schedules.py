@@ -5,7 +5,7 @@ from __future__ import annotations
 from chalice import Blueprint, Rate
 
 from chalicelib.logs import logger
-from chalicelib.services import campaigns, segments
+from chalicelib.services import campaigns, changes, segments
 
 blueprint = Blueprint(__name__)
 
@@ -23,3 +23,9 @@ def start_due_campaigns(event) -> None:
     started = campaigns.start_due()
     if started:
         logger.info("scheduled campaigns started", extra={"campaigns_started": started})
+
+
+@blueprint.schedule(Rate(1, unit=Rate.MINUTES))
+def relay_contact_changes(event) -> None:
+    """Change messages a request wrote to the outbox but could not queue (SQS refused, the process stopped)."""
+    changes.relay_pending()

@@ -13,20 +13,22 @@ Shape (JSON on the ``segments-contact-changes`` queue)::
 a change a person or a client made.
 
 Consumers re-read the contact (the message says *that* it changed and why), so a
-duplicate or out-of-order message is harmless. Sending happens after the write;
-if SQS refuses, the write stands, the failure is logged, and the next full
-evaluation reconciles membership.
+duplicate or out-of-order message is harmless. Each message is written to an outbox
+(storage/outbox.py) in the same transaction as the contact write, queued right after,
+and cleared once queued; if SQS refuses, the minute relay queues it: no change is lost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
-from chalicelib.domain.clock import system_clock, to_rfc3339
+from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
+from chalicelib.domain.ids import new_id
 from chalicelib.logs import logger
 from chalicelib.resources import CONTACT_CHANGES_QUEUE
-from chalicelib.storage import queues
+from chalicelib.storage import outbox, queues
 from chalicelib.storage.contacts import Contact
 
 
@@ -45,6 +47,7 @@ def change_message(
     assert contact is not None
     return {
         "kind": "contact.changed",
+        "id": new_id("change"),
         "tenant_id": tenant_id,
         "contact_id": contact.id,
         "version": after.version if after else before.version + 1,
@@ -60,9 +63,30 @@ def change_message(
 
 
 def publish(messages: list[dict[str, Any]]) -> None:
+    """Queue messages already in the outbox (written with their contact writes), then clear them there.
+
+    If SQS refuses, they stay in the outbox and :func:`relay_pending` queues them within a minute or two."""
     if not messages:
         return
     try:
         queues.send_messages(CONTACT_CHANGES_QUEUE, messages)
     except Exception:
-        logger.exception("contact changes not queued", extra={"count": len(messages)})
+        logger.exception("contact changes not queued; the outbox relay will", extra={"count": len(messages)})
+        return
+    outbox.forget(messages)
+
+
+RELAY_AFTER = timedelta(seconds=60)
+"""The relay leaves younger messages to the request that wrote them (it queues them right after its write)."""
+
+
+def relay_pending(clock: Clock = system_clock) -> int:
+    """Queue the outbox messages whose request did not (the minute schedule); return how many."""
+    relayed = 0
+    while messages := outbox.pending(to_rfc3339(clock() - RELAY_AFTER)):
+        queues.send_messages(CONTACT_CHANGES_QUEUE, messages)
+        outbox.forget(messages)
+        relayed += len(messages)
+    if relayed:
+        logger.warning("contact changes relayed from the outbox", extra={"count": relayed})
+    return relayed

@@ -17,7 +17,7 @@ from chalicelib.domain.validation import validate
 from chalicelib.services.changes import change_message, publish
 from chalicelib.services.paging import page
 from chalicelib.services.principal import Principal
-from chalicelib.storage import catalog
+from chalicelib.storage import catalog, outbox
 from chalicelib.storage import contacts as store
 from chalicelib.storage.contacts import Contact
 
@@ -111,9 +111,10 @@ def apply_changes(
     return store.with_changes(candidate, version=contact.version + 1, updated_at=now)
 
 
-def write(tenant_id: str, before: Contact | None, after: Contact | None) -> None:
+def write(tenant_id: str, before: Contact | None, after: Contact | None, message: dict[str, Any]) -> None:
+    """Write one contact change with the message that announces it (the outbox, in the same transaction)."""
     try:
-        store.write_contacts(tenant_id, [(before, after)])
+        store.write_contacts(tenant_id, [(before, after)], [message])
     except store.TakenIdentifier as taken:
         raise Conflict(f"Another contact already has this {taken.field}.", {"field": taken.field}) from None
 
@@ -134,8 +135,9 @@ def create_contact(principal: Principal, body: Any, clock: Clock = system_clock)
     ordinal = store.allocate_ordinals(tenant_id, 1)
     blank = Contact(id=contact_id_for(ordinal), ordinal=ordinal, version=0, created_at=now, updated_at=now)
     contact = apply_changes(blank, changes, changes.tags, [], now)
-    write(tenant_id, None, contact)
-    publish([change_message(tenant_id, None, contact, "created")])
+    message = change_message(tenant_id, None, contact, "created")
+    write(tenant_id, None, contact, message)
+    publish([message])
     return contact_view(contact)
 
 
@@ -169,12 +171,13 @@ def rewrite_contact(
         after = compute(before, to_rfc3339(clock()))
         if after is before:
             return before, before
+        message = change_message(tenant_id, before, after, change, source, depth=depth)
         try:
-            write(tenant_id, before, after)
+            write(tenant_id, before, after, message)
         except store.StaleContact:
             backoff(attempt)
             continue
-        publish([change_message(tenant_id, before, after, change, source, depth=depth)])
+        publish([message])
         return before, after
     raise Conflict("The contact kept changing while this update was applied; try again.")
 
@@ -234,13 +237,14 @@ def delete_contact(principal: Principal, reference: str) -> None:
     tenant_id = principal.tenant_id
     for attempt in range(WRITE_ATTEMPTS):
         contact = resolve(tenant_id, reference)
+        message = change_message(tenant_id, contact, None, "deleted")
         try:
-            store.write_contacts(tenant_id, [(contact, None)])
+            store.write_contacts(tenant_id, [(contact, None)], [message])
         except store.StaleContact:
             backoff(attempt)
             continue
         store.delete_contact_records(tenant_id, contact)
-        publish([change_message(tenant_id, contact, None, "deleted")])
+        publish([message])
         return
     raise Conflict("The contact kept changing while it was deleted; try again.")
 
@@ -362,9 +366,13 @@ def _resolve_many(tenant_id: str, references: set[str]) -> dict[str, Contact]:
 
 
 def _store_events(tenant_id: str, contact: Contact, events: list[dict[str, Any]]) -> dict[str, Any]:
-    """Store a contact's events; return the change message to publish."""
+    """Store a contact's events; return the change message to publish. Event writes are not a transaction,
+    so the message goes to the outbox first: a stop in between leaves a message to relay, never a change
+    nobody hears of."""
+    message = change_message(tenant_id, contact, contact, "events", events=events)
+    outbox.put([message])
     store.put_events(tenant_id, contact, events, [event_rules.expires_at(e) for e in events])
-    return change_message(tenant_id, contact, contact, "events", events=events)
+    return message
 
 
 def list_events(principal: Principal, reference: str, limit: int, cursor: str | None) -> dict[str, Any]:

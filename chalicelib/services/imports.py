@@ -106,15 +106,16 @@ def upsert_row(
         after = _planned(tenant_id, row, before, known, ordinals)
         if after is before:
             return "unchanged", None
+        outcome = "created" if before is None else "updated"
+        message = change_message(tenant_id, before, after, outcome, source)
         try:
-            store.write_contacts(tenant_id, [(before, after)])
+            store.write_contacts(tenant_id, [(before, after)], [message])
         except (store.StaleContact, store.TakenIdentifier) as clash:
             if isinstance(clash, store.TakenIdentifier) and before is not None:
                 raise ValidationFailed(clash.field, f"Another contact already has this {clash.field}.") from None
             backoff(attempt)  # someone created or changed the same contact meanwhile: look again
             continue
-        outcome = "created" if before is None else "updated"
-        return outcome, change_message(tenant_id, before, after, outcome, source)
+        return outcome, message
     raise ValidationFailed("row", "The contact kept changing while this row was applied.")
 
 
@@ -197,15 +198,19 @@ def _import_chunk(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dict[
     messages = []
     by_change = {(id(before), id(after)): (line, row) for line, row, before, after in planned}
     for batch in store.transaction_batches(tenant_id, [(before, after) for _, _, before, after in planned]):
+        outcomes = ["created" if before is None else "updated" for before, _ in batch]
+        batch_messages = [
+            change_message(tenant_id, before, after, outcome, source)
+            for (before, after), outcome in zip(batch, outcomes, strict=True)
+        ]
         try:
-            store.write_contacts(tenant_id, batch)
+            store.write_contacts(tenant_id, batch, batch_messages)
         except (store.StaleContact, store.TakenIdentifier):
             one_by_one += [by_change[(id(before), id(after))] for before, after in batch]
             continue
-        for before, after in batch:
-            outcome = "created" if before is None else "updated"
+        for outcome in outcomes:
             counts[outcome] += 1
-            messages.append(change_message(tenant_id, before, after, outcome, source))
+        messages += batch_messages
     publish(messages)
 
     for line, row in sorted(one_by_one):

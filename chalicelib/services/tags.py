@@ -161,8 +161,9 @@ def retag(tenant_id: str, tag: str, contact_ids: list[str], add: bool, source: s
             pairs.append((contact, after))
     changed = 0
     for batch in store.transaction_batches(tenant_id, pairs):
+        messages = [change_message(tenant_id, before, after, "tags", source) for before, after in batch]
         try:
-            store.write_contacts(tenant_id, list(batch))
+            store.write_contacts(tenant_id, list(batch), messages)
         except store.StaleContact:
             # someone changed one of these meanwhile: redo them one by one
             for before, _ in batch:
@@ -177,7 +178,7 @@ def retag(tenant_id: str, tag: str, contact_ids: list[str], add: bool, source: s
                 unchanged += new is old
             continue
         changed += len(batch)
-        publish([change_message(tenant_id, before, after, "tags", source) for before, after in batch])
+        publish(messages)
     return {"changed": changed, "unchanged": unchanged, "missing": len(contact_ids) - len(contacts)}
 
 

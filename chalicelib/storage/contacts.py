@@ -40,15 +40,12 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.contacts import SHARDS, contact_id_for, ordinal_of, shard_of
 from chalicelib.domain.planner import EVERYONE
-from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection
+from chalicelib.storage import outbox
+from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection, shard_pk
 
 TAG_CHUNK_SIZE = 2_048
 """Ordinals per posting-list item. DynamoDB bills a write by the whole item, so small chunks keep a
 tag change near 10 write units; reads cost the same bytes however the list is chunked."""
-
-
-def shard_pk(tenant_id: str, shard: int) -> str:
-    return f"TENANT#{tenant_id}#SHARD#{shard:02d}"
 
 
 def tag_pk(tenant_id: str, tag: str) -> str:
@@ -223,8 +220,13 @@ def _postings_of(contact: Contact | None) -> frozenset[str]:
     return contact.tags | {EVERYONE} if contact is not None else frozenset()
 
 
-def write_contacts(tenant_id: str, changes: list[tuple[Contact | None, Contact | None]]) -> None:
-    """Apply (before, after) pairs in one transaction: create (None, c), update (b, a), delete (b, None).
+def write_contacts(
+    tenant_id: str,
+    changes: list[tuple[Contact | None, Contact | None]],
+    messages: list[dict[str, Any]] = (),  # type: ignore[assignment]
+) -> None:
+    """Apply (before, after) pairs in one transaction: create (None, c), update (b, a), delete (b, None),
+    with the change ``messages`` that announce them written to the outbox in the same transaction.
 
     Raises StaleContact when a contact changed since ``before`` was read and
     TakenIdentifier when an external_id or email belongs to another contact.
@@ -232,7 +234,7 @@ def write_contacts(tenant_id: str, changes: list[tuple[Contact | None, Contact |
     """
     for attempt in range(_CONFLICT_ATTEMPTS):
         try:
-            return _write_contacts_once(tenant_id, changes)
+            return _write_contacts_once(tenant_id, changes, messages)
         except TransactWriteError as error:
             if "TransactionConflict" not in cancellation_reasons(error) or attempt == _CONFLICT_ATTEMPTS - 1:
                 raise
@@ -242,7 +244,9 @@ def write_contacts(tenant_id: str, changes: list[tuple[Contact | None, Contact |
 _CONFLICT_ATTEMPTS = 8
 
 
-def _write_contacts_once(tenant_id: str, changes: list[tuple[Contact | None, Contact | None]]) -> None:
+def _write_contacts_once(
+    tenant_id: str, changes: list[tuple[Contact | None, Contact | None]], messages: list[dict[str, Any]]
+) -> None:
     added: list[tuple[str, int]] = []
     removed: list[tuple[str, int]] = []
     try:
@@ -272,6 +276,7 @@ def _write_contacts_once(tenant_id: str, changes: list[tuple[Contact | None, Con
                 added += [(tag, ordinal) for tag in new_tags - old_tags]
                 removed += [(tag, ordinal) for tag in old_tags - new_tags]
             _write_chunks(transaction, tenant_id, *_chunk_changes(added, removed))
+            outbox.add(transaction, messages)
     except TransactWriteError as error:
         if "ConditionalCheckFailed" not in cancellation_reasons(error):
             raise  # conflicts and throttling: the caller retries
@@ -302,13 +307,14 @@ TRANSACTION_OPERATIONS = 100
 
 
 def _operations(tenant_id: str, before: Contact | None, after: Contact | None) -> tuple[int, set[tuple[str, int]]]:
-    """DynamoDB operations a change needs on its own, and the posting-list chunks it touches."""
+    """DynamoDB operations a change needs on its own (the contact, its guards, its outbox message), and the
+    posting-list chunks it touches."""
     old_guards = _guard_keys(tenant_id, before) if before else {}
     new_guards = _guard_keys(tenant_id, after) if after else {}
     guard_ops = len(set(old_guards.values()) ^ set(new_guards.values()))
     ordinal = (after or before).ordinal  # type: ignore[union-attr]
     chunks = {(tag, ordinal // TAG_CHUNK_SIZE) for tag in _postings_of(before) ^ _postings_of(after)}
-    return 1 + guard_ops, chunks
+    return 2 + guard_ops, chunks
 
 
 def transaction_batches(

@@ -33,6 +33,11 @@ def cancellation_reasons(error: TransactWriteError) -> list[str | None]:
     return [reason.code if reason else None for reason in reasons]
 
 
+def shard_pk(tenant_id: str, shard: int) -> str:
+    """The partition of one contact shard: its contacts, their events, stamps and outboxes."""
+    return f"TENANT#{tenant_id}#SHARD#{shard:02d}"
+
+
 def region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 

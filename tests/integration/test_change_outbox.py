@@ -1,0 +1,59 @@
+"""Contact-change messages go through an outbox written with the contact write: when SQS refuses after the
+write, nothing is lost — the minute relay queues the message and membership follows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from chalicelib.resources import CONTACT_CHANGES_QUEUE
+from chalicelib.services import changes
+from chalicelib.storage import outbox, queues
+from tests.integration.test_campaign_sending import make_segment
+from tests.support.population import import_and_wait
+from tests.support.queues import deliver, drain, take_messages
+from tests.support.world import soon
+
+
+def later(minutes: float = 2):
+    return lambda: datetime.now(UTC) + timedelta(minutes=minutes)
+
+
+def mine(tenant_id: str) -> list[dict]:
+    return [m for m in outbox.pending("9999") if m["tenant_id"] == tenant_id]
+
+
+def test_a_change_sqs_refused_is_relayed_from_the_outbox_and_membership_follows(api, app, tenant, monkeypatch):
+    key = tenant.admin_key
+    api.post("/tags", key=key, json={"name": "vip"})
+    segment = make_segment(api, app, tenant, {"tag": "vip"}, "VIPs")
+    real_send = queues.send_messages
+
+    def refusing(queue_name, messages, **kwargs):
+        if queue_name == CONTACT_CHANGES_QUEUE:
+            raise queues.SendFailed("SQS is down")
+        return real_send(queue_name, messages, **kwargs)
+
+    monkeypatch.setattr(queues, "send_messages", refusing)
+    assert api.post("/contacts", key=key, json={"external_id": "p-1", "tags": ["vip"]}).status == 201
+    purchase = {"events": [{"type": "purchase", "at": soon(-1)}]}
+    assert api.post("/contacts/p-1/events", key=key, json=purchase).status in (200, 201)
+    job = import_and_wait(api, app, key, "external_id,tags\np-2,vip\np-3,vip\n")
+    assert job["counts"]["created"] == 2
+    assert take_messages(CONTACT_CHANGES_QUEUE, tenant.id) == []
+    assert len(mine(tenant.id)) == 4  # created, events, two imported
+
+    monkeypatch.setattr(queues, "send_messages", real_send)
+    assert changes.relay_pending(clock=lambda: datetime.now(UTC)) == 0  # a young message is its request's to queue
+    assert changes.relay_pending(clock=later()) >= 4
+    assert mine(tenant.id) == []
+    relayed = take_messages(CONTACT_CHANGES_QUEUE, tenant.id)
+    assert sorted(m["change"] for m in relayed) == ["created", "created", "created", "events"]
+    assert deliver(app, "apply_contact_changes", CONTACT_CHANGES_QUEUE, relayed, times=2) == []
+    drain(app)
+    assert api.get(f"/segments/{segment}", key=key).json["member_count"] == 3
+
+
+def test_a_change_that_was_queued_leaves_nothing_in_the_outbox(api, app, tenant):
+    assert api.post("/contacts", key=tenant.admin_key, json={"external_id": "p-9"}).status == 201
+    assert mine(tenant.id) == []
+    assert [m["change"] for m in take_messages(CONTACT_CHANGES_QUEUE, tenant.id)] == ["created"]
