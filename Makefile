@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PACKAGE_DIR := build/package
 STAGE ?= dev
 
-.PHONY: run test lint package demo bench clean
+.PHONY: run reset test lint package demo bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-run: $(STAMP)  ## the whole service on 127.0.0.1 (moto, API, queue dispatcher, scheduler)
-	$(BIN)/python -m infra.local.runtime
+run: $(STAMP)  ## the whole service on 127.0.0.1 (moto, API, queue dispatcher, scheduler); RESET=1 starts empty
+	RESET=$(RESET) $(BIN)/python -m infra.local.runtime
+
+reset:  ## forget the state `make run` keeps between runs
+	rm -rf .local-state
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -31,7 +34,7 @@ package: $(STAMP)  ## SAM template for deployment, checked with cfn-lint
 	$(BIN)/cfn-lint $(PACKAGE_DIR)/sam.json
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis .local-state
 
 demo: $(STAMP)  ## load a generated tenant (10,000 contacts, a year of purchases) into a running `make run`
 	$(BIN)/python -m bench.demo

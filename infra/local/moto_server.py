@@ -1,9 +1,92 @@
-"""``python -m infra.local.moto_server …``: moto's server with this project's fixes applied."""
+"""``python -m infra.local.moto_server -H … -p … [--state DIR]``: moto's server with this project's fixes,
+and, given a state folder, two endpoints the local runtime calls:
 
-from moto.server import main
+- ``POST /_local/state/restore``: load the saved state (after the runtime provisioned the resources),
+  then save every SAVE_EVERY seconds while anything changed, so a kill -9 loses only the last seconds;
+- ``POST /_local/state/save``: save now (the runtime's last step on Ctrl-C).
 
-from infra.local import moto_patches
+Both answer JSON counts: ``{"items": …, "messages": …, "mail": …}`` (``null`` when nothing was saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import run_simple
+
+from infra.local import moto_patches, state
+
+SAVE_EVERY = float(os.environ.get("SEGMENTS_LOCAL_SAVE_SECONDS") or 5)
+_READS = (
+    ".Query", ".GetItem", ".BatchGetItem", ".Scan", ".DescribeTable", ".DescribeTimeToLive", ".ListTables",
+    ".ReceiveMessage", ".GetQueueUrl", ".GetQueueAttributes", ".ListQueues",
+)  # fmt: skip
+"""Requests that change nothing worth saving (the dispatcher's long polls above all)."""
+
+
+class StateKeeper:
+    """WSGI middleware: the two state endpoints, and a note of every request that may change something."""
+
+    def __init__(self, app: Any, directory: Path) -> None:
+        self.app = app
+        self.directory = directory
+        self.changed = threading.Event()
+        self._saving = threading.Lock()
+        self._saver: threading.Thread | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path == "/_local/state/restore":
+            return self._answer(start_response, self._restore())
+        if path == "/_local/state/save":
+            return self._answer(start_response, self._save())
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if environ.get("REQUEST_METHOD") != "GET" and not target.endswith(_READS):
+            self.changed.set()
+        return self.app(environ, start_response)
+
+    def _answer(self, start_response: Any, body: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(body).encode()]
+
+    def _restore(self) -> dict[str, int] | None:
+        restored = state.restore(self.directory)
+        if self._saver is None:
+            self._saver = threading.Thread(target=self._save_while_running, name="state-saver", daemon=True)
+            self._saver.start()
+        return restored
+
+    def _save(self) -> dict[str, int]:
+        with self._saving:
+            self.changed.clear()
+            return state.save(self.directory)
+
+    def _save_while_running(self) -> None:
+        while True:
+            threading.Event().wait(SAVE_EVERY)
+            if self.changed.is_set():
+                self._save()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    parser.add_argument("--state", type=Path, default=None, help="folder of the saved local state")
+    arguments = parser.parse_args()
+    os.environ.setdefault("MOTO_PORT", str(arguments.port))  # as moto's own main: queue URLs name the port
+    moto_patches.apply()
+    app: Any = DomainDispatcherApplication(create_backend_app)
+    if arguments.state is not None:
+        app = StateKeeper(app, arguments.state)
+    run_simple(arguments.host, arguments.port, app, threaded=True, use_reloader=False)
+
 
 if __name__ == "__main__":
-    moto_patches.apply()
     main()

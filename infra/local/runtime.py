@@ -1,16 +1,21 @@
 """``make run``: the whole service on this machine.
 
 Starts moto in server mode on loopback (``MOTO_PORT``, default 5000), creates the
-declared resources, serves the API on 127.0.0.1:``PORT`` (default 8000), polls
-every subscribed SQS queue and fires every schedule, like Lambda would.
-Ctrl-C (or SIGTERM) stops everything; moto is bound to this process's life.
+declared resources, restores the state saved by the last run (``SEGMENTS_LOCAL_STATE``,
+default ``.local-state/``; ``RESET=1`` starts empty), serves the API on
+127.0.0.1:``PORT`` (default 8000), polls every subscribed SQS queue and fires every
+schedule, like Lambda would. The state is saved every few seconds while anything
+changes. Ctrl-C (or SIGTERM) stops accepting requests, lets the messages being handled
+finish, saves the state and stops everything; moto is bound to this process's life.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -41,11 +46,11 @@ def _port_free(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-def start_moto(port: int) -> subprocess.Popen:
+def start_moto(port: int, state: Path) -> subprocess.Popen:
     if not _port_free(port):
         raise SystemExit(f"port {port} is in use: stop what runs there or set MOTO_PORT")
     process = subprocess.Popen(
-        [sys.executable, "-m", "infra.local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "infra.local.moto_server", "-H", "127.0.0.1", "-p", str(port), "--state", str(state)],
         cwd=PROJECT_DIR,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -64,16 +69,34 @@ def start_moto(port: int) -> subprocess.Popen:
     raise SystemExit("moto server did not start within 30 s")
 
 
+def _state_call(moto_port: int, action: str) -> dict[str, int] | None:
+    request = urllib.request.Request(f"http://127.0.0.1:{moto_port}/_local/state/{action}", method="POST")
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def _state_line(directory: Path, restored: dict[str, int] | None) -> str:
+    if restored is None:
+        return f"starting empty; kept in {directory}/ (saved every few seconds and on Ctrl-C)"
+    return (
+        f"restored {restored['items']:,} items, {restored['messages']:,} queued messages and "
+        f"{restored['mail']:,} sent mails from {directory}/ (make run RESET=1 or make reset starts empty)"
+    )
+
+
 def main() -> None:
     moto_port = int(os.environ.get("MOTO_PORT", "5000"))
     api_port = int(os.environ.get("PORT", "8000"))
+    state_directory = Path(os.environ.get("SEGMENTS_LOCAL_STATE") or PROJECT_DIR / ".local-state")
+    if os.environ.get("RESET") not in (None, "", "0"):
+        shutil.rmtree(state_directory, ignore_errors=True)
     for name, value in LOCAL_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{moto_port}"
     if not _port_free(api_port):
         raise SystemExit(f"port {api_port} is in use: stop what runs there or set PORT")
 
-    moto = start_moto(moto_port)
+    moto = start_moto(moto_port, state_directory)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
@@ -93,17 +116,19 @@ def main() -> None:
         from app import app
 
         provision()
+        restored = _state_call(moto_port, "restore")
         config = CLIFactory(str(PROJECT_DIR)).create_config_obj(chalice_stage_name="local")
         app.__class__ = type("ThreadSafeApp", (LocalChalice, app.__class__), {})
         server = LocalDevServer(app, config, "127.0.0.1", api_port, handler_cls=EnvelopeRequestHandler)
         threading.Thread(target=server.server.serve_forever, name="http", daemon=True).start()
-        parts.append(server.server.shutdown)
+        parts.append(("saving the state", lambda: _state_call(moto_port, "save")))
         dispatcher = Dispatcher(app)
         dispatcher.start(pollers_per_queue=int(os.environ.get("SEGMENTS_LOCAL_POLLERS", "2")))
-        parts.append(dispatcher.stop)
+        parts.append(("finishing the messages in flight", dispatcher.stop))
         scheduler = Scheduler(app, os.environ["AWS_REGION"])
         scheduler.start()
-        parts.append(scheduler.stop)
+        parts.append(("stopping the schedules", scheduler.stop))
+        parts.append(("no longer accepting requests", server.server.shutdown))
 
         print(
             f"Segments is running.\n"
@@ -112,6 +137,7 @@ def main() -> None:
             f"  operator key:  {get_config().operator_key}\n"
             f"  queues polled: {', '.join(s.queue_name for s in dispatcher.subscriptions) or 'none'}\n"
             f"  schedules:     {', '.join(h.name + ' ' + h.expression for h in scheduler.handlers) or 'none'}\n"
+            f"  state:         {_state_line(state_directory, restored)}\n"
             f"Press Ctrl-C to stop.",
             flush=True,
         )
@@ -120,8 +146,11 @@ def main() -> None:
                 print("moto server exited; stopping", file=sys.stderr, flush=True)
                 break
     finally:
-        for stop in reversed(parts):
-            stop()
+        for step, stop in reversed(parts):  # requests first, then schedules, messages in flight, the state
+            try:
+                stop()
+            except Exception as problem:  # moto gone, say: the other steps still run
+                print(f"while {step}: {problem}", file=sys.stderr, flush=True)
         moto.terminate()
         try:
             moto.wait(timeout=10)

@@ -150,3 +150,50 @@ def test_a_trigger_tags_and_rewards_a_new_partner_through_make_run():
         assert runtime.call("GET", "/contacts/rui/rewards", key)[1]["items"] == []
     finally:
         assert runtime.stop() == 0, runtime.output
+
+
+def test_make_run_keeps_its_state_across_restarts_and_a_queued_message_is_still_processed(tmp_path):
+    operator = "local-operator-key"
+    first = LocalRuntime(extra_env={"SEGMENTS_LOCAL_POLLERS": "0"}, state=tmp_path)  # nothing handled: all stays queued
+    try:
+        _, tenant = first.call("POST", "/tenants", operator, {"name": "Kept"})
+        first.call("PATCH", f"/tenants/{tenant['id']}", operator, {"features": {"segments": True}})
+        key = tenant["admin_key"]
+        assert first.call("POST", "/tags", key, {"name": "vip"})[0] == 201
+        assert first.call("POST", "/contacts", key, {"external_id": "p-1", "tags": ["vip"]})[0] == 201
+        status, segment = first.call("POST", "/segments", key, {"name": "VIPs", "criteria": {"tag": "vip"}})
+        assert status == 201 and segment["status"] == "evaluating"  # its job waits on the queue
+        body = {"name": "n", "from": "news@example.com", "subject": "Kept", "text": "t", "segments": [segment["id"]]}
+        _, campaign = first.call("POST", "/campaigns", key, body)
+        assert first.call("POST", f"/campaigns/{campaign['id']}/test", key, {"emails": ["qa@example.com"]})[0] == 200
+    finally:
+        assert first.stop() == 0, first.output
+    assert "starting empty" in "".join(first.banner)
+
+    second = LocalRuntime(extra_env={"SEGMENTS_LOCAL_SAVE_SECONDS": "1"}, state=tmp_path)
+    try:
+        banner = "".join(second.banner)
+        assert "restored" in banner and "sent mails" in banner, banner
+        assert second.call("GET", "/contacts/p-1", key)[1]["tags"] == ["vip"]
+        ready = wait_for(lambda: (s := second.call("GET", f"/segments/{segment['id']}", key)[1])["status"] == "ready"
+                         and s)  # fmt: skip
+        assert ready["member_count"] == 1  # the evaluation queued before the restart ran after it
+        assert any("Subject: [Test] Kept" in m["raw_data"] for m in second.sent_mail())
+        assert second.call("POST", "/contacts", key, {"external_id": "p-2"})[0] == 201
+        time.sleep(2.5)  # past a periodic save (every second here, every 5 s by default)
+        second.process.kill()  # kill -9: no last save; moto follows its parent
+        second.process.wait()
+    finally:
+        second.stop()
+
+    third = LocalRuntime(state=tmp_path)
+    try:
+        assert third.call("GET", "/contacts/p-2", key)[0] == 200  # saved periodically, before the kill
+    finally:
+        assert third.stop() == 0
+    fresh = LocalRuntime(extra_env={"RESET": "1"}, state=tmp_path)
+    try:
+        assert "starting empty" in "".join(fresh.banner)
+        assert fresh.call("GET", "/contacts/p-1", key)[0] == 401  # the tenant's key is gone with everything
+    finally:
+        assert fresh.stop() == 0

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -41,10 +42,15 @@ def processes_mentioning(text: str) -> list[int]:
 
 
 class LocalRuntime:
-    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, extra_env: dict[str, str] | None = None, state: Path | None = None) -> None:
+        """``state``: the folder the runtime keeps its state in (a new empty one unless given)."""
         self.api_port, self.moto_port = free_port(), free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update({"PORT": str(self.api_port), "MOTO_PORT": str(self.moto_port), **(extra_env or {})})
+        self.state = state or Path(tempfile.mkdtemp(prefix="segments-state-"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "RESET"}  # ours to set
+        env.update(
+            {"PORT": str(self.api_port), "MOTO_PORT": str(self.moto_port), "SEGMENTS_LOCAL_STATE": str(self.state)}
+        )
+        env.update(extra_env or {})
         self.process = subprocess.Popen(
             [sys.executable, "-m", "infra.local.runtime"],
             cwd=PROJECT,
