@@ -11,7 +11,7 @@ from tests.support.runtime import LocalRuntime, port_open, processes_mentioning
 pytestmark = pytest.mark.e2e
 
 
-def test_readme_walkthrough_over_http_then_ctrl_c_leaves_nothing_behind():
+def test_the_runtime_serves_over_http_then_ctrl_c_leaves_nothing_behind():
     runtime = LocalRuntime()
     try:
         banner = "".join(runtime.banner)
