@@ -4,6 +4,7 @@ import os
 
 from chalice import Chalice
 
+from chalicelib import tracing  # noqa: F401  (patches boto3 for X-Ray when deployed)
 from chalicelib.config import get_config
 from chalicelib.handlers import contact_changes, schedules, sends
 from chalicelib.handlers import jobs as job_handlers

@@ -4,7 +4,9 @@
 | --- | --- | --- |
 | SEGMENTS_STAGE | local, dev or prod | local |
 | SEGMENTS_OPERATOR_KEY | the operator's bearer key | local-operator-key (refused in prod) |
-| SEGMENTS_SECRET | signs cursors, unsubscribe and portal tokens | a fixed local value (refused in prod) |
+| SEGMENTS_SECRET | seals cursors, unsubscribe and portal tokens | a fixed local value (refused in prod) |
+| SEGMENTS_OPERATOR_KEY_SECRET_ARN | deployed: the Secrets Manager secret holding the operator key | unset |
+| SEGMENTS_SECRET_ARN | deployed: the secret holding the signing secret (both read at cold start) | unset |
 | SEGMENTS_MAX_BODY_BYTES | request bodies larger than this get 413 | 5 MiB |
 | SEGMENTS_PUBLIC_URL | base URL used in links we send (unsubscribe) | http://127.0.0.1:$PORT (8000) |
 """
@@ -32,11 +34,24 @@ class Config:
     public_url: str
 
 
+def _from_secrets_manager(variable: str) -> str | None:
+    """The secret whose ARN the deploy template put in ``variable`` (never the value itself: anyone allowed
+    lambda:GetFunctionConfiguration would read it)."""
+    arn = os.environ.get(variable)
+    if not arn:
+        return None
+    from aws_lambda_powertools.utilities import parameters  # only deployed functions need the client
+
+    return str(parameters.get_secret(arn))
+
+
 @lru_cache(maxsize=1)
 def get_config() -> Config:
     stage = os.environ.get("SEGMENTS_STAGE", "local")
-    operator_key = os.environ.get("SEGMENTS_OPERATOR_KEY") or LOCAL_OPERATOR_KEY
-    secret = os.environ.get("SEGMENTS_SECRET") or LOCAL_SECRET
+    operator_key = (
+        os.environ.get("SEGMENTS_OPERATOR_KEY") or _from_secrets_manager("SEGMENTS_OPERATOR_KEY_SECRET_ARN")
+    ) or LOCAL_OPERATOR_KEY
+    secret = (os.environ.get("SEGMENTS_SECRET") or _from_secrets_manager("SEGMENTS_SECRET_ARN")) or LOCAL_SECRET
     if stage == "prod":
         if operator_key == LOCAL_OPERATOR_KEY:
             raise InsecureConfiguration("prod refuses the default operator key: set SEGMENTS_OPERATOR_KEY")

@@ -14,6 +14,7 @@ for _name, _value in {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
     "SEGMENTS_STAGE": "local",
+    "POWERTOOLS_METRICS_DISABLED": "true",  # tests/integration/test_metrics.py turns them on to read them
 }.items():
     os.environ[_name] = _value
 os.environ.pop("AWS_ENDPOINT_URL", None)
@@ -71,9 +72,13 @@ class TenantHandle:
 
 
 def create_tenant(api: ApiClient, name: str = "Acme", segments: bool = True) -> TenantHandle:
+    """A new tenant whose keys may make 1,000 requests a second: an in-process client makes more than the
+    default 50 (tests/integration/test_limits_and_trail.py holds a tenant to a low rate)."""
     reply = api.post("/tenants", key=OPERATOR, json={"name": name})
     assert reply.status == 201, reply.text
     handle = TenantHandle(api, reply.json)
+    fast = api.patch("/settings", key=handle.admin_key, json={"requests_per_second": 1000})
+    assert fast.status == 200, fast.text
     return handle.enable() if segments else handle
 
 

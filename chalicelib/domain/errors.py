@@ -13,6 +13,7 @@ from typing import Any
 class AppError(Exception):
     status = 500
     code = "internal_error"
+    headers: dict[str, str] = {}  # noqa: RUF012 (read-only: subclasses set their own per instance)
 
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -94,4 +95,10 @@ class UnknownTags(ValidationFailed):
 
 
 class RateLimited(AppError):
+    """429: the key used its requests for this second; ``Retry-After`` says when to come back."""
+
     status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, retry_after: int, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, {**(details or {}), "retry_after": retry_after})
+        self.headers = {"Retry-After": str(retry_after)}

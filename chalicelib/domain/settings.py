@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
         "segments_per_challenge": 10,
     },
     "send_rate_per_second": 10,
+    "requests_per_second": 50,
     "frequency_cap": {"max_emails": None, "per_days": 7},
 }
 
@@ -54,6 +55,7 @@ PATCH_SCHEMA: dict[str, Any] = {
             "properties": {name: _limit for name in DEFAULTS["limits"]},
         },
         "send_rate_per_second": {"type": ["integer", "null"], "minimum": 1, "maximum": 1000},
+        "requests_per_second": {"type": ["integer", "null"], "minimum": 1, "maximum": 1000},
         "frequency_cap": {
             "type": ["object", "null"],
             "additionalProperties": False,
@@ -71,6 +73,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "sender": {"type": "object"},
         "limits": {"type": "object"},
         "send_rate_per_second": {"type": "integer"},
+        "requests_per_second": {"type": "integer"},
         "frequency_cap": {"type": "object"},
     },
 }

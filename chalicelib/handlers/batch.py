@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice.app import SQSEvent
 
+from chalicelib import metrics
 from chalicelib.logs import logger
 
 
@@ -31,6 +32,11 @@ def process_records(event: SQSEvent, handle: Callable[[dict[str, Any], SQSRecord
             raise
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(
+    response = process_partial_response(
         event=event.to_dict(), record_handler=record_handler, processor=processor, context=event.context
     )
+    failed = len(response.get("batchItemFailures", []))
+    records = len(event.to_dict().get("Records", []))
+    handler = getattr(event.context, "function_name", None) or "unknown"
+    metrics.count({"handler": handler}, RecordsHandled=records - failed, RecordsFailed=failed)
+    return response

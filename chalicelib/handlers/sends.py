@@ -5,6 +5,7 @@ from __future__ import annotations
 from chalice import Blueprint
 from chalice.app import SQSEvent
 
+from chalicelib import metrics
 from chalicelib.handlers.batch import process_records
 from chalicelib.logs import logger
 from chalicelib.resources import SEND_DEAD_LETTER_QUEUE, SEND_QUEUE, SES_EVENTS_QUEUE
@@ -24,6 +25,7 @@ def send_campaign_messages(event: SQSEvent) -> dict:
             logger.info(
                 "batch processed", extra={"batch": message["batch"], "sent": result.sent, "requeued": result.requeued}
             )
+            metrics.count(EmailsSent=result.sent)
 
     return process_records(event, handle)
 

@@ -30,6 +30,7 @@ from chalicelib.domain.errors import (
 )
 from chalicelib.domain.values import check_numbers, loads_json
 from chalicelib.logs import logger
+from chalicelib.services import trail
 from chalicelib.services.auth import authenticate
 from chalicelib.services.principal import Principal
 
@@ -108,7 +109,11 @@ class WithStatus:
 
 
 def error_response(error: AppError, headers: dict[str, str] | None = None) -> Response:
-    return Response(body=error.to_body(), status_code=error.status, headers={"Content-Type": JSON, **(headers or {})})
+    return Response(
+        body=error.to_body(),
+        status_code=error.status,
+        headers={"Content-Type": JSON, **error.headers, **(headers or {})},
+    )
 
 
 def parse_json_body(raw: bytes | None) -> Any:
@@ -190,6 +195,7 @@ class ApiBlueprint(Blueprint):
                 )
             principal = _principal_for(operation.access, request.headers.get("authorization"))
             logger.thread_safe_append_keys(tenant_id=principal.tenant_id)
+            trail.admit(principal)
             if operation.feature and not principal.features.get(operation.feature):
                 raise FeatureDisabled(
                     f"The {operation.feature} feature is not enabled for this tenant.",
@@ -208,6 +214,8 @@ class ApiBlueprint(Blueprint):
                 raw_body=raw,
             )
             result = handler(call, **path_params)
+            if operation.method != "GET" and operation.access in (Access.ADMIN, Access.OPERATOR):
+                trail.audit(principal, f"{operation.method} {operation.path}", path_params, result, request_id)
         except AppError as error:
             logger.info("request refused", extra={"status": error.status, "code": error.code})
             return error_response(error, headers)

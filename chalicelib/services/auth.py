@@ -39,6 +39,7 @@ def authenticate(authorization: str | None) -> Principal:
         tenant_id=tenant.id,
         role=lookup.role,
         key_id=lookup.key_id,
+        key_name=lookup.name,
         features=features_with_defaults(tenant.features),
         settings=settings_rules.effective(tenant.settings),
     )

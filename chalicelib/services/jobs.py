@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib import metrics
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.ids import new_id
@@ -116,6 +117,7 @@ def _complete_if_done(tenant_id: str, job_id: str, clock: Clock) -> None:
         _on_success[job.kind](tenant_id, job)  # before the status flips, so a crash here is retried
     if store.set_status(tenant_id, job_id, final, expected=RUNNING, finished_at=to_rfc3339(clock())):
         logger.info("job finished", extra={"job_id": job_id, "status": final, "counts": job.counts})
+        metrics.count(**{"JobsSucceeded" if final == SUCCEEDED else "JobsCompletedWithErrors": 1})
 
 
 def fail_chunk(message: dict[str, Any], reason: str, clock: Clock = system_clock) -> None:
@@ -126,6 +128,7 @@ def fail_chunk(message: dict[str, Any], reason: str, clock: Clock = system_clock
         return
     if store.set_status(tenant_id, job_id, FAILED, expected=RUNNING, finished_at=to_rfc3339(clock())):
         logger.error("job failed", extra={"job_id": job_id, "chunk": message["chunk"]})
+        metrics.count(JobsFailed=1)
     job = store.get_job(tenant_id, job_id)
     if job is None or job.status != FAILED:
         return

@@ -12,6 +12,7 @@ class Principal:
     tenant_id: str | None = None
     role: str | None = None
     key_id: str | None = None
+    key_name: str | None = None
     features: dict[str, bool] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     contact_id: str | None = None

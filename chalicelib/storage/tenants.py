@@ -40,6 +40,7 @@ class ApiKeyLookupItem(MainTableModel):
     tenant_id = UnicodeAttribute()
     key_id = UnicodeAttribute()
     role = UnicodeAttribute()
+    name = UnicodeAttribute(null=True)  # for the audit log (keys made before it have none)
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,9 @@ def _key_items(tenant_id: str, key: ApiKey, key_hash: str) -> tuple[ApiKeyItem, 
         key_hash=key_hash,
         created_at=key.created_at,
     )
-    lookup = ApiKeyLookupItem(f"APIKEY#{key_hash}", "#APIKEY", tenant_id=tenant_id, key_id=key.id, role=key.role)
+    lookup = ApiKeyLookupItem(
+        f"APIKEY#{key_hash}", "#APIKEY", tenant_id=tenant_id, key_id=key.id, role=key.role, name=key.name
+    )
     return listing, lookup
 
 

@@ -32,6 +32,7 @@ LOCAL_ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
     "SEGMENTS_STAGE": "local",
+    "POWERTOOLS_METRICS_DISABLED": "true",  # CloudWatch embedded metrics mean nothing on a laptop's console
 }
 
 

@@ -32,6 +32,7 @@ tally: Counter = Counter()
 def keys():
     created = _client.post("/tenants", key=LOCAL_OPERATOR_KEY, json={"name": "fuzz"}).json
     _client.patch(f"/tenants/{created['id']}", key=LOCAL_OPERATOR_KEY, json={"features": {"segments": True}})
+    _client.patch("/settings", key=created["admin_key"], json={"requests_per_second": 1000})
     yield {"operator": LOCAL_OPERATOR_KEY, "admin": created["admin_key"], "viewer": created["admin_key"]}
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text(json.dumps({"operations": len(OPERATIONS), **tally}, indent=2))

@@ -7,7 +7,7 @@ from chalicelib.domain.settings import SETTINGS_SCHEMA
 from chalicelib.domain.tenants import API_KEY_SCHEMA, CREATE_KEY_SCHEMA
 from chalicelib.http.api import PAGE_QUERY, Access, ApiBlueprint, Call
 from chalicelib.http.schemas import page_of
-from chalicelib.services import tenants
+from chalicelib.services import tenants, trail
 
 blueprint = ApiBlueprint(__name__)
 
@@ -70,3 +70,16 @@ def get_settings(call: Call) -> dict:
 )
 def update_settings(call: Call) -> dict:
     return tenants.update_settings(call.principal, call.body)
+
+
+@blueprint.operation(
+    "GET",
+    "/audit-log",
+    summary="Every admin and operator write of this tenant, newest first (kept 400 days)",
+    description="Key id and name, action (method and route), target ids, time and request id; no bodies.",
+    access=Access.ADMIN,
+    query=PAGE_QUERY,
+    response_schema=page_of(trail.AUDIT_ENTRY_SCHEMA),
+)
+def audit_log(call: Call) -> dict:
+    return trail.audit_log(call.principal, *call.page())
