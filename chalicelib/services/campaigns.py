@@ -48,7 +48,7 @@ _CONTENT = {
     "text": {"type": ["string", "null"]},
     "segments": _ids,
     "exclude_segments": _ids,
-    "send_at": {"type": ["string", "null"], "maxLength": 40},
+    "send_at": {"type": ["string", "null"], "maxLength": 40, "format": "date-time"},
 }
 CREATE_CAMPAIGN_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -31,7 +31,10 @@ PROBLEMS_SCHEMA: dict[str, Any] = {
     "items": {"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}},
 }
 _segments = {"type": "array", "items": {"type": "string", "maxLength": 64}, "maxItems": 50}
-_window = {"starts_at": {"type": "string", "maxLength": 40}, "ends_at": {"type": "string", "maxLength": 40}}
+_window = {
+    "starts_at": {"type": "string", "maxLength": 40, "format": "date-time"},
+    "ends_at": {"type": "string", "maxLength": 40, "format": "date-time"},
+}
 _status = {"type": "string", "enum": [rules.ENABLED, rules.DISABLED]}
 _ANNOUNCEMENT_FIELDS = {
     "title": {"type": "string", "minLength": 1, "maxLength": rules.MAX_TITLE},
