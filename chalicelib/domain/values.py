@@ -110,8 +110,8 @@ def number_from_text(text: str, field: str) -> int | float:
 
 
 def whole_number(raw: str | None, field: str, low: int, high: int, default: int | None = None) -> int:
-    """A query-string whole number of ASCII digits within [low, high] (``default`` when absent or empty)."""
-    if raw in (None, "") and default is not None:
+    """A query-string whole number of ASCII digits within [low, high] (``default`` when absent)."""
+    if raw is None and default is not None:
         return default
     if not isinstance(raw, str) or not _ASCII_WHOLE.fullmatch(raw) or not low <= int(raw) <= high:
         raise ValidationFailed(

@@ -206,10 +206,16 @@ class ApiBlueprint(Blueprint):
                 if operation.request_schema is not None and JSON in operation.content_types
                 else None
             )
+            query = dict(request.query_params or {})
+            unknown = sorted(set(query) - set(operation.query))
+            if unknown:
+                raise ValidationFailed(
+                    unknown[0], f"{unknown[0]} is not a query parameter of this route.", allowed=sorted(operation.query)
+                )
             call = Call(
                 principal=principal,
                 body=body,
-                query=dict(request.query_params or {}),
+                query=query,
                 headers={k.lower(): v for k, v in request.headers.items()},
                 raw_body=raw,
             )

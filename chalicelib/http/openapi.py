@@ -32,6 +32,7 @@ _ERROR_TEXT = {
     413: "The body is too large.",
     415: "Unsupported content type.",
     422: "The request breaks a rule; details.field names where.",
+    429: "The key used its requests for this second (settings.requests_per_second); Retry-After says when.",
 }
 
 
@@ -43,8 +44,10 @@ def _error_statuses(operation: Operation) -> list[int]:
         statuses.append(404)
     if operation.method in ("POST", "PATCH", "PUT", "DELETE"):
         statuses += [409, 413]
-    if operation.request_schema is not None or operation.query:
-        statuses.append(422)
+    if operation.request_schema is not None or operation.query or "{" in operation.path:
+        statuses.append(422)  # path ids are checked too (a tag name's spelling, …)
+    if operation.access in (Access.ADMIN, Access.VIEWER, Access.PORTAL):
+        statuses.append(429)
     if operation.content_types != (JSON,):
         statuses.append(415)
     return sorted(set(statuses))

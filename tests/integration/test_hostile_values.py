@@ -9,6 +9,7 @@ A tenant holding a value written before these rules (a year-1 window) still read
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import pytest
 
@@ -186,10 +187,6 @@ def test_query_whole_numbers_are_strict_on_every_route(api, world, method, path,
     operation = SPEC["paths"][path][method.lower()]
     body = {} if "requestBody" in operation else None
     for raw in HOSTILE_QUERY_WHOLE_NUMBERS:
-        if raw == "" and name != "expires_in":
-            continue  # an empty limit or top means the default
-        from urllib.parse import quote
-
         target = f"{path_for(path, world.ids)}?{name}={quote(raw)}"
         reply = api.request(method, target, key=key_for(world, access), **({"json": body} if body is not None else {}))
         assert reply.status == 422, (method, path, name, raw, reply.text)

@@ -13,7 +13,8 @@ _REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content"}
 
 def wsgi_app(gateway: EnvelopeGateway) -> Any:
     def application(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        path = quote(environ.get("PATH_INFO", ""), safe="/:@!$&'()*+,;=-._~")
+        # ';' stays encoded: Chalice's local router would cut the path at it (API Gateway routes it as data)
+        path = quote(environ.get("PATH_INFO", ""), safe="/:@!$&'()*+,=-._~")
         query = environ.get("QUERY_STRING")
         headers = {
             key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")

@@ -101,8 +101,9 @@ def test_query_whole_numbers_are_ascii_digits_in_range(raw):
 
 def test_query_whole_numbers_default_only_when_absent():
     assert whole_number(None, "limit", 1, 500, default=50) == 50
-    assert whole_number("", "limit", 1, 500, default=50) == 50
     assert whole_number("500", "limit", 1, 500) == 500
+    with pytest.raises(ValidationFailed):
+        whole_number("", "limit", 1, 500, default=50)  # given, but not a number
 
 
 @pytest.mark.parametrize("character", LINE_BREAKING_CHARACTERS, ids=repr)
