@@ -15,6 +15,7 @@ snapshots the members of the trigger's segments into batches of
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
@@ -615,63 +616,76 @@ def fail_batch(message: dict[str, Any], clock: Clock = system_clock) -> None:
 # --- segments and tags they use ------------------------------------------------------------------------
 
 
+def _summaries(found: list[Trigger]) -> list[dict[str, Any]]:
+    return [{"type": "trigger", "id": t.id, "name": t.name, "enabled": t.enabled} for t in found]
+
+
+def _released(trigger: Trigger, unusable: bool, why: str, **fields: Any) -> Trigger:
+    """``trigger`` without a reference that went; disabled, saying ``why``, when it cannot work without it."""
+    return replace(
+        trigger,
+        **fields,
+        enabled=trigger.enabled and not unusable,
+        status_reason=why if unusable else trigger.status_reason,
+        version=trigger.version + 1,
+    )
+
+
+def _save_each(tenant_id: str, find: Callable[[], list[Trigger]], change: Callable[[Trigger], Trigger | None]) -> None:
+    """Save ``change(trigger)`` for every trigger ``find`` returns (None leaves it); when one changed meanwhile,
+    look again from the start."""
+    while True:
+        try:
+            for trigger in find():
+                after = change(trigger)
+                if after is not None:
+                    store.save(tenant_id, trigger, after)
+            return
+        except StaleTrigger:
+            continue
+
+
 def _using_segment(tenant_id: str, segment_id: str) -> list[Trigger]:
     return [t for t in store.all_triggers(tenant_id) if segment_id in (t.event.get("segments") or [])]
 
 
 def _segment_dependents(tenant_id: str, segment_id: str) -> list[dict[str, Any]]:
-    return [
-        {"type": "trigger", "id": t.id, "name": t.name, "enabled": t.enabled}
-        for t in _using_segment(tenant_id, segment_id)
-    ]
+    return _summaries(_using_segment(tenant_id, segment_id))
 
 
 def _release_segment(tenant_id: str, segment_id: str, reason: str) -> None:
     """Drop the deleted segment; a trigger left without the segments it needs is disabled and says why."""
-    for trigger in _using_segment(tenant_id, segment_id):
+
+    def change(trigger: Trigger) -> Trigger:
         left = [s for s in trigger.event["segments"] if s != segment_id]
         unusable = not left and trigger.event["type"] in rules.NEEDS_SEGMENTS
-        after = replace(
-            trigger,
-            event={**trigger.event, "segments": left},
-            enabled=trigger.enabled and not unusable,
-            status_reason=f"{reason}; choose a segment to enable it again" if unusable else trigger.status_reason,
-            version=trigger.version + 1,
-        )
-        try:
-            store.save(tenant_id, trigger, after)
-        except StaleTrigger:
-            _release_segment(tenant_id, segment_id, reason)  # it changed meanwhile: look again
-            return
+        why = f"{reason}; choose a segment to enable it again"
+        return _released(trigger, unusable, why, event={**trigger.event, "segments": left})
+
+    _save_each(tenant_id, lambda: _using_segment(tenant_id, segment_id), change)
+
+
+def _using_tag(tenant_id: str, tag: str) -> list[Trigger]:
+    return [
+        t for t in store.all_triggers(tenant_id)
+        if t.event.get("tag") == tag or any(a.get("tag") == tag for a in t.actions)
+    ]  # fmt: skip
 
 
 def _tag_dependents(tenant_id: str, tag: str) -> list[dict[str, Any]]:
-    return [
-        {"type": "trigger", "id": t.id, "name": t.name, "enabled": t.enabled}
-        for t in store.all_triggers(tenant_id)
-        if t.event.get("tag") == tag or any(a.get("tag") == tag for a in t.actions)
-    ]
+    return _summaries(_using_tag(tenant_id, tag))
 
 
 def _release_tag(tenant_id: str, tag: str, reason: str) -> None:
     """Drop the actions on the deleted tag; a tag.added trigger on it, or one left without actions, is disabled."""
-    for trigger in store.all_triggers(tenant_id):
+
+    def change(trigger: Trigger) -> Trigger:
         actions = [a for a in trigger.actions if a.get("tag") != tag]
         unusable = trigger.event.get("tag") == tag or not actions
-        if actions == trigger.actions and not unusable:
-            continue
-        after = replace(
-            trigger,
-            actions=actions or trigger.actions,
-            enabled=trigger.enabled and not unusable,
-            status_reason=f"{reason}; edit the trigger to enable it again" if unusable else trigger.status_reason,
-            version=trigger.version + 1,
-        )
-        try:
-            store.save(tenant_id, trigger, after)
-        except StaleTrigger:
-            _release_tag(tenant_id, tag, reason)
-            return
+        why = f"{reason}; edit the trigger to enable it again"
+        return _released(trigger, unusable, why, actions=actions or trigger.actions)
+
+    _save_each(tenant_id, lambda: _using_tag(tenant_id, tag), change)
 
 
 def _announcing(tenant_id: str, announcement_id: str) -> list[Trigger]:
@@ -682,28 +696,18 @@ def _announcing(tenant_id: str, announcement_id: str) -> list[Trigger]:
 
 
 def _announcement_dependents(tenant_id: str, announcement_id: str) -> list[dict[str, Any]]:
-    return [
-        {"type": "trigger", "id": t.id, "name": t.name, "enabled": t.enabled}
-        for t in _announcing(tenant_id, announcement_id)
-    ]
+    return _summaries(_announcing(tenant_id, announcement_id))
 
 
 def _release_announcement(tenant_id: str, announcement_id: str, reason: str) -> None:
     """Drop the announce actions of the deleted announcement; a trigger left without actions is disabled."""
-    for trigger in _announcing(tenant_id, announcement_id):
+
+    def change(trigger: Trigger) -> Trigger:
         actions = [a for a in trigger.actions if a.get("announcement_id") != announcement_id]
-        after = replace(
-            trigger,
-            actions=actions or trigger.actions,
-            enabled=trigger.enabled and bool(actions),
-            status_reason=trigger.status_reason if actions else f"{reason}; edit the trigger to enable it again",
-            version=trigger.version + 1,
-        )
-        try:
-            store.save(tenant_id, trigger, after)
-        except StaleTrigger:
-            _release_announcement(tenant_id, announcement_id, reason)
-            return
+        why = f"{reason}; edit the trigger to enable it again"
+        return _released(trigger, not actions, why, actions=actions or trigger.actions)
+
+    _save_each(tenant_id, lambda: _announcing(tenant_id, announcement_id), change)
 
 
 dependents.register("segment", _segment_dependents, _release_segment)

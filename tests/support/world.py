@@ -71,17 +71,6 @@ def build_world(api, app):
     return tenant
 
 
-def _path(template: str, ids: dict[str, str]) -> str:
-    for name, value in ids.items():
-        template = template.replace("{" + name + "}", value)
-    return template
-
-
-def _key(world, access: str) -> str | None:
-
-    return {"operator": LOCAL_OPERATOR_KEY, "admin": world.admin_key, "viewer": world.admin_key}.get(access)
-
-
 def path_for(template: str, ids: dict[str, str]) -> str:
     for name, value in ids.items():
         template = template.replace("{" + name + "}", value)
