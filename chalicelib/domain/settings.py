@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "send_rate_per_second": 10,
     "requests_per_second": 50,
+    "jobs_at_once": 4,
     "frequency_cap": {"max_emails": None, "per_days": 7},
 }
 
@@ -56,6 +57,7 @@ PATCH_SCHEMA: dict[str, Any] = {
         },
         "send_rate_per_second": {"type": ["integer", "null"], "minimum": 1, "maximum": 1000},
         "requests_per_second": {"type": ["integer", "null"], "minimum": 1, "maximum": 1000},
+        "jobs_at_once": {"type": ["integer", "null"], "minimum": 1, "maximum": 20},
         "frequency_cap": {
             "type": ["object", "null"],
             "additionalProperties": False,
@@ -74,6 +76,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "limits": {"type": "object"},
         "send_rate_per_second": {"type": "integer"},
         "requests_per_second": {"type": "integer"},
+        "jobs_at_once": {"type": "integer"},
         "frequency_cap": {"type": "object"},
     },
 }

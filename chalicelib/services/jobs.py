@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib import metrics
+from chalicelib.domain import settings as settings_rules
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.ids import new_id
@@ -21,6 +22,7 @@ from chalicelib.resources import JOBS_QUEUE
 from chalicelib.services.paging import page
 from chalicelib.storage import jobs as store
 from chalicelib.storage import queues
+from chalicelib.storage import tenants as tenant_store
 from chalicelib.storage.jobs import Job
 
 RUNNING, SUCCEEDED, WITH_ERRORS, FAILED = "running", "succeeded", "completed_with_errors", "failed"
@@ -88,14 +90,40 @@ def _message(tenant_id: str, job_id: str, kind: str, chunk: int) -> dict[str, An
     return {"kind": "job.chunk", "job_kind": kind, "tenant_id": tenant_id, "job_id": job_id, "chunk": chunk}
 
 
+LANE_WAIT_SECONDS = 5
+"""How long a chunk waits (on the queue, not in a worker) when its tenant already runs jobs_at_once jobs.
+Tests drain queues at once and set it to 0."""
+
+
+def _enter_lane(tenant_id: str, job_id: str) -> bool:
+    """Take a place among the tenant's running jobs (settings.jobs_at_once). A place still held by a job that
+    ended — its worker stopped between the two writes — is given back first, so the lane never stays full."""
+    tenant = tenant_store.get_tenant(tenant_id)
+    limit = int(settings_rules.effective(tenant.settings if tenant else None)["jobs_at_once"])
+    if store.enter_lane(tenant_id, job_id, limit):
+        return True
+    ended = {
+        other for other in store.lane(tenant_id)
+        if (job := store.get_job(tenant_id, other)) is None or job.status != RUNNING
+    }  # fmt: skip
+    if not ended:
+        return False
+    store.leave_lane(tenant_id, ended)
+    return store.enter_lane(tenant_id, job_id, limit)
+
+
 def run_chunk(message: dict[str, Any], clock: Clock = system_clock) -> None:
-    """Do one chunk of a job (called by the queue handler; safe to call twice)."""
+    """Do one chunk of a job (called by the queue handler; safe to call twice). A tenant runs at most
+    ``jobs_at_once`` jobs: the chunks of another go back on the queue to wait their turn, never dropped."""
     tenant_id, job_id, index = message["tenant_id"], message["job_id"], int(message["chunk"])
     loaded = store.load_chunk(tenant_id, job_id, index)
     if loaded is None:
         logger.warning("chunk of an unknown job ignored", extra={"job_id": job_id, "chunk": index})
         return
     state, payload = loaded
+    if state != "done" and not _enter_lane(tenant_id, job_id):
+        queues.send_messages(JOBS_QUEUE, [message], delay_seconds=LANE_WAIT_SECONDS)
+        return
     if state == "done":
         _complete_if_done(tenant_id, job_id, clock)  # a redelivery may find completion unfinished
         return
@@ -116,6 +144,7 @@ def _complete_if_done(tenant_id: str, job_id: str, clock: Clock) -> None:
     if final == SUCCEEDED and job.kind in _on_success:
         _on_success[job.kind](tenant_id, job)  # before the status flips, so a crash here is retried
     if store.set_status(tenant_id, job_id, final, expected=RUNNING, finished_at=to_rfc3339(clock())):
+        store.leave_lane(tenant_id, {job_id})
         logger.info("job finished", extra={"job_id": job_id, "status": final, "counts": job.counts})
         metrics.count(**{"JobsSucceeded" if final == SUCCEEDED else "JobsCompletedWithErrors": 1})
 
@@ -127,6 +156,7 @@ def fail_chunk(message: dict[str, Any], reason: str, clock: Clock = system_clock
     if loaded is None or loaded[0] == "done":
         return
     if store.set_status(tenant_id, job_id, FAILED, expected=RUNNING, finished_at=to_rfc3339(clock())):
+        store.leave_lane(tenant_id, {job_id})
         logger.error("job failed", extra={"job_id": job_id, "chunk": message["chunk"]})
         metrics.count(JobsFailed=1)
     job = store.get_job(tenant_id, job_id)

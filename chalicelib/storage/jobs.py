@@ -6,6 +6,7 @@ its work chunks, and the problems found per row.
 | job | ``TENANT#{t}`` | ``JOB#{job_id}`` |
 | chunk of work | ``TENANT#{t}#JOB#{job_id}`` | ``CHUNK#{n}`` |
 | row problem | ``TENANT#{t}#JOB#{job_id}`` | ``ERR#{line}`` |
+| the tenant's running jobs (its lane) | ``TENANT#{t}`` | ``#JOBLANE`` |
 
 A chunk is finished at most once: its state flips pending → done in the same
 transaction that adds its counts to the job, so redelivered work never counts
@@ -18,8 +19,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
 from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.expressions.condition import size
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.storage.table import MainTableModel, cancellation_reasons, connection
@@ -202,3 +204,43 @@ def set_detail(tenant_id: str, job_id: str, detail: dict[str, Any]) -> None:
 def pending_chunks(tenant_id: str, job_id: str) -> list[int]:
     items = JobChunkItem.query(_work_pk(tenant_id, job_id), JobChunkItem.sk.startswith("CHUNK#"))
     return [int(item.sk.split("#", 1)[1]) for item in items if item.state != "done"]
+
+
+# --- the tenant's lane: how many of its jobs run at once ----------------------------------------------------
+
+
+class JobLaneItem(MainTableModel):
+    running = UnicodeSetAttribute(null=True)
+
+
+def _lane(tenant_id: str) -> JobLaneItem:
+    return JobLaneItem(f"TENANT#{tenant_id}", "#JOBLANE")
+
+
+def enter_lane(tenant_id: str, job_id: str, limit: int) -> bool:
+    """Count the job among the tenant's running jobs if fewer than ``limit`` run (or it already does): one
+    conditional write; False when the lane is full."""
+    condition = (
+        JobLaneItem.running.does_not_exist()
+        | (JobLaneItem.running.contains(job_id))
+        | (size(JobLaneItem.running) < limit)
+    )
+    try:
+        _lane(tenant_id).update(actions=[JobLaneItem.running.add({job_id})], condition=condition)
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def leave_lane(tenant_id: str, job_ids: set[str]) -> None:
+    """Idempotent: a job that left already (or never entered) changes nothing."""
+    _lane(tenant_id).update(actions=[JobLaneItem.running.delete(job_ids)])
+
+
+def lane(tenant_id: str) -> set[str]:
+    try:
+        return set(JobLaneItem.get(f"TENANT#{tenant_id}", "#JOBLANE", consistent_read=True).running or ())
+    except JobLaneItem.DoesNotExist:
+        return set()

@@ -9,9 +9,12 @@ import time
 from datetime import UTC, datetime
 
 from chalicelib.domain.errors import RateLimited
+from chalicelib.resources import JOBS_QUEUE
 from chalicelib.services import trail
 from chalicelib.services.principal import Principal
 from tests.conftest import OPERATOR
+from tests.support.population import import_csv
+from tests.support.queues import deliver, take_messages
 
 
 def test_a_key_past_its_rate_gets_429_with_retry_after_and_others_are_not_slowed(api, tenant, other_tenant):
@@ -67,3 +70,41 @@ def test_every_admin_and_operator_write_is_in_the_audit_log_and_only_admins_read
     assert "ana@example.com" not in json.dumps(entries)
     assert api.get("/audit-log", key=tenant.viewer_key).status == 403
     assert all(e["action"] != "POST /tags" for e in api.get("/audit-log", key=other_tenant.admin_key).json["items"])
+
+
+def test_a_tenant_runs_at_most_jobs_at_once_and_the_rest_wait_their_turn(api, app, tenant, other_tenant):
+    assert api.patch("/settings", key=tenant.admin_key, json={"jobs_at_once": 1}).status == 200
+    rows = "".join(f"a-{i}\n" for i in range(300))  # two chunks of 250 rows
+    first = import_csv(api, tenant.admin_key, "external_id\n" + rows)
+    second = import_csv(api, tenant.admin_key, "external_id\nb-1\n")
+    elsewhere = import_csv(api, other_tenant.admin_key, "external_id\nc-1\n")
+    queued = take_messages(JOBS_QUEUE)
+    chunks = {job["id"]: [m for m in queued if m["job_id"] == job["id"]] for job in (first, second, elsewhere)}
+    assert len(chunks[first["id"]]) == 2
+
+    assert deliver(app, "process_job_chunks", JOBS_QUEUE, chunks[first["id"]][:1]) == []  # the first job runs
+    # the second job's chunk, delivered twice, finds its tenant's one place taken: it goes back to wait
+    assert deliver(app, "process_job_chunks", JOBS_QUEUE, chunks[second["id"]], times=2) == []
+    assert api.get(f"/jobs/{second['id']}", key=tenant.admin_key).json["progress"]["processed"] == 0
+    waiting = take_messages(JOBS_QUEUE)
+    assert [m["job_id"] for m in waiting] == [second["id"]] * 2  # back on the queue: never dropped
+    assert deliver(app, "process_job_chunks", JOBS_QUEUE, chunks[elsewhere["id"]]) == []  # others are not held
+    assert api.get(f"/jobs/{elsewhere['id']}", key=other_tenant.admin_key).json["status"] == "succeeded"
+
+    assert deliver(app, "process_job_chunks", JOBS_QUEUE, chunks[first["id"]][1:]) == []
+    assert api.get(f"/jobs/{first['id']}", key=tenant.admin_key).json["status"] == "succeeded"
+    assert deliver(app, "process_job_chunks", JOBS_QUEUE, waiting) == []  # its turn now (twice: counted once)
+    done = api.get(f"/jobs/{second['id']}", key=tenant.admin_key).json
+    assert done["status"] == "succeeded" and done["progress"]["processed"] == 1
+
+
+def test_a_place_held_by_a_job_that_ended_is_given_back(api, app, tenant):
+    from chalicelib.storage import jobs as job_store
+
+    assert api.patch("/settings", key=tenant.admin_key, json={"jobs_at_once": 1}).status == 200
+    done = import_csv(api, tenant.admin_key, "external_id\nd-1\n")
+    assert deliver(app, "process_job_chunks", JOBS_QUEUE, take_messages(JOBS_QUEUE, tenant.id)) == []
+    assert job_store.enter_lane(tenant.id, done["id"], 1)  # as if its worker stopped before leaving the lane
+    later = import_csv(api, tenant.admin_key, "external_id\nd-2\n")
+    assert deliver(app, "process_job_chunks", JOBS_QUEUE, take_messages(JOBS_QUEUE, tenant.id)) == []
+    assert api.get(f"/jobs/{later['id']}", key=tenant.admin_key).json["status"] == "succeeded"
