@@ -42,7 +42,7 @@ $(SCAN_STAMP):  ## checkov in its own environment: its dependencies pin versions
 	touch $(SCAN_STAMP)
 
 scan: $(SCAN_STAMP)  ## checkov over the packaged template (make package first); every skip carries its reason there
-	$(SCAN_VENV)/bin/checkov --file $(PACKAGE_DIR)/sam.json --framework cloudformation --compact --quiet
+	$(SCAN_VENV)/bin/checkov --file $(PACKAGE_DIR)/sam.json --framework cloudformation --compact --quiet --skip-download
 
 clean:
 	rm -rf $(VENV) $(SCAN_VENV) build .pytest_cache .ruff_cache .hypothesis .local-state
