@@ -8,19 +8,25 @@ of everything (tests/support/world.py), so path ids often exist:
   that conforms to the documented response schema;
 - schema-violating data (negative): no 5xx, and refused (4xx), never accepted.
 
+A stateful pass then follows created ids into reads, updates and deletes (links inferred from the document).
 Every other role is checked per operation in tests/integration/test_roles.py. Totals (requests, failures by
 check) are written to build/schemathesis.json.
 """
 
 import json
+import threading
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import schemathesis
+from chalice.config import Config
+from chalice.local import LocalDevServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
+from schemathesis.engine import events, from_schema
+from schemathesis.engine.run import PhaseName
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -30,6 +36,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app import app as chalice_app
+from infra.local.gateway import EnvelopeRequestHandler
 from tests.support.client import ApiClient
 from tests.support.world import build_world, key_for
 from tests.support.wsgi import wsgi_app
@@ -89,3 +96,52 @@ def test_the_api_answers_as_its_contract_says(label, mode, world):
         check()
     except Unsatisfiable:
         assert mode is GenerationMode.NEGATIVE, "positive data can always be made"  # nothing to violate here
+
+
+def test_a_stateful_pass_follows_created_ids_into_reads_updates_and_deletes(app, world):
+    """Schemathesis' own engine infers the links between operations from the document (an id a create answers
+    with feeds every route that takes it) and runs sequences of calls, so ids that exist are fuzzed too: each
+    step checked for no 5xx, documented statuses, content types and response schemas, a deleted resource
+    staying gone (use_after_free) and a created one being readable (ensure_resource_availability). It talks
+    HTTP to the app served on a loopback port (its in-process WSGI path cannot run stateful phases here)."""
+    server = LocalDevServer(app, Config.create(chalice_stage="local", lambda_timeout=30), "127.0.0.1", 0,
+                            handler_cls=EnvelopeRequestHandler)  # fmt: skip
+    threading.Thread(target=server.server.serve_forever, daemon=True).start()
+    try:
+        port = server.server.server_address[1]
+        stateful = schemathesis.openapi.from_url(f"http://127.0.0.1:{port}/openapi.json")
+
+        @stateful.auth()
+        class KeyOfTheContract:
+            def get(self, case, context):
+                return key_for(world, case.operation.definition.raw.get("x-access"))
+
+            def set(self, case, key, context):
+                if key:
+                    case.headers = {**(case.headers or {}), "Authorization": f"Bearer {key}"}
+
+        config = stateful.config
+        for phase in ("examples", "coverage", "fuzzing"):
+            getattr(config.phases, phase).enabled = False
+        config.generation.max_examples = 50
+        config.checks.positive_data_acceptance.enabled = False  # a well-formed but unknown cursor or id is a 4xx
+        outcomes: Counter = Counter()
+        failures: list[str] = []
+        for event in from_schema(stateful).execute():
+            if isinstance(event, events.NonFatalError | events.FatalError):
+                failures.append(f"error: {event.info}"[:500])
+            if isinstance(event, events.ScenarioFinished) and event.phase == PhaseName.STATEFUL_TESTING:
+                outcomes[str(event.status)] += 1
+                tally["stateful_requests"] += len(event.recorder.cases)
+                for case_id, checks in event.recorder.checks.items():
+                    failures += [
+                        f"{check.name} on {event.recorder.cases[case_id].value.operation.label}: "
+                        f"{check.failure_info.failure if check.failure_info else ''}"[:500]
+                        for check in checks
+                        if str(check.status) == "failure"
+                    ]
+        tally["stateful_scenarios"] = sum(outcomes.values())
+        assert failures == []
+        assert outcomes["success"] >= 10 and tally["stateful_requests"] >= 100, (outcomes, tally["stateful_requests"])
+    finally:
+        server.server.shutdown()
