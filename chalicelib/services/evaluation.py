@@ -23,6 +23,7 @@ When a flip replaces earlier members, the difference is announced as
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -155,9 +156,9 @@ def start_evaluation(
     ``cause`` (created, criteria_changed, requested, refresh) travels with the events the flip announces.
     With ``join`` (an evaluation asked for again), a job still running for the segment's current criteria
     is answered instead of starting another, and of two such requests at once only one starts a job."""
-    if join:
-        running = _running_job(tenant_id, segment.job_id)
-        if running is not None:
+    if join and segment.status == EVALUATING:  # the segment names the job it waits for (being written, maybe)
+        running = _job_started_meanwhile(tenant_id, segment.job_id)
+        if running is not None and running["status"] == jobs.RUNNING:
             return running
     job_id = new_id("job")
     frozen = snapshot(tenant_id, segment.criteria, segment.references)
@@ -165,9 +166,9 @@ def start_evaluation(
     if join:
         if not store.update_fields(tenant_id, segment.id, expected_job_id=segment.job_id, **fields):
             latest = store.get(tenant_id, segment.id)
-            running = _running_job(tenant_id, latest.job_id if latest else None)
-            if running is not None:
-                return running
+            started = _job_started_meanwhile(tenant_id, latest.job_id if latest else None)
+            if started is not None:
+                return started
             store.update_fields(tenant_id, segment.id, **fields)
     else:
         store.update_fields(tenant_id, segment.id, **fields)
@@ -189,14 +190,21 @@ def start_evaluation(
     )
 
 
-def _running_job(tenant_id: str, job_id: str | None) -> dict[str, Any] | None:
-    if not job_id:
-        return None
-    try:
-        view = jobs.job_view(tenant_id, job_id)
-    except NotFound:  # jobs expire; a segment may name one that is gone
-        return None
-    return view if view["status"] == jobs.RUNNING else None
+JOIN_WAIT_SECONDS = 2.0
+
+
+def _job_started_meanwhile(tenant_id: str, job_id: str | None) -> dict[str, Any] | None:
+    """The job another request named on the segment a moment ago: it writes the job record just after, so
+    wait for it a little; None if it never appears (that request stopped) and this one must start its own."""
+    deadline = time.monotonic() + JOIN_WAIT_SECONDS
+    while job_id:
+        try:
+            return jobs.job_view(tenant_id, job_id)
+        except NotFound:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.02)
+    return None
 
 
 def _evaluate_chunk(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
