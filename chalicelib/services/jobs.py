@@ -13,16 +13,15 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib import metrics
-from chalicelib.domain import settings as settings_rules
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.ids import new_id
 from chalicelib.logs import logger
 from chalicelib.resources import JOBS_QUEUE
 from chalicelib.services.paging import page
+from chalicelib.services.tenants import cached_settings
 from chalicelib.storage import jobs as store
 from chalicelib.storage import queues
-from chalicelib.storage import tenants as tenant_store
 from chalicelib.storage.jobs import Job
 
 RUNNING, SUCCEEDED, WITH_ERRORS, FAILED = "running", "succeeded", "completed_with_errors", "failed"
@@ -98,8 +97,7 @@ Tests drain queues at once and set it to 0."""
 def _enter_lane(tenant_id: str, job_id: str) -> bool:
     """Take a place among the tenant's running jobs (settings.jobs_at_once). A place still held by a job that
     ended — its worker stopped between the two writes — is given back first, so the lane never stays full."""
-    tenant = tenant_store.get_tenant(tenant_id)
-    limit = int(settings_rules.effective(tenant.settings if tenant else None)["jobs_at_once"])
+    limit = int(cached_settings(tenant_id)["jobs_at_once"])
     if store.enter_lane(tenant_id, job_id, limit):
         return True
     ended = {

@@ -32,7 +32,6 @@ import numpy as np
 
 from chalicelib.config import get_config
 from chalicelib.domain import campaigns as rules
-from chalicelib.domain import settings as settings_rules
 from chalicelib.domain import tokens
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.contacts import SHARDS, contact_id_for
@@ -40,13 +39,13 @@ from chalicelib.domain.templates import Rendered, RenderFailed, Templates, rende
 from chalicelib.logs import logger
 from chalicelib.resources import SEND_QUEUE
 from chalicelib.services.contacts import contact_view
+from chalicelib.services.tenants import cached_settings
 from chalicelib.storage import campaigns as store
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import mailer
 from chalicelib.storage import segments as segment_store
 from chalicelib.storage.campaigns import Campaign, Claim, Ledger, LedgerMoved, NotSending, Outcome
 from chalicelib.storage.queues import SendFailed, send_messages
-from chalicelib.storage.tenants import get_tenant
 
 UNSUBSCRIBE_PURPOSE = "unsubscribe"
 INERT_UNSUBSCRIBE_PURPOSE = "unsubscribe-preview"
@@ -54,7 +53,6 @@ BUILD_LEASE_MS = 5 * 60 * 1000
 MAX_AHEAD_MS = 2_000
 """A batch whose first send slot is further ahead than this goes back on the queue with a delay instead
 of waiting inside the worker."""
-SETTINGS_TTL_SECONDS = 60
 REQUEUE_DELAY_CAP = 900
 """SQS's longest delay; tests lower it to 0 so a re-queued batch is visible at once."""
 RATE_WAIT_SECONDS = 2
@@ -178,7 +176,6 @@ def _finish_if_complete(tenant_id: str, campaign_id: str, clock: Clock) -> None:
 # --- one batch ------------------------------------------------------------------------------------------
 
 _frozen: dict[tuple[str, str], Campaign] = {}
-_settings: dict[str, tuple[float, dict[str, Any]]] = {}
 
 
 def _campaign_content(tenant_id: str, campaign_id: str) -> Campaign | None:
@@ -192,16 +189,6 @@ def _campaign_content(tenant_id: str, campaign_id: str) -> Campaign | None:
             _frozen.clear()
         _frozen[key] = campaign
     return _frozen[key]
-
-
-def tenant_settings(tenant_id: str) -> dict[str, Any]:
-    cached = _settings.get(tenant_id)
-    if cached and cached[0] > time.monotonic():
-        return cached[1]
-    tenant = get_tenant(tenant_id)
-    effective = settings_rules.effective(tenant.settings if tenant else None)
-    _settings[tenant_id] = (time.monotonic() + SETTINGS_TTL_SECONDS, effective)
-    return effective
 
 
 @dataclass(frozen=True)
@@ -221,7 +208,7 @@ def send_batch(
     campaign = _campaign_content(tenant_id, campaign_id)
     if campaign is None or campaign.status in rules.EDITABLE:
         return BatchResult()
-    settings = tenant_settings(tenant_id)
+    settings = cached_settings(tenant_id)
     cap = rules.FrequencyCap.from_settings(settings)
     recipients = [(contact_id, email) for contact_id, email in message["recipients"]]
     facts = store.recipient_facts(tenant_id, recipients)
@@ -333,7 +320,7 @@ def send_one(
 ) -> dict[str, Any]:
     """One SES call with the unsubscribe headers (RFC 8058); the outcome as {"status", "message_id" | "reason"}.
     ``tags`` name what sent it ({"campaign_id": …} or {"trigger_id": …}) for SES feedback."""
-    sender_settings = tenant_settings(tenant_id)["sender"]
+    sender_settings = cached_settings(tenant_id)["sender"]
     mail = mailer.Mail(
         sender=sender,
         sender_name=sender_settings.get("name"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from chalicelib.domain import settings as settings_rules
@@ -134,3 +135,20 @@ def update_settings(principal: Principal, patch: Any) -> dict[str, Any]:
         logger.info("settings updated", extra={"fields": sorted(patch)})
         return settings_rules.effective(updated.settings)
     raise Conflict("The settings kept changing while this update was applied; try again.")
+
+
+SETTINGS_TTL_SECONDS = 60
+"""Workers (sends, job chunks, trigger emails) read a tenant's settings at most this often: a changed send
+rate, sender or jobs_at_once takes up to a minute to reach them."""
+_cached: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
+def cached_settings(tenant_id: str) -> dict[str, Any]:
+    """The tenant's effective settings as a worker sees them (read at most every SETTINGS_TTL_SECONDS)."""
+    cached = _cached.get(tenant_id)
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
+    tenant = store.get_tenant(tenant_id)
+    effective = settings_rules.effective(tenant.settings if tenant else None)
+    _cached[tenant_id] = (time.monotonic() + SETTINGS_TTL_SECONDS, effective)
+    return effective

@@ -43,6 +43,7 @@ from chalicelib.services.membership import segments_holding
 from chalicelib.services.paging import page
 from chalicelib.services.principal import Principal
 from chalicelib.services.segments import check_targets, criteria_vocabulary
+from chalicelib.services.tenants import cached_settings
 from chalicelib.storage import campaigns as campaign_store
 from chalicelib.storage import catalog, queues
 from chalicelib.storage import contacts as contact_store
@@ -474,7 +475,7 @@ def _send_email(tenant_id: str, trigger: Trigger, action: dict[str, Any], contac
     email = contact.email.lower()
     if campaign_store.get_suppression(tenant_id, email) is not None:
         return
-    rate = int(sending.tenant_settings(tenant_id)["send_rate_per_second"])
+    rate = int(cached_settings(tenant_id)["send_rate_per_second"])
     slot = campaign_store.reserve_send_slots(tenant_id, 1, rate, int(time.time() * 1000), sending.MAX_AHEAD_MS)
     if slot is None:
         raise SendLater("the tenant's send rate is taken for the next seconds")

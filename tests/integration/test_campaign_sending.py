@@ -10,6 +10,7 @@ import pytest
 
 from chalicelib.resources import SEND_QUEUE, SES_EVENTS_QUEUE
 from chalicelib.services import sending
+from chalicelib.services import tenants as tenant_service
 from chalicelib.storage import campaigns as campaign_store
 from chalicelib.storage import mailer
 from tests.conftest import create_tenant
@@ -56,7 +57,7 @@ def thousand(api, app):
 @pytest.fixture(autouse=True)
 def requeue_without_delay(monkeypatch):
     monkeypatch.setattr(sending, "REQUEUE_DELAY_CAP", 0)
-    monkeypatch.setattr(sending, "SETTINGS_TTL_SECONDS", 0)  # settings changed by a test apply at once
+    monkeypatch.setattr(tenant_service, "SETTINGS_TTL_SECONDS", 0)  # settings changed by a test apply at once
 
 
 def new_campaign(api, tenant, **overrides) -> dict:

@@ -11,6 +11,7 @@ from chalicelib.domain.clock import to_rfc3339
 from chalicelib.resources import SEND_QUEUE
 from chalicelib.services import campaigns as campaign_service
 from chalicelib.services import sending
+from chalicelib.services import tenants as tenant_service
 from tests.integration.test_campaign_sending import make_segment, run_sends
 from tests.support import mail
 from tests.support.population import import_and_wait
@@ -38,7 +39,7 @@ def studio(api, app, tenant):
 @pytest.fixture(autouse=True)
 def immediate(monkeypatch):
     monkeypatch.setattr(sending, "REQUEUE_DELAY_CAP", 0)
-    monkeypatch.setattr(sending, "SETTINGS_TTL_SECONDS", 0)
+    monkeypatch.setattr(tenant_service, "SETTINGS_TTL_SECONDS", 0)
 
 
 def body(tenant, **overrides):
