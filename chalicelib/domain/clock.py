@@ -99,12 +99,17 @@ def looks_like_rfc3339(text: Any) -> bool:
     return isinstance(text, str) and _RFC3339.fullmatch(text) is not None
 
 
-def check_moment(value: Any, field: str) -> str:
-    """An input date-time in its stored form; a 422 naming ``field`` otherwise."""
+def moment_field(value: Any, field: str) -> datetime:
+    """An input date-time; a 422 naming ``field`` otherwise."""
     try:
-        return to_rfc3339(parse_rfc3339(value))
+        return parse_rfc3339(value)
     except InvalidMoment as problem:
         raise ValidationFailed(field, f"{field}: {problem}.", expected="datetime") from None
+
+
+def check_moment(value: Any, field: str) -> str:
+    """An input date-time in its stored form; a 422 naming ``field`` otherwise."""
+    return to_rfc3339(moment_field(value, field))
 
 
 def stored_moment(text: Any) -> datetime | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chalicelib.domain.clock import check_moment, parse_rfc3339, stored_moment, to_rfc3339
+from chalicelib.domain.clock import moment_field, stored_moment, to_rfc3339
 from chalicelib.domain.errors import ValidationFailed
 from chalicelib.domain.events import EVENT_TYPE_PATTERN
 
@@ -75,10 +75,7 @@ class Window:
 
 def check_window(starts_at: Any, ends_at: Any) -> Window:
     """Both RFC 3339 times, the end after the start (a window may already be over: it is then just inactive)."""
-    moments = {
-        name: parse_rfc3339(check_moment(value, name))
-        for name, value in (("starts_at", starts_at), ("ends_at", ends_at))
-    }
+    moments = {name: moment_field(value, name) for name, value in (("starts_at", starts_at), ("ends_at", ends_at))}
     if moments["ends_at"] <= moments["starts_at"]:
         raise ValidationFailed("ends_at", "ends_at must come after starts_at.")
     return Window(to_rfc3339(moments["starts_at"]), to_rfc3339(moments["ends_at"]))

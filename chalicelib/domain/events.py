@@ -14,7 +14,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.domain.clock import check_moment, parse_rfc3339, to_rfc3339
+from chalicelib.domain.clock import moment_field, parse_rfc3339, to_rfc3339
 from chalicelib.domain.errors import LimitExceeded, ValidationFailed
 from chalicelib.domain.values import check_number
 
@@ -64,7 +64,7 @@ def check_event(raw: Any, now: datetime, field: str, *, allow_contact_ref: bool 
     kind = raw.get("type")
     if not isinstance(kind, str) or not _TYPE.match(kind):
         raise ValidationFailed(f"{field}.type", f"{field}.type is 1-64 characters of a-z, 0-9, '_', '.', '-'.")
-    at = parse_rfc3339(check_moment(raw.get("at"), f"{field}.at"))
+    at = moment_field(raw.get("at"), f"{field}.at")
     if at > now + MAX_FUTURE:
         raise ValidationFailed(f"{field}.at", f"{field}.at is more than a day in the future.")
     if at < now - timedelta(days=RETENTION_DAYS):

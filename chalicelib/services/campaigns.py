@@ -15,8 +15,7 @@ from chalicelib.domain.attributes import BUILT_IN
 from chalicelib.domain.clock import (
     EARLIEST,
     Clock,
-    check_moment,
-    parse_rfc3339,
+    moment_field,
     stored_moment,
     system_clock,
     to_rfc3339,
@@ -170,10 +169,10 @@ def _require(tenant_id: str, campaign_id: str) -> Campaign:
 def _check_send_at(value: str | None, clock: Clock) -> str | None:
     if value is None:
         return None
-    stored = check_moment(value, "send_at")
-    if parse_rfc3339(stored) <= clock():
+    moment = moment_field(value, "send_at")
+    if moment <= clock():
         raise ValidationFailed("send_at", "send_at is in the past; leave it null to send when you press send.")
-    return stored
+    return to_rfc3339(moment)
 
 
 def check_sender(principal: Principal, value: str | None) -> str:
