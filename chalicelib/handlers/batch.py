@@ -32,11 +32,12 @@ def process_records(event: SQSEvent, handle: Callable[[dict[str, Any], SQSRecord
             raise
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    raw = event.to_dict()
     response = process_partial_response(
-        event=event.to_dict(), record_handler=record_handler, processor=processor, context=event.context
+        event=raw, record_handler=record_handler, processor=processor, context=event.context
     )
     failed = len(response.get("batchItemFailures", []))
-    records = len(event.to_dict().get("Records", []))
+    records = len(raw.get("Records", []))
     handler = getattr(event.context, "function_name", None) or "unknown"
     metrics.count({"handler": handler}, RecordsHandled=records - failed, RecordsFailed=failed)
     return response

@@ -270,6 +270,7 @@ def delete_campaign(principal: Principal, campaign_id: str, confirm: bool = Fals
         store.delete(principal.tenant_id, campaign)
     except StaleCampaign:
         raise changed_meanwhile(f"Campaign {campaign_id}", "status") from None
+    dependents.release("campaign", principal.tenant_id, campaign.id, f"campaign {campaign.name!r} was deleted")
 
 
 # --- sending -------------------------------------------------------------------------------------------

@@ -56,10 +56,10 @@ def review(
     *,
     impact: dict[str, Any] | None = None,
     always: bool = False,
-) -> list[dict[str, Any]]:
-    """The impact review before deleting ``label`` (e.g. "Segment 'VIPs'"): without ``confirm``, a 409 listing
+) -> None:
+    """The impact review before deleting ``label`` (e.g. "segment 'VIPs'"): without ``confirm``, a 409 listing
     the dependents and ``impact`` (counts the caller adds, such as members) when there are any, or ``always``;
-    with it, the dependents, for the caller to delete and then :func:`release`."""
+    with it, nothing: the caller deletes, then calls :func:`release`."""
     users = find(kind, tenant_id, key)
     counted = {name: value for name, value in (impact or {}).items() if value}
     if not confirm and (users or counted or always):
@@ -70,4 +70,3 @@ def review(
             f"Deleting {label} affects {affected}; review them and repeat with ?confirm=true.",
             {"dependents": users, **(impact or {})},
         )
-    return users

@@ -269,6 +269,7 @@ def delete_trigger(principal: Principal, trigger_id: str, confirm: bool = False)
         store.delete(principal.tenant_id, trigger)
     except StaleTrigger:
         raise changed_meanwhile(f"Trigger {trigger_id}") from None
+    dependents.release("trigger", principal.tenant_id, trigger.id, f"trigger {trigger.name!r} was deleted")
 
 
 def runs(principal: Principal, trigger_id: str, limit_: int, cursor: str | None) -> dict[str, Any]:
@@ -632,15 +633,13 @@ def _released(trigger: Trigger, unusable: bool, why: str, **fields: Any) -> Trig
     )
 
 
-def _save_each(tenant_id: str, find: Callable[[], list[Trigger]], change: Callable[[Trigger], Trigger | None]) -> None:
-    """Save ``change(trigger)`` for every trigger ``find`` returns (None leaves it); when one changed meanwhile,
-    look again from the start."""
+def _save_each(tenant_id: str, find: Callable[[], list[Trigger]], change: Callable[[Trigger], Trigger]) -> None:
+    """Save ``change(trigger)`` for every trigger ``find`` returns; when one changed meanwhile, look again from
+    the start."""
     while True:
         try:
             for trigger in find():
-                after = change(trigger)
-                if after is not None:
-                    store.save(tenant_id, trigger, after)
+                store.save(tenant_id, trigger, change(trigger))
             return
         except StaleTrigger:
             continue
