@@ -177,7 +177,7 @@ def _budgeted(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class _BudgetedCode(CodeGenerator):
-    """Compiles ``a ~ b`` into a call that charges the budget before joining."""
+    """Compiles ``a ~ b`` into a call that charges the joined text (escaped, as written) to the budget."""
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         self.write("environment.budgeted_concat(context, (")
