@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ class StateKeeper:
 
     def _save_while_running(self) -> None:
         while True:
-            threading.Event().wait(SAVE_EVERY)
+            time.sleep(SAVE_EVERY)
             if self.changed.is_set():
                 self._save()
 
