@@ -123,7 +123,7 @@ def test_a_stateful_pass_follows_created_ids_into_reads_updates_and_deletes(app,
         config = stateful.config
         for phase in ("examples", "coverage", "fuzzing"):
             getattr(config.phases, phase).enabled = False
-        config.generation.max_examples = 50
+        config.generation.max_examples = 100
         config.checks.positive_data_acceptance.enabled = False  # a well-formed but unknown cursor or id is a 4xx
         outcomes: Counter = Counter()
         failures: list[str] = []
