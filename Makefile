@@ -9,7 +9,7 @@ CHECKOV := checkov==3.3.30
 PACKAGE_DIR := build/package
 STAGE ?= dev
 
-.PHONY: run reset test lint package scan demo bench clean
+.PHONY: run reset test unit lint package scan demo bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,12 +24,16 @@ run: $(STAMP)  ## the whole service on 127.0.0.1 (moto, API, queue dispatcher, s
 reset:  ## forget the state `make run` keeps between runs
 	rm -rf .local-state
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, and mypy (strict on domain/ and services/)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
-test: $(STAMP) lint  ## ruff + the whole pytest suite, on every core
-	$(BIN)/python -m pytest -n auto --dist loadfile
+unit: $(STAMP)  ## tests/unit with moto blocked from import (tests/support/without_moto): the core needs no AWS
+	PYTHONPATH=tests/support/without_moto $(BIN)/python -m pytest -n auto tests/unit
+
+test: $(STAMP) lint unit  ## lint, the unit tests without moto, then integration (moto) and end-to-end, on every core
+	$(BIN)/python -m pytest -n auto --dist loadfile tests/integration tests/e2e
 
 package: $(STAMP)  ## SAM template for deployment, checked with cfn-lint
 	rm -rf $(PACKAGE_DIR)

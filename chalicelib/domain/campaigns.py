@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from chalicelib.domain.errors import Conflict
 
@@ -83,8 +84,10 @@ def require_status(campaign_id: str, status: str, allowed: Iterable[str], action
 
 # --- audience ------------------------------------------------------------------------------------------
 
+Ordinals = npt.NDArray[np.int64]
 
-def audience_ordinals(targets: Iterable[np.ndarray], exclusions: Iterable[np.ndarray]) -> np.ndarray:
+
+def audience_ordinals(targets: Iterable[Ordinals], exclusions: Iterable[Ordinals]) -> Ordinals:
     """Union of the target segments' members minus every exclusion segment's, sorted and unique."""
     targets = list(targets)
     union = np.unique(np.concatenate(targets)) if targets else np.empty(0, dtype=np.int64)
@@ -129,7 +132,7 @@ class FrequencyCap:
 
     def allows(self, sent_at: Iterable[int], now: int) -> bool:
         window_start = now - self.per_days * 86_400
-        return not self.active or sum(1 for t in sent_at if t > window_start) < self.max_emails
+        return self.max_emails is None or sum(1 for t in sent_at if t > window_start) < self.max_emails
 
 
 LEDGER_DAYS = 90
@@ -183,7 +186,7 @@ def classify_ses_error(code: str, message: str, http_status: int | None) -> str:
 
 def throttle_delay(attempt: int) -> int:
     """Seconds before a throttled batch is tried again: 2, 4, 8 … up to SQS's 900."""
-    return min(900, 2 ** max(1, attempt))
+    return min(900, 1 << max(1, attempt))
 
 
 # --- stats ---------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -362,7 +362,7 @@ def _scalar(value: Any, kind: str, path: str) -> Any:
     return value
 
 
-def _pair(value: Any, path: str, check) -> list[Any]:
+def _pair(value: Any, path: str, check: Callable[[Any, str], Any]) -> list[Any]:
     if not isinstance(value, list) or len(value) != 2:
         raise _fail(path, "between takes [low, high].")
     low, high = check(value[0], f"{path}[0]"), check(value[1], f"{path}[1]")
@@ -373,7 +373,7 @@ def _pair(value: Any, path: str, check) -> list[Any]:
     return [low, high]
 
 
-def _list(value: Any, path: str, check) -> list[Any]:
+def _list(value: Any, path: str, check: Callable[[Any, str], Any]) -> list[Any]:
     if not isinstance(value, list) or not value:
         raise _fail(path, "must be a non-empty list.")
     if len(value) > MAX_LIST_VALUES:
@@ -433,7 +433,8 @@ def _event(raw: dict[str, Any], path: str, walk: _Walk) -> dict[str, Any]:
     return node
 
 
-def _share_value(value: Any, path: str) -> float:
+def _share_value(value: Any, path: str) -> Any:
+    """The share as written (an int stays an int in the stored criteria)."""
     if not is_number(value) or not 0 <= value <= 1:
         raise _fail(path, "a share is a fraction from 0 to 1.", expected="number")
     return value

@@ -133,7 +133,7 @@ class _Compiler:
         return _text_attribute(name, op, value)
 
 
-def _fold(children: list[Node], combine) -> Node:
+def _fold(children: list[Node], combine: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Node:
     if len(children) == 1:
         return children[0]
 
@@ -233,7 +233,7 @@ def _where(node: dict[str, Any]) -> EventFilter:
     if op in ("contains", "starts_with"):
         predicate = _text_predicate(op, value)
         return lambda table: table.text(prop).matching(predicate)
-    choices = value if op == "in" else [value]
+    choices: list[Any] = list(value or ()) if op == "in" else [value]
     return _any_value(prop, choices)
 
 
@@ -260,7 +260,6 @@ def _event(node: dict[str, Any]) -> Node:
     event_type, agg, op, value = node["event"], node["agg"], node["op"], node["value"]
     span = duration_seconds(node["within"]) if node.get("within") else None
     filters = [_where(item) for item in node.get("where", ())]
-    field_name = node.get("field")
 
     def aggregate(run: _Run) -> np.ndarray:
         rows = run.population.size
@@ -277,7 +276,7 @@ def _event(node: dict[str, Any]) -> Node:
             hits = np.bincount(table.owners[selected], minlength=rows)
             shares = hits / np.maximum(totals, 1)
             return (totals > 0) & _compare(shares, op, value)
-        amounts = table.number(field_name)
+        amounts = table.number(node["field"])
         usable = selected & ~np.isnan(amounts)
         owners, numbers = table.owners[usable], amounts[usable]
         if agg == "sum":

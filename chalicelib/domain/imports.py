@@ -68,7 +68,7 @@ def _records(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str | None
         number, line = first
         if not line.strip():
             continue
-        parts, following = [line], []
+        parts, following = [line], list[tuple[int, str]]()
         quotes = line.count('"')
         while quotes % 2 and len(following) < _QUOTE_LOOKAHEAD and (more := take()) is not None:
             following.append(more)

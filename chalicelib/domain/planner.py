@@ -77,8 +77,9 @@ def _necessary(node: dict[str, Any]) -> dict[str, Any] | None:
         implied = [n for n in (_necessary(child) for child in node["all"]) if n is not None]
         return None if not implied else implied[0] if len(implied) == 1 else {"all": implied}
     if kind == "any":
-        implied = [_necessary(child) for child in node["any"]]
-        return None if any(n is None for n in implied) else {"any": implied}
+        alternatives = [_necessary(child) for child in node["any"]]
+        known = [n for n in alternatives if n is not None]
+        return {"any": known} if len(known) == len(alternatives) else None
     return None  # a negated non-tag condition, an attribute, a group or an event says nothing about tags
 
 

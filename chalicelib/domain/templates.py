@@ -162,11 +162,12 @@ def _budgeted(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
             items = [str(item) for item in value] if not isinstance(value, str) else list(value)
             separator = str(args[0] if args else kwargs.get("d", ""))
             budget.charge(sum(map(len, items)) + len(separator) * max(len(items) - 1, 0))
-        leading = {
+        by_kind: dict[_PassArg | None, tuple[Any, ...]] = {
             _PassArg.context: (context,),
             _PassArg.eval_context: (context.eval_ctx,),
             _PassArg.environment: (context.environment,),
-        }.get(passes, ())
+        }
+        leading = by_kind.get(passes, ())
         result = original(*leading, value, *args, **kwargs)
         if isinstance(result, Iterator):
             result = list(result)  # unique() yields: its text would be "<generator object …>"
@@ -204,7 +205,7 @@ class _Environment(SandboxedEnvironment):
         self.filters = {name: _budgeted(name, f) for name, f in self.filters.items() if name in FILTERS}
 
     def budgeted_concat(self, context: Any, parts: tuple[Any, ...]) -> str:
-        texts = [self.finalize(part) if isinstance(part, list | tuple) else part for part in parts]
+        texts = [_shown(part) for part in parts]
         joined = (markup_join if context.eval_ctx.autoescape else str_join)(texts)
         _budget.get().charge(len(joined))
         return joined
@@ -278,7 +279,7 @@ class _Checker:
         for keyword in node.kwargs:
             if keyword.key not in names or keyword.key in given:
                 raise self.fail(node, f"{node.name} has no argument {keyword.key!r} here")
-            given[keyword.key] = keyword.value
+            given[str(keyword.key)] = keyword.value
         for name, accepts in spec:
             if name not in given:
                 continue

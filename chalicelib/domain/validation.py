@@ -24,13 +24,21 @@ def json_path(parts: Iterable[Any], root: str = "") -> str:
     return path
 
 
+def _rule(error: SchemaError) -> Any:
+    """The violated keyword's value in the schema (jsonschema types it as possibly unset)."""
+    return error.validator_value
+
+
 def _field_of(error: SchemaError, root: str) -> str:
     path = json_path(error.absolute_path, root)
     if error.validator == "required":
-        missing = [name for name in error.validator_value if name not in error.instance]
+        required: list[str] = list(_rule(error))
+        instance: Any = error.instance
+        missing = [name for name in required if name not in instance]
         return json_path([missing[0]], path) if missing else path
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(error.schema.get("properties", {}))
+        schema: dict[str, Any] = dict(error.schema) if isinstance(error.schema, dict) else {}
+        allowed = set(schema.get("properties", {}))
         extra = sorted(name for name in error.instance if name not in allowed)
         return json_path([extra[0]], path) if extra else path
     return path or "body"
@@ -45,7 +53,7 @@ def _message_of(error: SchemaError, field: str) -> str:
     if error.validator == "type":
         return f"{where} must be of type {error.validator_value}."
     if error.validator == "enum":
-        options = ", ".join(map(str, error.validator_value))
+        options = ", ".join(map(str, _rule(error)))
         return f"{where} must be one of: {options}."
     return f"{where}: {error.message}"
 

@@ -1,4 +1,4 @@
-from tests.conftest import OPERATOR
+from tests.support.tenants import OPERATOR
 
 
 def test_admin_creates_viewer_key_that_reads_but_cannot_write(api, tenant):

@@ -13,10 +13,10 @@ from chalicelib.services import sending
 from chalicelib.services import tenants as tenant_service
 from chalicelib.storage import campaigns as campaign_store
 from chalicelib.storage import mailer
-from tests.conftest import create_tenant
 from tests.support import mail
 from tests.support.population import import_and_wait
 from tests.support.queues import deliver, drain, sqs_event, take_messages
+from tests.support.tenants import create_tenant
 
 SEND = "send_campaign_messages"
 AUDIENCE = 1_000

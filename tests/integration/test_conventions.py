@@ -7,9 +7,9 @@ from chalice import Chalice
 
 from chalicelib.http.api import Access, ApiBlueprint, Call
 from chalicelib.http.envelope import envelope_middleware
-from tests.conftest import OPERATOR
 from tests.support.client import ApiClient
 from tests.support.logs import captured_log_records
+from tests.support.tenants import OPERATOR
 
 
 def assert_envelope(reply, status, code):

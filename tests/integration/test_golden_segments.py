@@ -20,9 +20,9 @@ from bench.golden import (
     write_duckdb_tables,
 )
 from bench.population import TAGS
-from tests.conftest import create_tenant
 from tests.support.population import import_and_wait
 from tests.support.queues import drain
+from tests.support.tenants import create_tenant
 
 POPULATION = 200
 

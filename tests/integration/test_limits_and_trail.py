@@ -12,9 +12,9 @@ from chalicelib.domain.errors import RateLimited
 from chalicelib.resources import JOBS_QUEUE
 from chalicelib.services import trail
 from chalicelib.services.principal import Principal
-from tests.conftest import OPERATOR
 from tests.support.population import import_csv
 from tests.support.queues import deliver, take_messages
+from tests.support.tenants import OPERATOR
 
 
 def test_a_key_past_its_rate_gets_429_with_retry_after_and_others_are_not_slowed(api, tenant, other_tenant):

@@ -1,4 +1,4 @@
-from tests.conftest import OPERATOR
+from tests.support.tenants import OPERATOR
 
 
 def test_operator_creates_tenant_with_segments_off_and_a_working_admin_key(api):

@@ -10,6 +10,7 @@ from chalicelib.domain.clock import to_rfc3339
 from tests.integration.test_campaign_sending import make_segment
 from tests.support.population import import_and_wait
 from tests.support.queues import drain
+from tests.support.tenants import create_tenant
 
 
 def soon(days: float) -> str:
@@ -18,8 +19,6 @@ def soon(days: float) -> str:
 
 def build_world(api, app):
     """One tenant with one of everything, so every path parameter names something that exists."""
-    from tests.conftest import create_tenant  # the harness starts moto before anything else is imported
-
     tenant = create_tenant(api, "One of everything")
     key = tenant.admin_key
     assert api.post("/tags", key=key, json={"name": "vip"}).status == 201
