@@ -26,10 +26,9 @@ from datetime import UTC, datetime
 
 from app import app
 from chalicelib.config import LOCAL_OPERATOR_KEY
-from chalicelib.domain.contacts import contact_id_for
+from chalicelib.domain.contacts import Contact, contact_id_for
 from chalicelib.resources import JOBS_QUEUE, SEND_QUEUE
 from chalicelib.storage import contacts as contact_store
-from chalicelib.storage.contacts import Contact
 from infra.local.dispatcher import Dispatcher
 from tests.support import mail
 from tests.support.client import ApiClient

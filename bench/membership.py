@@ -31,12 +31,12 @@ from bench.golden import CUSTOM_TYPES, GOLDEN, SEED_LOCAL_FAMILY_DISCOUNT, gener
 from bench.population import TAGS
 from chalicelib.config import LOCAL_OPERATOR_KEY
 from chalicelib.domain import planner
-from chalicelib.domain.contacts import SHARDS, contact_id_for
+from chalicelib.domain.contacts import SHARDS, Contact, contact_id_for
 from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
 from chalicelib.services import evaluation
 from chalicelib.storage import catalog
 from chalicelib.storage import contacts as contact_store
-from chalicelib.storage.contacts import TAG_CHUNK_SIZE, Contact, TagChunkItem, TagCountItem, tag_pk
+from chalicelib.storage.contacts import TAG_CHUNK_SIZE, TagChunkItem, TagCountItem, tag_pk
 from chalicelib.storage.table import MainTableModel
 from infra.local.dispatcher import Dispatcher
 from tests.support.client import ApiClient

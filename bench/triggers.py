@@ -37,11 +37,10 @@ import numpy as np
 from app import app
 from chalicelib.config import LOCAL_OPERATOR_KEY
 from chalicelib.domain.clock import to_rfc3339
-from chalicelib.domain.contacts import contact_id_for
+from chalicelib.domain.contacts import Contact, contact_id_for
 from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import engagements as engagement_store
-from chalicelib.storage.contacts import Contact
 from infra.local.dispatcher import Dispatcher
 from tests.support.client import ApiClient
 from tests.support.runtime import LocalRuntime

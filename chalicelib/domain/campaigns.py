@@ -17,7 +17,7 @@ thing (and may cache it).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -210,3 +210,103 @@ def stats(counters: dict[str, int], audience: int | None, status: str) -> dict[s
         "in_flight": 0 if finished else open_claims,
         "pending": None if audience is None else max(0, audience - sum(settled.values()) - open_claims),
     }
+
+
+# --- the entities (storage/campaigns.py maps them to items) --------------------
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: str
+    name: str
+    sender: str
+    subject: str
+    html: str | None
+    text: str | None
+    segments: list[str]
+    exclude_segments: list[str]
+    send_at: str | None
+    status: str
+    version: int
+    created_at: str
+    updated_at: str
+    status_reason: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    audience: int | None = None
+    shards_done: int = 0
+    batches_total: int = 0
+    batches_done: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class StaleCampaign(Exception):
+    """The campaign changed (status or version) since it was read."""
+
+
+class NotSending(Exception):
+    """A claim found the campaign no longer sending (paused, cancelled)."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    key: str
+    recipients: list[tuple[str, str]]
+    done: bool
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A recipient's record about to be written: ``state`` is CLAIMED for those to mail, else the verdict."""
+
+    contact_id: str
+    email: str
+    state: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Ledger:
+    contact_id: str
+    version: int  # 0: no ledger yet
+    sent_at: list[int]
+
+
+class LedgerMoved(Exception):
+    """A frequency ledger changed between its read and the claim (another campaign mailed the contact)."""
+
+
+@dataclass(frozen=True)
+class RecipientRecord:
+    """What happened to one recipient of a campaign (GET /campaigns/{id}/recipients)."""
+
+    contact_id: str
+    email: str
+    state: str
+    at: str
+    reason: str | None = None
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    contact_id: str
+    email: str
+    state: str  # sent / failed / released
+    message_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RecipientFacts:
+    contacts: dict[str, Any]  # contact_id → Contact
+    suppressions: dict[str, str]  # email → reason
+    ledgers: dict[str, Ledger]
+
+
+@dataclass(frozen=True)
+class Suppression:
+    email: str
+    reason: str
+    created_at: str
+    campaign_id: str | None = None

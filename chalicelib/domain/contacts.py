@@ -153,3 +153,32 @@ def check_contact(body: Any, catalog: dict[str, str], *, creating: bool, prefix:
             stored = {k: v for k, v in stored.items() if v is not None}
         changes.attributes, changes.new_attribute_types = stored, introduced
     return changes
+
+
+# --- the entities (storage/contacts.py maps them to items) --------------------
+
+
+@dataclass(frozen=True)
+class Contact:
+    id: str
+    ordinal: int
+    external_id: str | None = None
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    group: str | None = None
+    tags: frozenset[str] = frozenset()
+    attributes: dict[str, Any] = field(default_factory=dict)
+    version: int = 0
+    created_at: str = ""
+    updated_at: str = ""
+
+
+class StaleContact(Exception):
+    """The contact changed (or vanished) since it was read."""
+
+
+class TakenIdentifier(Exception):
+    def __init__(self, field_name: str) -> None:
+        super().__init__(field_name)
+        self.field = field_name

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -126,3 +126,39 @@ def progress(goal: dict[str, Any], window: Window, events: list[dict[str, Any]])
         return Progress(len(counted), goal["count"])
     total = round(sum(e.get("amount") or 0 for e in counted), 2)
     return Progress(total, goal["amount"])
+
+
+# --- the entities (storage/engagements.py maps them to items) --------------------
+
+
+@dataclass(frozen=True)
+class Engagement:
+    id: str
+    kind: str
+    name: str
+    segments: list[str]
+    starts_at: str
+    ends_at: str
+    status: str
+    version: int
+    created_at: str
+    updated_at: str
+    body: str | None = None
+    goal: dict[str, Any] | None = None
+    reward: dict[str, Any] | None = None
+    status_reason: str | None = None
+
+
+class StaleEngagement(Exception):
+    """It changed (or vanished) since it was read."""
+
+
+@dataclass(frozen=True)
+class Reward:
+    id: str
+    contact_id: str
+    amount: float
+    currency: str
+    note: str | None
+    source: dict[str, Any] = field(default_factory=dict)
+    at: str = ""

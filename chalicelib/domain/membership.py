@@ -10,7 +10,7 @@ flip does not bring back what the contact was before the evaluation read it).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 ENTERED, EXITED = "segment.entered", "segment.exited"
@@ -65,3 +65,28 @@ def transition_event(
         "cause": cause,
         "at": at,
     }
+
+
+# --- the entities (storage/membership.py maps them to items) --------------------
+
+
+@dataclass(frozen=True)
+class Stamp:
+    seq: int = 0
+    known: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SegmentCheck:
+    """The segment item must still publish ``generation`` and wait for ``job_id``; ``count_delta``
+    is added to its member_count; ``pending`` marks a write into the pending generation."""
+
+    segment_id: str
+    generation: str | None
+    job_id: str | None
+    count_delta: int
+    pending: bool
+
+
+class Superseded(Exception):
+    """Another update of the contact, or a segment flip, landed first: read again."""

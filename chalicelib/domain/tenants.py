@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.domain.keys import ROLES
@@ -68,3 +69,40 @@ API_KEY_SCHEMA: dict[str, Any] = {
 
 def features_with_defaults(stored: dict[str, bool]) -> dict[str, bool]:
     return {name: bool(stored.get(name, default)) for name, default in FEATURES.items()}
+
+
+# --- the entities (storage/tenants.py maps them to items) --------------------
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    features: dict[str, bool]
+    settings: dict[str, Any]
+    created_at: str
+    version: int
+
+
+@dataclass(frozen=True)
+class KeyOwner:
+    """Whose an API key is, found by the key's hash when a request comes in."""
+
+    tenant_id: str
+    key_id: str
+    role: str
+    name: str | None
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    tenant_id: str
+    name: str
+    role: str
+    hint: str
+    created_at: str
+
+
+class StaleWrite(Exception):
+    """The item changed since it was read; the caller re-reads and retries."""

@@ -17,7 +17,7 @@ the run counts it as stopped, so a trigger that re-triggers itself ends.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -104,9 +104,9 @@ def check_event_shape(event: dict[str, Any], now: datetime) -> None:
     wanted = {TAG_ADDED: "tag", EVENT_RECEIVED: "event_type", SCHEDULE: "expression"}.get(kind)
     if wanted and not event.get(wanted):
         raise ValidationFailed(f"event.{wanted}", f"A {kind} trigger needs event.{wanted}.")
-    for field in ("tag", "event_type", "expression", "min_amount"):
-        if field in event and field != wanted and not (field == "min_amount" and kind == EVENT_RECEIVED):
-            raise ValidationFailed(f"event.{field}", f"event.{field} does not apply to {kind} triggers.")
+    for name in ("tag", "event_type", "expression", "min_amount"):
+        if name in event and name != wanted and not (name == "min_amount" and kind == EVENT_RECEIVED):
+            raise ValidationFailed(f"event.{name}", f"event.{name} does not apply to {kind} triggers.")
     if kind in NEEDS_SEGMENTS and not event.get("segments"):
         raise ValidationFailed("event.segments", f"A {kind} trigger acts on the members of at least one segment.")
     if kind == SCHEDULE:
@@ -179,3 +179,37 @@ def firing_key(trigger_id: str, contact_id: str, cause: str) -> str:
 
 def may_fire(depth: int) -> bool:
     return depth < MAX_CHAIN_DEPTH
+
+
+# --- the entities (storage/triggers.py maps them to items) --------------------
+
+
+@dataclass(frozen=True)
+class Trigger:
+    id: str
+    name: str
+    enabled: bool
+    event: dict[str, Any]
+    conditions: dict[str, Any] | None
+    actions: list[dict[str, Any]]
+    version: int
+    created_at: str
+    updated_at: str
+    next_run_at: str | None = None
+    status_reason: str | None = None
+
+
+class StaleTrigger(Exception):
+    """It changed (or vanished) since it was read."""
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    kind: str
+    started_at: str
+    finished_at: str | None
+    batches_total: int | None
+    batches_done: int
+    counters: dict[str, int] = field(default_factory=dict)
+    note: str | None = None

@@ -12,6 +12,7 @@ from typing import Any
 
 from chalicelib.domain import campaigns as rules
 from chalicelib.domain.attributes import BUILT_IN
+from chalicelib.domain.campaigns import Campaign, StaleCampaign
 from chalicelib.domain.clock import (
     EARLIEST,
     Clock,
@@ -34,7 +35,6 @@ from chalicelib.storage import campaigns as store
 from chalicelib.storage import catalog, mailer
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import segments as segment_store
-from chalicelib.storage.campaigns import Campaign, StaleCampaign
 
 MAX_NAME = 200
 MAX_TEST_EMAILS = 5

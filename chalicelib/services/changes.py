@@ -25,11 +25,11 @@ from datetime import timedelta
 from typing import Any
 
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
+from chalicelib.domain.contacts import Contact
 from chalicelib.domain.ids import new_id
 from chalicelib.logs import logger
 from chalicelib.resources import CONTACT_CHANGES_QUEUE
 from chalicelib.storage import outbox, queues
-from chalicelib.storage.contacts import Contact
 
 
 def change_message(

@@ -10,7 +10,15 @@ from typing import Any
 from chalicelib.domain import attributes as attribute_rules
 from chalicelib.domain import events as event_rules
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
-from chalicelib.domain.contacts import ContactChanges, check_contact, contact_id_for, ordinal_of
+from chalicelib.domain.contacts import (
+    Contact,
+    ContactChanges,
+    StaleContact,
+    TakenIdentifier,
+    check_contact,
+    contact_id_for,
+    ordinal_of,
+)
 from chalicelib.domain.errors import Conflict, LimitExceeded, NotFound, UnknownTags, ValidationFailed
 from chalicelib.domain.tags import missing_tags, normalise_tag, normalise_tags
 from chalicelib.domain.validation import validate
@@ -19,7 +27,6 @@ from chalicelib.services.paging import page
 from chalicelib.services.principal import Principal
 from chalicelib.storage import catalog, outbox
 from chalicelib.storage import contacts as store
-from chalicelib.storage.contacts import Contact
 
 WRITE_ATTEMPTS = 10
 MAX_EVENTS_BULK = event_rules.MAX_EVENTS_PER_REQUEST
@@ -115,7 +122,7 @@ def write(tenant_id: str, before: Contact | None, after: Contact | None, message
     """Write one contact change with the message that announces it (the outbox, in the same transaction)."""
     try:
         store.write_contacts(tenant_id, [(before, after)], [message])
-    except store.TakenIdentifier as taken:
+    except TakenIdentifier as taken:
         raise Conflict(f"Another contact already has this {taken.field}.", {"field": taken.field}) from None
 
 
@@ -174,7 +181,7 @@ def rewrite_contact(
         message = change_message(tenant_id, before, after, change, source, depth=depth)
         try:
             write(tenant_id, before, after, message)
-        except store.StaleContact:
+        except StaleContact:
             backoff(attempt)
             continue
         publish([message])
@@ -240,7 +247,7 @@ def delete_contact(principal: Principal, reference: str) -> None:
         message = change_message(tenant_id, contact, None, "deleted")
         try:
             store.write_contacts(tenant_id, [(contact, None)], [message])
-        except store.StaleContact:
+        except StaleContact:
             backoff(attempt)
             continue
         store.delete_contact_records(tenant_id, contact)

@@ -11,6 +11,8 @@ from typing import Any
 
 from chalicelib.domain import engagements as rules
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
+from chalicelib.domain.contacts import Contact
+from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.errors import NotFound, changed_meanwhile
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.validation import validate
@@ -22,8 +24,6 @@ from chalicelib.services.principal import Principal
 from chalicelib.services.segments import check_targets
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import engagements as store
-from chalicelib.storage.contacts import Contact
-from chalicelib.storage.engagements import Engagement, Reward, StaleEngagement
 
 PROBLEMS_SCHEMA: dict[str, Any] = {
     "type": "array",

@@ -33,21 +33,20 @@ import numpy as np
 
 from chalicelib.domain import planner
 from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
-from chalicelib.domain.contacts import SHARDS, contact_id_for
+from chalicelib.domain.contacts import SHARDS, Contact, contact_id_for
 from chalicelib.domain.engine import BrokenReference, CompiledCriteria, compile_criteria
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.ids import new_id
+from chalicelib.domain.jobs import Job
 from chalicelib.domain.membership import transition_event
 from chalicelib.domain.population import Population
+from chalicelib.domain.segments import Segment, StaleSegment
 from chalicelib.resources import MEMBERSHIP_EVENTS_QUEUE
 from chalicelib.services import jobs, membership
 from chalicelib.storage import catalog, queues
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import membership as membership_store
 from chalicelib.storage import segments as store
-from chalicelib.storage.contacts import Contact
-from chalicelib.storage.jobs import Job
-from chalicelib.storage.segments import Segment
 
 EVALUATE = "segment_evaluate"
 EVALUATING, READY, FAILED, INVALID = "evaluating", "ready", "failed", "invalid"
@@ -249,7 +248,7 @@ def _publish(tenant_id: str, job: Job) -> None:
                 "evaluated_at": to_rfc3339(system_clock()),
             },
         )
-    except store.StaleSegment:
+    except StaleSegment:
         store.delete_generation(tenant_id, segment_id, job.id)
         return
     if retired:

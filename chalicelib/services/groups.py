@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.domain.catalog import AlreadyExists, Group
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
-from chalicelib.domain.contacts import ContactChanges
+from chalicelib.domain.contacts import Contact, ContactChanges
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.validation import validate
@@ -46,7 +47,7 @@ GROUP_SCHEMA: dict[str, Any] = {
 }
 
 
-def _view(group: catalog.Group, member_count: int | None = None) -> dict[str, Any]:
+def _view(group: Group, member_count: int | None = None) -> dict[str, Any]:
     view = {
         "id": group.id,
         "name": group.name,
@@ -59,7 +60,7 @@ def _view(group: catalog.Group, member_count: int | None = None) -> dict[str, An
     return view
 
 
-def _require(tenant_id: str, group_id: str) -> catalog.Group:
+def _require(tenant_id: str, group_id: str) -> Group:
     group = catalog.get_group(tenant_id, group_id)
     if group is None:
         raise NotFound(f"Group {group_id} does not exist.", {"field": "id"})
@@ -77,10 +78,10 @@ def _member_ids(tenant_id: str, group_id: str) -> list[str]:
 
 def create_group(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, CREATE_GROUP_SCHEMA)
-    group = catalog.Group(new_id("group"), body["name"].strip(), body.get("description"), to_rfc3339(clock()))
+    group = Group(new_id("group"), body["name"].strip(), body.get("description"), to_rfc3339(clock()))
     try:
         catalog.create_group(principal.tenant_id, group)
-    except catalog.AlreadyExists:
+    except AlreadyExists:
         raise Conflict(f"A group named {group.name!r} already exists.", {"field": "name"}) from None
     return _view(group, 0)
 
@@ -98,7 +99,7 @@ def list_groups(principal: Principal, limit: int, cursor: str | None) -> dict[st
 def update_group(principal: Principal, group_id: str, body: Any) -> dict[str, Any]:
     validate(body, PATCH_GROUP_SCHEMA)
     before = _require(principal.tenant_id, group_id)
-    after = catalog.Group(
+    after = Group(
         before.id,
         body["name"].strip() if "name" in body else before.name,
         body.get("description", before.description),
@@ -106,7 +107,7 @@ def update_group(principal: Principal, group_id: str, body: Any) -> dict[str, An
     )
     try:
         catalog.update_group(principal.tenant_id, before, after)
-    except catalog.AlreadyExists:
+    except AlreadyExists:
         raise Conflict(f"A group named {after.name!r} already exists.", {"field": "name"}) from None
     return _view(after)
 
@@ -130,7 +131,7 @@ def delete_group(principal: Principal, group_id: str, confirm: bool) -> dict[str
 def _clear_group(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
     leave = ContactChanges(fields={"group": None})
 
-    def release(contact: store.Contact, now: str) -> store.Contact:
+    def release(contact: Contact, now: str) -> Contact:
         return contact if contact.group != payload["group"] else apply_changes(contact, leave, [], [], now)
 
     updated = 0

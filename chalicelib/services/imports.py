@@ -14,7 +14,7 @@ from typing import Any
 
 from chalicelib.domain import attributes as attribute_rules
 from chalicelib.domain.clock import system_clock, to_rfc3339
-from chalicelib.domain.contacts import check_contact, contact_id_for
+from chalicelib.domain.contacts import Contact, StaleContact, TakenIdentifier, check_contact, contact_id_for
 from chalicelib.domain.emails import normalise_email
 from chalicelib.domain.errors import AppError, ValidationFailed
 from chalicelib.domain.imports import parse_import
@@ -24,7 +24,6 @@ from chalicelib.services.changes import change_message, publish
 from chalicelib.services.contacts import WRITE_ATTEMPTS, TenantCatalog, apply_changes, backoff
 from chalicelib.services.principal import Principal
 from chalicelib.storage import contacts as store
-from chalicelib.storage.contacts import Contact
 
 ROWS_PER_CHUNK = 250
 ORDINAL_BLOCK = 50
@@ -110,8 +109,8 @@ def upsert_row(
         message = change_message(tenant_id, before, after, outcome, source)
         try:
             store.write_contacts(tenant_id, [(before, after)], [message])
-        except (store.StaleContact, store.TakenIdentifier) as clash:
-            if isinstance(clash, store.TakenIdentifier) and before is not None:
+        except (StaleContact, TakenIdentifier) as clash:
+            if isinstance(clash, TakenIdentifier) and before is not None:
                 raise ValidationFailed(clash.field, f"Another contact already has this {clash.field}.") from None
             backoff(attempt)  # someone created or changed the same contact meanwhile: look again
             continue
@@ -205,7 +204,7 @@ def _import_chunk(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dict[
         ]
         try:
             store.write_contacts(tenant_id, batch, batch_messages)
-        except (store.StaleContact, store.TakenIdentifier):
+        except (StaleContact, TakenIdentifier):
             one_by_one += [by_change[(id(before), id(after))] for before, after in batch]
             continue
         for outcome in outcomes:

@@ -16,13 +16,13 @@ from chalicelib import metrics
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.ids import new_id
+from chalicelib.domain.jobs import Job
 from chalicelib.logs import logger
 from chalicelib.resources import JOBS_QUEUE
 from chalicelib.services.paging import page
 from chalicelib.services.tenants import cached_settings
 from chalicelib.storage import jobs as store
 from chalicelib.storage import queues
-from chalicelib.storage.jobs import Job
 
 RUNNING, SUCCEEDED, WITH_ERRORS, FAILED = "running", "succeeded", "completed_with_errors", "failed"
 TERMINAL = (SUCCEEDED, WITH_ERRORS, FAILED)
@@ -67,7 +67,7 @@ def start_job(
     job_id: str | None = None,
 ) -> dict[str, Any]:
     """Store the job and queue its chunks. Pass ``job_id`` (from ``new_id("job")``) to record it elsewhere first."""
-    job = store.Job(
+    job = Job(
         id=job_id or new_id("job"),
         kind=kind,
         status=RUNNING,

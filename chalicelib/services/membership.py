@@ -20,16 +20,15 @@ from typing import Any
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.contacts import ordinal_of
 from chalicelib.domain.engine import BrokenReference, compile_criteria
-from chalicelib.domain.membership import Target, transition_event, transitions
+from chalicelib.domain.membership import SegmentCheck, Superseded, Target, transition_event, transitions
 from chalicelib.domain.population import Population
+from chalicelib.domain.segments import Segment
 from chalicelib.logs import logger
 from chalicelib.resources import MEMBERSHIP_EVENTS_QUEUE
 from chalicelib.storage import catalog, queues
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import membership as store
 from chalicelib.storage import segments as segment_store
-from chalicelib.storage.membership import SegmentCheck, Superseded
-from chalicelib.storage.segments import Segment
 
 ATTEMPTS = 8
 EVALUATING, INVALID = "evaluating", "invalid"
@@ -141,5 +140,5 @@ def send_pending_events(tenant_id: str, contact_id: str, ordinal: int) -> None:
     pending = store.pending_events(tenant_id, contact_id, ordinal)
     if not pending:
         return
-    queues.send_messages(MEMBERSHIP_EVENTS_QUEUE, [body for _, body in pending])
-    store.forget_events([item for item, _ in pending])
+    queues.send_messages(MEMBERSHIP_EVENTS_QUEUE, pending)
+    store.forget_events(tenant_id, contact_id, ordinal, [event["id"] for event in pending])

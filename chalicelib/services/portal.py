@@ -16,6 +16,7 @@ from chalicelib.config import get_config
 from chalicelib.domain import engagements as rules
 from chalicelib.domain import tokens
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
+from chalicelib.domain.contacts import Contact
 from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.values import whole_number
 from chalicelib.services.contacts import resolve
@@ -24,7 +25,6 @@ from chalicelib.services.principal import Principal
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import engagements as engagement_store
 from chalicelib.storage import triggers as trigger_store
-from chalicelib.storage.contacts import Contact
 
 DEFAULT_LIFETIME = timedelta(days=7)
 MAX_LIFETIME = timedelta(days=30)

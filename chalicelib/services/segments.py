@@ -29,6 +29,7 @@ from chalicelib.domain.contacts import contact_id_for
 from chalicelib.domain.criteria import Vocabulary, canonical_text, check_criteria
 from chalicelib.domain.errors import Conflict, LimitExceeded, NotFound, ValidationFailed
 from chalicelib.domain.ids import new_id
+from chalicelib.domain.segments import Segment, StaleSegment
 from chalicelib.domain.settings import limit
 from chalicelib.domain.validation import validate
 from chalicelib.domain.values import whole_number
@@ -50,7 +51,6 @@ from chalicelib.services.principal import Principal
 from chalicelib.storage import catalog
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import segments as store
-from chalicelib.storage.segments import Segment
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 2_000
@@ -228,7 +228,7 @@ def update_segment(principal: Principal, segment_id: str, body: Any, clock: Cloc
         after = replace(after, status=EVALUATING, status_reason=None, invalid_because=None)
     try:
         store.save(tenant_id, before, after)
-    except store.StaleSegment:
+    except StaleSegment:
         raise Conflict(f"Segment {segment_id} changed while this edit was made; read it again.") from None
     if criteria_changed or revived:
         _reevaluate(principal, after, clock)

@@ -33,6 +33,7 @@ import numpy as np
 from chalicelib.config import get_config
 from chalicelib.domain import campaigns as rules
 from chalicelib.domain import tokens
+from chalicelib.domain.campaigns import Batch, Campaign, Claim, Ledger, LedgerMoved, NotSending, Outcome
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.contacts import SHARDS, contact_id_for
 from chalicelib.domain.templates import Rendered, RenderFailed, Templates, render
@@ -44,7 +45,6 @@ from chalicelib.storage import campaigns as store
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import mailer
 from chalicelib.storage import segments as segment_store
-from chalicelib.storage.campaigns import Campaign, Claim, Ledger, LedgerMoved, NotSending, Outcome
 from chalicelib.storage.queues import SendFailed, send_messages
 
 UNSUBSCRIBE_PURPOSE = "unsubscribe"
@@ -99,7 +99,7 @@ def start(tenant_id: str, campaign_id: str, allowed: set[str], clock: Clock = sy
     return True
 
 
-def _batch_message(tenant_id: str, campaign_id: str, batch: store.Batch, attempt: int = 0) -> dict[str, Any]:
+def _batch_message(tenant_id: str, campaign_id: str, batch: Batch, attempt: int = 0) -> dict[str, Any]:
     return {
         "kind": "batch",
         "tenant_id": tenant_id,

@@ -16,6 +16,7 @@ from typing import Any
 from chalicelib.config import get_config
 from chalicelib.domain import campaigns as rules
 from chalicelib.domain import tokens
+from chalicelib.domain.campaigns import Suppression
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.emails import is_valid_email
 from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed
@@ -25,7 +26,6 @@ from chalicelib.services.paging import page
 from chalicelib.services.principal import Principal
 from chalicelib.services.sending import INERT_UNSUBSCRIBE_PURPOSE, UNSUBSCRIBE_PURPOSE
 from chalicelib.storage import campaigns as store
-from chalicelib.storage.campaigns import Suppression
 
 REASONS = ("manual", "bounce", "complaint", "unsubscribed")
 ADD_SUPPRESSION_SCHEMA: dict[str, Any] = {

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.domain.catalog import AlreadyExists, Tag
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
-from chalicelib.domain.contacts import ContactChanges, ordinal_of
+from chalicelib.domain.contacts import Contact, ContactChanges, StaleContact, ordinal_of
 from chalicelib.domain.errors import (
     Conflict,
     LimitExceeded,
@@ -22,7 +23,6 @@ from chalicelib.services.paging import page
 from chalicelib.services.principal import Principal
 from chalicelib.storage import catalog
 from chalicelib.storage import contacts as store
-from chalicelib.storage.contacts import Contact
 
 MAX_BULK = 10_000
 INLINE_BULK = 250
@@ -37,7 +37,7 @@ BULK_SCHEMA: dict[str, Any] = {
 }
 
 
-def _view(tenant_id: str, tag: catalog.Tag, with_usage: bool = False) -> dict[str, Any]:
+def _view(tenant_id: str, tag: Tag, with_usage: bool = False) -> dict[str, Any]:
     view = {
         "name": tag.name,
         "description": tag.description,
@@ -50,7 +50,7 @@ def _view(tenant_id: str, tag: catalog.Tag, with_usage: bool = False) -> dict[st
     return view
 
 
-def _require(tenant_id: str, name: str, field: str = "name") -> catalog.Tag:
+def _require(tenant_id: str, name: str, field: str = "name") -> Tag:
     tag = catalog.get_tag(tenant_id, normalise_tag(name, field))
     if tag is None:
         raise NotFound(f"Tag {name} does not exist.", {"field": field})
@@ -59,10 +59,10 @@ def _require(tenant_id: str, name: str, field: str = "name") -> catalog.Tag:
 
 def create_tag(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, CREATE_TAG_SCHEMA)
-    tag = catalog.Tag(normalise_tag(body["name"], "name"), body.get("description"), to_rfc3339(clock()))
+    tag = Tag(normalise_tag(body["name"], "name"), body.get("description"), to_rfc3339(clock()))
     try:
         catalog.create_tag(principal.tenant_id, tag)
-    except catalog.AlreadyExists:
+    except AlreadyExists:
         raise Conflict(f"Tag {tag.name} already exists (names are case-insensitive).", {"field": "name"}) from None
     return _view(principal.tenant_id, tag)
 
@@ -164,7 +164,7 @@ def retag(tenant_id: str, tag: str, contact_ids: list[str], add: bool, source: s
         messages = [change_message(tenant_id, before, after, "tags", source) for before, after in batch]
         try:
             store.write_contacts(tenant_id, list(batch), messages)
-        except store.StaleContact:
+        except StaleContact:
             # someone changed one of these meanwhile: redo them one by one
             for before, _ in batch:
                 old, new = rewrite_contact(

@@ -15,6 +15,9 @@ from chalicelib.domain.tenants import (
     CREATE_TENANT_SCHEMA,
     FEATURES,
     PATCH_TENANT_SCHEMA,
+    ApiKey,
+    StaleWrite,
+    Tenant,
     features_with_defaults,
 )
 from chalicelib.domain.validation import validate
@@ -26,7 +29,7 @@ from chalicelib.storage import tenants as store
 _WRITE_ATTEMPTS = 5
 
 
-def _tenant_view(tenant: store.Tenant) -> dict[str, Any]:
+def _tenant_view(tenant: Tenant) -> dict[str, Any]:
     return {
         "id": tenant.id,
         "name": tenant.name,
@@ -35,13 +38,13 @@ def _tenant_view(tenant: store.Tenant) -> dict[str, Any]:
     }
 
 
-def _key_view(key: store.ApiKey) -> dict[str, Any]:
+def _key_view(key: ApiKey) -> dict[str, Any]:
     return {"id": key.id, "name": key.name, "role": key.role, "hint": key.hint, "created_at": key.created_at}
 
 
-def _new_key(role: str, name: str, clock: Clock) -> tuple[store.ApiKey, str, str]:
+def _new_key(role: str, name: str, clock: Clock) -> tuple[ApiKey, str, str]:
     secret = generate_api_key()
-    key = store.ApiKey(
+    key = ApiKey(
         id=new_id("api_key"), tenant_id="", name=name, role=role, hint=key_hint(secret), created_at=to_rfc3339(clock())
     )
     return key, secret, hash_api_key(secret)
@@ -49,7 +52,7 @@ def _new_key(role: str, name: str, clock: Clock) -> tuple[store.ApiKey, str, str
 
 def create_tenant(body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, CREATE_TENANT_SCHEMA)
-    tenant = store.Tenant(
+    tenant = Tenant(
         id=new_id("tenant"),
         name=body["name"].strip(),
         features=dict(FEATURES),
@@ -63,7 +66,7 @@ def create_tenant(body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     return _tenant_view(tenant) | {"admin_key": secret}
 
 
-def _require_tenant(tenant_id: str) -> store.Tenant:
+def _require_tenant(tenant_id: str) -> Tenant:
     tenant = store.get_tenant(tenant_id)
     if tenant is None:
         raise NotFound(f"Tenant {tenant_id} does not exist.", {"field": "id"})
@@ -89,7 +92,7 @@ def update_tenant(tenant_id: str, body: Any) -> dict[str, Any]:
             fields["features"] = {**tenant.features, **body["features"]}
         try:
             updated = store.save_tenant_fields(tenant, **fields)
-        except store.StaleWrite:
+        except StaleWrite:
             continue
         logger.info("tenant updated", extra={"tenant_id": tenant_id, "fields": sorted(fields)})
         return _tenant_view(updated)
@@ -130,7 +133,7 @@ def update_settings(principal: Principal, patch: Any) -> dict[str, Any]:
         overrides = settings_rules.apply_patch(tenant.settings, patch)
         try:
             updated = store.save_tenant_fields(tenant, settings=overrides)
-        except store.StaleWrite:
+        except StaleWrite:
             continue
         logger.info("settings updated", extra={"fields": sorted(patch)})
         return settings_rules.effective(updated.settings)

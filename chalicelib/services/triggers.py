@@ -25,14 +25,16 @@ from chalicelib.domain import campaigns as campaign_rules
 from chalicelib.domain import engagements as engagement_rules
 from chalicelib.domain import triggers as rules
 from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
-from chalicelib.domain.contacts import contact_id_for
+from chalicelib.domain.contacts import Contact, contact_id_for
 from chalicelib.domain.criteria import check_criteria
+from chalicelib.domain.engagements import Reward
 from chalicelib.domain.engine import BrokenReference, CompiledCriteria, compile_criteria
 from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed, changed_meanwhile
 from chalicelib.domain.ids import new_id, stable_id
 from chalicelib.domain.population import Population
 from chalicelib.domain.schedules import parse_schedule
 from chalicelib.domain.templates import RenderFailed, Templates, check_templates, render
+from chalicelib.domain.triggers import Run, StaleTrigger, Trigger
 from chalicelib.domain.validation import validate
 from chalicelib.logs import logger
 from chalicelib.resources import TRIGGER_RUNS_QUEUE
@@ -50,9 +52,6 @@ from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import engagements as engagement_store
 from chalicelib.storage import segments as segment_store
 from chalicelib.storage import triggers as store
-from chalicelib.storage.contacts import Contact
-from chalicelib.storage.engagements import Reward
-from chalicelib.storage.triggers import Run, StaleTrigger, Trigger
 
 RUN_BATCH_SIZE = 100
 _FIELDS: dict[str, Any] = {

@@ -24,14 +24,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.domain.campaigns import CLAIMED, COUNTERS, RELEASED, SCHEDULED
+from chalicelib.domain.campaigns import (
+    CLAIMED,
+    COUNTERS,
+    RELEASED,
+    SCHEDULED,
+    Batch,
+    Campaign,
+    Claim,
+    Ledger,
+    LedgerMoved,
+    NotSending,
+    Outcome,
+    RecipientFacts,
+    RecipientRecord,
+    StaleCampaign,
+    Suppression,
+)
 from chalicelib.domain.contacts import ordinal_of, shard_of
 from chalicelib.storage.contacts import ContactItem, _contact, shard_pk
 from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection
@@ -113,39 +128,6 @@ class LedgerItem(MainTableModel):
 
 class SendRateItem(MainTableModel):
     next_ms = NumberAttribute()
-
-
-@dataclass(frozen=True)
-class Campaign:
-    id: str
-    name: str
-    sender: str
-    subject: str
-    html: str | None
-    text: str | None
-    segments: list[str]
-    exclude_segments: list[str]
-    send_at: str | None
-    status: str
-    version: int
-    created_at: str
-    updated_at: str
-    status_reason: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    audience: int | None = None
-    shards_done: int = 0
-    batches_total: int = 0
-    batches_done: int = 0
-    counters: dict[str, int] = field(default_factory=dict)
-
-
-class StaleCampaign(Exception):
-    """The campaign changed (status or version) since it was read."""
-
-
-class NotSending(Exception):
-    """A claim found the campaign no longer sending (paused, cancelled)."""
 
 
 def campaign_key(tenant_id: str, campaign_id: str) -> tuple[str, str]:
@@ -378,13 +360,6 @@ def finish_build(tenant_id: str, campaign_id: str, shard: int, build_id: str, ba
         raise
 
 
-@dataclass(frozen=True)
-class Batch:
-    key: str
-    recipients: list[tuple[str, str]]
-    done: bool
-
-
 def _batch(item: BatchItem) -> Batch:
     return Batch(key=item.sk, recipients=[tuple(r) for r in json.loads(item.recipients)], done=item.state == "done")
 
@@ -398,23 +373,6 @@ def batches_of(tenant_id: str, campaign_id: str, shard: int | None = None) -> li
 
 
 # --- send records --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A recipient's record about to be written: ``state`` is CLAIMED for those to mail, else the verdict."""
-
-    contact_id: str
-    email: str
-    state: str
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class Ledger:
-    contact_id: str
-    version: int  # 0: no ledger yet
-    sent_at: list[int]
 
 
 def claim(
@@ -485,19 +443,6 @@ def claim(
     return []
 
 
-class LedgerMoved(Exception):
-    """A frequency ledger changed between its read and the claim (another campaign mailed the contact)."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    contact_id: str
-    email: str
-    state: str  # sent / failed / released
-    message_id: str | None = None
-    reason: str | None = None
-
-
 def settle(
     tenant_id: str, campaign_id: str, claim_id: str, outcomes: list[Outcome], at: str, batch_key: str | None
 ) -> None:
@@ -547,7 +492,7 @@ def settle(
 
 def send_records(
     tenant_id: str, campaign_id: str, state: str | None, limit: int, start: dict[str, Any] | None
-) -> tuple[list[SendItem], dict[str, Any] | None]:
+) -> tuple[list[RecipientRecord], dict[str, Any] | None]:
     result = SendItem.query(
         _own_pk(tenant_id, campaign_id),
         SendItem.sk.startswith("S#"),
@@ -555,12 +500,17 @@ def send_records(
         limit=limit,
         last_evaluated_key=start,
     )
-    items = list(result)
-    return items, result.last_evaluated_key
+    records = [_record(item) for item in result]
+    return records, result.last_evaluated_key
 
 
-def all_send_records(tenant_id: str, campaign_id: str) -> list[SendItem]:
-    return list(SendItem.query(_own_pk(tenant_id, campaign_id), SendItem.sk.startswith("S#"), consistent_read=True))
+def all_send_records(tenant_id: str, campaign_id: str) -> list[RecipientRecord]:
+    items = SendItem.query(_own_pk(tenant_id, campaign_id), SendItem.sk.startswith("S#"), consistent_read=True)
+    return [_record(item) for item in items]
+
+
+def _record(item: SendItem) -> RecipientRecord:
+    return RecipientRecord(item.contact_id, item.email, item.state, item.at, item.reason, item.message_id)
 
 
 def mark_feedback(tenant_id: str, campaign_id: str, contact_id: str, state: str) -> bool:
@@ -587,13 +537,6 @@ def mark_feedback(tenant_id: str, campaign_id: str, contact_id: str, state: str)
 
 def _suppression_pk(tenant_id: str) -> str:
     return f"TENANT#{tenant_id}#SUPPRESSIONS"
-
-
-@dataclass(frozen=True)
-class RecipientFacts:
-    contacts: dict[str, Any]  # contact_id → Contact
-    suppressions: dict[str, str]  # email → reason
-    ledgers: dict[str, Ledger]
 
 
 def recipient_facts(tenant_id: str, recipients: list[tuple[str, str]]) -> RecipientFacts:
@@ -642,14 +585,6 @@ def batch_get_raw(keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
 
 
 # --- suppressions --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Suppression:
-    email: str
-    reason: str
-    created_at: str
-    campaign_id: str | None = None
 
 
 def _suppression(item: SuppressionItem) -> Suppression:

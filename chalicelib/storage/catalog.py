@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.attributes import BooleanAttribute, UnicodeAttribute
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.domain.catalog import AlreadyExists, Group, Tag
 from chalicelib.storage.contacts import tag_pk
 from chalicelib.storage.table import MainTableModel, connection
 from chalicelib.storage.tenants import tenant_pk
@@ -36,27 +36,6 @@ class GroupNameItem(MainTableModel):
 class AttributeTypeItem(MainTableModel):
     name = UnicodeAttribute()
     type = UnicodeAttribute()
-
-
-@dataclass(frozen=True)
-class Tag:
-    name: str
-    description: str | None
-    created_at: str
-    deleting: bool = False
-
-
-@dataclass(frozen=True)
-class Group:
-    id: str
-    name: str
-    description: str | None
-    created_at: str
-    deleting: bool = False
-
-
-class AlreadyExists(Exception):
-    pass
 
 
 # tags

@@ -24,7 +24,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,15 @@ from pynamodb.attributes import (
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.domain.contacts import SHARDS, contact_id_for, ordinal_of, shard_of
+from chalicelib.domain.contacts import (
+    SHARDS,
+    Contact,
+    StaleContact,
+    TakenIdentifier,
+    contact_id_for,
+    ordinal_of,
+    shard_of,
+)
 from chalicelib.domain.planner import EVERYONE
 from chalicelib.storage import outbox
 from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection, shard_pk
@@ -100,32 +108,6 @@ class TagCountItem(MainTableModel):
 
 class CounterItem(MainTableModel):
     next_ordinal = NumberAttribute(default=0)
-
-
-@dataclass(frozen=True)
-class Contact:
-    id: str
-    ordinal: int
-    external_id: str | None = None
-    email: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    group: str | None = None
-    tags: frozenset[str] = frozenset()
-    attributes: dict[str, Any] = field(default_factory=dict)
-    version: int = 0
-    created_at: str = ""
-    updated_at: str = ""
-
-
-class StaleContact(Exception):
-    """The contact changed (or vanished) since it was read."""
-
-
-class TakenIdentifier(Exception):
-    def __init__(self, field_name: str) -> None:
-        super().__init__(field_name)
-        self.field = field_name
 
 
 def _plain(value: Any) -> dict[str, Any]:

@@ -16,13 +16,13 @@ processed twice leaves one line.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
 from chalicelib.domain.contacts import shard_of
+from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.storage.contacts import shard_pk
 from chalicelib.storage.table import MainTableModel
 from chalicelib.storage.tenants import tenant_pk
@@ -53,28 +53,6 @@ class RewardItem(MainTableModel):
     note = UnicodeAttribute(null=True)
     source = UnicodeAttribute()  # JSON {"type": "challenge"|"trigger", "id": …}
     at = UnicodeAttribute()
-
-
-@dataclass(frozen=True)
-class Engagement:
-    id: str
-    kind: str
-    name: str
-    segments: list[str]
-    starts_at: str
-    ends_at: str
-    status: str
-    version: int
-    created_at: str
-    updated_at: str
-    body: str | None = None
-    goal: dict[str, Any] | None = None
-    reward: dict[str, Any] | None = None
-    status_reason: str | None = None
-
-
-class StaleEngagement(Exception):
-    """It changed (or vanished) since it was read."""
 
 
 def _key(tenant_id: str, kind: str, engagement_id: str) -> tuple[str, str]:
@@ -169,17 +147,6 @@ def delete(tenant_id: str, engagement: Engagement) -> None:
 
 
 # --- rewards -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reward:
-    id: str
-    contact_id: str
-    amount: float
-    currency: str
-    note: str | None
-    source: dict[str, Any] = field(default_factory=dict)
-    at: str = ""
 
 
 def _reward_key(tenant_id: str, contact_id: str, ordinal: int, reward_id: str) -> tuple[str, str]:

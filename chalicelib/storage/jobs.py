@@ -16,7 +16,6 @@ twice.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
@@ -24,6 +23,7 @@ from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.condition import size
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.domain.jobs import Job
 from chalicelib.storage.table import MainTableModel, cancellation_reasons, connection
 
 COUNTERS = ("processed", "created", "updated", "unchanged", "failed", "contacts", "members", "chunks_done")
@@ -57,19 +57,6 @@ class JobErrorItem(MainTableModel):
     line = NumberAttribute()
     field = UnicodeAttribute(null=True)
     message = UnicodeAttribute()
-
-
-@dataclass(frozen=True)
-class Job:
-    id: str
-    kind: str
-    status: str
-    total: int
-    chunks_total: int
-    counts: dict[str, int]
-    detail: dict[str, Any]
-    created_at: str
-    finished_at: str | None
 
 
 def _job_key(tenant_id: str, job_id: str) -> tuple[str, str]:

@@ -22,7 +22,6 @@ and the queue; a crash after queueing re-queues it with the same id.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute
@@ -30,7 +29,7 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.contacts import shard_of
-from chalicelib.domain.membership import Transition
+from chalicelib.domain.membership import SegmentCheck, Stamp, Superseded, Transition
 from chalicelib.storage.contacts import shard_pk
 from chalicelib.storage.segments import MemberChunkItem, SegmentItem, chunk_key, segment_key
 from chalicelib.storage.table import MainTableModel, cancellation_reasons, connection
@@ -45,28 +44,6 @@ class StampItem(MainTableModel):
 
 class OutboxItem(MainTableModel):
     body = UnicodeAttribute()
-
-
-@dataclass(frozen=True)
-class Stamp:
-    seq: int = 0
-    known: dict[str, bool] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SegmentCheck:
-    """The segment item must still publish ``generation`` and wait for ``job_id``; ``count_delta``
-    is added to its member_count; ``pending`` marks a write into the pending generation."""
-
-    segment_id: str
-    generation: str | None
-    job_id: str | None
-    count_delta: int
-    pending: bool
-
-
-class Superseded(Exception):
-    """Another update of the contact, or a segment flip, landed first: read again."""
 
 
 def _stamp_key(tenant_id: str, contact_id: str, ordinal: int) -> tuple[str, str]:
@@ -151,17 +128,19 @@ def commit(
         raise
 
 
-def pending_events(tenant_id: str, contact_id: str, ordinal: int) -> list[tuple[OutboxItem, dict[str, Any]]]:
+def pending_events(tenant_id: str, contact_id: str, ordinal: int) -> list[dict[str, Any]]:
+    """Membership events a commit left to send (each has its ``id``)."""
     items = OutboxItem.query(
         shard_pk(tenant_id, shard_of(ordinal)), OutboxItem.sk.startswith(f"MO#{contact_id}#"), consistent_read=True
     )
-    return [(item, json.loads(item.body)) for item in items]
+    return [json.loads(item.body) for item in items]
 
 
-def forget_events(items: list[OutboxItem]) -> None:
+def forget_events(tenant_id: str, contact_id: str, ordinal: int, event_ids: list[str]) -> None:
+    pk = shard_pk(tenant_id, shard_of(ordinal))
     with OutboxItem.batch_write() as batch:
-        for item in items:
-            batch.delete(item)
+        for event_id in event_ids:
+            batch.delete(OutboxItem(pk, f"MO#{contact_id}#{event_id}"))
 
 
 def stamps_changed_since(tenant_id: str, shard: int, moment: str) -> list[str]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.attributes import (
@@ -39,6 +38,7 @@ from pynamodb.attributes import (
 from pynamodb.exceptions import UpdateError
 
 from chalicelib.domain.contacts import SHARDS
+from chalicelib.domain.segments import Segment, StaleSegment
 from chalicelib.storage.table import Gsi1, MainTableModel
 from chalicelib.storage.tenants import tenant_pk
 
@@ -86,34 +86,6 @@ class SegmentVersionItem(MainTableModel):
 
 class MemberChunkItem(MainTableModel):
     ordinals = NumberSetAttribute(null=True)  # DynamoDB drops a set emptied by real-time DELETEs
-
-
-@dataclass(frozen=True)
-class Segment:
-    id: str
-    name: str
-    description: str | None
-    criteria: dict[str, Any]
-    tags: frozenset[str]
-    groups: frozenset[str]
-    references: frozenset[str]
-    time_dependent: bool
-    version: int
-    status: str
-    created_at: str
-    updated_at: str
-    status_reason: str | None = None
-    invalid_because: str | None = None
-    member_count: int | None = None
-    generation: str | None = None
-    retired_generation: str | None = None
-    job_id: str | None = None
-    evaluated_version: int | None = None
-    evaluated_at: str | None = None
-
-
-class StaleSegment(Exception):
-    """The segment changed (or went) since it was read."""
 
 
 def segment_key(tenant_id: str, segment_id: str) -> tuple[str, str]:

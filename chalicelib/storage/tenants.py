@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.attributes import MapAttribute, UnicodeAttribute, VersionAttribute
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.domain.tenants import ApiKey, KeyOwner, StaleWrite, Tenant
 from chalicelib.storage.table import Gsi1, MainTableModel, connection
 
 
@@ -41,30 +41,6 @@ class ApiKeyLookupItem(MainTableModel):
     key_id = UnicodeAttribute()
     role = UnicodeAttribute()
     name = UnicodeAttribute(null=True)  # for the audit log (keys made before it have none)
-
-
-@dataclass(frozen=True)
-class Tenant:
-    id: str
-    name: str
-    features: dict[str, bool]
-    settings: dict[str, Any]
-    created_at: str
-    version: int
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    id: str
-    tenant_id: str
-    name: str
-    role: str
-    hint: str
-    created_at: str
-
-
-class StaleWrite(Exception):
-    """The item changed since it was read; the caller re-reads and retries."""
 
 
 def _plain(value: Any) -> dict[str, Any]:
@@ -199,8 +175,9 @@ def delete_api_key(tenant_id: str, key_id: str, key_hash: str) -> bool:
     return True
 
 
-def find_key_by_hash(key_hash: str) -> ApiKeyLookupItem | None:
+def find_key_by_hash(key_hash: str) -> KeyOwner | None:
     try:
-        return ApiKeyLookupItem.get(f"APIKEY#{key_hash}", "#APIKEY")
+        item = ApiKeyLookupItem.get(f"APIKEY#{key_hash}", "#APIKEY")
     except ApiKeyLookupItem.DoesNotExist:
         return None
+    return KeyOwner(item.tenant_id, item.key_id, item.role, item.name)

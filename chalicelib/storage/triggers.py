@@ -25,7 +25,6 @@ repaired by doing them again.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
@@ -33,6 +32,7 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWri
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.contacts import ordinal_of, shard_of
+from chalicelib.domain.triggers import Run, StaleTrigger, Trigger
 from chalicelib.storage.contacts import shard_pk
 from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection
 from chalicelib.storage.tenants import tenant_pk
@@ -93,25 +93,6 @@ class TriggerMailItem(MainTableModel):
 class PersonalAnnouncementItem(MainTableModel):
     announcement_id = UnicodeAttribute()
     at = UnicodeAttribute()
-
-
-@dataclass(frozen=True)
-class Trigger:
-    id: str
-    name: str
-    enabled: bool
-    event: dict[str, Any]
-    conditions: dict[str, Any] | None
-    actions: list[dict[str, Any]]
-    version: int
-    created_at: str
-    updated_at: str
-    next_run_at: str | None = None
-    status_reason: str | None = None
-
-
-class StaleTrigger(Exception):
-    """It changed (or vanished) since it was read."""
 
 
 def _key(tenant_id: str, trigger_id: str) -> tuple[str, str]:
@@ -223,18 +204,6 @@ def advance_schedule(tenant_id: str, trigger: Trigger, next_run_at: str) -> bool
 
 
 # --- runs ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    id: str
-    kind: str
-    started_at: str
-    finished_at: str | None
-    batches_total: int | None
-    batches_done: int
-    counters: dict[str, int] = field(default_factory=dict)
-    note: str | None = None
 
 
 def _run(item: RunItem) -> Run:

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from chalicelib.domain.clock import to_rfc3339
-from chalicelib.domain.contacts import contact_id_for
+from chalicelib.domain.contacts import Contact, contact_id_for
 from chalicelib.http.api import REGISTRY
 from chalicelib.resources import (
     CONTACT_CHANGES_QUEUE,
@@ -21,7 +21,6 @@ from chalicelib.resources import (
 )
 from chalicelib.services import triggers as trigger_service
 from chalicelib.storage import contacts as contact_store
-from chalicelib.storage.contacts import Contact
 from tests.integration.test_campaign_sending import make_segment
 from tests.support import mail
 from tests.support.queues import deliver, drain, take_messages
