@@ -29,6 +29,7 @@ import numpy as np
 from app import app
 from bench.golden import CUSTOM_TYPES, GOLDEN, SEED_LOCAL_FAMILY_DISCOUNT, generate
 from bench.population import TAGS
+from chalicelib.composition import tenant_context
 from chalicelib.config import LOCAL_OPERATOR_KEY
 from chalicelib.domain import planner
 from chalicelib.domain.contacts import SHARDS, Contact, contact_id_for
@@ -203,15 +204,16 @@ def bench_tenant(meter: Meter, count: int) -> list[tuple[str, str]]:
         )
     )
 
-    frozen = evaluation.snapshot(tenant_id, PARTNERSTACK, ())
+    ctx = tenant_context(tenant_id)
+    frozen = evaluation.snapshot(ctx, PARTNERSTACK, ())
     meter.reset()
     started = time.perf_counter()
-    by_index = len(evaluation.index_members(tenant_id, frozen["index"]))
+    by_index = len(evaluation.index_members(ctx, frozen["index"]))
     index_seconds, index_units, index_requests = time.perf_counter() - started, meter.read_units, meter.total()
     meter.reset()
     started = time.perf_counter()
     compiled = evaluation.compile_snapshot(frozen)
-    by_scan = sum(len(r.members) for r in evaluation.evaluate_shards(tenant_id, compiled, now, range(SHARDS)))
+    by_scan = sum(len(r.members) for r in evaluation.evaluate_shards(ctx, compiled, now, range(SHARDS)))
     scan_seconds, scan_units, scan_requests = time.perf_counter() - started, meter.read_units, meter.total()
     if by_index != by_scan:
         raise SystemExit(f"index found {by_index}, scan {by_scan}")

@@ -8,9 +8,11 @@ leak them. Request handlers add ``tenant_id`` and ``request_id``.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.logging.types import PowertoolsLogRecord
 
 _EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _API_KEY = re.compile(r"sgk_[A-Za-z0-9_-]{8,}")
@@ -24,7 +26,7 @@ def scrub(text: str) -> str:
 
 
 class ScrubbingFormatter(LambdaPowertoolsFormatter):
-    def serialize(self, log: dict) -> str:  # type: ignore[override]
+    def serialize(self, log: dict[str, Any] | PowertoolsLogRecord) -> str:
         return scrub(super().serialize(log))
 
 

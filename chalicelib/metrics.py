@@ -15,12 +15,12 @@ NAMESPACE = "Segments"
 
 def count(dimensions: dict[str, str] | None = None, **counts: int) -> None:
     """Emit the non-zero ``counts`` as one EMF document (an instance per call: safe across threads)."""
-    counts = {name: value for name, value in counts.items() if value}
-    if not counts:
+    nonzero = {name: value for name, value in counts.items() if value}
+    if not nonzero:
         return
     metrics = EphemeralMetrics(namespace=NAMESPACE, service="segments")
-    for name, value in (dimensions or {}).items():
-        metrics.add_dimension(name=name, value=value)
-    for name, value in counts.items():
+    for name, dimension in (dimensions or {}).items():
+        metrics.add_dimension(name=name, value=dimension)
+    for name, value in nonzero.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     metrics.flush_metrics()

@@ -26,11 +26,22 @@ from chalicelib.domain.criteria import contact_value, is_number, typed_value
 
 
 class ContactLike(Protocol):
-    id: str
-    ordinal: int
-    group: str | None
-    tags: frozenset[str]
-    attributes: dict[str, Any]
+    """What a population reads of a contact (domain/contacts.py Contact, or a benchmark's own rows)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def ordinal(self) -> int: ...
+
+    @property
+    def group(self) -> str | None: ...
+
+    @property
+    def tags(self) -> frozenset[str]: ...
+
+    @property
+    def attributes(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,7 @@ def _parse_cron(text: str) -> Cron:
     return cron
 
 
-def parse_schedule(expression: str) -> Rate | Cron:
+def parse_schedule(expression: object) -> Rate | Cron:
     """Parse ``rate(…)`` or ``cron(…)``; raise InvalidSchedule with the reason."""
     text = expression.strip() if isinstance(expression, str) else ""
     if text.startswith("rate("):
@@ -192,7 +192,7 @@ def parse_schedule(expression: str) -> Rate | Cron:
 def validate_schedule(expression: object, field: str, now: datetime) -> Rate | Cron:
     """A schedule that parses and fires at least once after ``now``; a 422 naming ``field`` otherwise."""
     try:
-        schedule = parse_schedule(expression)  # type: ignore[arg-type]
+        schedule = parse_schedule(expression)
         schedule.next_after(now)
     except InvalidSchedule as problem:
         raise ValidationFailed(field, f"{field}: {problem}.") from None

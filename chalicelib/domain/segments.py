@@ -1,11 +1,24 @@
-"""Segments: the entity, its statuses and the rules that move between them (no I/O)."""
+"""Segments: the entity, its statuses and the rules that move between them (no I/O).
+
+A segment is ``evaluating`` while the job it names (``job_id``) builds a new membership
+generation, ``ready`` once that generation is published, ``failed`` when the job failed (the
+previous membership stays), and ``invalid`` (with a reason) when something it uses is deleted: a
+tag, a group, or a segment it includes. An invalid segment keeps serving its last membership, is
+not re-evaluated, and cannot be included in other segments until its criteria are fixed; fixing a
+segment revives the segments that were invalid only because of it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
-# --- the entities (storage/segments.py maps them to items) --------------------
+from chalicelib.domain.clock import stored_moment
+
+EVALUATING, READY, FAILED, INVALID = "evaluating", "ready", "failed", "invalid"
+STATUSES = (EVALUATING, READY, FAILED, INVALID)
 
 
 @dataclass(frozen=True)
@@ -16,21 +29,116 @@ class Segment:
     criteria: dict[str, Any]
     tags: frozenset[str]
     groups: frozenset[str]
-    references: frozenset[str]
+    references: frozenset[str]  # the segments its criteria include
     time_dependent: bool
     version: int
     status: str
     created_at: str
     updated_at: str
     status_reason: str | None = None
-    invalid_because: str | None = None
+    invalid_because: str | None = None  # "tag:…", "group:…" or "segment:…": what a fix must repair
     member_count: int | None = None
-    generation: str | None = None
+    generation: str | None = None  # the published membership (None until the first evaluation ends)
     retired_generation: str | None = None
-    job_id: str | None = None
+    job_id: str | None = None  # the evaluation the segment waits for
     evaluated_version: int | None = None
     evaluated_at: str | None = None
+
+    def uses(self, kind: str, key: str) -> bool:
+        """Whether the criteria name the tag, group or segment ``key``."""
+        return key in {"tag": self.tags, "group": self.groups, "segment": self.references}[kind]
+
+    @property
+    def pending_generation(self) -> str | None:
+        """The generation an evaluation is writing, while one runs."""
+        return self.job_id if self.status == EVALUATING and self.job_id != self.generation else None
+
+    @property
+    def has_membership(self) -> bool:
+        """Whether real-time updates keep a membership of it (published or being built)."""
+        return self.status != INVALID and (self.generation is not None or self.pending_generation is not None)
 
 
 class StaleSegment(Exception):
     """The segment changed (or went) since it was read."""
+
+
+EVALUATION_FIELDS = frozenset(
+    {"member_count", "generation", "retired_generation", "job_id", "evaluated_version", "evaluated_at"}
+)
+"""Fields that evaluations and real-time updates own; an edit never writes them back."""
+
+REFRESH_EVERY = timedelta(hours=1)
+"""How often time-dependent segments are re-evaluated (the schedule's rate, in handlers/schedules.py)."""
+_REFRESH_SLACK = timedelta(minutes=5)
+
+
+def referrers(segments: Iterable[Segment], segment_id: str) -> list[Segment]:
+    """Segments that include ``segment_id``, directly or through others (each once, nearest first)."""
+    by_reference: dict[str, list[Segment]] = {}
+    for segment in segments:
+        for reference in segment.references:
+            by_reference.setdefault(reference, []).append(segment)
+    found: dict[str, Segment] = {}
+    queue = [segment_id]
+    while queue:
+        for referrer in by_reference.get(queue.pop(), ()):
+            if referrer.id not in found:
+                found[referrer.id] = referrer
+                queue.append(referrer.id)
+    return list(found.values())
+
+
+def edited(before: Segment, after: Segment, *, criteria_given: bool, now: str) -> Segment | None:
+    """``after`` as the next version of ``before`` (None: nothing changed). New criteria on an invalid
+    segment revive it: it evaluates again."""
+    revived = before.status == INVALID and criteria_given
+    if after == before and not revived:
+        return None
+    after = replace(after, version=before.version + 1, updated_at=now)
+    if revived:
+        after = replace(after, status=EVALUATING, status_reason=None, invalid_because=None)
+    return after
+
+
+def revivable_by(referrer: Segment, revived: set[str]) -> bool:
+    """Whether ``referrer`` was invalid only because of a segment that has just been fixed."""
+    return referrer.status == INVALID and (referrer.invalid_because or "").removeprefix("segment:") in revived
+
+
+def invalidations(
+    segments: list[Segment], segment: Segment, reason: str, because: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """The fields that mark ``segment`` invalid, and every segment that includes it (each naming the
+    included segment that broke it), as (segment id, fields)."""
+    changes = [(segment.id, {"status": INVALID, "status_reason": reason, "invalid_because": because, "job_id": None})]
+    found = referrers(segments, segment.id)
+    broken = {segment.id} | {r.id for r in found}
+    for referrer in found:
+        cause = min(referrer.references & broken)
+        changes.append(
+            (
+                referrer.id,
+                {
+                    "status": INVALID,
+                    "status_reason": f"it includes segment {cause}, which is invalid: {reason}",
+                    "invalid_because": f"segment:{cause}",
+                    "job_id": None,
+                },
+            )
+        )
+    return changes
+
+
+def due_for_refresh(segment: Segment, now: datetime) -> bool:
+    """A ready segment whose last evaluation is (nearly) an hour old."""
+    last = stored_moment(segment.evaluated_at)
+    return segment.status == READY and (last is None or now - last >= REFRESH_EVERY - _REFRESH_SLACK)
+
+
+def failure_fields(segment: Segment, job_id: str, failure: str) -> dict[str, Any] | None:
+    """What a failed evaluation changes: only a segment still waiting for that job becomes ``failed``."""
+    if segment.job_id != job_id or segment.status != EVALUATING:
+        return None
+    reason = f"evaluation {job_id} failed: {failure}; the previous membership stays"
+    return {"status": FAILED, "status_reason": reason}

@@ -17,16 +17,20 @@ from chalice.app import SQSEvent
 
 from chalicelib import metrics
 from chalicelib.logs import logger
+from chalicelib.ports.messages import parse
 
 
-def process_records(event: SQSEvent, handle: Callable[[dict[str, Any], SQSRecord], None]) -> dict[str, Any]:
+def process_records(event: SQSEvent, queue_name: str, handle: Callable[[Any, SQSRecord], None]) -> dict[str, Any]:
+    """Handle each record's message, checked against the shapes ``queue_name`` carries (ports/messages.py):
+    a malformed one fails by itself, naming its fields, and reaches the dead-letter queue."""
+
     def record_handler(record: SQSRecord) -> None:
         logger.thread_safe_clear_keys()  # keys of the previous record must not leak into this one
         logger.thread_safe_append_keys(
             message_id=record.message_id, receive_count=record.attributes.approximate_receive_count
         )
         try:
-            handle(json.loads(record.body), record)
+            handle(parse(queue_name, json.loads(record.body)), record)
         except Exception:
             logger.exception("record failed; SQS will retry it")
             raise

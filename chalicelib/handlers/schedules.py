@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chalice import Blueprint, Rate
 
+from chalicelib.composition import tenant_context, time_dependent_segments
 from chalicelib.logs import logger
 from chalicelib.services import campaigns, changes, segments
 
@@ -13,7 +14,10 @@ blueprint = Blueprint(__name__)
 @blueprint.schedule(Rate(1, unit=Rate.HOURS))
 def refresh_time_dependent_segments(event) -> None:
     """Purchases age out of windows without any write: re-evaluate the segments time changes."""
-    started = segments.refresh_time_dependent()
+    started = sum(
+        segments.refresh_time_dependent(tenant_context(tenant_id), segment_ids)
+        for tenant_id, segment_ids in time_dependent_segments().items()
+    )
     logger.info("time-dependent segments refreshed", extra={"evaluations_started": started})
 
 

@@ -6,10 +6,11 @@ from chalice import Blueprint
 from chalice.app import SQSEvent
 
 from chalicelib import metrics
+from chalicelib.composition import tenant_context
 from chalicelib.handlers.batch import process_records
 from chalicelib.logs import logger
 from chalicelib.resources import SEND_DEAD_LETTER_QUEUE, SEND_QUEUE, SES_EVENTS_QUEUE
-from chalicelib.services import campaigns, sending, suppressions  # noqa: F401 - campaigns registers as a segment dependent
+from chalicelib.services import sending, suppressions
 
 blueprint = Blueprint(__name__)
 
@@ -19,7 +20,7 @@ def send_campaign_messages(event: SQSEvent) -> dict:
     def handle(message: dict, record) -> None:
         logger.thread_safe_append_keys(tenant_id=message["tenant_id"], campaign_id=message["campaign_id"])
         if message["kind"] == "audience":
-            sending.build_audience(message["tenant_id"], message["campaign_id"], message["shard"])
+            sending.build_audience(tenant_context(message["tenant_id"]), message["campaign_id"], message["shard"])
         else:
             result = sending.send_batch(message, record.message_id)
             logger.info(
@@ -27,7 +28,7 @@ def send_campaign_messages(event: SQSEvent) -> dict:
             )
             metrics.count(EmailsSent=result.sent)
 
-    return process_records(event, handle)
+    return process_records(event, SEND_QUEUE, handle)
 
 
 @blueprint.on_sqs_message(queue=SEND_DEAD_LETTER_QUEUE, batch_size=10)
@@ -38,9 +39,11 @@ def fail_dead_send_messages(event: SQSEvent) -> dict:
         logger.thread_safe_append_keys(tenant_id=message["tenant_id"], campaign_id=message["campaign_id"])
         sending.fail_batch(message, record.message_id)
 
-    return process_records(event, handle)
+    return process_records(event, SEND_DEAD_LETTER_QUEUE, handle)
 
 
 @blueprint.on_sqs_message(queue=SES_EVENTS_QUEUE, batch_size=10)
 def apply_ses_notifications(event: SQSEvent) -> dict:
-    return process_records(event, lambda message, record: suppressions.apply_ses_notification(message))
+    return process_records(
+        event, SES_EVENTS_QUEUE, lambda message, record: suppressions.apply_ses_notification(message)
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from chalice import Blueprint, Rate
 from chalice.app import SQSEvent
 
+from chalicelib.composition import tenant_context
 from chalicelib.handlers.batch import process_records
 from chalicelib.logs import logger
 from chalicelib.resources import MEMBERSHIP_EVENTS_QUEUE, TRIGGER_RUNS_DEAD_LETTER_QUEUE, TRIGGER_RUNS_QUEUE
@@ -19,19 +20,19 @@ def apply_membership_events(event: SQSEvent) -> dict:
 
     def handle(message: dict, record) -> None:
         logger.thread_safe_append_keys(tenant_id=message["tenant_id"], segment_id=message["segment_id"])
-        triggers.on_membership_event(message)
+        triggers.on_membership_event(tenant_context(message["tenant_id"]), message)
 
-    return process_records(event, handle)
+    return process_records(event, MEMBERSHIP_EVENTS_QUEUE, handle)
 
 
 @blueprint.on_sqs_message(queue=TRIGGER_RUNS_QUEUE, batch_size=1)
 def run_trigger_batches(event: SQSEvent) -> dict:
     def handle(message: dict, record) -> None:
         logger.thread_safe_append_keys(tenant_id=message["tenant_id"], trigger_id=message["trigger_id"])
-        counts = triggers.run_batch(message)
+        counts = triggers.run_batch(tenant_context(message["tenant_id"]), message)
         logger.info("trigger batch done", extra={"run_id": message["run_id"], "batch": message["batch"], **counts})
 
-    return process_records(event, handle)
+    return process_records(event, TRIGGER_RUNS_QUEUE, handle)
 
 
 @blueprint.on_sqs_message(queue=TRIGGER_RUNS_DEAD_LETTER_QUEUE, batch_size=10)
@@ -42,12 +43,12 @@ def fail_dead_trigger_batches(event: SQSEvent) -> dict:
         logger.thread_safe_append_keys(tenant_id=message["tenant_id"], trigger_id=message["trigger_id"])
         triggers.fail_batch(message)
 
-    return process_records(event, handle)
+    return process_records(event, TRIGGER_RUNS_DEAD_LETTER_QUEUE, handle)
 
 
 @blueprint.schedule(Rate(1, unit=Rate.MINUTES))
 def start_due_triggers(event) -> None:
     """Schedule triggers (``rate(…)`` / ``cron(…)``) start a run when their time comes."""
-    started = triggers.start_due()
+    started = triggers.start_due(tenant_context)
     if started:
         logger.info("scheduled triggers started", extra={"triggers_started": started})

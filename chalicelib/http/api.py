@@ -14,10 +14,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from typing import Any
 
 from chalice import Blueprint, Response
 
+from chalicelib.composition import tenant_context
 from chalicelib.config import get_config
 from chalicelib.domain.cursors import parse_limit
 from chalicelib.domain.errors import (
@@ -32,6 +34,7 @@ from chalicelib.domain.values import check_numbers, loads_json
 from chalicelib.logs import logger
 from chalicelib.services import trail
 from chalicelib.services.auth import authenticate
+from chalicelib.services.context import TenantContext
 from chalicelib.services.principal import Principal
 
 
@@ -84,6 +87,11 @@ class Call:
     def tenant_id(self) -> str:
         assert self.principal.tenant_id is not None
         return self.principal.tenant_id
+
+    @cached_property
+    def context(self) -> TenantContext:
+        """The caller's tenant, read at most once in this request (services/context.py)."""
+        return tenant_context(self.tenant_id, self.principal)
 
     def page(self) -> tuple[int, str | None]:
         return parse_limit(self.query.get("limit")), self.query.get("cursor")

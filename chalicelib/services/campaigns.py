@@ -21,6 +21,7 @@ from chalicelib.domain.clock import (
     system_clock,
     to_rfc3339,
 )
+from chalicelib.domain.contacts import SHARDS
 from chalicelib.domain.emails import is_valid_email
 from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed, changed_meanwhile
 from chalicelib.domain.ids import new_id
@@ -28,13 +29,12 @@ from chalicelib.domain.templates import RenderFailed, Templates, check_templates
 from chalicelib.domain.validation import validate
 from chalicelib.services import dependents, sending
 from chalicelib.services.contacts import contact_view, resolve
+from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
-from chalicelib.services.principal import Principal
 from chalicelib.services.segments import check_targets
 from chalicelib.storage import campaigns as store
 from chalicelib.storage import catalog, mailer
 from chalicelib.storage import contacts as contact_store
-from chalicelib.storage import segments as segment_store
 
 MAX_NAME = 200
 MAX_TEST_EMAILS = 5
@@ -152,7 +152,7 @@ def campaign_view(campaign: Campaign) -> dict[str, Any]:
         "stats": rules.stats(campaign.counters, campaign.audience, campaign.status),
         "progress": {
             "audience_shards_built": campaign.shards_done,
-            "audience_shards_total": sending.SHARDS,
+            "audience_shards_total": SHARDS,
             "batches_done": campaign.batches_done,
             "batches_total": campaign.batches_total,
         },
@@ -175,9 +175,9 @@ def _check_send_at(value: str | None, clock: Clock) -> str | None:
     return to_rfc3339(moment)
 
 
-def check_sender(principal: Principal, value: str | None) -> str:
+def check_sender(ctx: TenantContext, value: str | None) -> str:
     """The from address of a campaign or a trigger's email: given or the tenant's default, verified in SES."""
-    sender = value or principal.settings["sender"].get("email")
+    sender = value or ctx.settings["sender"].get("email")
     if not sender:
         raise ValidationFailed("from", "Give a from address (or set settings.sender.email).")
     sender = sender.strip().lower()
@@ -193,20 +193,16 @@ def template_attributes(tenant_id: str) -> set[str]:
     return set(BUILT_IN) | set(catalog.attribute_types(tenant_id))
 
 
-def _checked(principal: Principal, base: dict[str, Any], clock: Clock) -> dict[str, Any]:
-    templates = check_templates(
-        base["subject"], base.get("html"), base.get("text"), template_attributes(principal.tenant_id)
-    )
-    targets = check_targets(principal, "segments", base["segments"], owner="campaign")
-    exclusions = check_targets(
-        principal, "exclude_segments", base.get("exclude_segments") or [], owner="campaign", minimum=0
-    )
+def _checked(ctx: TenantContext, base: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    templates = check_templates(base["subject"], base.get("html"), base.get("text"), template_attributes(ctx.tenant_id))
+    targets = check_targets(ctx, "segments", base["segments"], owner="campaign")
+    exclusions = check_targets(ctx, "exclude_segments", base.get("exclude_segments") or [], owner="campaign", minimum=0)
     both = set(targets) & set(exclusions)
     if both:
         raise ValidationFailed("exclude_segments", f"{sorted(both)[0]} is both targeted and excluded.")
     return {
         "name": base["name"].strip(),
-        "sender": check_sender(principal, base.get("from")),
+        "sender": check_sender(ctx, base.get("from")),
         "subject": templates.subject,
         "html": templates.html,
         "text": templates.text,
@@ -216,27 +212,27 @@ def _checked(principal: Principal, base: dict[str, Any], clock: Clock) -> dict[s
     }
 
 
-def create_campaign(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+def create_campaign(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, CREATE_CAMPAIGN_SCHEMA)
-    fields = _checked(principal, body, clock)
+    fields = _checked(ctx, body, clock)
     now = to_rfc3339(clock())
     campaign = Campaign(id=new_id("campaign"), status=rules.DRAFT, version=1, created_at=now, updated_at=now, **fields)
-    store.create(principal.tenant_id, campaign)
+    store.create(ctx.tenant_id, campaign)
     return campaign_view(campaign)
 
 
-def get_campaign(principal: Principal, campaign_id: str) -> dict[str, Any]:
-    return campaign_view(_require(principal.tenant_id, campaign_id))
+def get_campaign(ctx: TenantContext, campaign_id: str) -> dict[str, Any]:
+    return campaign_view(_require(ctx.tenant_id, campaign_id))
 
 
-def list_campaigns(principal: Principal, limit_: int, cursor: str | None) -> dict[str, Any]:
-    tenant_id = principal.tenant_id
+def list_campaigns(ctx: TenantContext, limit_: int, cursor: str | None) -> dict[str, Any]:
+    tenant_id = ctx.tenant_id
     return page(f"campaigns:{tenant_id}", cursor, lambda start: store.page(tenant_id, limit_, start), campaign_view)
 
 
-def update_campaign(principal: Principal, campaign_id: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+def update_campaign(ctx: TenantContext, campaign_id: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, PATCH_CAMPAIGN_SCHEMA)
-    before = _require(principal.tenant_id, campaign_id)
+    before = _require(ctx.tenant_id, campaign_id)
     rules.require_status(before.id, before.status, rules.EDITABLE, "be edited")
     current = {
         "name": before.name,
@@ -250,38 +246,38 @@ def update_campaign(principal: Principal, campaign_id: str, body: Any, clock: Cl
     }
     if "send_at" not in body and before.send_at and (stored_moment(before.send_at) or EARLIEST) <= clock():
         current["send_at"] = None  # a schedule that passed while editing is not re-checked as "in the past"
-    fields = _checked(principal, {**current, **body}, clock)
+    fields = _checked(ctx, {**current, **body}, clock)
     status = before.status
     if status == rules.SCHEDULED and fields["send_at"] is None:
         status = rules.DRAFT  # unscheduled
     after = replace(before, **fields, status=status, version=before.version + 1, updated_at=to_rfc3339(clock()))
     try:
-        store.save_content(principal.tenant_id, before, after)
+        store.save_content(ctx.tenant_id, before, after)
     except StaleCampaign:
         raise changed_meanwhile(f"Campaign {campaign_id}") from None
     return campaign_view(after)
 
 
-def delete_campaign(principal: Principal, campaign_id: str, confirm: bool = False) -> None:
-    campaign = _require(principal.tenant_id, campaign_id)
+def delete_campaign(ctx: TenantContext, campaign_id: str, confirm: bool = False) -> None:
+    campaign = _require(ctx.tenant_id, campaign_id)
     rules.require_status(campaign.id, campaign.status, rules.EDITABLE | rules.FINISHED, "be deleted")
-    dependents.review("campaign", principal.tenant_id, campaign.id, f"campaign {campaign.name!r}", confirm)
+    dependents.review("campaign", ctx, campaign.id, f"campaign {campaign.name!r}", confirm)
     try:
-        store.delete(principal.tenant_id, campaign)
+        store.delete(ctx.tenant_id, campaign)
     except StaleCampaign:
         raise changed_meanwhile(f"Campaign {campaign_id}", "status") from None
-    dependents.release("campaign", principal.tenant_id, campaign.id, f"campaign {campaign.name!r} was deleted")
+    dependents.release("campaign", ctx, campaign.id, f"campaign {campaign.name!r} was deleted")
 
 
 # --- sending -------------------------------------------------------------------------------------------
 
 
-def _require_published_segments(tenant_id: str, campaign: Campaign) -> None:
+def _require_published_segments(ctx: TenantContext, campaign: Campaign) -> None:
     if not campaign.segments:
         raise Conflict(f"Campaign {campaign.id} targets no segment; choose one first.", {"field": "segments"})
     for field in ("segments", "exclude_segments"):
         for index, segment_id in enumerate(getattr(campaign, field)):
-            segment = segment_store.get(tenant_id, segment_id)
+            segment = ctx.ports.segments.get(segment_id)
             if segment is None:
                 raise Conflict(
                     f"Segment {segment_id} no longer exists; edit the campaign.", {"field": f"{field}[{index}]"}
@@ -293,12 +289,12 @@ def _require_published_segments(tenant_id: str, campaign: Campaign) -> None:
                 )
 
 
-def send_campaign(principal: Principal, campaign_id: str, clock: Clock = system_clock) -> dict[str, Any]:
+def send_campaign(ctx: TenantContext, campaign_id: str, clock: Clock = system_clock) -> dict[str, Any]:
     """Send now, or schedule for ``send_at`` when that is still ahead."""
-    tenant_id = principal.tenant_id
+    tenant_id = ctx.tenant_id
     campaign = _require(tenant_id, campaign_id)
     rules.require_status(campaign.id, campaign.status, {rules.DRAFT}, "be sent")
-    _require_published_segments(tenant_id, campaign)
+    _require_published_segments(ctx, campaign)
     if campaign.send_at and (stored_moment(campaign.send_at) or EARLIEST) > clock():
         scheduled = replace(campaign, status=rules.SCHEDULED, updated_at=to_rfc3339(clock()))
         try:
@@ -318,28 +314,28 @@ def start_due(clock: Clock = system_clock) -> int:
     return started
 
 
-def pause_campaign(principal: Principal, campaign_id: str) -> dict[str, Any]:
-    campaign = _require(principal.tenant_id, campaign_id)
+def pause_campaign(ctx: TenantContext, campaign_id: str) -> dict[str, Any]:
+    campaign = _require(ctx.tenant_id, campaign_id)
     rules.require_status(campaign.id, campaign.status, {rules.SENDING}, "be paused")
-    if not store.change_status(principal.tenant_id, campaign.id, {rules.SENDING}, rules.PAUSED, "paused by a user"):
+    if not store.change_status(ctx.tenant_id, campaign.id, {rules.SENDING}, rules.PAUSED, "paused by a user"):
         raise changed_meanwhile(f"Campaign {campaign_id}", "status")
-    return campaign_view(_require(principal.tenant_id, campaign_id))
+    return campaign_view(_require(ctx.tenant_id, campaign_id))
 
 
-def resume_campaign(principal: Principal, campaign_id: str) -> dict[str, Any]:
-    campaign = _require(principal.tenant_id, campaign_id)
+def resume_campaign(ctx: TenantContext, campaign_id: str) -> dict[str, Any]:
+    campaign = _require(ctx.tenant_id, campaign_id)
     rules.require_status(campaign.id, campaign.status, {rules.PAUSED}, "be resumed")
-    if not sending.resume(principal.tenant_id, campaign.id):
+    if not sending.resume(ctx.tenant_id, campaign.id):
         raise changed_meanwhile(f"Campaign {campaign_id}", "status")
-    return campaign_view(_require(principal.tenant_id, campaign_id))
+    return campaign_view(_require(ctx.tenant_id, campaign_id))
 
 
-def cancel_campaign(principal: Principal, campaign_id: str, clock: Clock = system_clock) -> dict[str, Any]:
-    campaign = _require(principal.tenant_id, campaign_id)
+def cancel_campaign(ctx: TenantContext, campaign_id: str, clock: Clock = system_clock) -> dict[str, Any]:
+    campaign = _require(ctx.tenant_id, campaign_id)
     active = {rules.DRAFT, rules.SCHEDULED, rules.SENDING, rules.PAUSED}
     rules.require_status(campaign.id, campaign.status, active, "be cancelled")
     if not store.change_status(
-        principal.tenant_id,
+        ctx.tenant_id,
         campaign.id,
         active,
         rules.CANCELLED,
@@ -347,7 +343,7 @@ def cancel_campaign(principal: Principal, campaign_id: str, clock: Clock = syste
         finished_at=to_rfc3339(clock()),
     ):
         raise changed_meanwhile(f"Campaign {campaign_id}", "status")
-    return campaign_view(_require(principal.tenant_id, campaign_id))
+    return campaign_view(_require(ctx.tenant_id, campaign_id))
 
 
 # --- preview and test sends ----------------------------------------------------------------------------
@@ -364,16 +360,16 @@ def _rendered(campaign: Campaign, contact: dict[str, Any], unsubscribe_url: str,
         raise ValidationFailed(field, f"The campaign does not render for this contact: {problem}.") from None
 
 
-def preview_campaign(principal: Principal, campaign_id: str, body: Any) -> dict[str, Any]:
+def preview_campaign(ctx: TenantContext, campaign_id: str, body: Any) -> dict[str, Any]:
     validate(body, PREVIEW_SCHEMA)
-    campaign = _require(principal.tenant_id, campaign_id)
-    contact = resolve(principal.tenant_id, body["contact_id"])
-    url = sending.unsubscribe_url(principal.tenant_id, campaign.id, contact.email or "", inert=True)
+    campaign = _require(ctx.tenant_id, campaign_id)
+    contact = resolve(ctx.tenant_id, body["contact_id"])
+    url = sending.unsubscribe_url(ctx.tenant_id, campaign.id, contact.email or "", inert=True)
     rendered = _rendered(campaign, contact_view(contact), url, "contact_id")
     return {"contact_id": contact.id, "subject": rendered.subject, "html": rendered.html, "text": rendered.text}
 
 
-SAMPLE_CONTACT = {
+SAMPLE_CONTACT: dict[str, Any] = {
     "id": "ctc_sample",
     "external_id": None,
     "email": None,
@@ -385,11 +381,11 @@ SAMPLE_CONTACT = {
 }
 
 
-def test_send(principal: Principal, campaign_id: str, body: Any) -> dict[str, Any]:
+def test_send(ctx: TenantContext, campaign_id: str, body: Any) -> dict[str, Any]:
     """Send the campaign now to ≤5 addresses, as the contact with that address if there is one; not in stats.
     Suppressed and unsubscribed addresses are refused like in a real send."""
     validate(body, TEST_SCHEMA)
-    tenant_id = principal.tenant_id
+    tenant_id = ctx.tenant_id
     campaign = _require(tenant_id, campaign_id)
     results = []
     for index, raw in enumerate(body["emails"]):
@@ -422,9 +418,9 @@ def test_send(principal: Principal, campaign_id: str, body: Any) -> dict[str, An
 
 
 def recipients(
-    principal: Principal, campaign_id: str, status: str | None, limit_: int, cursor: str | None
+    ctx: TenantContext, campaign_id: str, status: str | None, limit_: int, cursor: str | None
 ) -> dict[str, Any]:
-    tenant_id = principal.tenant_id
+    tenant_id = ctx.tenant_id
     campaign = _require(tenant_id, campaign_id)
     if status is not None and status not in rules.RECIPIENT_STATES:
         raise ValidationFailed("status", f"status is one of {', '.join(rules.RECIPIENT_STATES)}.")
@@ -453,17 +449,17 @@ def _campaigns_using(tenant_id: str, segment_id: str) -> list[Campaign]:
     ]
 
 
-def _dependents(tenant_id: str, segment_id: str) -> list[dict[str, Any]]:
+def _dependents(ctx: TenantContext, segment_id: str) -> list[dict[str, Any]]:
     return [
         {"type": "campaign", "id": c.id, "name": c.name, "status": c.status}
-        for c in _campaigns_using(tenant_id, segment_id)
+        for c in _campaigns_using(ctx.tenant_id, segment_id)
     ]
 
 
-def _release(tenant_id: str, segment_id: str, reason: str) -> None:
+def _release(ctx: TenantContext, segment_id: str, reason: str) -> None:
     """A deleted segment leaves the campaigns that have not started; one left without targets returns to draft.
     Campaigns already sending keep the audience they took."""
-    for campaign in _campaigns_using(tenant_id, segment_id):
+    for campaign in _campaigns_using(ctx.tenant_id, segment_id):
         if campaign.status not in rules.EDITABLE:
             continue
         targets = [s for s in campaign.segments if s != segment_id]
@@ -476,10 +472,11 @@ def _release(tenant_id: str, segment_id: str, reason: str) -> None:
             version=campaign.version + 1,
         )
         try:
-            store.save_content(tenant_id, campaign, after)
+            store.save_content(ctx.tenant_id, campaign, after)
         except StaleCampaign:
-            _release(tenant_id, segment_id, reason)  # it changed meanwhile: look again
+            _release(ctx, segment_id, reason)  # it changed meanwhile: look again
             return
 
 
-dependents.register("segment", _dependents, _release)
+DEPENDENTS: list[dependents.Registration] = [("segment", _dependents, _release)]
+"""What campaigns depend on (registered by chalicelib/composition.py)."""

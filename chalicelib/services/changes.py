@@ -20,7 +20,7 @@ and cleared once queued; if SQS refuses, the minute relay queues it: no change i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.contacts import Contact
 from chalicelib.domain.ids import new_id
 from chalicelib.logs import logger
+from chalicelib.ports.messages import ContactChanged
 from chalicelib.resources import CONTACT_CHANGES_QUEUE
 from chalicelib.storage import outbox, queues
 
@@ -40,29 +41,29 @@ def change_message(
     source: str = "api",
     events: Iterable[dict[str, Any]] = (),
     depth: int = 0,
-) -> dict[str, Any]:
+) -> ContactChanged:
     old_tags = before.tags if before else frozenset()
     new_tags = after.tags if after else frozenset()
     contact = after or before
     assert contact is not None
-    return {
-        "kind": "contact.changed",
-        "id": new_id("change"),
-        "tenant_id": tenant_id,
-        "contact_id": contact.id,
-        "version": after.version if after else before.version + 1,
-        "change": change,
-        "tags_added": sorted(new_tags - old_tags),
-        "tags_removed": sorted(old_tags - new_tags),
-        "event_types": sorted({e["type"] for e in events}),
-        "events": [{"id": e["id"], "type": e["type"], "amount": e.get("amount")} for e in events],
-        "source": source,
-        "depth": depth,
-        "at": to_rfc3339(system_clock()),
-    }
+    return ContactChanged(
+        kind="contact.changed",
+        id=new_id("change"),
+        tenant_id=tenant_id,
+        contact_id=contact.id,
+        version=after.version if after else contact.version + 1,
+        change=change,
+        tags_added=sorted(new_tags - old_tags),
+        tags_removed=sorted(old_tags - new_tags),
+        event_types=sorted({e["type"] for e in events}),
+        events=[{"id": e["id"], "type": e["type"], "amount": e.get("amount")} for e in events],
+        source=source,
+        depth=depth,
+        at=to_rfc3339(system_clock()),
+    )
 
 
-def publish(messages: list[dict[str, Any]]) -> None:
+def publish(messages: Sequence[ContactChanged]) -> None:
     """Queue messages already in the outbox (written with their contact writes), then clear them there.
 
     If SQS refuses, they stay in the outbox and :func:`relay_pending` queues them within a minute or two."""

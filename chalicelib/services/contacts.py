@@ -22,9 +22,10 @@ from chalicelib.domain.contacts import (
 from chalicelib.domain.errors import Conflict, LimitExceeded, NotFound, UnknownTags, ValidationFailed
 from chalicelib.domain.tags import missing_tags, normalise_tag, normalise_tags
 from chalicelib.domain.validation import validate
+from chalicelib.ports.messages import ContactChanged
 from chalicelib.services.changes import change_message, publish
+from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
-from chalicelib.services.principal import Principal
 from chalicelib.storage import catalog, outbox
 from chalicelib.storage import contacts as store
 
@@ -118,7 +119,7 @@ def apply_changes(
     return store.with_changes(candidate, version=contact.version + 1, updated_at=now)
 
 
-def write(tenant_id: str, before: Contact | None, after: Contact | None, message: dict[str, Any]) -> None:
+def write(tenant_id: str, before: Contact | None, after: Contact | None, message: ContactChanged) -> None:
     """Write one contact change with the message that announces it (the outbox, in the same transaction)."""
     try:
         store.write_contacts(tenant_id, [(before, after)], [message])
@@ -126,7 +127,7 @@ def write(tenant_id: str, before: Contact | None, after: Contact | None, message
         raise Conflict(f"Another contact already has this {taken.field}.", {"field": taken.field}) from None
 
 
-def _checked(principal: Principal, body: Any, *, creating: bool, known: TenantCatalog) -> ContactChanges:
+def _checked(ctx: TenantContext, body: Any, *, creating: bool, known: TenantCatalog) -> ContactChanges:
     changes = check_contact(body, known.attribute_types, creating=creating)
     known.require_tags(changes.tags, "tags")
     if "group" in changes.fields:
@@ -135,9 +136,9 @@ def _checked(principal: Principal, body: Any, *, creating: bool, known: TenantCa
     return changes
 
 
-def create_contact(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
-    tenant_id = principal.tenant_id
-    changes = _checked(principal, body, creating=True, known=TenantCatalog(tenant_id))
+def create_contact(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+    tenant_id = ctx.tenant_id
+    changes = _checked(ctx, body, creating=True, known=TenantCatalog(tenant_id))
     now = to_rfc3339(clock())
     ordinal = store.allocate_ordinals(tenant_id, 1)
     blank = Contact(id=contact_id_for(ordinal), ordinal=ordinal, version=0, created_at=now, updated_at=now)
@@ -148,8 +149,8 @@ def create_contact(principal: Principal, body: Any, clock: Clock = system_clock)
     return contact_view(contact)
 
 
-def get_contact(principal: Principal, reference: str) -> dict[str, Any]:
-    return contact_view(resolve(principal.tenant_id, reference))
+def get_contact(ctx: TenantContext, reference: str) -> dict[str, Any]:
+    return contact_view(resolve(ctx.tenant_id, reference))
 
 
 def backoff(attempt: int) -> None:
@@ -197,10 +198,10 @@ def _rewrite_reference(
     return after
 
 
-def update_contact(principal: Principal, reference: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
-    known = TenantCatalog(principal.tenant_id)
+def update_contact(ctx: TenantContext, reference: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+    known = TenantCatalog(ctx.tenant_id)
     validate(body, {"type": "object", "minProperties": 1})
-    changes = _checked(principal, body, creating=False, known=known)
+    changes = _checked(ctx, body, creating=False, known=known)
 
     def compute(before: Contact, now: str) -> Contact:
         after = apply_changes(before, changes, [], [], now)
@@ -208,17 +209,17 @@ def update_contact(principal: Principal, reference: str, body: Any, clock: Clock
             raise ValidationFailed("email", "A contact needs an email or an external_id.")
         return after
 
-    return contact_view(_rewrite_reference(principal.tenant_id, reference, compute, "updated", clock))
+    return contact_view(_rewrite_reference(ctx.tenant_id, reference, compute, "updated", clock))
 
 
-def change_tags(principal: Principal, reference: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+def change_tags(ctx: TenantContext, reference: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, TAG_CHANGE_SCHEMA)
     add = normalise_tags(body.get("add", []), "add")
     remove = normalise_tags(body.get("remove", []), "remove")
     both = sorted(set(add) & set(remove))
     if both:
         raise ValidationFailed("remove", f"Tags both added and removed: {', '.join(both)}.")
-    known = TenantCatalog(principal.tenant_id)
+    known = TenantCatalog(ctx.tenant_id)
     known.require_tags(add, "add")
     known.require_tags(remove, "remove")
     empty = ContactChanges()
@@ -226,7 +227,7 @@ def change_tags(principal: Principal, reference: str, body: Any, clock: Clock = 
     def compute(before: Contact, now: str) -> Contact:
         return apply_changes(before, empty, add, remove, now)
 
-    return contact_view(_rewrite_reference(principal.tenant_id, reference, compute, "tags", clock))
+    return contact_view(_rewrite_reference(ctx.tenant_id, reference, compute, "tags", clock))
 
 
 TAG_CHANGE_SCHEMA: dict[str, Any] = {
@@ -240,8 +241,8 @@ TAG_CHANGE_SCHEMA: dict[str, Any] = {
 }
 
 
-def delete_contact(principal: Principal, reference: str) -> None:
-    tenant_id = principal.tenant_id
+def delete_contact(ctx: TenantContext, reference: str) -> None:
+    tenant_id = ctx.tenant_id
     for attempt in range(WRITE_ATTEMPTS):
         contact = resolve(tenant_id, reference)
         message = change_message(tenant_id, contact, None, "deleted")
@@ -256,8 +257,8 @@ def delete_contact(principal: Principal, reference: str) -> None:
     raise Conflict("The contact kept changing while it was deleted; try again.")
 
 
-def list_contacts(principal: Principal, query: dict[str, str], limit: int, cursor: str | None) -> dict[str, Any]:
-    tenant_id = principal.tenant_id
+def list_contacts(ctx: TenantContext, query: dict[str, str], limit: int, cursor: str | None) -> dict[str, Any]:
+    tenant_id = ctx.tenant_id
     tag = normalise_tag(query["tag"], "tag") if query.get("tag") else None
     group = query.get("group") or None
     if tag is not None:
@@ -308,12 +309,12 @@ def _page_of_tag(
 # events
 
 
-def append_events(principal: Principal, reference: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+def append_events(ctx: TenantContext, reference: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, event_rules.CONTACT_EVENTS_SCHEMA)
     now = clock()
     events = [event_rules.check_event(raw, now, f"events[{i}]") for i, raw in enumerate(body["events"])]
-    contact = resolve(principal.tenant_id, reference)
-    publish([_store_events(principal.tenant_id, contact, events)])
+    contact = resolve(ctx.tenant_id, reference)
+    publish([_store_events(ctx.tenant_id, contact, events)])
     return {"contact_id": contact.id, "stored": len(events), "event_ids": [e["id"] for e in events]}
 
 
@@ -332,12 +333,12 @@ BULK_EVENTS_SCHEMA: dict[str, Any] = {
 }
 
 
-def append_bulk_events(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+def append_bulk_events(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     """Events for many contacts; all are checked (and their contacts found, in batches) before any is stored."""
     if isinstance(body, dict) and isinstance(body.get("events"), list) and len(body["events"]) > MAX_EVENTS_BULK:
         raise LimitExceeded("events", f"At most {MAX_EVENTS_BULK} events a request.", limit=MAX_EVENTS_BULK)
     validate(body, BULK_EVENTS_SCHEMA)
-    tenant_id, now = principal.tenant_id, clock()
+    tenant_id, now = ctx.tenant_id, clock()
     checked = []
     for index, raw in enumerate(body["events"]):
         field = f"events[{index}]"
@@ -372,7 +373,7 @@ def _resolve_many(tenant_id: str, references: set[str]) -> dict[str, Contact]:
     return resolved
 
 
-def _store_events(tenant_id: str, contact: Contact, events: list[dict[str, Any]]) -> dict[str, Any]:
+def _store_events(tenant_id: str, contact: Contact, events: list[dict[str, Any]]) -> ContactChanged:
     """Store a contact's events; return the change message to publish. Event writes are not a transaction,
     so the message goes to the outbox first: a stop in between leaves a message to relay, never a change
     nobody hears of."""
@@ -382,8 +383,8 @@ def _store_events(tenant_id: str, contact: Contact, events: list[dict[str, Any]]
     return message
 
 
-def list_events(principal: Principal, reference: str, limit: int, cursor: str | None) -> dict[str, Any]:
-    tenant_id = principal.tenant_id
+def list_events(ctx: TenantContext, reference: str, limit: int, cursor: str | None) -> dict[str, Any]:
+    tenant_id = ctx.tenant_id
     contact = resolve(tenant_id, reference)
     scope = f"events:{tenant_id}:{contact.id}"
     return page(scope, cursor, lambda start: store.events_of(tenant_id, contact, limit, start))

@@ -11,15 +11,18 @@ applies each dependent's documented cascade. New features plug in without touchi
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from chalicelib.domain.errors import ConfirmationRequired
+from chalicelib.services.context import TenantContext
 
-Finder = Callable[[str, str], list[dict[str, Any]]]
-"""(tenant_id, key) → [{"type", "id", "name"}]"""
-Release = Callable[[str, str, str], None]
-"""(tenant_id, key, reason): drop the reference; a dependent left unusable says why."""
+Finder = Callable[[TenantContext, str], list[dict[str, Any]]]
+"""(tenant, key) → [{"type", "id", "name"}]"""
+Release = Callable[[TenantContext, str, str], None]
+"""(tenant, key, reason): drop the reference; a dependent left unusable says why."""
+Registration = tuple[str, Finder, Release]
+"""(kind referenced — one of KINDS —, finder, release): what a service declares in its DEPENDENTS."""
 _finders: dict[str, list[Finder]] = defaultdict(list)
 _releases: dict[str, list[Release]] = defaultdict(list)
 
@@ -27,29 +30,30 @@ _releases: dict[str, list[Release]] = defaultdict(list)
 KINDS = ("tag", "group", "segment", "announcement", "challenge", "campaign", "trigger")
 
 
-def register(kind: str, finder: Finder, release: Release | None = None) -> None:
-    """``kind`` is what is referenced: one of KINDS."""
-    assert kind in KINDS, kind
-    _finders[kind].append(finder)
-    if release:
-        _releases[kind].append(release)
+def register(registrations: Iterable[Registration]) -> None:
+    """Called once, by chalicelib/composition.py, with every service's DEPENDENTS: (kind referenced — one of
+    KINDS —, finder, release)."""
+    for kind, finder, drop in registrations:
+        assert kind in KINDS, kind
+        _finders[kind].append(finder)
+        _releases[kind].append(drop)
 
 
-def find(kind: str, tenant_id: str, key: str) -> list[dict[str, Any]]:
+def find(kind: str, ctx: TenantContext, key: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for finder in _finders[kind]:
-        found += finder(tenant_id, key)
+        found += finder(ctx, key)
     return found
 
 
-def release(kind: str, tenant_id: str, key: str, reason: str) -> None:
+def release(kind: str, ctx: TenantContext, key: str, reason: str) -> None:
     for drop in _releases[kind]:
-        drop(tenant_id, key, reason)
+        drop(ctx, key, reason)
 
 
 def review(
     kind: str,
-    tenant_id: str,
+    ctx: TenantContext,
     key: str,
     label: str,
     confirm: bool,
@@ -60,7 +64,7 @@ def review(
     """The impact review before deleting ``label`` (e.g. "segment 'VIPs'"): without ``confirm``, a 409 listing
     the dependents and ``impact`` (counts the caller adds, such as members) when there are any, or ``always``;
     with it, nothing: the caller deletes, then calls :func:`release`."""
-    users = find(kind, tenant_id, key)
+    users = find(kind, ctx, key)
     counted = {name: value for name, value in (impact or {}).items() if value}
     if not confirm and (users or counted or always):
         affected = ", ".join(

@@ -18,9 +18,9 @@ from chalicelib.domain.ids import new_id
 from chalicelib.domain.validation import validate
 from chalicelib.services import dependents
 from chalicelib.services.contacts import resolve
+from chalicelib.services.context import TenantContext
 from chalicelib.services.membership import segments_holding
 from chalicelib.services.paging import page
-from chalicelib.services.principal import Principal
 from chalicelib.services.segments import check_targets
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import engagements as store
@@ -125,7 +125,7 @@ _BODY = {rules.ANNOUNCEMENT: "body", rules.CHALLENGE: "description"}
 
 
 def engagement_view(engagement: Engagement, clock: Clock = system_clock) -> dict[str, Any]:
-    view = {
+    view: dict[str, Any] = {
         "id": engagement.id,
         _NAME[engagement.kind]: engagement.name,
         _BODY[engagement.kind]: engagement.body,
@@ -160,12 +160,12 @@ def _require(tenant_id: str, kind: str, engagement_id: str) -> Engagement:
     return engagement
 
 
-def _checked(principal: Principal, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+def _checked(ctx: TenantContext, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
     window = rules.check_window(fields["starts_at"], fields["ends_at"])
     checked: dict[str, Any] = {
         "name": fields[_NAME[kind]].strip(),
         "body": fields.get(_BODY[kind]),
-        "segments": check_targets(principal, "segments", fields["segments"], owner=kind),
+        "segments": check_targets(ctx, "segments", fields["segments"], owner=kind),
         "starts_at": window.starts_at,
         "ends_at": window.ends_at,
         "status": fields.get("status", rules.ENABLED),
@@ -176,66 +176,63 @@ def _checked(principal: Principal, kind: str, fields: dict[str, Any]) -> dict[st
     return checked
 
 
-def create(principal: Principal, kind: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+def create(ctx: TenantContext, kind: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, SCHEMAS[kind]["create"])
     now = to_rfc3339(clock())
     engagement = Engagement(
-        id=new_id(kind), kind=kind, version=1, created_at=now, updated_at=now, **_checked(principal, kind, body)
+        id=new_id(kind), kind=kind, version=1, created_at=now, updated_at=now, **_checked(ctx, kind, body)
     )
-    store.create(principal.tenant_id, engagement)
+    store.create(ctx.tenant_id, engagement)
     return engagement_view(engagement, clock)
 
 
-def get(principal: Principal, kind: str, engagement_id: str) -> dict[str, Any]:
-    return engagement_view(_require(principal.tenant_id, kind, engagement_id))
+def get(ctx: TenantContext, kind: str, engagement_id: str) -> dict[str, Any]:
+    return engagement_view(_require(ctx.tenant_id, kind, engagement_id))
 
 
-def list_page(principal: Principal, kind: str, limit_: int, cursor: str | None) -> dict[str, Any]:
-    tenant_id = principal.tenant_id
+def list_page(ctx: TenantContext, kind: str, limit_: int, cursor: str | None) -> dict[str, Any]:
+    tenant_id = ctx.tenant_id
     return page(
         f"{kind}s:{tenant_id}", cursor, lambda start: store.page(tenant_id, kind, limit_, start), engagement_view
     )
 
 
-def update(
-    principal: Principal, kind: str, engagement_id: str, body: Any, clock: Clock = system_clock
-) -> dict[str, Any]:
+def update(ctx: TenantContext, kind: str, engagement_id: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, SCHEMAS[kind]["patch"])
-    before = _require(principal.tenant_id, kind, engagement_id)
+    before = _require(ctx.tenant_id, kind, engagement_id)
     current = {k: v for k, v in engagement_view(before).items() if k in SCHEMAS[kind]["patch"]["properties"]}
-    fields = _checked(principal, kind, {**current, **body})
+    fields = _checked(ctx, kind, {**current, **body})
     if not before.segments and "status" not in body:
         fields["status"] = rules.ENABLED  # disabled when its last segment was deleted; it has one again
     after = replace(before, **fields, status_reason=None, version=before.version + 1, updated_at=to_rfc3339(clock()))
     try:
-        store.save(principal.tenant_id, before, after)
+        store.save(ctx.tenant_id, before, after)
     except StaleEngagement:
         raise changed_meanwhile(f"{kind.capitalize()} {engagement_id}") from None
     return engagement_view(after, clock)
 
 
-def delete(principal: Principal, kind: str, engagement_id: str, confirm: bool = False) -> None:
-    engagement = _require(principal.tenant_id, kind, engagement_id)
-    dependents.review(kind, principal.tenant_id, engagement.id, f"{kind} {engagement.name!r}", confirm)
+def delete(ctx: TenantContext, kind: str, engagement_id: str, confirm: bool = False) -> None:
+    engagement = _require(ctx.tenant_id, kind, engagement_id)
+    dependents.review(kind, ctx, engagement.id, f"{kind} {engagement.name!r}", confirm)
     try:
-        store.delete(principal.tenant_id, engagement)
+        store.delete(ctx.tenant_id, engagement)
     except StaleEngagement:
         raise changed_meanwhile(f"{kind.capitalize()} {engagement_id}") from None
-    dependents.release(
-        kind, principal.tenant_id, engagement.id, f"{kind} {engagement.name!r} ({engagement.id}) was deleted"
-    )
+    dependents.release(kind, ctx, engagement.id, f"{kind} {engagement.name!r} ({engagement.id}) was deleted")
 
 
-def targeting(tenant_id: str, contact: Contact, engagements: list[Engagement], clock: Clock) -> list[Engagement]:
+def targeting(ctx: TenantContext, contact: Contact, engagements: list[Engagement], clock: Clock) -> list[Engagement]:
     """The active ones with the contact in at least one of their segments (one batch read of member chunks)."""
     active = [e for e in engagements if is_active(e, clock)]
-    holds = segments_holding(tenant_id, contact.ordinal, {s for e in active for s in e.segments})
+    holds = segments_holding(ctx, contact.ordinal, {s for e in active for s in e.segments})
     return [e for e in active if holds & set(e.segments)]
 
 
-def award_challenges(tenant_id: str, contact_id: str, clock: Clock = system_clock) -> int:
+def award_challenges(ctx: TenantContext, contact_id: str, clock: Clock = system_clock) -> int:
     """Reward the contact for every active challenge of its segments whose goal it has now reached
     (after its events changed); each challenge rewards a contact once however often this runs."""
+    tenant_id = ctx.tenant_id
     active = [c for c in store.all_of(tenant_id, rules.CHALLENGE) if is_active(c, clock)]
     if not active:
         return 0
@@ -243,7 +240,7 @@ def award_challenges(tenant_id: str, contact_id: str, clock: Clock = system_cloc
     if contact is None:
         return 0
     granted = 0
-    for challenge in targeting(tenant_id, contact, active, clock):
+    for challenge in targeting(ctx, contact, active, clock):
         assert challenge.goal is not None and challenge.reward is not None
         window = rules.Window(challenge.starts_at, challenge.ends_at)
         if rules.progress(challenge.goal, window, events).complete:
@@ -295,8 +292,8 @@ def totals(rewards: list[Reward]) -> dict[str, float]:
     return sums
 
 
-def rewards_of(principal: Principal, reference: str, limit_: int, cursor: str | None) -> dict[str, Any]:
-    tenant_id = principal.tenant_id
+def rewards_of(ctx: TenantContext, reference: str, limit_: int, cursor: str | None) -> dict[str, Any]:
+    tenant_id = ctx.tenant_id
     contact = resolve(tenant_id, reference)
     listing = page(
         f"rewards:{tenant_id}:{contact.id}",
@@ -319,16 +316,16 @@ def _users(tenant_id: str, segment_id: str) -> list[Engagement]:
     return found
 
 
-def _dependents(tenant_id: str, segment_id: str) -> list[dict[str, Any]]:
+def _dependents(ctx: TenantContext, segment_id: str) -> list[dict[str, Any]]:
     return [
         {"type": e.kind, "id": e.id, "name": e.name, "status": e.status, "active": is_active(e)}
-        for e in _users(tenant_id, segment_id)
+        for e in _users(ctx.tenant_id, segment_id)
     ]
 
 
-def _release(tenant_id: str, segment_id: str, reason: str) -> None:
+def _release(ctx: TenantContext, segment_id: str, reason: str) -> None:
     """Drop the deleted segment from each; one left without a segment is disabled and says why."""
-    for engagement in _users(tenant_id, segment_id):
+    for engagement in _users(ctx.tenant_id, segment_id):
         left = [s for s in engagement.segments if s != segment_id]
         after = replace(
             engagement,
@@ -338,10 +335,11 @@ def _release(tenant_id: str, segment_id: str, reason: str) -> None:
             version=engagement.version + 1,
         )
         try:
-            store.save(tenant_id, engagement, after)
+            store.save(ctx.tenant_id, engagement, after)
         except StaleEngagement:
-            _release(tenant_id, segment_id, reason)  # it changed meanwhile: look again
+            _release(ctx, segment_id, reason)  # it changed meanwhile: look again
             return
 
 
-dependents.register("segment", _dependents, _release)
+DEPENDENTS: list[dependents.Registration] = [("segment", _dependents, _release)]
+"""What announcements and challenges depend on (registered by chalicelib/composition.py)."""

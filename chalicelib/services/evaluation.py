@@ -30,8 +30,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from chalicelib.domain import planner
+from chalicelib.domain.campaigns import Ordinals
 from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
 from chalicelib.domain.contacts import SHARDS, Contact, contact_id_for
 from chalicelib.domain.engine import BrokenReference, CompiledCriteria, compile_criteria
@@ -40,29 +42,25 @@ from chalicelib.domain.ids import new_id
 from chalicelib.domain.jobs import Job
 from chalicelib.domain.membership import transition_event
 from chalicelib.domain.population import Population
-from chalicelib.domain.segments import Segment, StaleSegment
+from chalicelib.domain.segments import EVALUATING, READY, Segment, StaleSegment, failure_fields
 from chalicelib.resources import MEMBERSHIP_EVENTS_QUEUE
 from chalicelib.services import jobs, membership
-from chalicelib.storage import catalog, queues
+from chalicelib.services.context import TenantContext
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import membership as membership_store
-from chalicelib.storage import segments as store
 
 EVALUATE = "segment_evaluate"
-EVALUATING, READY, FAILED, INVALID = "evaluating", "ready", "failed", "invalid"
 POINT_READ_SHARE = 8
 """A shard reads only its candidates when they are at most 1/8 of its contacts: a point read costs at
 least one read unit per contact, a shard query about one per 4 KB (several contacts with their events)."""
 CLOCK_SKEW = timedelta(seconds=5)
 
 
-def snapshot(
-    tenant_id: str, criteria: dict[str, Any], references: Iterable[str], segments: list[Segment] | None = None
-) -> dict[str, Any]:
+def snapshot(ctx: TenantContext, criteria: dict[str, Any], references: Iterable[str]) -> dict[str, Any]:
     """Everything evaluating ``criteria`` needs, frozen: the criteria, the criteria of every segment it
     includes (transitively) and the attribute types. A job evaluates one snapshot on every shard, so a
     segment edited meanwhile cannot make shards disagree (the edit starts its own evaluation)."""
-    by_id = {s.id: s for s in (segments if segments is not None else store.all_segments(tenant_id))}
+    by_id = {s.id: s for s in ctx.segments}
     library: dict[str, Any] = {}
     queue = list(references)
     while queue:
@@ -74,7 +72,7 @@ def snapshot(
     return {
         "criteria": criteria,
         "library": library,
-        "types": catalog.attribute_types(tenant_id),
+        "types": ctx.attribute_types,
         "index": planner.index_formula(criteria, library.get),
         "narrowing": planner.narrowing(criteria, library.get),
         "events": planner.uses_events(criteria, library.get),
@@ -94,28 +92,30 @@ def compile_snapshot(frozen: dict[str, Any]) -> CompiledCriteria:
 @dataclass(frozen=True)
 class ShardResult:
     contacts: list[Contact]
-    matches: np.ndarray
+    matches: npt.NDArray[np.bool_]
 
     @property
     def members(self) -> list[Contact]:
         return [contact for contact, hit in zip(self.contacts, self.matches, strict=True) if hit]
 
 
-def index_members(tenant_id: str, formula: dict[str, Any]) -> np.ndarray:
+def index_members(ctx: TenantContext, formula: dict[str, Any]) -> Ordinals:
     """Members of a tag-only formula, from the posting lists alone."""
-    return planner.evaluate_index(formula, contact_store.postings(tenant_id, planner.postings_needed(formula)))
+    return planner.evaluate_index(formula, contact_store.postings(ctx.tenant_id, planner.postings_needed(formula)))
 
 
-def _candidates(tenant_id: str, frozen: dict[str, Any]) -> np.ndarray | None:
+def _candidates(ctx: TenantContext, frozen: dict[str, Any]) -> Ordinals | None:
     """Ordinals that can match, when the tag index narrows the criteria to a few (None: read whole shards)."""
     if not frozen.get("narrowing"):
         return None
-    candidates = index_members(tenant_id, frozen["narrowing"])
-    everyone = contact_store.count_tag(tenant_id, planner.EVERYONE)
+    candidates = index_members(ctx, frozen["narrowing"])
+    everyone = contact_store.count_tag(ctx.tenant_id, planner.EVERYONE)
     return candidates if len(candidates) * POINT_READ_SHARE <= everyone else None
 
 
-def _read(tenant_id: str, shard: int, candidates: np.ndarray | None, with_events: bool):
+def _read(
+    tenant_id: str, shard: int, candidates: Ordinals | None, with_events: bool
+) -> tuple[list[Contact], dict[str, list[dict[str, Any]]]]:
     if candidates is None:
         return contact_store.read_shard(tenant_id, shard)
     ids = [contact_id_for(int(o)) for o in candidates[candidates % SHARDS == shard]]
@@ -132,7 +132,7 @@ def _read(tenant_id: str, shard: int, candidates: np.ndarray | None, with_events
 
 
 def evaluate_shards(
-    tenant_id: str,
+    ctx: TenantContext,
     compiled: CompiledCriteria,
     now: datetime,
     shards: range = range(SHARDS),
@@ -141,14 +141,14 @@ def evaluate_shards(
     """Evaluate shard by shard (a shard's contacts and events are in memory only while it is evaluated).
 
     With the ``frozen`` snapshot, a shard whose candidates the tag index narrows reads only those."""
-    candidates = _candidates(tenant_id, frozen) if frozen else None
+    candidates = _candidates(ctx, frozen) if frozen else None
     for shard in shards:
-        contacts, events = _read(tenant_id, shard, candidates, bool(frozen is None or frozen.get("events")))
+        contacts, events = _read(ctx.tenant_id, shard, candidates, bool(frozen is None or frozen.get("events")))
         yield ShardResult(contacts, compiled.evaluate(Population(contacts, events), now))
 
 
 def start_evaluation(
-    tenant_id: str, segment: Segment, clock: Clock = system_clock, cause: str = "requested", *, join: bool = False
+    ctx: TenantContext, segment: Segment, clock: Clock = system_clock, cause: str = "requested", *, join: bool = False
 ) -> dict[str, Any]:
     """Queue a full evaluation of ``segment``; the segment waits for this job (and ignores older ones).
 
@@ -156,21 +156,23 @@ def start_evaluation(
     With ``join`` (an evaluation asked for again), a job still running for the segment's current criteria
     is answered instead of starting another, and of two such requests at once only one starts a job."""
     if join and segment.status == EVALUATING:  # the segment names the job it waits for (being written, maybe)
-        running = _job_started_meanwhile(tenant_id, segment.job_id)
+        running = _job_started_meanwhile(ctx, segment.job_id)
         if running is not None and running["status"] == jobs.RUNNING:
             return running
     job_id = new_id("job")
-    frozen = snapshot(tenant_id, segment.criteria, segment.references)
+    frozen = snapshot(ctx, segment.criteria, segment.references)
+    segments = ctx.ports.segments
     fields = {"job_id": job_id, "status": EVALUATING, "status_reason": None}
     if join:
-        if not store.update_fields(tenant_id, segment.id, expected_job_id=segment.job_id, **fields):
-            latest = store.get(tenant_id, segment.id)
-            started = _job_started_meanwhile(tenant_id, latest.job_id if latest else None)
+        if not segments.update_fields(segment.id, expected_job_id=segment.job_id, **fields):
+            latest = segments.get(segment.id)
+            started = _job_started_meanwhile(ctx, latest.job_id if latest else None)
             if started is not None:
                 return started
-            store.update_fields(tenant_id, segment.id, **fields)
+            segments.update_fields(segment.id, **fields)
     else:
-        store.update_fields(tenant_id, segment.id, **fields)
+        segments.update_fields(segment.id, **fields)
+    ctx.segments_changed()
     as_of = to_rfc3339(clock())  # every shard evaluates as of the job's start, whenever it runs
     if frozen["index"] is not None:
         chunks = [{"segment_id": segment.id, "index": frozen["index"], "as_of": as_of}]
@@ -179,7 +181,7 @@ def start_evaluation(
             {"segment_id": segment.id, "shard": shard, "definition": frozen, "as_of": as_of} for shard in range(SHARDS)
         ]
     return jobs.start_job(
-        tenant_id,
+        ctx,
         EVALUATE,
         chunks,
         total=len(chunks),
@@ -192,13 +194,13 @@ def start_evaluation(
 JOIN_WAIT_SECONDS = 2.0
 
 
-def _job_started_meanwhile(tenant_id: str, job_id: str | None) -> dict[str, Any] | None:
+def _job_started_meanwhile(ctx: TenantContext, job_id: str | None) -> dict[str, Any] | None:
     """The job another request named on the segment a moment ago: it writes the job record just after, so
     wait for it a little; None if it never appears (that request stopped) and this one must start its own."""
     deadline = time.monotonic() + JOIN_WAIT_SECONDS
     while job_id:
         try:
-            return jobs.job_view(tenant_id, job_id)
+            return jobs.job_view(ctx, job_id)
         except NotFound:
             if time.monotonic() > deadline:
                 return None
@@ -206,15 +208,15 @@ def _job_started_meanwhile(tenant_id: str, job_id: str | None) -> dict[str, Any]
     return None
 
 
-def _evaluate_chunk(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+def _evaluate_chunk(ctx: TenantContext, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
     """One chunk of a job: members go into the job's generation; publishing decides whether it is used."""
     read_at = to_rfc3339(system_clock() - CLOCK_SKEW)
     segment_id = payload["segment_id"]
     if "index" in payload:
-        members = index_members(tenant_id, payload["index"])
+        found = index_members(ctx, payload["index"])
         for shard in range(SHARDS):
-            store.write_shard_members(tenant_id, segment_id, job_id, shard, members[members % SHARDS == shard])
-        counts = {"processed": 1, "contacts": 0, "members": len(members)}
+            ctx.ports.segments.write_shard_members(segment_id, job_id, shard, found[found % SHARDS == shard])
+        counts = {"processed": 1, "contacts": 0, "members": len(found)}
         shards = range(SHARDS)
     else:
         try:
@@ -223,22 +225,22 @@ def _evaluate_chunk(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dic
             raise RuntimeError(f"segment {broken.segment_id} it includes is gone") from broken
         shard = int(payload["shard"])
         as_of = parse_rfc3339(payload["as_of"])
-        (result,) = evaluate_shards(tenant_id, compiled, as_of, range(shard, shard + 1), payload["definition"])
+        (result,) = evaluate_shards(ctx, compiled, as_of, range(shard, shard + 1), payload["definition"])
         members = [c.ordinal for c in result.members]
-        store.write_shard_members(tenant_id, segment_id, job_id, shard, members)
+        ctx.ports.segments.write_shard_members(segment_id, job_id, shard, members)
         counts = {"processed": 1, "contacts": len(result.contacts), "members": len(members)}
         shards = range(shard, shard + 1)
     for shard in shards:  # contacts that changed after the read: their real-time update, once more
-        for contact_id in membership_store.stamps_changed_since(tenant_id, shard, read_at):
-            membership.update_contact(tenant_id, contact_id, {"change": "evaluation", "job_id": job_id})
+        for contact_id in membership_store.stamps_changed_since(ctx.tenant_id, shard, read_at):
+            membership.update_contact(ctx, contact_id, {"change": "evaluation", "job_id": job_id})
     return {"counts": counts}
 
 
-def _publish(tenant_id: str, job: Job) -> None:
+def _publish(ctx: TenantContext, job: Job) -> None:
     segment_id = job.detail["segment_id"]
+    segments = ctx.ports.segments
     try:
-        retired = store.publish(
-            tenant_id,
+        retired = segments.publish(
             segment_id,
             job.id,
             {
@@ -249,35 +251,38 @@ def _publish(tenant_id: str, job: Job) -> None:
             },
         )
     except StaleSegment:
-        store.delete_generation(tenant_id, segment_id, job.id)
+        segments.delete_generation(segment_id, job.id)
         return
     if retired:
-        _announce(tenant_id, segment_id, job, retired)
-        store.delete_generation(tenant_id, segment_id, retired)
-        store.update_fields(tenant_id, segment_id, retired_generation=None)
+        _announce(ctx, segment_id, job, retired)
+        segments.delete_generation(segment_id, retired)
+        segments.update_fields(segment_id, retired_generation=None)
 
 
-def _announce(tenant_id: str, segment_id: str, job: Job, retired: str) -> None:
+def _announce(ctx: TenantContext, segment_id: str, job: Job, retired: str) -> None:
     """Events for the contacts the flip moved (ids derive from the job: a repeated hook repeats them)."""
-    before = store.members(tenant_id, segment_id, retired)
-    after = store.members(tenant_id, segment_id, job.id)
+    before = ctx.ports.segments.members(segment_id, retired)
+    after = ctx.ports.segments.members(segment_id, job.id)
     cause = {"change": "evaluation", "reason": job.detail.get("cause", "requested"), "job_id": job.id}
     at = to_rfc3339(system_clock())
     events = [
-        transition_event(tenant_id, segment_id, contact_id_for(o), o in after, job.id, cause, at)
+        transition_event(ctx.tenant_id, segment_id, contact_id_for(o), o in after, job.id, cause, at)
         for o in sorted(before ^ after)
     ]
-    queues.send_messages(MEMBERSHIP_EVENTS_QUEUE, events)
+    ctx.ports.queues.send(MEMBERSHIP_EVENTS_QUEUE, events)
 
 
-def _record_failure(tenant_id: str, job: Job) -> None:
-    segment = store.get(tenant_id, job.detail["segment_id"])
-    if segment is not None and segment.job_id == job.id and segment.status == EVALUATING:
-        reason = f"evaluation {job.id} failed: {job.detail.get('failure', 'unknown')}; the previous membership stays"
-        store.update_fields(tenant_id, segment.id, status=FAILED, status_reason=reason)
-    store.delete_generation(tenant_id, job.detail["segment_id"], job.id)
+def _record_failure(ctx: TenantContext, job: Job) -> None:
+    segments = ctx.ports.segments
+    segment = segments.get(job.detail["segment_id"])
+    fields = failure_fields(segment, job.id, job.detail.get("failure", "unknown")) if segment else None
+    if segment is not None and fields:
+        segments.update_fields(segment.id, **fields)
+    segments.delete_generation(job.detail["segment_id"], job.id)
 
 
-jobs.register_worker(
-    EVALUATE, _evaluate_chunk, on_success=_publish, on_failure=_record_failure, counters=("contacts", "members")
-)
+JOB_KINDS = {
+    EVALUATE: jobs.JobKind(
+        _evaluate_chunk, on_success=_publish, on_failure=_record_failure, counters=("contacts", "members")
+    )
+}

@@ -3,6 +3,7 @@ confirmed, its members are left without a group (as a job), then the group goes.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from chalicelib.domain.catalog import AlreadyExists, Group
@@ -10,11 +11,12 @@ from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.contacts import Contact, ContactChanges
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.ids import new_id
+from chalicelib.domain.jobs import Job
 from chalicelib.domain.validation import validate
 from chalicelib.services import dependents, jobs
 from chalicelib.services.contacts import apply_changes, rewrite_contact
+from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
-from chalicelib.services.principal import Principal
 from chalicelib.storage import catalog
 from chalicelib.storage import contacts as store
 
@@ -48,7 +50,7 @@ GROUP_SCHEMA: dict[str, Any] = {
 
 
 def _view(group: Group, member_count: int | None = None) -> dict[str, Any]:
-    view = {
+    view: dict[str, Any] = {
         "id": group.id,
         "name": group.name,
         "description": group.description,
@@ -76,29 +78,29 @@ def _member_ids(tenant_id: str, group_id: str) -> list[str]:
             return members
 
 
-def create_group(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+def create_group(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, CREATE_GROUP_SCHEMA)
     group = Group(new_id("group"), body["name"].strip(), body.get("description"), to_rfc3339(clock()))
     try:
-        catalog.create_group(principal.tenant_id, group)
+        catalog.create_group(ctx.tenant_id, group)
     except AlreadyExists:
         raise Conflict(f"A group named {group.name!r} already exists.", {"field": "name"}) from None
     return _view(group, 0)
 
 
-def get_group(principal: Principal, group_id: str) -> dict[str, Any]:
-    group = _require(principal.tenant_id, group_id)
-    return _view(group, len(_member_ids(principal.tenant_id, group.id)))
+def get_group(ctx: TenantContext, group_id: str) -> dict[str, Any]:
+    group = _require(ctx.tenant_id, group_id)
+    return _view(group, len(_member_ids(ctx.tenant_id, group.id)))
 
 
-def list_groups(principal: Principal, limit: int, cursor: str | None) -> dict[str, Any]:
-    tenant_id = principal.tenant_id
+def list_groups(ctx: TenantContext, limit: int, cursor: str | None) -> dict[str, Any]:
+    tenant_id = ctx.tenant_id
     return page(f"groups:{tenant_id}", cursor, lambda start: catalog.list_groups(tenant_id, limit, start), _view)
 
 
-def update_group(principal: Principal, group_id: str, body: Any) -> dict[str, Any]:
+def update_group(ctx: TenantContext, group_id: str, body: Any) -> dict[str, Any]:
     validate(body, PATCH_GROUP_SCHEMA)
-    before = _require(principal.tenant_id, group_id)
+    before = _require(ctx.tenant_id, group_id)
     after = Group(
         before.id,
         body["name"].strip() if "name" in body else before.name,
@@ -106,29 +108,28 @@ def update_group(principal: Principal, group_id: str, body: Any) -> dict[str, An
         before.created_at,
     )
     try:
-        catalog.update_group(principal.tenant_id, before, after)
+        catalog.update_group(ctx.tenant_id, before, after)
     except AlreadyExists:
         raise Conflict(f"A group named {after.name!r} already exists.", {"field": "name"}) from None
     return _view(after)
 
 
-def delete_group(principal: Principal, group_id: str, confirm: bool) -> dict[str, Any] | None:
-    tenant_id = principal.tenant_id
+def delete_group(ctx: TenantContext, group_id: str, confirm: bool) -> dict[str, Any] | None:
+    tenant_id = ctx.tenant_id
     group = _require(tenant_id, group_id)
     members = _member_ids(tenant_id, group.id)
-    dependents.review(
-        "group", tenant_id, group.id, f"group {group.name!r}", confirm, impact={"member_count": len(members)}
-    )
+    dependents.review("group", ctx, group.id, f"group {group.name!r}", confirm, impact={"member_count": len(members)})
     catalog.mark_group_deleting(tenant_id, group.id)
-    dependents.release("group", tenant_id, group.id, f"group {group.name!r} ({group.id}) was deleted")
+    dependents.release("group", ctx, group.id, f"group {group.name!r} ({group.id}) was deleted")
     if not members:
         catalog.delete_group(tenant_id, group)
         return None
     chunks = [{"group": group.id, "contact_ids": members[i : i + JOB_CHUNK]} for i in range(0, len(members), JOB_CHUNK)]
-    return jobs.start_job(tenant_id, "group_delete", chunks, total=len(members), detail={"group": group.id})
+    return jobs.start_job(ctx, "group_delete", chunks, total=len(members), detail={"group": group.id})
 
 
-def _clear_group(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+def _clear_group(ctx: TenantContext, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    tenant_id = ctx.tenant_id
     leave = ContactChanges(fields={"group": None})
 
     def release(contact: Contact, now: str) -> Contact:
@@ -137,16 +138,16 @@ def _clear_group(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dict[s
     updated = 0
     for contact_id in payload["contact_ids"]:
         before, after = rewrite_contact(
-            tenant_id, lambda cid=contact_id: store.get_contact(tenant_id, cid), release, "updated", f"job:{job_id}"
+            tenant_id, partial(store.get_contact, tenant_id, contact_id), release, "updated", f"job:{job_id}"
         )
         updated += after is not before
     return {"counts": {"updated": updated, "unchanged": len(payload["contact_ids"]) - updated}}
 
 
-def _finish_group_delete(tenant_id: str, job: jobs.Job) -> None:
-    group = catalog.get_group(tenant_id, job.detail["group"])
+def _finish_group_delete(ctx: TenantContext, job: Job) -> None:
+    group = catalog.get_group(ctx.tenant_id, job.detail["group"])
     if group is not None:
-        catalog.delete_group(tenant_id, group)
+        catalog.delete_group(ctx.tenant_id, group)
 
 
-jobs.register_worker("group_delete", _clear_group, on_success=_finish_group_delete)
+JOB_KINDS = {"group_delete": jobs.JobKind(_clear_group, on_success=_finish_group_delete)}

@@ -19,10 +19,11 @@ from chalicelib.domain.emails import normalise_email
 from chalicelib.domain.errors import AppError, ValidationFailed
 from chalicelib.domain.imports import parse_import
 from chalicelib.domain.tags import normalise_tags
+from chalicelib.ports.messages import ContactChanged
 from chalicelib.services import jobs
 from chalicelib.services.changes import change_message, publish
 from chalicelib.services.contacts import WRITE_ATTEMPTS, TenantCatalog, apply_changes, backoff
-from chalicelib.services.principal import Principal
+from chalicelib.services.context import TenantContext
 from chalicelib.storage import contacts as store
 
 ROWS_PER_CHUNK = 250
@@ -30,7 +31,7 @@ ORDINAL_BLOCK = 50
 IMPORT_CONTENT_TYPES = ("text/csv", "application/x-ndjson", "application/jsonl")
 
 
-def start_import(principal: Principal, body: bytes, content_type: str) -> dict[str, Any]:
+def start_import(ctx: TenantContext, body: bytes, content_type: str) -> dict[str, Any]:
     parsed = parse_import(body, content_type)
     chunks = [
         {"csv": parsed.csv_text_attributes, "rows": parsed.rows[i : i + ROWS_PER_CHUNK]}
@@ -38,7 +39,7 @@ def start_import(principal: Principal, body: bytes, content_type: str) -> dict[s
     ]
     kind = "csv" if parsed.csv_text_attributes else "jsonl"
     return jobs.start_job(
-        principal.tenant_id,
+        ctx,
         "import",
         chunks,
         total=len(parsed.rows) + len(parsed.errors),
@@ -98,7 +99,7 @@ def _existing(tenant_id: str, row: dict[str, Any]) -> Contact | None:
 
 def upsert_row(
     tenant_id: str, row: dict[str, Any], known: TenantCatalog, ordinals: _Ordinals, source: str
-) -> tuple[str, dict[str, Any] | None]:
+) -> tuple[str, ContactChanged | None]:
     """Apply one import row on its own; return the outcome and its change message."""
     for attempt in range(WRITE_ATTEMPTS):
         before = _existing(tenant_id, row)
@@ -144,12 +145,13 @@ def _planned(
     return apply_changes(before, changes, tags, [], now)
 
 
-def _import_chunk(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+def _import_chunk(ctx: TenantContext, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
     """Apply a chunk of rows: look up in batches, write many contacts per transaction.
 
     Rows that name a contact already named earlier in the chunk, and rows of a
     transaction that lost a race, are applied one by one afterwards.
     """
+    tenant_id = ctx.tenant_id
     known, ordinals, source = TenantCatalog(tenant_id), _Ordinals(tenant_id), f"import:{job_id}"
     counts = {"created": 0, "updated": 0, "unchanged": 0}
     errors: list[dict[str, Any]] = []
@@ -171,7 +173,7 @@ def _import_chunk(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dict[
     claimed: set[str] = set()
     for line, row in rows:
         external_id, email = identities[line]
-        keys = {f"x:{external_id}" if external_id else None, f"e:{email}" if email else None} - {None}
+        keys = {key for key in (f"x:{external_id}" if external_id else "", f"e:{email}" if email else "") if key}
         if keys & claimed:
             one_by_one.append((line, row))
             continue
@@ -227,4 +229,4 @@ def _row_error(line: int, problem: AppError) -> dict[str, Any]:
     return {"line": line, "field": problem.details.get("field"), "message": problem.message}
 
 
-jobs.register_worker("import", _import_chunk)
+JOB_KINDS = {"import": jobs.JobKind(_import_chunk)}

@@ -9,7 +9,8 @@ chunks again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chalicelib import metrics
@@ -18,50 +19,52 @@ from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.jobs import Job
 from chalicelib.logs import logger
+from chalicelib.ports.messages import JobChunk
 from chalicelib.resources import JOBS_QUEUE
+from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
-from chalicelib.services.tenants import cached_settings
-from chalicelib.storage import jobs as store
-from chalicelib.storage import queues
 
 RUNNING, SUCCEEDED, WITH_ERRORS, FAILED = "running", "succeeded", "completed_with_errors", "failed"
 TERMINAL = (SUCCEEDED, WITH_ERRORS, FAILED)
 INLINE_ERRORS = 100
 
-ChunkWorker = Callable[[str, str, Any], dict[str, Any]]
-"""(tenant_id, job_id, payload) → {"counts": {...}, "errors": [...]}; counts may give "processed" itself."""
-JobHook = Callable[[str, Job], None]
-"""(tenant_id, job): idempotent work once every chunk succeeded (e.g. delete the tag) or once the job failed."""
+ChunkWorker = Callable[[TenantContext, str, Any], dict[str, Any]]
+"""(tenant, job_id, payload) → {"counts": {...}, "errors": [...]}; counts may give "processed" itself."""
+JobHook = Callable[[TenantContext, Job], None]
+"""(tenant, job): idempotent work once every chunk succeeded (e.g. delete the tag) or once the job failed."""
 ROW_COUNTERS = ("created", "updated", "unchanged", "failed")
-_workers: dict[str, ChunkWorker] = {}
-_on_success: dict[str, JobHook] = {}
-_on_failure: dict[str, JobHook] = {}
-_counters: dict[str, tuple[str, ...]] = {}
 
 
-def register_worker(
-    kind: str,
-    worker: ChunkWorker,
-    on_success: JobHook | None = None,
-    on_failure: JobHook | None = None,
-    counters: tuple[str, ...] = ROW_COUNTERS,
-) -> None:
-    """``counters`` are the counts a job of this kind reports (storage/jobs.py COUNTERS)."""
-    _workers[kind] = worker
-    _counters[kind] = counters
-    if on_success:
-        _on_success[kind] = on_success
-    if on_failure:
-        _on_failure[kind] = on_failure
+@dataclass(frozen=True)
+class JobKind:
+    """What a kind of job does: each chunk, then once when it succeeded or failed. ``counters`` are the
+    counts its jobs report (storage/jobs.py COUNTERS)."""
+
+    worker: ChunkWorker
+    on_success: JobHook | None = None
+    on_failure: JobHook | None = None
+    counters: tuple[str, ...] = ROW_COUNTERS
+
+
+_kinds: dict[str, JobKind] = {}
+
+
+def _counters_of(kind: str) -> tuple[str, ...]:
+    return _kinds[kind].counters if kind in _kinds else ROW_COUNTERS
+
+
+def register_kinds(kinds: dict[str, JobKind]) -> None:
+    """Called once, by chalicelib/composition.py, with every service's JOB_KINDS."""
+    _kinds.update(kinds)
 
 
 def start_job(
-    tenant_id: str,
+    ctx: TenantContext,
     kind: str,
     chunks: list[Any],
     *,
     total: int,
-    errors: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    errors: Sequence[dict[str, Any]] = (),
     detail: dict[str, Any] | None = None,
     clock: Clock = system_clock,
     job_id: str | None = None,
@@ -78,15 +81,15 @@ def start_job(
         created_at=to_rfc3339(clock()),
         finished_at=None,
     )
-    store.create_job(tenant_id, job, chunks, list(errors))
-    queues.send_messages(JOBS_QUEUE, (_message(tenant_id, job.id, kind, i) for i in range(len(chunks))))
+    ctx.ports.jobs.create_job(job, chunks, list(errors))
+    ctx.ports.queues.send(JOBS_QUEUE, (_message(ctx, job.id, kind, i) for i in range(len(chunks))))
     logger.info("job started", extra={"job_id": job.id, "kind": kind, "chunks": len(chunks), "total": total})
-    _complete_if_done(tenant_id, job.id, clock)
-    return job_view(tenant_id, job.id)
+    _complete_if_done(ctx, job.id, clock)
+    return job_view(ctx, job.id)
 
 
-def _message(tenant_id: str, job_id: str, kind: str, chunk: int) -> dict[str, Any]:
-    return {"kind": "job.chunk", "job_kind": kind, "tenant_id": tenant_id, "job_id": job_id, "chunk": chunk}
+def _message(ctx: TenantContext, job_id: str, kind: str, chunk: int) -> JobChunk:
+    return JobChunk(kind="job.chunk", job_kind=kind, tenant_id=ctx.tenant_id, job_id=job_id, chunk=chunk)
 
 
 LANE_WAIT_SECONDS = 5
@@ -94,97 +97,102 @@ LANE_WAIT_SECONDS = 5
 Tests drain queues at once and set it to 0."""
 
 
-def _enter_lane(tenant_id: str, job_id: str) -> bool:
+def _enter_lane(ctx: TenantContext, job_id: str) -> bool:
     """Take a place among the tenant's running jobs (settings.jobs_at_once). A place still held by a job that
     ended — its worker stopped between the two writes — is given back first, so the lane never stays full."""
-    limit = int(cached_settings(tenant_id)["jobs_at_once"])
-    if store.enter_lane(tenant_id, job_id, limit):
+    limit = int(ctx.settings["jobs_at_once"])
+    if ctx.ports.jobs.enter_lane(job_id, limit):
         return True
     ended = {
-        other for other in store.lane(tenant_id)
-        if (job := store.get_job(tenant_id, other)) is None or job.status != RUNNING
+        other for other in ctx.ports.jobs.lane()
+        if (job := ctx.ports.jobs.get_job(other)) is None or job.status != RUNNING
     }  # fmt: skip
     if not ended:
         return False
-    store.leave_lane(tenant_id, ended)
-    return store.enter_lane(tenant_id, job_id, limit)
+    ctx.ports.jobs.leave_lane(ended)
+    return ctx.ports.jobs.enter_lane(job_id, limit)
 
 
-def run_chunk(message: dict[str, Any], clock: Clock = system_clock) -> None:
+def run_chunk(ctx: TenantContext, message: dict[str, Any], clock: Clock = system_clock) -> None:
     """Do one chunk of a job (called by the queue handler; safe to call twice). A tenant runs at most
     ``jobs_at_once`` jobs: the chunks of another go back on the queue to wait their turn, never dropped."""
-    tenant_id, job_id, index = message["tenant_id"], message["job_id"], int(message["chunk"])
-    loaded = store.load_chunk(tenant_id, job_id, index)
+    job_id, index = message["job_id"], int(message["chunk"])
+    loaded = ctx.ports.jobs.load_chunk(job_id, index)
     if loaded is None:
         logger.warning("chunk of an unknown job ignored", extra={"job_id": job_id, "chunk": index})
         return
     state, payload = loaded
-    if state != "done" and not _enter_lane(tenant_id, job_id):
-        queues.send_messages(JOBS_QUEUE, [message], delay_seconds=LANE_WAIT_SECONDS)
+    if state != "done" and not _enter_lane(ctx, job_id):
+        ctx.ports.queues.send(JOBS_QUEUE, [message], delay_seconds=LANE_WAIT_SECONDS)
         return
     if state == "done":
-        _complete_if_done(tenant_id, job_id, clock)  # a redelivery may find completion unfinished
+        _complete_if_done(ctx, job_id, clock)  # a redelivery may find completion unfinished
         return
-    result = _workers[message["job_kind"]](tenant_id, job_id, payload)
-    store.record_errors(tenant_id, job_id, result.get("errors", []))
+    result = _kinds[message["job_kind"]].worker(ctx, job_id, payload)
+    ctx.ports.jobs.record_errors(job_id, result.get("errors", []))
     counts = dict(result.get("counts", {}))
     counts["failed"] = counts.get("failed", 0) + len(result.get("errors", []))
     counts.setdefault("processed", sum(counts.get(name, 0) for name in ROW_COUNTERS))
-    if store.finish_chunk(tenant_id, job_id, index, counts):
-        _complete_if_done(tenant_id, job_id, clock)
+    if ctx.ports.jobs.finish_chunk(job_id, index, counts):
+        _complete_if_done(ctx, job_id, clock)
 
 
-def _complete_if_done(tenant_id: str, job_id: str, clock: Clock) -> None:
-    job = store.get_job(tenant_id, job_id)
+def _complete_if_done(ctx: TenantContext, job_id: str, clock: Clock) -> None:
+    job = ctx.ports.jobs.get_job(job_id)
     if job is None or job.status != RUNNING or job.counts["chunks_done"] < job.chunks_total:
         return
     final = SUCCEEDED if job.counts["failed"] == 0 else WITH_ERRORS
-    if final == SUCCEEDED and job.kind in _on_success:
-        _on_success[job.kind](tenant_id, job)  # before the status flips, so a crash here is retried
-    if store.set_status(tenant_id, job_id, final, expected=RUNNING, finished_at=to_rfc3339(clock())):
-        store.leave_lane(tenant_id, {job_id})
+    hook = _kinds[job.kind].on_success if job.kind in _kinds else None
+    if final == SUCCEEDED and hook:
+        hook(ctx, job)  # before the status flips, so a crash here is retried
+    if ctx.ports.jobs.set_status(job_id, final, expected=RUNNING, finished_at=to_rfc3339(clock())):
+        ctx.ports.jobs.leave_lane({job_id})
         logger.info("job finished", extra={"job_id": job_id, "status": final, "counts": job.counts})
-        metrics.count(**{"JobsSucceeded" if final == SUCCEEDED else "JobsCompletedWithErrors": 1})
+        if final == SUCCEEDED:
+            metrics.count(JobsSucceeded=1)
+        else:
+            metrics.count(JobsCompletedWithErrors=1)
 
 
-def fail_chunk(message: dict[str, Any], reason: str, clock: Clock = system_clock) -> None:
+def fail_chunk(ctx: TenantContext, message: dict[str, Any], reason: str, clock: Clock = system_clock) -> None:
     """A chunk exhausted its retries (it reached the dead-letter queue)."""
-    tenant_id, job_id = message["tenant_id"], message["job_id"]
-    loaded = store.load_chunk(tenant_id, job_id, int(message["chunk"]))
+    job_id = message["job_id"]
+    loaded = ctx.ports.jobs.load_chunk(job_id, int(message["chunk"]))
     if loaded is None or loaded[0] == "done":
         return
-    if store.set_status(tenant_id, job_id, FAILED, expected=RUNNING, finished_at=to_rfc3339(clock())):
-        store.leave_lane(tenant_id, {job_id})
+    if ctx.ports.jobs.set_status(job_id, FAILED, expected=RUNNING, finished_at=to_rfc3339(clock())):
+        ctx.ports.jobs.leave_lane({job_id})
         logger.error("job failed", extra={"job_id": job_id, "chunk": message["chunk"]})
         metrics.count(JobsFailed=1)
-    job = store.get_job(tenant_id, job_id)
+    job = ctx.ports.jobs.get_job(job_id)
     if job is None or job.status != FAILED:
         return
     if "failure" not in job.detail:
-        store.set_detail(tenant_id, job_id, {**job.detail, "failure": reason, "failed_chunk": int(message["chunk"])})
-        job = store.get_job(tenant_id, job_id)
-    if job.kind in _on_failure:
-        _on_failure[job.kind](tenant_id, job)  # idempotent: a redelivered dead letter runs it again
+        job = replace(job, detail={**job.detail, "failure": reason, "failed_chunk": int(message["chunk"])})
+        ctx.ports.jobs.set_detail(job_id, job.detail)
+    hook = _kinds[job.kind].on_failure if job.kind in _kinds else None
+    if hook:
+        hook(ctx, job)  # idempotent: a redelivered dead letter runs it again
 
 
-def retry_job(tenant_id: str, job_id: str) -> dict[str, Any]:
-    job = store.get_job(tenant_id, job_id)
+def retry_job(ctx: TenantContext, job_id: str) -> dict[str, Any]:
+    job = ctx.ports.jobs.get_job(job_id)
     if job is None:
         raise NotFound(f"Job {job_id} does not exist.", {"field": "id"})
     if job.status != FAILED:
         raise Conflict(f"Only failed jobs can be retried; this one is {job.status}.")
-    pending = store.pending_chunks(tenant_id, job_id)
-    store.set_status(tenant_id, job_id, RUNNING, expected=FAILED)
-    store.set_detail(tenant_id, job_id, {k: v for k, v in job.detail.items() if k not in ("failure", "failed_chunk")})
-    queues.send_messages(JOBS_QUEUE, (_message(tenant_id, job_id, job.kind, i) for i in pending))
-    return job_view(tenant_id, job_id)
+    pending = ctx.ports.jobs.pending_chunks(job_id)
+    ctx.ports.jobs.set_status(job_id, RUNNING, expected=FAILED)
+    ctx.ports.jobs.set_detail(job_id, {k: v for k, v in job.detail.items() if k not in ("failure", "failed_chunk")})
+    ctx.ports.queues.send(JOBS_QUEUE, (_message(ctx, job_id, job.kind, i) for i in pending))
+    return job_view(ctx, job_id)
 
 
-def job_view(tenant_id: str, job_id: str) -> dict[str, Any]:
-    job = store.get_job(tenant_id, job_id)
+def job_view(ctx: TenantContext, job_id: str) -> dict[str, Any]:
+    job = ctx.ports.jobs.get_job(job_id)
     if job is None:
         raise NotFound(f"Job {job_id} does not exist.", {"field": "id"})
-    errors, last = store.list_errors(tenant_id, job_id, INLINE_ERRORS, None)
+    errors, last = ctx.ports.jobs.list_errors(job_id, INLINE_ERRORS, None)
     processed = job.counts["processed"]
     return {
         "id": job.id,
@@ -197,7 +205,9 @@ def job_view(tenant_id: str, job_id: str) -> dict[str, Any]:
             "chunks_total": job.chunks_total,
             "chunks_done": job.counts["chunks_done"],
         },
-        "counts": {name: job.counts[name] for name in _counters.get(job.kind, ROW_COUNTERS)},
+        "counts": {
+            name: job.counts[name] for name in (_kinds[job.kind].counters if job.kind in _kinds else ROW_COUNTERS)
+        },
         "errors": errors,
         "more_errors": last is not None,
         "detail": job.detail,
@@ -206,9 +216,9 @@ def job_view(tenant_id: str, job_id: str) -> dict[str, Any]:
     }
 
 
-def job_errors(tenant_id: str, job_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
-    if store.get_job(tenant_id, job_id) is None:
+def job_errors(ctx: TenantContext, job_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
+    if ctx.ports.jobs.get_job(job_id) is None:
         raise NotFound(f"Job {job_id} does not exist.", {"field": "id"})
     return page(
-        f"job-errors:{tenant_id}:{job_id}", cursor, lambda start: store.list_errors(tenant_id, job_id, limit, start)
+        f"job-errors:{ctx.tenant_id}:{job_id}", cursor, lambda start: ctx.ports.jobs.list_errors(job_id, limit, start)
     )

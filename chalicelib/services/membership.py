@@ -19,67 +19,62 @@ from typing import Any
 
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.contacts import ordinal_of
-from chalicelib.domain.engine import BrokenReference, compile_criteria
+from chalicelib.domain.engine import BrokenReference
 from chalicelib.domain.membership import SegmentCheck, Superseded, Target, transition_event, transitions
 from chalicelib.domain.population import Population
 from chalicelib.domain.segments import Segment
 from chalicelib.logs import logger
 from chalicelib.resources import MEMBERSHIP_EVENTS_QUEUE
-from chalicelib.storage import catalog, queues
+from chalicelib.services.context import TenantContext
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import membership as store
-from chalicelib.storage import segments as segment_store
 
 ATTEMPTS = 8
-EVALUATING, INVALID = "evaluating", "invalid"
 
 
-def update_contact(tenant_id: str, contact_id: str, cause: dict[str, Any], clock: Clock = system_clock) -> int:
-    """Bring one contact's membership up to date; return how many transitions it made."""
+def update_contact(ctx: TenantContext, contact_id: str, cause: dict[str, Any], clock: Clock = system_clock) -> int:
+    """Bring one contact's membership up to date; return how many transitions it made. The tenant's segments
+    and their compiled criteria come from ``ctx``: read once for a whole batch of changes."""
     ordinal = ordinal_of(contact_id)
     if ordinal is None:
         return 0
-    segments = segment_store.all_segments(tenant_id)
-    if not any(_live(s) for s in segments):
+    if not any(s.has_membership for s in ctx.segments):
         return 0
-    send_pending_events(tenant_id, contact_id, ordinal)  # left by a run that stopped after its commit
+    send_pending_events(ctx, contact_id, ordinal)  # left by a run that stopped after its commit
     for _ in range(ATTEMPTS):
         try:
-            made = _update_once(tenant_id, contact_id, ordinal, segments, cause, clock)
+            made = _update_once(ctx, contact_id, ordinal, cause, clock)
         except Superseded:  # another update of this contact, or a segment flip, landed first
-            segments = segment_store.all_segments(tenant_id)
+            ctx.segments_changed()
             continue
-        send_pending_events(tenant_id, contact_id, ordinal)
+        send_pending_events(ctx, contact_id, ordinal)
         return made
     raise RuntimeError(f"membership of {contact_id} kept changing under {ATTEMPTS} attempts; SQS will retry")
 
 
-def segments_holding(tenant_id: str, ordinal: int, segment_ids: set[str] | list[str]) -> set[str]:
+def segments_holding(ctx: TenantContext, ordinal: int, segment_ids: set[str] | list[str]) -> set[str]:
     """Which of ``segment_ids`` the contact is a member of now (their published membership; one batch read
     of member chunks). A segment not yet evaluated holds no one."""
     places = []
     for segment_id in set(segment_ids):
-        segment = segment_store.get(tenant_id, segment_id)
+        segment = ctx.ports.segments.get(segment_id)
         if segment is not None and segment.generation is not None:
             places.append((segment_id, segment.generation))
-    return {segment_id for (segment_id, _), inside in store.is_member(tenant_id, ordinal, places).items() if inside}
+    inside = store.is_member(ctx.tenant_id, ordinal, places)
+    return {segment_id for (segment_id, _), member in inside.items() if member}
 
 
-def _targets(tenant_id: str, contact_id: str, segments: list[Segment], clock: Clock) -> list[Target]:
-    contact, events = contact_store.read_contact(tenant_id, contact_id)
-    by_id = {s.id: s for s in segments}
+def _targets(ctx: TenantContext, contact_id: str, segments: list[Segment], clock: Clock) -> list[Target]:
+    contact, events = contact_store.read_contact(ctx.tenant_id, contact_id)
     population = Population([contact], {contact.id: events}) if contact else None
-    types = catalog.attribute_types(tenant_id) if contact else {}
     now = clock()
     targets = []
-    for segment in filter(_live, segments):
-        pending = _pending_generation(segment)
+    for segment in (s for s in segments if s.has_membership):
+        pending = segment.pending_generation
         member = False
         if population is not None:
             try:
-                compiled = compile_criteria(
-                    segment.criteria, types, lambda i: by_id[i].criteria if i in by_id else None
-                )
+                compiled = ctx.compiled(segment)
             except BrokenReference:
                 continue
             member = bool(compiled.evaluate(population, now)[0])
@@ -87,20 +82,10 @@ def _targets(tenant_id: str, contact_id: str, segments: list[Segment], clock: Cl
     return targets
 
 
-def _pending_generation(segment: Segment) -> str | None:
-    return segment.job_id if segment.status == EVALUATING and segment.job_id != segment.generation else None
-
-
-def _live(segment: Segment) -> bool:
-    """Kept up to date in real time: not invalid, and with a generation published or being built."""
-    return segment.status != INVALID and (segment.generation is not None or _pending_generation(segment) is not None)
-
-
-def _update_once(
-    tenant_id: str, contact_id: str, ordinal: int, segments: list[Segment], cause: dict[str, Any], clock: Clock
-) -> int:
+def _update_once(ctx: TenantContext, contact_id: str, ordinal: int, cause: dict[str, Any], clock: Clock) -> int:
+    tenant_id = ctx.tenant_id
     stamp = store.read_stamp(tenant_id, contact_id, ordinal)  # before the contact: see storage/membership.py
-    targets = _targets(tenant_id, contact_id, segments, clock)
+    targets = _targets(ctx, contact_id, ctx.segments, clock)
     published = [(t.segment_id, t.published) for t in targets if t.published]
     pending = [(t.segment_id, t.pending) for t in targets if t.pending]
     # only what the stamp knows of published generations is trusted: pending ones are rewritten by their workers
@@ -136,9 +121,9 @@ def _update_once(
     return len(events)
 
 
-def send_pending_events(tenant_id: str, contact_id: str, ordinal: int) -> None:
-    pending = store.pending_events(tenant_id, contact_id, ordinal)
+def send_pending_events(ctx: TenantContext, contact_id: str, ordinal: int) -> None:
+    pending = store.pending_events(ctx.tenant_id, contact_id, ordinal)
     if not pending:
         return
-    queues.send_messages(MEMBERSHIP_EVENTS_QUEUE, pending)
-    store.forget_events(tenant_id, contact_id, ordinal, [event["id"] for event in pending])
+    ctx.ports.queues.send(MEMBERSHIP_EVENTS_QUEUE, pending)
+    store.forget_events(ctx.tenant_id, contact_id, ordinal, [event["id"] for event in pending])

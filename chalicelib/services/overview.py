@@ -18,7 +18,7 @@ from chalicelib.domain.contacts import SHARDS
 from chalicelib.domain.criteria import CONTACT_FIELDS, contact_value, typed_value
 from chalicelib.domain.errors import ValidationFailed
 from chalicelib.domain.values import whole_number
-from chalicelib.services.principal import Principal
+from chalicelib.services.context import TenantContext
 from chalicelib.storage import catalog
 from chalicelib.storage import contacts as contact_store
 
@@ -32,7 +32,7 @@ class _Facet:
     name: str
     kind: str  # "tags", "group" or an attribute type
     attribute: str | None = None
-    counts: Counter = field(default_factory=Counter)
+    counts: Counter[Any] = field(default_factory=Counter)
     spelling: dict[Any, str] = field(default_factory=dict)
     missing: int = 0
 
@@ -46,7 +46,7 @@ class _Facet:
             else:
                 self.missing += 1
         else:
-            raw = contact_value(contact, self.attribute)
+            raw = contact_value(contact, self.attribute or self.name)
             value = typed_value(raw, self.kind)
             if value is None:
                 self.missing += 1
@@ -102,8 +102,8 @@ def _facets(names: list[str], types: dict[str, str]) -> list[_Facet]:
     return facets
 
 
-def overview(principal: Principal, query: dict[str, str]) -> dict[str, Any]:
-    tenant_id = principal.tenant_id
+def overview(ctx: TenantContext, query: dict[str, str]) -> dict[str, Any]:
+    tenant_id = ctx.tenant_id
     names = list(dict.fromkeys(part.strip() for part in query.get("facets", "tags,group").split(",") if part.strip()))
     if not 1 <= len(names) <= MAX_FACETS:
         raise ValidationFailed("facets", f"facets lists 1 to {MAX_FACETS} facets, comma-separated.")

@@ -20,8 +20,8 @@ from chalicelib.domain.contacts import Contact
 from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.values import whole_number
 from chalicelib.services.contacts import resolve
+from chalicelib.services.context import TenantContext
 from chalicelib.services.engagements import targeting
-from chalicelib.services.principal import Principal
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import engagements as engagement_store
 from chalicelib.storage import triggers as trigger_store
@@ -70,11 +70,13 @@ PORTAL_CHALLENGES_SCHEMA = _items_of(
 )
 
 
-def issue_token(principal: Principal, reference: str, expires_in: str | None, clock: Clock = system_clock) -> dict:
-    contact = resolve(principal.tenant_id, reference)
+def issue_token(
+    ctx: TenantContext, reference: str, expires_in: str | None, clock: Clock = system_clock
+) -> dict[str, str]:
+    contact = resolve(ctx.tenant_id, reference)
     seconds = DEFAULT_LIFETIME.total_seconds() if expires_in is None else _lifetime(expires_in)
     expires = clock() + timedelta(seconds=seconds)
-    payload = {"t": principal.tenant_id, "c": contact.id, "exp": int(expires.timestamp())}
+    payload = {"t": ctx.tenant_id, "c": contact.id, "exp": int(expires.timestamp())}
     token = tokens.seal(payload, purpose=tokens.PORTAL, secret=get_config().secret)
     return {"token": token, "expires_at": to_rfc3339(expires)}
 
@@ -84,20 +86,20 @@ def _lifetime(text: str) -> float:
     return float(whole_number(text, "expires_in", low, high))
 
 
-def _whose(principal: Principal) -> tuple[str, Contact]:
-    """The tenant and the contact a portal principal stands for."""
-    assert principal.tenant_id is not None and principal.contact_id is not None
-    contact = contact_store.get_contact(principal.tenant_id, principal.contact_id)
+def _whose(ctx: TenantContext) -> tuple[str, Contact]:
+    """The tenant and the contact a portal token stands for."""
+    contact_id = ctx.principal.contact_id if ctx.principal else None
+    contact = contact_store.get_contact(ctx.tenant_id, contact_id) if contact_id else None
     if contact is None:
         raise Unauthorized("The portal token's contact no longer exists.")
-    return principal.tenant_id, contact
+    return ctx.tenant_id, contact
 
 
-def announcements(principal: Principal, clock: Clock = system_clock) -> dict[str, Any]:
+def announcements(ctx: TenantContext, clock: Clock = system_clock) -> dict[str, Any]:
     """Those of the contact's segments, and those a trigger's ``announce`` action gave the contact."""
-    tenant_id, contact = _whose(principal)
+    tenant_id, contact = _whose(ctx)
     every = engagement_store.all_of(tenant_id, rules.ANNOUNCEMENT)
-    found = targeting(tenant_id, contact, every, clock)
+    found = targeting(ctx, contact, every, clock)
     given = trigger_store.personal_announcements(tenant_id, contact.id, contact.ordinal)
     now = clock()
     found += [
@@ -116,9 +118,9 @@ def announcements(principal: Principal, clock: Clock = system_clock) -> dict[str
     }
 
 
-def challenges(principal: Principal, clock: Clock = system_clock) -> dict[str, Any]:
-    tenant_id, contact = _whose(principal)
-    found = targeting(tenant_id, contact, engagement_store.all_of(tenant_id, rules.CHALLENGE), clock)
+def challenges(ctx: TenantContext, clock: Clock = system_clock) -> dict[str, Any]:
+    tenant_id, contact = _whose(ctx)
+    found = targeting(ctx, contact, engagement_store.all_of(tenant_id, rules.CHALLENGE), clock)
     events = contact_store.read_contact(tenant_id, contact.id)[1] if found else []
     items = []
     for challenge in sorted(found, key=lambda c: c.ends_at):

@@ -38,14 +38,16 @@ from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.contacts import SHARDS, contact_id_for
 from chalicelib.domain.templates import Rendered, RenderFailed, Templates, render
 from chalicelib.logs import logger
+from chalicelib.ports.messages import BuildAudience, SendBatch
+from chalicelib.ports.queues import SendFailed
 from chalicelib.resources import SEND_QUEUE
 from chalicelib.services.contacts import contact_view
+from chalicelib.services.context import TenantContext
 from chalicelib.services.tenants import cached_settings
 from chalicelib.storage import campaigns as store
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import mailer
-from chalicelib.storage import segments as segment_store
-from chalicelib.storage.queues import SendFailed, send_messages
+from chalicelib.storage.queues import send_messages
 
 UNSUBSCRIBE_PURPOSE = "unsubscribe"
 INERT_UNSUBSCRIBE_PURPOSE = "unsubscribe-preview"
@@ -76,7 +78,7 @@ def unsubscribe_url(tenant_id: str, campaign_id: str | None, email: str, *, iner
 
 def start(tenant_id: str, campaign_id: str, allowed: set[str], clock: Clock = system_clock) -> bool:
     """Move to ``sending`` and queue the audience of every shard; False if the campaign was not in ``allowed``."""
-    started = {
+    started: dict[str, Any] = {
         "started_at": to_rfc3339(clock()),
         "shards_done": 0,
         "batches_total": 0,
@@ -86,7 +88,7 @@ def start(tenant_id: str, campaign_id: str, allowed: set[str], clock: Clock = sy
     if not store.change_status(tenant_id, campaign_id, allowed, rules.SENDING, **started):
         return False
     messages = [
-        {"kind": "audience", "tenant_id": tenant_id, "campaign_id": campaign_id, "shard": s} for s in range(SHARDS)
+        BuildAudience(kind="audience", tenant_id=tenant_id, campaign_id=campaign_id, shard=s) for s in range(SHARDS)
     ]
     try:
         send_messages(SEND_QUEUE, messages)
@@ -99,15 +101,15 @@ def start(tenant_id: str, campaign_id: str, allowed: set[str], clock: Clock = sy
     return True
 
 
-def _batch_message(tenant_id: str, campaign_id: str, batch: Batch, attempt: int = 0) -> dict[str, Any]:
-    return {
-        "kind": "batch",
-        "tenant_id": tenant_id,
-        "campaign_id": campaign_id,
-        "batch": batch.key,
-        "recipients": batch.recipients,
-        "attempt": attempt,
-    }
+def _batch_message(tenant_id: str, campaign_id: str, batch: Batch, attempt: int = 0) -> SendBatch:
+    return SendBatch(
+        kind="batch",
+        tenant_id=tenant_id,
+        campaign_id=campaign_id,
+        batch=batch.key,
+        recipients=[list(recipient) for recipient in batch.recipients],
+        attempt=attempt,
+    )
 
 
 def resume(tenant_id: str, campaign_id: str) -> bool:
@@ -122,12 +124,14 @@ def resume(tenant_id: str, campaign_id: str) -> bool:
 # --- the audience of one shard -------------------------------------------------------------------------
 
 
-def _shard_audience(tenant_id: str, campaign: Campaign, shard: int) -> list[tuple[str, str]]:
+def _shard_audience(ctx: TenantContext, campaign: Campaign, shard: int) -> list[tuple[str, str]]:
+    tenant_id = ctx.tenant_id
+
     def members(segment_id: str) -> list[int]:
-        segment = segment_store.get(tenant_id, segment_id)
+        segment = ctx.ports.segments.get(segment_id)
         if segment is None or segment.generation is None:
             raise RuntimeError(f"segment {segment_id} has no published membership")
-        return sorted(segment_store.shard_members(tenant_id, segment_id, segment.generation, shard))
+        return sorted(ctx.ports.segments.shard_members(segment_id, segment.generation, shard))
 
     ordinals = rules.audience_ordinals(
         [np.asarray(members(s), dtype=np.int64) for s in campaign.segments],
@@ -140,9 +144,10 @@ def _shard_audience(tenant_id: str, campaign: Campaign, shard: int) -> list[tupl
     return rules.unique_addresses((i, found[i].email) for i in ids if i in found and found[i].email)
 
 
-def build_audience(tenant_id: str, campaign_id: str, shard: int, clock: Clock = system_clock) -> None:
+def build_audience(ctx: TenantContext, campaign_id: str, shard: int, clock: Clock = system_clock) -> None:
     """Build one shard's snapshot under a lease (each attempt its own build id: two concurrent deliveries of
     the message never write together; a crashed attempt's lease has run out before SQS redelivers it)."""
+    tenant_id = ctx.tenant_id
     build_id = uuid.uuid4().hex
     campaign = store.get(tenant_id, campaign_id)
     if campaign is None or campaign.status in rules.FINISHED:
@@ -153,7 +158,7 @@ def build_audience(tenant_id: str, campaign_id: str, shard: int, clock: Clock = 
         raise AudienceBusy(f"shard {shard} of {campaign_id} is being built by another delivery")
     if state == "acquired":
         try:
-            recipients = _shard_audience(tenant_id, campaign, shard)
+            recipients = _shard_audience(ctx, campaign, shard)
         except RuntimeError as problem:
             store.change_status(tenant_id, campaign_id, {rules.SENDING, rules.PAUSED}, rules.FAILED, str(problem))
             return
@@ -227,12 +232,13 @@ def send_batch(
 
     rate = int(settings["send_rate_per_second"])
     to_mail = sum(1 for c in claims if c.state == rules.CLAIMED)
-    first_slot = None
+    first_slot = 0
     if to_mail:
-        first_slot = store.reserve_send_slots(tenant_id, to_mail, rate, int(now.timestamp() * 1000), MAX_AHEAD_MS)
-        if first_slot is None:
+        reserved = store.reserve_send_slots(tenant_id, to_mail, rate, int(now.timestamp() * 1000), MAX_AHEAD_MS)
+        if reserved is None:
             _requeue(message, delay=RATE_WAIT_SECONDS)
             return BatchResult(requeued=True)
+        first_slot = reserved
     try:
         landed = store.claim(tenant_id, campaign_id, message_id, claims, ledgers, to_rfc3339(now))
     except NotSending:

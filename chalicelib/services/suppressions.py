@@ -22,8 +22,8 @@ from chalicelib.domain.emails import is_valid_email
 from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed
 from chalicelib.domain.validation import validate
 from chalicelib.logs import logger
+from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
-from chalicelib.services.principal import Principal
 from chalicelib.services.sending import INERT_UNSUBSCRIBE_PURPOSE, UNSUBSCRIBE_PURPOSE
 from chalicelib.storage import campaigns as store
 
@@ -64,8 +64,8 @@ def _address(value: str, field: str) -> str:
     return address
 
 
-def list_suppressions(principal: Principal, limit_: int, cursor: str | None) -> dict[str, Any]:
-    tenant_id = principal.tenant_id
+def list_suppressions(ctx: TenantContext, limit_: int, cursor: str | None) -> dict[str, Any]:
+    tenant_id = ctx.tenant_id
     return page(
         f"suppressions:{tenant_id}",
         cursor,
@@ -74,25 +74,25 @@ def list_suppressions(principal: Principal, limit_: int, cursor: str | None) -> 
     )
 
 
-def add_suppression(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+def add_suppression(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, ADD_SUPPRESSION_SCHEMA)
     address = _address(body["email"], "email")
-    store.suppress(principal.tenant_id, Suppression(address, "manual", to_rfc3339(clock())))
-    found = store.get_suppression(principal.tenant_id, address)
+    store.suppress(ctx.tenant_id, Suppression(address, "manual", to_rfc3339(clock())))
+    found = store.get_suppression(ctx.tenant_id, address)
     assert found is not None
     return suppression_view(found)
 
 
-def remove_suppression(principal: Principal, email: str) -> None:
+def remove_suppression(ctx: TenantContext, email: str) -> None:
     address = email.strip().lower()
-    found = store.get_suppression(principal.tenant_id, address)
+    found = store.get_suppression(ctx.tenant_id, address)
     if found is None:
         raise NotFound(f"{address} is not suppressed.", {"field": "email"})
     if found.reason == "unsubscribed":
         raise Conflict(
             f"{address} unsubscribed; only they can subscribe again.", {"field": "email", "reason": found.reason}
         )
-    store.unsuppress(principal.tenant_id, address)
+    store.unsuppress(ctx.tenant_id, address)
 
 
 # --- unsubscribe links ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from chalicelib.domain.catalog import AlreadyExists, Tag
@@ -14,13 +15,14 @@ from chalicelib.domain.errors import (
     UnknownTags,
     ValidationFailed,
 )
+from chalicelib.domain.jobs import Job
 from chalicelib.domain.tags import CREATE_TAG_SCHEMA, PATCH_TAG_SCHEMA, normalise_tag
 from chalicelib.domain.validation import validate
 from chalicelib.services import dependents, jobs
 from chalicelib.services.changes import change_message, publish
 from chalicelib.services.contacts import apply_changes, rewrite_contact
+from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
-from chalicelib.services.principal import Principal
 from chalicelib.storage import catalog
 from chalicelib.storage import contacts as store
 
@@ -37,16 +39,16 @@ BULK_SCHEMA: dict[str, Any] = {
 }
 
 
-def _view(tenant_id: str, tag: Tag, with_usage: bool = False) -> dict[str, Any]:
-    view = {
+def _view(ctx: TenantContext, tag: Tag, with_usage: bool = False) -> dict[str, Any]:
+    view: dict[str, Any] = {
         "name": tag.name,
         "description": tag.description,
-        "contact_count": store.count_tag(tenant_id, tag.name),
+        "contact_count": store.count_tag(ctx.tenant_id, tag.name),
         "created_at": tag.created_at,
         "status": "deleting" if tag.deleting else "active",
     }
     if with_usage:
-        view["used_by"] = dependents.find("tag", tenant_id, tag.name)
+        view["used_by"] = dependents.find("tag", ctx, tag.name)
     return view
 
 
@@ -57,49 +59,49 @@ def _require(tenant_id: str, name: str, field: str = "name") -> Tag:
     return tag
 
 
-def create_tag(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+def create_tag(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, CREATE_TAG_SCHEMA)
     tag = Tag(normalise_tag(body["name"], "name"), body.get("description"), to_rfc3339(clock()))
     try:
-        catalog.create_tag(principal.tenant_id, tag)
+        catalog.create_tag(ctx.tenant_id, tag)
     except AlreadyExists:
         raise Conflict(f"Tag {tag.name} already exists (names are case-insensitive).", {"field": "name"}) from None
-    return _view(principal.tenant_id, tag)
+    return _view(ctx, tag)
 
 
-def get_tag(principal: Principal, name: str) -> dict[str, Any]:
-    return _view(principal.tenant_id, _require(principal.tenant_id, name), with_usage=True)
+def get_tag(ctx: TenantContext, name: str) -> dict[str, Any]:
+    return _view(ctx, _require(ctx.tenant_id, name), with_usage=True)
 
 
-def list_tags(principal: Principal, limit: int, cursor: str | None) -> dict[str, Any]:
-    tenant_id = principal.tenant_id
+def list_tags(ctx: TenantContext, limit: int, cursor: str | None) -> dict[str, Any]:
+    tenant_id = ctx.tenant_id
     return page(
         f"tags:{tenant_id}",
         cursor,
         lambda start: catalog.list_tags(tenant_id, limit, start),
-        lambda t: _view(tenant_id, t),
+        lambda t: _view(ctx, t),
     )
 
 
-def update_tag(principal: Principal, name: str, body: Any) -> dict[str, Any]:
+def update_tag(ctx: TenantContext, name: str, body: Any) -> dict[str, Any]:
     validate(body, PATCH_TAG_SCHEMA)
-    tag = _require(principal.tenant_id, name)
-    catalog.update_tag_description(principal.tenant_id, tag.name, body["description"])
-    return _view(principal.tenant_id, _require(principal.tenant_id, tag.name))
+    tag = _require(ctx.tenant_id, name)
+    catalog.update_tag_description(ctx.tenant_id, tag.name, body["description"])
+    return _view(ctx, _require(ctx.tenant_id, tag.name))
 
 
-def delete_tag(principal: Principal, name: str, confirm: bool) -> dict[str, Any] | None:
+def delete_tag(ctx: TenantContext, name: str, confirm: bool) -> dict[str, Any] | None:
     """Delete a tag. Asks for confirmation when segments use it or contacts carry it.
 
     Confirmed: the tag stops being usable at once; contacts lose it (as a job when
     there are any), then the tag goes.
     """
-    tenant_id = principal.tenant_id
+    tenant_id = ctx.tenant_id
     tag = _require(tenant_id, name)
     carriers = store.count_tag(tenant_id, tag.name)
-    dependents.review("tag", tenant_id, tag.name, f"tag {tag.name}", confirm, impact={"contact_count": carriers})
+    dependents.review("tag", ctx, tag.name, f"tag {tag.name}", confirm, impact={"contact_count": carriers})
     catalog.mark_tag_deleting(tenant_id, tag.name)
-    dependents.release("tag", tenant_id, tag.name, f"tag {tag.name} was deleted")
+    dependents.release("tag", ctx, tag.name, f"tag {tag.name} was deleted")
     ordinals = sorted(store.tag_ordinals(tenant_id, tag.name))
     if not ordinals:
         catalog.delete_tag(tenant_id, tag.name)
@@ -108,16 +110,16 @@ def delete_tag(principal: Principal, name: str, confirm: bool) -> dict[str, Any]
         {"tag": tag.name, "contact_ids": store.contact_ids_for(ordinals[i : i + JOB_CHUNK]), "add": False}
         for i in range(0, len(ordinals), JOB_CHUNK)
     ]
-    return jobs.start_job(tenant_id, "tag_delete", chunks, total=len(ordinals), detail={"tag": tag.name})
+    return jobs.start_job(ctx, "tag_delete", chunks, total=len(ordinals), detail={"tag": tag.name})
 
 
-def _finish_tag_delete(tenant_id: str, job: jobs.Job) -> None:
-    catalog.delete_tag(tenant_id, job.detail["tag"])
+def _finish_tag_delete(ctx: TenantContext, job: Job) -> None:
+    catalog.delete_tag(ctx.tenant_id, job.detail["tag"])
 
 
-def bulk_tag(principal: Principal, name: str, body: Any, add: bool) -> tuple[int, dict[str, Any]]:
+def bulk_tag(ctx: TenantContext, name: str, body: Any, add: bool) -> tuple[int, dict[str, Any]]:
     """Tag (or untag) up to 10,000 contacts. Returns (status, body): 200 inline or 202 with a job."""
-    tenant_id = principal.tenant_id
+    tenant_id = ctx.tenant_id
     if isinstance(body, dict) and isinstance(body.get("contact_ids"), list) and len(body["contact_ids"]) > MAX_BULK:
         raise LimitExceeded("contact_ids", f"At most {MAX_BULK} contacts a request.", limit=MAX_BULK)
     validate(body, BULK_SCHEMA)
@@ -135,7 +137,7 @@ def bulk_tag(principal: Principal, name: str, body: Any, add: bool) -> tuple[int
         for i in range(0, len(contact_ids), JOB_CHUNK)
     ]
     kind = "bulk_tag" if add else "bulk_untag"
-    return 202, jobs.start_job(tenant_id, kind, chunks, total=len(contact_ids), detail={"tag": tag_name})
+    return 202, jobs.start_job(ctx, kind, chunks, total=len(contact_ids), detail={"tag": tag_name})
 
 
 def _require_contacts(tenant_id: str, contact_ids: list[str]) -> None:
@@ -167,9 +169,10 @@ def retag(tenant_id: str, tag: str, contact_ids: list[str], add: bool, source: s
         except StaleContact:
             # someone changed one of these meanwhile: redo them one by one
             for before, _ in batch:
+                assert before is not None  # retagging changes contacts that exist
                 old, new = rewrite_contact(
                     tenant_id,
-                    lambda contact_id=before.id: store.get_contact(tenant_id, contact_id),
+                    partial(store.get_contact, tenant_id, before.id),
                     lambda contact, now: _toggled(contact, tag, add, now),
                     "tags",
                     source,
@@ -186,11 +189,13 @@ def _toggled(contact: Contact, tag: str, add: bool, now: str) -> Contact:
     return apply_changes(contact, ContactChanges(), [tag] if add else [], [] if add else [tag], now)
 
 
-def _retag_chunk(tenant_id: str, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-    counts = retag(tenant_id, payload["tag"], payload["contact_ids"], payload["add"], source=f"job:{job_id}")
+def _retag_chunk(ctx: TenantContext, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    counts = retag(ctx.tenant_id, payload["tag"], payload["contact_ids"], payload["add"], source=f"job:{job_id}")
     return {"counts": {"updated": counts["changed"], "unchanged": counts["unchanged"] + counts["missing"]}}
 
 
-jobs.register_worker("bulk_tag", _retag_chunk)
-jobs.register_worker("bulk_untag", _retag_chunk)
-jobs.register_worker("tag_delete", _retag_chunk, on_success=_finish_tag_delete)
+JOB_KINDS = {
+    "bulk_tag": jobs.JobKind(_retag_chunk),
+    "bulk_untag": jobs.JobKind(_retag_chunk),
+    "tag_delete": jobs.JobKind(_retag_chunk, on_success=_finish_tag_delete),
+}

@@ -22,8 +22,8 @@ from chalicelib.domain.tenants import (
 )
 from chalicelib.domain.validation import validate
 from chalicelib.logs import logger
+from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
-from chalicelib.services.principal import Principal
 from chalicelib.storage import tenants as store
 
 _WRITE_ATTEMPTS = 5
@@ -99,37 +99,37 @@ def update_tenant(tenant_id: str, body: Any) -> dict[str, Any]:
     raise Conflict("The tenant kept changing while this update was applied; try again.")
 
 
-def create_api_key(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+def create_api_key(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, CREATE_KEY_SCHEMA)
     key, secret, key_hash = _new_key(body["role"], body.get("name") or f"{body['role']} key", clock)
-    store.put_api_key(principal.tenant_id, key, key_hash)
+    store.put_api_key(ctx.tenant_id, key, key_hash)
     logger.info("api key created", extra={"key_id": key.id, "role": key.role})
     return _key_view(key) | {"key": secret}
 
 
-def list_api_keys(principal: Principal, limit: int, cursor: str | None) -> dict[str, Any]:
-    scope = f"api-keys:{principal.tenant_id}"
-    return page(scope, cursor, lambda start: store.list_api_keys(principal.tenant_id, limit, start), _key_view)
+def list_api_keys(ctx: TenantContext, limit: int, cursor: str | None) -> dict[str, Any]:
+    scope = f"api-keys:{ctx.tenant_id}"
+    return page(scope, cursor, lambda start: store.list_api_keys(ctx.tenant_id, limit, start), _key_view)
 
 
-def delete_api_key(principal: Principal, key_id: str) -> None:
-    found = store.get_api_key(principal.tenant_id, key_id)
+def delete_api_key(ctx: TenantContext, key_id: str) -> None:
+    found = store.get_api_key(ctx.tenant_id, key_id)
     if found is None:
         raise NotFound(f"API key {key_id} does not exist.", {"field": "id"})
     key, key_hash = found
-    if key.role == "admin" and store.admin_key_ids(principal.tenant_id) == [key_id]:
+    if key.role == "admin" and store.admin_key_ids(ctx.tenant_id) == [key_id]:
         raise Conflict("This is the tenant's last admin key; create another admin key before deleting it.")
-    store.delete_api_key(principal.tenant_id, key_id, key_hash)
+    store.delete_api_key(ctx.tenant_id, key_id, key_hash)
     logger.info("api key deleted", extra={"key_id": key_id})
 
 
-def get_settings(principal: Principal) -> dict[str, Any]:
-    return settings_rules.effective(_require_tenant(principal.tenant_id).settings)
+def get_settings(ctx: TenantContext) -> dict[str, Any]:
+    return settings_rules.effective(_require_tenant(ctx.tenant_id).settings)
 
 
-def update_settings(principal: Principal, patch: Any) -> dict[str, Any]:
+def update_settings(ctx: TenantContext, patch: Any) -> dict[str, Any]:
     for _ in range(_WRITE_ATTEMPTS):
-        tenant = _require_tenant(principal.tenant_id)
+        tenant = _require_tenant(ctx.tenant_id)
         overrides = settings_rules.apply_patch(tenant.settings, patch)
         try:
             updated = store.save_tenant_fields(tenant, settings=overrides)

@@ -19,6 +19,7 @@ from chalicelib.domain import settings as settings_rules
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.errors import RateLimited
 from chalicelib.logs import logger
+from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
 from chalicelib.services.principal import Principal
 from chalicelib.storage import trail as store
@@ -26,12 +27,9 @@ from chalicelib.storage import trail as store
 
 def admit(principal: Principal, clock: Clock = system_clock) -> None:
     """Count the request against its key's rate; raise RateLimited when this second is used up."""
-    if principal.kind == "tenant":
-        key = principal.key_id or "unknown"
-    elif principal.kind == "portal":
-        key = f"portal:{principal.contact_id}"
-    else:
+    if principal.tenant_id is None:
         return  # the operator and anonymous routes (health, unsubscribe pages) are not tenant traffic
+    key = f"portal:{principal.contact_id}" if principal.kind == "portal" else principal.key_id or "unknown"
     limit = int((principal.settings or settings_rules.DEFAULTS)["requests_per_second"])
     now = clock()
     if not store.take_request(principal.tenant_id, key, int(now.timestamp()), limit):
@@ -53,8 +51,9 @@ def audit(
     if tenant_id is None:
         return
     now = clock()
+    at = to_rfc3339(now)
     entry = {
-        "at": to_rfc3339(now),
+        "at": at,
         "request_id": request_id,
         "action": action,
         "target": {**path_ids, **({"created": created} if created and action.startswith("POST") else {})},
@@ -63,15 +62,13 @@ def audit(
         else {"id": "operator", "name": "operator"},
     }
     try:
-        store.record(
-            tenant_id, entry["at"], request_id, entry, int((now + timedelta(days=store.AUDIT_KEPT_DAYS)).timestamp())
-        )
+        store.record(tenant_id, at, request_id, entry, int((now + timedelta(days=store.AUDIT_KEPT_DAYS)).timestamp()))
     except Exception:
         logger.exception("audit entry not recorded", extra={"action": action, "request_id": request_id})
 
 
-def audit_log(principal: Principal, limit: int, cursor: str | None) -> dict[str, Any]:
-    tenant_id = principal.tenant_id
+def audit_log(ctx: TenantContext, limit: int, cursor: str | None) -> dict[str, Any]:
+    tenant_id = ctx.tenant_id
     return page(f"audit:{tenant_id}", cursor, lambda start: store.page(tenant_id, limit, start))
 
 

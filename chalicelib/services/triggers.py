@@ -37,20 +37,20 @@ from chalicelib.domain.templates import RenderFailed, Templates, check_templates
 from chalicelib.domain.triggers import Run, StaleTrigger, Trigger
 from chalicelib.domain.validation import validate
 from chalicelib.logs import logger
+from chalicelib.ports.messages import TriggerRunBatch
 from chalicelib.resources import TRIGGER_RUNS_QUEUE
 from chalicelib.services import dependents, engagements, sending
 from chalicelib.services.campaigns import check_sender, template_attributes
 from chalicelib.services.contacts import contact_view, rewrite_contact
+from chalicelib.services.context import TenantContext
 from chalicelib.services.membership import segments_holding
 from chalicelib.services.paging import page
-from chalicelib.services.principal import Principal
 from chalicelib.services.segments import check_targets, criteria_vocabulary
 from chalicelib.services.tenants import cached_settings
 from chalicelib.storage import campaigns as campaign_store
 from chalicelib.storage import catalog, queues
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import engagements as engagement_store
-from chalicelib.storage import segments as segment_store
 from chalicelib.storage import triggers as store
 
 RUN_BATCH_SIZE = 100
@@ -157,7 +157,7 @@ def _require(tenant_id: str, trigger_id: str) -> Trigger:
 # --- declaring -----------------------------------------------------------------------------------------
 
 
-def _checked_actions(principal: Principal, actions: list[dict[str, Any]], tags: set[str]) -> list[dict[str, Any]]:
+def _checked_actions(ctx: TenantContext, actions: list[dict[str, Any]], tags: set[str]) -> list[dict[str, Any]]:
     rules.check_actions(actions)
     checked = []
     for index, action in enumerate(actions):
@@ -168,14 +168,14 @@ def _checked_actions(principal: Principal, actions: list[dict[str, Any]], tags: 
                 raise ValidationFailed(f"{field}.tag", f"Tag {action['tag']} does not exist.")
             checked.append(dict(action))
         elif kind == rules.SEND_EMAIL:
-            known = template_attributes(principal.tenant_id)
+            known = template_attributes(ctx.tenant_id)
             try:
                 templates = check_templates(action["subject"], action.get("html"), action.get("text"), known)
             except ValidationFailed as problem:
                 problem.details["field"] = f"{field}.{problem.details.get('field')}"
                 raise
             try:
-                sender = check_sender(principal, action.get("from"))
+                sender = check_sender(ctx, action.get("from"))
             except ValidationFailed as problem:
                 raise ValidationFailed(f"{field}.from", problem.message) from None
             checked.append(
@@ -190,10 +190,7 @@ def _checked_actions(principal: Principal, actions: list[dict[str, Any]], tags: 
         elif kind == rules.REWARD:
             checked.append({"type": kind, **engagement_rules.check_reward(action, field)})
         else:  # announce
-            if (
-                engagement_store.get(principal.tenant_id, engagement_rules.ANNOUNCEMENT, action["announcement_id"])
-                is None
-            ):
+            if engagement_store.get(ctx.tenant_id, engagement_rules.ANNOUNCEMENT, action["announcement_id"]) is None:
                 raise ValidationFailed(
                     f"{field}.announcement_id", f"Announcement {action['announcement_id']} does not exist."
                 )
@@ -201,19 +198,19 @@ def _checked_actions(principal: Principal, actions: list[dict[str, Any]], tags: 
     return checked
 
 
-def _checked(principal: Principal, fields: dict[str, Any], clock: Clock) -> dict[str, Any]:
+def _checked(ctx: TenantContext, fields: dict[str, Any], clock: Clock) -> dict[str, Any]:
     event = dict(fields["event"])
     rules.check_event_shape(event, clock())
     minimum = 1 if event["type"] in rules.NEEDS_SEGMENTS else 0
     event["segments"] = check_targets(
-        principal, "event.segments", event.get("segments") or [], owner="trigger", minimum=minimum
+        ctx, "event.segments", event.get("segments") or [], owner="trigger", minimum=minimum
     )
-    tags = catalog.usable_tag_names(principal.tenant_id)
+    tags = catalog.usable_tag_names(ctx.tenant_id)
     if event["type"] == rules.TAG_ADDED and event["tag"] not in tags:
         raise ValidationFailed("event.tag", f"Tag {event['tag']} does not exist.")
     conditions = fields.get("conditions")
     if conditions is not None:
-        conditions = check_criteria(conditions, criteria_vocabulary(principal), path="conditions").criteria
+        conditions = check_criteria(conditions, criteria_vocabulary(ctx), path="conditions").criteria
     next_run_at = None
     if event["type"] == rules.SCHEDULE:
         next_run_at = to_rfc3339(parse_schedule(event["expression"]).next_after(clock()))
@@ -222,57 +219,55 @@ def _checked(principal: Principal, fields: dict[str, Any], clock: Clock) -> dict
         "enabled": fields.get("enabled", True),
         "event": event,
         "conditions": conditions,
-        "actions": _checked_actions(principal, fields["actions"], tags),
+        "actions": _checked_actions(ctx, fields["actions"], tags),
         "next_run_at": next_run_at,
     }
 
 
-def create_trigger(principal: Principal, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+def create_trigger(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, CREATE_SCHEMA)
     now = to_rfc3339(clock())
-    trigger = Trigger(
-        id=new_id("trigger"), version=1, created_at=now, updated_at=now, **_checked(principal, body, clock)
-    )
-    store.create(principal.tenant_id, trigger)
+    trigger = Trigger(id=new_id("trigger"), version=1, created_at=now, updated_at=now, **_checked(ctx, body, clock))
+    store.create(ctx.tenant_id, trigger)
     return trigger_view(trigger)
 
 
-def get_trigger(principal: Principal, trigger_id: str) -> dict[str, Any]:
-    return trigger_view(_require(principal.tenant_id, trigger_id))
+def get_trigger(ctx: TenantContext, trigger_id: str) -> dict[str, Any]:
+    return trigger_view(_require(ctx.tenant_id, trigger_id))
 
 
-def list_triggers(principal: Principal, limit_: int, cursor: str | None) -> dict[str, Any]:
-    tenant_id = principal.tenant_id
+def list_triggers(ctx: TenantContext, limit_: int, cursor: str | None) -> dict[str, Any]:
+    tenant_id = ctx.tenant_id
     return page(f"triggers:{tenant_id}", cursor, lambda start: store.page(tenant_id, limit_, start), trigger_view)
 
 
-def update_trigger(principal: Principal, trigger_id: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+def update_trigger(ctx: TenantContext, trigger_id: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, PATCH_SCHEMA)
-    before = _require(principal.tenant_id, trigger_id)
+    before = _require(ctx.tenant_id, trigger_id)
     current = {k: v for k, v in trigger_view(before).items() if k in _FIELDS}
-    fields = _checked(principal, {**current, **body}, clock)
+    fields = _checked(ctx, {**current, **body}, clock)
     if before.status_reason and "enabled" not in body:
         fields["enabled"] = True  # it was disabled for want of a segment and has one again
     after = replace(before, **fields, status_reason=None, version=before.version + 1, updated_at=to_rfc3339(clock()))
     try:
-        store.save(principal.tenant_id, before, after)
+        store.save(ctx.tenant_id, before, after)
     except StaleTrigger:
         raise changed_meanwhile(f"Trigger {trigger_id}") from None
     return trigger_view(after)
 
 
-def delete_trigger(principal: Principal, trigger_id: str, confirm: bool = False) -> None:
-    trigger = _require(principal.tenant_id, trigger_id)
-    dependents.review("trigger", principal.tenant_id, trigger.id, f"trigger {trigger.name!r}", confirm)
+def delete_trigger(ctx: TenantContext, trigger_id: str, confirm: bool = False) -> None:
+    trigger = _require(ctx.tenant_id, trigger_id)
+    dependents.review("trigger", ctx, trigger.id, f"trigger {trigger.name!r}", confirm)
     try:
-        store.delete(principal.tenant_id, trigger)
+        store.delete(ctx.tenant_id, trigger)
     except StaleTrigger:
         raise changed_meanwhile(f"Trigger {trigger_id}") from None
-    dependents.release("trigger", principal.tenant_id, trigger.id, f"trigger {trigger.name!r} was deleted")
+    dependents.release("trigger", ctx, trigger.id, f"trigger {trigger.name!r} was deleted")
 
 
-def runs(principal: Principal, trigger_id: str, limit_: int, cursor: str | None) -> dict[str, Any]:
-    tenant_id = principal.tenant_id
+def runs(ctx: TenantContext, trigger_id: str, limit_: int, cursor: str | None) -> dict[str, Any]:
+    tenant_id = ctx.tenant_id
     trigger = _require(tenant_id, trigger_id)
     return page(
         f"trigger-runs:{tenant_id}:{trigger.id}",
@@ -292,7 +287,7 @@ def _events_run(trigger_id: str, now: datetime) -> Run:
     return Run(run_id, "events", to_rfc3339(day), None, None, 0)
 
 
-def on_contact_change(message: dict[str, Any], clock: Clock = system_clock) -> int:
+def on_contact_change(ctx: TenantContext, message: dict[str, Any], clock: Clock = system_clock) -> int:
     """Fire the contact.created / tag.added / event.received triggers a contact change matches."""
     occurrences = []
     common = {"contact_id": message["contact_id"], "depth": int(message.get("depth", 0)), "version": message["version"]}
@@ -302,10 +297,10 @@ def on_contact_change(message: dict[str, Any], clock: Clock = system_clock) -> i
         occurrences.append(rules.Occurrence(rules.TAG_ADDED, tags_added=tuple(message["tags_added"]), **common))
     if message.get("events"):
         occurrences.append(rules.Occurrence(rules.EVENT_RECEIVED, events=tuple(message["events"]), **common))
-    return _fire_all(message["tenant_id"], occurrences, clock) if occurrences else 0
+    return _fire_all(ctx, occurrences, clock) if occurrences else 0
 
 
-def on_membership_event(event: dict[str, Any], clock: Clock = system_clock) -> int:
+def on_membership_event(ctx: TenantContext, event: dict[str, Any], clock: Clock = system_clock) -> int:
     """Fire the segment.entered / segment.exited triggers of the event's segment."""
     occurrence = rules.Occurrence(
         event["type"],
@@ -314,15 +309,15 @@ def on_membership_event(event: dict[str, Any], clock: Clock = system_clock) -> i
         segment_id=event["segment_id"],
         event_id=event["id"],
     )
-    return _fire_all(event["tenant_id"], [occurrence], clock)
+    return _fire_all(ctx, [occurrence], clock)
 
 
-def _fire_all(tenant_id: str, occurrences: list[rules.Occurrence], clock: Clock) -> int:
+def _fire_all(ctx: TenantContext, occurrences: list[rules.Occurrence], clock: Clock) -> int:
     kinds = {o.type for o in occurrences}
-    triggers = [t for t in store.all_triggers(tenant_id) if t.enabled and t.event["type"] in kinds]
+    triggers = [t for t in store.all_triggers(ctx.tenant_id) if t.enabled and t.event["type"] in kinds]
     fired = 0
     for trigger in triggers:
-        context = _TriggerContext(tenant_id, trigger)
+        context = _TriggerContext(ctx, trigger)
         for occurrence in occurrences:
             for cause in rules.causes(trigger.event, occurrence):
                 fired += _fire(context, occurrence, cause, clock)
@@ -356,18 +351,18 @@ class _TriggerContext:
     """One trigger of one tenant, with what checking and applying it needs from the tenant read (and its
     conditions compiled) once per occurrence or run batch, not once per contact."""
 
-    def __init__(self, tenant_id: str, trigger: Trigger) -> None:
-        self.tenant_id, self.trigger = tenant_id, trigger
+    def __init__(self, tenant: TenantContext, trigger: Trigger) -> None:
+        self.tenant, self.tenant_id, self.trigger = tenant, tenant.tenant_id, trigger
 
     @cached_property
     def _conditions(self) -> CompiledCriteria | None:
         """None when a segment the conditions name is gone: then they cannot hold."""
         assert self.trigger.conditions is not None
-        segments = {s.id: s for s in segment_store.all_segments(self.tenant_id)}
+        segments = {s.id: s for s in self.tenant.segments}
         try:
             return compile_criteria(
                 self.trigger.conditions,
-                catalog.attribute_types(self.tenant_id),
+                self.tenant.attribute_types,
                 lambda i: segments[i].criteria if i in segments else None,
             )
         except BrokenReference:
@@ -398,7 +393,7 @@ def _apply(
     (a run's batch), reward lines are added there for the caller to write together."""
     tenant_id, trigger = context.tenant_id, context.trigger
     segment_ids = trigger.event.get("segments") or []
-    if filter_by_segments and segment_ids and not segments_holding(tenant_id, contact.ordinal, segment_ids):
+    if filter_by_segments and segment_ids and not segments_holding(context.tenant, contact.ordinal, segment_ids):
         return "skipped"
     if not context.meets_conditions(contact, events, now):
         return "skipped"
@@ -505,23 +500,24 @@ def _send_email(tenant_id: str, trigger: Trigger, action: dict[str, Any], contac
 # --- scheduled and manual runs -------------------------------------------------------------------------
 
 
-def _members(tenant_id: str, segment_ids: list[str]) -> list[int]:
+def _members(ctx: TenantContext, segment_ids: list[str]) -> list[int]:
     ordinals: set[int] = set()
     for segment_id in segment_ids:
-        segment = segment_store.get(tenant_id, segment_id)
+        segment = ctx.ports.segments.get(segment_id)
         if segment is not None and segment.generation is not None:
-            ordinals |= segment_store.members(tenant_id, segment_id, segment.generation)
+            ordinals |= ctx.ports.segments.members(segment_id, segment.generation)
     return sorted(ordinals)
 
 
-def _start_run(tenant_id: str, trigger: Trigger, kind: str, clock: Clock, run_id: str | None = None) -> Run:
+def _start_run(ctx: TenantContext, trigger: Trigger, kind: str, clock: Clock, run_id: str | None = None) -> Run:
     """Snapshot the members into batches, write the run, queue its batches. Given a ``run_id`` that exists
     already (a scheduled run started by a worker that stopped, or by another worker at the same minute),
     queue that run's batches again instead: a batch done before is skipped, so nothing runs twice."""
+    tenant_id = ctx.tenant_id
     run_id = run_id or new_id("run")
     existing = store.get_run(tenant_id, trigger.id, run_id)
     if existing is None:
-        ordinals = _members(tenant_id, trigger.event.get("segments") or [])
+        ordinals = _members(ctx, trigger.event.get("segments") or [])
         batches = [
             [contact_id_for(o) for o in ordinals[start : start + RUN_BATCH_SIZE]]
             for start in range(0, len(ordinals), RUN_BATCH_SIZE)
@@ -529,13 +525,13 @@ def _start_run(tenant_id: str, trigger: Trigger, kind: str, clock: Clock, run_id
         now = to_rfc3339(clock())
         run = Run(run_id, kind, now, None if batches else now, len(batches), 0)
         if not store.start_run(tenant_id, trigger.id, run, batches):
-            return _start_run(tenant_id, trigger, kind, clock, run_id)  # another worker wrote it first
+            return _start_run(ctx, trigger, kind, clock, run_id)  # another worker wrote it first
     else:
         run = existing
     total = run.batches_total or 0
     queues.send_messages(
         TRIGGER_RUNS_QUEUE,
-        [{"tenant_id": tenant_id, "trigger_id": trigger.id, "run_id": run.id, "batch": n} for n in range(total)],
+        [TriggerRunBatch(tenant_id=tenant_id, trigger_id=trigger.id, run_id=run.id, batch=n) for n in range(total)],
     )
     logger.info(
         "trigger run started",
@@ -544,8 +540,8 @@ def _start_run(tenant_id: str, trigger: Trigger, kind: str, clock: Clock, run_id
     return run
 
 
-def run_now(principal: Principal, trigger_id: str, clock: Clock = system_clock) -> dict[str, Any]:
-    trigger = _require(principal.tenant_id, trigger_id)
+def run_now(ctx: TenantContext, trigger_id: str, clock: Clock = system_clock) -> dict[str, Any]:
+    trigger = _require(ctx.tenant_id, trigger_id)
     if trigger.event["type"] != rules.SCHEDULE:
         raise Conflict(
             f"Trigger {trigger_id} fires on {trigger.event['type']}; only schedule triggers run on demand.",
@@ -553,11 +549,12 @@ def run_now(principal: Principal, trigger_id: str, clock: Clock = system_clock) 
         )
     if not trigger.enabled:
         raise Conflict(f"Trigger {trigger_id} is disabled; enable it first.", {"field": "enabled"})
-    return run_view(_start_run(principal.tenant_id, trigger, "manual", clock))
+    return run_view(_start_run(ctx, trigger, "manual", clock))
 
 
-def start_due(clock: Clock = system_clock) -> int:
-    """Start a run of every schedule trigger whose time has come (the minute schedule); each time once."""
+def start_due(context_for: Callable[[str], TenantContext], clock: Clock = system_clock) -> int:
+    """Start a run of every schedule trigger whose time has come (the minute schedule); each time once.
+    ``context_for`` makes the context of each tenant concerned."""
     started = 0
     now = clock()
     for tenant_id, trigger_id in store.due_scheduled(to_rfc3339(now)):
@@ -568,13 +565,13 @@ def start_due(clock: Clock = system_clock) -> int:
         # schedule on leaves a run the next minute finds (and queues again) rather than starts twice
         due_at = trigger.next_run_at
         due_ms = int(parse_rfc3339(due_at).timestamp() * 1000)
-        _start_run(tenant_id, trigger, "schedule", clock, stable_id("run", at_ms=due_ms, seed=trigger.id))
+        _start_run(context_for(tenant_id), trigger, "schedule", clock, stable_id("run", at_ms=due_ms, seed=trigger.id))
         upcoming = parse_schedule(trigger.event["expression"]).next_after(max(now, parse_rfc3339(due_at)))
         started += store.advance_schedule(tenant_id, trigger, to_rfc3339(upcoming))
     return started
 
 
-def run_batch(message: dict[str, Any], clock: Clock = system_clock) -> dict[str, int]:
+def run_batch(ctx: TenantContext, message: dict[str, Any], clock: Clock = system_clock) -> dict[str, int]:
     """Apply a run's trigger to one batch of its contacts; counted once, however often delivered."""
     tenant_id, trigger_id, run_id, number = (message[k] for k in ("tenant_id", "trigger_id", "run_id", "batch"))
     contact_ids, done = store.batch_contacts(tenant_id, trigger_id, run_id, number)
@@ -587,7 +584,7 @@ def run_batch(message: dict[str, Any], clock: Clock = system_clock) -> dict[str,
         counts["skipped"] = len(contact_ids)
     else:
         now = clock()
-        context = _TriggerContext(tenant_id, trigger)
+        context = _TriggerContext(ctx, trigger)
         contacts = contact_store.get_contacts(tenant_id, contact_ids)
         rewards: list[tuple[int, Reward]] = []
         for contact_id in contact_ids:
@@ -648,11 +645,11 @@ def _using_segment(tenant_id: str, segment_id: str) -> list[Trigger]:
     return [t for t in store.all_triggers(tenant_id) if segment_id in (t.event.get("segments") or [])]
 
 
-def _segment_dependents(tenant_id: str, segment_id: str) -> list[dict[str, Any]]:
-    return _summaries(_using_segment(tenant_id, segment_id))
+def _segment_dependents(ctx: TenantContext, segment_id: str) -> list[dict[str, Any]]:
+    return _summaries(_using_segment(ctx.tenant_id, segment_id))
 
 
-def _release_segment(tenant_id: str, segment_id: str, reason: str) -> None:
+def _release_segment(ctx: TenantContext, segment_id: str, reason: str) -> None:
     """Drop the deleted segment; a trigger left without the segments it needs is disabled and says why."""
 
     def change(trigger: Trigger) -> Trigger:
@@ -661,7 +658,7 @@ def _release_segment(tenant_id: str, segment_id: str, reason: str) -> None:
         why = f"{reason}; choose a segment to enable it again"
         return _released(trigger, unusable, why, event={**trigger.event, "segments": left})
 
-    _save_each(tenant_id, lambda: _using_segment(tenant_id, segment_id), change)
+    _save_each(ctx.tenant_id, lambda: _using_segment(ctx.tenant_id, segment_id), change)
 
 
 def _using_tag(tenant_id: str, tag: str) -> list[Trigger]:
@@ -671,11 +668,11 @@ def _using_tag(tenant_id: str, tag: str) -> list[Trigger]:
     ]  # fmt: skip
 
 
-def _tag_dependents(tenant_id: str, tag: str) -> list[dict[str, Any]]:
-    return _summaries(_using_tag(tenant_id, tag))
+def _tag_dependents(ctx: TenantContext, tag: str) -> list[dict[str, Any]]:
+    return _summaries(_using_tag(ctx.tenant_id, tag))
 
 
-def _release_tag(tenant_id: str, tag: str, reason: str) -> None:
+def _release_tag(ctx: TenantContext, tag: str, reason: str) -> None:
     """Drop the actions on the deleted tag; a tag.added trigger on it, or one left without actions, is disabled."""
 
     def change(trigger: Trigger) -> Trigger:
@@ -684,7 +681,7 @@ def _release_tag(tenant_id: str, tag: str, reason: str) -> None:
         why = f"{reason}; edit the trigger to enable it again"
         return _released(trigger, unusable, why, actions=actions or trigger.actions)
 
-    _save_each(tenant_id, lambda: _using_tag(tenant_id, tag), change)
+    _save_each(ctx.tenant_id, lambda: _using_tag(ctx.tenant_id, tag), change)
 
 
 def _announcing(tenant_id: str, announcement_id: str) -> list[Trigger]:
@@ -694,11 +691,11 @@ def _announcing(tenant_id: str, announcement_id: str) -> list[Trigger]:
     ]  # fmt: skip
 
 
-def _announcement_dependents(tenant_id: str, announcement_id: str) -> list[dict[str, Any]]:
-    return _summaries(_announcing(tenant_id, announcement_id))
+def _announcement_dependents(ctx: TenantContext, announcement_id: str) -> list[dict[str, Any]]:
+    return _summaries(_announcing(ctx.tenant_id, announcement_id))
 
 
-def _release_announcement(tenant_id: str, announcement_id: str, reason: str) -> None:
+def _release_announcement(ctx: TenantContext, announcement_id: str, reason: str) -> None:
     """Drop the announce actions of the deleted announcement; a trigger left without actions is disabled."""
 
     def change(trigger: Trigger) -> Trigger:
@@ -706,9 +703,12 @@ def _release_announcement(tenant_id: str, announcement_id: str, reason: str) -> 
         why = f"{reason}; edit the trigger to enable it again"
         return _released(trigger, not actions, why, actions=actions or trigger.actions)
 
-    _save_each(tenant_id, lambda: _announcing(tenant_id, announcement_id), change)
+    _save_each(ctx.tenant_id, lambda: _announcing(ctx.tenant_id, announcement_id), change)
 
 
-dependents.register("segment", _segment_dependents, _release_segment)
-dependents.register("tag", _tag_dependents, _release_tag)
-dependents.register("announcement", _announcement_dependents, _release_announcement)
+DEPENDENTS: list[dependents.Registration] = [
+    ("segment", _segment_dependents, _release_segment),
+    ("tag", _tag_dependents, _release_tag),
+    ("announcement", _announcement_dependents, _release_announcement),
+]
+"""What triggers depend on (registered by chalicelib/composition.py)."""

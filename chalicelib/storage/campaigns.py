@@ -28,6 +28,7 @@ from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.campaigns import (
@@ -48,8 +49,8 @@ from chalicelib.domain.campaigns import (
     Suppression,
 )
 from chalicelib.domain.contacts import ordinal_of, shard_of
-from chalicelib.storage.contacts import ContactItem, _contact, shard_pk
-from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection
+from chalicelib.storage.contacts import ContactItem, contact_from_item
+from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection, shard_pk
 from chalicelib.storage.tenants import tenant_pk
 
 SCHEDULED_INDEX = "CAMPAIGNS#SCHEDULED"
@@ -244,7 +245,7 @@ def delete(tenant_id: str, campaign: Campaign) -> None:
 def due_scheduled(before: str) -> list[tuple[str, str]]:
     """(tenant, campaign) of scheduled campaigns whose send_at ≤ ``before`` (RFC 3339, so text order is time order)."""
     return [
-        tuple(item.gsi1sk.split("#")[1:3])  # type: ignore[misc]
+        (item.gsi1sk.split("#")[1], item.gsi1sk.split("#")[2])
         for item in CampaignItem.gsi1.query(SCHEDULED_INDEX, CampaignItem.gsi1sk <= f"{before}#~")
     ]
 
@@ -255,7 +256,7 @@ def change_status(
     """Move to ``status`` if the campaign is in one of ``allowed``; False if it was not."""
     allowed = list(allowed)
     condition = CampaignItem.status.is_in(*allowed)
-    actions = [CampaignItem.status.set(status)]
+    actions: list[Action] = [CampaignItem.status.set(status)]
     actions.append(CampaignItem.status_reason.set(reason) if reason else CampaignItem.status_reason.remove())
     if status != SCHEDULED:
         actions += [CampaignItem.gsi1pk.remove(), CampaignItem.gsi1sk.remove()]
@@ -416,8 +417,7 @@ def claim(
                     ledger = ledgers_by_contact.get(c.contact_id)
                     if ledger is None or c.state != CLAIMED:
                         continue
-                    ordinal = ordinal_of(c.contact_id)
-                    item = LedgerItem(shard_pk(tenant_id, shard_of(ordinal)), f"ML#{c.contact_id}")
+                    item = LedgerItem(_ledger_pk(tenant_id, c.contact_id), f"ML#{c.contact_id}")
                     condition = (
                         LedgerItem.version == ledger.version if ledger.version else LedgerItem.pk.does_not_exist()
                     )
@@ -539,6 +539,12 @@ def _suppression_pk(tenant_id: str) -> str:
     return f"TENANT#{tenant_id}#SUPPRESSIONS"
 
 
+def _ledger_pk(tenant_id: str, contact_id: str) -> str:
+    ordinal = ordinal_of(contact_id)
+    assert ordinal is not None  # recipients are contacts
+    return shard_pk(tenant_id, shard_of(ordinal))
+
+
 def recipient_facts(tenant_id: str, recipients: list[tuple[str, str]]) -> RecipientFacts:
     """Contacts, suppressions and frequency ledgers of a batch's recipients (two BatchGetItem calls for 49)."""
     keys: list[tuple[str, str]] = []
@@ -553,7 +559,7 @@ def recipient_facts(tenant_id: str, recipients: list[tuple[str, str]]) -> Recipi
     for raw in batch_get_raw(keys):
         sk = raw["sk"]["S"]
         if sk.startswith("C#"):
-            contact = _contact(ContactItem.from_raw_data(raw))
+            contact = contact_from_item(ContactItem.from_raw_data(raw))
             facts.contacts[contact.id] = contact
         elif sk.startswith("E#"):
             facts.suppressions[raw["email"]["S"]] = raw["reason"]["S"]

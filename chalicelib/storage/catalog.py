@@ -69,7 +69,8 @@ def get_tag(tenant_id: str, name: str) -> Tag | None:
 
 def update_tag_description(tenant_id: str, name: str, description: str | None) -> None:
     item = TagItem(tenant_pk(tenant_id), f"TAG#{name}")
-    item.update(actions=[TagItem.description.set(description)], condition=TagItem.pk.exists())
+    change = TagItem.description.set(description) if description is not None else TagItem.description.remove()
+    item.update(actions=[change], condition=TagItem.pk.exists())
 
 
 def usable_tag_names(tenant_id: str) -> set[str]:
@@ -206,3 +207,19 @@ def register_attribute_type(tenant_id: str, name: str, kind: str) -> str:
         if error.cause_response_code != "ConditionalCheckFailedException":
             raise
         return AttributeTypeItem.get(tenant_pk(tenant_id), f"ATTR#{name}", consistent_read=True).type
+
+
+class CatalogTable:
+    """The CatalogReader port on DynamoDB, bound to one tenant."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+
+    def usable_tag_names(self) -> set[str]:
+        return usable_tag_names(self.tenant_id)
+
+    def usable_group_ids(self) -> set[str]:
+        return usable_group_ids(self.tenant_id)
+
+    def attribute_types(self) -> dict[str, str]:
+        return attribute_types(self.tenant_id)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -73,7 +73,7 @@ class ContactItem(MainTableModel):
     last_name = UnicodeAttribute(null=True)
     group_id = UnicodeAttribute(null=True)
     tags = UnicodeSetAttribute(null=True)
-    attributes = MapAttribute(null=True)
+    attributes: MapAttribute[str, Any] = MapAttribute(null=True)
     version = NumberAttribute()
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
@@ -88,7 +88,7 @@ class EventItem(MainTableModel):
     type = UnicodeAttribute()
     at = UnicodeAttribute()
     amount = NumberAttribute(null=True)
-    properties = MapAttribute(null=True)
+    properties: MapAttribute[str, Any] = MapAttribute(null=True)
     expires_at = NumberAttribute()
 
 
@@ -114,7 +114,7 @@ def _plain(value: Any) -> dict[str, Any]:
     return value.as_dict() if isinstance(value, MapAttribute) else dict(value or {})
 
 
-def _contact(item: ContactItem) -> Contact:
+def contact_from_item(item: ContactItem) -> Contact:
     return Contact(
         id=item.contact_id,
         ordinal=int(item.ordinal),
@@ -205,7 +205,7 @@ def _postings_of(contact: Contact | None) -> frozenset[str]:
 def write_contacts(
     tenant_id: str,
     changes: list[tuple[Contact | None, Contact | None]],
-    messages: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    messages: Sequence[Mapping[str, Any]] = (),
 ) -> None:
     """Apply (before, after) pairs in one transaction: create (None, c), update (b, a), delete (b, None),
     with the change ``messages`` that announce them written to the outbox in the same transaction.
@@ -227,7 +227,7 @@ _CONFLICT_ATTEMPTS = 8
 
 
 def _write_contacts_once(
-    tenant_id: str, changes: list[tuple[Contact | None, Contact | None]], messages: list[dict[str, Any]]
+    tenant_id: str, changes: list[tuple[Contact | None, Contact | None]], messages: Sequence[Mapping[str, Any]]
 ) -> None:
     added: list[tuple[str, int]] = []
     removed: list[tuple[str, int]] = []
@@ -240,11 +240,13 @@ def _write_contacts_once(
                         transaction.save(item, condition=ContactItem.pk.does_not_exist())
                     else:
                         transaction.save(item, condition=ContactItem.version == before.version)
-                else:
+                elif before is not None:
                     transaction.delete(_item(tenant_id, before), condition=ContactItem.version == before.version)
                 old_guards = _guard_keys(tenant_id, before) if before else {}
                 new_guards = _guard_keys(tenant_id, after) if after else {}
-                contact_id = (after or before).id
+                changed = after or before
+                assert changed is not None  # a change has a before or an after
+                contact_id = changed.id
                 for name, key in new_guards.items():
                     if old_guards.get(name) != key:
                         transaction.save(
@@ -254,7 +256,7 @@ def _write_contacts_once(
                     if new_guards.get(name) != key:
                         transaction.delete(GuardItem(*key), condition=GuardItem.contact_id == contact_id)
                 old_tags, new_tags = _postings_of(before), _postings_of(after)
-                ordinal = (after or before).ordinal
+                ordinal = changed.ordinal
                 added += [(tag, ordinal) for tag in new_tags - old_tags]
                 removed += [(tag, ordinal) for tag in old_tags - new_tags]
             _write_chunks(transaction, tenant_id, *_chunk_changes(added, removed))
@@ -294,18 +296,20 @@ def _operations(tenant_id: str, before: Contact | None, after: Contact | None) -
     old_guards = _guard_keys(tenant_id, before) if before else {}
     new_guards = _guard_keys(tenant_id, after) if after else {}
     guard_ops = len(set(old_guards.values()) ^ set(new_guards.values()))
-    ordinal = (after or before).ordinal  # type: ignore[union-attr]
+    changed = after or before
+    assert changed is not None  # a change has a before or an after
+    ordinal = changed.ordinal
     chunks = {(tag, ordinal // TAG_CHUNK_SIZE) for tag in _postings_of(before) ^ _postings_of(after)}
     return 2 + guard_ops, chunks
 
 
 def transaction_batches(
-    tenant_id: str, changes: list[tuple[Contact | None, Contact | None]]
+    tenant_id: str, changes: Sequence[tuple[Contact | None, Contact | None]]
 ) -> list[list[tuple[Contact | None, Contact | None]]]:
     """Group changes so each write_contacts transaction stays within DynamoDB's 100 operations."""
     batches: list[list[tuple[Contact | None, Contact | None]]] = []
     current: list[tuple[Contact | None, Contact | None]] = []
-    own_ops, chunks = 0, set()
+    own_ops, chunks = 0, set[tuple[str, int]]()
     for change in changes:
         ops, touched = _operations(tenant_id, *change)
         if current and own_ops + ops + 2 * len(chunks | touched) > TRANSACTION_OPERATIONS:
@@ -341,7 +345,7 @@ def get_contact(tenant_id: str, contact_id: str, consistent: bool = True) -> Con
         item = ContactItem.get(shard_pk(tenant_id, shard_of(ordinal)), f"C#{contact_id}", consistent_read=consistent)
     except ContactItem.DoesNotExist:
         return None
-    return _contact(item)
+    return contact_from_item(item)
 
 
 def find_contact_id(tenant_id: str, *, external_id: str | None = None, email: str | None = None) -> str | None:
@@ -363,7 +367,7 @@ def get_contacts(tenant_id: str, contact_ids: Iterable[str]) -> dict[str, Contac
         ordinal = ordinal_of(contact_id)
         if ordinal is not None:
             keys.append((shard_pk(tenant_id, shard_of(ordinal)), f"C#{contact_id}"))
-    return {item.contact_id: _contact(item) for item in ContactItem.batch_get(keys, consistent_read=True)}
+    return {item.contact_id: contact_from_item(item) for item in ContactItem.batch_get(keys, consistent_read=True)}
 
 
 def page_of_shards(
@@ -381,7 +385,7 @@ def page_of_shards(
             limit=limit - len(found),
             last_evaluated_key=start,
         )
-        found += [_contact(item) for item in result]
+        found += [contact_from_item(item) for item in result]
         start = result.last_evaluated_key
         if start is None:
             shard, start = shard + 1, None
@@ -394,7 +398,7 @@ def page_of_group(
     tenant_id: str, group_id: str, limit: int, position: dict[str, Any] | None
 ) -> tuple[list[Contact], dict[str, Any] | None]:
     result = ContactItem.gsi1.query(group_index_pk(tenant_id, group_id), limit=limit, last_evaluated_key=position)
-    return [_contact(item) for item in result], result.last_evaluated_key
+    return [contact_from_item(item) for item in result], result.last_evaluated_key
 
 
 def tag_ordinals(tenant_id: str, tag: str) -> set[int]:
@@ -533,7 +537,7 @@ def _read_partition(
                 event = EventItem.from_raw_data(raw)
                 events[event.contact_id].append(_event_view(event))
             else:
-                contacts.append(_contact(ContactItem.from_raw_data(raw)))
+                contacts.append(contact_from_item(ContactItem.from_raw_data(raw)))
         start = page.get("LastEvaluatedKey")
         if not start:
             return contacts, events

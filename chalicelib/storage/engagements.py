@@ -23,8 +23,7 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
 from chalicelib.domain.contacts import shard_of
 from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
-from chalicelib.storage.contacts import shard_pk
-from chalicelib.storage.table import MainTableModel
+from chalicelib.storage.table import MainTableModel, shard_pk
 from chalicelib.storage.tenants import tenant_pk
 
 

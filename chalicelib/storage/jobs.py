@@ -21,6 +21,7 @@ from typing import Any
 from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.condition import size
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.jobs import Job
@@ -43,7 +44,7 @@ class JobItem(MainTableModel):
     failed = NumberAttribute(default=0)
     contacts = NumberAttribute(default=0)
     members = NumberAttribute(default=0)
-    detail = MapAttribute(null=True)
+    detail: MapAttribute[str, Any] = MapAttribute(null=True)
     created_at = UnicodeAttribute()
     finished_at = UnicodeAttribute(null=True)
 
@@ -81,118 +82,6 @@ def _job(item: JobItem) -> Job:
     )
 
 
-def create_job(
-    tenant_id: str,
-    job: Job,
-    chunks: list[Any],
-    errors: list[dict[str, Any]],
-) -> None:
-    """Store the job, its chunks and the problems found before any work ran."""
-    JobItem(
-        *_job_key(tenant_id, job.id),
-        job_id=job.id,
-        kind=job.kind,
-        status=job.status,
-        total=job.total,
-        chunks_total=len(chunks),
-        failed=len(errors),
-        processed=len(errors),
-        detail=job.detail or None,
-        created_at=job.created_at,
-        finished_at=job.finished_at,
-    ).save()
-    with JobChunkItem.batch_write() as batch:
-        for index, payload in enumerate(chunks):
-            batch.save(
-                JobChunkItem(
-                    _work_pk(tenant_id, job.id), f"CHUNK#{index:05d}", state="pending", payload=json.dumps(payload)
-                )
-            )
-    record_errors(tenant_id, job.id, errors)
-
-
-def record_errors(tenant_id: str, job_id: str, errors: list[dict[str, Any]]) -> None:
-    with JobErrorItem.batch_write() as batch:
-        for error in errors:
-            batch.save(
-                JobErrorItem(
-                    _work_pk(tenant_id, job_id),
-                    f"ERR#{error['line']:06d}",
-                    line=error["line"],
-                    field=error.get("field"),
-                    message=error["message"],
-                )
-            )
-
-
-def get_job(tenant_id: str, job_id: str) -> Job | None:
-    try:
-        return _job(JobItem.get(*_job_key(tenant_id, job_id), consistent_read=True))
-    except JobItem.DoesNotExist:
-        return None
-
-
-def load_chunk(tenant_id: str, job_id: str, index: int) -> tuple[str, Any] | None:
-    try:
-        item = JobChunkItem.get(_work_pk(tenant_id, job_id), f"CHUNK#{index:05d}", consistent_read=True)
-    except JobChunkItem.DoesNotExist:
-        return None
-    return item.state, json.loads(item.payload)
-
-
-def finish_chunk(tenant_id: str, job_id: str, index: int, counts: dict[str, int]) -> bool:
-    """Mark a chunk done and add its counts to the job, once. False if it was already done."""
-    chunk = JobChunkItem(_work_pk(tenant_id, job_id), f"CHUNK#{index:05d}")
-    job = JobItem(*_job_key(tenant_id, job_id))
-    actions = [getattr(JobItem, name).add(value) for name, value in counts.items() if value]
-    actions.append(JobItem.chunks_done.add(1))
-    try:
-        with TransactWrite(connection=connection()) as transaction:
-            transaction.update(
-                chunk, actions=[JobChunkItem.state.set("done")], condition=JobChunkItem.state == "pending"
-            )
-            transaction.update(job, actions=actions)
-    except TransactWriteError as error:
-        reasons = cancellation_reasons(error)
-        if reasons and reasons[0] == "ConditionalCheckFailed":
-            return False
-        raise
-    return True
-
-
-def set_status(tenant_id: str, job_id: str, status: str, *, expected: str, finished_at: str | None = None) -> bool:
-    item = JobItem(*_job_key(tenant_id, job_id))
-    actions = [JobItem.status.set(status)]
-    if finished_at:
-        actions.append(JobItem.finished_at.set(finished_at))
-    try:
-        item.update(actions=actions, condition=JobItem.status == expected)
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
-
-
-def list_errors(
-    tenant_id: str, job_id: str, limit: int, start: dict[str, Any] | None
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    result = JobErrorItem.query(
-        _work_pk(tenant_id, job_id), JobErrorItem.sk.startswith("ERR#"), limit=limit, last_evaluated_key=start
-    )
-    errors = [{"line": int(item.line), "field": item.field, "message": item.message} for item in result]
-    return errors, result.last_evaluated_key
-
-
-def set_detail(tenant_id: str, job_id: str, detail: dict[str, Any]) -> None:
-    JobItem(*_job_key(tenant_id, job_id)).update(actions=[JobItem.detail.set(detail)])
-
-
-def pending_chunks(tenant_id: str, job_id: str) -> list[int]:
-    items = JobChunkItem.query(_work_pk(tenant_id, job_id), JobChunkItem.sk.startswith("CHUNK#"))
-    return [int(item.sk.split("#", 1)[1]) for item in items if item.state != "done"]
-
-
 # --- the tenant's lane: how many of its jobs run at once ----------------------------------------------------
 
 
@@ -204,30 +93,140 @@ def _lane(tenant_id: str) -> JobLaneItem:
     return JobLaneItem(f"TENANT#{tenant_id}", "#JOBLANE")
 
 
-def enter_lane(tenant_id: str, job_id: str, limit: int) -> bool:
-    """Count the job among the tenant's running jobs if fewer than ``limit`` run (or it already does): one
-    conditional write; False when the lane is full."""
-    condition = (
-        JobLaneItem.running.does_not_exist()
-        | (JobLaneItem.running.contains(job_id))
-        | (size(JobLaneItem.running) < limit)
-    )
-    try:
-        _lane(tenant_id).update(actions=[JobLaneItem.running.add({job_id})], condition=condition)
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+class JobTable:
+    """The JobRepository port on DynamoDB, bound to one tenant."""
 
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
 
-def leave_lane(tenant_id: str, job_ids: set[str]) -> None:
-    """Idempotent: a job that left already (or never entered) changes nothing."""
-    _lane(tenant_id).update(actions=[JobLaneItem.running.delete(job_ids)])
+    def create_job(
+        self,
+        job: Job,
+        chunks: list[Any],
+        errors: list[dict[str, Any]],
+    ) -> None:
+        """Store the job, its chunks and the problems found before any work ran."""
+        JobItem(
+            *_job_key(self.tenant_id, job.id),
+            job_id=job.id,
+            kind=job.kind,
+            status=job.status,
+            total=job.total,
+            chunks_total=len(chunks),
+            failed=len(errors),
+            processed=len(errors),
+            detail=job.detail or None,
+            created_at=job.created_at,
+            finished_at=job.finished_at,
+        ).save()
+        with JobChunkItem.batch_write() as batch:
+            for index, payload in enumerate(chunks):
+                batch.save(
+                    JobChunkItem(
+                        _work_pk(self.tenant_id, job.id),
+                        f"CHUNK#{index:05d}",
+                        state="pending",
+                        payload=json.dumps(payload),
+                    )
+                )
+        self.record_errors(job.id, errors)
 
+    def record_errors(self, job_id: str, errors: list[dict[str, Any]]) -> None:
+        with JobErrorItem.batch_write() as batch:
+            for error in errors:
+                batch.save(
+                    JobErrorItem(
+                        _work_pk(self.tenant_id, job_id),
+                        f"ERR#{error['line']:06d}",
+                        line=error["line"],
+                        field=error.get("field"),
+                        message=error["message"],
+                    )
+                )
 
-def lane(tenant_id: str) -> set[str]:
-    try:
-        return set(JobLaneItem.get(f"TENANT#{tenant_id}", "#JOBLANE", consistent_read=True).running or ())
-    except JobLaneItem.DoesNotExist:
-        return set()
+    def get_job(self, job_id: str) -> Job | None:
+        try:
+            return _job(JobItem.get(*_job_key(self.tenant_id, job_id), consistent_read=True))
+        except JobItem.DoesNotExist:
+            return None
+
+    def load_chunk(self, job_id: str, index: int) -> tuple[str, Any] | None:
+        try:
+            item = JobChunkItem.get(_work_pk(self.tenant_id, job_id), f"CHUNK#{index:05d}", consistent_read=True)
+        except JobChunkItem.DoesNotExist:
+            return None
+        return item.state, json.loads(item.payload)
+
+    def finish_chunk(self, job_id: str, index: int, counts: dict[str, int]) -> bool:
+        """Mark a chunk done and add its counts to the job, once. False if it was already done."""
+        chunk = JobChunkItem(_work_pk(self.tenant_id, job_id), f"CHUNK#{index:05d}")
+        job = JobItem(*_job_key(self.tenant_id, job_id))
+        actions = [getattr(JobItem, name).add(value) for name, value in counts.items() if value]
+        actions.append(JobItem.chunks_done.add(1))
+        try:
+            with TransactWrite(connection=connection()) as transaction:
+                transaction.update(
+                    chunk, actions=[JobChunkItem.state.set("done")], condition=JobChunkItem.state == "pending"
+                )
+                transaction.update(job, actions=actions)
+        except TransactWriteError as error:
+            reasons = cancellation_reasons(error)
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return False
+            raise
+        return True
+
+    def set_status(self, job_id: str, status: str, *, expected: str, finished_at: str | None = None) -> bool:
+        item = JobItem(*_job_key(self.tenant_id, job_id))
+        actions: list[Action] = [JobItem.status.set(status)]
+        if finished_at:
+            actions.append(JobItem.finished_at.set(finished_at))
+        try:
+            item.update(actions=actions, condition=JobItem.status == expected)
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def list_errors(
+        self, job_id: str, limit: int, start: dict[str, Any] | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        result = JobErrorItem.query(
+            _work_pk(self.tenant_id, job_id), JobErrorItem.sk.startswith("ERR#"), limit=limit, last_evaluated_key=start
+        )
+        errors = [{"line": int(item.line), "field": item.field, "message": item.message} for item in result]
+        return errors, result.last_evaluated_key
+
+    def set_detail(self, job_id: str, detail: dict[str, Any]) -> None:
+        JobItem(*_job_key(self.tenant_id, job_id)).update(actions=[JobItem.detail.set(detail)])
+
+    def pending_chunks(self, job_id: str) -> list[int]:
+        items = JobChunkItem.query(_work_pk(self.tenant_id, job_id), JobChunkItem.sk.startswith("CHUNK#"))
+        return [int(item.sk.split("#", 1)[1]) for item in items if item.state != "done"]
+
+    def enter_lane(self, job_id: str, limit: int) -> bool:
+        """Count the job among the tenant's running jobs if fewer than ``limit`` run (or it already does): one
+        conditional write; False when the lane is full."""
+        condition = (
+            JobLaneItem.running.does_not_exist()
+            | (JobLaneItem.running.contains(job_id))
+            | (size(JobLaneItem.running) < limit)
+        )
+        try:
+            _lane(self.tenant_id).update(actions=[JobLaneItem.running.add({job_id})], condition=condition)
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def leave_lane(self, job_ids: set[str]) -> None:
+        """Idempotent: a job that left already (or never entered) changes nothing."""
+        _lane(self.tenant_id).update(actions=[JobLaneItem.running.delete(job_ids)])
+
+    def lane(self) -> set[str]:
+        try:
+            return set(JobLaneItem.get(f"TENANT#{self.tenant_id}", "#JOBLANE", consistent_read=True).running or ())
+        except JobLaneItem.DoesNotExist:
+            return set()

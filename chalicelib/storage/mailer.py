@@ -1,15 +1,10 @@
 """SES v2 ``SendEmail`` (raw MIME, so every header we need reaches the recipient), and sender checks.
 
-Locally (moto) the SES mailbox simulator addresses behave as in SES: mail to
-``bounce@simulator.amazonses.com`` or ``complaint@simulator.amazonses.com`` is
-followed by the notification SES would publish through the configuration set's
-SNS destination (same shape, same tags), so bounce and complaint handling runs
-end to end on a laptop.
+Locally, SES's mailbox simulator addresses answer as in SES (infra/local/ses_simulator.py).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import dataclass
@@ -22,10 +17,6 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.config import get_config
-from chalicelib.resources import SES_EVENTS_TOPIC
-
-SIMULATOR_DOMAIN = "simulator.amazonses.com"
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
 
@@ -104,37 +95,7 @@ def send_email(mail: Mail) -> str:
         ) from None
     except BotoCoreError as error:  # timeouts, connection resets: SES may or may not have sent it
         raise MailError(type(error).__name__, str(error), None) from None
-    if get_config().stage == "local" and mail.to.endswith("@" + SIMULATOR_DOMAIN):
-        _simulate_feedback(mail, message_id)
     return message_id
-
-
-def _simulate_feedback(mail: Mail, message_id: str) -> None:
-    mailbox = mail.to.split("@", 1)[0]
-    common = {"messageId": message_id, "destination": [mail.to], "tags": {k: [v] for k, v in mail.tags.items()}}
-    if mailbox == "bounce":
-        event = {
-            "eventType": "Bounce",
-            "bounce": {
-                "bounceType": "Permanent",
-                "bounceSubType": "General",
-                "bouncedRecipients": [{"emailAddress": mail.to}],
-            },
-            "mail": common,
-        }
-    elif mailbox == "complaint":
-        event = {
-            "eventType": "Complaint",
-            "complaint": {"complainedRecipients": [{"emailAddress": mail.to}]},
-            "mail": common,
-        }
-    else:
-        return
-    sns = _client("sns")
-    topic_arn = next(
-        t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(":" + SES_EVENTS_TOPIC)
-    )
-    sns.publish(TopicArn=topic_arn, Message=json.dumps(event))
 
 
 def sender_verified(address: str) -> bool:

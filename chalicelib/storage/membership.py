@@ -26,19 +26,19 @@ from typing import Any
 
 from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import TransactWriteError
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.contacts import shard_of
 from chalicelib.domain.membership import SegmentCheck, Stamp, Superseded, Transition
-from chalicelib.storage.contacts import shard_pk
 from chalicelib.storage.segments import MemberChunkItem, SegmentItem, chunk_key, segment_key
-from chalicelib.storage.table import MainTableModel, cancellation_reasons, connection
+from chalicelib.storage.table import MainTableModel, cancellation_reasons, connection, shard_pk
 
 
 class StampItem(MainTableModel):
     contact_id = UnicodeAttribute()
     seq = NumberAttribute()
-    known = MapAttribute(null=True)  # generation → 1 (member) / 0 (not)
+    known: MapAttribute[str, Any] = MapAttribute(null=True)  # generation → 1 (member) / 0 (not)
     changed_at = UnicodeAttribute()
 
 
@@ -109,7 +109,7 @@ def commit(
                     else SegmentItem.generation.does_not_exist()
                 )
                 condition &= SegmentItem.job_id == check.job_id if check.job_id else SegmentItem.job_id.does_not_exist()
-                actions = []
+                actions: list[Action] = []
                 if check.count_delta:
                     actions.append(SegmentItem.member_count.add(check.count_delta))
                 if check.pending:

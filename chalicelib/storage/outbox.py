@@ -14,7 +14,7 @@ queued twice; consumers re-read the contact, so that is harmless, and nothing is
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pynamodb.attributes import UnicodeAttribute
@@ -33,11 +33,13 @@ class OutboxItem(MainTableModel):
     gsi1 = Gsi1()
 
 
-def _shard(message: dict[str, Any]) -> int:
-    return shard_of(ordinal_of(message["contact_id"]))
+def _shard(message: Mapping[str, Any]) -> int:
+    ordinal = ordinal_of(message["contact_id"])
+    assert ordinal is not None  # messages name contacts that were written
+    return shard_of(ordinal)
 
 
-def _item(message: dict[str, Any]) -> OutboxItem:
+def _item(message: Mapping[str, Any]) -> OutboxItem:
     shard = _shard(message)
     return OutboxItem(
         shard_pk(message["tenant_id"], shard),
@@ -48,20 +50,20 @@ def _item(message: dict[str, Any]) -> OutboxItem:
     )
 
 
-def add(transaction: TransactWrite, messages: Iterable[dict[str, Any]]) -> None:
+def add(transaction: TransactWrite, messages: Iterable[Mapping[str, Any]]) -> None:
     """Write the messages in the transaction of the contact writes they announce."""
     for message in messages:
         transaction.save(_item(message))
 
 
-def put(messages: Iterable[dict[str, Any]]) -> None:
+def put(messages: Iterable[Mapping[str, Any]]) -> None:
     """Write messages on their own, before a write that is not a transaction (event appends)."""
     with OutboxItem.batch_write() as batch:
         for message in messages:
             batch.save(_item(message))
 
 
-def forget(messages: Iterable[dict[str, Any]]) -> None:
+def forget(messages: Iterable[Mapping[str, Any]]) -> None:
     with OutboxItem.batch_write() as batch:
         for message in messages:
             batch.delete(_item(message))

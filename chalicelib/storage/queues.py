@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import boto3
+
+from chalicelib.ports.queues import SendFailed
 
 _lock = threading.Lock()
 _client: Any = None
@@ -29,22 +31,18 @@ def queue_url(name: str) -> str:
     return _urls[name]
 
 
-class SendFailed(Exception):
-    pass
-
-
-def send_messages(queue_name: str, messages: Iterable[dict[str, Any]], delay_seconds: int = 0) -> int:
+def send_messages(queue_name: str, messages: Iterable[Mapping[str, Any]], delay_seconds: int = 0) -> int:
     """Send JSON messages in batches of ten (each delayed ``delay_seconds``, at most 900); raise SendFailed if
     any could not be queued."""
     url = queue_url(queue_name)
-    batch: list[dict[str, Any]] = []
+    batch: list[Mapping[str, Any]] = []
     sent = 0
 
     def flush() -> None:
         nonlocal sent
         if not batch:
             return
-        entries = [
+        entries: list[dict[str, Any]] = [
             {"Id": str(i), "MessageBody": json.dumps(body, separators=(",", ":"))} for i, body in enumerate(batch)
         ]
         if delay_seconds:
@@ -65,3 +63,10 @@ def send_messages(queue_name: str, messages: Iterable[dict[str, Any]], delay_sec
             flush()
     flush()
     return sent
+
+
+class SqsQueues:
+    """The MessageQueues port on SQS."""
+
+    def send(self, queue_name: str, messages: Iterable[Mapping[str, Any]], delay_seconds: int = 0) -> int:
+        return send_messages(queue_name, messages, delay_seconds=delay_seconds)

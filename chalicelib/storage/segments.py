@@ -35,11 +35,15 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.contacts import SHARDS
-from chalicelib.domain.segments import Segment, StaleSegment
-from chalicelib.storage.table import Gsi1, MainTableModel
+from chalicelib.domain.segments import EVALUATION_FIELDS, Segment, StaleSegment
+from chalicelib.ports.segments import ANY_JOB
+from chalicelib.storage.mapping import Mapper
+from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection
 from chalicelib.storage.tenants import tenant_pk
 
 MEMBER_CHUNK = 4_096
@@ -96,189 +100,275 @@ def _own_pk(tenant_id: str, segment_id: str) -> str:
     return f"TENANT#{tenant_id}#SEGMENT#{segment_id}"
 
 
-def _segment(item: SegmentItem) -> Segment:
-    return Segment(
-        id=item.segment_id,
-        name=item.name,
-        description=item.description,
-        criteria=json.loads(item.criteria),
-        tags=frozenset(item.tags or ()),
-        groups=frozenset(item.groups or ()),
-        references=frozenset(item.references or ()),
-        time_dependent=bool(item.time_dependent),
-        version=int(item.version),
-        status=item.status,
-        created_at=item.created_at,
-        updated_at=item.updated_at,
-        status_reason=item.status_reason,
-        invalid_because=item.invalid_because,
-        member_count=None if item.member_count is None else int(item.member_count),
-        generation=item.generation,
-        retired_generation=item.retired_generation,
-        job_id=item.job_id,
-        evaluated_version=None if item.evaluated_version is None else int(item.evaluated_version),
-        evaluated_at=item.evaluated_at,
-    )
+_MAPPER = Mapper(Segment, SegmentItem, renamed={"id": "segment_id"})
+"""Segment fields are SegmentItem attributes of the same names (storage/mapping.py)."""
 
 
 def _item(tenant_id: str, segment: Segment) -> SegmentItem:
+    time_dependent = segment.time_dependent
     return SegmentItem(
         *segment_key(tenant_id, segment.id),
-        segment_id=segment.id,
-        name=segment.name,
-        description=segment.description,
-        criteria=json.dumps(segment.criteria, sort_keys=True),
-        tags=set(segment.tags) or None,
-        groups=set(segment.groups) or None,
-        references=set(segment.references) or None,
-        time_dependent=segment.time_dependent,
-        version=segment.version,
-        status=segment.status,
-        status_reason=segment.status_reason,
-        invalid_because=segment.invalid_because,
-        member_count=segment.member_count,
-        generation=segment.generation,
-        retired_generation=segment.retired_generation,
-        job_id=segment.job_id,
-        evaluated_version=segment.evaluated_version,
-        evaluated_at=segment.evaluated_at,
-        created_at=segment.created_at,
-        updated_at=segment.updated_at,
-        gsi1pk=TIME_DEPENDENT if segment.time_dependent else None,
-        gsi1sk=f"{tenant_id}#{segment.id}" if segment.time_dependent else None,
+        **_MAPPER.attributes(segment),
+        gsi1pk=TIME_DEPENDENT if time_dependent else None,
+        gsi1sk=f"{tenant_id}#{segment.id}" if time_dependent else None,
     )
 
 
-def _save_version(tenant_id: str, segment: Segment) -> None:
-    SegmentVersionItem(
-        _own_pk(tenant_id, segment.id),
-        f"V#{segment.version:06d}",
-        version=segment.version,
-        name=segment.name,
-        description=segment.description,
-        criteria=json.dumps(segment.criteria, sort_keys=True),
-        saved_at=segment.updated_at,
-    ).save()
+class SegmentTable:
+    """The SegmentRepository port on DynamoDB, bound to one tenant."""
 
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
 
-def create(tenant_id: str, segment: Segment) -> None:
-    _save_version(tenant_id, segment)
-    _item(tenant_id, segment).save(condition=SegmentItem.pk.does_not_exist())
-
-
-EVALUATION_FIELDS = frozenset(
-    {"member_count", "generation", "retired_generation", "job_id", "evaluated_version", "evaluated_at"}
-)
-"""Fields that evaluations and real-time updates own; an edit never writes them back."""
-
-
-def save(tenant_id: str, before: Segment, after: Segment) -> None:
-    """Write what an edit changed in ``before`` if nobody edited it meanwhile; a new version goes in the history.
-
-    Only the changed fields are set, so counts and generations that evaluations
-    and real-time updates move concurrently are never overwritten with old values.
-    """
-    if after.version != before.version:
-        _save_version(tenant_id, after)
-    desired = _item(tenant_id, after).attribute_values
-    present = _item(tenant_id, before).attribute_values
-    actions = []
-    for name in sorted((set(desired) | set(present)) - EVALUATION_FIELDS - {"pk", "sk"}):
-        attribute = getattr(SegmentItem, name)
-        if name not in desired:
-            actions.append(attribute.remove())
-        elif desired[name] != present.get(name):
-            actions.append(attribute.set(desired[name]))
-    try:
-        SegmentItem(*segment_key(tenant_id, before.id)).update(
-            actions=actions, condition=SegmentItem.updated_at == before.updated_at
+    def _version_item(self, segment: Segment) -> SegmentVersionItem:
+        return SegmentVersionItem(
+            _own_pk(self.tenant_id, segment.id),
+            f"V#{segment.version:06d}",
+            version=segment.version,
+            name=segment.name,
+            description=segment.description,
+            criteria=json.dumps(segment.criteria, sort_keys=True),
+            saved_at=segment.updated_at,
         )
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            raise StaleSegment(before.id) from error
-        raise
 
+    def create(self, segment: Segment) -> None:
+        self._version_item(segment).save()
+        _item(self.tenant_id, segment).save(condition=SegmentItem.pk.does_not_exist())
 
-def get(tenant_id: str, segment_id: str) -> Segment | None:
-    try:
-        return _segment(SegmentItem.get(*segment_key(tenant_id, segment_id), consistent_read=True))
-    except SegmentItem.DoesNotExist:
-        return None
+    def save(self, before: Segment, after: Segment) -> None:
+        """Write what an edit changed in ``before`` if nobody edited it meanwhile, and its version into the
+        history, in one transaction (an edit that lost the race leaves no trace in the history).
 
+        Only the changed fields are set, so counts and generations that evaluations
+        and real-time updates move concurrently are never overwritten with old values.
+        """
+        desired = _item(self.tenant_id, after).attribute_values
+        present = _item(self.tenant_id, before).attribute_values
+        actions = []
+        for name in sorted((set(desired) | set(present)) - EVALUATION_FIELDS - {"pk", "sk"}):
+            attribute = getattr(SegmentItem, name)
+            if name not in desired:
+                actions.append(attribute.remove())
+            elif desired[name] != present.get(name):
+                actions.append(attribute.set(desired[name]))
+        try:
+            with TransactWrite(connection=connection()) as transaction:
+                transaction.update(
+                    SegmentItem(*segment_key(self.tenant_id, before.id)),
+                    actions=actions,
+                    condition=SegmentItem.updated_at == before.updated_at,
+                )
+                if after.version != before.version:
+                    transaction.save(self._version_item(after))
+        except TransactWriteError as error:
+            if "ConditionalCheckFailed" in cancellation_reasons(error):
+                raise StaleSegment(before.id) from error
+            raise
 
-def all_segments(tenant_id: str) -> list[Segment]:
-    """Every segment of the tenant (the criteria engine and dependents need the whole graph)."""
-    items = SegmentItem.query(tenant_pk(tenant_id), SegmentItem.sk.startswith("SEGMENT#"), consistent_read=True)
-    return [_segment(item) for item in items]
+    def get(self, segment_id: str) -> Segment | None:
+        try:
+            return _MAPPER.entity(SegmentItem.get(*segment_key(self.tenant_id, segment_id), consistent_read=True))
+        except SegmentItem.DoesNotExist:
+            return None
+
+    def all_segments(self) -> list[Segment]:
+        """Every segment of the tenant (the criteria engine and dependents need the whole graph)."""
+        items = SegmentItem.query(
+            tenant_pk(self.tenant_id), SegmentItem.sk.startswith("SEGMENT#"), consistent_read=True
+        )
+        return [_MAPPER.entity(item) for item in items]
+
+    def page(self, limit: int, start: dict[str, Any] | None) -> tuple[list[Segment], dict[str, Any] | None]:
+        result = SegmentItem.query(
+            tenant_pk(self.tenant_id), SegmentItem.sk.startswith("SEGMENT#"), limit=limit, last_evaluated_key=start
+        )
+        return [_MAPPER.entity(item) for item in result], result.last_evaluated_key
+
+    def versions(
+        self, segment_id: str, limit: int, start: dict[str, Any] | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        result = SegmentVersionItem.query(
+            _own_pk(self.tenant_id, segment_id),
+            SegmentVersionItem.sk.startswith("V#"),
+            scan_index_forward=False,
+            limit=limit,
+            last_evaluated_key=start,
+        )
+        found = [
+            {
+                "version": int(item.version),
+                "name": item.name,
+                "description": item.description,
+                "criteria": json.loads(item.criteria),
+                "saved_at": item.saved_at,
+            }
+            for item in result
+        ]
+        return found, result.last_evaluated_key
+
+    def delete(self, segment_id: str) -> None:
+        """The segment, its history and every membership generation."""
+        owned = list(MainTableModel.query(_own_pk(self.tenant_id, segment_id), attributes_to_get=["pk", "sk"]))
+        SegmentItem(*segment_key(self.tenant_id, segment_id)).delete()
+        with MainTableModel.batch_write() as batch:
+            for item in owned:
+                batch.delete(item)
+
+    def update_fields(self, segment_id: str, *, expected_job_id: Any = ANY_JOB, **fields: Any) -> bool:
+        """Set a few bookkeeping fields (status, job) on a segment that still exists (and, given
+        ``expected_job_id``, still waits for that job, None for none); False when the condition failed."""
+        item = SegmentItem(*segment_key(self.tenant_id, segment_id))
+        actions = [
+            getattr(SegmentItem, name).set(value) if value is not None else getattr(SegmentItem, name).remove()
+            for name, value in fields.items()
+        ]
+        condition = SegmentItem.pk.exists()
+        if expected_job_id is not ANY_JOB:
+            condition &= (
+                SegmentItem.job_id == expected_job_id if expected_job_id else SegmentItem.job_id.does_not_exist()
+            )
+        try:
+            item.update(actions=actions, condition=condition)
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def write_shard_members(self, segment_id: str, generation: str, shard: int, ordinals: Iterable[int]) -> None:
+        """Write one shard's members of a generation, replacing whatever an earlier attempt wrote."""
+        chunks: dict[int, set[int]] = {}
+        for ordinal in ordinals:
+            chunks.setdefault(_chunk_of(ordinal), set()).add(int(ordinal))
+        prefix = f"M#{generation}#{shard:02d}#"
+        earlier = MemberChunkItem.query(
+            _own_pk(self.tenant_id, segment_id), MemberChunkItem.sk.startswith(prefix), attributes_to_get=["pk", "sk"]
+        )
+        with MainTableModel.batch_write() as batch:
+            for item in earlier:
+                if int(item.sk.rsplit("#", 1)[1]) not in chunks:
+                    batch.delete(item)
+            for chunk, members in chunks.items():
+                batch.save(
+                    MemberChunkItem(_own_pk(self.tenant_id, segment_id), f"{prefix}{chunk:04d}", ordinals=members)
+                )
+
+    def publish(self, segment_id: str, job_id: str, fields: dict[str, Any]) -> str | None:
+        """Flip the segment to the generation written by ``job_id`` if the segment still waits for that job.
+
+        ``member_count`` is counted from the generation itself, which real-time
+        updates may have changed since its shards were written; the flip is
+        conditioned on no such update landing between the count and the flip
+        (``pending_writes``), and counts again if one did. Returns the generation it
+        replaced (to be deleted) or raises StaleSegment when another evaluation
+        superseded this one (or the segment is gone). Safe to repeat: a second call
+        finds the flip done and returns the same retired generation.
+        """
+        while True:
+            try:
+                item = SegmentItem.get(*segment_key(self.tenant_id, segment_id), consistent_read=True)
+            except SegmentItem.DoesNotExist:
+                raise StaleSegment(segment_id) from None
+            if item.job_id != job_id:
+                raise StaleSegment(segment_id)
+            if item.generation == job_id:
+                return item.retired_generation
+            writes = int(item.pending_writes or 0)  # read before counting: a write after it fails the flip
+            values = {
+                **fields,
+                "member_count": self.count_members(segment_id, job_id),
+                "generation": job_id,
+                "retired_generation": item.generation,
+                "pending_writes": None,
+            }
+            actions = [
+                getattr(SegmentItem, name).set(value) if value is not None else getattr(SegmentItem, name).remove()
+                for name, value in values.items()
+            ]
+            unchanged = SegmentItem.pending_writes == writes if writes else SegmentItem.pending_writes.does_not_exist()
+            try:
+                SegmentItem(*segment_key(self.tenant_id, segment_id)).update(
+                    actions=actions, condition=(SegmentItem.job_id == job_id) & unchanged
+                )
+            except UpdateError as error:
+                if error.cause_response_code == "ConditionalCheckFailedException":
+                    continue  # superseded (the next read says so) or a real-time write landed: count again
+                raise
+            return item.generation
+
+    def count_members(self, segment_id: str, generation: str) -> int:
+        return len(self.members(segment_id, generation))
+
+    def delete_generation(self, segment_id: str, generation: str) -> None:
+        items = MainTableModel.query(
+            _own_pk(self.tenant_id, segment_id),
+            MainTableModel.sk.startswith(f"M#{generation}#"),
+            attributes_to_get=["pk", "sk"],
+        )
+        with MainTableModel.batch_write() as batch:
+            for item in items:
+                batch.delete(item)
+
+    def members(self, segment_id: str, generation: str) -> set[int]:
+        found: set[int] = set()
+        for item in MemberChunkItem.query(
+            _own_pk(self.tenant_id, segment_id), MemberChunkItem.sk.startswith(f"M#{generation}#")
+        ):
+            found |= {int(o) for o in item.ordinals or ()}
+        return found
+
+    def page_of_members(
+        self, segment_id: str, generation: str, limit: int, position: dict[str, Any] | None
+    ) -> tuple[list[int], dict[str, Any] | None]:
+        """Member ordinals in (shard, ordinal) order; the position is the chunk and ordinal served last.
+
+        Positions name the chunk by shard and range, not by generation, so a listing
+        that spans a re-evaluation carries on from the same place in the new one.
+        """
+        prefix = f"M#{generation}#"
+        after_chunk = (position or {}).get("chunk")
+        after_ordinal = int((position or {}).get("after", -1))
+        condition: Condition = (
+            MemberChunkItem.sk.between(prefix + after_chunk, prefix + "~")
+            if after_chunk
+            else MemberChunkItem.sk.startswith(prefix)
+        )
+        ordinals: list[int] = []
+        last_chunk = ""
+        for item in MemberChunkItem.query(_own_pk(self.tenant_id, segment_id), condition, page_size=4):
+            chunk = item.sk[len(prefix) :]
+            members_here = sorted(int(o) for o in item.ordinals or ())
+            if chunk == after_chunk:
+                members_here = [o for o in members_here if o > after_ordinal]
+            for ordinal in members_here:
+                if len(ordinals) == limit:
+                    return ordinals, {"chunk": last_chunk, "after": ordinals[-1]}
+                ordinals.append(ordinal)
+                last_chunk = chunk
+        return ordinals, None
+
+    def shard_members(self, segment_id: str, generation: str, shard: int) -> set[int]:
+        """Members of one shard (a campaign builds its audience shard by shard)."""
+        found: set[int] = set()
+        for item in MemberChunkItem.query(
+            _own_pk(self.tenant_id, segment_id),
+            MemberChunkItem.sk.startswith(f"M#{generation}#{shard:02d}#"),
+            consistent_read=True,
+        ):
+            found |= {int(o) for o in item.ordinals or ()}
+        return found
 
 
 def time_dependent_segments() -> list[tuple[str, str]]:
     """(tenant, segment) of every segment whose membership time alone changes, for the refresh schedule.
 
     A sparse index holding only those segments: the schedule reads it, never the tenants' data."""
-    return [tuple(item.gsi1sk.split("#", 1)) for item in SegmentItem.gsi1.query(TIME_DEPENDENT)]  # type: ignore[misc]
+    return [_pair(item.gsi1sk) for item in SegmentItem.gsi1.query(TIME_DEPENDENT)]
 
 
-def page(tenant_id: str, limit: int, start: dict[str, Any] | None) -> tuple[list[Segment], dict[str, Any] | None]:
-    result = SegmentItem.query(
-        tenant_pk(tenant_id), SegmentItem.sk.startswith("SEGMENT#"), limit=limit, last_evaluated_key=start
-    )
-    return [_segment(item) for item in result], result.last_evaluated_key
-
-
-def versions(
-    tenant_id: str, segment_id: str, limit: int, start: dict[str, Any] | None
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    result = SegmentVersionItem.query(
-        _own_pk(tenant_id, segment_id),
-        SegmentVersionItem.sk.startswith("V#"),
-        scan_index_forward=False,
-        limit=limit,
-        last_evaluated_key=start,
-    )
-    found = [
-        {
-            "version": int(item.version),
-            "name": item.name,
-            "description": item.description,
-            "criteria": json.loads(item.criteria),
-            "saved_at": item.saved_at,
-        }
-        for item in result
-    ]
-    return found, result.last_evaluated_key
-
-
-def delete(tenant_id: str, segment_id: str) -> None:
-    """The segment, its history and every membership generation."""
-    owned = list(MainTableModel.query(_own_pk(tenant_id, segment_id), attributes_to_get=["pk", "sk"]))
-    SegmentItem(*segment_key(tenant_id, segment_id)).delete()
-    with MainTableModel.batch_write() as batch:
-        for item in owned:
-            batch.delete(item)
-
-
-_ANY_JOB = object()
-
-
-def update_fields(tenant_id: str, segment_id: str, *, expected_job_id: Any = _ANY_JOB, **fields: Any) -> bool:
-    """Set a few bookkeeping fields (status, job) on a segment that still exists (and, given
-    ``expected_job_id``, still waits for that job, None for none); False when the condition failed."""
-    item = SegmentItem(*segment_key(tenant_id, segment_id))
-    actions = [
-        getattr(SegmentItem, name).set(value) if value is not None else getattr(SegmentItem, name).remove()
-        for name, value in fields.items()
-    ]
-    condition = SegmentItem.pk.exists()
-    if expected_job_id is not _ANY_JOB:
-        condition &= SegmentItem.job_id == expected_job_id if expected_job_id else SegmentItem.job_id.does_not_exist()
-    try:
-        item.update(actions=actions, condition=condition)
-    except UpdateError as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
-            raise
-        return False
-    return True
+def _pair(sort_key: str) -> tuple[str, str]:
+    tenant_id, segment_id = sort_key.split("#", 1)
+    return tenant_id, segment_id
 
 
 # --- membership ---------------------------------------------------------------------------------------
@@ -291,128 +381,3 @@ def _chunk_of(ordinal: int) -> int:
 def chunk_key(tenant_id: str, segment_id: str, generation: str, ordinal: int) -> tuple[str, str]:
     """The membership chunk of one generation that holds (or would hold) ``ordinal``."""
     return _own_pk(tenant_id, segment_id), f"M#{generation}#{ordinal % SHARDS:02d}#{_chunk_of(ordinal):04d}"
-
-
-def write_shard_members(tenant_id: str, segment_id: str, generation: str, shard: int, ordinals: Iterable[int]) -> None:
-    """Write one shard's members of a generation, replacing whatever an earlier attempt wrote."""
-    chunks: dict[int, set[int]] = {}
-    for ordinal in ordinals:
-        chunks.setdefault(_chunk_of(ordinal), set()).add(int(ordinal))
-    prefix = f"M#{generation}#{shard:02d}#"
-    earlier = MemberChunkItem.query(
-        _own_pk(tenant_id, segment_id), MemberChunkItem.sk.startswith(prefix), attributes_to_get=["pk", "sk"]
-    )
-    with MainTableModel.batch_write() as batch:
-        for item in earlier:
-            if int(item.sk.rsplit("#", 1)[1]) not in chunks:
-                batch.delete(item)
-        for chunk, members in chunks.items():
-            batch.save(MemberChunkItem(_own_pk(tenant_id, segment_id), f"{prefix}{chunk:04d}", ordinals=members))
-
-
-def publish(tenant_id: str, segment_id: str, job_id: str, fields: dict[str, Any]) -> str | None:
-    """Flip the segment to the generation written by ``job_id`` if the segment still waits for that job.
-
-    ``member_count`` is counted from the generation itself, which real-time
-    updates may have changed since its shards were written; the flip is
-    conditioned on no such update landing between the count and the flip
-    (``pending_writes``), and counts again if one did. Returns the generation it
-    replaced (to be deleted) or raises StaleSegment when another evaluation
-    superseded this one (or the segment is gone). Safe to repeat: a second call
-    finds the flip done and returns the same retired generation.
-    """
-    while True:
-        try:
-            item = SegmentItem.get(*segment_key(tenant_id, segment_id), consistent_read=True)
-        except SegmentItem.DoesNotExist:
-            raise StaleSegment(segment_id) from None
-        if item.job_id != job_id:
-            raise StaleSegment(segment_id)
-        if item.generation == job_id:
-            return item.retired_generation
-        writes = int(item.pending_writes or 0)  # read before counting: a write after it fails the flip
-        values = {
-            **fields,
-            "member_count": count_members(tenant_id, segment_id, job_id),
-            "generation": job_id,
-            "retired_generation": item.generation,
-            "pending_writes": None,
-        }
-        actions = [
-            getattr(SegmentItem, name).set(value) if value is not None else getattr(SegmentItem, name).remove()
-            for name, value in values.items()
-        ]
-        unchanged = SegmentItem.pending_writes == writes if writes else SegmentItem.pending_writes.does_not_exist()
-        try:
-            SegmentItem(*segment_key(tenant_id, segment_id)).update(
-                actions=actions, condition=(SegmentItem.job_id == job_id) & unchanged
-            )
-        except UpdateError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
-                continue  # superseded (the next read says so) or a real-time write landed: count again
-            raise
-        return item.generation
-
-
-def count_members(tenant_id: str, segment_id: str, generation: str) -> int:
-    return len(members(tenant_id, segment_id, generation))
-
-
-def delete_generation(tenant_id: str, segment_id: str, generation: str) -> None:
-    items = MainTableModel.query(
-        _own_pk(tenant_id, segment_id), MainTableModel.sk.startswith(f"M#{generation}#"), attributes_to_get=["pk", "sk"]
-    )
-    with MainTableModel.batch_write() as batch:
-        for item in items:
-            batch.delete(item)
-
-
-def members(tenant_id: str, segment_id: str, generation: str) -> set[int]:
-    found: set[int] = set()
-    for item in MemberChunkItem.query(
-        _own_pk(tenant_id, segment_id), MemberChunkItem.sk.startswith(f"M#{generation}#")
-    ):
-        found |= {int(o) for o in item.ordinals or ()}
-    return found
-
-
-def page_of_members(
-    tenant_id: str, segment_id: str, generation: str, limit: int, position: dict[str, Any] | None
-) -> tuple[list[int], dict[str, Any] | None]:
-    """Member ordinals in (shard, ordinal) order; the position is the chunk and ordinal served last.
-
-    Positions name the chunk by shard and range, not by generation, so a listing
-    that spans a re-evaluation carries on from the same place in the new one.
-    """
-    prefix = f"M#{generation}#"
-    after_chunk = (position or {}).get("chunk")
-    after_ordinal = int((position or {}).get("after", -1))
-    if after_chunk:
-        condition = MemberChunkItem.sk.between(prefix + after_chunk, prefix + "~")
-    else:
-        condition = MemberChunkItem.sk.startswith(prefix)
-    ordinals: list[int] = []
-    last_chunk = ""
-    for item in MemberChunkItem.query(_own_pk(tenant_id, segment_id), condition, page_size=4):
-        chunk = item.sk[len(prefix) :]
-        members_here = sorted(int(o) for o in item.ordinals or ())
-        if chunk == after_chunk:
-            members_here = [o for o in members_here if o > after_ordinal]
-        for ordinal in members_here:
-            if len(ordinals) == limit:
-                return ordinals, {"chunk": last_chunk, "after": ordinals[-1]}
-            ordinals.append(ordinal)
-            last_chunk = chunk
-    return ordinals, None
-
-
-def shard_members(tenant_id: str, segment_id: str, generation: str, shard: int) -> set[int]:
-    """Members of one shard (a campaign builds its audience shard by shard)."""
-    found: set[int] = set()
-    for item in MemberChunkItem.query(
-        _own_pk(tenant_id, segment_id),
-        MemberChunkItem.sk.startswith(f"M#{generation}#{shard:02d}#"),
-        consistent_read=True,
-    ):
-        found |= {int(o) for o in item.ordinals or ()}
-    return found

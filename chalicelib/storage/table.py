@@ -62,7 +62,7 @@ class MainTableModel(Model):
     sk = UnicodeAttribute(range_key=True)
 
     @classmethod
-    def _get_connection(cls):  # type: ignore[no-untyped-def]
+    def _get_connection(cls):
         """One connection per item type. PynamoDB caches it on the class, so a subclass used after the base
         inherited the base's, whose schema lacks the subclass's indexes (``gsi1`` queries then failed
         with "Table has no index", depending on which item type a process touched first)."""

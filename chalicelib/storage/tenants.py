@@ -18,8 +18,8 @@ def tenant_pk(tenant_id: str) -> str:
 
 class TenantItem(MainTableModel):
     name = UnicodeAttribute()
-    features = MapAttribute(default=dict)
-    settings = MapAttribute(default=dict)
+    features: MapAttribute[str, Any] = MapAttribute(default=dict)
+    settings: MapAttribute[str, Any] = MapAttribute(default=dict)
     created_at = UnicodeAttribute()
     version = VersionAttribute()
     gsi1pk = UnicodeAttribute()

@@ -33,8 +33,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.contacts import ordinal_of, shard_of
 from chalicelib.domain.triggers import Run, StaleTrigger, Trigger
-from chalicelib.storage.contacts import shard_pk
-from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection
+from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection, shard_pk
 from chalicelib.storage.tenants import tenant_pk
 
 SCHEDULED_INDEX = "TRIGGERS#SCHEDULED"
@@ -219,6 +218,10 @@ def _run(item: RunItem) -> Run:
     )
 
 
+def _zero_counters() -> dict[str, Any]:
+    return dict.fromkeys(RUN_COUNTERS, 0)
+
+
 def start_run(tenant_id: str, trigger_id: str, run: Run, batches: list[list[str]]) -> bool:
     """Write the run and its batches (the snapshot of whom it acts on), the run last: written means complete.
     False if the run existed already."""
@@ -236,7 +239,7 @@ def start_run(tenant_id: str, trigger_id: str, run: Run, batches: list[list[str]
         batches_total=len(batches),
         batches_done=0,
         note=run.note,
-        **{name: 0 for name in RUN_COUNTERS},
+        **_zero_counters(),
     )
     try:
         item.save(condition=RunItem.pk.does_not_exist())

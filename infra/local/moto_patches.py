@@ -57,6 +57,8 @@ from moto.dynamodb.models.utilities import bytesize
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Queue, SQSBackend
 
+from infra.local import ses_simulator
+
 
 def _key(backend: DynamoDBBackend, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
     if op_type != "Put":
@@ -353,6 +355,7 @@ def set_size(self: DynamoType) -> int:
 
 
 def apply() -> None:
+    ses_simulator.install()  # not a cost fix: SES's simulator addresses, as SES answers them
     if hasattr(DynamoDBBackend.put_item, "__wrapped__"):
         return  # already applied in this process
     for name in ("put_item", "update_item", "delete_item"):

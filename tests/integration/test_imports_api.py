@@ -3,6 +3,7 @@ import json
 import pytest
 
 from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_DEAD_LETTER_QUEUE, JOBS_QUEUE
+from tests.support.jobs import failing, replace_worker
 from tests.support.population import import_and_wait, import_csv
 from tests.support.queues import deliver, drain, sqs_event, take_messages
 
@@ -148,17 +149,14 @@ def test_bad_import_requests(api, shop):
 
 
 def test_a_chunk_that_keeps_failing_fails_the_job_which_can_be_retried(api, app, shop, monkeypatch):
-    from chalicelib.services import jobs
-
     job = import_csv(api, shop.admin_key, HEADER + rows(5))
     (chunk,) = take_messages(JOBS_QUEUE, shop.id)
-    original = jobs._workers["import"]
-    monkeypatch.setitem(jobs._workers, "import", lambda *a: (_ for _ in ()).throw(RuntimeError("storage down")))
+    original = replace_worker(monkeypatch, "import", failing("storage down"))
     assert len(deliver(app, "process_job_chunks", JOBS_QUEUE, [chunk])) == 1  # reported as a batch item failure
     assert deliver(app, "fail_dead_job_chunks", JOBS_DEAD_LETTER_QUEUE, [chunk]) == []
     failed = api.get(f"/jobs/{job['id']}", key=shop.admin_key).json
     assert failed["status"] == "failed" and "chunk 0" in failed["detail"]["failure"]
-    monkeypatch.setitem(jobs._workers, "import", original)
+    replace_worker(monkeypatch, "import", original)
     retried = api.post(f"/jobs/{job['id']}/retry", key=shop.admin_key)
     assert retried.status == 200 and retried.json["status"] == "running"
     drain(app)
@@ -181,19 +179,16 @@ def test_jobs_are_per_tenant(api, app, shop, other_tenant):
 
 
 def test_in_a_batch_only_the_failing_chunk_is_retried(api, app, shop, monkeypatch):
-    from chalicelib.services import jobs
-
     healthy = import_csv(api, shop.admin_key, HEADER + rows(3))
     broken = import_csv(api, shop.admin_key, HEADER + rows(3, start=100))
     chunks = take_messages(JOBS_QUEUE, shop.id)
-    original = jobs._workers["import"]
 
-    def flaky(tenant_id, job_id, payload):
+    def flaky(ctx, job_id, payload):
         if job_id == broken["id"]:
             raise RuntimeError("this chunk's storage is down")
-        return original(tenant_id, job_id, payload)
+        return original(ctx, job_id, payload)
 
-    monkeypatch.setitem(jobs._workers, "import", flaky)
+    original = replace_worker(monkeypatch, "import", flaky)
     event = sqs_event(chunks, JOBS_QUEUE)
     failures = app.handler_map["process_job_chunks"](event, None)["batchItemFailures"]
     failed_bodies = [r["body"] for r in event["Records"] if r["messageId"] in {f["itemIdentifier"] for f in failures}]

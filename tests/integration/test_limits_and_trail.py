@@ -104,7 +104,7 @@ def test_a_place_held_by_a_job_that_ended_is_given_back(api, app, tenant):
     assert api.patch("/settings", key=tenant.admin_key, json={"jobs_at_once": 1}).status == 200
     done = import_csv(api, tenant.admin_key, "external_id\nd-1\n")
     assert deliver(app, "process_job_chunks", JOBS_QUEUE, take_messages(JOBS_QUEUE, tenant.id)) == []
-    assert job_store.enter_lane(tenant.id, done["id"], 1)  # as if its worker stopped before leaving the lane
+    assert job_store.JobTable(tenant.id).enter_lane(done["id"], 1)  # as if its worker stopped before leaving the lane
     later = import_csv(api, tenant.admin_key, "external_id\nd-2\n")
     assert deliver(app, "process_job_chunks", JOBS_QUEUE, take_messages(JOBS_QUEUE, tenant.id)) == []
     assert api.get(f"/jobs/{later['id']}", key=tenant.admin_key).json["status"] == "succeeded"

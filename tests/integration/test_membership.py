@@ -6,6 +6,7 @@ import csv
 import io
 from datetime import timedelta
 
+from chalicelib.composition import tenant_context
 from chalicelib.domain.clock import system_clock
 from chalicelib.domain.contacts import ordinal_of, shard_of
 from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
@@ -175,17 +176,17 @@ def test_a_rare_tag_narrows_which_contacts_a_shard_reads(api, app, shop):  # noq
 def test_time_passing_refreshes_windows_and_announces_who_aged_out(api, app, shop):  # noqa: F811
     recent = ready(api, app, shop, {"event": "purchase", "within": "4d"}, "Bought in the last 4 days")
     mixer = ready(api, app, shop, {"all": [{"segment": recent["id"]}, {"tag": "vip"}]}, "Recent VIPs")
-    assert segment_store.time_dependent_segments().count((shop.id, recent["id"])) == 1
-    assert (shop.id, mixer["id"]) not in segment_store.time_dependent_segments()  # refreshed as a referrer
+    registered = segment_store.time_dependent_segments()
+    assert registered.count((shop.id, recent["id"])) == 1
+    assert (shop.id, mixer["id"]) not in registered  # refreshed as a referrer
     assert member_ids(api, shop, recent["id"]) == ["p-1"] and member_ids(api, shop, mixer["id"]) == ["p-1"]
     take_messages(MEMBERSHIP_EVENTS_QUEUE)
     people, names = ids_by_external(api, shop), {recent["id"]: "recent", mixer["id"]: "mixer"}
 
     soon = system_clock() + timedelta(minutes=10)
-    mine = [(shop.id, recent["id"])]
-    assert refresh_time_dependent(lambda: soon, mine) == 0  # evaluated less than an hour ago
+    assert refresh_time_dependent(tenant_context(shop.id), {recent["id"]}, lambda: soon) == 0  # evaluated < 1 h ago
     later = system_clock() + timedelta(days=2)
-    assert refresh_time_dependent(lambda: later, mine) == 2
+    assert refresh_time_dependent(tenant_context(shop.id), {recent["id"]}, lambda: later) == 2
     drain(app, JOBS_QUEUE)
     assert member_ids(api, shop, recent["id"]) == [] and member_ids(api, shop, mixer["id"]) == []
     events = take_messages(MEMBERSHIP_EVENTS_QUEUE, shop.id)
@@ -213,16 +214,16 @@ def test_lost_changes_are_reconciled_by_evaluation_and_announced_once_under_rede
 
 def test_a_worker_that_crashes_mid_shard_is_retried_and_the_job_completes(api, app, shop, monkeypatch):  # noqa: F811
     segment = ready(api, app, shop, {"attr": "city", "op": "eq", "value": "Toronto"}, "Toronto")
-    real_write = segment_store.write_shard_members
+    real_write = segment_store.SegmentTable.write_shard_members
     crashes = []
 
-    def crash_once(tenant_id, segment_id, generation, shard, ordinals):
+    def crash_once(table, segment_id, generation, shard, ordinals):
         if not crashes:
             crashes.append(shard)
             raise RuntimeError("the worker died after reading its shard")
-        return real_write(tenant_id, segment_id, generation, shard, ordinals)
+        return real_write(table, segment_id, generation, shard, ordinals)
 
-    monkeypatch.setattr(segment_store, "write_shard_members", crash_once)
+    monkeypatch.setattr(segment_store.SegmentTable, "write_shard_members", crash_once)
     job = api.post(f"/segments/{segment['id']}/evaluate", key=shop.admin_key).json
     chunks = take_messages(JOBS_QUEUE, shop.id)
     failed = deliver(app, "process_job_chunks", JOBS_QUEUE, chunks)

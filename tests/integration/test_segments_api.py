@@ -12,6 +12,7 @@ from chalicelib.domain.clock import to_rfc3339
 from chalicelib.http.api import REGISTRY
 from chalicelib.resources import JOBS_DEAD_LETTER_QUEUE, JOBS_QUEUE
 from chalicelib.services import dependents
+from tests.support.jobs import failing, replace_worker
 from tests.support.population import import_and_wait
 from tests.support.queues import deliver, drain, take_messages
 
@@ -280,13 +281,11 @@ def test_a_newer_evaluation_wins_whatever_order_the_shards_finish_in(api, app, s
 
 
 def test_a_failed_evaluation_keeps_serving_the_previous_membership(api, app, shop, monkeypatch):
-    from chalicelib.services import jobs
-
     segment = ready(api, app, shop, {"tag": "vip"})
     job = api.post(f"/segments/{segment['id']}/evaluate", key=shop.admin_key)
     assert job.status == 202 and job.json["kind"] == "segment_evaluate"
     chunks = take_messages(JOBS_QUEUE, shop.id)
-    monkeypatch.setitem(jobs._workers, "segment_evaluate", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
+    replace_worker(monkeypatch, "segment_evaluate", failing("boom"))
     assert len(deliver(app, "process_job_chunks", JOBS_QUEUE, chunks[:1])) == 1
     assert deliver(app, "fail_dead_job_chunks", JOBS_DEAD_LETTER_QUEUE, chunks[:1], times=2) == []
     failed = api.get(f"/segments/{segment['id']}", key=shop.viewer_key).json
@@ -411,10 +410,10 @@ def test_later_features_plug_into_segment_dependents(api, app, shop):
     segment = ready(api, app, shop, {"tag": "vip"})
     released = []
 
-    def campaigns_targeting(tenant_id, segment_id):
+    def campaigns_targeting(ctx, segment_id):
         return [{"type": "campaign", "id": "cmp_x", "name": "Spring"}] if segment_id == segment["id"] else []
 
-    dependents.register("segment", campaigns_targeting, lambda t, key, reason: released.append((key, reason)))
+    dependents.register([("segment", campaigns_targeting, lambda ctx, key, reason: released.append((key, reason)))])
     try:
         listed = api.get(f"/segments/{segment['id']}/dependents", key=shop.viewer_key).json["items"]
         assert listed == [{"type": "campaign", "id": "cmp_x", "name": "Spring"}]

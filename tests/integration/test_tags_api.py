@@ -110,12 +110,11 @@ def test_deleting_a_tag_in_use_needs_confirmation_then_untags_everyone(api, app,
 def test_tag_dependents_are_listed_before_deletion(api, tenant):
     tag(api, tenant, "local")
 
-    def segments_using(tenant_id, name):
-        return (
-            [{"type": "segment", "id": "seg_x", "name": "Locals"}] if (tenant_id, name) == (tenant.id, "local") else []
-        )
+    def segments_using(ctx, name):
+        found = (ctx.tenant_id, name) == (tenant.id, "local")
+        return [{"type": "segment", "id": "seg_x", "name": "Locals"}] if found else []
 
-    dependents.register("tag", segments_using)
+    dependents.register([("tag", segments_using, lambda ctx, name, reason: None)])
     try:
         assert api.get("/tags/local", key=tenant.admin_key).json["used_by"] == [
             {"type": "segment", "id": "seg_x", "name": "Locals"}
@@ -124,6 +123,7 @@ def test_tag_dependents_are_listed_before_deletion(api, tenant):
         assert refused.status == 409 and refused.json["error"]["details"]["dependents"][0]["id"] == "seg_x"
     finally:
         dependents._finders["tag"].remove(segments_using)
+        dependents._releases["tag"].pop()
 
 
 def test_tags_are_per_tenant_and_viewers_only_read(api, tenant, other_tenant):

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
+from chalicelib.composition import tenant_context
 from chalicelib.domain.clock import to_rfc3339
 from chalicelib.domain.contacts import Contact, contact_id_for
 from chalicelib.http.api import REGISTRY
@@ -240,8 +241,8 @@ def test_a_scheduled_run_over_ten_thousand_members_applies_one_action_each(api, 
 
     # the minute schedule, called by two workers at the same moment once the time has come: one run
     due = datetime.fromisoformat(weekly["next_run_at"].replace("Z", "+00:00")) + timedelta(seconds=5)
-    trigger_service.start_due(clock=lambda: due)
-    trigger_service.start_due(clock=lambda: due)  # (other tests' schedule triggers may be due too)
+    trigger_service.start_due(tenant_context, clock=lambda: due)
+    trigger_service.start_due(tenant_context, clock=lambda: due)  # (other tests' schedule triggers may be due too)
     after = api.get(f"/triggers/{weekly['id']}", key=partners.viewer_key).json
     assert after["next_run_at"] > weekly["next_run_at"]  # the next Monday
     (run,) = runs(api, partners, weekly["id"])
@@ -456,8 +457,8 @@ def test_a_scheduled_run_survives_a_worker_stopping_before_it_moved_the_schedule
 
     monkeypatch.setattr(trigger_store, "advance_schedule", stop_once)
     with pytest.raises(RuntimeError):
-        trigger_service.start_due(clock=lambda: due)
-    trigger_service.start_due(clock=lambda: due)  # the next minute: the same run, queued again
+        trigger_service.start_due(tenant_context, clock=lambda: due)
+    trigger_service.start_due(tenant_context, clock=lambda: due)  # the next minute: the same run, queued again
     drain(app)
     (run,) = runs(api, partners, daily["id"])
     assert (run["kind"], run["status"], run["contacts"], run["actions_applied"]) == ("schedule", "finished", 1, 1)

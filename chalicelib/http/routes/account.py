@@ -22,7 +22,7 @@ blueprint = ApiBlueprint(__name__)
     response_schema=API_KEY_SCHEMA,
 )
 def create_api_key(call: Call) -> dict:
-    return tenants.create_api_key(call.principal, call.body)
+    return tenants.create_api_key(call.context, call.body)
 
 
 @blueprint.operation(
@@ -34,7 +34,7 @@ def create_api_key(call: Call) -> dict:
     response_schema=page_of(API_KEY_SCHEMA),
 )
 def list_api_keys(call: Call) -> dict:
-    return tenants.list_api_keys(call.principal, *call.page())
+    return tenants.list_api_keys(call.context, *call.page())
 
 
 @blueprint.operation(
@@ -46,7 +46,7 @@ def list_api_keys(call: Call) -> dict:
     description="The last admin key cannot be revoked (409): create another admin key first.",
 )
 def delete_api_key(call: Call, key_id: str) -> None:
-    tenants.delete_api_key(call.principal, key_id)
+    tenants.delete_api_key(call.context, key_id)
 
 
 @blueprint.operation(
@@ -57,7 +57,7 @@ def delete_api_key(call: Call, key_id: str) -> None:
     response_schema=SETTINGS_SCHEMA,
 )
 def get_settings(call: Call) -> dict:
-    return tenants.get_settings(call.principal)
+    return tenants.get_settings(call.context)
 
 
 @blueprint.operation(
@@ -69,7 +69,7 @@ def get_settings(call: Call) -> dict:
     response_schema=SETTINGS_SCHEMA,
 )
 def update_settings(call: Call) -> dict:
-    return tenants.update_settings(call.principal, call.body)
+    return tenants.update_settings(call.context, call.body)
 
 
 @blueprint.operation(
@@ -82,4 +82,4 @@ def update_settings(call: Call) -> dict:
     response_schema=page_of(trail.AUDIT_ENTRY_SCHEMA),
 )
 def audit_log(call: Call) -> dict:
-    return trail.audit_log(call.principal, *call.page())
+    return trail.audit_log(call.context, *call.page())

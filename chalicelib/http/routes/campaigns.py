@@ -25,7 +25,7 @@ FEATURE = {**SEGMENTS_FEATURE, "tag": "campaigns"}
     **FEATURE,
 )
 def create_campaign(call: Call) -> dict:
-    return campaigns.create_campaign(call.principal, call.body)
+    return campaigns.create_campaign(call.context, call.body)
 
 
 @blueprint.operation(
@@ -33,7 +33,7 @@ def create_campaign(call: Call) -> dict:
     response_schema=page_of(CAMPAIGN), **FEATURE,
 )  # fmt: skip
 def list_campaigns(call: Call) -> dict:
-    return campaigns.list_campaigns(call.principal, *call.page())
+    return campaigns.list_campaigns(call.context, *call.page())
 
 
 @blueprint.operation(
@@ -41,7 +41,7 @@ def list_campaigns(call: Call) -> dict:
     access=Access.VIEWER, response_schema=CAMPAIGN, **FEATURE,
 )  # fmt: skip
 def get_campaign(call: Call, campaign_id: str) -> dict:
-    return campaigns.get_campaign(call.principal, campaign_id)
+    return campaigns.get_campaign(call.context, campaign_id)
 
 
 @blueprint.operation(
@@ -49,7 +49,7 @@ def get_campaign(call: Call, campaign_id: str) -> dict:
     access=Access.ADMIN, request_schema=campaigns.PATCH_CAMPAIGN_SCHEMA, response_schema=CAMPAIGN, **FEATURE,
 )  # fmt: skip
 def update_campaign(call: Call, campaign_id: str) -> dict:
-    return campaigns.update_campaign(call.principal, campaign_id, call.body)
+    return campaigns.update_campaign(call.context, campaign_id, call.body)
 
 
 @blueprint.operation(
@@ -57,7 +57,7 @@ def update_campaign(call: Call, campaign_id: str) -> dict:
     access=Access.ADMIN, status=204, query=CONFIRM_QUERY, **FEATURE,
 )  # fmt: skip
 def delete_campaign(call: Call, campaign_id: str) -> None:
-    campaigns.delete_campaign(call.principal, campaign_id, call.flag("confirm"))
+    campaigns.delete_campaign(call.context, campaign_id, call.flag("confirm"))
 
 
 @blueprint.operation(
@@ -66,7 +66,7 @@ def delete_campaign(call: Call, campaign_id: str) -> None:
     **FEATURE,
 )  # fmt: skip
 def preview_campaign(call: Call, campaign_id: str) -> dict:
-    return campaigns.preview_campaign(call.principal, campaign_id, call.body)
+    return campaigns.preview_campaign(call.context, campaign_id, call.body)
 
 
 @blueprint.operation(
@@ -74,7 +74,7 @@ def preview_campaign(call: Call, campaign_id: str) -> dict:
     access=Access.ADMIN, request_schema=campaigns.TEST_SCHEMA, **FEATURE,
 )  # fmt: skip
 def test_campaign(call: Call, campaign_id: str) -> dict:
-    return campaigns.test_send(call.principal, campaign_id, call.body)
+    return campaigns.test_send(call.context, campaign_id, call.body)
 
 
 @blueprint.operation(
@@ -82,7 +82,7 @@ def test_campaign(call: Call, campaign_id: str) -> dict:
     access=Access.ADMIN, response_schema=CAMPAIGN, **FEATURE,
 )  # fmt: skip
 def send_campaign(call: Call, campaign_id: str) -> dict:
-    return campaigns.send_campaign(call.principal, campaign_id)
+    return campaigns.send_campaign(call.context, campaign_id)
 
 
 @blueprint.operation(
@@ -90,7 +90,7 @@ def send_campaign(call: Call, campaign_id: str) -> dict:
     access=Access.ADMIN, response_schema=CAMPAIGN, **FEATURE,
 )  # fmt: skip
 def pause_campaign(call: Call, campaign_id: str) -> dict:
-    return campaigns.pause_campaign(call.principal, campaign_id)
+    return campaigns.pause_campaign(call.context, campaign_id)
 
 
 @blueprint.operation(
@@ -98,7 +98,7 @@ def pause_campaign(call: Call, campaign_id: str) -> dict:
     access=Access.ADMIN, response_schema=CAMPAIGN, **FEATURE,
 )  # fmt: skip
 def resume_campaign(call: Call, campaign_id: str) -> dict:
-    return campaigns.resume_campaign(call.principal, campaign_id)
+    return campaigns.resume_campaign(call.context, campaign_id)
 
 
 @blueprint.operation(
@@ -106,7 +106,7 @@ def resume_campaign(call: Call, campaign_id: str) -> dict:
     access=Access.ADMIN, response_schema=CAMPAIGN, **FEATURE,
 )  # fmt: skip
 def cancel_campaign(call: Call, campaign_id: str) -> dict:
-    return campaigns.cancel_campaign(call.principal, campaign_id)
+    return campaigns.cancel_campaign(call.context, campaign_id)
 
 
 @blueprint.operation(
@@ -116,4 +116,4 @@ def cancel_campaign(call: Call, campaign_id: str) -> dict:
     response_schema=page_of(campaigns.RECIPIENT_SCHEMA), **FEATURE,
 )  # fmt: skip
 def campaign_recipients(call: Call, campaign_id: str) -> dict:
-    return campaigns.recipients(call.principal, campaign_id, call.query.get("status"), *call.page())
+    return campaigns.recipients(call.context, campaign_id, call.query.get("status"), *call.page())

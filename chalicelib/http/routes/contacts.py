@@ -23,7 +23,7 @@ _REF = "The contact's id (ctc_…) or its external_id."
     response_schema=CONTACT_SCHEMA,
 )
 def create_contact(call: Call) -> dict:
-    return contacts.create_contact(call.principal, call.body)
+    return contacts.create_contact(call.context, call.body)
 
 
 @blueprint.operation(
@@ -39,7 +39,7 @@ def create_contact(call: Call) -> dict:
     response_schema=page_of(CONTACT_SCHEMA),
 )
 def list_contacts(call: Call) -> dict:
-    return contacts.list_contacts(call.principal, call.query, *call.page())
+    return contacts.list_contacts(call.context, call.query, *call.page())
 
 
 @blueprint.operation(
@@ -51,7 +51,7 @@ def list_contacts(call: Call) -> dict:
     response_schema=CONTACT_SCHEMA,
 )
 def get_contact(call: Call, contact_id: str) -> dict:
-    return contacts.get_contact(call.principal, contact_id)
+    return contacts.get_contact(call.context, contact_id)
 
 
 @blueprint.operation(
@@ -64,7 +64,7 @@ def get_contact(call: Call, contact_id: str) -> dict:
     response_schema=CONTACT_SCHEMA,
 )
 def update_contact(call: Call, contact_id: str) -> dict:
-    return contacts.update_contact(call.principal, contact_id, call.body)
+    return contacts.update_contact(call.context, contact_id, call.body)
 
 
 @blueprint.operation(
@@ -76,7 +76,7 @@ def update_contact(call: Call, contact_id: str) -> dict:
     status=204,
 )
 def delete_contact(call: Call, contact_id: str) -> None:
-    contacts.delete_contact(call.principal, contact_id)
+    contacts.delete_contact(call.context, contact_id)
 
 
 @blueprint.operation(
@@ -88,7 +88,7 @@ def delete_contact(call: Call, contact_id: str) -> None:
     response_schema=CONTACT_SCHEMA,
 )
 def change_tags(call: Call, contact_id: str) -> dict:
-    return contacts.change_tags(call.principal, contact_id, call.body)
+    return contacts.change_tags(call.context, contact_id, call.body)
 
 
 @blueprint.operation(
@@ -102,7 +102,7 @@ def change_tags(call: Call, contact_id: str) -> dict:
     response_schema={"type": "object"},
 )
 def append_events(call: Call, contact_id: str) -> dict:
-    return contacts.append_events(call.principal, contact_id, call.body)
+    return contacts.append_events(call.context, contact_id, call.body)
 
 
 @blueprint.operation(
@@ -114,7 +114,7 @@ def append_events(call: Call, contact_id: str) -> dict:
     response_schema=page_of(EVENT_SCHEMA),
 )
 def list_events(call: Call, contact_id: str) -> dict:
-    return contacts.list_events(call.principal, contact_id, *call.page())
+    return contacts.list_events(call.context, contact_id, *call.page())
 
 
 @blueprint.operation(
@@ -127,7 +127,7 @@ def list_events(call: Call, contact_id: str) -> dict:
     response_schema={"type": "object"},
 )
 def append_bulk_events(call: Call) -> dict:
-    return contacts.append_bulk_events(call.principal, call.body)
+    return contacts.append_bulk_events(call.context, call.body)
 
 
 @blueprint.operation(
@@ -143,4 +143,4 @@ def append_bulk_events(call: Call) -> dict:
     response_schema=JOB_SCHEMA,
 )
 def import_contacts(call: Call) -> WithStatus:
-    return WithStatus(202, imports.start_import(call.principal, call.raw_body, call.content_type))
+    return WithStatus(202, imports.start_import(call.context, call.raw_body, call.content_type))

@@ -21,19 +21,19 @@ def _crud(kind: str, description: str) -> None:
     article = "an" if kind[0] in "aeiou" else "a"
 
     def create(call: Call) -> dict:
-        return engagements.create(call.principal, kind, call.body)
+        return engagements.create(call.context, kind, call.body)
 
     def listing(call: Call) -> dict:
-        return engagements.list_page(call.principal, kind, *call.page())
+        return engagements.list_page(call.context, kind, *call.page())
 
     def read(call: Call, **ids: str) -> dict:
-        return engagements.get(call.principal, kind, ids[key])
+        return engagements.get(call.context, kind, ids[key])
 
     def edit(call: Call, **ids: str) -> dict:
-        return engagements.update(call.principal, kind, ids[key], call.body)
+        return engagements.update(call.context, kind, ids[key], call.body)
 
     def remove(call: Call, **ids: str) -> None:
-        engagements.delete(call.principal, kind, ids[key], call.flag("confirm"))
+        engagements.delete(call.context, kind, ids[key], call.flag("confirm"))
 
     routes = [
         (create, "create", dict(method="POST", path=f"/{plural}", summary=f"Create {article} {kind}",
@@ -71,4 +71,4 @@ _crud(
     access=Access.VIEWER, query=PAGE_QUERY, response_schema=engagements.REWARDS_SCHEMA, **SEGMENTS_FEATURE,
 )  # fmt: skip
 def contact_rewards(call: Call, contact_id: str) -> dict:
-    return engagements.rewards_of(call.principal, contact_id, *call.page())
+    return engagements.rewards_of(call.context, contact_id, *call.page())

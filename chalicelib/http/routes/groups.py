@@ -19,7 +19,7 @@ blueprint = ApiBlueprint(__name__)
     response_schema=groups.GROUP_SCHEMA,
 )
 def create_group(call: Call) -> dict:
-    return groups.create_group(call.principal, call.body)
+    return groups.create_group(call.context, call.body)
 
 
 @blueprint.operation(
@@ -31,7 +31,7 @@ def create_group(call: Call) -> dict:
     response_schema=page_of(groups.GROUP_SCHEMA),
 )
 def list_groups(call: Call) -> dict:
-    return groups.list_groups(call.principal, *call.page())
+    return groups.list_groups(call.context, *call.page())
 
 
 @blueprint.operation(
@@ -42,7 +42,7 @@ def list_groups(call: Call) -> dict:
     response_schema=groups.GROUP_SCHEMA,
 )
 def get_group(call: Call, group_id: str) -> dict:
-    return groups.get_group(call.principal, group_id)
+    return groups.get_group(call.context, group_id)
 
 
 @blueprint.operation(
@@ -54,7 +54,7 @@ def get_group(call: Call, group_id: str) -> dict:
     response_schema=groups.GROUP_SCHEMA,
 )
 def update_group(call: Call, group_id: str) -> dict:
-    return groups.update_group(call.principal, group_id, call.body)
+    return groups.update_group(call.context, group_id, call.body)
 
 
 @blueprint.operation(
@@ -68,5 +68,5 @@ def update_group(call: Call, group_id: str) -> dict:
     other_responses={202: "Members are being released: the job."},
 )
 def delete_group(call: Call, group_id: str) -> WithStatus | None:
-    job = groups.delete_group(call.principal, group_id, call.flag("confirm"))
+    job = groups.delete_group(call.context, group_id, call.flag("confirm"))
     return WithStatus(202, job) if job else None

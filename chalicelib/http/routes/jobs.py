@@ -17,7 +17,7 @@ blueprint = ApiBlueprint(__name__)
     response_schema=JOB_SCHEMA,
 )
 def get_job(call: Call, job_id: str) -> dict:
-    return jobs.job_view(call.tenant_id, job_id)
+    return jobs.job_view(call.context, job_id)
 
 
 @blueprint.operation(
@@ -29,7 +29,7 @@ def get_job(call: Call, job_id: str) -> dict:
     response_schema=page_of({"type": "object"}),
 )
 def job_errors(call: Call, job_id: str) -> dict:
-    return jobs.job_errors(call.tenant_id, job_id, *call.page())
+    return jobs.job_errors(call.context, job_id, *call.page())
 
 
 @blueprint.operation(
@@ -40,4 +40,4 @@ def job_errors(call: Call, job_id: str) -> dict:
     response_schema=JOB_SCHEMA,
 )
 def retry_job(call: Call, job_id: str) -> dict:
-    return jobs.retry_job(call.tenant_id, job_id)
+    return jobs.retry_job(call.context, job_id)

@@ -15,7 +15,7 @@ FEATURE = {"feature": "segments", "tag": "portal"}
     access=Access.ADMIN, status=201, query=portal.TOKEN_QUERY, response_schema=portal.TOKEN_SCHEMA, **FEATURE,
 )  # fmt: skip
 def issue_portal_token(call: Call, contact_id: str) -> dict:
-    return portal.issue_token(call.principal, contact_id, call.query.get("expires_in"))
+    return portal.issue_token(call.context, contact_id, call.query.get("expires_in"))
 
 
 @blueprint.operation(
@@ -23,7 +23,7 @@ def issue_portal_token(call: Call, contact_id: str) -> dict:
     access=Access.PORTAL, response_schema=portal.PORTAL_ANNOUNCEMENTS_SCHEMA, **FEATURE,
 )  # fmt: skip
 def portal_announcements(call: Call) -> dict:
-    return portal.announcements(call.principal)
+    return portal.announcements(call.context)
 
 
 @blueprint.operation(
@@ -31,4 +31,4 @@ def portal_announcements(call: Call) -> dict:
     access=Access.PORTAL, response_schema=portal.PORTAL_CHALLENGES_SCHEMA, **FEATURE,
 )  # fmt: skip
 def portal_challenges(call: Call) -> dict:
-    return portal.challenges(call.principal)
+    return portal.challenges(call.context)

@@ -99,7 +99,7 @@ DEPENDENT_SCHEMA = {
     **FEATURE,
 )
 def create_segment(call: Call) -> dict:
-    return segments.create_segment(call.principal, call.body)
+    return segments.create_segment(call.context, call.body)
 
 
 @blueprint.operation(
@@ -112,7 +112,7 @@ def create_segment(call: Call) -> dict:
     **FEATURE,
 )
 def list_segments(call: Call) -> dict:
-    return segments.list_segments(call.principal, *call.page())
+    return segments.list_segments(call.context, *call.page())
 
 
 @blueprint.operation(
@@ -125,7 +125,7 @@ def list_segments(call: Call) -> dict:
     **FEATURE,
 )
 def preview(call: Call) -> dict:
-    return segments.preview(call.principal, call.body)
+    return segments.preview(call.context, call.body)
 
 
 @blueprint.operation(
@@ -138,7 +138,7 @@ def preview(call: Call) -> dict:
     **FEATURE,
 )
 def overlap(call: Call) -> dict:
-    return segments.overlap(call.principal, call.query.get("ids"))
+    return segments.overlap(call.context, call.query.get("ids"))
 
 
 @blueprint.operation(
@@ -150,7 +150,7 @@ def overlap(call: Call) -> dict:
     **FEATURE,
 )
 def get_segment(call: Call, segment_id: str) -> dict:
-    return segments.get_segment(call.principal, segment_id)
+    return segments.get_segment(call.context, segment_id)
 
 
 @blueprint.operation(
@@ -163,7 +163,7 @@ def get_segment(call: Call, segment_id: str) -> dict:
     **FEATURE,
 )
 def update_segment(call: Call, segment_id: str) -> dict:
-    return segments.update_segment(call.principal, segment_id, call.body)
+    return segments.update_segment(call.context, segment_id, call.body)
 
 
 @blueprint.operation(
@@ -177,7 +177,7 @@ def update_segment(call: Call, segment_id: str) -> dict:
     **FEATURE,
 )
 def delete_segment(call: Call, segment_id: str) -> None:
-    segments.delete_segment(call.principal, segment_id, call.flag("confirm"))
+    segments.delete_segment(call.context, segment_id, call.flag("confirm"))
 
 
 @blueprint.operation(
@@ -190,7 +190,7 @@ def delete_segment(call: Call, segment_id: str) -> None:
     **FEATURE,
 )
 def versions(call: Call, segment_id: str) -> dict:
-    return segments.versions(call.principal, segment_id, *call.page())
+    return segments.versions(call.context, segment_id, *call.page())
 
 
 @blueprint.operation(
@@ -203,7 +203,7 @@ def versions(call: Call, segment_id: str) -> dict:
     **FEATURE,
 )
 def members(call: Call, segment_id: str) -> dict:
-    return segments.members(call.principal, segment_id, *call.page())
+    return segments.members(call.context, segment_id, *call.page())
 
 
 @blueprint.operation(
@@ -221,7 +221,7 @@ def members(call: Call, segment_id: str) -> dict:
     **FEATURE,
 )
 def members_csv(call: Call, segment_id: str) -> Response:
-    text, next_cursor = segments.members_csv(call.principal, segment_id, call.query)
+    text, next_cursor = segments.members_csv(call.context, segment_id, call.query)
     headers = {
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": f'attachment; filename="{segment_id}-members.csv"',
@@ -243,7 +243,7 @@ def members_csv(call: Call, segment_id: str) -> Response:
     **FEATURE,
 )
 def evaluate(call: Call, segment_id: str) -> dict:
-    return segments.evaluate(call.principal, segment_id)
+    return segments.evaluate(call.context, segment_id)
 
 
 @blueprint.operation(
@@ -255,7 +255,7 @@ def evaluate(call: Call, segment_id: str) -> dict:
     **FEATURE,
 )
 def dependents(call: Call, segment_id: str) -> dict:
-    return segments.dependents_of(call.principal, segment_id)
+    return segments.dependents_of(call.context, segment_id)
 
 
 @blueprint.operation(
@@ -274,4 +274,4 @@ def dependents(call: Call, segment_id: str) -> dict:
     **FEATURE,
 )
 def customer_overview(call: Call) -> dict:
-    return overview.overview(call.principal, call.query)
+    return overview.overview(call.context, call.query)

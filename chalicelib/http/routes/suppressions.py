@@ -20,7 +20,7 @@ FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
     access=Access.VIEWER, query=PAGE_QUERY, response_schema=page_of(suppressions.SUPPRESSION_SCHEMA), **FEATURE,
 )  # fmt: skip
 def list_suppressions(call: Call) -> dict:
-    return suppressions.list_suppressions(call.principal, *call.page())
+    return suppressions.list_suppressions(call.context, *call.page())
 
 
 @blueprint.operation(
@@ -28,7 +28,7 @@ def list_suppressions(call: Call) -> dict:
     request_schema=suppressions.ADD_SUPPRESSION_SCHEMA, response_schema=suppressions.SUPPRESSION_SCHEMA, **FEATURE,
 )  # fmt: skip
 def add_suppression(call: Call) -> dict:
-    return suppressions.add_suppression(call.principal, call.body)
+    return suppressions.add_suppression(call.context, call.body)
 
 
 @blueprint.operation(
@@ -36,7 +36,7 @@ def add_suppression(call: Call) -> dict:
     access=Access.ADMIN, status=204, **FEATURE,
 )  # fmt: skip
 def remove_suppression(call: Call, email: str) -> None:
-    suppressions.remove_suppression(call.principal, email)
+    suppressions.remove_suppression(call.context, email)
 
 
 @blueprint.operation(

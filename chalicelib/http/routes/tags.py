@@ -31,7 +31,7 @@ TAG_SCHEMA = {
     response_schema=TAG_SCHEMA,
 )
 def create_tag(call: Call) -> dict:
-    return tags.create_tag(call.principal, call.body)
+    return tags.create_tag(call.context, call.body)
 
 
 @blueprint.operation(
@@ -43,7 +43,7 @@ def create_tag(call: Call) -> dict:
     response_schema=page_of(TAG_SCHEMA),
 )
 def list_tags(call: Call) -> dict:
-    return tags.list_tags(call.principal, *call.page())
+    return tags.list_tags(call.context, *call.page())
 
 
 @blueprint.operation(
@@ -54,7 +54,7 @@ def list_tags(call: Call) -> dict:
     response_schema=TAG_SCHEMA,
 )
 def get_tag(call: Call, name: str) -> dict:
-    return tags.get_tag(call.principal, name)
+    return tags.get_tag(call.context, name)
 
 
 @blueprint.operation(
@@ -66,7 +66,7 @@ def get_tag(call: Call, name: str) -> dict:
     response_schema=TAG_SCHEMA,
 )
 def update_tag(call: Call, name: str) -> dict:
-    return tags.update_tag(call.principal, name, call.body)
+    return tags.update_tag(call.context, name, call.body)
 
 
 @blueprint.operation(
@@ -81,7 +81,7 @@ def update_tag(call: Call, name: str) -> dict:
     other_responses={202: "Contacts are being untagged: the job."},
 )
 def delete_tag(call: Call, name: str) -> WithStatus | None:
-    job = tags.delete_tag(call.principal, name, call.flag("confirm"))
+    job = tags.delete_tag(call.context, name, call.flag("confirm"))
     return WithStatus(202, job) if job else None
 
 
@@ -96,7 +96,7 @@ def delete_tag(call: Call, name: str) -> WithStatus | None:
     other_responses={202: "The job that applies the tag."},
 )
 def bulk_tag(call: Call, name: str) -> WithStatus:
-    return WithStatus(*tags.bulk_tag(call.principal, name, call.body, add=True))
+    return WithStatus(*tags.bulk_tag(call.context, name, call.body, add=True))
 
 
 @blueprint.operation(
@@ -109,4 +109,4 @@ def bulk_tag(call: Call, name: str) -> WithStatus:
     other_responses={202: "The job that removes the tag."},
 )
 def bulk_untag(call: Call, name: str) -> WithStatus:
-    return WithStatus(*tags.bulk_tag(call.principal, name, call.body, add=False))
+    return WithStatus(*tags.bulk_tag(call.context, name, call.body, add=False))

@@ -22,7 +22,7 @@ FEATURE = {**SEGMENTS_FEATURE, "tag": "triggers"}
     access=Access.ADMIN, status=201, request_schema=triggers.CREATE_SCHEMA, response_schema=TRIGGER, **FEATURE,
 )  # fmt: skip
 def create_trigger(call: Call) -> dict:
-    return triggers.create_trigger(call.principal, call.body)
+    return triggers.create_trigger(call.context, call.body)
 
 
 @blueprint.operation(
@@ -30,14 +30,14 @@ def create_trigger(call: Call) -> dict:
     response_schema=page_of(TRIGGER), **FEATURE,
 )  # fmt: skip
 def list_triggers(call: Call) -> dict:
-    return triggers.list_triggers(call.principal, *call.page())
+    return triggers.list_triggers(call.context, *call.page())
 
 
 @blueprint.operation(
     "GET", "/triggers/{trigger_id}", summary="A trigger", access=Access.VIEWER, response_schema=TRIGGER, **FEATURE,
 )  # fmt: skip
 def get_trigger(call: Call, trigger_id: str) -> dict:
-    return triggers.get_trigger(call.principal, trigger_id)
+    return triggers.get_trigger(call.context, trigger_id)
 
 
 @blueprint.operation(
@@ -45,7 +45,7 @@ def get_trigger(call: Call, trigger_id: str) -> dict:
     request_schema=triggers.PATCH_SCHEMA, response_schema=TRIGGER, **FEATURE,
 )  # fmt: skip
 def update_trigger(call: Call, trigger_id: str) -> dict:
-    return triggers.update_trigger(call.principal, trigger_id, call.body)
+    return triggers.update_trigger(call.context, trigger_id, call.body)
 
 
 @blueprint.operation(
@@ -53,7 +53,7 @@ def update_trigger(call: Call, trigger_id: str) -> dict:
     query=CONFIRM_QUERY, **FEATURE,
 )  # fmt: skip
 def delete_trigger(call: Call, trigger_id: str) -> None:
-    triggers.delete_trigger(call.principal, trigger_id, call.flag("confirm"))
+    triggers.delete_trigger(call.context, trigger_id, call.flag("confirm"))
 
 
 @blueprint.operation(
@@ -62,7 +62,7 @@ def delete_trigger(call: Call, trigger_id: str) -> None:
     access=Access.VIEWER, query=PAGE_QUERY, response_schema=page_of(triggers.RUN_SCHEMA), **FEATURE,
 )  # fmt: skip
 def trigger_runs(call: Call, trigger_id: str) -> dict:
-    return triggers.runs(call.principal, trigger_id, *call.page())
+    return triggers.runs(call.context, trigger_id, *call.page())
 
 
 @blueprint.operation(
@@ -70,4 +70,4 @@ def trigger_runs(call: Call, trigger_id: str) -> dict:
     access=Access.ADMIN, status=202, response_schema=triggers.RUN_SCHEMA, **FEATURE,
 )  # fmt: skip
 def run_trigger(call: Call, trigger_id: str) -> dict:
-    return triggers.run_now(call.principal, trigger_id)
+    return triggers.run_now(call.context, trigger_id)

@@ -1,0 +1,74 @@
+"""Composition: the one place that binds ports to adapters.
+
+Routes (through ``Call.context``) and queue and schedule handlers ask here for a tenant's context;
+services receive it and never choose an adapter themselves. Unit tests build the same context on
+in-memory fakes (tests/support/fakes.py).
+"""
+
+from __future__ import annotations
+
+from chalicelib.ports import TenantPorts
+from chalicelib.services import (
+    campaigns,
+    dependents,
+    engagements,
+    evaluation,
+    groups,
+    imports,
+    jobs,
+    segments,
+    tags,
+    triggers,
+)
+from chalicelib.services.context import TenantContext
+from chalicelib.services.principal import Principal
+from chalicelib.services.tenants import cached_settings
+from chalicelib.storage import segments as segment_storage
+from chalicelib.storage.catalog import CatalogTable
+from chalicelib.storage.jobs import JobTable
+from chalicelib.storage.queues import SqsQueues
+from chalicelib.storage.segments import SegmentTable
+
+_QUEUES = SqsQueues()
+
+
+def tenant_ports(tenant_id: str) -> TenantPorts:
+    return TenantPorts(
+        tenant_id=tenant_id,
+        segments=SegmentTable(tenant_id),
+        jobs=JobTable(tenant_id),
+        catalog=CatalogTable(tenant_id),
+        queues=_QUEUES,
+    )
+
+
+def tenant_context(tenant_id: str, principal: Principal | None = None) -> TenantContext:
+    """The context of a request (``principal``: the caller, whose key carried the settings) or of a batch of
+    messages for ``tenant_id`` (settings from the worker's short-lived cache)."""
+    if principal is not None and principal.settings:
+        return TenantContext(tenant_ports(tenant_id), principal.settings, principal)
+    return TenantContext(tenant_ports(tenant_id), lambda: cached_settings(tenant_id), principal)
+
+
+class TenantContexts:
+    """One context per tenant for the length of a batch of messages (a batch may mix tenants)."""
+
+    def __init__(self) -> None:
+        self._made: dict[str, TenantContext] = {}
+
+    def of(self, tenant_id: str) -> TenantContext:
+        if tenant_id not in self._made:
+            self._made[tenant_id] = tenant_context(tenant_id)
+        return self._made[tenant_id]
+
+
+def time_dependent_segments() -> dict[str, set[str]]:
+    """Tenant → its segments that time alone changes (one sparse index, across tenants: the hourly refresh)."""
+    due: dict[str, set[str]] = {}
+    for tenant_id, segment_id in segment_storage.time_dependent_segments():
+        due.setdefault(tenant_id, set()).add(segment_id)
+    return due
+
+
+jobs.register_kinds(evaluation.JOB_KINDS | groups.JOB_KINDS | imports.JOB_KINDS | tags.JOB_KINDS)
+dependents.register(segments.DEPENDENTS + campaigns.DEPENDENTS + engagements.DEPENDENTS + triggers.DEPENDENTS)

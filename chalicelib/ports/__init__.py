@@ -1,0 +1,27 @@
+"""Ports: what the services need from the outside world, as typed Protocols.
+
+Each repository port is bound to one tenant when it is made (chalicelib/composition.py), so a
+service holding one cannot read or write another tenant's data. storage/ implements them on
+DynamoDB and SQS; tests/support/fakes.py implements them in memory, and
+tests/integration/test_port_contracts.py runs the same cases against both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.ports.catalog import CatalogReader
+from chalicelib.ports.jobs import JobRepository
+from chalicelib.ports.queues import MessageQueues
+from chalicelib.ports.segments import SegmentRepository
+
+
+@dataclass(frozen=True)
+class TenantPorts:
+    """Every port a service may use, bound to one tenant."""
+
+    tenant_id: str
+    segments: SegmentRepository
+    jobs: JobRepository
+    catalog: CatalogReader
+    queues: MessageQueues

@@ -1,0 +1,254 @@
+"""One set of cases per port, run against its DynamoDB/SQS adapter and its in-memory fake.
+
+A service unit-tested on the fakes (tests/support/fakes.py) can then rely on the adapters behaving
+the same: what is stored comes back field for field, conditions refuse what they should, positions
+page through everything once, and one tenant's adapter never sees another's data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from chalicelib.domain.catalog import Group, Tag
+from chalicelib.domain.contacts import SHARDS
+from chalicelib.domain.jobs import Job
+from chalicelib.domain.segments import EVALUATING, READY, Segment, StaleSegment
+from chalicelib.ports.jobs import JobRepository
+from chalicelib.ports.segments import SegmentRepository
+from chalicelib.storage import catalog as catalog_storage
+from chalicelib.storage.catalog import CatalogTable
+from chalicelib.storage.jobs import JobTable
+from chalicelib.storage.queues import SqsQueues
+from chalicelib.storage.segments import SegmentTable
+from tests.support.fakes import InMemoryCatalog, InMemoryJobs, InMemorySegments, RecordingQueues
+from tests.support.queues import take_messages
+
+ADAPTERS = ["dynamodb", "memory"]
+
+
+def new_tenant() -> str:
+    return f"tenant_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=ADAPTERS)
+def segment_repos(request):
+    """Two tenants' repositories of one kind."""
+    make = SegmentTable if request.param == "dynamodb" else InMemorySegments
+    return make(new_tenant()), make(new_tenant())
+
+
+@pytest.fixture(params=ADAPTERS)
+def job_repo(request) -> JobRepository:
+    return (JobTable if request.param == "dynamodb" else InMemoryJobs)(new_tenant())
+
+
+def a_segment(segment_id: str = "seg_1", **fields: Any) -> Segment:
+    base = Segment(
+        id=segment_id,
+        name="Local VIPs",
+        description="who we mail first",
+        criteria={"all": [{"tag": "vip"}, {"attr": "city", "op": "eq", "value": "Toronto"}]},
+        tags=frozenset({"vip"}),
+        groups=frozenset({"grp_1"}),
+        references=frozenset({"seg_0"}),
+        time_dependent=True,
+        version=1,
+        status=EVALUATING,
+        created_at="2026-11-30T10:00:00Z",
+        updated_at="2026-11-30T10:00:00Z",
+        job_id="job_1",
+    )
+    return replace(base, **fields)
+
+
+# --- SegmentRepository ------------------------------------------------------------------------------------
+
+
+def test_a_segment_comes_back_field_for_field_and_only_to_its_tenant(segment_repos):
+    mine, theirs = segment_repos
+    segment = a_segment(status_reason=None, member_count=None)
+    mine.create(segment)
+    assert mine.get("seg_1") == segment
+    assert mine.all_segments() == [segment]
+    assert theirs.get("seg_1") is None and theirs.all_segments() == []
+    empty = a_segment("seg_2", description=None, tags=frozenset(), groups=frozenset(), references=frozenset())
+    mine.create(empty)
+    assert mine.get("seg_2") == empty
+
+
+def test_pages_list_every_segment_once(segment_repos):
+    mine, _ = segment_repos
+    for n in range(5):
+        mine.create(a_segment(f"seg_{n}"))
+    seen, position = [], None
+    while True:
+        items, position = mine.page(2, position)
+        seen += [s.id for s in items]
+        if position is None:
+            break
+    assert sorted(seen) == [f"seg_{n}" for n in range(5)] and len(seen) == 5
+
+
+def test_an_edit_keeps_what_evaluations_own_and_a_stale_edit_is_refused(segment_repos):
+    mine, _ = segment_repos
+    before = a_segment()
+    mine.create(before)
+    assert mine.update_fields("seg_1", member_count=7, evaluated_at="2026-11-30T10:05:00Z")
+    after = replace(before, name="Renamed", version=2, updated_at="2026-11-30T11:00:00Z", member_count=None)
+    mine.save(before, after)
+    stored = mine.get("seg_1")
+    assert stored is not None and stored.name == "Renamed" and stored.version == 2
+    assert stored.member_count == 7 and stored.evaluated_at == "2026-11-30T10:05:00Z"
+    with pytest.raises(StaleSegment):
+        mine.save(before, replace(after, name="Lost update"))
+    versions, _ = mine.versions("seg_1", 10, None)
+    assert [(v["version"], v["name"]) for v in versions] == [(2, "Renamed"), (1, "Local VIPs")]
+    first, position = mine.versions("seg_1", 1, None)
+    rest, _ = mine.versions("seg_1", 1, position)
+    assert [v["version"] for v in first + rest] == [2, 1]
+
+
+def test_bookkeeping_fields_are_conditional_on_the_job_the_segment_waits_for(segment_repos):
+    mine, _ = segment_repos
+    mine.create(a_segment())
+    assert not mine.update_fields("seg_1", expected_job_id="job_0", job_id="job_2")
+    assert mine.update_fields("seg_1", expected_job_id="job_1", job_id="job_2", status_reason="why")
+    assert mine.get("seg_1").job_id == "job_2"
+    assert mine.update_fields("seg_1", status_reason=None)
+    assert mine.get("seg_1").status_reason is None
+    assert not mine.update_fields("seg_missing", status=READY)
+
+
+def test_membership_generations_flip_once_and_page_in_shard_order(segment_repos):
+    mine, theirs = segment_repos
+    mine.create(a_segment())
+    members = {5, 5 + SHARDS, 7, 200, 1, 3 * SHARDS + 1}
+    for shard in range(SHARDS):
+        mine.write_shard_members("seg_1", "job_1", shard, [o for o in members if o % SHARDS == shard])
+    mine.write_shard_members("seg_1", "job_1", 7 % SHARDS, [7, 9999 * SHARDS + 7])  # a retry rewrites its shard
+    expected = (members - {7}) | {7, 9999 * SHARDS + 7}
+    assert mine.members("seg_1", "job_1") == expected and mine.count_members("seg_1", "job_1") == len(expected)
+    assert mine.shard_members("seg_1", "job_1", 7 % SHARDS) == {7, 9999 * SHARDS + 7}
+    assert theirs.members("seg_1", "job_1") == set()
+    with pytest.raises(StaleSegment):
+        mine.publish("seg_1", "job_0", {"status": READY})
+    assert mine.publish("seg_1", "job_1", {"status": READY}) is None  # nothing published before
+    assert mine.publish("seg_1", "job_1", {"status": READY}) is None  # repeated: the same answer
+    flipped = mine.get("seg_1")
+    assert (flipped.generation, flipped.member_count, flipped.status) == ("job_1", len(expected), READY)
+    listed, position = [], None
+    while True:
+        ordinals, position = mine.page_of_members("seg_1", "job_1", 2, position)
+        listed += ordinals
+        if position is None:
+            break
+    assert listed == sorted(expected, key=lambda o: (o % SHARDS, o))
+    assert mine.update_fields("seg_1", job_id="job_2")
+    mine.write_shard_members("seg_1", "job_2", 1, [1])
+    assert mine.publish("seg_1", "job_2", {"status": READY}) == "job_1"
+    mine.delete_generation("seg_1", "job_1")
+    assert mine.members("seg_1", "job_1") == set() and mine.members("seg_1", "job_2") == {1}
+
+
+def test_a_deleted_segment_takes_its_history_and_members_with_it(segment_repos):
+    mine, _ = segment_repos
+    mine.create(a_segment())
+    mine.write_shard_members("seg_1", "job_1", 0, [SHARDS])
+    mine.delete("seg_1")
+    assert mine.get("seg_1") is None and mine.members("seg_1", "job_1") == set()
+    assert mine.versions("seg_1", 10, None)[0] == []
+
+
+# --- JobRepository -----------------------------------------------------------------------------------------
+
+
+def a_job(job_id: str = "job_1") -> Job:
+    return Job(job_id, "import", "running", 3, 2, {}, {"format": "csv"}, "2026-11-30T10:00:00Z", None)
+
+
+def test_a_chunk_finishes_once_and_its_counts_add_up(job_repo):
+    job_repo.create_job(a_job(), [{"rows": [1]}, {"rows": [2]}], [{"line": 4, "field": "email", "message": "bad"}])
+    job = job_repo.get_job("job_1")
+    assert job.chunks_total == 2 and job.counts["failed"] == 1 and job.counts["processed"] == 1
+    assert job_repo.load_chunk("job_1", 1) == ("pending", {"rows": [2]}) and job_repo.load_chunk("job_1", 9) is None
+    assert job_repo.finish_chunk("job_1", 0, {"created": 2, "processed": 2})
+    assert not job_repo.finish_chunk("job_1", 0, {"created": 2, "processed": 2})  # redelivered
+    job = job_repo.get_job("job_1")
+    assert (job.counts["created"], job.counts["processed"], job.counts["chunks_done"]) == (2, 3, 1)
+    assert job_repo.pending_chunks("job_1") == [1]
+    assert job_repo.get_job("job_missing") is None
+
+
+def test_status_moves_only_from_the_expected_one(job_repo):
+    job_repo.create_job(a_job(), [{}], [])
+    assert not job_repo.set_status("job_1", "succeeded", expected="failed")
+    assert job_repo.set_status("job_1", "failed", expected="running", finished_at="2026-11-30T10:01:00Z")
+    job_repo.set_detail("job_1", {"failure": "boom"})
+    job = job_repo.get_job("job_1")
+    assert (job.status, job.finished_at, job.detail) == ("failed", "2026-11-30T10:01:00Z", {"failure": "boom"})
+
+
+def test_row_problems_page_in_line_order(job_repo):
+    problems = [{"line": n, "field": None, "message": f"row {n}"} for n in (9, 2, 5)]
+    job_repo.create_job(a_job(), [{}], problems)
+    first, position = job_repo.list_errors("job_1", 2, None)
+    rest, end = job_repo.list_errors("job_1", 2, position)
+    assert [e["line"] for e in first + rest] == [2, 5, 9] and end is None
+    assert first[0] == {"line": 2, "field": None, "message": "row 2"}
+
+
+def test_the_lane_holds_at_most_its_limit_and_leaving_is_idempotent(job_repo):
+    assert job_repo.enter_lane("job_1", 2) and job_repo.enter_lane("job_2", 2)
+    assert job_repo.enter_lane("job_1", 2)  # already in
+    assert not job_repo.enter_lane("job_3", 2)
+    job_repo.leave_lane({"job_1"})
+    job_repo.leave_lane({"job_1", "job_never"})
+    assert job_repo.lane() == {"job_2"} and job_repo.enter_lane("job_3", 2)
+
+
+# --- CatalogReader and MessageQueues -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_the_catalog_reader_names_usable_tags_and_groups_and_attribute_types(adapter):
+    tenant_id = new_tenant()
+    if adapter == "dynamodb":
+        for name in ("vip", "local", "gone"):
+            catalog_storage.create_tag(tenant_id, Tag(name, None, "2026-11-30T10:00:00Z"))
+        catalog_storage.mark_tag_deleting(tenant_id, "gone")
+        catalog_storage.create_group(tenant_id, Group("grp_1", "Gold", None, "2026-11-30T10:00:00Z"))
+        catalog_storage.register_attribute_type(tenant_id, "city", "string")
+        reader = CatalogTable(tenant_id)
+    else:
+        reader = InMemoryCatalog(tags={"vip", "local"}, groups={"grp_1"}, types={"city": "string"})
+    assert reader.usable_tag_names() == {"vip", "local"}
+    assert reader.usable_group_ids() == {"grp_1"}
+    assert reader.attribute_types() == {"city": "string"}
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_queues_take_every_message_in_batches(adapter):
+    from chalicelib.resources import MEMBERSHIP_EVENTS_QUEUE
+
+    tenant_id = new_tenant()
+    queues = SqsQueues() if adapter == "dynamodb" else RecordingQueues()
+    messages = [{"tenant_id": tenant_id, "n": n} for n in range(23)]
+    assert queues.send(MEMBERSHIP_EVENTS_QUEUE, iter(messages)) == 23
+    received = (
+        take_messages(MEMBERSHIP_EVENTS_QUEUE, tenant_id)
+        if adapter == "dynamodb"
+        else queues.take(MEMBERSHIP_EVENTS_QUEUE)
+    )
+    assert sorted(m["n"] for m in received) == list(range(23))
+
+
+def test_each_adapter_is_its_port():
+    """The Protocols are structural: these assignments are what mypy checks (make lint)."""
+    tenant_id = new_tenant()
+    repositories: list[SegmentRepository] = [SegmentTable(tenant_id), InMemorySegments(tenant_id)]
+    job_repositories: list[JobRepository] = [JobTable(tenant_id), InMemoryJobs(tenant_id)]
+    assert len(repositories) == len(job_repositories) == 2
