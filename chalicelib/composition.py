@@ -25,7 +25,9 @@ from chalicelib.services.principal import Principal
 from chalicelib.services.tenants import cached_settings
 from chalicelib.storage import segments as segment_storage
 from chalicelib.storage.catalog import CatalogTable
+from chalicelib.storage.contacts import ContactTable
 from chalicelib.storage.jobs import JobTable
+from chalicelib.storage.membership import MembershipTable
 from chalicelib.storage.queues import SqsQueues
 from chalicelib.storage.segments import SegmentTable
 
@@ -36,6 +38,8 @@ def tenant_ports(tenant_id: str) -> TenantPorts:
     return TenantPorts(
         tenant_id=tenant_id,
         segments=SegmentTable(tenant_id),
+        contacts=ContactTable(tenant_id),
+        membership=MembershipTable(tenant_id),
         jobs=JobTable(tenant_id),
         catalog=CatalogTable(tenant_id),
         queues=_QUEUES,

@@ -26,7 +26,7 @@ SEND_QUEUE = "segments-sends"
 SEND_DEAD_LETTER_QUEUE = "segments-sends-dlq"
 
 TRIGGER_RUNS_QUEUE = "segments-trigger-runs"
-"""Scheduled and manual trigger runs: one message per batch of ≤100 contacts (services/triggers.py)."""
+"""Scheduled and manual trigger runs: one message per batch of ≤100 contacts (services/trigger_runs.py)."""
 TRIGGER_RUNS_DEAD_LETTER_QUEUE = "segments-trigger-runs-dlq"
 
 SES_EVENTS_TOPIC = "segments-ses-events"

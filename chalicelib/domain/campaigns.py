@@ -184,6 +184,44 @@ def classify_ses_error(code: str, message: str, http_status: int | None) -> str:
     return UNCERTAIN
 
 
+def send_span_ms(count: int, per_second: int) -> int:
+    """How long ``count`` sends take at ``per_second``: what a batch reserves of its tenant's send lane."""
+    return (count * 1000) // per_second
+
+
+def send_slot_ms(first_ms: int, position: int, per_second: int) -> float:
+    """When the ``position``-th send of a reservation starting at ``first_ms`` may go (epoch ms)."""
+    return first_ms + position * 1000 / per_second
+
+
+def claims_for(
+    recipients: list[tuple[str, str]], facts: RecipientFacts, cap: FrequencyCap, now_s: int
+) -> tuple[list[Claim], list[Ledger]]:
+    """What to write for a batch's recipients before mailing: each one's claim (CLAIMED, or the verdict that
+    keeps them from mail) and, for those to mail, their frequency ledger after this send."""
+    claims, ledgers = [], []
+    for contact_id, email in recipients:
+        ledger = facts.ledgers.get(contact_id, Ledger(contact_id, 0, []))
+        capped = not cap.allows(ledger.sent_at, now_s)
+        found = verdict(
+            contact_exists=contact_id in facts.contacts, suppression_reason=facts.suppressions.get(email), capped=capped
+        )
+        claims.append(Claim(contact_id, email, found or CLAIMED))
+        if found is None:
+            ledgers.append(Ledger(contact_id, ledger.version, ledger_after_send(ledger.sent_at, now_s)))
+    return claims, ledgers
+
+
+def outcome_of(claim: Claim, status: str, message_id: str | None, reason: str | None) -> Outcome:
+    """A mailed recipient's record from what SES said (``sent`` or a ``classify_ses_error`` kind other than
+    UNCERTAIN, which leaves the claim as it is): delivered, rejected, or released for a later try."""
+    if status == "sent":
+        return Outcome(claim.contact_id, claim.email, DELIVERED, message_id=message_id)
+    if status == REJECTED_ONE:
+        return Outcome(claim.contact_id, claim.email, REJECTED, reason=reason)
+    return Outcome(claim.contact_id, claim.email, RELEASED, reason=f"{status}: {reason}")
+
+
 def throttle_delay(attempt: int) -> int:
     """Seconds before a throttled batch is tried again: 2, 4, 8 … up to SQS's 900."""
     return min(900, 1 << max(1, attempt))

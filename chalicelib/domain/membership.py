@@ -88,5 +88,19 @@ class SegmentCheck:
     pending: bool
 
 
+@dataclass(frozen=True)
+class MembershipCommit:
+    """Everything one real-time update of a contact writes at once (ports/membership.py ``commit``)."""
+
+    contact_id: str
+    ordinal: int
+    stamp: Stamp  # the stamp the update was computed from
+    known: dict[str, bool]  # what the stamp remembers next: generation → member
+    moves: list[Transition]
+    checks: list[SegmentCheck]
+    events: list[dict[str, Any]]
+    changed_at: str
+
+
 class Superseded(Exception):
     """Another update of the contact, or a segment flip, landed first: read again."""

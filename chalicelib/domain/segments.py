@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.domain.clock import stored_moment
+from chalicelib.domain.errors import ValidationFailed
+from chalicelib.domain.validation import validate
 
 EVALUATING, READY, FAILED, INVALID = "evaluating", "ready", "failed", "invalid"
 STATUSES = (EVALUATING, READY, FAILED, INVALID)
@@ -142,3 +144,92 @@ def failure_fields(segment: Segment, job_id: str, failure: str) -> dict[str, Any
         return None
     reason = f"evaluation {job_id} failed: {failure}; the previous membership stays"
     return {"status": FAILED, "status_reason": reason}
+
+
+# --- what a request asks for ---------------------------------------------------------------------------
+
+MAX_NAME = 200
+MAX_DESCRIPTION = 2_000
+MAX_SAMPLE = 50
+
+CRITERIA_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A criteria node (API.md, Segments): all/any/not, tag, group, segment, attr, event.",
+}
+CREATE_SEGMENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "criteria"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
+        "description": {"type": ["string", "null"], "maxLength": MAX_DESCRIPTION},
+        "criteria": CRITERIA_SCHEMA,
+    },
+}
+PATCH_SEGMENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": CREATE_SEGMENT_SCHEMA["properties"],
+}
+PREVIEW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["criteria"],
+    "properties": {
+        "criteria": CRITERIA_SCHEMA,
+        "sample_size": {"type": "integer", "minimum": 0, "maximum": MAX_SAMPLE, "default": 10},
+    },
+}
+
+
+@dataclass(frozen=True)
+class SegmentDraft:
+    """A new segment as a request describes it (its criteria not yet checked against the tenant)."""
+
+    name: str
+    description: str | None
+    criteria: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SegmentChanges:
+    """An edit: only the fields in ``given`` change (a description given as None is cleared)."""
+
+    given: frozenset[str]
+    name: str = ""
+    description: str | None = None
+    criteria: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PreviewRequest:
+    criteria: dict[str, Any]
+    sample_size: int
+
+
+def _name(value: str) -> str:
+    name = value.strip()
+    if not name:
+        raise ValidationFailed("name", "name must not be blank.")
+    return name
+
+
+def draft_from(body: Any) -> SegmentDraft:
+    validate(body, CREATE_SEGMENT_SCHEMA)
+    return SegmentDraft(_name(body["name"]), body.get("description"), body["criteria"])
+
+
+def changes_from(body: Any) -> SegmentChanges:
+    validate(body, PATCH_SEGMENT_SCHEMA)
+    return SegmentChanges(
+        given=frozenset(body),
+        name=_name(body["name"]) if "name" in body else "",
+        description=body.get("description"),
+        criteria=body.get("criteria"),
+    )
+
+
+def preview_from(body: Any) -> PreviewRequest:
+    validate(body, PREVIEW_SCHEMA)
+    return PreviewRequest(body["criteria"], body.get("sample_size", 10))

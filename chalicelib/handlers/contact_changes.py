@@ -1,5 +1,5 @@
-"""Queue handler for "contact changed" messages: real-time segment membership, challenge rewards, and the
-contact.created / tag.added / event.received triggers."""
+"""Queue handler for "contact changed" messages: each goes to services/reactions.py with its tenant's
+context, made once per batch."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from chalice.app import SQSEvent
 from chalicelib.composition import TenantContexts
 from chalicelib.handlers.batch import process_records
 from chalicelib.logs import logger
+from chalicelib.ports.messages import ContactChanged
 from chalicelib.resources import CONTACT_CHANGES_QUEUE
-from chalicelib.services import engagements, membership, triggers
+from chalicelib.services import reactions
 
 blueprint = Blueprint(__name__)
 
@@ -19,18 +20,8 @@ blueprint = Blueprint(__name__)
 def apply_contact_changes(event: SQSEvent) -> dict:
     contexts = TenantContexts()  # each tenant's segments read and compiled once for the whole batch
 
-    def handle(message: dict, record) -> None:
-        ctx = contexts.of(message["tenant_id"])
-        logger.thread_safe_append_keys(tenant_id=message["tenant_id"], contact_id=message["contact_id"])
-        cause = {
-            "change": message["change"],
-            "source": message.get("source", "api"),
-            "version": message["version"],
-            "depth": message.get("depth", 0),
-        }
-        membership.update_contact(ctx, message["contact_id"], cause)
-        if message["change"] != "deleted":  # events move a goal; tags or attributes may move a segment
-            engagements.award_challenges(ctx, message["contact_id"])
-            triggers.on_contact_change(ctx, message)
+    def handle(change: ContactChanged, record) -> None:
+        logger.thread_safe_append_keys(tenant_id=change["tenant_id"], contact_id=change["contact_id"])
+        reactions.react(contexts.of(change["tenant_id"]), change)
 
     return process_records(event, CONTACT_CHANGES_QUEUE, handle)

@@ -9,7 +9,7 @@ from chalicelib.composition import tenant_context
 from chalicelib.handlers.batch import process_records
 from chalicelib.logs import logger
 from chalicelib.resources import MEMBERSHIP_EVENTS_QUEUE, TRIGGER_RUNS_DEAD_LETTER_QUEUE, TRIGGER_RUNS_QUEUE
-from chalicelib.services import triggers
+from chalicelib.services import trigger_firing, trigger_runs
 
 blueprint = Blueprint(__name__)
 
@@ -20,7 +20,7 @@ def apply_membership_events(event: SQSEvent) -> dict:
 
     def handle(message: dict, record) -> None:
         logger.thread_safe_append_keys(tenant_id=message["tenant_id"], segment_id=message["segment_id"])
-        triggers.on_membership_event(tenant_context(message["tenant_id"]), message)
+        trigger_firing.on_membership_event(tenant_context(message["tenant_id"]), message)
 
     return process_records(event, MEMBERSHIP_EVENTS_QUEUE, handle)
 
@@ -29,7 +29,7 @@ def apply_membership_events(event: SQSEvent) -> dict:
 def run_trigger_batches(event: SQSEvent) -> dict:
     def handle(message: dict, record) -> None:
         logger.thread_safe_append_keys(tenant_id=message["tenant_id"], trigger_id=message["trigger_id"])
-        counts = triggers.run_batch(tenant_context(message["tenant_id"]), message)
+        counts = trigger_runs.run_batch(tenant_context(message["tenant_id"]), message)
         logger.info("trigger batch done", extra={"run_id": message["run_id"], "batch": message["batch"], **counts})
 
     return process_records(event, TRIGGER_RUNS_QUEUE, handle)
@@ -41,7 +41,7 @@ def fail_dead_trigger_batches(event: SQSEvent) -> dict:
 
     def handle(message: dict, record) -> None:
         logger.thread_safe_append_keys(tenant_id=message["tenant_id"], trigger_id=message["trigger_id"])
-        triggers.fail_batch(message)
+        trigger_runs.fail_batch(message)
 
     return process_records(event, TRIGGER_RUNS_DEAD_LETTER_QUEUE, handle)
 
@@ -49,6 +49,6 @@ def fail_dead_trigger_batches(event: SQSEvent) -> dict:
 @blueprint.schedule(Rate(1, unit=Rate.MINUTES))
 def start_due_triggers(event) -> None:
     """Schedule triggers (``rate(…)`` / ``cron(…)``) start a run when their time comes."""
-    started = triggers.start_due(tenant_context)
+    started = trigger_runs.start_due(tenant_context)
     if started:
         logger.info("scheduled triggers started", extra={"triggers_started": started})

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib.ports.catalog import CatalogReader
+from chalicelib.ports.contacts import ContactReader
 from chalicelib.ports.jobs import JobRepository
+from chalicelib.ports.membership import MembershipLedger
 from chalicelib.ports.queues import MessageQueues
 from chalicelib.ports.segments import SegmentRepository
 
@@ -22,6 +24,8 @@ class TenantPorts:
 
     tenant_id: str
     segments: SegmentRepository
+    contacts: ContactReader
+    membership: MembershipLedger
     jobs: JobRepository
     catalog: CatalogReader
     queues: MessageQueues

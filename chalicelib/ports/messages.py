@@ -91,7 +91,7 @@ class SendBatch(TypedDict):
 
 
 class TriggerRunBatch(TypedDict):
-    """Apply a run's trigger to one batch of its contacts (services/triggers.py)."""
+    """Apply a run's trigger to one batch of its contacts (services/trigger_runs.py)."""
 
     tenant_id: str
     trigger_id: str

@@ -27,7 +27,7 @@ from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed, chang
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.templates import RenderFailed, Templates, check_templates, render
 from chalicelib.domain.validation import validate
-from chalicelib.services import dependents, sending
+from chalicelib.services import dependents, mail, sending
 from chalicelib.services.contacts import contact_view, resolve
 from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
@@ -35,6 +35,8 @@ from chalicelib.services.segments import check_targets
 from chalicelib.storage import campaigns as store
 from chalicelib.storage import catalog, mailer
 from chalicelib.storage import contacts as contact_store
+from chalicelib.storage import sends as send_store
+from chalicelib.storage import suppressions as suppression_store
 
 MAX_NAME = 200
 MAX_TEST_EMAILS = 5
@@ -364,7 +366,7 @@ def preview_campaign(ctx: TenantContext, campaign_id: str, body: Any) -> dict[st
     validate(body, PREVIEW_SCHEMA)
     campaign = _require(ctx.tenant_id, campaign_id)
     contact = resolve(ctx.tenant_id, body["contact_id"])
-    url = sending.unsubscribe_url(ctx.tenant_id, campaign.id, contact.email or "", inert=True)
+    url = mail.unsubscribe_url(ctx.tenant_id, campaign.id, contact.email or "", inert=True)
     rendered = _rendered(campaign, contact_view(contact), url, "contact_id")
     return {"contact_id": contact.id, "subject": rendered.subject, "html": rendered.html, "text": rendered.text}
 
@@ -393,24 +395,20 @@ def test_send(ctx: TenantContext, campaign_id: str, body: Any) -> dict[str, Any]
         if not is_valid_email(email):
             raise ValidationFailed(f"emails[{index}]", f"{raw!r} is not a valid email address.")
     for email in dict.fromkeys(e.strip().lower() for e in body["emails"]):
-        suppression = store.get_suppression(tenant_id, email)
+        suppression = suppression_store.get_suppression(tenant_id, email)
         if suppression:
             results.append({"email": email, "status": "suppressed", "reason": suppression.reason})
             continue
         contact_id = contact_store.find_contact_id(tenant_id, email=email)
         contact = contact_store.get_contact(tenant_id, contact_id) if contact_id else None
         view = contact_view(contact) if contact else {**SAMPLE_CONTACT, "email": email}
-        url = sending.unsubscribe_url(tenant_id, campaign.id, email, inert=True)
+        url = mail.unsubscribe_url(tenant_id, campaign.id, email, inert=True)
         rendered = _rendered(campaign, view, url, "emails")
-        outcome = sending.send_one(
-            tenant_id,
-            campaign.sender,
-            email,
-            replace(rendered, subject=f"[Test] {rendered.subject}"),
-            url,
-            {"campaign_id": campaign.id, "test": "true"},
+        marked = replace(rendered, subject=f"[Test] {rendered.subject}")
+        outcome = mail.send_rendered(
+            tenant_id, campaign.sender, email, marked, url, {"campaign_id": campaign.id, "test": "true"}
         )
-        results.append({"email": email, **outcome})
+        results.append({"email": email, **outcome.view()})
     return {"items": results}
 
 
@@ -427,7 +425,7 @@ def recipients(
     return page(
         f"campaign-recipients:{tenant_id}:{campaign.id}:{status}",
         cursor,
-        lambda start: store.send_records(tenant_id, campaign.id, status, limit_, start),
+        lambda start: send_store.send_records(tenant_id, campaign.id, status, limit_, start),
         lambda item: {
             "contact_id": item.contact_id,
             "email": item.email,

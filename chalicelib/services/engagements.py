@@ -22,7 +22,6 @@ from chalicelib.services.context import TenantContext
 from chalicelib.services.membership import segments_holding
 from chalicelib.services.paging import page
 from chalicelib.services.segments import check_targets
-from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import engagements as store
 
 PROBLEMS_SCHEMA: dict[str, Any] = {
@@ -236,7 +235,7 @@ def award_challenges(ctx: TenantContext, contact_id: str, clock: Clock = system_
     active = [c for c in store.all_of(tenant_id, rules.CHALLENGE) if is_active(c, clock)]
     if not active:
         return 0
-    contact, events = contact_store.read_contact(tenant_id, contact_id)
+    contact, events = ctx.ports.contacts.read_contact(contact_id)
     if contact is None:
         return 0
     granted = 0

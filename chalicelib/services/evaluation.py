@@ -43,11 +43,10 @@ from chalicelib.domain.jobs import Job
 from chalicelib.domain.membership import transition_event
 from chalicelib.domain.population import Population
 from chalicelib.domain.segments import EVALUATING, READY, Segment, StaleSegment, failure_fields
+from chalicelib.ports.contacts import ContactReader
 from chalicelib.resources import MEMBERSHIP_EVENTS_QUEUE
 from chalicelib.services import jobs, membership
 from chalicelib.services.context import TenantContext
-from chalicelib.storage import contacts as contact_store
-from chalicelib.storage import membership as membership_store
 
 EVALUATE = "segment_evaluate"
 POINT_READ_SHARE = 8
@@ -101,7 +100,7 @@ class ShardResult:
 
 def index_members(ctx: TenantContext, formula: dict[str, Any]) -> Ordinals:
     """Members of a tag-only formula, from the posting lists alone."""
-    return planner.evaluate_index(formula, contact_store.postings(ctx.tenant_id, planner.postings_needed(formula)))
+    return planner.evaluate_index(formula, ctx.ports.contacts.postings(planner.postings_needed(formula)))
 
 
 def _candidates(ctx: TenantContext, frozen: dict[str, Any]) -> Ordinals | None:
@@ -109,22 +108,22 @@ def _candidates(ctx: TenantContext, frozen: dict[str, Any]) -> Ordinals | None:
     if not frozen.get("narrowing"):
         return None
     candidates = index_members(ctx, frozen["narrowing"])
-    everyone = contact_store.count_tag(ctx.tenant_id, planner.EVERYONE)
+    everyone = ctx.ports.contacts.count_tag(planner.EVERYONE)
     return candidates if len(candidates) * POINT_READ_SHARE <= everyone else None
 
 
 def _read(
-    tenant_id: str, shard: int, candidates: Ordinals | None, with_events: bool
+    contacts_port: ContactReader, shard: int, candidates: Ordinals | None, with_events: bool
 ) -> tuple[list[Contact], dict[str, list[dict[str, Any]]]]:
     if candidates is None:
-        return contact_store.read_shard(tenant_id, shard)
+        return contacts_port.read_shard(shard)
     ids = [contact_id_for(int(o)) for o in candidates[candidates % SHARDS == shard]]
     if not with_events:
-        found = contact_store.get_contacts(tenant_id, ids)
+        found = contacts_port.get_contacts(ids)
         return [found[i] for i in ids if i in found], {}
     contacts, events = [], {}
     for contact_id in ids:
-        contact, own = contact_store.read_contact(tenant_id, contact_id)
+        contact, own = contacts_port.read_contact(contact_id)
         if contact is not None:
             contacts.append(contact)
             events[contact_id] = own
@@ -143,7 +142,7 @@ def evaluate_shards(
     With the ``frozen`` snapshot, a shard whose candidates the tag index narrows reads only those."""
     candidates = _candidates(ctx, frozen) if frozen else None
     for shard in shards:
-        contacts, events = _read(ctx.tenant_id, shard, candidates, bool(frozen is None or frozen.get("events")))
+        contacts, events = _read(ctx.ports.contacts, shard, candidates, bool(frozen is None or frozen.get("events")))
         yield ShardResult(contacts, compiled.evaluate(Population(contacts, events), now))
 
 
@@ -231,7 +230,7 @@ def _evaluate_chunk(ctx: TenantContext, job_id: str, payload: dict[str, Any]) ->
         counts = {"processed": 1, "contacts": len(result.contacts), "members": len(members)}
         shards = range(shard, shard + 1)
     for shard in shards:  # contacts that changed after the read: their real-time update, once more
-        for contact_id in membership_store.stamps_changed_since(ctx.tenant_id, shard, read_at):
+        for contact_id in ctx.ports.membership.stamps_changed_since(shard, read_at):
             membership.update_contact(ctx, contact_id, {"change": "evaluation", "job_id": job_id})
     return {"counts": counts}
 

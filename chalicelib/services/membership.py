@@ -20,14 +20,19 @@ from typing import Any
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.contacts import ordinal_of
 from chalicelib.domain.engine import BrokenReference
-from chalicelib.domain.membership import SegmentCheck, Superseded, Target, transition_event, transitions
+from chalicelib.domain.membership import (
+    MembershipCommit,
+    SegmentCheck,
+    Superseded,
+    Target,
+    transition_event,
+    transitions,
+)
 from chalicelib.domain.population import Population
 from chalicelib.domain.segments import Segment
 from chalicelib.logs import logger
 from chalicelib.resources import MEMBERSHIP_EVENTS_QUEUE
 from chalicelib.services.context import TenantContext
-from chalicelib.storage import contacts as contact_store
-from chalicelib.storage import membership as store
 
 ATTEMPTS = 8
 
@@ -60,12 +65,12 @@ def segments_holding(ctx: TenantContext, ordinal: int, segment_ids: set[str] | l
         segment = ctx.ports.segments.get(segment_id)
         if segment is not None and segment.generation is not None:
             places.append((segment_id, segment.generation))
-    inside = store.is_member(ctx.tenant_id, ordinal, places)
+    inside = ctx.ports.membership.is_member(ordinal, places)
     return {segment_id for (segment_id, _), member in inside.items() if member}
 
 
 def _targets(ctx: TenantContext, contact_id: str, segments: list[Segment], clock: Clock) -> list[Target]:
-    contact, events = contact_store.read_contact(ctx.tenant_id, contact_id)
+    contact, events = ctx.ports.contacts.read_contact(contact_id)
     population = Population([contact], {contact.id: events}) if contact else None
     now = clock()
     targets = []
@@ -84,14 +89,14 @@ def _targets(ctx: TenantContext, contact_id: str, segments: list[Segment], clock
 
 def _update_once(ctx: TenantContext, contact_id: str, ordinal: int, cause: dict[str, Any], clock: Clock) -> int:
     tenant_id = ctx.tenant_id
-    stamp = store.read_stamp(tenant_id, contact_id, ordinal)  # before the contact: see storage/membership.py
+    stamp = ctx.ports.membership.read_stamp(contact_id, ordinal)  # before the contact: see storage/membership.py
     targets = _targets(ctx, contact_id, ctx.segments, clock)
     published = [(t.segment_id, t.published) for t in targets if t.published]
     pending = [(t.segment_id, t.pending) for t in targets if t.pending]
     # only what the stamp knows of published generations is trusted: pending ones are rewritten by their workers
     current = {(s, g): stamp.known[g] for s, g in published if g in stamp.known}
     unknown = [place for place in published + pending if place not in current]
-    current.update(store.is_member(tenant_id, ordinal, unknown) if unknown else {})
+    current.update(ctx.ports.membership.is_member(ordinal, unknown) if unknown else {})
     moves = transitions(targets, current)
     known = {t.published: t.member for t in targets if t.published}
     if not moves and known == stamp.known and not any(t.pending for t in targets):
@@ -112,7 +117,7 @@ def _update_once(ctx: TenantContext, contact_id: str, ordinal: int, cause: dict[
             for m in mine
             if m.published
         ]
-    store.commit(tenant_id, contact_id, ordinal, stamp, known, moves, checks, events, at)
+    ctx.ports.membership.commit(MembershipCommit(contact_id, ordinal, stamp, known, moves, checks, events, at))
     if moves:
         logger.info(
             "membership updated",
@@ -122,8 +127,8 @@ def _update_once(ctx: TenantContext, contact_id: str, ordinal: int, cause: dict[
 
 
 def send_pending_events(ctx: TenantContext, contact_id: str, ordinal: int) -> None:
-    pending = store.pending_events(ctx.tenant_id, contact_id, ordinal)
+    pending = ctx.ports.membership.pending_events(contact_id, ordinal)
     if not pending:
         return
     ctx.ports.queues.send(MEMBERSHIP_EVENTS_QUEUE, pending)
-    store.forget_events(ctx.tenant_id, contact_id, ordinal, [event["id"] for event in pending])
+    ctx.ports.membership.forget_events(contact_id, ordinal, [event["id"] for event in pending])

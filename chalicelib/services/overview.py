@@ -20,7 +20,6 @@ from chalicelib.domain.errors import ValidationFailed
 from chalicelib.domain.values import whole_number
 from chalicelib.services.context import TenantContext
 from chalicelib.storage import catalog
-from chalicelib.storage import contacts as contact_store
 
 MAX_FACETS = 10
 TOP_DEFAULT, TOP_MAX = 20, 100
@@ -111,7 +110,7 @@ def overview(ctx: TenantContext, query: dict[str, str]) -> dict[str, Any]:
     facets = _facets(names, catalog.attribute_types(tenant_id))
     total = 0
     for shard in range(SHARDS):
-        contacts, _ = contact_store.read_shard(tenant_id, shard, with_events=False)
+        contacts, _ = ctx.ports.contacts.read_shard(shard, with_events=False)
         total += len(contacts)
         for contact in contacts:
             for facet in facets:

@@ -121,7 +121,7 @@ def announcements(ctx: TenantContext, clock: Clock = system_clock) -> dict[str, 
 def challenges(ctx: TenantContext, clock: Clock = system_clock) -> dict[str, Any]:
     tenant_id, contact = _whose(ctx)
     found = targeting(ctx, contact, engagement_store.all_of(tenant_id, rules.CHALLENGE), clock)
-    events = contact_store.read_contact(tenant_id, contact.id)[1] if found else []
+    events = ctx.ports.contacts.read_contact(contact.id)[1] if found else []
     items = []
     for challenge in sorted(found, key=lambda c: c.ends_at):
         assert challenge.goal is not None

@@ -22,9 +22,15 @@ from chalicelib.domain.contacts import Contact, contact_id_for
 from chalicelib.domain.criteria import Vocabulary, canonical_text, check_criteria
 from chalicelib.domain.errors import Conflict, LimitExceeded, NotFound, ValidationFailed
 from chalicelib.domain.ids import new_id
-from chalicelib.domain.segments import EVALUATING, INVALID, Segment, StaleSegment
-from chalicelib.domain.validation import validate
-from chalicelib.domain.values import whole_number
+from chalicelib.domain.segments import (
+    EVALUATING,
+    INVALID,
+    PreviewRequest,
+    Segment,
+    SegmentChanges,
+    SegmentDraft,
+    StaleSegment,
+)
 from chalicelib.services import dependents
 from chalicelib.services.contacts import contact_view
 from chalicelib.services.context import TenantContext
@@ -37,44 +43,10 @@ from chalicelib.services.evaluation import (
     start_evaluation,
 )
 from chalicelib.services.paging import page
-from chalicelib.storage import contacts as contact_store
 
-MAX_NAME = 200
-MAX_DESCRIPTION = 2_000
-MAX_SAMPLE = 50
 MAX_OVERLAP = 10
 CSV_PAGE_DEFAULT = 5_000
 CSV_PAGE_MAX = 10_000
-
-CRITERIA_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "A criteria node (API.md, Segments): all/any/not, tag, group, segment, attr, event.",
-}
-CREATE_SEGMENT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["name", "criteria"],
-    "properties": {
-        "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
-        "description": {"type": ["string", "null"], "maxLength": MAX_DESCRIPTION},
-        "criteria": CRITERIA_SCHEMA,
-    },
-}
-PATCH_SEGMENT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "minProperties": 1,
-    "properties": CREATE_SEGMENT_SCHEMA["properties"],
-}
-PREVIEW_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["criteria"],
-    "properties": {
-        "criteria": CRITERIA_SCHEMA,
-        "sample_size": {"type": "integer", "minimum": 0, "maximum": MAX_SAMPLE, "default": 10},
-    },
-}
 
 
 # --- views and look-ups --------------------------------------------------------------------------------
@@ -116,21 +88,13 @@ def criteria_vocabulary(ctx: TenantContext) -> Vocabulary:
 # --- lifecycle -----------------------------------------------------------------------------------------
 
 
-def _name(value: str) -> str:
-    name = value.strip()
-    if not name:
-        raise ValidationFailed("name", "name must not be blank.")
-    return name
-
-
-def create_segment(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
-    validate(body, CREATE_SEGMENT_SCHEMA)
-    checked = check_criteria(body["criteria"], ctx.vocabulary())
+def create_segment(ctx: TenantContext, draft: SegmentDraft, clock: Clock = system_clock) -> dict[str, Any]:
+    checked = check_criteria(draft.criteria, ctx.vocabulary())
     now = to_rfc3339(clock())
     segment = Segment(
         id=new_id("segment"),
-        name=_name(body["name"]),
-        description=body.get("description"),
+        name=draft.name,
+        description=draft.description,
         criteria=checked.criteria,
         tags=checked.tags,
         groups=checked.groups,
@@ -155,17 +119,18 @@ def list_segments(ctx: TenantContext, limit_: int, cursor: str | None) -> dict[s
     return page(f"segments:{ctx.tenant_id}", cursor, lambda start: ctx.ports.segments.page(limit_, start), segment_view)
 
 
-def update_segment(ctx: TenantContext, segment_id: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+def update_segment(
+    ctx: TenantContext, segment_id: str, changes: SegmentChanges, clock: Clock = system_clock
+) -> dict[str, Any]:
     """Change name, description or criteria; any change is a new version, criteria changes re-evaluate."""
-    validate(body, PATCH_SEGMENT_SCHEMA)
     before = _require(ctx, segment_id)
     after = replace(
         before,
-        name=_name(body["name"]) if "name" in body else before.name,
-        description=body.get("description", before.description),
+        name=changes.name if "name" in changes.given else before.name,
+        description=changes.description if "description" in changes.given else before.description,
     )
-    if "criteria" in body:
-        checked = check_criteria(body["criteria"], ctx.vocabulary(segment_id=before.id))
+    if changes.criteria is not None:
+        checked = check_criteria(changes.criteria, ctx.vocabulary(segment_id=before.id))
         after = replace(
             after,
             criteria=checked.criteria,
@@ -175,7 +140,7 @@ def update_segment(ctx: TenantContext, segment_id: str, body: Any, clock: Clock 
             time_dependent=checked.time_dependent,
         )
     criteria_changed = canonical_text(after.criteria) != canonical_text(before.criteria)
-    saved = rules.edited(before, after, criteria_given="criteria" in body, now=to_rfc3339(clock()))
+    saved = rules.edited(before, after, criteria_given=changes.criteria is not None, now=to_rfc3339(clock()))
     if saved is None:
         return segment_view(before)
     try:
@@ -244,24 +209,22 @@ def versions(ctx: TenantContext, segment_id: str, limit_: int, cursor: str | Non
 # --- preview and members -------------------------------------------------------------------------------
 
 
-def preview(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+def preview(ctx: TenantContext, request: PreviewRequest, clock: Clock = system_clock) -> dict[str, Any]:
     """Count and sample unsaved criteria over every contact (the click-to-segment path).
 
     Tag-only criteria are answered from the tag index; others read the shards
     (only the candidates the tag index leaves, when they are few)."""
-    validate(body, PREVIEW_SCHEMA)
-    tenant_id = ctx.tenant_id
-    checked = check_criteria(body["criteria"], ctx.vocabulary())
+    checked = check_criteria(request.criteria, ctx.vocabulary())
     frozen = snapshot(ctx, checked.criteria, checked.segments)
     compiled = compile_snapshot(frozen)
-    wanted = body.get("sample_size", 10)
+    wanted = request.sample_size
     chooser = random.Random(canonical_text(checked.criteria))  # the same criteria shows the same sample
     now = clock()
     if frozen["index"] is not None:
         ordinals = index_members(ctx, frozen["index"])
         chosen = sorted(chooser.sample(range(len(ordinals)), min(wanted, len(ordinals))))
         ids = [contact_id_for(int(ordinals[i])) for i in chosen]
-        sample = list(contact_store.get_contacts(tenant_id, ids).values()) if ids else []
+        sample = list(ctx.ports.contacts.get_contacts(ids).values()) if ids else []
         count, seen = len(ordinals), 0
     else:
         sample, count, seen = [], 0, 0
@@ -299,7 +262,7 @@ def _member_contacts(
     assert segment.generation is not None  # _published
     ordinals, last = ctx.ports.segments.page_of_members(segment.id, segment.generation, limit_, position)
     ids = [contact_id_for(o) for o in ordinals]
-    found = contact_store.get_contacts(ctx.tenant_id, ids)
+    found = ctx.ports.contacts.get_contacts(ids)
     return [found[i] for i in ids if i in found], last  # a contact deleted since the evaluation is skipped
 
 
@@ -328,14 +291,13 @@ def _cell(value: Any) -> str:
     return "'" + text if isinstance(value, str) and text.startswith(_FORMULA_START) else text
 
 
-def members_csv(ctx: TenantContext, segment_id: str, query: dict[str, str]) -> tuple[str, str | None]:
+def members_csv(ctx: TenantContext, segment_id: str, size: int, cursor: str | None) -> tuple[str, str | None]:
     """One page of members as CSV (the import's columns, plus id) and the cursor of the next page."""
     segment = _published(ctx, segment_id)
-    size = whole_number(query.get("limit"), "limit", 1, CSV_PAGE_MAX, default=CSV_PAGE_DEFAULT)
     attributes = sorted(ctx.attribute_types)
     result = page(
         f"segment-members:{ctx.tenant_id}:{segment_id}",
-        query.get("cursor"),
+        cursor,
         lambda position: _member_contacts(ctx, segment, size, position),
     )
     out = io.StringIO()

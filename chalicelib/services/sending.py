@@ -30,27 +30,23 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.config import get_config
 from chalicelib.domain import campaigns as rules
-from chalicelib.domain import tokens
-from chalicelib.domain.campaigns import Batch, Campaign, Claim, Ledger, LedgerMoved, NotSending, Outcome
+from chalicelib.domain.campaigns import Batch, Campaign, Claim, LedgerMoved, NotSending, Outcome, RecipientFacts
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.contacts import SHARDS, contact_id_for
-from chalicelib.domain.templates import Rendered, RenderFailed, Templates, render
+from chalicelib.domain.templates import Templates
 from chalicelib.logs import logger
 from chalicelib.ports.messages import BuildAudience, SendBatch
 from chalicelib.ports.queues import SendFailed
 from chalicelib.resources import SEND_QUEUE
+from chalicelib.services import mail
 from chalicelib.services.contacts import contact_view
 from chalicelib.services.context import TenantContext
 from chalicelib.services.tenants import cached_settings
 from chalicelib.storage import campaigns as store
-from chalicelib.storage import contacts as contact_store
-from chalicelib.storage import mailer
+from chalicelib.storage import sends as send_store
 from chalicelib.storage.queues import send_messages
 
-UNSUBSCRIBE_PURPOSE = "unsubscribe"
-INERT_UNSUBSCRIBE_PURPOSE = "unsubscribe-preview"
 BUILD_LEASE_MS = 5 * 60 * 1000
 MAX_AHEAD_MS = 2_000
 """A batch whose first send slot is further ahead than this goes back on the queue with a delay instead
@@ -63,14 +59,6 @@ LEDGER_RETRY_SECONDS = 1
 
 class AudienceBusy(Exception):
     """Another delivery of this shard's audience message is building it; SQS retries this one later."""
-
-
-def unsubscribe_url(tenant_id: str, campaign_id: str | None, email: str, *, inert: bool = False) -> str:
-    """The one-click unsubscribe link for ``email``. An ``inert`` link (previews, test sends) looks the same but
-    unsubscribes nobody: anyone who can read a preview, a viewer included, must not hold a working link."""
-    purpose = INERT_UNSUBSCRIBE_PURPOSE if inert else UNSUBSCRIBE_PURPOSE
-    token = tokens.seal({"t": tenant_id, "e": email, "c": campaign_id}, purpose=purpose, secret=get_config().secret)
-    return f"{get_config().public_url}/unsubscribe/{token}"
 
 
 # --- start and resume ----------------------------------------------------------------------------------
@@ -116,7 +104,7 @@ def resume(tenant_id: str, campaign_id: str) -> bool:
     """paused → sending, then queue every batch not done (each recipient's record says whether it was mailed)."""
     if not store.change_status(tenant_id, campaign_id, {rules.PAUSED}, rules.SENDING):
         return False
-    undone = [b for b in store.batches_of(tenant_id, campaign_id) if not b.done]
+    undone = [b for b in send_store.batches_of(tenant_id, campaign_id) if not b.done]
     send_messages(SEND_QUEUE, [_batch_message(tenant_id, campaign_id, b) for b in undone])
     return True
 
@@ -125,8 +113,6 @@ def resume(tenant_id: str, campaign_id: str) -> bool:
 
 
 def _shard_audience(ctx: TenantContext, campaign: Campaign, shard: int) -> list[tuple[str, str]]:
-    tenant_id = ctx.tenant_id
-
     def members(segment_id: str) -> list[int]:
         segment = ctx.ports.segments.get(segment_id)
         if segment is None or segment.generation is None:
@@ -140,7 +126,7 @@ def _shard_audience(ctx: TenantContext, campaign: Campaign, shard: int) -> list[
     ids = [contact_id_for(int(o)) for o in ordinals]
     found: dict[str, Any] = {}
     for start_at in range(0, len(ids), 100):
-        found.update(contact_store.get_contacts(tenant_id, ids[start_at : start_at + 100]))
+        found.update(ctx.ports.contacts.get_contacts(ids[start_at : start_at + 100]))
     return rules.unique_addresses((i, found[i].email) for i in ids if i in found and found[i].email)
 
 
@@ -153,7 +139,7 @@ def build_audience(ctx: TenantContext, campaign_id: str, shard: int, clock: Cloc
     if campaign is None or campaign.status in rules.FINISHED:
         return
     now_ms = int(clock().timestamp() * 1000)
-    state = store.acquire_build(tenant_id, campaign_id, shard, build_id, now_ms, BUILD_LEASE_MS)
+    state = send_store.acquire_build(tenant_id, campaign_id, shard, build_id, now_ms, BUILD_LEASE_MS)
     if state == "busy":
         raise AudienceBusy(f"shard {shard} of {campaign_id} is being built by another delivery")
     if state == "acquired":
@@ -163,12 +149,12 @@ def build_audience(ctx: TenantContext, campaign_id: str, shard: int, clock: Cloc
             store.change_status(tenant_id, campaign_id, {rules.SENDING, rules.PAUSED}, rules.FAILED, str(problem))
             return
         batches = rules.batches(recipients)
-        store.write_batches(tenant_id, campaign_id, shard, build_id, batches)
-        if not store.finish_build(tenant_id, campaign_id, shard, build_id, len(batches), len(recipients)):
+        send_store.write_batches(tenant_id, campaign_id, shard, build_id, batches)
+        if not send_store.finish_build(tenant_id, campaign_id, shard, build_id, len(batches), len(recipients)):
             return  # our lease ran out and another delivery finished the shard; it queues the batches
     current = store.get(tenant_id, campaign_id)
     if current is not None and current.status == rules.SENDING:  # paused: resume queues them
-        undone = [b for b in store.batches_of(tenant_id, campaign_id, shard) if not b.done]
+        undone = [b for b in send_store.batches_of(tenant_id, campaign_id, shard) if not b.done]
         send_messages(SEND_QUEUE, [_batch_message(tenant_id, campaign_id, b) for b in undone])
     _finish_if_complete(tenant_id, campaign_id, clock)
 
@@ -216,66 +202,30 @@ def send_batch(
     settings = cached_settings(tenant_id)
     cap = rules.FrequencyCap.from_settings(settings)
     recipients = [(contact_id, email) for contact_id, email in message["recipients"]]
-    facts = store.recipient_facts(tenant_id, recipients)
+    facts = send_store.recipient_facts(tenant_id, recipients)
     now = clock()
-    now_s = int(now.timestamp())
-    claims, ledgers = [], []
-    for contact_id, email in recipients:
-        ledger = facts.ledgers.get(contact_id, Ledger(contact_id, 0, []))
-        capped = not cap.allows(ledger.sent_at, now_s)
-        verdict = rules.verdict(
-            contact_exists=contact_id in facts.contacts, suppression_reason=facts.suppressions.get(email), capped=capped
-        )
-        claims.append(Claim(contact_id, email, verdict or rules.CLAIMED))
-        if verdict is None:
-            ledgers.append(Ledger(contact_id, ledger.version, rules.ledger_after_send(ledger.sent_at, now_s)))
-
+    claims, ledgers = rules.claims_for(recipients, facts, cap, int(now.timestamp()))
     rate = int(settings["send_rate_per_second"])
     to_mail = sum(1 for c in claims if c.state == rules.CLAIMED)
     first_slot = 0
     if to_mail:
-        reserved = store.reserve_send_slots(tenant_id, to_mail, rate, int(now.timestamp() * 1000), MAX_AHEAD_MS)
+        reserved = send_store.reserve_send_slots(tenant_id, to_mail, rate, int(now.timestamp() * 1000), MAX_AHEAD_MS)
         if reserved is None:
             _requeue(message, delay=RATE_WAIT_SECONDS)
             return BatchResult(requeued=True)
         first_slot = reserved
     try:
-        landed = store.claim(tenant_id, campaign_id, message_id, claims, ledgers, to_rfc3339(now))
+        landed = send_store.claim(tenant_id, campaign_id, message_id, claims, ledgers, to_rfc3339(now))
     except NotSending:
         return BatchResult()  # paused (resume re-queues this batch) or cancelled
     except LedgerMoved:
         _requeue(message, delay=LEDGER_RETRY_SECONDS)  # another campaign mailed one of them meanwhile: decide again
         return BatchResult(requeued=True)
 
-    outcomes, sent, stop = [], 0, None
     mailing = [c for c in landed if c.state == rules.CLAIMED]
-    templates = Templates(campaign.subject, campaign.html, campaign.text)
-    for position, claim in enumerate(mailing):
-        if stop is not None:
-            outcomes.append(Outcome(claim.contact_id, claim.email, rules.RELEASED, reason=stop))
-            continue
-        wait = (first_slot + position * 1000 / rate) / 1000 - time.time()
-        if wait > 0:
-            sleep(wait)
-        result = _mail(tenant_id, campaign, templates, facts.contacts[claim.contact_id], claim.email)
-        if result.kind == "sent":
-            sent += 1
-            outcomes.append(Outcome(claim.contact_id, claim.email, rules.DELIVERED, message_id=result.detail))
-        elif result.kind == rules.REJECTED_ONE:
-            outcomes.append(Outcome(claim.contact_id, claim.email, rules.REJECTED, reason=result.detail))
-        elif result.kind == rules.UNCERTAIN:
-            logger.warning(
-                "SES answer unknown; the recipient is left claimed",
-                extra={"contact_id": claim.contact_id, "error": result.detail},
-            )
-        else:  # throttled, quota, blocked: this one and the rest were not sent
-            stop = result.kind
-            outcomes.append(
-                Outcome(claim.contact_id, claim.email, rules.RELEASED, reason=f"{result.kind}: {result.detail}")
-            )
-
+    outcomes, sent, stop = _mail_claimed(tenant_id, campaign, facts, mailing, (first_slot, rate), sleep)
     finished = stop is None
-    store.settle(
+    send_store.settle(
         tenant_id, campaign_id, message_id, outcomes, to_rfc3339(clock()), message["batch"] if finished else None
     )
     if stop == rules.THROTTLED:  # again later, with only the recipients this delivery released
@@ -299,50 +249,47 @@ def send_batch(
     return BatchResult(sent=sent)
 
 
+def _mail_claimed(
+    tenant_id: str,
+    campaign: Campaign,
+    facts: RecipientFacts,
+    mailing: list[Claim],
+    slots: tuple[int, int],
+    sleep: Callable[[float], None],
+) -> tuple[list[Outcome], int, str | None]:
+    """Mail the claimed recipients in their send slots (``slots``: the first one, epoch ms, and the rate);
+    what happened to each, how many were sent, and what stopped the rest (throttled, quota, blocked)."""
+    first_slot, rate = slots
+    templates = Templates(campaign.subject, campaign.html, campaign.text)
+    outcomes: list[Outcome] = []
+    sent, stop = 0, None
+    for position, claim in enumerate(mailing):
+        if stop is not None:
+            outcomes.append(Outcome(claim.contact_id, claim.email, rules.RELEASED, reason=stop))
+            continue
+        wait = rules.send_slot_ms(first_slot, position, rate) / 1000 - time.time()
+        if wait > 0:
+            sleep(wait)
+        contact = contact_view(facts.contacts[claim.contact_id])
+        tags = {"campaign_id": campaign.id, "contact_id": claim.contact_id}
+        result = mail.deliver(
+            tenant_id, campaign.sender, claim.email, templates, contact, tags, campaign_id=campaign.id
+        )
+        if result.status == rules.UNCERTAIN:
+            logger.warning(
+                "SES answer unknown; the recipient is left claimed",
+                extra={"contact_id": claim.contact_id, "error": result.reason},
+            )
+            continue
+        outcome = rules.outcome_of(claim, result.status, result.message_id, result.reason)
+        outcomes.append(outcome)
+        sent += outcome.state == rules.DELIVERED
+        stop = result.status if outcome.state == rules.RELEASED else None
+    return outcomes, sent, stop
+
+
 def _requeue(message: dict[str, Any], delay: int) -> None:
     send_messages(SEND_QUEUE, [message], delay_seconds=min(delay, REQUEUE_DELAY_CAP))
-
-
-@dataclass(frozen=True)
-class MailResult:
-    kind: str  # "sent" or a rules.classify_ses_error kind
-    detail: str
-
-
-def _mail(tenant_id: str, campaign: Campaign, templates: Templates, contact: Any, email: str) -> MailResult:
-    url = unsubscribe_url(tenant_id, campaign.id, email)
-    try:
-        rendered = render(templates, contact_view(contact), url)
-    except RenderFailed as problem:
-        return MailResult(rules.REJECTED_ONE, f"render: {problem}")
-    outcome = send_one(
-        tenant_id, campaign.sender, email, rendered, url, {"campaign_id": campaign.id, "contact_id": contact.id}
-    )
-    return MailResult(outcome["status"], outcome.get("message_id") or outcome.get("reason", ""))
-
-
-def send_one(
-    tenant_id: str, sender: str, email: str, rendered: Rendered, url: str, tags: dict[str, str]
-) -> dict[str, Any]:
-    """One SES call with the unsubscribe headers (RFC 8058); the outcome as {"status", "message_id" | "reason"}.
-    ``tags`` name what sent it ({"campaign_id": …} or {"trigger_id": …}) for SES feedback."""
-    sender_settings = cached_settings(tenant_id)["sender"]
-    mail = mailer.Mail(
-        sender=sender,
-        sender_name=sender_settings.get("name"),
-        reply_to=sender_settings.get("reply_to"),
-        to=email,
-        subject=rendered.subject,
-        html=rendered.html,
-        text=rendered.text,
-        headers={"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-        tags={"tenant_id": tenant_id, **tags},
-    )
-    try:
-        return {"status": "sent", "message_id": mailer.send_email(mail)}
-    except mailer.MailError as error:
-        kind = rules.classify_ses_error(error.code, error.message, error.http_status)
-        return {"status": kind, "reason": f"{error.code}: {error.message}"[:500]}
 
 
 def fail_batch(message: dict[str, Any], message_id: str, clock: Clock = system_clock) -> None:
@@ -356,6 +303,8 @@ def fail_batch(message: dict[str, Any], message_id: str, clock: Clock = system_c
         )  # fmt: skip
         return
     claims = [Claim(c, e, rules.REJECTED, reason="the send worker kept failing") for c, e in message["recipients"]]
-    store.claim(tenant_id, campaign_id, f"dlq:{message_id}", claims, [], to_rfc3339(clock()), require_sending=False)
-    store.settle(tenant_id, campaign_id, f"dlq:{message_id}", [], to_rfc3339(clock()), message["batch"])
+    send_store.claim(
+        tenant_id, campaign_id, f"dlq:{message_id}", claims, [], to_rfc3339(clock()), require_sending=False
+    )
+    send_store.settle(tenant_id, campaign_id, f"dlq:{message_id}", [], to_rfc3339(clock()), message["batch"])
     _finish_if_complete(tenant_id, campaign_id, clock)

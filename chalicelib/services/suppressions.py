@@ -23,9 +23,10 @@ from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed
 from chalicelib.domain.validation import validate
 from chalicelib.logs import logger
 from chalicelib.services.context import TenantContext
+from chalicelib.services.mail import INERT_UNSUBSCRIBE_PURPOSE, UNSUBSCRIBE_PURPOSE
 from chalicelib.services.paging import page
-from chalicelib.services.sending import INERT_UNSUBSCRIBE_PURPOSE, UNSUBSCRIBE_PURPOSE
-from chalicelib.storage import campaigns as store
+from chalicelib.storage import sends as send_store
+from chalicelib.storage import suppressions as suppression_store
 
 REASONS = ("manual", "bounce", "complaint", "unsubscribed")
 ADD_SUPPRESSION_SCHEMA: dict[str, Any] = {
@@ -69,7 +70,7 @@ def list_suppressions(ctx: TenantContext, limit_: int, cursor: str | None) -> di
     return page(
         f"suppressions:{tenant_id}",
         cursor,
-        lambda start: store.suppressions_page(tenant_id, limit_, start),
+        lambda start: suppression_store.suppressions_page(tenant_id, limit_, start),
         suppression_view,
     )
 
@@ -77,22 +78,22 @@ def list_suppressions(ctx: TenantContext, limit_: int, cursor: str | None) -> di
 def add_suppression(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, ADD_SUPPRESSION_SCHEMA)
     address = _address(body["email"], "email")
-    store.suppress(ctx.tenant_id, Suppression(address, "manual", to_rfc3339(clock())))
-    found = store.get_suppression(ctx.tenant_id, address)
+    suppression_store.suppress(ctx.tenant_id, Suppression(address, "manual", to_rfc3339(clock())))
+    found = suppression_store.get_suppression(ctx.tenant_id, address)
     assert found is not None
     return suppression_view(found)
 
 
 def remove_suppression(ctx: TenantContext, email: str) -> None:
     address = email.strip().lower()
-    found = store.get_suppression(ctx.tenant_id, address)
+    found = suppression_store.get_suppression(ctx.tenant_id, address)
     if found is None:
         raise NotFound(f"{address} is not suppressed.", {"field": "email"})
     if found.reason == "unsubscribed":
         raise Conflict(
             f"{address} unsubscribed; only they can subscribe again.", {"field": "email", "reason": found.reason}
         )
-    store.unsuppress(ctx.tenant_id, address)
+    suppression_store.unsuppress(ctx.tenant_id, address)
 
 
 # --- unsubscribe links ---------------------------------------------------------------------------------
@@ -137,7 +138,7 @@ def unsubscribe(token: str, clock: Clock = system_clock) -> str:
     if inert:
         return _PAGE.format(title="Nothing changed", message=_INERT, form="")
     tenant_id, address = payload["t"], payload["e"]
-    store.suppress(tenant_id, Suppression(address, "unsubscribed", to_rfc3339(clock()), payload.get("c")))
+    suppression_store.suppress(tenant_id, Suppression(address, "unsubscribed", to_rfc3339(clock()), payload.get("c")))
     logger.info("unsubscribed", extra={"tenant_id": tenant_id, "campaign_id": payload.get("c")})
     return _PAGE.format(
         title="Unsubscribed", message=f"{html.escape(address)} will get no more emails from us.", form=""
@@ -166,9 +167,11 @@ def apply_ses_notification(body: dict[str, Any], clock: Clock = system_clock) ->
         return
     for recipient in addresses:
         address = recipient["emailAddress"].strip().lower()
-        store.suppress(tenant_id, Suppression(address, reason, to_rfc3339(clock()), tags.get("campaign_id")))
+        suppression_store.suppress(
+            tenant_id, Suppression(address, reason, to_rfc3339(clock()), tags.get("campaign_id"))
+        )
     if tags.get("campaign_id") and tags.get("contact_id"):
-        store.mark_feedback(tenant_id, tags["campaign_id"], tags["contact_id"], state)
+        send_store.mark_feedback(tenant_id, tags["campaign_id"], tags["contact_id"], state)
     logger.info(
         "SES feedback applied",
         extra={"tenant_id": tenant_id, "event_type": kind, "campaign_id": tags.get("campaign_id")},

@@ -541,3 +541,25 @@ def _read_partition(
         start = page.get("LastEvaluatedKey")
         if not start:
             return contacts, events
+
+
+class ContactTable:
+    """The ContactReader port on DynamoDB, bound to one tenant (the writes are still this module's functions)."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+
+    def get_contacts(self, contact_ids: Iterable[str]) -> dict[str, Contact]:
+        return get_contacts(self.tenant_id, contact_ids)
+
+    def read_contact(self, contact_id: str) -> tuple[Contact | None, list[dict[str, Any]]]:
+        return read_contact(self.tenant_id, contact_id)
+
+    def read_shard(self, shard: int, with_events: bool = True) -> tuple[list[Contact], dict[str, list[dict[str, Any]]]]:
+        return read_shard(self.tenant_id, shard, with_events)
+
+    def postings(self, tags: Iterable[str]) -> dict[str, np.ndarray]:
+        return postings(self.tenant_id, tags)
+
+    def count_tag(self, tag: str) -> int:
+        return count_tag(self.tenant_id, tag)

@@ -30,7 +30,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.contacts import shard_of
-from chalicelib.domain.membership import SegmentCheck, Stamp, Superseded, Transition
+from chalicelib.domain.membership import MembershipCommit, Stamp, Superseded
 from chalicelib.storage.segments import MemberChunkItem, SegmentItem, chunk_key, segment_key
 from chalicelib.storage.table import MainTableModel, cancellation_reasons, connection, shard_pk
 
@@ -50,106 +50,103 @@ def _stamp_key(tenant_id: str, contact_id: str, ordinal: int) -> tuple[str, str]
     return shard_pk(tenant_id, shard_of(ordinal)), f"MS#{contact_id}"
 
 
-def read_stamp(tenant_id: str, contact_id: str, ordinal: int) -> Stamp:
-    try:
-        item = StampItem.get(*_stamp_key(tenant_id, contact_id, ordinal), consistent_read=True)
-    except StampItem.DoesNotExist:
-        return Stamp()
-    known = item.known.as_dict() if item.known else {}
-    return Stamp(int(item.seq), {generation: bool(value) for generation, value in known.items()})
+class MembershipTable:
+    """The MembershipLedger port on DynamoDB, bound to one tenant."""
 
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
 
-def is_member(tenant_id: str, ordinal: int, places: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
-    """Whether the contact is in each (segment, generation), from the member chunks (one batch read)."""
-    keys = {
-        chunk_key(tenant_id, segment_id, generation, ordinal): (segment_id, generation)
-        for segment_id, generation in places
-    }
-    found = {place: False for place in places}
-    for item in MemberChunkItem.batch_get(list(keys), consistent_read=True):
-        found[keys[(item.pk, item.sk)]] = ordinal in {int(o) for o in item.ordinals or ()}
-    return found
+    def read_stamp(self, contact_id: str, ordinal: int) -> Stamp:
+        try:
+            item = StampItem.get(*_stamp_key(self.tenant_id, contact_id, ordinal), consistent_read=True)
+        except StampItem.DoesNotExist:
+            return Stamp()
+        known = item.known.as_dict() if item.known else {}
+        return Stamp(int(item.seq), {generation: bool(value) for generation, value in known.items()})
 
+    def is_member(self, ordinal: int, places: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+        """Whether the contact is in each (segment, generation), from the member chunks (one batch read)."""
+        keys = {
+            chunk_key(self.tenant_id, segment_id, generation, ordinal): (segment_id, generation)
+            for segment_id, generation in places
+        }
+        found = {place: False for place in places}
+        for item in MemberChunkItem.batch_get(list(keys), consistent_read=True):
+            found[keys[(item.pk, item.sk)]] = ordinal in {int(o) for o in item.ordinals or ()}
+        return found
 
-def commit(
-    tenant_id: str,
-    contact_id: str,
-    ordinal: int,
-    stamp: Stamp,
-    known: dict[str, bool],
-    moves: list[Transition],
-    checks: list[SegmentCheck],
-    events: list[dict[str, Any]],
-    changed_at: str,
-) -> None:
-    """Apply the moves, counts and outbox events in one transaction, if nothing changed since ``stamp``."""
-    stamp_item = StampItem(*_stamp_key(tenant_id, contact_id, ordinal))
-    pk = stamp_item.pk
-    try:
-        with TransactWrite(connection=connection()) as transaction:
-            condition = StampItem.seq == stamp.seq if stamp.seq else StampItem.pk.does_not_exist()
-            transaction.update(
-                stamp_item,
-                actions=[
-                    StampItem.contact_id.set(contact_id),
-                    StampItem.seq.set(stamp.seq + 1),
-                    StampItem.known.set({generation: int(member) for generation, member in known.items()}),
-                    StampItem.changed_at.set(changed_at),
-                ],
-                condition=condition,
-            )
-            for move in moves:
-                chunk = MemberChunkItem(*chunk_key(tenant_id, move.segment_id, move.generation, ordinal))
-                action = MemberChunkItem.ordinals.add if move.enter else MemberChunkItem.ordinals.delete
-                transaction.update(chunk, actions=[action({ordinal})])
-            for check in checks:
-                condition = (
-                    SegmentItem.generation == check.generation
-                    if check.generation
-                    else SegmentItem.generation.does_not_exist()
+    def commit(self, change: MembershipCommit) -> None:
+        """Apply the moves, counts and outbox events in one transaction, if nothing changed since the stamp."""
+        contact_id, ordinal, stamp, known = change.contact_id, change.ordinal, change.stamp, change.known
+        moves, checks, events, changed_at = change.moves, change.checks, change.events, change.changed_at
+        stamp_item = StampItem(*_stamp_key(self.tenant_id, contact_id, ordinal))
+        pk = stamp_item.pk
+        try:
+            with TransactWrite(connection=connection()) as transaction:
+                condition = StampItem.seq == stamp.seq if stamp.seq else StampItem.pk.does_not_exist()
+                transaction.update(
+                    stamp_item,
+                    actions=[
+                        StampItem.contact_id.set(contact_id),
+                        StampItem.seq.set(stamp.seq + 1),
+                        StampItem.known.set({generation: int(member) for generation, member in known.items()}),
+                        StampItem.changed_at.set(changed_at),
+                    ],
+                    condition=condition,
                 )
-                condition &= SegmentItem.job_id == check.job_id if check.job_id else SegmentItem.job_id.does_not_exist()
-                actions: list[Action] = []
-                if check.count_delta:
-                    actions.append(SegmentItem.member_count.add(check.count_delta))
-                if check.pending:
-                    actions.append(SegmentItem.pending_writes.add(1))
-                item = SegmentItem(*segment_key(tenant_id, check.segment_id))
-                if actions:
-                    transaction.update(item, actions=actions, condition=condition)
-                else:
-                    transaction.condition_check(SegmentItem, item.pk, item.sk, condition=condition)
-            for event in events:
-                transaction.save(OutboxItem(pk, f"MO#{contact_id}#{event['id']}", body=json.dumps(event)))
-    except TransactWriteError as error:
-        reasons = cancellation_reasons(error)
-        if "ConditionalCheckFailed" in reasons or "TransactionConflict" in reasons:
-            raise Superseded(contact_id) from error
-        raise
+                for move in moves:
+                    chunk = MemberChunkItem(*chunk_key(self.tenant_id, move.segment_id, move.generation, ordinal))
+                    action = MemberChunkItem.ordinals.add if move.enter else MemberChunkItem.ordinals.delete
+                    transaction.update(chunk, actions=[action({ordinal})])
+                for check in checks:
+                    condition = (
+                        SegmentItem.generation == check.generation
+                        if check.generation
+                        else SegmentItem.generation.does_not_exist()
+                    )
+                    condition &= (
+                        SegmentItem.job_id == check.job_id if check.job_id else SegmentItem.job_id.does_not_exist()
+                    )
+                    actions: list[Action] = []
+                    if check.count_delta:
+                        actions.append(SegmentItem.member_count.add(check.count_delta))
+                    if check.pending:
+                        actions.append(SegmentItem.pending_writes.add(1))
+                    item = SegmentItem(*segment_key(self.tenant_id, check.segment_id))
+                    if actions:
+                        transaction.update(item, actions=actions, condition=condition)
+                    else:
+                        transaction.condition_check(SegmentItem, item.pk, item.sk, condition=condition)
+                for event in events:
+                    transaction.save(OutboxItem(pk, f"MO#{contact_id}#{event['id']}", body=json.dumps(event)))
+        except TransactWriteError as error:
+            reasons = cancellation_reasons(error)
+            if "ConditionalCheckFailed" in reasons or "TransactionConflict" in reasons:
+                raise Superseded(contact_id) from error
+            raise
 
+    def pending_events(self, contact_id: str, ordinal: int) -> list[dict[str, Any]]:
+        """Membership events a commit left to send (each has its ``id``)."""
+        items = OutboxItem.query(
+            shard_pk(self.tenant_id, shard_of(ordinal)),
+            OutboxItem.sk.startswith(f"MO#{contact_id}#"),
+            consistent_read=True,
+        )
+        return [json.loads(item.body) for item in items]
 
-def pending_events(tenant_id: str, contact_id: str, ordinal: int) -> list[dict[str, Any]]:
-    """Membership events a commit left to send (each has its ``id``)."""
-    items = OutboxItem.query(
-        shard_pk(tenant_id, shard_of(ordinal)), OutboxItem.sk.startswith(f"MO#{contact_id}#"), consistent_read=True
-    )
-    return [json.loads(item.body) for item in items]
+    def forget_events(self, contact_id: str, ordinal: int, event_ids: list[str]) -> None:
+        pk = shard_pk(self.tenant_id, shard_of(ordinal))
+        with OutboxItem.batch_write() as batch:
+            for event_id in event_ids:
+                batch.delete(OutboxItem(pk, f"MO#{contact_id}#{event_id}"))
 
-
-def forget_events(tenant_id: str, contact_id: str, ordinal: int, event_ids: list[str]) -> None:
-    pk = shard_pk(tenant_id, shard_of(ordinal))
-    with OutboxItem.batch_write() as batch:
-        for event_id in event_ids:
-            batch.delete(OutboxItem(pk, f"MO#{contact_id}#{event_id}"))
-
-
-def stamps_changed_since(tenant_id: str, shard: int, moment: str) -> list[str]:
-    """Ids of the shard's contacts whose membership was updated at or after ``moment``."""
-    items = StampItem.query(
-        shard_pk(tenant_id, shard),
-        StampItem.sk.startswith("MS#"),
-        filter_condition=StampItem.changed_at >= moment,
-        consistent_read=True,
-        attributes_to_get=["contact_id"],
-    )
-    return [item.contact_id for item in items]
+    def stamps_changed_since(self, shard: int, moment: str) -> list[str]:
+        """Ids of the shard's contacts whose membership was updated at or after ``moment``."""
+        items = StampItem.query(
+            shard_pk(self.tenant_id, shard),
+            StampItem.sk.startswith("MS#"),
+            filter_condition=StampItem.changed_at >= moment,
+            consistent_read=True,
+            attributes_to_get=["contact_id"],
+        )
+        return [item.contact_id for item in items]

@@ -10,6 +10,7 @@ import pytest
 from chalicelib.domain.clock import to_rfc3339
 from chalicelib.resources import SEND_QUEUE
 from chalicelib.services import campaigns as campaign_service
+from chalicelib.services import mail as mail_service
 from chalicelib.services import sending
 from chalicelib.services import tenants as tenant_service
 from tests.integration.test_campaign_sending import make_segment, run_sends
@@ -226,7 +227,7 @@ def test_a_scheduled_campaign_starts_when_the_minute_schedule_finds_it_due(api, 
 
 def test_unsubscribe_get_only_asks_post_unsubscribes_and_forged_links_are_404(api, app, studio):
     draft = create(api, studio).json
-    url = sending.unsubscribe_url(studio.id, draft["id"], "ada@example.com")
+    url = mail_service.unsubscribe_url(studio.id, draft["id"], "ada@example.com")
     token = url.rsplit("/", 1)[1]
     for _ in range(3):
         page = api.get(f"/unsubscribe/{token}")

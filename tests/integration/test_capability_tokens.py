@@ -12,7 +12,7 @@ import pytest
 from chalicelib.config import get_config
 from chalicelib.domain import tokens
 from chalicelib.http.openapi import build_spec
-from chalicelib.services.sending import INERT_UNSUBSCRIBE_PURPOSE, UNSUBSCRIBE_PURPOSE
+from chalicelib.services.mail import INERT_UNSUBSCRIBE_PURPOSE, UNSUBSCRIBE_PURPOSE
 from tests.support import mail
 from tests.support.world import key_for, path_for
 

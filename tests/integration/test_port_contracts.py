@@ -14,17 +14,29 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.catalog import Group, Tag
-from chalicelib.domain.contacts import SHARDS
+from chalicelib.domain.contacts import SHARDS, Contact, contact_id_for
 from chalicelib.domain.jobs import Job
+from chalicelib.domain.membership import MembershipCommit, SegmentCheck, Stamp, Superseded, Transition
+from chalicelib.domain.planner import EVERYONE
 from chalicelib.domain.segments import EVALUATING, READY, Segment, StaleSegment
 from chalicelib.ports.jobs import JobRepository
 from chalicelib.ports.segments import SegmentRepository
 from chalicelib.storage import catalog as catalog_storage
+from chalicelib.storage import contacts as contact_storage
 from chalicelib.storage.catalog import CatalogTable
+from chalicelib.storage.contacts import ContactTable
 from chalicelib.storage.jobs import JobTable
+from chalicelib.storage.membership import MembershipTable
 from chalicelib.storage.queues import SqsQueues
 from chalicelib.storage.segments import SegmentTable
-from tests.support.fakes import InMemoryCatalog, InMemoryJobs, InMemorySegments, RecordingQueues
+from tests.support.fakes import (
+    InMemoryCatalog,
+    InMemoryContacts,
+    InMemoryJobs,
+    InMemoryMembership,
+    InMemorySegments,
+    RecordingQueues,
+)
 from tests.support.queues import take_messages
 
 ADAPTERS = ["dynamodb", "memory"]
@@ -252,3 +264,125 @@ def test_each_adapter_is_its_port():
     repositories: list[SegmentRepository] = [SegmentTable(tenant_id), InMemorySegments(tenant_id)]
     job_repositories: list[JobRepository] = [JobTable(tenant_id), InMemoryJobs(tenant_id)]
     assert len(repositories) == len(job_repositories) == 2
+
+
+# --- ContactReader -------------------------------------------------------------------------------------------
+
+
+def _contact(ordinal: int, *tags: str, **fields: Any) -> Contact:
+    return Contact(
+        id=contact_id_for(ordinal),
+        ordinal=ordinal,
+        external_id=f"p-{ordinal}",
+        email=f"p{ordinal}@example.com",
+        tags=frozenset(tags),
+        attributes=fields,
+        version=1,
+        created_at="2026-11-30T10:00:00Z",
+        updated_at="2026-11-30T10:00:00Z",
+    )
+
+
+AT = "2026-11-30T10:00:00Z"
+PURCHASE = {"id": "evt_b", "type": "purchase", "at": "2026-11-29T10:00:00Z", "amount": 12.5, "properties": {"sku": "x"}}
+VISIT = {"id": "evt_a", "type": "visit", "at": "2026-11-28T10:00:00Z", "amount": None, "properties": {}}
+
+
+@pytest.fixture(params=ADAPTERS)
+def contact_reader(request):
+    """A reader over four contacts (two in one shard), the first with two events, seeded the adapter's way."""
+    tenant_id = new_tenant()
+    people = [_contact(1, "vip", city="Oslo"), _contact(1 + SHARDS, "vip"), _contact(2), _contact(7, "local")]
+    if request.param == "dynamodb":
+        contact_storage.write_contacts(tenant_id, [(None, c) for c in people])
+        contact_storage.put_events(tenant_id, people[0], [PURCHASE, VISIT], [2_000_000_000, 2_000_000_000])
+        return ContactTable(tenant_id), people
+    reader = InMemoryContacts(tenant_id)
+    for contact in people:
+        reader.put(contact, [PURCHASE, VISIT] if contact is people[0] else [])
+    return reader, people
+
+
+def test_contacts_read_by_id_with_their_events_in_id_order(contact_reader):
+    reader, people = contact_reader
+    found = reader.get_contacts([people[0].id, people[2].id, "ctc_missing", contact_id_for(99)])
+    assert found == {people[0].id: people[0], people[2].id: people[2]}
+    contact, events = reader.read_contact(people[0].id)
+    assert contact == people[0] and [e["id"] for e in events] == ["evt_a", "evt_b"]
+    assert events[1] == PURCHASE
+    assert reader.read_contact(contact_id_for(99)) == (None, [])
+
+
+def test_a_shard_is_read_whole_with_or_without_events(contact_reader):
+    reader, people = contact_reader
+    contacts, events = reader.read_shard(1)
+    assert [c.id for c in contacts] == sorted([people[0].id, people[1].id]) and list(events) == [people[0].id]
+    contacts, events = reader.read_shard(1, with_events=False)
+    assert len(contacts) == 2 and events == {}
+    assert reader.read_shard(5) == ([], {})
+
+
+def test_posting_lists_and_counts_follow_the_tags(contact_reader):
+    reader, people = contact_reader
+    lists = reader.postings(["vip", "local", "nobody", EVERYONE])
+    assert lists["vip"].tolist() == [1, 1 + SHARDS] and lists["local"].tolist() == [7] and lists["nobody"].size == 0
+    assert lists[EVERYONE].tolist() == sorted(c.ordinal for c in people)
+    assert (reader.count_tag("vip"), reader.count_tag(EVERYONE), reader.count_tag("nobody")) == (2, 4, 0)
+
+
+# --- MembershipLedger ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=ADAPTERS)
+def ledger(request):
+    """A membership ledger and the segment repository of the same tenant, holding one published segment."""
+    tenant_id = new_tenant()
+    if request.param == "dynamodb":
+        segments, membership = SegmentTable(tenant_id), MembershipTable(tenant_id)
+    else:
+        segments = InMemorySegments(tenant_id)
+        membership = InMemoryMembership(segments)
+    segments.create(a_segment(status=READY, job_id="job_1"))
+    segments.write_shard_members("seg_1", "job_1", 3, [3])
+    segments.publish("seg_1", "job_1", {"status": READY})
+    return segments, membership
+
+
+def test_a_commit_moves_counts_and_announces_at_once_and_only_from_the_stamp_it_read(ledger):
+    segments, membership = ledger
+    ordinal, contact_id = 5, contact_id_for(5)
+    stamp = membership.read_stamp(contact_id, ordinal)
+    assert stamp == Stamp() and membership.is_member(ordinal, [("seg_1", "job_1")]) == {("seg_1", "job_1"): False}
+    event = {"id": "mev_1", "type": "segment.entered", "segment_id": "seg_1", "contact_id": contact_id}
+    check = SegmentCheck("seg_1", "job_1", "job_1", 1, False)
+    move = Transition("seg_1", "job_1", True, True)
+    membership.commit(MembershipCommit(contact_id, ordinal, stamp, {"job_1": True}, [move], [check], [event], AT))
+    assert membership.is_member(ordinal, [("seg_1", "job_1")]) == {("seg_1", "job_1"): True}
+    assert segments.get("seg_1").member_count == 2
+    assert membership.read_stamp(contact_id, ordinal) == Stamp(1, {"job_1": True})
+    assert membership.pending_events(contact_id, ordinal) == [event]
+    with pytest.raises(Superseded):  # computed from the old stamp: refused, nothing moves
+        membership.commit(MembershipCommit(contact_id, ordinal, stamp, {}, [replace(move, enter=False)], [], [], AT))
+    assert segments.members("seg_1", "job_1") == {3, 5}
+    membership.forget_events(contact_id, ordinal, ["mev_1"])
+    assert membership.pending_events(contact_id, ordinal) == []
+
+
+def test_a_commit_checked_against_a_segment_that_moved_on_is_superseded(ledger):
+    segments, membership = ledger
+    assert segments.update_fields("seg_1", job_id="job_2")  # an evaluation started meanwhile
+    stale = SegmentCheck("seg_1", "job_1", "job_1", 1, False)
+    with pytest.raises(Superseded):
+        moved = [Transition("seg_1", "job_1", True, True)]
+        membership.commit(MembershipCommit(contact_id_for(5), 5, Stamp(), {}, moved, [stale], [], AT))
+    assert segments.members("seg_1", "job_1") == {3} and membership.read_stamp(contact_id_for(5), 5) == Stamp()
+
+
+def test_stamps_changed_since_a_moment_are_found_per_shard(ledger):
+    _, membership = ledger
+    for ordinal, at in ((5, "2026-11-30T09:00:00Z"), (5 + SHARDS, "2026-11-30T11:00:00Z"), (6, "2026-11-30T11:00:00Z")):
+        membership.commit(MembershipCommit(contact_id_for(ordinal), ordinal, Stamp(), {}, [], [], [], at))
+    assert membership.stamps_changed_since(5, "2026-11-30T10:00:00Z") == [contact_id_for(5 + SHARDS)]
+    assert sorted(membership.stamps_changed_since(5, "2026-11-30T08:00:00Z")) == sorted(
+        [contact_id_for(5), contact_id_for(5 + SHARDS)]
+    )

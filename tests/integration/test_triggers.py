@@ -20,6 +20,7 @@ from chalicelib.resources import (
     MEMBERSHIP_EVENTS_QUEUE,
     TRIGGER_RUNS_QUEUE,
 )
+from chalicelib.services import trigger_runs
 from chalicelib.services import triggers as trigger_service
 from chalicelib.storage import contacts as contact_store
 from tests.integration.test_campaign_sending import make_segment
@@ -241,8 +242,8 @@ def test_a_scheduled_run_over_ten_thousand_members_applies_one_action_each(api, 
 
     # the minute schedule, called by two workers at the same moment once the time has come: one run
     due = datetime.fromisoformat(weekly["next_run_at"].replace("Z", "+00:00")) + timedelta(seconds=5)
-    trigger_service.start_due(tenant_context, clock=lambda: due)
-    trigger_service.start_due(tenant_context, clock=lambda: due)  # (other tests' schedule triggers may be due too)
+    trigger_runs.start_due(tenant_context, clock=lambda: due)
+    trigger_runs.start_due(tenant_context, clock=lambda: due)  # (other tests' schedule triggers may be due too)
     after = api.get(f"/triggers/{weekly['id']}", key=partners.viewer_key).json
     assert after["next_run_at"] > weekly["next_run_at"]  # the next Monday
     (run,) = runs(api, partners, weekly["id"])
@@ -457,8 +458,8 @@ def test_a_scheduled_run_survives_a_worker_stopping_before_it_moved_the_schedule
 
     monkeypatch.setattr(trigger_store, "advance_schedule", stop_once)
     with pytest.raises(RuntimeError):
-        trigger_service.start_due(tenant_context, clock=lambda: due)
-    trigger_service.start_due(tenant_context, clock=lambda: due)  # the next minute: the same run, queued again
+        trigger_runs.start_due(tenant_context, clock=lambda: due)
+    trigger_runs.start_due(tenant_context, clock=lambda: due)  # the next minute: the same run, queued again
     drain(app)
     (run,) = runs(api, partners, daily["id"])
     assert (run["kind"], run["status"], run["contacts"], run["actions_applied"]) == ("schedule", "finished", 1, 1)
@@ -485,20 +486,20 @@ def test_a_batch_that_keeps_failing_is_retried_alone_then_counted_as_failures_fr
         event={"type": "schedule", "expression": "rate(1 day)", "segments": [partners.vips]},
         actions=[{"type": "reward", "amount": 1}],
     )  # fmt: skip
-    monkeypatch.setattr(trigger_service, "RUN_BATCH_SIZE", 1)
+    monkeypatch.setattr(trigger_runs, "RUN_BATCH_SIZE", 1)
     api.post(f"/triggers/{daily['id']}/run", key=partners.admin_key)
     batches = take_messages(TRIGGER_RUNS_QUEUE, partners.id)
     assert len(batches) == 2
-    real = trigger_service.engagement_store.put_rewards
+    real = trigger_runs.engagement_store.put_rewards
     batch = batches[0]
-    (doomed,), _ = trigger_service.store.batch_contacts(partners.id, daily["id"], batch["run_id"], batch["batch"])
+    (doomed,), _ = trigger_runs.store.batch_contacts(partners.id, daily["id"], batch["run_id"], batch["batch"])
 
     def broken_for_the_first(tenant_id, lines):
         if any(reward.contact_id == doomed for _, reward in lines):
             raise RuntimeError("storage refused")
         return real(tenant_id, lines)
 
-    monkeypatch.setattr(trigger_service.engagement_store, "put_rewards", broken_for_the_first)
+    monkeypatch.setattr(trigger_runs.engagement_store, "put_rewards", broken_for_the_first)
     failed = deliver(app, "run_trigger_batches", TRIGGER_RUNS_QUEUE, batches, batch_size=2)
     assert len(failed) == 1  # only the failing record is retried; the other batch is done
     (run,) = runs(api, partners, daily["id"])

@@ -11,9 +11,14 @@ from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from chalicelib.domain import settings as settings_rules
-from chalicelib.domain.contacts import SHARDS
+from chalicelib.domain.campaigns import Ordinals
+from chalicelib.domain.contacts import SHARDS, Contact, shard_of
 from chalicelib.domain.jobs import Job
+from chalicelib.domain.membership import MembershipCommit, Stamp, Superseded
+from chalicelib.domain.planner import EVERYONE
 from chalicelib.domain.segments import EVALUATION_FIELDS, Segment, StaleSegment
 from chalicelib.ports import TenantPorts
 from chalicelib.ports.segments import ANY_JOB, Position
@@ -127,6 +132,100 @@ class InMemorySegments:
         return set(self._members.get((segment_id, generation), {}).get(shard, set()))
 
 
+class InMemoryContacts:
+    """ContactReader over the contacts a test puts in."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self._contacts: dict[str, Contact] = {}
+        self._events: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def put(self, contact: Contact, events: Iterable[dict[str, Any]] = ()) -> None:
+        """Store (or replace) a contact and add events (the same id overwrites itself)."""
+        self._contacts[contact.id] = contact
+        own = self._events.setdefault(contact.id, {})
+        for event in events:
+            own[event["id"]] = {
+                "id": event["id"],
+                "type": event["type"],
+                "at": event["at"],
+                "amount": event.get("amount"),
+                "properties": dict(event.get("properties") or {}),
+            }
+
+    def _events_of(self, contact_id: str) -> list[dict[str, Any]]:
+        return [event for _, event in sorted(self._events.get(contact_id, {}).items())]
+
+    def get_contacts(self, contact_ids: Iterable[str]) -> dict[str, Contact]:
+        return {i: self._contacts[i] for i in dict.fromkeys(contact_ids) if i in self._contacts}
+
+    def read_contact(self, contact_id: str) -> tuple[Contact | None, list[dict[str, Any]]]:
+        contact = self._contacts.get(contact_id)
+        return contact, self._events_of(contact_id) if contact else []
+
+    def read_shard(self, shard: int, with_events: bool = True) -> tuple[list[Contact], dict[str, list[dict[str, Any]]]]:
+        contacts = sorted((c for c in self._contacts.values() if shard_of(c.ordinal) == shard), key=lambda c: c.id)
+        events = {c.id: self._events_of(c.id) for c in contacts if with_events and self._events.get(c.id)}
+        return contacts, events
+
+    def postings(self, tags: Iterable[str]) -> dict[str, Ordinals]:
+        return {tag: np.array(sorted(self._carrying(tag)), dtype=np.int64) for tag in tags}
+
+    def count_tag(self, tag: str) -> int:
+        return len(self._carrying(tag))
+
+    def _carrying(self, tag: str) -> set[int]:
+        return {c.ordinal for c in self._contacts.values() if tag == EVERYONE or tag in c.tags}
+
+
+class InMemoryMembership:
+    """MembershipLedger in memory, writing membership moves and counts into the tenant's InMemorySegments."""
+
+    def __init__(self, segments: InMemorySegments) -> None:
+        self._segments = segments
+        self._stamps: dict[str, tuple[int, dict[str, bool], str, int]] = {}  # contact → seq, known, at, shard
+        self._outbox: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def read_stamp(self, contact_id: str, ordinal: int) -> Stamp:
+        if contact_id not in self._stamps:
+            return Stamp()
+        seq, known, _, _ = self._stamps[contact_id]
+        return Stamp(seq, dict(known))
+
+    def is_member(self, ordinal: int, places: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+        return {(s, g): ordinal in self._segments.shard_members(s, g, shard_of(ordinal)) for s, g in places}
+
+    def commit(self, change: MembershipCommit) -> None:
+        contact_id, ordinal, stamp = change.contact_id, change.ordinal, change.stamp
+        if self.read_stamp(contact_id, ordinal).seq != stamp.seq:
+            raise Superseded(contact_id)
+        for check in change.checks:
+            segment = self._segments.get(check.segment_id)
+            if segment is None or (segment.generation, segment.job_id) != (check.generation, check.job_id):
+                raise Superseded(contact_id)
+        self._stamps[contact_id] = (stamp.seq + 1, dict(change.known), change.changed_at, shard_of(ordinal))
+        for move in change.moves:
+            slots = self._segments._members.setdefault((move.segment_id, move.generation), {})
+            shard = slots.setdefault(shard_of(ordinal), set())
+            (shard.add if move.enter else shard.discard)(ordinal)
+        for check in change.checks:
+            if check.count_delta:
+                segment = self._segments._segments[check.segment_id]
+                count = (segment.member_count or 0) + check.count_delta
+                self._segments._segments[check.segment_id] = replace(segment, member_count=count)
+        self._outbox.setdefault(contact_id, {}).update((event["id"], event) for event in change.events)
+
+    def pending_events(self, contact_id: str, ordinal: int) -> list[dict[str, Any]]:
+        return [event for _, event in sorted(self._outbox.get(contact_id, {}).items())]
+
+    def forget_events(self, contact_id: str, ordinal: int, event_ids: list[str]) -> None:
+        for event_id in event_ids:
+            self._outbox.get(contact_id, {}).pop(event_id, None)
+
+    def stamps_changed_since(self, shard: int, moment: str) -> list[str]:
+        return [c for c, (_, _, at, in_shard) in self._stamps.items() if in_shard == shard and at >= moment]
+
+
 class InMemoryJobs:
     """JobRepository in memory."""
 
@@ -230,9 +329,12 @@ class RecordingQueues:
 
 
 def fake_ports(tenant_id: str = "tenant_fake", catalog: InMemoryCatalog | None = None) -> TenantPorts:
+    segments = InMemorySegments(tenant_id)
     return TenantPorts(
         tenant_id=tenant_id,
-        segments=InMemorySegments(tenant_id),
+        segments=segments,
+        membership=InMemoryMembership(segments),
+        contacts=InMemoryContacts(tenant_id),
         jobs=InMemoryJobs(tenant_id),
         catalog=catalog or InMemoryCatalog(),
         queues=RecordingQueues(),

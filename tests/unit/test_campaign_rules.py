@@ -128,3 +128,48 @@ def test_forged_and_malformed_tokens_are_refused_without_errors():
     forged_body = tokens.seal({"t": "ten_2", "e": "x@example.com", "c": None}, purpose="unsubscribe", secret=b"guess")
     for bad in (forged_body, "", ".", "a.b", "a.b.c", "é.é", "x" * 5000, "%00.%00", "eyJ9.AAAA"):
         assert tokens.unseal(bad, purpose="unsubscribe", secret=SECRET) is None
+
+
+def test_a_reservation_spans_its_sends_at_the_rate_and_spaces_them_evenly():
+    from chalicelib.domain.campaigns import send_slot_ms, send_span_ms
+
+    assert send_span_ms(49, 14) == 3500 and send_span_ms(1, 1000) == 1
+    slots = [send_slot_ms(1_000_000, position, 4) for position in range(5)]
+    assert slots == [1_000_000, 1_000_250, 1_000_500, 1_000_750, 1_001_000]
+
+
+def test_a_batch_claims_only_who_may_be_mailed_and_moves_only_their_ledgers():
+    from chalicelib.domain.campaigns import (
+        CAPPED,
+        CLAIMED,
+        SKIPPED,
+        SUPPRESSED,
+        UNSUBSCRIBED,
+        FrequencyCap,
+        Ledger,
+        RecipientFacts,
+        claims_for,
+    )
+
+    now = 1_000_000
+    facts = RecipientFacts(
+        contacts={c: object() for c in ("c1", "c2", "c3", "c4")},
+        suppressions={"b@x.io": "bounce", "u@x.io": "unsubscribed"},
+        ledgers={"c4": Ledger("c4", 3, [now - 60, now - 120]), "c1": Ledger("c1", 1, [now - 30 * 86_400])},
+    )
+    recipients = [("c1", "a@x.io"), ("c2", "b@x.io"), ("c3", "u@x.io"), ("c4", "d@x.io"), ("gone", "g@x.io")]
+    claims, ledgers = claims_for(recipients, facts, FrequencyCap(max_emails=2, per_days=7), now)
+    assert [c.state for c in claims] == [CLAIMED, SUPPRESSED, UNSUBSCRIBED, CAPPED, SKIPPED]
+    assert [(ledger.contact_id, ledger.version) for ledger in ledgers] == [("c1", 1)]
+    assert now in ledgers[0].sent_at
+
+
+def test_what_ses_said_becomes_the_recipient_record():
+    from chalicelib.domain.campaigns import DELIVERED, QUOTA, REJECTED, REJECTED_ONE, RELEASED, Claim, outcome_of
+
+    claim = Claim("c1", "a@x.io", "claimed")
+    assert outcome_of(claim, "sent", "msg-1", None).state == DELIVERED
+    assert outcome_of(claim, "sent", "msg-1", None).message_id == "msg-1"
+    assert outcome_of(claim, REJECTED_ONE, None, "MessageRejected: no").state == REJECTED
+    released = outcome_of(claim, QUOTA, None, "LimitExceeded: quota")
+    assert (released.state, released.reason) == (RELEASED, "quota: LimitExceeded: quota")

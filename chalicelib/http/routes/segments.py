@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from chalice import Response
 
+from chalicelib.domain import segments as segment_rules
 from chalicelib.domain.contacts import CONTACT_SCHEMA
+from chalicelib.domain.values import whole_number
 from chalicelib.http.api import PAGE_QUERY, Access, ApiBlueprint, Call
 from chalicelib.http.schemas import CONFIRM_QUERY, JOB_SCHEMA, page_of
 from chalicelib.services import overview, segments
@@ -94,12 +96,12 @@ DEPENDENT_SCHEMA = {
     summary="Create a segment (its first evaluation starts at once)",
     access=Access.ADMIN,
     status=201,
-    request_schema=segments.CREATE_SEGMENT_SCHEMA,
+    request_schema=segment_rules.CREATE_SEGMENT_SCHEMA,
     response_schema=SEGMENT_SCHEMA,
     **FEATURE,
 )
 def create_segment(call: Call) -> dict:
-    return segments.create_segment(call.context, call.body)
+    return segments.create_segment(call.context, segment_rules.draft_from(call.body))
 
 
 @blueprint.operation(
@@ -120,12 +122,12 @@ def list_segments(call: Call) -> dict:
     "/segments/preview",
     summary="Count and sample unsaved criteria",
     access=Access.VIEWER,
-    request_schema=segments.PREVIEW_SCHEMA,
+    request_schema=segment_rules.PREVIEW_SCHEMA,
     response_schema=PREVIEW_RESULT_SCHEMA,
     **FEATURE,
 )
 def preview(call: Call) -> dict:
-    return segments.preview(call.context, call.body)
+    return segments.preview(call.context, segment_rules.preview_from(call.body))
 
 
 @blueprint.operation(
@@ -158,12 +160,12 @@ def get_segment(call: Call, segment_id: str) -> dict:
     "/segments/{segment_id}",
     summary="Change name, description or criteria (a new version; criteria changes re-evaluate)",
     access=Access.ADMIN,
-    request_schema=segments.PATCH_SEGMENT_SCHEMA,
+    request_schema=segment_rules.PATCH_SEGMENT_SCHEMA,
     response_schema=SEGMENT_SCHEMA,
     **FEATURE,
 )
 def update_segment(call: Call, segment_id: str) -> dict:
-    return segments.update_segment(call.context, segment_id, call.body)
+    return segments.update_segment(call.context, segment_id, segment_rules.changes_from(call.body))
 
 
 @blueprint.operation(
@@ -221,7 +223,8 @@ def members(call: Call, segment_id: str) -> dict:
     **FEATURE,
 )
 def members_csv(call: Call, segment_id: str) -> Response:
-    text, next_cursor = segments.members_csv(call.context, segment_id, call.query)
+    size = whole_number(call.query.get("limit"), "limit", 1, segments.CSV_PAGE_MAX, default=segments.CSV_PAGE_DEFAULT)
+    text, next_cursor = segments.members_csv(call.context, segment_id, size, call.query.get("cursor"))
     headers = {
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": f'attachment; filename="{segment_id}-members.csv"',

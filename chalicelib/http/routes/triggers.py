@@ -5,6 +5,7 @@ from __future__ import annotations
 from chalicelib.http.api import PAGE_QUERY, Access, ApiBlueprint, Call
 from chalicelib.http.routes.segments import FEATURE as SEGMENTS_FEATURE
 from chalicelib.http.schemas import CONFIRM_QUERY, page_of
+from chalicelib.services import trigger_runs as run_service
 from chalicelib.services import triggers
 
 blueprint = ApiBlueprint(__name__)
@@ -70,4 +71,4 @@ def trigger_runs(call: Call, trigger_id: str) -> dict:
     access=Access.ADMIN, status=202, response_schema=triggers.RUN_SCHEMA, **FEATURE,
 )  # fmt: skip
 def run_trigger(call: Call, trigger_id: str) -> dict:
-    return triggers.run_now(call.context, trigger_id)
+    return run_service.run_now(call.context, trigger_id)

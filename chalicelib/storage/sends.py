@@ -1,0 +1,409 @@
+"""Sending a campaign: the audience snapshot, each recipient's send record, the frequency ledgers, and the
+tenant's send rate.
+
+| item | pk | sk |
+| --- | --- | --- |
+| audience build of a shard | ``TENANT#{t}#CAMPAIGN#{id}`` | ``A#{shard:02d}`` |
+| batch of ≤49 recipients | ``TENANT#{t}#CAMPAIGN#{id}`` | ``B#{shard:02d}#{n:05d}`` |
+| send record | ``TENANT#{t}#CAMPAIGN#{id}`` | ``S#{contact_id}`` |
+| frequency ledger of a contact | ``TENANT#{t}#SHARD#{nn}`` | ``ML#{contact_id}`` |
+| tenant send-rate cursor | ``TENANT#{t}`` | ``#SENDRATE`` |
+
+The **batches** are the audience snapshot: written once per shard under a lease
+(a crashed build is redone whole by the next delivery; a second concurrent
+delivery waits), then queued. The **send record** of a recipient is claimed
+(conditional put) before the SES call and settled after it: that is what keeps
+redelivery, retries, pause and resume from mailing anyone twice.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.domain.campaigns import (
+    CLAIMED,
+    RELEASED,
+    Batch,
+    Claim,
+    Ledger,
+    LedgerMoved,
+    NotSending,
+    Outcome,
+    RecipientFacts,
+    RecipientRecord,
+    send_span_ms,
+)
+from chalicelib.domain.contacts import ordinal_of, shard_of
+from chalicelib.storage.campaigns import CampaignItem, campaign_key, campaign_own_pk
+from chalicelib.storage.contacts import ContactItem, contact_from_item
+from chalicelib.storage.suppressions import suppressions_pk
+from chalicelib.storage.table import MainTableModel, cancellation_reasons, connection, shard_pk
+from chalicelib.storage.tenants import tenant_pk
+
+
+class AudienceBuildItem(MainTableModel):
+    state = UnicodeAttribute()  # building / built
+    build_id = UnicodeAttribute()
+    lease_until = NumberAttribute()  # epoch ms
+    batches = NumberAttribute(null=True)
+
+
+class BatchItem(MainTableModel):
+    recipients = UnicodeAttribute()  # JSON [[contact_id, email], …]
+    state = UnicodeAttribute()  # queued / done
+    build_id = UnicodeAttribute()
+
+
+class SendItem(MainTableModel):
+    contact_id = UnicodeAttribute()
+    email = UnicodeAttribute()
+    state = UnicodeAttribute()
+    claim = UnicodeAttribute(null=True)
+    at = UnicodeAttribute()
+    message_id = UnicodeAttribute(null=True)
+    reason = UnicodeAttribute(null=True)
+
+
+class LedgerItem(MainTableModel):
+    sent_at = UnicodeAttribute()  # JSON list of epoch seconds inside the cap window
+    version = NumberAttribute()
+
+
+class SendRateItem(MainTableModel):
+    next_ms = NumberAttribute()
+
+
+# --- the audience snapshot -----------------------------------------------------------------------------
+
+
+def acquire_build(tenant_id: str, campaign_id: str, shard: int, build_id: str, now_ms: int, lease_ms: int) -> str:
+    """``acquired`` (build it), ``built`` (it exists: queue what is left) or ``busy`` (another delivery holds it)."""
+    item = AudienceBuildItem(campaign_own_pk(tenant_id, campaign_id), f"A#{shard:02d}")
+    condition = AudienceBuildItem.pk.does_not_exist() | (
+        (AudienceBuildItem.state == "building") & (AudienceBuildItem.lease_until < now_ms)
+    )
+    try:
+        item.update(
+            actions=[
+                AudienceBuildItem.state.set("building"),
+                AudienceBuildItem.build_id.set(build_id),
+                AudienceBuildItem.lease_until.set(now_ms + lease_ms),
+            ],
+            condition=condition,
+        )
+        return "acquired"
+    except UpdateError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
+    current = AudienceBuildItem.get(item.pk, item.sk, consistent_read=True)
+    return "built" if current.state == "built" else "busy"
+
+
+def write_batches(
+    tenant_id: str, campaign_id: str, shard: int, build_id: str, batches: list[list[tuple[str, str]]]
+) -> None:
+    """Write this build's batches of a shard, replacing whatever an earlier, crashed build left."""
+    pk = campaign_own_pk(tenant_id, campaign_id)
+    keep = {f"B#{shard:02d}#{n:05d}" for n in range(len(batches))}
+    stale = [
+        i
+        for i in BatchItem.query(pk, BatchItem.sk.startswith(f"B#{shard:02d}#"), attributes_to_get=["pk", "sk"])
+        if i.sk not in keep
+    ]
+    with BatchItem.batch_write() as writer:
+        for item in stale:
+            writer.delete(item)
+        for n, recipients in enumerate(batches):
+            writer.save(
+                BatchItem(
+                    pk, f"B#{shard:02d}#{n:05d}", recipients=json.dumps(recipients), state="queued", build_id=build_id
+                )
+            )
+
+
+def finish_build(tenant_id: str, campaign_id: str, shard: int, build_id: str, batches: int, audience: int) -> bool:
+    """Mark the shard built and add its batches and audience to the campaign, once. False if another build won."""
+    try:
+        with TransactWrite(connection=connection()) as transaction:
+            transaction.update(
+                AudienceBuildItem(campaign_own_pk(tenant_id, campaign_id), f"A#{shard:02d}"),
+                actions=[AudienceBuildItem.state.set("built"), AudienceBuildItem.batches.set(batches)],
+                condition=(AudienceBuildItem.state == "building") & (AudienceBuildItem.build_id == build_id),
+            )
+            transaction.update(
+                CampaignItem(*campaign_key(tenant_id, campaign_id)),
+                actions=[
+                    CampaignItem.shards_done.add(1),
+                    CampaignItem.batches_total.add(batches),
+                    CampaignItem.audience.add(audience),
+                ],
+            )
+        return True
+    except TransactWriteError as error:
+        if "ConditionalCheckFailed" in cancellation_reasons(error):
+            return False
+        raise
+
+
+def _batch(item: BatchItem) -> Batch:
+    return Batch(key=item.sk, recipients=[tuple(r) for r in json.loads(item.recipients)], done=item.state == "done")
+
+
+def batches_of(tenant_id: str, campaign_id: str, shard: int | None = None) -> list[Batch]:
+    prefix = "B#" if shard is None else f"B#{shard:02d}#"
+    return [
+        _batch(i)
+        for i in BatchItem.query(
+            campaign_own_pk(tenant_id, campaign_id), BatchItem.sk.startswith(prefix), consistent_read=True
+        )
+    ]
+
+
+# --- send records --------------------------------------------------------------------------------------
+
+
+def claim(
+    tenant_id: str,
+    campaign_id: str,
+    claim_id: str,
+    claims: list[Claim],
+    ledgers: list[Ledger],
+    at: str,
+    require_sending: bool = True,
+) -> list[Claim]:
+    """Write the records of ``claims`` in one transaction, conditioned on each recipient being unclaimed (or
+    released) and on the campaign still sending; the frequency ledgers of those about to be mailed move too.
+
+    Returns the claims that landed; recipients someone else holds are dropped (and the rest retried).
+    Raises NotSending if the campaign is paused or cancelled.
+    """
+    pk = campaign_own_pk(tenant_id, campaign_id)
+    pending, ledgers_by_contact = list(claims), {ledger.contact_id: ledger for ledger in ledgers}
+    while pending:
+        counts: dict[str, int] = {}
+        operations: list[tuple[str, Any]] = []
+        try:
+            with TransactWrite(connection=connection()) as transaction:
+                for c in pending:
+                    record = SendItem(
+                        pk,
+                        f"S#{c.contact_id}",
+                        contact_id=c.contact_id,
+                        email=c.email,
+                        state=c.state,
+                        claim=claim_id,
+                        at=at,
+                        reason=c.reason,
+                    )
+                    transaction.save(record, condition=SendItem.pk.does_not_exist() | (SendItem.state == RELEASED))
+                    operations.append(("record", c))
+                    counter = "claimed" if c.state == CLAIMED else c.state
+                    counts[counter] = counts.get(counter, 0) + 1
+                for c in pending:
+                    ledger = ledgers_by_contact.get(c.contact_id)
+                    if ledger is None or c.state != CLAIMED:
+                        continue
+                    item = LedgerItem(_ledger_pk(tenant_id, c.contact_id), f"ML#{c.contact_id}")
+                    condition = (
+                        LedgerItem.version == ledger.version if ledger.version else LedgerItem.pk.does_not_exist()
+                    )
+                    item.sent_at, item.version = json.dumps(ledger.sent_at), ledger.version + 1
+                    transaction.save(item, condition=condition)
+                    operations.append(("ledger", c))
+                transaction.update(
+                    CampaignItem(*campaign_key(tenant_id, campaign_id)),
+                    actions=[getattr(CampaignItem, name).add(n) for name, n in counts.items()],
+                    condition=(CampaignItem.status == "sending") if require_sending else None,
+                )
+            return pending
+        except TransactWriteError as error:
+            reasons = cancellation_reasons(error)
+            if not reasons or ("ConditionalCheckFailed" not in reasons and "TransactionConflict" not in reasons):
+                raise
+            if reasons[-1] == "ConditionalCheckFailed":
+                raise NotSending(campaign_id) from error
+            taken = {operations[i][1].contact_id for i, r in enumerate(reasons[:-1]) if r == "ConditionalCheckFailed"}
+            if any(operations[i][0] == "ledger" for i, r in enumerate(reasons[:-1]) if r == "ConditionalCheckFailed"):
+                raise LedgerMoved(campaign_id) from error
+            pending = [c for c in pending if c.contact_id not in taken]
+    return []
+
+
+def settle(
+    tenant_id: str, campaign_id: str, claim_id: str, outcomes: list[Outcome], at: str, batch_key: str | None
+) -> None:
+    """Record what SES said for each claimed recipient, add the counts, and (``batch_key``) mark the batch done,
+    all in one transaction. A batch already marked done by a duplicate delivery is not counted twice."""
+    pk = campaign_own_pk(tenant_id, campaign_id)
+    while True:
+        counts: dict[str, int] = {}
+        try:
+            with TransactWrite(connection=connection()) as transaction:
+                for outcome in outcomes:  # whole records (puts cost moto a fifth of what updates do)
+                    record = SendItem(
+                        pk,
+                        f"S#{outcome.contact_id}",
+                        contact_id=outcome.contact_id,
+                        email=outcome.email,
+                        state=outcome.state,
+                        claim=claim_id,
+                        at=at,
+                        message_id=outcome.message_id,
+                        reason=outcome.reason,
+                    )
+                    transaction.save(record, condition=(SendItem.claim == claim_id) & (SendItem.state == CLAIMED))
+                    counts[outcome.state] = counts.get(outcome.state, 0) + 1
+                if batch_key:
+                    transaction.update(
+                        BatchItem(pk, batch_key),
+                        actions=[BatchItem.state.set("done")],
+                        condition=BatchItem.state != "done",
+                    )
+                    counts["batches_done"] = 1
+                if counts:
+                    transaction.update(
+                        CampaignItem(*campaign_key(tenant_id, campaign_id)),
+                        actions=[getattr(CampaignItem, name).add(n) for name, n in counts.items()],
+                    )
+            return
+        except TransactWriteError as error:
+            reasons = cancellation_reasons(error)
+            if batch_key and len(reasons) > len(outcomes) and reasons[len(outcomes)] == "ConditionalCheckFailed":
+                batch_key = None  # a duplicate delivery finished the batch first
+                if not outcomes:
+                    return
+                continue
+            raise
+
+
+def send_records(
+    tenant_id: str, campaign_id: str, state: str | None, limit: int, start: dict[str, Any] | None
+) -> tuple[list[RecipientRecord], dict[str, Any] | None]:
+    result = SendItem.query(
+        campaign_own_pk(tenant_id, campaign_id),
+        SendItem.sk.startswith("S#"),
+        filter_condition=(SendItem.state == state) if state else None,
+        limit=limit,
+        last_evaluated_key=start,
+    )
+    records = [_record(item) for item in result]
+    return records, result.last_evaluated_key
+
+
+def all_send_records(tenant_id: str, campaign_id: str) -> list[RecipientRecord]:
+    items = SendItem.query(campaign_own_pk(tenant_id, campaign_id), SendItem.sk.startswith("S#"), consistent_read=True)
+    return [_record(item) for item in items]
+
+
+def _record(item: SendItem) -> RecipientRecord:
+    return RecipientRecord(item.contact_id, item.email, item.state, item.at, item.reason, item.message_id)
+
+
+def mark_feedback(tenant_id: str, campaign_id: str, contact_id: str, state: str) -> bool:
+    """sent → bounced / complained, and count it, once (a redelivered notification changes nothing)."""
+    try:
+        with TransactWrite(connection=connection()) as transaction:
+            transaction.update(
+                SendItem(campaign_own_pk(tenant_id, campaign_id), f"S#{contact_id}"),
+                actions=[SendItem.state.set(state)],
+                condition=SendItem.state == "sent",
+            )
+            transaction.update(
+                CampaignItem(*campaign_key(tenant_id, campaign_id)), actions=[getattr(CampaignItem, state).add(1)]
+            )
+        return True
+    except TransactWriteError as error:
+        if "ConditionalCheckFailed" in cancellation_reasons(error):
+            return False
+        raise
+
+
+# --- what the worker reads about a batch's recipients ---------------------------------------------------
+
+
+def _ledger_pk(tenant_id: str, contact_id: str) -> str:
+    ordinal = ordinal_of(contact_id)
+    assert ordinal is not None  # recipients are contacts
+    return shard_pk(tenant_id, shard_of(ordinal))
+
+
+def recipient_facts(tenant_id: str, recipients: list[tuple[str, str]]) -> RecipientFacts:
+    """Contacts, suppressions and frequency ledgers of a batch's recipients (two BatchGetItem calls for 49)."""
+    keys: list[tuple[str, str]] = []
+    for contact_id, email in recipients:
+        ordinal = ordinal_of(contact_id)
+        if ordinal is None:
+            continue
+        keys.append((shard_pk(tenant_id, shard_of(ordinal)), f"C#{contact_id}"))
+        keys.append((suppressions_pk(tenant_id), f"E#{email}"))
+        keys.append((shard_pk(tenant_id, shard_of(ordinal)), f"ML#{contact_id}"))
+    facts = RecipientFacts({}, {}, {})
+    for raw in batch_get_raw(keys):
+        sk = raw["sk"]["S"]
+        if sk.startswith("C#"):
+            contact = contact_from_item(ContactItem.from_raw_data(raw))
+            facts.contacts[contact.id] = contact
+        elif sk.startswith("E#"):
+            facts.suppressions[raw["email"]["S"]] = raw["reason"]["S"]
+        else:
+            ledger = LedgerItem.from_raw_data(raw)
+            contact_id = sk[3:]
+            facts.ledgers[contact_id] = Ledger(contact_id, int(ledger.version), json.loads(ledger.sent_at))
+    return facts
+
+
+def batch_get_raw(keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Raw items for keys of any item types, 100 keys a request, unprocessed keys retried."""
+    client = MainTableModel._get_connection().connection.client
+    table = MainTableModel.Meta.table_name
+    found: list[dict[str, Any]] = []
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), 100):
+        request = {
+            table: {
+                "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in unique[start : start + 100]],
+                "ConsistentRead": True,
+            }
+        }
+        while request:
+            response = client.batch_get_item(RequestItems=request)
+            found += response["Responses"].get(table, [])
+            request = response.get("UnprocessedKeys") or {}
+    return found
+
+
+# --- the tenant's send rate ----------------------------------------------------------------------------
+
+
+def reserve_send_slots(tenant_id: str, count: int, per_second: int, now_ms: int, max_ahead_ms: int) -> int | None:
+    """Reserve ``count`` send slots at ``per_second`` across every worker of the tenant; return when the
+    first slot starts (epoch ms; slot *i* is at ``start + i * 1000 / per_second``), or None, reserving
+    nothing, when the first free slot is more than ``max_ahead_ms`` away.
+
+    The tenant's lane is one number, the end of the last reservation; it only grows. One write when the
+    lane is idle (it ends before now: start now), two when it is busy (then append to it atomically with
+    ADD, unless it already reaches past ``max_ahead_ms``). Nothing is read first and nothing is retried.
+    """
+    span = send_span_ms(count, per_second)
+    lane = SendRateItem(tenant_pk(tenant_id), "#SENDRATE")
+    try:
+        lane.update(
+            actions=[SendRateItem.next_ms.set(now_ms + span)],
+            condition=SendRateItem.pk.does_not_exist() | (SendRateItem.next_ms <= now_ms),
+        )
+        return now_ms
+    except UpdateError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
+    try:  # busy: it ended after now_ms when we looked, and it never shrinks, so our start is after now_ms too
+        lane.update(actions=[SendRateItem.next_ms.add(span)], condition=SendRateItem.next_ms <= now_ms + max_ahead_ms)
+    except UpdateError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        return None
+    return int(lane.next_ms) - span

@@ -1,0 +1,84 @@
+"""The one-email core (services/mail.py) that campaigns, test sends and trigger emails share; SES is stood in
+for at the mailer's boundary, so this needs no moto."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.domain import campaigns as rules
+from chalicelib.domain.templates import Templates
+from chalicelib.services import mail
+from chalicelib.storage import mailer
+
+SETTINGS = {"sender": {"name": "Ada's Shop", "reply_to": "help@example.com"}}
+CONTACT = {"id": "ctc_1", "first_name": "Ada", "email": "ada@example.com", "attributes": {}, "tags": []}
+
+
+@pytest.fixture
+def outbox(monkeypatch) -> list[mailer.Mail]:
+    sent: list[mailer.Mail] = []
+
+    def send_email(message: mailer.Mail) -> str:
+        sent.append(message)
+        return f"msg-{len(sent)}"
+
+    monkeypatch.setattr(mail, "cached_settings", lambda tenant_id: SETTINGS)
+    monkeypatch.setattr(mailer, "send_email", send_email)
+    return sent
+
+
+def test_a_rendered_email_carries_the_unsubscribe_headers_the_sender_and_the_feedback_tags(outbox):
+    templates = Templates("Hi {{ contact.first_name }}", None, "Bye: {{ unsubscribe_url }}")
+    delivery = mail.deliver("ten_1", "news@example.com", "ada@example.com", templates, CONTACT,
+                            {"campaign_id": "cmp_1", "contact_id": "ctc_1"}, campaign_id="cmp_1")  # fmt: skip
+    assert delivery == mail.Delivery(mail.SENT, message_id="msg-1")
+    assert delivery.view() == {"status": "sent", "message_id": "msg-1"}
+    (sent,) = outbox
+    assert (sent.subject, sent.sender_name, sent.reply_to, sent.to) == (
+        "Hi Ada", "Ada's Shop", "help@example.com", "ada@example.com"
+    )  # fmt: skip
+    url = sent.headers["List-Unsubscribe"].strip("<>")
+    assert sent.text == f"Bye: {url}" and "/unsubscribe/" in url
+    assert sent.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert sent.tags == {"tenant_id": "ten_1", "campaign_id": "cmp_1", "contact_id": "ctc_1"}
+
+
+def test_a_template_that_does_not_render_is_refused_for_this_contact_without_calling_ses(outbox):
+    templates = Templates("{{ contact.first_name | truncate(3) }}", None, "{{ 1 / 0 }}")
+    delivery = mail.deliver("ten_1", "news@example.com", "ada@example.com", templates, CONTACT, {})
+    assert delivery.status == rules.REJECTED_ONE and delivery.reason.startswith("render: ")
+    assert not delivery.account_wide and outbox == []
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "status", "kind", "account_wide"),
+    [
+        ("TooManyRequestsException", "Maximum sending rate exceeded.", 429, rules.THROTTLED, True),
+        ("LimitExceededException", "Daily message quota exceeded.", 400, rules.QUOTA, True),
+        ("AccountSuspendedException", "suspended", 400, rules.BLOCKED, True),
+        ("MessageRejected", "Email address is not verified.", 400, rules.REJECTED_ONE, False),
+        ("InternalFailure", "We encountered an internal error.", 500, rules.UNCERTAIN, False),
+    ],
+)
+def test_what_ses_says_is_classified_once_for_every_caller(monkeypatch, code, message, status, kind, account_wide):
+    def refuse(_: mailer.Mail) -> str:
+        raise mailer.MailError(code, message, status)
+
+    monkeypatch.setattr(mail, "cached_settings", lambda tenant_id: SETTINGS)
+    monkeypatch.setattr(mailer, "send_email", refuse)
+    delivery = mail.deliver("ten_1", "news@example.com", "ada@example.com", Templates("s", None, "t"), CONTACT, {})
+    assert (delivery.status, delivery.account_wide, delivery.reason) == (kind, account_wide, f"{code}: {message}")
+
+
+def test_inert_links_look_alike_but_unseal_only_as_previews():
+    from chalicelib.config import get_config
+    from chalicelib.domain import tokens
+
+    live = mail.unsubscribe_url("ten_1", "cmp_1", "ada@example.com").rsplit("/", 1)[1]
+    inert = mail.unsubscribe_url("ten_1", "cmp_1", "ada@example.com", inert=True).rsplit("/", 1)[1]
+    secret = get_config().secret
+    assert tokens.unseal(live, purpose=mail.UNSUBSCRIBE_PURPOSE, secret=secret) == {
+        "t": "ten_1", "e": "ada@example.com", "c": "cmp_1"
+    }  # fmt: skip
+    assert tokens.unseal(inert, purpose=mail.UNSUBSCRIBE_PURPOSE, secret=secret) is None
+    assert tokens.unseal(inert, purpose=mail.INERT_UNSUBSCRIBE_PURPOSE, secret=secret) is not None

@@ -1,0 +1,69 @@
+"""Real-time membership (services/membership.py) on in-memory ports: a changed contact moves between
+segments once, however often its change is delivered, and the move is announced once."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.domain.contacts import contact_id_for
+from chalicelib.resources import JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
+from chalicelib.services import evaluation, jobs, membership, segments
+from tests.support.fakes import InMemoryCatalog, fake_context
+from tests.support.on_fakes import create, members, put, run_jobs
+
+CAUSE = {"change": "updated", "source": "api", "version": 2, "depth": 0}
+
+
+@pytest.fixture(autouse=True)
+def evaluation_kind():
+    jobs.register_kinds(evaluation.JOB_KINDS)
+
+
+@pytest.fixture
+def ctx():
+    return fake_context(catalog=InMemoryCatalog(tags={"vip", "local"}))
+
+
+def test_a_change_moves_the_contact_once_and_announces_it_once(ctx):
+    put(ctx, 1, "vip")
+    put(ctx, 2)
+    vips = create(ctx, {"tag": "vip"}, "VIPs")
+    run_jobs(ctx)
+    put(ctx, 2, "vip")
+    assert membership.update_contact(ctx, contact_id_for(2), CAUSE) == 1
+    assert membership.update_contact(ctx, contact_id_for(2), CAUSE) == 0  # redelivered
+    (entered,) = ctx.ports.queues.take(MEMBERSHIP_EVENTS_QUEUE)
+    assert (entered["type"], entered["segment_id"], entered["cause"]) == ("segment.entered", vips["id"], CAUSE)
+    assert sorted(members(ctx, vips["id"])) == ["p-1", "p-2"]
+    assert segments.get_segment(ctx, vips["id"])["member_count"] == 2
+    put(ctx, 2)
+    membership.update_contact(ctx, contact_id_for(2), CAUSE)
+    (exited,) = ctx.ports.queues.take(MEMBERSHIP_EVENTS_QUEUE)
+    assert exited["type"] == "segment.exited" and exited["id"] != entered["id"]
+    assert segments.get_segment(ctx, vips["id"])["member_count"] == 1
+
+
+def test_a_contact_that_changes_during_an_evaluation_lands_in_the_new_generation_too(ctx):
+    put(ctx, 1, "vip")
+    vips = create(ctx, {"tag": "vip"}, "VIPs")
+    run_jobs(ctx)
+    running = segments.evaluate(ctx, vips["id"])
+    put(ctx, 2, "vip")
+    membership.update_contact(ctx, contact_id_for(2), CAUSE)
+    assert sorted(members(ctx, vips["id"])) == ["p-1", "p-2"]  # readers see it at once (published generation)
+    assert 2 in ctx.ports.segments.members(vips["id"], running["id"])  # and the generation being built has it
+    assert [e["type"] for e in ctx.ports.queues.take(MEMBERSHIP_EVENTS_QUEUE)] == ["segment.entered"]
+    for message in ctx.ports.queues.take(JOBS_QUEUE):
+        jobs.run_chunk(ctx, message)
+    assert ctx.ports.segments.get(vips["id"]).generation == running["id"]
+    assert sorted(members(ctx, vips["id"])) == ["p-1", "p-2"]
+    assert ctx.ports.queues.take(MEMBERSHIP_EVENTS_QUEUE) == []  # the flip does not announce p-2 a second time
+
+
+def test_segments_without_a_membership_yet_are_left_alone(ctx):
+    put(ctx, 1, "vip")
+    assert membership.update_contact(ctx, contact_id_for(1), CAUSE) == 0  # no segment at all
+    create(ctx, {"tag": "vip"})  # evaluating, its job not run: the update writes its pending generation
+    put(ctx, 1, "vip", "local")
+    assert membership.update_contact(ctx, contact_id_for(1), CAUSE) == 0  # nothing published to announce
+    assert membership.update_contact(ctx, "not-a-contact-id", CAUSE) == 0
