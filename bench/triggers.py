@@ -40,7 +40,7 @@ from chalicelib.domain.clock import to_rfc3339
 from chalicelib.domain.contacts import Contact, contact_id_for
 from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
 from chalicelib.storage import contacts as contact_store
-from chalicelib.storage import engagements as engagement_store
+from chalicelib.storage.engagements import EngagementTable
 from infra.local.dispatcher import Dispatcher
 from tests.support.client import ApiClient
 from tests.support.runtime import LocalRuntime
@@ -108,7 +108,7 @@ def main() -> None:
         with calls.not_counted():
             stored = contact_store.get_contact(tenant_id, contact["id"])
             assert "partner" in stored.tags, "the contact.created trigger did not tag"
-            assert engagement_store.all_rewards(tenant_id, stored.id, stored.ordinal), "no reward"
+            assert EngagementTable(tenant_id).all_rewards(stored.id, stored.ordinal), "no reward"
 
     requests = sum(calls.calls.values())
     rows = [

@@ -8,6 +8,7 @@ in-memory fakes (tests/support/fakes.py).
 from __future__ import annotations
 
 from chalicelib.ports import TenantPorts
+from chalicelib.ports.tenants import TenantDirectory
 from chalicelib.services import (
     campaigns,
     dependents,
@@ -26,12 +27,20 @@ from chalicelib.services.tenants import cached_settings
 from chalicelib.storage import segments as segment_storage
 from chalicelib.storage.catalog import CatalogTable
 from chalicelib.storage.contacts import ContactTable
+from chalicelib.storage.engagements import EngagementTable
 from chalicelib.storage.jobs import JobTable
 from chalicelib.storage.membership import MembershipTable
 from chalicelib.storage.queues import SqsQueues
 from chalicelib.storage.segments import SegmentTable
+from chalicelib.storage.tenants import TenantAccountTable, TenantDirectoryTable
 
 _QUEUES = SqsQueues()
+_DIRECTORY = TenantDirectoryTable()
+
+
+def tenant_directory() -> TenantDirectory:
+    """Every tenant: for authentication and the operator's routes only (ports/tenants.py)."""
+    return _DIRECTORY
 
 
 def tenant_ports(tenant_id: str) -> TenantPorts:
@@ -40,6 +49,8 @@ def tenant_ports(tenant_id: str) -> TenantPorts:
         segments=SegmentTable(tenant_id),
         contacts=ContactTable(tenant_id),
         membership=MembershipTable(tenant_id),
+        engagements=EngagementTable(tenant_id),
+        account=TenantAccountTable(tenant_id),
         jobs=JobTable(tenant_id),
         catalog=CatalogTable(tenant_id),
         queues=_QUEUES,
@@ -51,7 +62,7 @@ def tenant_context(tenant_id: str, principal: Principal | None = None) -> Tenant
     messages for ``tenant_id`` (settings from the worker's short-lived cache)."""
     if principal is not None and principal.settings:
         return TenantContext(tenant_ports(tenant_id), principal.settings, principal)
-    return TenantContext(tenant_ports(tenant_id), lambda: cached_settings(tenant_id), principal)
+    return TenantContext(tenant_ports(tenant_id), lambda: cached_settings(_DIRECTORY, tenant_id), principal)
 
 
 class TenantContexts:

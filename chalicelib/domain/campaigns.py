@@ -16,7 +16,7 @@ thing (and may cache it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,7 +122,7 @@ class FrequencyCap:
     per_days: int
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> FrequencyCap:
+    def from_settings(cls, settings: Mapping[str, Any]) -> FrequencyCap:
         cap = settings.get("frequency_cap") or {}
         return cls(max_emails=cap.get("max_emails"), per_days=int(cap.get("per_days") or 7))
 

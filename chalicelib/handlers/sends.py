@@ -22,7 +22,7 @@ def send_campaign_messages(event: SQSEvent) -> dict:
         if message["kind"] == "audience":
             sending.build_audience(tenant_context(message["tenant_id"]), message["campaign_id"], message["shard"])
         else:
-            result = sending.send_batch(message, record.message_id)
+            result = sending.send_batch(tenant_context(message["tenant_id"]), message, record.message_id)
             logger.info(
                 "batch processed", extra={"batch": message["batch"], "sent": result.sent, "requeued": result.requeued}
             )

@@ -19,7 +19,7 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
-from chalicelib.composition import tenant_context
+from chalicelib.composition import tenant_context, tenant_directory
 from chalicelib.config import get_config
 from chalicelib.domain.cursors import parse_limit
 from chalicelib.domain.errors import (
@@ -151,7 +151,7 @@ def parse_json_body(raw: bytes | None) -> Any:
 def _principal_for(access: Access, authorization: str | None) -> Principal:
     if access is Access.PUBLIC:
         return Principal(kind="anonymous")
-    principal = authenticate(authorization)
+    principal = authenticate(tenant_directory(), authorization)
     if access is Access.OPERATOR and principal.kind != "operator":
         raise Forbidden("Only the operator key may do this.")
     if access in (Access.VIEWER, Access.ADMIN) and principal.kind != "tenant":

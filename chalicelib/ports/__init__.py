@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 from chalicelib.ports.catalog import CatalogReader
 from chalicelib.ports.contacts import ContactReader
+from chalicelib.ports.engagements import EngagementRepository
 from chalicelib.ports.jobs import JobRepository
 from chalicelib.ports.membership import MembershipLedger
 from chalicelib.ports.queues import MessageQueues
 from chalicelib.ports.segments import SegmentRepository
+from chalicelib.ports.tenants import TenantAccount
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class TenantPorts:
     segments: SegmentRepository
     contacts: ContactReader
     membership: MembershipLedger
+    engagements: EngagementRepository
+    account: TenantAccount
     jobs: JobRepository
     catalog: CatalogReader
     queues: MessageQueues

@@ -9,8 +9,8 @@ from chalicelib.domain.clock import Clock, system_clock
 from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.keys import API_KEY_PREFIX, hash_api_key, is_operator_key
 from chalicelib.domain.tenants import features_with_defaults
+from chalicelib.ports.tenants import TenantDirectory
 from chalicelib.services.principal import Principal
-from chalicelib.storage import tenants as store
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -22,16 +22,16 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-def authenticate(authorization: str | None) -> Principal:
+def authenticate(directory: TenantDirectory, authorization: str | None) -> Principal:
     token = bearer_token(authorization)
     if is_operator_key(token, get_config().operator_key):
         return Principal(kind="operator")
     if not token.startswith(API_KEY_PREFIX):
-        return _portal_principal(token)
-    lookup = store.find_key_by_hash(hash_api_key(token))
+        return _portal_principal(directory, token)
+    lookup = directory.find_key_by_hash(hash_api_key(token))
     if lookup is None:
         raise Unauthorized("The key is not known.")
-    tenant = store.get_tenant(lookup.tenant_id)
+    tenant = directory.get_tenant(lookup.tenant_id)
     if tenant is None:
         raise Unauthorized("The key is not known.")
     return Principal(
@@ -45,14 +45,14 @@ def authenticate(authorization: str | None) -> Principal:
     )
 
 
-def _portal_principal(token: str, clock: Clock = system_clock) -> Principal:
+def _portal_principal(directory: TenantDirectory, token: str, clock: Clock = system_clock) -> Principal:
     payload = tokens.unseal(token, purpose=tokens.PORTAL, secret=get_config().secret) or {}
     tenant_id, contact_id, expires = payload.get("t"), payload.get("c"), payload.get("exp")
     if not isinstance(tenant_id, str) or not isinstance(contact_id, str) or not isinstance(expires, int):
         raise Unauthorized("The key is not known.")
     if expires <= clock().timestamp():
         raise Unauthorized("The portal token has expired; ask for a new link.")
-    tenant = store.get_tenant(tenant_id)
+    tenant = directory.get_tenant(tenant_id)
     if tenant is None:
         raise Unauthorized("The key is not known.")
     return Principal(

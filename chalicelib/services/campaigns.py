@@ -406,7 +406,7 @@ def test_send(ctx: TenantContext, campaign_id: str, body: Any) -> dict[str, Any]
         rendered = _rendered(campaign, view, url, "emails")
         marked = replace(rendered, subject=f"[Test] {rendered.subject}")
         outcome = mail.send_rendered(
-            tenant_id, campaign.sender, email, marked, url, {"campaign_id": campaign.id, "test": "true"}
+            ctx, campaign.sender, email, marked, url, {"campaign_id": campaign.id, "test": "true"}
         )
         results.append({"email": email, **outcome.view()})
     return {"items": results}

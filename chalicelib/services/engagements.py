@@ -22,7 +22,6 @@ from chalicelib.services.context import TenantContext
 from chalicelib.services.membership import segments_holding
 from chalicelib.services.paging import page
 from chalicelib.services.segments import check_targets
-from chalicelib.storage import engagements as store
 
 PROBLEMS_SCHEMA: dict[str, Any] = {
     "type": "array",
@@ -152,8 +151,8 @@ def is_active(engagement: Engagement, clock: Clock = system_clock) -> bool:
     return engagement.status == rules.ENABLED and bool(engagement.segments) and window.is_open(clock())
 
 
-def _require(tenant_id: str, kind: str, engagement_id: str) -> Engagement:
-    engagement = store.get(tenant_id, kind, engagement_id)
+def _require(ctx: TenantContext, kind: str, engagement_id: str) -> Engagement:
+    engagement = ctx.ports.engagements.get(kind, engagement_id)
     if engagement is None:
         raise NotFound(f"{kind.capitalize()} {engagement_id} does not exist.", {"field": "id"})
     return engagement
@@ -181,41 +180,41 @@ def create(ctx: TenantContext, kind: str, body: Any, clock: Clock = system_clock
     engagement = Engagement(
         id=new_id(kind), kind=kind, version=1, created_at=now, updated_at=now, **_checked(ctx, kind, body)
     )
-    store.create(ctx.tenant_id, engagement)
+    ctx.ports.engagements.create(engagement)
     return engagement_view(engagement, clock)
 
 
 def get(ctx: TenantContext, kind: str, engagement_id: str) -> dict[str, Any]:
-    return engagement_view(_require(ctx.tenant_id, kind, engagement_id))
+    return engagement_view(_require(ctx, kind, engagement_id))
 
 
 def list_page(ctx: TenantContext, kind: str, limit_: int, cursor: str | None) -> dict[str, Any]:
     tenant_id = ctx.tenant_id
     return page(
-        f"{kind}s:{tenant_id}", cursor, lambda start: store.page(tenant_id, kind, limit_, start), engagement_view
+        f"{kind}s:{tenant_id}", cursor, lambda start: ctx.ports.engagements.page(kind, limit_, start), engagement_view
     )
 
 
 def update(ctx: TenantContext, kind: str, engagement_id: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, SCHEMAS[kind]["patch"])
-    before = _require(ctx.tenant_id, kind, engagement_id)
+    before = _require(ctx, kind, engagement_id)
     current = {k: v for k, v in engagement_view(before).items() if k in SCHEMAS[kind]["patch"]["properties"]}
     fields = _checked(ctx, kind, {**current, **body})
     if not before.segments and "status" not in body:
         fields["status"] = rules.ENABLED  # disabled when its last segment was deleted; it has one again
     after = replace(before, **fields, status_reason=None, version=before.version + 1, updated_at=to_rfc3339(clock()))
     try:
-        store.save(ctx.tenant_id, before, after)
+        ctx.ports.engagements.save(before, after)
     except StaleEngagement:
         raise changed_meanwhile(f"{kind.capitalize()} {engagement_id}") from None
     return engagement_view(after, clock)
 
 
 def delete(ctx: TenantContext, kind: str, engagement_id: str, confirm: bool = False) -> None:
-    engagement = _require(ctx.tenant_id, kind, engagement_id)
+    engagement = _require(ctx, kind, engagement_id)
     dependents.review(kind, ctx, engagement.id, f"{kind} {engagement.name!r}", confirm)
     try:
-        store.delete(ctx.tenant_id, engagement)
+        ctx.ports.engagements.delete(engagement)
     except StaleEngagement:
         raise changed_meanwhile(f"{kind.capitalize()} {engagement_id}") from None
     dependents.release(kind, ctx, engagement.id, f"{kind} {engagement.name!r} ({engagement.id}) was deleted")
@@ -231,8 +230,7 @@ def targeting(ctx: TenantContext, contact: Contact, engagements: list[Engagement
 def award_challenges(ctx: TenantContext, contact_id: str, clock: Clock = system_clock) -> int:
     """Reward the contact for every active challenge of its segments whose goal it has now reached
     (after its events changed); each challenge rewards a contact once however often this runs."""
-    tenant_id = ctx.tenant_id
-    active = [c for c in store.all_of(tenant_id, rules.CHALLENGE) if is_active(c, clock)]
+    active = [c for c in ctx.ports.engagements.all_of(rules.CHALLENGE) if is_active(c, clock)]
     if not active:
         return 0
     contact, events = ctx.ports.contacts.read_contact(contact_id)
@@ -245,7 +243,7 @@ def award_challenges(ctx: TenantContext, contact_id: str, clock: Clock = system_
         if rules.progress(challenge.goal, window, events).complete:
             cause = f"challenge|{challenge.id}|{contact.id}"
             source = {"type": "challenge", "id": challenge.id, "name": challenge.name}
-            granted += grant_reward(tenant_id, contact.id, contact.ordinal, challenge.reward, cause, source, clock)
+            granted += grant_reward(ctx, contact.id, contact.ordinal, challenge.reward, cause, source, clock)
     return granted
 
 
@@ -266,11 +264,13 @@ def reward_line(contact_id: str, reward: dict[str, Any], cause: str, source: dic
 
 
 def grant_reward(
-    tenant_id: str, contact_id: str, ordinal: int, reward: dict[str, Any], cause: str, source: dict[str, Any],
+    ctx: TenantContext, contact_id: str, ordinal: int, reward: dict[str, Any], cause: str, source: dict[str, Any],
     clock: Clock = system_clock,
 ) -> bool:  # fmt: skip
     """Add ``reward`` to the contact's ledger once per ``cause``; True if this call added it."""
-    return store.add_reward(tenant_id, ordinal, reward_line(contact_id, reward, cause, source, to_rfc3339(clock())))
+    return ctx.ports.engagements.add_reward(
+        ordinal, reward_line(contact_id, reward, cause, source, to_rfc3339(clock()))
+    )
 
 
 def reward_view(reward: Reward) -> dict[str, Any]:
@@ -297,19 +297,19 @@ def rewards_of(ctx: TenantContext, reference: str, limit_: int, cursor: str | No
     listing = page(
         f"rewards:{tenant_id}:{contact.id}",
         cursor,
-        lambda start: store.rewards_page(tenant_id, contact.id, contact.ordinal, limit_, start),
+        lambda start: ctx.ports.engagements.rewards_page(contact.id, contact.ordinal, limit_, start),
         reward_view,
     )
-    return {**listing, "totals": totals(store.all_rewards(tenant_id, contact.id, contact.ordinal))}
+    return {**listing, "totals": totals(ctx.ports.engagements.all_rewards(contact.id, contact.ordinal))}
 
 
 # --- segments they target ------------------------------------------------------------------------------
 
 
-def _users(tenant_id: str, segment_id: str) -> list[Engagement]:
+def _users(ctx: TenantContext, segment_id: str) -> list[Engagement]:
     """Announcements, and challenges not over yet, that target the segment."""
-    found = [e for e in store.all_of(tenant_id, rules.ANNOUNCEMENT) if segment_id in e.segments]
-    for challenge in store.all_of(tenant_id, rules.CHALLENGE):
+    found = [e for e in ctx.ports.engagements.all_of(rules.ANNOUNCEMENT) if segment_id in e.segments]
+    for challenge in ctx.ports.engagements.all_of(rules.CHALLENGE):
         if segment_id in challenge.segments and to_rfc3339(system_clock()) < challenge.ends_at:
             found.append(challenge)
     return found
@@ -318,13 +318,13 @@ def _users(tenant_id: str, segment_id: str) -> list[Engagement]:
 def _dependents(ctx: TenantContext, segment_id: str) -> list[dict[str, Any]]:
     return [
         {"type": e.kind, "id": e.id, "name": e.name, "status": e.status, "active": is_active(e)}
-        for e in _users(ctx.tenant_id, segment_id)
+        for e in _users(ctx, segment_id)
     ]
 
 
 def _release(ctx: TenantContext, segment_id: str, reason: str) -> None:
     """Drop the deleted segment from each; one left without a segment is disabled and says why."""
-    for engagement in _users(ctx.tenant_id, segment_id):
+    for engagement in _users(ctx, segment_id):
         left = [s for s in engagement.segments if s != segment_id]
         after = replace(
             engagement,
@@ -334,7 +334,7 @@ def _release(ctx: TenantContext, segment_id: str, reason: str) -> None:
             version=engagement.version + 1,
         )
         try:
-            store.save(ctx.tenant_id, engagement, after)
+            ctx.ports.engagements.save(engagement, after)
         except StaleEngagement:
             _release(ctx, segment_id, reason)  # it changed meanwhile: look again
             return

@@ -16,7 +16,7 @@ from chalicelib.config import get_config
 from chalicelib.domain import campaigns as rules
 from chalicelib.domain import tokens
 from chalicelib.domain.templates import Rendered, RenderFailed, Templates, render
-from chalicelib.services.tenants import cached_settings
+from chalicelib.services.context import TenantContext
 from chalicelib.storage import mailer
 
 UNSUBSCRIBE_PURPOSE = "unsubscribe"
@@ -52,7 +52,7 @@ class Delivery:
 
 
 def deliver(
-    tenant_id: str,
+    ctx: TenantContext,
     sender: str,
     email: str,
     templates: Templates,
@@ -63,20 +63,20 @@ def deliver(
 ) -> Delivery:
     """Render and send one email to ``email`` as ``contact`` (its API view). ``tags`` name what sent it
     ({"campaign_id": …} or {"trigger_id": …}) for SES feedback."""
-    url = unsubscribe_url(tenant_id, campaign_id, email)
+    url = unsubscribe_url(ctx.tenant_id, campaign_id, email)
     try:
         rendered = render(templates, contact, url)
     except RenderFailed as problem:
         return Delivery(rules.REJECTED_ONE, reason=f"render: {problem}")
-    return send_rendered(tenant_id, sender, email, rendered, url, tags)
+    return send_rendered(ctx, sender, email, rendered, url, tags)
 
 
 def send_rendered(
-    tenant_id: str, sender: str, email: str, rendered: Rendered, url: str, tags: dict[str, str]
+    ctx: TenantContext, sender: str, email: str, rendered: Rendered, url: str, tags: dict[str, str]
 ) -> Delivery:
     """The SES call for an email already rendered with its unsubscribe ``url`` (test sends render first, to
     refuse a template that does not render with a 422)."""
-    sender_settings = cached_settings(tenant_id)["sender"]
+    sender_settings = ctx.settings["sender"]
     mail = mailer.Mail(
         sender=sender,
         sender_name=sender_settings.get("name"),
@@ -86,7 +86,7 @@ def send_rendered(
         html=rendered.html,
         text=rendered.text,
         headers={"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-        tags={"tenant_id": tenant_id, **tags},
+        tags={"tenant_id": ctx.tenant_id, **tags},
     )
     try:
         return Delivery(SENT, message_id=mailer.send_email(mail))

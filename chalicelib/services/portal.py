@@ -23,7 +23,6 @@ from chalicelib.services.contacts import resolve
 from chalicelib.services.context import TenantContext
 from chalicelib.services.engagements import targeting
 from chalicelib.storage import contacts as contact_store
-from chalicelib.storage import engagements as engagement_store
 from chalicelib.storage import triggers as trigger_store
 
 DEFAULT_LIFETIME = timedelta(days=7)
@@ -98,7 +97,7 @@ def _whose(ctx: TenantContext) -> tuple[str, Contact]:
 def announcements(ctx: TenantContext, clock: Clock = system_clock) -> dict[str, Any]:
     """Those of the contact's segments, and those a trigger's ``announce`` action gave the contact."""
     tenant_id, contact = _whose(ctx)
-    every = engagement_store.all_of(tenant_id, rules.ANNOUNCEMENT)
+    every = ctx.ports.engagements.all_of(rules.ANNOUNCEMENT)
     found = targeting(ctx, contact, every, clock)
     given = trigger_store.personal_announcements(tenant_id, contact.id, contact.ordinal)
     now = clock()
@@ -119,8 +118,8 @@ def announcements(ctx: TenantContext, clock: Clock = system_clock) -> dict[str, 
 
 
 def challenges(ctx: TenantContext, clock: Clock = system_clock) -> dict[str, Any]:
-    tenant_id, contact = _whose(ctx)
-    found = targeting(ctx, contact, engagement_store.all_of(tenant_id, rules.CHALLENGE), clock)
+    _, contact = _whose(ctx)
+    found = targeting(ctx, contact, ctx.ports.engagements.all_of(rules.CHALLENGE), clock)
     events = ctx.ports.contacts.read_contact(contact.id)[1] if found else []
     items = []
     for challenge in sorted(found, key=lambda c: c.ends_at):

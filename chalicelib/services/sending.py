@@ -42,7 +42,6 @@ from chalicelib.resources import SEND_QUEUE
 from chalicelib.services import mail
 from chalicelib.services.contacts import contact_view
 from chalicelib.services.context import TenantContext
-from chalicelib.services.tenants import cached_settings
 from chalicelib.storage import campaigns as store
 from chalicelib.storage import sends as send_store
 from chalicelib.storage.queues import send_messages
@@ -190,6 +189,7 @@ class BatchResult:
 
 
 def send_batch(
+    ctx: TenantContext,
     message: dict[str, Any],
     message_id: str,
     clock: Clock = system_clock,
@@ -199,7 +199,7 @@ def send_batch(
     campaign = _campaign_content(tenant_id, campaign_id)
     if campaign is None or campaign.status in rules.EDITABLE:
         return BatchResult()
-    settings = cached_settings(tenant_id)
+    settings = ctx.settings
     cap = rules.FrequencyCap.from_settings(settings)
     recipients = [(contact_id, email) for contact_id, email in message["recipients"]]
     facts = send_store.recipient_facts(tenant_id, recipients)
@@ -223,7 +223,7 @@ def send_batch(
         return BatchResult(requeued=True)
 
     mailing = [c for c in landed if c.state == rules.CLAIMED]
-    outcomes, sent, stop = _mail_claimed(tenant_id, campaign, facts, mailing, (first_slot, rate), sleep)
+    outcomes, sent, stop = _mail_claimed(ctx, campaign, facts, mailing, (first_slot, rate), sleep)
     finished = stop is None
     send_store.settle(
         tenant_id, campaign_id, message_id, outcomes, to_rfc3339(clock()), message["batch"] if finished else None
@@ -250,7 +250,7 @@ def send_batch(
 
 
 def _mail_claimed(
-    tenant_id: str,
+    ctx: TenantContext,
     campaign: Campaign,
     facts: RecipientFacts,
     mailing: list[Claim],
@@ -272,9 +272,7 @@ def _mail_claimed(
             sleep(wait)
         contact = contact_view(facts.contacts[claim.contact_id])
         tags = {"campaign_id": campaign.id, "contact_id": claim.contact_id}
-        result = mail.deliver(
-            tenant_id, campaign.sender, claim.email, templates, contact, tags, campaign_id=campaign.id
-        )
+        result = mail.deliver(ctx, campaign.sender, claim.email, templates, contact, tags, campaign_id=campaign.id)
         if result.status == rules.UNCERTAIN:
             logger.warning(
                 "SES answer unknown; the recipient is left claimed",

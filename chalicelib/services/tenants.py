@@ -22,9 +22,9 @@ from chalicelib.domain.tenants import (
 )
 from chalicelib.domain.validation import validate
 from chalicelib.logs import logger
+from chalicelib.ports.tenants import TenantDirectory
 from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
-from chalicelib.storage import tenants as store
 
 _WRITE_ATTEMPTS = 5
 
@@ -50,7 +50,7 @@ def _new_key(role: str, name: str, clock: Clock) -> tuple[ApiKey, str, str]:
     return key, secret, hash_api_key(secret)
 
 
-def create_tenant(body: Any, clock: Clock = system_clock) -> dict[str, Any]:
+def create_tenant(directory: TenantDirectory, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, CREATE_TENANT_SCHEMA)
     tenant = Tenant(
         id=new_id("tenant"),
@@ -61,37 +61,37 @@ def create_tenant(body: Any, clock: Clock = system_clock) -> dict[str, Any]:
         version=0,
     )
     key, secret, key_hash = _new_key("admin", "initial admin key", clock)
-    store.create_tenant(tenant, key, key_hash)
+    directory.create_tenant(tenant, key, key_hash)
     logger.info("tenant created", extra={"tenant_id": tenant.id})
     return _tenant_view(tenant) | {"admin_key": secret}
 
 
-def _require_tenant(tenant_id: str) -> Tenant:
-    tenant = store.get_tenant(tenant_id)
+def _require_tenant(directory: TenantDirectory, tenant_id: str) -> Tenant:
+    tenant = directory.get_tenant(tenant_id)
     if tenant is None:
         raise NotFound(f"Tenant {tenant_id} does not exist.", {"field": "id"})
     return tenant
 
 
-def get_tenant(tenant_id: str) -> dict[str, Any]:
-    return _tenant_view(_require_tenant(tenant_id))
+def get_tenant(directory: TenantDirectory, tenant_id: str) -> dict[str, Any]:
+    return _tenant_view(_require_tenant(directory, tenant_id))
 
 
-def list_tenants(limit: int, cursor: str | None) -> dict[str, Any]:
-    return page("tenants", cursor, lambda start: store.list_tenants(limit, start), _tenant_view)
+def list_tenants(directory: TenantDirectory, limit: int, cursor: str | None) -> dict[str, Any]:
+    return page("tenants", cursor, lambda start: directory.list_tenants(limit, start), _tenant_view)
 
 
-def update_tenant(tenant_id: str, body: Any) -> dict[str, Any]:
+def update_tenant(directory: TenantDirectory, tenant_id: str, body: Any) -> dict[str, Any]:
     validate(body, PATCH_TENANT_SCHEMA)
     for _ in range(_WRITE_ATTEMPTS):
-        tenant = _require_tenant(tenant_id)
+        tenant = _require_tenant(directory, tenant_id)
         fields: dict[str, Any] = {}
         if "name" in body:
             fields["name"] = body["name"].strip()
         if "features" in body:
             fields["features"] = {**tenant.features, **body["features"]}
         try:
-            updated = store.save_tenant_fields(tenant, **fields)
+            updated = directory.save_tenant_fields(tenant, **fields)
         except StaleWrite:
             continue
         logger.info("tenant updated", extra={"tenant_id": tenant_id, "fields": sorted(fields)})
@@ -102,37 +102,44 @@ def update_tenant(tenant_id: str, body: Any) -> dict[str, Any]:
 def create_api_key(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, CREATE_KEY_SCHEMA)
     key, secret, key_hash = _new_key(body["role"], body.get("name") or f"{body['role']} key", clock)
-    store.put_api_key(ctx.tenant_id, key, key_hash)
+    ctx.ports.account.put_api_key(key, key_hash)
     logger.info("api key created", extra={"key_id": key.id, "role": key.role})
     return _key_view(key) | {"key": secret}
 
 
 def list_api_keys(ctx: TenantContext, limit: int, cursor: str | None) -> dict[str, Any]:
     scope = f"api-keys:{ctx.tenant_id}"
-    return page(scope, cursor, lambda start: store.list_api_keys(ctx.tenant_id, limit, start), _key_view)
+    return page(scope, cursor, lambda start: ctx.ports.account.list_api_keys(limit, start), _key_view)
 
 
 def delete_api_key(ctx: TenantContext, key_id: str) -> None:
-    found = store.get_api_key(ctx.tenant_id, key_id)
+    found = ctx.ports.account.get_api_key(key_id)
     if found is None:
         raise NotFound(f"API key {key_id} does not exist.", {"field": "id"})
     key, key_hash = found
-    if key.role == "admin" and store.admin_key_ids(ctx.tenant_id) == [key_id]:
+    if key.role == "admin" and ctx.ports.account.admin_key_ids() == [key_id]:
         raise Conflict("This is the tenant's last admin key; create another admin key before deleting it.")
-    store.delete_api_key(ctx.tenant_id, key_id, key_hash)
+    ctx.ports.account.delete_api_key(key_id, key_hash)
     logger.info("api key deleted", extra={"key_id": key_id})
 
 
+def _own_tenant(ctx: TenantContext) -> Tenant:
+    tenant = ctx.ports.account.tenant()
+    if tenant is None:
+        raise NotFound(f"Tenant {ctx.tenant_id} does not exist.", {"field": "id"})
+    return tenant
+
+
 def get_settings(ctx: TenantContext) -> dict[str, Any]:
-    return settings_rules.effective(_require_tenant(ctx.tenant_id).settings)
+    return settings_rules.effective(_own_tenant(ctx).settings)
 
 
 def update_settings(ctx: TenantContext, patch: Any) -> dict[str, Any]:
     for _ in range(_WRITE_ATTEMPTS):
-        tenant = _require_tenant(ctx.tenant_id)
+        tenant = _own_tenant(ctx)
         overrides = settings_rules.apply_patch(tenant.settings, patch)
         try:
-            updated = store.save_tenant_fields(tenant, settings=overrides)
+            updated = ctx.ports.account.save_fields(tenant, settings=overrides)
         except StaleWrite:
             continue
         logger.info("settings updated", extra={"fields": sorted(patch)})
@@ -146,12 +153,12 @@ rate, sender or jobs_at_once takes up to a minute to reach them."""
 _cached: dict[str, tuple[float, dict[str, Any]]] = {}
 
 
-def cached_settings(tenant_id: str) -> dict[str, Any]:
+def cached_settings(directory: TenantDirectory, tenant_id: str) -> dict[str, Any]:
     """The tenant's effective settings as a worker sees them (read at most every SETTINGS_TTL_SECONDS)."""
     cached = _cached.get(tenant_id)
     if cached and cached[0] > time.monotonic():
         return cached[1]
-    tenant = store.get_tenant(tenant_id)
+    tenant = directory.get_tenant(tenant_id)
     effective = settings_rules.effective(tenant.settings if tenant else None)
     _cached[tenant_id] = (time.monotonic() + SETTINGS_TTL_SECONDS, effective)
     return effective

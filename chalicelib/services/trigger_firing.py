@@ -30,10 +30,8 @@ from chalicelib.services import engagements, mail, sending
 from chalicelib.services.contacts import contact_view, rewrite_contact
 from chalicelib.services.context import TenantContext
 from chalicelib.services.membership import segments_holding
-from chalicelib.services.tenants import cached_settings
 from chalicelib.storage import catalog
 from chalicelib.storage import contacts as contact_store
-from chalicelib.storage import engagements as engagement_store
 from chalicelib.storage import sends as send_store
 from chalicelib.storage import suppressions as suppression_store
 from chalicelib.storage import triggers as store
@@ -191,13 +189,13 @@ def _act(
         source = {"type": "trigger", "id": trigger.id, "name": trigger.name}
         line = engagements.reward_line(contact.id, action, f"trigger|{key}", source, to_rfc3339(now))
         if rewards is None:
-            engagement_store.add_reward(tenant_id, contact.ordinal, line)
+            context.tenant.ports.engagements.add_reward(contact.ordinal, line)
         else:
             rewards.append((contact.ordinal, line))
     elif kind == rules.ANNOUNCE:
         store.give_announcement(tenant_id, contact.id, action["announcement_id"], to_rfc3339(now))
     else:
-        _send_email(tenant_id, trigger, action, contact, key)
+        _send_email(context.tenant, trigger, action, contact, key)
 
 
 def _change_tag(context: TriggerContext, contact: Contact, tag: str, add: bool, depth: int) -> None:
@@ -225,15 +223,16 @@ class SendLater(Exception):
     """SES or the tenant's send rate cannot take the email now: the queue message is retried later."""
 
 
-def _send_email(tenant_id: str, trigger: Trigger, action: dict[str, Any], contact: Contact, key: str) -> None:
+def _send_email(ctx: TenantContext, trigger: Trigger, action: dict[str, Any], contact: Contact, key: str) -> None:
     """Like a campaign email: never to a suppressed address, in the tenant's send rate, claimed before SES,
     never sent twice; throttled or refused by the account, it is released and the message retried."""
+    tenant_id = ctx.tenant_id
     if not contact.email:
         return
     email = contact.email.lower()
     if suppression_store.get_suppression(tenant_id, email) is not None:
         return
-    rate = int(cached_settings(tenant_id)["send_rate_per_second"])
+    rate = int(ctx.settings["send_rate_per_second"])
     slot = send_store.reserve_send_slots(tenant_id, 1, rate, int(time.time() * 1000), sending.MAX_AHEAD_MS)
     if slot is None:
         raise SendLater("the tenant's send rate is taken for the next seconds")
@@ -242,7 +241,7 @@ def _send_email(tenant_id: str, trigger: Trigger, action: dict[str, Any], contac
     time.sleep(max(0.0, slot / 1000 - time.time()))
     templates = Templates(action["subject"], action.get("html"), action.get("text"))
     tags = {"trigger_id": trigger.id, "contact_id": contact.id}
-    delivery = mail.deliver(tenant_id, action["from"], email, templates, contact_view(contact), tags)
+    delivery = mail.deliver(ctx, action["from"], email, templates, contact_view(contact), tags)
     if delivery.account_wide:
         store.release_mail(tenant_id, contact.id, key)
         raise SendLater(delivery.reason or delivery.status)

@@ -22,7 +22,6 @@ from chalicelib.resources import TRIGGER_RUNS_QUEUE
 from chalicelib.services.context import TenantContext
 from chalicelib.services.trigger_firing import TriggerContext, apply_trigger
 from chalicelib.services.triggers import require_trigger, run_view
-from chalicelib.storage import engagements as engagement_store
 from chalicelib.storage import queues
 from chalicelib.storage import triggers as store
 
@@ -128,7 +127,7 @@ def run_batch(ctx: TenantContext, message: dict[str, Any], clock: Clock = system
                 key = rules.firing_key(trigger.id, contact_id, f"run:{run_id}")
                 outcome = apply_trigger(context, contact, events, key, 0, now, False, rewards)
             counts[outcome] = counts.get(outcome, 0) + 1
-        engagement_store.put_rewards(tenant_id, rewards)
+        ctx.ports.engagements.put_rewards(rewards)
     store.finish_batch(tenant_id, trigger_id, run_id, number, counts, to_rfc3339(clock()))
     store.finish_run_if_complete(tenant_id, trigger_id, run_id, to_rfc3339(clock()))
     return counts

@@ -35,7 +35,6 @@ from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
 from chalicelib.services.segments import check_targets, criteria_vocabulary
 from chalicelib.storage import catalog
-from chalicelib.storage import engagements as engagement_store
 from chalicelib.storage import triggers as store
 
 _FIELDS: dict[str, Any] = {
@@ -174,7 +173,7 @@ def _checked_actions(ctx: TenantContext, actions: list[dict[str, Any]], tags: se
         elif kind == rules.REWARD:
             checked.append({"type": kind, **engagement_rules.check_reward(action, field)})
         else:  # announce
-            if engagement_store.get(ctx.tenant_id, engagement_rules.ANNOUNCEMENT, action["announcement_id"]) is None:
+            if ctx.ports.engagements.get(engagement_rules.ANNOUNCEMENT, action["announcement_id"]) is None:
                 raise ValidationFailed(
                     f"{field}.announcement_id", f"Announcement {action['announcement_id']} does not exist."
                 )

@@ -23,6 +23,7 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
 from chalicelib.domain.contacts import shard_of
 from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
+from chalicelib.storage.mapping import Mapper
 from chalicelib.storage.table import MainTableModel, shard_pk
 from chalicelib.storage.tenants import tenant_pk
 
@@ -58,94 +59,12 @@ def _key(tenant_id: str, kind: str, engagement_id: str) -> tuple[str, str]:
     return tenant_pk(tenant_id), f"{kind.upper()}#{engagement_id}"
 
 
-def _engagement(item: EngagementItem) -> Engagement:
-    return Engagement(
-        id=item.engagement_id,
-        kind=item.kind,
-        name=item.name,
-        body=item.body,
-        segments=json.loads(item.segments),
-        starts_at=item.starts_at,
-        ends_at=item.ends_at,
-        goal=json.loads(item.goal) if item.goal else None,
-        reward=json.loads(item.reward) if item.reward else None,
-        status=item.status,
-        status_reason=item.status_reason,
-        version=int(item.version),
-        created_at=item.created_at,
-        updated_at=item.updated_at,
-    )
+_MAPPER = Mapper(Engagement, EngagementItem, renamed={"id": "engagement_id"})
+"""Engagement fields are EngagementItem attributes of the same names (storage/mapping.py)."""
 
 
 def _item(tenant_id: str, engagement: Engagement) -> EngagementItem:
-    return EngagementItem(
-        *_key(tenant_id, engagement.kind, engagement.id),
-        engagement_id=engagement.id,
-        kind=engagement.kind,
-        name=engagement.name,
-        body=engagement.body,
-        segments=json.dumps(engagement.segments),
-        starts_at=engagement.starts_at,
-        ends_at=engagement.ends_at,
-        goal=json.dumps(engagement.goal) if engagement.goal is not None else None,
-        reward=json.dumps(engagement.reward) if engagement.reward is not None else None,
-        status=engagement.status,
-        status_reason=engagement.status_reason,
-        version=engagement.version,
-        created_at=engagement.created_at,
-        updated_at=engagement.updated_at,
-    )
-
-
-def create(tenant_id: str, engagement: Engagement) -> None:
-    _item(tenant_id, engagement).save(condition=EngagementItem.pk.does_not_exist())
-
-
-def save(tenant_id: str, before: Engagement, after: Engagement) -> None:
-    """Replace it whole if nobody changed it since ``before`` was read."""
-    try:
-        _item(tenant_id, after).save(condition=EngagementItem.version == before.version)
-    except PutError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            raise StaleEngagement(before.id) from error
-        raise
-
-
-def get(tenant_id: str, kind: str, engagement_id: str) -> Engagement | None:
-    try:
-        return _engagement(EngagementItem.get(*_key(tenant_id, kind, engagement_id), consistent_read=True))
-    except DoesNotExist:
-        return None
-
-
-def page(
-    tenant_id: str, kind: str, limit: int, start: dict[str, Any] | None
-) -> tuple[list[Engagement], dict[str, Any] | None]:
-    result = EngagementItem.query(
-        tenant_pk(tenant_id), EngagementItem.sk.startswith(f"{kind.upper()}#"), limit=limit, last_evaluated_key=start
-    )
-    return [_engagement(item) for item in result], result.last_evaluated_key
-
-
-def all_of(tenant_id: str, kind: str) -> list[Engagement]:
-    return [
-        _engagement(item)
-        for item in EngagementItem.query(tenant_pk(tenant_id), EngagementItem.sk.startswith(f"{kind.upper()}#"))
-    ]
-
-
-def delete(tenant_id: str, engagement: Engagement) -> None:
-    try:
-        EngagementItem(*_key(tenant_id, engagement.kind, engagement.id)).delete(
-            condition=EngagementItem.version == engagement.version
-        )
-    except DeleteError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            raise StaleEngagement(engagement.id) from error
-        raise
-
-
-# --- rewards -------------------------------------------------------------------------------------------
+    return EngagementItem(*_key(tenant_id, engagement.kind, engagement.id), **_MAPPER.attributes(engagement))
 
 
 def _reward_key(tenant_id: str, contact_id: str, ordinal: int, reward_id: str) -> tuple[str, str]:
@@ -178,37 +97,87 @@ def _reward_item(tenant_id: str, ordinal: int, reward: Reward) -> RewardItem:
     )
 
 
-def add_reward(tenant_id: str, ordinal: int, reward: Reward) -> bool:
-    """Write the ledger line unless one with its id exists; True if this call wrote it."""
-    try:
-        _reward_item(tenant_id, ordinal, reward).save(condition=RewardItem.pk.does_not_exist())
-        return True
-    except PutError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
+class EngagementTable:
+    """The EngagementRepository port on DynamoDB, bound to one tenant: announcements, challenges and rewards."""
 
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
 
-def put_rewards(tenant_id: str, lines: list[tuple[int, Reward]]) -> None:
-    """Write many ledger lines (ordinal, reward) in batches of 25: a line written again under its id
-    replaces itself, so a cause still has one line."""
-    with RewardItem.batch_write() as batch:
-        for ordinal, reward in lines:
-            batch.save(_reward_item(tenant_id, ordinal, reward))
+    def create(self, engagement: Engagement) -> None:
+        _item(self.tenant_id, engagement).save(condition=EngagementItem.pk.does_not_exist())
 
+    def save(self, before: Engagement, after: Engagement) -> None:
+        """Replace it whole if nobody changed it since ``before`` was read."""
+        try:
+            _item(self.tenant_id, after).save(condition=EngagementItem.version == before.version)
+        except PutError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                raise StaleEngagement(before.id) from error
+            raise
 
-def rewards_page(
-    tenant_id: str, contact_id: str, ordinal: int, limit: int, start: dict[str, Any] | None
-) -> tuple[list[Reward], dict[str, Any] | None]:
-    result = RewardItem.query(
-        shard_pk(tenant_id, shard_of(ordinal)),
-        RewardItem.sk.startswith(f"RW#{contact_id}#"),
-        limit=limit,
-        last_evaluated_key=start,
-    )
-    return [_reward(item) for item in result], result.last_evaluated_key
+    def get(self, kind: str, engagement_id: str) -> Engagement | None:
+        try:
+            return _MAPPER.entity(EngagementItem.get(*_key(self.tenant_id, kind, engagement_id), consistent_read=True))
+        except DoesNotExist:
+            return None
 
+    def page(
+        self, kind: str, limit: int, start: dict[str, Any] | None
+    ) -> tuple[list[Engagement], dict[str, Any] | None]:
+        result = EngagementItem.query(
+            tenant_pk(self.tenant_id),
+            EngagementItem.sk.startswith(f"{kind.upper()}#"),
+            limit=limit,
+            last_evaluated_key=start,
+        )
+        return [_MAPPER.entity(item) for item in result], result.last_evaluated_key
 
-def all_rewards(tenant_id: str, contact_id: str, ordinal: int) -> list[Reward]:
-    pk = shard_pk(tenant_id, shard_of(ordinal))
-    return [_reward(item) for item in RewardItem.query(pk, RewardItem.sk.startswith(f"RW#{contact_id}#"))]
+    def all_of(self, kind: str) -> list[Engagement]:
+        return [
+            _MAPPER.entity(item)
+            for item in EngagementItem.query(
+                tenant_pk(self.tenant_id), EngagementItem.sk.startswith(f"{kind.upper()}#")
+            )
+        ]
+
+    def delete(self, engagement: Engagement) -> None:
+        try:
+            EngagementItem(*_key(self.tenant_id, engagement.kind, engagement.id)).delete(
+                condition=EngagementItem.version == engagement.version
+            )
+        except DeleteError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                raise StaleEngagement(engagement.id) from error
+            raise
+
+    def add_reward(self, ordinal: int, reward: Reward) -> bool:
+        """Write the ledger line unless one with its id exists; True if this call wrote it."""
+        try:
+            _reward_item(self.tenant_id, ordinal, reward).save(condition=RewardItem.pk.does_not_exist())
+            return True
+        except PutError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def put_rewards(self, lines: list[tuple[int, Reward]]) -> None:
+        """Write many ledger lines (ordinal, reward) in batches of 25: a line written again under its id
+        replaces itself, so a cause still has one line."""
+        with RewardItem.batch_write() as batch:
+            for ordinal, reward in lines:
+                batch.save(_reward_item(self.tenant_id, ordinal, reward))
+
+    def rewards_page(
+        self, contact_id: str, ordinal: int, limit: int, start: dict[str, Any] | None
+    ) -> tuple[list[Reward], dict[str, Any] | None]:
+        result = RewardItem.query(
+            shard_pk(self.tenant_id, shard_of(ordinal)),
+            RewardItem.sk.startswith(f"RW#{contact_id}#"),
+            limit=limit,
+            last_evaluated_key=start,
+        )
+        return [_reward(item) for item in result], result.last_evaluated_key
+
+    def all_rewards(self, contact_id: str, ordinal: int) -> list[Reward]:
+        pk = shard_pk(self.tenant_id, shard_of(ordinal))
+        return [_reward(item) for item in RewardItem.query(pk, RewardItem.sk.startswith(f"RW#{contact_id}#"))]

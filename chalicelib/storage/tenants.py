@@ -181,3 +181,51 @@ def find_key_by_hash(key_hash: str) -> KeyOwner | None:
     except ApiKeyLookupItem.DoesNotExist:
         return None
     return KeyOwner(item.tenant_id, item.key_id, item.role, item.name)
+
+
+class TenantDirectoryTable:
+    """The TenantDirectory port on DynamoDB (across tenants: the operator's and authentication's view)."""
+
+    def create_tenant(self, tenant: Tenant, admin_key: ApiKey, key_hash: str) -> None:
+        create_tenant(tenant, admin_key, key_hash)
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        return get_tenant(tenant_id)
+
+    def list_tenants(self, limit: int, start: dict[str, Any] | None) -> tuple[list[Tenant], dict[str, Any] | None]:
+        return list_tenants(limit, start)
+
+    def save_tenant_fields(self, tenant: Tenant, **fields: Any) -> Tenant:
+        return save_tenant_fields(tenant, **fields)
+
+    def find_key_by_hash(self, key_hash: str) -> KeyOwner | None:
+        return find_key_by_hash(key_hash)
+
+
+class TenantAccountTable:
+    """The TenantAccount port on DynamoDB, bound to one tenant."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+
+    def tenant(self) -> Tenant | None:
+        return get_tenant(self.tenant_id)
+
+    def save_fields(self, tenant: Tenant, **fields: Any) -> Tenant:
+        assert tenant.id == self.tenant_id, "a tenant's account writes only that tenant"
+        return save_tenant_fields(tenant, **fields)
+
+    def put_api_key(self, key: ApiKey, key_hash: str) -> None:
+        put_api_key(self.tenant_id, key, key_hash)
+
+    def list_api_keys(self, limit: int, start: dict[str, Any] | None) -> tuple[list[ApiKey], dict[str, Any] | None]:
+        return list_api_keys(self.tenant_id, limit, start)
+
+    def admin_key_ids(self) -> list[str]:
+        return admin_key_ids(self.tenant_id)
+
+    def get_api_key(self, key_id: str) -> tuple[ApiKey, str] | None:
+        return get_api_key(self.tenant_id, key_id)
+
+    def delete_api_key(self, key_id: str, key_hash: str) -> bool:
+        return delete_api_key(self.tenant_id, key_id, key_hash)

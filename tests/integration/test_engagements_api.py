@@ -14,7 +14,7 @@ from chalicelib.domain.clock import to_rfc3339
 from chalicelib.domain.contacts import ordinal_of
 from chalicelib.http.api import REGISTRY
 from chalicelib.resources import CONTACT_CHANGES_QUEUE
-from chalicelib.storage import engagements as engagement_store
+from chalicelib.storage.engagements import EngagementTable
 from tests.integration.test_campaign_sending import make_segment
 from tests.support.population import import_and_wait
 from tests.support.queues import deliver, drain, take_messages
@@ -285,7 +285,7 @@ def test_reaching_a_challenge_goal_writes_its_reward_once_whatever_the_redeliver
     # a deleted contact's ledger goes with it
     cy_id = club.contacts["p-3"]
     assert api.delete("/contacts/p-3", key=club.admin_key).status == 204
-    assert engagement_store.all_rewards(club.id, cy_id, ordinal_of(cy_id)) == []
+    assert EngagementTable(club.id).all_rewards(cy_id, ordinal_of(cy_id)) == []
 
 
 def test_deleting_a_segment_releases_announcements_and_active_challenges_and_says_why(api, app, club):

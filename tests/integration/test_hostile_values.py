@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from chalicelib.http.openapi import build_spec
-from chalicelib.storage import engagements as engagement_store
+from chalicelib.storage.engagements import EngagementTable
 from tests.integration.test_campaign_sending import make_segment
 from tests.support.hostile import HOSTILE_DATETIMES, HOSTILE_NUMBERS, HOSTILE_QUERY_WHOLE_NUMBERS, HOSTILE_SCHEDULES
 from tests.support.population import import_and_wait
@@ -236,10 +236,9 @@ def test_a_stored_year_one_never_breaks_a_reader_and_the_record_can_still_be_del
                        "reward": {"amount": 1}}),
     ):  # fmt: skip
         made[kind] = api.post(f"/{kind}s", key=key, json=body).json["id"]
-        stored = engagement_store.get(tenant.id, kind, made[kind])
-        engagement_store.save(
-            tenant.id, stored, stored.__class__(**{**stored.__dict__, "starts_at": "1-01-01T00:00:00.000Z"})
-        )
+        table = EngagementTable(tenant.id)
+        stored = table.get(kind, made[kind])
+        table.save(stored, stored.__class__(**{**stored.__dict__, "starts_at": "1-01-01T00:00:00.000Z"}))
     token = api.post("/contacts/p-1/portal-tokens", key=key).json["token"]
     for path, who in (
         ("/announcements", key), ("/challenges", key), (f"/announcements/{made['announcement']}", key),

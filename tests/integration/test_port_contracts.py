@@ -15,23 +15,28 @@ import pytest
 
 from chalicelib.domain.catalog import Group, Tag
 from chalicelib.domain.contacts import SHARDS, Contact, contact_id_for
+from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.jobs import Job
 from chalicelib.domain.membership import MembershipCommit, SegmentCheck, Stamp, Superseded, Transition
 from chalicelib.domain.planner import EVERYONE
 from chalicelib.domain.segments import EVALUATING, READY, Segment, StaleSegment
+from chalicelib.domain.tenants import ApiKey, KeyOwner, StaleWrite, Tenant
 from chalicelib.ports.jobs import JobRepository
-from chalicelib.ports.segments import SegmentRepository
 from chalicelib.storage import catalog as catalog_storage
 from chalicelib.storage import contacts as contact_storage
 from chalicelib.storage.catalog import CatalogTable
 from chalicelib.storage.contacts import ContactTable
+from chalicelib.storage.engagements import EngagementTable
 from chalicelib.storage.jobs import JobTable
 from chalicelib.storage.membership import MembershipTable
 from chalicelib.storage.queues import SqsQueues
 from chalicelib.storage.segments import SegmentTable
+from chalicelib.storage.tenants import TenantAccountTable, TenantDirectoryTable
 from tests.support.fakes import (
     InMemoryCatalog,
     InMemoryContacts,
+    InMemoryDirectory,
+    InMemoryEngagements,
     InMemoryJobs,
     InMemoryMembership,
     InMemorySegments,
@@ -258,14 +263,6 @@ def test_queues_take_every_message_in_batches(adapter):
     assert sorted(m["n"] for m in received) == list(range(23))
 
 
-def test_each_adapter_is_its_port():
-    """The Protocols are structural: these assignments are what mypy checks (make lint)."""
-    tenant_id = new_tenant()
-    repositories: list[SegmentRepository] = [SegmentTable(tenant_id), InMemorySegments(tenant_id)]
-    job_repositories: list[JobRepository] = [JobTable(tenant_id), InMemoryJobs(tenant_id)]
-    assert len(repositories) == len(job_repositories) == 2
-
-
 # --- ContactReader -------------------------------------------------------------------------------------------
 
 
@@ -386,3 +383,145 @@ def test_stamps_changed_since_a_moment_are_found_per_shard(ledger):
     assert sorted(membership.stamps_changed_since(5, "2026-11-30T08:00:00Z")) == sorted(
         [contact_id_for(5), contact_id_for(5 + SHARDS)]
     )
+
+
+# --- EngagementRepository ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=ADAPTERS)
+def engagement_repos(request):
+    make = EngagementTable if request.param == "dynamodb" else InMemoryEngagements
+    return make(new_tenant()), make(new_tenant())
+
+
+def an_engagement(engagement_id: str = "ann_1", kind: str = "announcement", **fields: Any) -> Engagement:
+    base = Engagement(
+        id=engagement_id,
+        kind=kind,
+        name="Spring",
+        segments=["seg_1"],
+        starts_at="2026-11-01T00:00:00Z",
+        ends_at="2026-12-31T00:00:00Z",
+        status="enabled",
+        version=1,
+        created_at="2026-11-01T00:00:00Z",
+        updated_at="2026-11-01T00:00:00Z",
+        body="Hello",
+    )
+    return replace(base, **fields)
+
+
+def test_announcements_and_challenges_come_back_whole_by_kind_and_tenant(engagement_repos):
+    mine, theirs = engagement_repos
+    announcement = an_engagement()
+    challenge = an_engagement(
+        "chl_1", "challenge", goal={"event_type": "purchase", "count": 2}, reward={"amount": 5, "currency": "EUR"}
+    )
+    mine.create(announcement)
+    mine.create(challenge)
+    assert mine.get("announcement", "ann_1") == announcement and mine.get("challenge", "chl_1") == challenge
+    assert mine.get("challenge", "ann_1") is None and theirs.all_of("announcement") == []
+    assert mine.all_of("challenge") == [challenge]
+    listed, position = mine.page("announcement", 1, None)
+    while position is not None:  # a page may end exactly at the last item and still say where to go on
+        more, position = mine.page("announcement", 1, position)
+        listed += more
+    assert listed == [announcement]
+
+
+def test_an_engagement_changed_meanwhile_is_neither_saved_nor_deleted(engagement_repos):
+    mine, _ = engagement_repos
+    before = an_engagement()
+    mine.create(before)
+    after = replace(before, name="Summer", version=2)
+    mine.save(before, after)
+    with pytest.raises(StaleEngagement):
+        mine.save(before, replace(before, name="Lost", version=2))
+    with pytest.raises(StaleEngagement):
+        mine.delete(before)
+    mine.delete(after)
+    assert mine.get("announcement", "ann_1") is None
+
+
+def test_a_reward_is_written_once_per_id(engagement_repos):
+    mine, theirs = engagement_repos
+    contact_id = contact_id_for(4)
+    reward = Reward("rw_b", contact_id, 5, "EUR", "for the spring", {"type": "challenge", "id": "chl_1"}, AT)
+    assert mine.add_reward(4, reward) and not mine.add_reward(4, replace(reward, amount=9))
+    mine.put_rewards([(4, Reward("rw_a", contact_id, 2.5, "EUR", None, {}, AT)), (4, reward)])
+    rewards = mine.all_rewards(contact_id, 4)
+    assert [(r.id, r.amount) for r in rewards] == [("rw_a", 2.5), ("rw_b", 5)] and rewards[1] == reward
+    first, position = mine.rewards_page(contact_id, 4, 1, None)
+    rest, _ = mine.rewards_page(contact_id, 4, 1, position)
+    assert [r.id for r in first + rest] == ["rw_a", "rw_b"]
+    assert theirs.all_rewards(contact_id, 4) == []
+
+
+# --- TenantDirectory and TenantAccount -----------------------------------------------------------------------
+
+
+@pytest.fixture(params=ADAPTERS)
+def directory(request):
+    """The directory, and how to get a tenant's account from it."""
+    if request.param == "dynamodb":
+        return TenantDirectoryTable(), TenantAccountTable
+    made = InMemoryDirectory()
+    return made, made.account
+
+
+def a_tenant(name: str = "Acme") -> tuple[Tenant, ApiKey, str]:
+    tenant_id = new_tenant()
+    tenant = Tenant(tenant_id, name, {"segments": True}, {"send_rate_per_second": 7}, AT, 0)
+    key = ApiKey(f"key_{tenant_id}", tenant_id, "first admin", "admin", "sgk_…abcd", AT)
+    return tenant, key, f"hash-{tenant_id}"
+
+
+def test_a_tenant_is_made_with_its_admin_key_and_its_key_leads_back_to_it(directory):
+    tenants, account_of = directory
+    tenant, key, key_hash = a_tenant()
+    tenants.create_tenant(tenant, key, key_hash)
+    stored = tenants.get_tenant(tenant.id)
+    assert (stored.name, stored.features, stored.settings) == ("Acme", {"segments": True}, {"send_rate_per_second": 7})
+    assert tenants.find_key_by_hash(key_hash) == KeyOwner(tenant.id, key.id, "admin", "first admin")
+    assert tenants.find_key_by_hash("hash-unknown") is None and tenants.get_tenant("ten_missing") is None
+    assert account_of(tenant.id).tenant() == stored
+    seen, position = [], None
+    while True:
+        page, position = tenants.list_tenants(50, position)
+        seen += [t.id for t in page]
+        if position is None:
+            break
+    assert tenant.id in seen
+
+
+def test_tenant_fields_are_written_only_from_the_version_read(directory):
+    tenants, account_of = directory
+    tenant, key, key_hash = a_tenant()
+    tenants.create_tenant(tenant, key, key_hash)
+    read = tenants.get_tenant(tenant.id)
+    renamed = tenants.save_tenant_fields(read, name="Acme 2")
+    assert renamed.name == "Acme 2" and renamed.version > read.version
+    with pytest.raises(StaleWrite):
+        tenants.save_tenant_fields(read, name="Lost")
+    moved = account_of(tenant.id).save_fields(renamed, settings={"jobs_at_once": 2})
+    assert moved.settings == {"jobs_at_once": 2} and tenants.get_tenant(tenant.id).name == "Acme 2"
+
+
+def test_a_tenant_account_holds_its_keys_only(directory):
+    tenants, account_of = directory
+    tenant, key, key_hash = a_tenant()
+    other, other_key, other_hash = a_tenant("Other")
+    tenants.create_tenant(tenant, key, key_hash)
+    tenants.create_tenant(other, other_key, other_hash)
+    mine = account_of(tenant.id)
+    viewer = ApiKey("key_viewer", tenant.id, "viewer", "viewer", "sgk_…wxyz", AT)
+    mine.put_api_key(viewer, "hash-viewer")
+    listed, position = mine.list_api_keys(1, None)
+    while position is not None:
+        more, position = mine.list_api_keys(1, position)
+        listed += more
+    assert sorted(k.id for k in listed) == sorted([key.id, "key_viewer"])
+    assert mine.admin_key_ids() == [key.id] and mine.get_api_key("key_viewer") == (viewer, "hash-viewer")
+    assert account_of(other.id).get_api_key("key_viewer") is None
+    assert mine.delete_api_key("key_viewer", "hash-viewer") and not mine.delete_api_key("key_viewer", "hash-viewer")
+    assert tenants.find_key_by_hash("hash-viewer") is None and mine.get_api_key("key_viewer") is None

@@ -23,6 +23,7 @@ from chalicelib.resources import (
 from chalicelib.services import trigger_runs
 from chalicelib.services import triggers as trigger_service
 from chalicelib.storage import contacts as contact_store
+from chalicelib.storage.engagements import EngagementTable
 from tests.integration.test_campaign_sending import make_segment
 from tests.support import mail
 from tests.support.queues import deliver, drain, take_messages
@@ -490,16 +491,16 @@ def test_a_batch_that_keeps_failing_is_retried_alone_then_counted_as_failures_fr
     api.post(f"/triggers/{daily['id']}/run", key=partners.admin_key)
     batches = take_messages(TRIGGER_RUNS_QUEUE, partners.id)
     assert len(batches) == 2
-    real = trigger_runs.engagement_store.put_rewards
+    real = EngagementTable.put_rewards
     batch = batches[0]
     (doomed,), _ = trigger_runs.store.batch_contacts(partners.id, daily["id"], batch["run_id"], batch["batch"])
 
-    def broken_for_the_first(tenant_id, lines):
+    def broken_for_the_first(table, lines):
         if any(reward.contact_id == doomed for _, reward in lines):
             raise RuntimeError("storage refused")
-        return real(tenant_id, lines)
+        return real(table, lines)
 
-    monkeypatch.setattr(trigger_runs.engagement_store, "put_rewards", broken_for_the_first)
+    monkeypatch.setattr(EngagementTable, "put_rewards", broken_for_the_first)
     failed = deliver(app, "run_trigger_batches", TRIGGER_RUNS_QUEUE, batches, batch_size=2)
     assert len(failed) == 1  # only the failing record is retried; the other batch is done
     (run,) = runs(api, partners, daily["id"])

@@ -16,12 +16,15 @@ import numpy as np
 from chalicelib.domain import settings as settings_rules
 from chalicelib.domain.campaigns import Ordinals
 from chalicelib.domain.contacts import SHARDS, Contact, shard_of
+from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.jobs import Job
 from chalicelib.domain.membership import MembershipCommit, Stamp, Superseded
 from chalicelib.domain.planner import EVERYONE
 from chalicelib.domain.segments import EVALUATION_FIELDS, Segment, StaleSegment
+from chalicelib.domain.tenants import ApiKey, KeyOwner, StaleWrite, Tenant
 from chalicelib.ports import TenantPorts
 from chalicelib.ports.segments import ANY_JOB, Position
+from chalicelib.ports.tenants import TenantDirectory
 from chalicelib.services.context import TenantContext
 from chalicelib.services.principal import Principal
 
@@ -226,6 +229,126 @@ class InMemoryMembership:
         return [c for c, (_, _, at, in_shard) in self._stamps.items() if in_shard == shard and at >= moment]
 
 
+class InMemoryEngagements:
+    """EngagementRepository in memory."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self._engagements: dict[tuple[str, str], Engagement] = {}
+        self._rewards: dict[str, dict[str, Reward]] = {}
+
+    def create(self, engagement: Engagement) -> None:
+        if (engagement.kind, engagement.id) in self._engagements:
+            raise ValueError(f"{engagement.id} exists")
+        self._engagements[(engagement.kind, engagement.id)] = engagement
+
+    def save(self, before: Engagement, after: Engagement) -> None:
+        current = self._engagements.get((before.kind, before.id))
+        if current is None or current.version != before.version:
+            raise StaleEngagement(before.id)
+        self._engagements[(after.kind, after.id)] = after
+
+    def get(self, kind: str, engagement_id: str) -> Engagement | None:
+        return self._engagements.get((kind, engagement_id))
+
+    def page(self, kind: str, limit: int, start: Position) -> tuple[list[Engagement], Position]:
+        return _page(self.all_of(kind), lambda e: e.id, limit, start)
+
+    def all_of(self, kind: str) -> list[Engagement]:
+        return sorted((e for (k, _), e in self._engagements.items() if k == kind), key=lambda e: e.id)
+
+    def delete(self, engagement: Engagement) -> None:
+        current = self._engagements.get((engagement.kind, engagement.id))
+        if current is not None and current.version != engagement.version:
+            raise StaleEngagement(engagement.id)
+        self._engagements.pop((engagement.kind, engagement.id), None)
+
+    def add_reward(self, ordinal: int, reward: Reward) -> bool:
+        ledger = self._rewards.setdefault(reward.contact_id, {})
+        if reward.id in ledger:
+            return False
+        ledger[reward.id] = reward
+        return True
+
+    def put_rewards(self, lines: list[tuple[int, Reward]]) -> None:
+        for _, reward in lines:
+            self._rewards.setdefault(reward.contact_id, {})[reward.id] = reward
+
+    def rewards_page(self, contact_id: str, ordinal: int, limit: int, start: Position) -> tuple[list[Reward], Position]:
+        return _page(self.all_rewards(contact_id, ordinal), lambda r: r.id, limit, start)
+
+    def all_rewards(self, contact_id: str, ordinal: int) -> list[Reward]:
+        return [reward for _, reward in sorted(self._rewards.get(contact_id, {}).items())]
+
+
+class InMemoryDirectory:
+    """TenantDirectory in memory; ``account(tenant_id)`` is the TenantAccount of one of its tenants."""
+
+    def __init__(self) -> None:
+        self._tenants: dict[str, Tenant] = {}
+        self._keys: dict[str, dict[str, tuple[ApiKey, str]]] = {}
+        self._owners: dict[str, KeyOwner] = {}
+
+    def create_tenant(self, tenant: Tenant, admin_key: ApiKey, key_hash: str) -> None:
+        if tenant.id in self._tenants:
+            raise ValueError(f"{tenant.id} exists")
+        self._tenants[tenant.id] = replace(tenant, version=1)
+        self.account(tenant.id).put_api_key(admin_key, key_hash)
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        return self._tenants.get(tenant_id)
+
+    def list_tenants(self, limit: int, start: Position) -> tuple[list[Tenant], Position]:
+        return _page(sorted(self._tenants.values(), key=lambda t: t.id), lambda t: t.id, limit, start)
+
+    def save_tenant_fields(self, tenant: Tenant, **fields: Any) -> Tenant:
+        current = self._tenants.get(tenant.id)
+        if current is None or current.version != tenant.version:
+            raise StaleWrite(tenant.id)
+        saved = replace(current, **fields, version=current.version + 1)
+        self._tenants[tenant.id] = saved
+        return saved
+
+    def find_key_by_hash(self, key_hash: str) -> KeyOwner | None:
+        return self._owners.get(key_hash)
+
+    def account(self, tenant_id: str) -> InMemoryAccount:
+        return InMemoryAccount(self, tenant_id)
+
+
+class InMemoryAccount:
+    """TenantAccount in memory: one tenant's view of an InMemoryDirectory."""
+
+    def __init__(self, directory: InMemoryDirectory, tenant_id: str) -> None:
+        self.directory, self.tenant_id = directory, tenant_id
+
+    def tenant(self) -> Tenant | None:
+        return self.directory.get_tenant(self.tenant_id)
+
+    def save_fields(self, tenant: Tenant, **fields: Any) -> Tenant:
+        assert tenant.id == self.tenant_id
+        return self.directory.save_tenant_fields(tenant, **fields)
+
+    def put_api_key(self, key: ApiKey, key_hash: str) -> None:
+        self.directory._keys.setdefault(self.tenant_id, {})[key.id] = (replace(key, tenant_id=self.tenant_id), key_hash)
+        self.directory._owners[key_hash] = KeyOwner(self.tenant_id, key.id, key.role, key.name)
+
+    def list_api_keys(self, limit: int, start: Position) -> tuple[list[ApiKey], Position]:
+        keys = [key for _, (key, _) in sorted(self.directory._keys.get(self.tenant_id, {}).items())]
+        return _page(keys, lambda k: k.id, limit, start)
+
+    def admin_key_ids(self) -> list[str]:
+        return [key.id for key, _ in self.directory._keys.get(self.tenant_id, {}).values() if key.role == "admin"]
+
+    def get_api_key(self, key_id: str) -> tuple[ApiKey, str] | None:
+        return self.directory._keys.get(self.tenant_id, {}).get(key_id)
+
+    def delete_api_key(self, key_id: str, key_hash: str) -> bool:
+        found = self.directory._keys.get(self.tenant_id, {}).pop(key_id, None)
+        self.directory._owners.pop(key_hash, None)
+        return found is not None
+
+
 class InMemoryJobs:
     """JobRepository in memory."""
 
@@ -328,12 +451,16 @@ class RecordingQueues:
         return self.sent.pop(queue_name, [])
 
 
-def fake_ports(tenant_id: str = "tenant_fake", catalog: InMemoryCatalog | None = None) -> TenantPorts:
+def fake_ports(
+    tenant_id: str = "tenant_fake", catalog: InMemoryCatalog | None = None, directory: InMemoryDirectory | None = None
+) -> TenantPorts:
     segments = InMemorySegments(tenant_id)
     return TenantPorts(
         tenant_id=tenant_id,
         segments=segments,
         membership=InMemoryMembership(segments),
+        engagements=InMemoryEngagements(tenant_id),
+        account=(directory or InMemoryDirectory()).account(tenant_id),
         contacts=InMemoryContacts(tenant_id),
         jobs=InMemoryJobs(tenant_id),
         catalog=catalog or InMemoryCatalog(),
@@ -350,3 +477,8 @@ def fake_context(
     effective = settings_rules.effective(settings)
     principal = Principal(kind="tenant", tenant_id=tenant_id, role="admin", key_id="key_fake", settings=effective)
     return TenantContext(fake_ports(tenant_id, catalog), effective, principal)
+
+
+def fake_directory() -> TenantDirectory:
+    """An empty directory, typed as the port (mypy checks InMemoryDirectory against it here)."""
+    return InMemoryDirectory()

@@ -9,8 +9,9 @@ from chalicelib.domain import campaigns as rules
 from chalicelib.domain.templates import Templates
 from chalicelib.services import mail
 from chalicelib.storage import mailer
+from tests.support.fakes import fake_context
 
-SETTINGS = {"sender": {"name": "Ada's Shop", "reply_to": "help@example.com"}}
+CTX = fake_context("ten_1", settings={"sender": {"name": "Ada's Shop", "reply_to": "help@example.com"}})
 CONTACT = {"id": "ctc_1", "first_name": "Ada", "email": "ada@example.com", "attributes": {}, "tags": []}
 
 
@@ -22,14 +23,13 @@ def outbox(monkeypatch) -> list[mailer.Mail]:
         sent.append(message)
         return f"msg-{len(sent)}"
 
-    monkeypatch.setattr(mail, "cached_settings", lambda tenant_id: SETTINGS)
     monkeypatch.setattr(mailer, "send_email", send_email)
     return sent
 
 
 def test_a_rendered_email_carries_the_unsubscribe_headers_the_sender_and_the_feedback_tags(outbox):
     templates = Templates("Hi {{ contact.first_name }}", None, "Bye: {{ unsubscribe_url }}")
-    delivery = mail.deliver("ten_1", "news@example.com", "ada@example.com", templates, CONTACT,
+    delivery = mail.deliver(CTX, "news@example.com", "ada@example.com", templates, CONTACT,
                             {"campaign_id": "cmp_1", "contact_id": "ctc_1"}, campaign_id="cmp_1")  # fmt: skip
     assert delivery == mail.Delivery(mail.SENT, message_id="msg-1")
     assert delivery.view() == {"status": "sent", "message_id": "msg-1"}
@@ -45,7 +45,7 @@ def test_a_rendered_email_carries_the_unsubscribe_headers_the_sender_and_the_fee
 
 def test_a_template_that_does_not_render_is_refused_for_this_contact_without_calling_ses(outbox):
     templates = Templates("{{ contact.first_name | truncate(3) }}", None, "{{ 1 / 0 }}")
-    delivery = mail.deliver("ten_1", "news@example.com", "ada@example.com", templates, CONTACT, {})
+    delivery = mail.deliver(CTX, "news@example.com", "ada@example.com", templates, CONTACT, {})
     assert delivery.status == rules.REJECTED_ONE and delivery.reason.startswith("render: ")
     assert not delivery.account_wide and outbox == []
 
@@ -64,9 +64,8 @@ def test_what_ses_says_is_classified_once_for_every_caller(monkeypatch, code, me
     def refuse(_: mailer.Mail) -> str:
         raise mailer.MailError(code, message, status)
 
-    monkeypatch.setattr(mail, "cached_settings", lambda tenant_id: SETTINGS)
     monkeypatch.setattr(mailer, "send_email", refuse)
-    delivery = mail.deliver("ten_1", "news@example.com", "ada@example.com", Templates("s", None, "t"), CONTACT, {})
+    delivery = mail.deliver(CTX, "news@example.com", "ada@example.com", Templates("s", None, "t"), CONTACT, {})
     assert (delivery.status, delivery.account_wide, delivery.reason) == (kind, account_wide, f"{code}: {message}")
 
 

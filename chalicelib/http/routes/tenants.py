@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chalicelib.composition import tenant_directory
 from chalicelib.domain.tenants import CREATE_TENANT_SCHEMA, PATCH_TENANT_SCHEMA, TENANT_SCHEMA
 from chalicelib.http.api import PAGE_QUERY, Access, ApiBlueprint, Call
 from chalicelib.http.schemas import page_of
@@ -20,7 +21,7 @@ blueprint = ApiBlueprint(__name__)
     response_schema=TENANT_SCHEMA,
 )
 def create_tenant(call: Call) -> dict:
-    return tenants.create_tenant(call.body)
+    return tenants.create_tenant(tenant_directory(), call.body)
 
 
 @blueprint.operation(
@@ -32,7 +33,7 @@ def create_tenant(call: Call) -> dict:
     response_schema=page_of(TENANT_SCHEMA),
 )
 def list_tenants(call: Call) -> dict:
-    return tenants.list_tenants(*call.page())
+    return tenants.list_tenants(tenant_directory(), *call.page())
 
 
 @blueprint.operation(
@@ -43,7 +44,7 @@ def list_tenants(call: Call) -> dict:
     response_schema=TENANT_SCHEMA,
 )
 def get_tenant(call: Call, tenant_id: str) -> dict:
-    return tenants.get_tenant(tenant_id)
+    return tenants.get_tenant(tenant_directory(), tenant_id)
 
 
 @blueprint.operation(
@@ -56,4 +57,4 @@ def get_tenant(call: Call, tenant_id: str) -> dict:
     response_schema=TENANT_SCHEMA,
 )
 def update_tenant(call: Call, tenant_id: str) -> dict:
-    return tenants.update_tenant(tenant_id, call.body)
+    return tenants.update_tenant(tenant_directory(), tenant_id, call.body)
