@@ -32,7 +32,9 @@ from chalicelib.storage.jobs import JobTable
 from chalicelib.storage.membership import MembershipTable
 from chalicelib.storage.queues import SqsQueues
 from chalicelib.storage.segments import SegmentTable
+from chalicelib.storage.suppressions import SuppressionTable
 from chalicelib.storage.tenants import TenantAccountTable, TenantDirectoryTable
+from chalicelib.storage.trail import AuditTrailTable
 
 _QUEUES = SqsQueues()
 _DIRECTORY = TenantDirectoryTable()
@@ -51,6 +53,8 @@ def tenant_ports(tenant_id: str) -> TenantPorts:
         membership=MembershipTable(tenant_id),
         engagements=EngagementTable(tenant_id),
         account=TenantAccountTable(tenant_id),
+        suppressions=SuppressionTable(tenant_id),
+        trail=AuditTrailTable(tenant_id),
         jobs=JobTable(tenant_id),
         catalog=CatalogTable(tenant_id),
         queues=_QUEUES,

@@ -45,5 +45,5 @@ def fail_dead_send_messages(event: SQSEvent) -> dict:
 @blueprint.on_sqs_message(queue=SES_EVENTS_QUEUE, batch_size=10)
 def apply_ses_notifications(event: SQSEvent) -> dict:
     return process_records(
-        event, SES_EVENTS_QUEUE, lambda message, record: suppressions.apply_ses_notification(message)
+        event, SES_EVENTS_QUEUE, lambda message, record: suppressions.apply_ses_notification(tenant_context, message)
     )

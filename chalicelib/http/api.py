@@ -203,7 +203,7 @@ class ApiBlueprint(Blueprint):
                 )
             principal = _principal_for(operation.access, request.headers.get("authorization"))
             logger.thread_safe_append_keys(tenant_id=principal.tenant_id)
-            trail.admit(principal)
+            trail.admit(lambda tenant_id: tenant_context(tenant_id, principal), principal)
             if operation.feature and not principal.features.get(operation.feature):
                 raise FeatureDisabled(
                     f"The {operation.feature} feature is not enabled for this tenant.",
@@ -229,7 +229,8 @@ class ApiBlueprint(Blueprint):
             )
             result = handler(call, **path_params)
             if operation.method != "GET" and operation.access in (Access.ADMIN, Access.OPERATOR):
-                trail.audit(principal, f"{operation.method} {operation.path}", path_params, result, request_id)
+                action = f"{operation.method} {operation.path}"
+                trail.audit(tenant_context, principal, action, path_params, result, request_id)
         except AppError as error:
             logger.info("request refused", extra={"status": error.status, "code": error.code})
             return error_response(error, headers)

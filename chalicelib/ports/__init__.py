@@ -17,7 +17,9 @@ from chalicelib.ports.jobs import JobRepository
 from chalicelib.ports.membership import MembershipLedger
 from chalicelib.ports.queues import MessageQueues
 from chalicelib.ports.segments import SegmentRepository
+from chalicelib.ports.suppressions import SuppressionList
 from chalicelib.ports.tenants import TenantAccount
+from chalicelib.ports.trail import AuditTrail
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class TenantPorts:
     membership: MembershipLedger
     engagements: EngagementRepository
     account: TenantAccount
+    suppressions: SuppressionList
+    trail: AuditTrail
     jobs: JobRepository
     catalog: CatalogReader
     queues: MessageQueues

@@ -36,7 +36,6 @@ from chalicelib.storage import campaigns as store
 from chalicelib.storage import catalog, mailer
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import sends as send_store
-from chalicelib.storage import suppressions as suppression_store
 
 MAX_NAME = 200
 MAX_TEST_EMAILS = 5
@@ -395,7 +394,7 @@ def test_send(ctx: TenantContext, campaign_id: str, body: Any) -> dict[str, Any]
         if not is_valid_email(email):
             raise ValidationFailed(f"emails[{index}]", f"{raw!r} is not a valid email address.")
     for email in dict.fromkeys(e.strip().lower() for e in body["emails"]):
-        suppression = suppression_store.get_suppression(tenant_id, email)
+        suppression = ctx.ports.suppressions.get_suppression(email)
         if suppression:
             results.append({"email": email, "status": "suppressed", "reason": suppression.reason})
             continue

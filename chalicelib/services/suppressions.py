@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib.config import get_config
@@ -26,7 +27,6 @@ from chalicelib.services.context import TenantContext
 from chalicelib.services.mail import INERT_UNSUBSCRIBE_PURPOSE, UNSUBSCRIBE_PURPOSE
 from chalicelib.services.paging import page
 from chalicelib.storage import sends as send_store
-from chalicelib.storage import suppressions as suppression_store
 
 REASONS = ("manual", "bounce", "complaint", "unsubscribed")
 ADD_SUPPRESSION_SCHEMA: dict[str, Any] = {
@@ -70,7 +70,7 @@ def list_suppressions(ctx: TenantContext, limit_: int, cursor: str | None) -> di
     return page(
         f"suppressions:{tenant_id}",
         cursor,
-        lambda start: suppression_store.suppressions_page(tenant_id, limit_, start),
+        lambda start: ctx.ports.suppressions.suppressions_page(limit_, start),
         suppression_view,
     )
 
@@ -78,22 +78,22 @@ def list_suppressions(ctx: TenantContext, limit_: int, cursor: str | None) -> di
 def add_suppression(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, ADD_SUPPRESSION_SCHEMA)
     address = _address(body["email"], "email")
-    suppression_store.suppress(ctx.tenant_id, Suppression(address, "manual", to_rfc3339(clock())))
-    found = suppression_store.get_suppression(ctx.tenant_id, address)
+    ctx.ports.suppressions.suppress(Suppression(address, "manual", to_rfc3339(clock())))
+    found = ctx.ports.suppressions.get_suppression(address)
     assert found is not None
     return suppression_view(found)
 
 
 def remove_suppression(ctx: TenantContext, email: str) -> None:
     address = email.strip().lower()
-    found = suppression_store.get_suppression(ctx.tenant_id, address)
+    found = ctx.ports.suppressions.get_suppression(address)
     if found is None:
         raise NotFound(f"{address} is not suppressed.", {"field": "email"})
     if found.reason == "unsubscribed":
         raise Conflict(
             f"{address} unsubscribed; only they can subscribe again.", {"field": "email", "reason": found.reason}
         )
-    suppression_store.unsuppress(ctx.tenant_id, address)
+    ctx.ports.suppressions.unsuppress(address)
 
 
 # --- unsubscribe links ---------------------------------------------------------------------------------
@@ -131,14 +131,15 @@ def unsubscribe_page(token: str) -> str:
     return _PAGE.format(title="Unsubscribe", message=message, form=form)
 
 
-def unsubscribe(token: str, clock: Clock = system_clock) -> str:
+def unsubscribe(context_for: Callable[[str], TenantContext], token: str, clock: Clock = system_clock) -> str:
     """POST (RFC 8058 one-click, or the page's button): suppress the address for the tenant, idempotently.
     An inert link answers the same way and changes nothing."""
     payload, inert = _token_payload(token)
     if inert:
         return _PAGE.format(title="Nothing changed", message=_INERT, form="")
     tenant_id, address = payload["t"], payload["e"]
-    suppression_store.suppress(tenant_id, Suppression(address, "unsubscribed", to_rfc3339(clock()), payload.get("c")))
+    unsubscribed = Suppression(address, "unsubscribed", to_rfc3339(clock()), payload.get("c"))
+    context_for(tenant_id).ports.suppressions.suppress(unsubscribed)
     logger.info("unsubscribed", extra={"tenant_id": tenant_id, "campaign_id": payload.get("c")})
     return _PAGE.format(
         title="Unsubscribed", message=f"{html.escape(address)} will get no more emails from us.", form=""
@@ -148,7 +149,9 @@ def unsubscribe(token: str, clock: Clock = system_clock) -> str:
 # --- SES feedback --------------------------------------------------------------------------------------
 
 
-def apply_ses_notification(body: dict[str, Any], clock: Clock = system_clock) -> None:
+def apply_ses_notification(
+    context_for: Callable[[str], TenantContext], body: dict[str, Any], clock: Clock = system_clock
+) -> None:
     """One SES event (through SNS): a permanent bounce or a complaint suppresses the address for the tenant
     named in the message's tags and marks the campaign recipient; anything else is only logged."""
     event = json.loads(body["Message"]) if "Message" in body else body
@@ -165,11 +168,10 @@ def apply_ses_notification(body: dict[str, Any], clock: Clock = system_clock) ->
     if not tenant_id:
         logger.warning("SES event without a tenant tag ignored", extra={"event_type": kind})
         return
+    suppressions = context_for(tenant_id).ports.suppressions
     for recipient in addresses:
         address = recipient["emailAddress"].strip().lower()
-        suppression_store.suppress(
-            tenant_id, Suppression(address, reason, to_rfc3339(clock()), tags.get("campaign_id"))
-        )
+        suppressions.suppress(Suppression(address, reason, to_rfc3339(clock()), tags.get("campaign_id")))
     if tags.get("campaign_id") and tags.get("contact_id"):
         send_store.mark_feedback(tenant_id, tags["campaign_id"], tags["contact_id"], state)
     logger.info(

@@ -12,6 +12,7 @@ and operator write.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -22,17 +23,18 @@ from chalicelib.logs import logger
 from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
 from chalicelib.services.principal import Principal
-from chalicelib.storage import trail as store
+
+AUDIT_KEPT_DAYS = 400
 
 
-def admit(principal: Principal, clock: Clock = system_clock) -> None:
+def admit(context_for: Callable[[str], TenantContext], principal: Principal, clock: Clock = system_clock) -> None:
     """Count the request against its key's rate; raise RateLimited when this second is used up."""
     if principal.tenant_id is None:
         return  # the operator and anonymous routes (health, unsubscribe pages) are not tenant traffic
     key = f"portal:{principal.contact_id}" if principal.kind == "portal" else principal.key_id or "unknown"
     limit = int((principal.settings or settings_rules.DEFAULTS)["requests_per_second"])
     now = clock()
-    if not store.take_request(principal.tenant_id, key, int(now.timestamp()), limit):
+    if not context_for(principal.tenant_id).ports.trail.take_request(key, int(now.timestamp()), limit):
         raise RateLimited(
             f"This key may make {limit} requests a second (settings.requests_per_second); try again in a second.",
             retry_after=1,
@@ -41,9 +43,14 @@ def admit(principal: Principal, clock: Clock = system_clock) -> None:
 
 
 def audit(
-    principal: Principal, action: str, path_ids: dict[str, str], result: Any, request_id: str,
+    context_for: Callable[[str], TenantContext],
+    principal: Principal,
+    action: str,
+    path_ids: dict[str, str],
+    result: Any,
+    request_id: str,
     clock: Clock = system_clock,
-) -> None:  # fmt: skip
+) -> None:
     """Record a successful write. A failure to record is logged, never turned into a failed request: the
     write it describes has already happened."""
     created = result.get("id") if isinstance(result, dict) and isinstance(result.get("id"), str) else None
@@ -62,14 +69,14 @@ def audit(
         else {"id": "operator", "name": "operator"},
     }
     try:
-        store.record(tenant_id, at, request_id, entry, int((now + timedelta(days=store.AUDIT_KEPT_DAYS)).timestamp()))
+        expires_at = int((now + timedelta(days=AUDIT_KEPT_DAYS)).timestamp())
+        context_for(tenant_id).ports.trail.record(at, request_id, entry, expires_at)
     except Exception:
         logger.exception("audit entry not recorded", extra={"action": action, "request_id": request_id})
 
 
 def audit_log(ctx: TenantContext, limit: int, cursor: str | None) -> dict[str, Any]:
-    tenant_id = ctx.tenant_id
-    return page(f"audit:{tenant_id}", cursor, lambda start: store.page(tenant_id, limit, start))
+    return page(f"audit:{ctx.tenant_id}", cursor, lambda start: ctx.ports.trail.audit_page(limit, start))
 
 
 AUDIT_ENTRY_SCHEMA: dict[str, Any] = {

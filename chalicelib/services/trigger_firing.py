@@ -33,7 +33,6 @@ from chalicelib.services.membership import segments_holding
 from chalicelib.storage import catalog
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import sends as send_store
-from chalicelib.storage import suppressions as suppression_store
 from chalicelib.storage import triggers as store
 
 # --- firing on occurrences -----------------------------------------------------------------------------
@@ -230,7 +229,7 @@ def _send_email(ctx: TenantContext, trigger: Trigger, action: dict[str, Any], co
     if not contact.email:
         return
     email = contact.email.lower()
-    if suppression_store.get_suppression(tenant_id, email) is not None:
+    if ctx.ports.suppressions.get_suppression(email) is not None:
         return
     rate = int(ctx.settings["send_rate_per_second"])
     slot = send_store.reserve_send_slots(tenant_id, 1, rate, int(time.time() * 1000), sending.MAX_AHEAD_MS)

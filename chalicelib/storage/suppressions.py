@@ -36,40 +36,45 @@ def _suppression(item: SuppressionItem) -> Suppression:
     return Suppression(item.email, item.reason, item.created_at, item.campaign_id)
 
 
-def suppress(tenant_id: str, suppression: Suppression) -> bool:
-    """Add an address (first reason wins); False if it was already suppressed."""
-    try:
-        SuppressionItem(
-            suppressions_pk(tenant_id),
-            f"E#{suppression.email}",
-            email=suppression.email,
-            reason=suppression.reason,
-            created_at=suppression.created_at,
-            campaign_id=suppression.campaign_id,
-        ).save(condition=SuppressionItem.pk.does_not_exist())
-        return True
-    except PutError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
+class SuppressionTable:
+    """The SuppressionList port on DynamoDB, bound to one tenant."""
 
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
 
-def get_suppression(tenant_id: str, email: str) -> Suppression | None:
-    try:
-        return _suppression(SuppressionItem.get(suppressions_pk(tenant_id), f"E#{email}", consistent_read=True))
-    except DoesNotExist:
-        return None
+    def suppress(self, suppression: Suppression) -> bool:
+        """Add an address (first reason wins); False if it was already suppressed."""
+        try:
+            SuppressionItem(
+                suppressions_pk(self.tenant_id),
+                f"E#{suppression.email}",
+                email=suppression.email,
+                reason=suppression.reason,
+                created_at=suppression.created_at,
+                campaign_id=suppression.campaign_id,
+            ).save(condition=SuppressionItem.pk.does_not_exist())
+            return True
+        except PutError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
 
+    def get_suppression(self, email: str) -> Suppression | None:
+        try:
+            return _suppression(
+                SuppressionItem.get(suppressions_pk(self.tenant_id), f"E#{email}", consistent_read=True)
+            )
+        except DoesNotExist:
+            return None
 
-def unsuppress(tenant_id: str, email: str) -> None:
-    SuppressionItem(suppressions_pk(tenant_id), f"E#{email}").delete()
+    def unsuppress(self, email: str) -> None:
+        SuppressionItem(suppressions_pk(self.tenant_id), f"E#{email}").delete()
 
-
-def suppressions_page(
-    tenant_id: str, limit: int, start: dict[str, Any] | None
-) -> tuple[list[Suppression], dict[str, Any] | None]:
-    result = SuppressionItem.query(
-        suppressions_pk(tenant_id), SuppressionItem.sk.startswith("E#"), limit=limit, last_evaluated_key=start
-    )
-    items = [_suppression(i) for i in result]
-    return items, result.last_evaluated_key
+    def suppressions_page(
+        self, limit: int, start: dict[str, Any] | None
+    ) -> tuple[list[Suppression], dict[str, Any] | None]:
+        result = SuppressionItem.query(
+            suppressions_pk(self.tenant_id), SuppressionItem.sk.startswith("E#"), limit=limit, last_evaluated_key=start
+        )
+        items = [_suppression(i) for i in result]
+        return items, result.last_evaluated_key

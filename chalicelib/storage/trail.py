@@ -17,7 +17,6 @@ from pynamodb.exceptions import UpdateError
 from chalicelib.storage.table import MainTableModel
 
 RATE_WINDOW_KEPT_SECONDS = 120
-AUDIT_KEPT_DAYS = 400
 
 
 class RateWindowItem(MainTableModel):
@@ -30,31 +29,37 @@ class AuditItem(MainTableModel):
     expires_at = NumberAttribute()
 
 
-def take_request(tenant_id: str, key: str, second: int, limit: int) -> bool:
-    """Count a request in ``key``'s window for ``second``; False (and nothing counted) when it is full.
-    One conditional write: no read first, so two requests at once cannot both take the last place."""
-    item = RateWindowItem(f"TENANT#{tenant_id}#RATE#{key}", str(second))
-    try:
-        item.update(
-            actions=[RateWindowItem.n.add(1), RateWindowItem.expires_at.set(second + RATE_WINDOW_KEPT_SECONDS)],
-            condition=RateWindowItem.n.does_not_exist() | (RateWindowItem.n < limit),
+class AuditTrailTable:
+    """The AuditTrail port on DynamoDB, bound to one tenant: request rate windows and the audit log."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+
+    def take_request(self, key: str, second: int, limit: int) -> bool:
+        """Count a request in ``key``'s window for ``second``; False (and nothing counted) when it is full.
+        One conditional write: no read first, so two requests at once cannot both take the last place."""
+        item = RateWindowItem(f"TENANT#{self.tenant_id}#RATE#{key}", str(second))
+        try:
+            item.update(
+                actions=[RateWindowItem.n.add(1), RateWindowItem.expires_at.set(second + RATE_WINDOW_KEPT_SECONDS)],
+                condition=RateWindowItem.n.does_not_exist() | (RateWindowItem.n < limit),
+            )
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def record(self, at: str, request_id: str, entry: dict[str, Any], expires_at: int) -> None:
+        AuditItem(
+            f"TENANT#{self.tenant_id}#AUDIT", f"{at}#{request_id}", entry=json.dumps(entry), expires_at=expires_at
+        ).save()
+
+    def audit_page(
+        self, limit: int, start: dict[str, Any] | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Newest first."""
+        result = AuditItem.query(
+            f"TENANT#{self.tenant_id}#AUDIT", scan_index_forward=False, limit=limit, last_evaluated_key=start
         )
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
-
-
-def record(tenant_id: str, at: str, request_id: str, entry: dict[str, Any], expires_at: int) -> None:
-    AuditItem(f"TENANT#{tenant_id}#AUDIT", f"{at}#{request_id}", entry=json.dumps(entry), expires_at=expires_at).save()
-
-
-def page(
-    tenant_id: str, limit: int, start: dict[str, Any] | None
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Newest first."""
-    result = AuditItem.query(
-        f"TENANT#{tenant_id}#AUDIT", scan_index_forward=False, limit=limit, last_evaluated_key=start
-    )
-    return [json.loads(item.entry) for item in result], result.last_evaluated_key
+        return [json.loads(item.entry) for item in result], result.last_evaluated_key

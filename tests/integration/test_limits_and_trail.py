@@ -8,6 +8,7 @@ import json
 import time
 from datetime import UTC, datetime
 
+from chalicelib.composition import tenant_context
 from chalicelib.domain.errors import RateLimited
 from chalicelib.resources import JOBS_QUEUE
 from chalicelib.services import trail
@@ -41,7 +42,7 @@ def test_the_rate_is_one_conditional_write_so_a_burst_never_passes_the_limit():
     admitted = 0
     for _ in range(20):
         try:
-            trail.admit(principal, clock=lambda: frozen)
+            trail.admit(tenant_context, principal, clock=lambda: frozen)
             admitted += 1
         except RateLimited:
             pass

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.domain.campaigns import Suppression
 from chalicelib.domain.catalog import Group, Tag
 from chalicelib.domain.contacts import SHARDS, Contact, contact_id_for
 from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
@@ -31,7 +32,9 @@ from chalicelib.storage.jobs import JobTable
 from chalicelib.storage.membership import MembershipTable
 from chalicelib.storage.queues import SqsQueues
 from chalicelib.storage.segments import SegmentTable
+from chalicelib.storage.suppressions import SuppressionTable
 from chalicelib.storage.tenants import TenantAccountTable, TenantDirectoryTable
+from chalicelib.storage.trail import AuditTrailTable
 from tests.support.fakes import (
     InMemoryCatalog,
     InMemoryContacts,
@@ -40,6 +43,8 @@ from tests.support.fakes import (
     InMemoryJobs,
     InMemoryMembership,
     InMemorySegments,
+    InMemorySuppressions,
+    InMemoryTrail,
     RecordingQueues,
 )
 from tests.support.queues import take_messages
@@ -525,3 +530,57 @@ def test_a_tenant_account_holds_its_keys_only(directory):
     assert account_of(other.id).get_api_key("key_viewer") is None
     assert mine.delete_api_key("key_viewer", "hash-viewer") and not mine.delete_api_key("key_viewer", "hash-viewer")
     assert tenants.find_key_by_hash("hash-viewer") is None and mine.get_api_key("key_viewer") is None
+
+
+# --- SuppressionList -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=ADAPTERS)
+def suppression_lists(request):
+    make = SuppressionTable if request.param == "dynamodb" else InMemorySuppressions
+    return make(new_tenant()), make(new_tenant())
+
+
+def test_an_address_is_suppressed_once_with_its_first_reason(suppression_lists):
+    mine, theirs = suppression_lists
+    bounced = Suppression("ada@example.com", "bounce", AT, "cmp_1")
+    assert mine.suppress(bounced) and not mine.suppress(Suppression("ada@example.com", "manual", AT))
+    assert mine.get_suppression("ada@example.com") == bounced and theirs.get_suppression("ada@example.com") is None
+    for address in ("cy@example.com", "bo@example.com"):
+        mine.suppress(Suppression(address, "manual", AT))
+    listed, position = mine.suppressions_page(2, None)
+    while position is not None:
+        more, position = mine.suppressions_page(2, position)
+        listed += more
+    assert [s.email for s in listed] == ["ada@example.com", "bo@example.com", "cy@example.com"]
+    mine.unsuppress("ada@example.com")
+    mine.unsuppress("ada@example.com")  # idempotent
+    assert mine.get_suppression("ada@example.com") is None
+
+
+# --- AuditTrail ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=ADAPTERS)
+def trails(request):
+    make = AuditTrailTable if request.param == "dynamodb" else InMemoryTrail
+    return make(new_tenant()), make(new_tenant())
+
+
+def test_a_key_window_holds_its_limit_per_second_and_tenant(trails):
+    mine, theirs = trails
+    assert [mine.take_request("key_a", 100, 3) for _ in range(4)] == [True, True, True, False]
+    assert mine.take_request("key_b", 100, 3) and mine.take_request("key_a", 101, 3)
+    assert theirs.take_request("key_a", 100, 3)
+
+
+def test_audit_entries_come_back_newest_first(trails):
+    mine, theirs = trails
+    for n in range(3):
+        mine.record(f"2026-11-30T10:00:0{n}.000Z", f"req-{n}", {"action": f"POST /tags {n}"}, 2_000_000_000)
+    listed, position = mine.audit_page(2, None)
+    while position is not None:
+        more, position = mine.audit_page(2, position)
+        listed += more
+    assert [e["action"] for e in listed] == ["POST /tags 2", "POST /tags 1", "POST /tags 0"]
+    assert theirs.audit_page(10, None) == ([], None)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from chalicelib.domain import settings as settings_rules
-from chalicelib.domain.campaigns import Ordinals
+from chalicelib.domain.campaigns import Ordinals, Suppression
 from chalicelib.domain.contacts import SHARDS, Contact, shard_of
 from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.jobs import Job
@@ -349,6 +349,56 @@ class InMemoryAccount:
         return found is not None
 
 
+class InMemorySuppressions:
+    """SuppressionList in memory."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self._suppressed: dict[str, Suppression] = {}
+
+    def suppress(self, suppression: Suppression) -> bool:
+        if suppression.email in self._suppressed:
+            return False
+        self._suppressed[suppression.email] = suppression
+        return True
+
+    def get_suppression(self, email: str) -> Suppression | None:
+        return self._suppressed.get(email)
+
+    def unsuppress(self, email: str) -> None:
+        self._suppressed.pop(email, None)
+
+    def suppressions_page(self, limit: int, start: Position) -> tuple[list[Suppression], Position]:
+        ordered = [s for _, s in sorted(self._suppressed.items())]
+        return _page(ordered, lambda s: s.email, limit, start)
+
+
+class InMemoryTrail:
+    """AuditTrail in memory."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self._windows: dict[tuple[str, int], int] = {}
+        self._entries: list[tuple[str, dict[str, Any]]] = []
+
+    def take_request(self, key: str, second: int, limit: int) -> bool:
+        taken = self._windows.get((key, second), 0)
+        if taken >= limit:
+            return False
+        self._windows[(key, second)] = taken + 1
+        return True
+
+    def record(self, at: str, request_id: str, entry: dict[str, Any], expires_at: int) -> None:
+        self._entries.append((f"{at}#{request_id}", entry))
+
+    def audit_page(self, limit: int, start: Position) -> tuple[list[dict[str, Any]], Position]:
+        newest_first = sorted(self._entries, key=lambda e: e[0], reverse=True)
+        after = (start or {}).get("after")
+        rest = [e for e in newest_first if after is None or e[0] < after]
+        chosen = rest[:limit]
+        return [entry for _, entry in chosen], ({"after": chosen[-1][0]} if len(rest) > limit else None)
+
+
 class InMemoryJobs:
     """JobRepository in memory."""
 
@@ -461,6 +511,8 @@ def fake_ports(
         membership=InMemoryMembership(segments),
         engagements=InMemoryEngagements(tenant_id),
         account=(directory or InMemoryDirectory()).account(tenant_id),
+        suppressions=InMemorySuppressions(tenant_id),
+        trail=InMemoryTrail(tenant_id),
         contacts=InMemoryContacts(tenant_id),
         jobs=InMemoryJobs(tenant_id),
         catalog=catalog or InMemoryCatalog(),

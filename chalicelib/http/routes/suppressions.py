@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chalice import Response
 
+from chalicelib.composition import tenant_context
 from chalicelib.http.api import PAGE_QUERY, Access, ApiBlueprint, Call
 from chalicelib.http.routes.segments import FEATURE as SEGMENTS_FEATURE
 from chalicelib.http.schemas import page_of
@@ -52,4 +53,6 @@ def unsubscribe_page(call: Call, token: str) -> Response:
     access=Access.PUBLIC, content_types=FORMS, response_content_type="text/html", tag="campaigns",
 )  # fmt: skip
 def unsubscribe(call: Call, token: str) -> Response:
-    return Response(body=suppressions.unsubscribe(token), status_code=200, headers={"Content-Type": HTML})
+    return Response(
+        body=suppressions.unsubscribe(tenant_context, token), status_code=200, headers={"Content-Type": HTML}
+    )
