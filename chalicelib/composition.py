@@ -25,6 +25,7 @@ from chalicelib.services.context import TenantContext
 from chalicelib.services.principal import Principal
 from chalicelib.services.tenants import cached_settings
 from chalicelib.storage import segments as segment_storage
+from chalicelib.storage import triggers as trigger_storage
 from chalicelib.storage.catalog import CatalogTable
 from chalicelib.storage.contacts import ContactTable
 from chalicelib.storage.engagements import EngagementTable
@@ -35,6 +36,7 @@ from chalicelib.storage.segments import SegmentTable
 from chalicelib.storage.suppressions import SuppressionTable
 from chalicelib.storage.tenants import TenantAccountTable, TenantDirectoryTable
 from chalicelib.storage.trail import AuditTrailTable
+from chalicelib.storage.triggers import TriggerTable
 
 _QUEUES = SqsQueues()
 _DIRECTORY = TenantDirectoryTable()
@@ -55,6 +57,7 @@ def tenant_ports(tenant_id: str) -> TenantPorts:
         account=TenantAccountTable(tenant_id),
         suppressions=SuppressionTable(tenant_id),
         trail=AuditTrailTable(tenant_id),
+        triggers=TriggerTable(tenant_id),
         jobs=JobTable(tenant_id),
         catalog=CatalogTable(tenant_id),
         queues=_QUEUES,
@@ -79,6 +82,11 @@ class TenantContexts:
         if tenant_id not in self._made:
             self._made[tenant_id] = tenant_context(tenant_id)
         return self._made[tenant_id]
+
+
+def due_triggers(before: str) -> list[tuple[str, str]]:
+    """(tenant, trigger) of the schedule triggers due at ``before`` (one sparse index across tenants)."""
+    return trigger_storage.due_scheduled(before)
 
 
 def time_dependent_segments() -> dict[str, set[str]]:

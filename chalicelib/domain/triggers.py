@@ -181,6 +181,11 @@ def may_fire(depth: int) -> bool:
     return depth < MAX_CHAIN_DEPTH
 
 
+RUN_COUNTERS = ("contacts", "applied", "skipped", "stopped", "failed")
+"""contacts the run considered; firings applied; skipped (conditions not met, or already fired);
+stopped by the chain bound; failed (an action could not be applied)."""
+
+
 # --- the entities (storage/triggers.py maps them to items) --------------------
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from chalice import Blueprint, Rate
 from chalice.app import SQSEvent
 
-from chalicelib.composition import tenant_context
+from chalicelib.composition import due_triggers, tenant_context
 from chalicelib.handlers.batch import process_records
 from chalicelib.logs import logger
 from chalicelib.resources import MEMBERSHIP_EVENTS_QUEUE, TRIGGER_RUNS_DEAD_LETTER_QUEUE, TRIGGER_RUNS_QUEUE
@@ -41,7 +41,7 @@ def fail_dead_trigger_batches(event: SQSEvent) -> dict:
 
     def handle(message: dict, record) -> None:
         logger.thread_safe_append_keys(tenant_id=message["tenant_id"], trigger_id=message["trigger_id"])
-        trigger_runs.fail_batch(message)
+        trigger_runs.fail_batch(tenant_context(message["tenant_id"]), message)
 
     return process_records(event, TRIGGER_RUNS_DEAD_LETTER_QUEUE, handle)
 
@@ -49,6 +49,6 @@ def fail_dead_trigger_batches(event: SQSEvent) -> dict:
 @blueprint.schedule(Rate(1, unit=Rate.MINUTES))
 def start_due_triggers(event) -> None:
     """Schedule triggers (``rate(…)`` / ``cron(…)``) start a run when their time comes."""
-    started = trigger_runs.start_due(tenant_context)
+    started = trigger_runs.start_due(due_triggers, tenant_context)
     if started:
         logger.info("scheduled triggers started", extra={"triggers_started": started})

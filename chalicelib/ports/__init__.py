@@ -20,6 +20,7 @@ from chalicelib.ports.segments import SegmentRepository
 from chalicelib.ports.suppressions import SuppressionList
 from chalicelib.ports.tenants import TenantAccount
 from chalicelib.ports.trail import AuditTrail
+from chalicelib.ports.triggers import TriggerRepository
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class TenantPorts:
     account: TenantAccount
     suppressions: SuppressionList
     trail: AuditTrail
+    triggers: TriggerRepository
     jobs: JobRepository
     catalog: CatalogReader
     queues: MessageQueues

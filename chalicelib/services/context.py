@@ -74,7 +74,7 @@ class TenantContext:
         """What criteria may name: usable tags and groups, attributes with their types, and segments
         (``segment_id``: the segment being edited, which may not include itself)."""
         return Vocabulary(
-            tags=frozenset(self._usable_tags),
+            tags=frozenset(self.usable_tags),
             groups=frozenset(self._usable_groups),
             attributes=self.attribute_types,
             segments={s.id: s.references for s in self.segments},
@@ -84,7 +84,8 @@ class TenantContext:
         )
 
     @cached_property
-    def _usable_tags(self) -> set[str]:
+    def usable_tags(self) -> set[str]:
+        """Tags that exist and are not being deleted."""
         return self.ports.catalog.usable_tag_names()
 
     @cached_property

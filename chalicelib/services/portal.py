@@ -23,7 +23,6 @@ from chalicelib.services.contacts import resolve
 from chalicelib.services.context import TenantContext
 from chalicelib.services.engagements import targeting
 from chalicelib.storage import contacts as contact_store
-from chalicelib.storage import triggers as trigger_store
 
 DEFAULT_LIFETIME = timedelta(days=7)
 MAX_LIFETIME = timedelta(days=30)
@@ -96,10 +95,10 @@ def _whose(ctx: TenantContext) -> tuple[str, Contact]:
 
 def announcements(ctx: TenantContext, clock: Clock = system_clock) -> dict[str, Any]:
     """Those of the contact's segments, and those a trigger's ``announce`` action gave the contact."""
-    tenant_id, contact = _whose(ctx)
+    _, contact = _whose(ctx)
     every = ctx.ports.engagements.all_of(rules.ANNOUNCEMENT)
     found = targeting(ctx, contact, every, clock)
-    given = trigger_store.personal_announcements(tenant_id, contact.id, contact.ordinal)
+    given = ctx.ports.triggers.personal_announcements(contact.id, contact.ordinal)
     now = clock()
     found += [
         a

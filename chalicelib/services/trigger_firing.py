@@ -30,10 +30,8 @@ from chalicelib.services import engagements, mail, sending
 from chalicelib.services.contacts import contact_view, rewrite_contact
 from chalicelib.services.context import TenantContext
 from chalicelib.services.membership import segments_holding
-from chalicelib.storage import catalog
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import sends as send_store
-from chalicelib.storage import triggers as store
 
 # --- firing on occurrences -----------------------------------------------------------------------------
 
@@ -74,7 +72,7 @@ def on_membership_event(ctx: TenantContext, event: dict[str, Any], clock: Clock 
 
 def _fire_all(ctx: TenantContext, occurrences: list[rules.Occurrence], clock: Clock) -> int:
     kinds = {o.type for o in occurrences}
-    triggers = [t for t in store.all_triggers(ctx.tenant_id) if t.enabled and t.event["type"] in kinds]
+    triggers = [t for t in ctx.ports.triggers.all_triggers() if t.enabled and t.event["type"] in kinds]
     fired = 0
     for trigger in triggers:
         context = TriggerContext(ctx, trigger)
@@ -87,7 +85,7 @@ def _fire_all(ctx: TenantContext, occurrences: list[rules.Occurrence], clock: Cl
 def _fire(context: TriggerContext, occurrence: rules.Occurrence, cause: str, clock: Clock) -> int:
     tenant_id, trigger = context.tenant_id, context.trigger
     key = rules.firing_key(trigger.id, occurrence.contact_id, cause)
-    if store.has_fired(tenant_id, occurrence.contact_id, key):
+    if context.tenant.ports.triggers.has_fired(occurrence.contact_id, key):
         return 0  # a redelivery
     now = clock()
     run = _events_run(trigger.id, now)
@@ -104,7 +102,8 @@ def _fire(context: TriggerContext, occurrence: rules.Occurrence, cause: str, clo
         filter_by_segments = trigger.event["type"] not in (rules.SEGMENT_ENTERED, rules.SEGMENT_EXITED)
         outcome = apply_trigger(context, contact, events, key, occurrence.depth, now, filter_by_segments)
     counts = {"contacts": 1, outcome: 1}
-    return int(store.record_firing(tenant_id, trigger.id, occurrence.contact_id, key, run, counts, to_rfc3339(now)))
+    triggers = context.tenant.ports.triggers
+    return int(triggers.record_firing(trigger.id, occurrence.contact_id, key, run, counts, to_rfc3339(now)))
 
 
 class TriggerContext:
@@ -133,10 +132,6 @@ class TriggerContext:
             return True
         compiled = self._conditions
         return compiled is not None and bool(compiled.evaluate(Population([contact], {contact.id: events}), now)[0])
-
-    @cached_property
-    def usable_tags(self) -> set[str]:
-        return catalog.usable_tag_names(self.tenant_id)
 
 
 def apply_trigger(
@@ -181,7 +176,7 @@ def _act(
     now: datetime,
     rewards: list[tuple[int, Reward]] | None,
 ) -> None:
-    tenant_id, trigger, kind = context.tenant_id, context.trigger, action["type"]
+    trigger, kind = context.trigger, action["type"]
     if kind in (rules.ADD_TAG, rules.REMOVE_TAG):
         _change_tag(context, contact, action["tag"], kind == rules.ADD_TAG, depth)
     elif kind == rules.REWARD:
@@ -192,13 +187,13 @@ def _act(
         else:
             rewards.append((contact.ordinal, line))
     elif kind == rules.ANNOUNCE:
-        store.give_announcement(tenant_id, contact.id, action["announcement_id"], to_rfc3339(now))
+        context.tenant.ports.triggers.give_announcement(contact.id, action["announcement_id"], to_rfc3339(now))
     else:
         _send_email(context.tenant, trigger, action, contact, key)
 
 
 def _change_tag(context: TriggerContext, contact: Contact, tag: str, add: bool, depth: int) -> None:
-    if tag not in context.usable_tags:
+    if tag not in context.tenant.usable_tags:
         raise ValueError(f"tag {tag} no longer exists")
     tenant_id = context.tenant_id
 
@@ -235,16 +230,16 @@ def _send_email(ctx: TenantContext, trigger: Trigger, action: dict[str, Any], co
     slot = send_store.reserve_send_slots(tenant_id, 1, rate, int(time.time() * 1000), sending.MAX_AHEAD_MS)
     if slot is None:
         raise SendLater("the tenant's send rate is taken for the next seconds")
-    if not store.claim_mail(tenant_id, contact.id, key):
+    if not ctx.ports.triggers.claim_mail(contact.id, key):
         return  # claimed by an earlier delivery: sent, or its outcome unknown; either way not again
     time.sleep(max(0.0, slot / 1000 - time.time()))
     templates = Templates(action["subject"], action.get("html"), action.get("text"))
     tags = {"trigger_id": trigger.id, "contact_id": contact.id}
     delivery = mail.deliver(ctx, action["from"], email, templates, contact_view(contact), tags)
     if delivery.account_wide:
-        store.release_mail(tenant_id, contact.id, key)
+        ctx.ports.triggers.release_mail(contact.id, key)
         raise SendLater(delivery.reason or delivery.status)
     state = {mail.SENT: "sent", campaign_rules.UNCERTAIN: "unknown"}.get(delivery.status, "failed")
-    store.settle_mail(tenant_id, contact.id, key, state, delivery.message_id, delivery.reason)
+    ctx.ports.triggers.settle_mail(contact.id, key, state, delivery.message_id, delivery.reason)
     if state == "failed":
         raise RuntimeError(f"the email was not sent: {delivery.reason}")

@@ -22,8 +22,6 @@ from chalicelib.resources import TRIGGER_RUNS_QUEUE
 from chalicelib.services.context import TenantContext
 from chalicelib.services.trigger_firing import TriggerContext, apply_trigger
 from chalicelib.services.triggers import require_trigger, run_view
-from chalicelib.storage import queues
-from chalicelib.storage import triggers as store
 
 RUN_BATCH_SIZE = 100
 
@@ -46,7 +44,7 @@ def _start_run(ctx: TenantContext, trigger: Trigger, kind: str, clock: Clock, ru
     queue that run's batches again instead: a batch done before is skipped, so nothing runs twice."""
     tenant_id = ctx.tenant_id
     run_id = run_id or new_id("run")
-    existing = store.get_run(tenant_id, trigger.id, run_id)
+    existing = ctx.ports.triggers.get_run(trigger.id, run_id)
     if existing is None:
         ordinals = _members(ctx, trigger.event.get("segments") or [])
         batches = [
@@ -55,12 +53,12 @@ def _start_run(ctx: TenantContext, trigger: Trigger, kind: str, clock: Clock, ru
         ]
         now = to_rfc3339(clock())
         run = Run(run_id, kind, now, None if batches else now, len(batches), 0)
-        if not store.start_run(tenant_id, trigger.id, run, batches):
+        if not ctx.ports.triggers.start_run(trigger.id, run, batches):
             return _start_run(ctx, trigger, kind, clock, run_id)  # another worker wrote it first
     else:
         run = existing
     total = run.batches_total or 0
-    queues.send_messages(
+    ctx.ports.queues.send(
         TRIGGER_RUNS_QUEUE,
         [TriggerRunBatch(tenant_id=tenant_id, trigger_id=trigger.id, run_id=run.id, batch=n) for n in range(total)],
     )
@@ -72,7 +70,7 @@ def _start_run(ctx: TenantContext, trigger: Trigger, kind: str, clock: Clock, ru
 
 
 def run_now(ctx: TenantContext, trigger_id: str, clock: Clock = system_clock) -> dict[str, Any]:
-    trigger = require_trigger(ctx.tenant_id, trigger_id)
+    trigger = require_trigger(ctx, trigger_id)
     if trigger.event["type"] != rules.SCHEDULE:
         raise Conflict(
             f"Trigger {trigger_id} fires on {trigger.event['type']}; only schedule triggers run on demand.",
@@ -83,32 +81,38 @@ def run_now(ctx: TenantContext, trigger_id: str, clock: Clock = system_clock) ->
     return run_view(_start_run(ctx, trigger, "manual", clock))
 
 
-def start_due(context_for: Callable[[str], TenantContext], clock: Clock = system_clock) -> int:
+def start_due(
+    due: Callable[[str], list[tuple[str, str]]],
+    context_for: Callable[[str], TenantContext],
+    clock: Clock = system_clock,
+) -> int:
     """Start a run of every schedule trigger whose time has come (the minute schedule); each time once.
-    ``context_for`` makes the context of each tenant concerned."""
+    ``due`` lists the (tenant, trigger) pairs due at a time; ``context_for`` makes each tenant's context."""
     started = 0
     now = clock()
-    for tenant_id, trigger_id in store.due_scheduled(to_rfc3339(now)):
-        trigger = store.get(tenant_id, trigger_id)
+    for tenant_id, trigger_id in due(to_rfc3339(now)):
+        ctx = context_for(tenant_id)
+        trigger = ctx.ports.triggers.get(trigger_id)
         if trigger is None or not trigger.enabled or trigger.next_run_at is None:
             continue
         # the run of this scheduled time has an id of its own, so a worker that stopped before moving the
         # schedule on leaves a run the next minute finds (and queues again) rather than starts twice
         due_at = trigger.next_run_at
         due_ms = int(parse_rfc3339(due_at).timestamp() * 1000)
-        _start_run(context_for(tenant_id), trigger, "schedule", clock, stable_id("run", at_ms=due_ms, seed=trigger.id))
+        _start_run(ctx, trigger, "schedule", clock, stable_id("run", at_ms=due_ms, seed=trigger.id))
         upcoming = parse_schedule(trigger.event["expression"]).next_after(max(now, parse_rfc3339(due_at)))
-        started += store.advance_schedule(tenant_id, trigger, to_rfc3339(upcoming))
+        started += ctx.ports.triggers.advance_schedule(trigger, to_rfc3339(upcoming))
     return started
 
 
 def run_batch(ctx: TenantContext, message: dict[str, Any], clock: Clock = system_clock) -> dict[str, int]:
     """Apply a run's trigger to one batch of its contacts; counted once, however often delivered."""
-    tenant_id, trigger_id, run_id, number = (message[k] for k in ("tenant_id", "trigger_id", "run_id", "batch"))
-    contact_ids, done = store.batch_contacts(tenant_id, trigger_id, run_id, number)
-    trigger = store.get(tenant_id, trigger_id)
+    trigger_id, run_id, number = (message[k] for k in ("trigger_id", "run_id", "batch"))
+    triggers = ctx.ports.triggers
+    contact_ids, done = triggers.batch_contacts(trigger_id, run_id, number)
+    trigger = triggers.get(trigger_id)
     if done:  # a redelivery: perhaps the earlier delivery stopped before stamping the run finished
-        store.finish_run_if_complete(tenant_id, trigger_id, run_id, to_rfc3339(clock()))
+        triggers.finish_run_if_complete(trigger_id, run_id, to_rfc3339(clock()))
         return {}
     counts = {"contacts": len(contact_ids)}
     if trigger is None:  # deleted while running
@@ -128,15 +132,16 @@ def run_batch(ctx: TenantContext, message: dict[str, Any], clock: Clock = system
                 outcome = apply_trigger(context, contact, events, key, 0, now, False, rewards)
             counts[outcome] = counts.get(outcome, 0) + 1
         ctx.ports.engagements.put_rewards(rewards)
-    store.finish_batch(tenant_id, trigger_id, run_id, number, counts, to_rfc3339(clock()))
-    store.finish_run_if_complete(tenant_id, trigger_id, run_id, to_rfc3339(clock()))
+    triggers.finish_batch(trigger_id, run_id, number, counts, to_rfc3339(clock()))
+    triggers.finish_run_if_complete(trigger_id, run_id, to_rfc3339(clock()))
     return counts
 
 
-def fail_batch(message: dict[str, Any], clock: Clock = system_clock) -> None:
+def fail_batch(ctx: TenantContext, message: dict[str, Any], clock: Clock = system_clock) -> None:
     """A batch that failed every delivery (the DLQ): count its contacts as failures so the run finishes."""
-    tenant_id, trigger_id, run_id, number = (message[k] for k in ("tenant_id", "trigger_id", "run_id", "batch"))
-    contact_ids, _ = store.batch_contacts(tenant_id, trigger_id, run_id, number)
+    trigger_id, run_id, number = (message[k] for k in ("trigger_id", "run_id", "batch"))
+    triggers = ctx.ports.triggers
+    contact_ids, _ = triggers.batch_contacts(trigger_id, run_id, number)
     counts = {"contacts": len(contact_ids), "failed": len(contact_ids)}
-    store.finish_batch(tenant_id, trigger_id, run_id, number, counts, to_rfc3339(clock()))
-    store.finish_run_if_complete(tenant_id, trigger_id, run_id, to_rfc3339(clock()))
+    triggers.finish_batch(trigger_id, run_id, number, counts, to_rfc3339(clock()))
+    triggers.finish_run_if_complete(trigger_id, run_id, to_rfc3339(clock()))

@@ -34,8 +34,6 @@ from chalicelib.services.campaigns import check_sender, template_attributes
 from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
 from chalicelib.services.segments import check_targets, criteria_vocabulary
-from chalicelib.storage import catalog
-from chalicelib.storage import triggers as store
 
 _FIELDS: dict[str, Any] = {
     "name": {"type": "string", "minLength": 1, "maxLength": 200},
@@ -103,7 +101,7 @@ def trigger_view(trigger: Trigger) -> dict[str, Any]:
 
 
 def run_view(run: Run) -> dict[str, Any]:
-    counters = {name: run.counters.get(name, 0) for name in store.RUN_COUNTERS}
+    counters = {name: run.counters.get(name, 0) for name in rules.RUN_COUNTERS}
     return {
         "id": run.id,
         "kind": run.kind,
@@ -130,8 +128,8 @@ def _day_over(run: Run) -> bool:
     return run.kind == "events" and run.started_at[:10] < to_rfc3339(system_clock())[:10]
 
 
-def require_trigger(tenant_id: str, trigger_id: str) -> Trigger:
-    trigger = store.get(tenant_id, trigger_id)
+def require_trigger(ctx: TenantContext, trigger_id: str) -> Trigger:
+    trigger = ctx.ports.triggers.get(trigger_id)
     if trigger is None:
         raise NotFound(f"Trigger {trigger_id} does not exist.", {"field": "id"})
     return trigger
@@ -188,7 +186,7 @@ def _checked(ctx: TenantContext, fields: dict[str, Any], clock: Clock) -> dict[s
     event["segments"] = check_targets(
         ctx, "event.segments", event.get("segments") or [], owner="trigger", minimum=minimum
     )
-    tags = catalog.usable_tag_names(ctx.tenant_id)
+    tags = ctx.usable_tags
     if event["type"] == rules.TAG_ADDED and event["tag"] not in tags:
         raise ValidationFailed("event.tag", f"Tag {event['tag']} does not exist.")
     conditions = fields.get("conditions")
@@ -211,39 +209,39 @@ def create_trigger(ctx: TenantContext, body: Any, clock: Clock = system_clock) -
     validate(body, CREATE_SCHEMA)
     now = to_rfc3339(clock())
     trigger = Trigger(id=new_id("trigger"), version=1, created_at=now, updated_at=now, **_checked(ctx, body, clock))
-    store.create(ctx.tenant_id, trigger)
+    ctx.ports.triggers.create(trigger)
     return trigger_view(trigger)
 
 
 def get_trigger(ctx: TenantContext, trigger_id: str) -> dict[str, Any]:
-    return trigger_view(require_trigger(ctx.tenant_id, trigger_id))
+    return trigger_view(require_trigger(ctx, trigger_id))
 
 
 def list_triggers(ctx: TenantContext, limit_: int, cursor: str | None) -> dict[str, Any]:
     tenant_id = ctx.tenant_id
-    return page(f"triggers:{tenant_id}", cursor, lambda start: store.page(tenant_id, limit_, start), trigger_view)
+    return page(f"triggers:{tenant_id}", cursor, lambda start: ctx.ports.triggers.page(limit_, start), trigger_view)
 
 
 def update_trigger(ctx: TenantContext, trigger_id: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, PATCH_SCHEMA)
-    before = require_trigger(ctx.tenant_id, trigger_id)
+    before = require_trigger(ctx, trigger_id)
     current = {k: v for k, v in trigger_view(before).items() if k in _FIELDS}
     fields = _checked(ctx, {**current, **body}, clock)
     if before.status_reason and "enabled" not in body:
         fields["enabled"] = True  # it was disabled for want of a segment and has one again
     after = replace(before, **fields, status_reason=None, version=before.version + 1, updated_at=to_rfc3339(clock()))
     try:
-        store.save(ctx.tenant_id, before, after)
+        ctx.ports.triggers.save(before, after)
     except StaleTrigger:
         raise changed_meanwhile(f"Trigger {trigger_id}") from None
     return trigger_view(after)
 
 
 def delete_trigger(ctx: TenantContext, trigger_id: str, confirm: bool = False) -> None:
-    trigger = require_trigger(ctx.tenant_id, trigger_id)
+    trigger = require_trigger(ctx, trigger_id)
     dependents.review("trigger", ctx, trigger.id, f"trigger {trigger.name!r}", confirm)
     try:
-        store.delete(ctx.tenant_id, trigger)
+        ctx.ports.triggers.delete(trigger)
     except StaleTrigger:
         raise changed_meanwhile(f"Trigger {trigger_id}") from None
     dependents.release("trigger", ctx, trigger.id, f"trigger {trigger.name!r} was deleted")
@@ -251,11 +249,11 @@ def delete_trigger(ctx: TenantContext, trigger_id: str, confirm: bool = False) -
 
 def runs(ctx: TenantContext, trigger_id: str, limit_: int, cursor: str | None) -> dict[str, Any]:
     tenant_id = ctx.tenant_id
-    trigger = require_trigger(tenant_id, trigger_id)
+    trigger = require_trigger(ctx, trigger_id)
     return page(
         f"trigger-runs:{tenant_id}:{trigger.id}",
         cursor,
-        lambda start: store.runs_page(tenant_id, trigger.id, limit_, start),
+        lambda start: ctx.ports.triggers.runs_page(trigger.id, limit_, start),
         run_view,
     )
 
@@ -278,24 +276,24 @@ def _released(trigger: Trigger, unusable: bool, why: str, **fields: Any) -> Trig
     )
 
 
-def _save_each(tenant_id: str, find: Callable[[], list[Trigger]], change: Callable[[Trigger], Trigger]) -> None:
+def _save_each(ctx: TenantContext, find: Callable[[], list[Trigger]], change: Callable[[Trigger], Trigger]) -> None:
     """Save ``change(trigger)`` for every trigger ``find`` returns; when one changed meanwhile, look again from
     the start."""
     while True:
         try:
             for trigger in find():
-                store.save(tenant_id, trigger, change(trigger))
+                ctx.ports.triggers.save(trigger, change(trigger))
             return
         except StaleTrigger:
             continue
 
 
-def _using_segment(tenant_id: str, segment_id: str) -> list[Trigger]:
-    return [t for t in store.all_triggers(tenant_id) if segment_id in (t.event.get("segments") or [])]
+def _using_segment(ctx: TenantContext, segment_id: str) -> list[Trigger]:
+    return [t for t in ctx.ports.triggers.all_triggers() if segment_id in (t.event.get("segments") or [])]
 
 
 def _segment_dependents(ctx: TenantContext, segment_id: str) -> list[dict[str, Any]]:
-    return _summaries(_using_segment(ctx.tenant_id, segment_id))
+    return _summaries(_using_segment(ctx, segment_id))
 
 
 def _release_segment(ctx: TenantContext, segment_id: str, reason: str) -> None:
@@ -307,18 +305,18 @@ def _release_segment(ctx: TenantContext, segment_id: str, reason: str) -> None:
         why = f"{reason}; choose a segment to enable it again"
         return _released(trigger, unusable, why, event={**trigger.event, "segments": left})
 
-    _save_each(ctx.tenant_id, lambda: _using_segment(ctx.tenant_id, segment_id), change)
+    _save_each(ctx, lambda: _using_segment(ctx, segment_id), change)
 
 
-def _using_tag(tenant_id: str, tag: str) -> list[Trigger]:
+def _using_tag(ctx: TenantContext, tag: str) -> list[Trigger]:
     return [
-        t for t in store.all_triggers(tenant_id)
+        t for t in ctx.ports.triggers.all_triggers()
         if t.event.get("tag") == tag or any(a.get("tag") == tag for a in t.actions)
     ]  # fmt: skip
 
 
 def _tag_dependents(ctx: TenantContext, tag: str) -> list[dict[str, Any]]:
-    return _summaries(_using_tag(ctx.tenant_id, tag))
+    return _summaries(_using_tag(ctx, tag))
 
 
 def _release_tag(ctx: TenantContext, tag: str, reason: str) -> None:
@@ -330,18 +328,18 @@ def _release_tag(ctx: TenantContext, tag: str, reason: str) -> None:
         why = f"{reason}; edit the trigger to enable it again"
         return _released(trigger, unusable, why, actions=actions or trigger.actions)
 
-    _save_each(ctx.tenant_id, lambda: _using_tag(ctx.tenant_id, tag), change)
+    _save_each(ctx, lambda: _using_tag(ctx, tag), change)
 
 
-def _announcing(tenant_id: str, announcement_id: str) -> list[Trigger]:
+def _announcing(ctx: TenantContext, announcement_id: str) -> list[Trigger]:
     return [
-        t for t in store.all_triggers(tenant_id)
+        t for t in ctx.ports.triggers.all_triggers()
         if any(a.get("announcement_id") == announcement_id for a in t.actions)
     ]  # fmt: skip
 
 
 def _announcement_dependents(ctx: TenantContext, announcement_id: str) -> list[dict[str, Any]]:
-    return _summaries(_announcing(ctx.tenant_id, announcement_id))
+    return _summaries(_announcing(ctx, announcement_id))
 
 
 def _release_announcement(ctx: TenantContext, announcement_id: str, reason: str) -> None:
@@ -352,7 +350,7 @@ def _release_announcement(ctx: TenantContext, announcement_id: str, reason: str)
         why = f"{reason}; edit the trigger to enable it again"
         return _released(trigger, not actions, why, actions=actions or trigger.actions)
 
-    _save_each(ctx.tenant_id, lambda: _announcing(ctx.tenant_id, announcement_id), change)
+    _save_each(ctx, lambda: _announcing(ctx, announcement_id), change)
 
 
 DEPENDENTS: list[dependents.Registration] = [

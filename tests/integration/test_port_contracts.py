@@ -22,6 +22,7 @@ from chalicelib.domain.membership import MembershipCommit, SegmentCheck, Stamp, 
 from chalicelib.domain.planner import EVERYONE
 from chalicelib.domain.segments import EVALUATING, READY, Segment, StaleSegment
 from chalicelib.domain.tenants import ApiKey, KeyOwner, StaleWrite, Tenant
+from chalicelib.domain.triggers import Run, StaleTrigger, Trigger
 from chalicelib.ports.jobs import JobRepository
 from chalicelib.storage import catalog as catalog_storage
 from chalicelib.storage import contacts as contact_storage
@@ -35,6 +36,7 @@ from chalicelib.storage.segments import SegmentTable
 from chalicelib.storage.suppressions import SuppressionTable
 from chalicelib.storage.tenants import TenantAccountTable, TenantDirectoryTable
 from chalicelib.storage.trail import AuditTrailTable
+from chalicelib.storage.triggers import TriggerTable
 from tests.support.fakes import (
     InMemoryCatalog,
     InMemoryContacts,
@@ -45,6 +47,7 @@ from tests.support.fakes import (
     InMemorySegments,
     InMemorySuppressions,
     InMemoryTrail,
+    InMemoryTriggers,
     RecordingQueues,
 )
 from tests.support.queues import take_messages
@@ -584,3 +587,98 @@ def test_audit_entries_come_back_newest_first(trails):
         listed += more
     assert [e["action"] for e in listed] == ["POST /tags 2", "POST /tags 1", "POST /tags 0"]
     assert theirs.audit_page(10, None) == ([], None)
+
+
+# --- TriggerRepository ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=ADAPTERS)
+def trigger_repos(request):
+    make = TriggerTable if request.param == "dynamodb" else InMemoryTriggers
+    return make(new_tenant()), make(new_tenant())
+
+
+def a_trigger(trigger_id: str = "trg_1", **fields: Any) -> Trigger:
+    base = Trigger(
+        id=trigger_id,
+        name="Daily VIP reward",
+        enabled=True,
+        event={"type": "schedule", "expression": "rate(1 day)", "segments": ["seg_1"]},
+        conditions={"tag": "vip"},
+        actions=[{"type": "reward", "amount": 2}],
+        version=1,
+        created_at=AT,
+        updated_at=AT,
+        next_run_at="2026-12-01T10:00:00Z",
+    )
+    return replace(base, **fields)
+
+
+def test_triggers_come_back_whole_and_change_only_from_the_version_read(trigger_repos):
+    mine, theirs = trigger_repos
+    trigger = a_trigger()
+    mine.create(trigger)
+    assert mine.get("trg_1") == trigger and mine.all_triggers() == [trigger] and theirs.get("trg_1") is None
+    after = replace(trigger, name="Renamed", version=2, conditions=None)
+    mine.save(trigger, after)
+    assert mine.get("trg_1") == after
+    with pytest.raises(StaleTrigger):
+        mine.save(trigger, replace(trigger, name="Lost", version=2))
+    assert mine.advance_schedule(after, "2026-12-02T10:00:00Z")
+    assert not mine.advance_schedule(after, "2026-12-03T10:00:00Z")  # another worker moved it already
+    moved = mine.get("trg_1")
+    assert moved.next_run_at == "2026-12-02T10:00:00Z"
+    with pytest.raises(StaleTrigger):
+        mine.delete(trigger)
+    mine.delete(moved)
+    assert mine.get("trg_1") is None
+
+
+def test_a_run_counts_each_batch_once_and_finishes_when_all_are_done(trigger_repos):
+    mine, _ = trigger_repos
+    run = Run("run_1", "manual", AT, None, None, 0)
+    assert mine.start_run("trg_1", run, [["ctc_a", "ctc_b"], ["ctc_c"]])
+    assert not mine.start_run("trg_1", run, [["ctc_x"]])
+    assert mine.batch_contacts("trg_1", "run_1", 1) == (["ctc_c"], False)
+    assert mine.finish_batch("trg_1", "run_1", 0, {"contacts": 2, "applied": 2}, AT)
+    assert not mine.finish_batch("trg_1", "run_1", 0, {"contacts": 2, "applied": 2}, AT)
+    assert not mine.finish_run_if_complete("trg_1", "run_1", AT)
+    assert mine.finish_batch("trg_1", "run_1", 1, {"contacts": 1, "skipped": 1}, AT)
+    assert mine.finish_run_if_complete("trg_1", "run_1", AT) and not mine.finish_run_if_complete("trg_1", "run_1", AT)
+    done = mine.get_run("trg_1", "run_1")
+    assert (done.batches_total, done.batches_done, done.finished_at) == (2, 2, AT)
+    assert done.counters == {"contacts": 3, "applied": 2, "skipped": 1, "stopped": 0, "failed": 0}
+    mine.start_run("trg_1", Run("run_2", "manual", AT, None, None, 0), [])
+    listed, position = mine.runs_page("trg_1", 1, None)
+    while position is not None:
+        more, position = mine.runs_page("trg_1", 1, position)
+        listed += more
+    assert [r.id for r in listed] == ["run_2", "run_1"]
+
+
+def test_a_firing_is_recorded_once_with_its_counts_in_the_days_run(trigger_repos):
+    mine, _ = trigger_repos
+    contact_id = contact_id_for(9)
+    day = Run("run_events", "events", AT, None, None, 0)
+    assert not mine.has_fired(contact_id, "key_1")
+    assert mine.record_firing("trg_1", contact_id, "key_1", day, {"contacts": 1, "applied": 1}, AT)
+    assert not mine.record_firing("trg_1", contact_id, "key_1", day, {"contacts": 1, "applied": 1}, AT)
+    assert mine.record_firing("trg_1", contact_id, "key_2", day, {"contacts": 1, "stopped": 1}, AT)
+    assert mine.has_fired(contact_id, "key_1")
+    counted = mine.get_run("trg_1", "run_events")
+    assert (counted.counters["contacts"], counted.counters["applied"], counted.counters["stopped"]) == (2, 1, 1)
+    assert counted.batches_total is None and not mine.finish_run_if_complete("trg_1", "run_events", AT)
+
+
+def test_a_firing_email_is_claimed_once_and_a_released_one_can_be_claimed_again(trigger_repos):
+    mine, _ = trigger_repos
+    contact_id = contact_id_for(9)
+    assert mine.claim_mail(contact_id, "key_1") and not mine.claim_mail(contact_id, "key_1")
+    mine.release_mail(contact_id, "key_1")
+    assert mine.claim_mail(contact_id, "key_1")
+    mine.settle_mail(contact_id, "key_1", "sent", "msg-1", None)
+    assert not mine.claim_mail(contact_id, "key_1")
+    mine.give_announcement(contact_id, "ann_1", AT)
+    mine.give_announcement(contact_id, "ann_1", AT)
+    assert mine.personal_announcements(contact_id, 9) == {"ann_1"}
+    assert mine.personal_announcements(contact_id_for(10), 10) == set()

@@ -83,7 +83,10 @@ def test_the_api_answers_as_its_contract_says(label, mode, world):
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=EXAMPLES[mode], deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def check(case):
-        response = case.call(headers=headers)
+        # a negative case may be negative *because* it dropped the Authorization header: sending the key
+        # anyway would turn it into a valid request and fail the check for the harness's own doing
+        dropped_key = mode is GenerationMode.NEGATIVE and "Authorization" not in (case.headers or {})
+        response = case.call(headers={} if dropped_key else headers)
         tally["requests"] += 1
         tally[f"{mode.value}_status_{response.status_code // 100}xx"] += 1
         try:

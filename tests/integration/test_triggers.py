@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from chalicelib.composition import tenant_context
+from chalicelib.composition import due_triggers, tenant_context
 from chalicelib.domain.clock import to_rfc3339
 from chalicelib.domain.contacts import Contact, contact_id_for
 from chalicelib.http.api import REGISTRY
@@ -24,6 +24,7 @@ from chalicelib.services import trigger_runs
 from chalicelib.services import triggers as trigger_service
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage.engagements import EngagementTable
+from chalicelib.storage.triggers import TriggerTable
 from tests.integration.test_campaign_sending import make_segment
 from tests.support import mail
 from tests.support.queues import deliver, drain, take_messages
@@ -243,8 +244,8 @@ def test_a_scheduled_run_over_ten_thousand_members_applies_one_action_each(api, 
 
     # the minute schedule, called by two workers at the same moment once the time has come: one run
     due = datetime.fromisoformat(weekly["next_run_at"].replace("Z", "+00:00")) + timedelta(seconds=5)
-    trigger_runs.start_due(tenant_context, clock=lambda: due)
-    trigger_runs.start_due(tenant_context, clock=lambda: due)  # (other tests' schedule triggers may be due too)
+    trigger_runs.start_due(due_triggers, tenant_context, clock=lambda: due)
+    trigger_runs.start_due(due_triggers, tenant_context, clock=lambda: due)  # (other tests' triggers may be due)
     after = api.get(f"/triggers/{weekly['id']}", key=partners.viewer_key).json
     assert after["next_run_at"] > weekly["next_run_at"]  # the next Monday
     (run,) = runs(api, partners, weekly["id"])
@@ -441,8 +442,6 @@ def test_a_throttled_trigger_email_is_retried_by_the_queue_and_sent_once(api, ap
 
 
 def test_a_scheduled_run_survives_a_worker_stopping_before_it_moved_the_schedule_on(api, app, partners, monkeypatch):
-    from chalicelib.storage import triggers as trigger_store
-
     new_contact(api, partners, "ana", "Lisbon", tags=["vip"])
     drain(app)
     daily = create_trigger(
@@ -451,16 +450,16 @@ def test_a_scheduled_run_survives_a_worker_stopping_before_it_moved_the_schedule
         actions=[{"type": "reward", "amount": 2}],
     )  # fmt: skip
     due = datetime.fromisoformat(daily["next_run_at"].replace("Z", "+00:00")) + timedelta(seconds=1)
-    real = trigger_store.advance_schedule
+    real = TriggerTable.advance_schedule
 
     def stop_once(*args, **kwargs):
-        monkeypatch.setattr(trigger_store, "advance_schedule", real)
+        monkeypatch.setattr(TriggerTable, "advance_schedule", real)
         raise RuntimeError("the worker stopped here")
 
-    monkeypatch.setattr(trigger_store, "advance_schedule", stop_once)
+    monkeypatch.setattr(TriggerTable, "advance_schedule", stop_once)
     with pytest.raises(RuntimeError):
-        trigger_runs.start_due(tenant_context, clock=lambda: due)
-    trigger_runs.start_due(tenant_context, clock=lambda: due)  # the next minute: the same run, queued again
+        trigger_runs.start_due(due_triggers, tenant_context, clock=lambda: due)
+    trigger_runs.start_due(due_triggers, tenant_context, clock=lambda: due)  # next minute: the same run again
     drain(app)
     (run,) = runs(api, partners, daily["id"])
     assert (run["kind"], run["status"], run["contacts"], run["actions_applied"]) == ("schedule", "finished", 1, 1)
@@ -493,7 +492,7 @@ def test_a_batch_that_keeps_failing_is_retried_alone_then_counted_as_failures_fr
     assert len(batches) == 2
     real = EngagementTable.put_rewards
     batch = batches[0]
-    (doomed,), _ = trigger_runs.store.batch_contacts(partners.id, daily["id"], batch["run_id"], batch["batch"])
+    (doomed,), _ = TriggerTable(partners.id).batch_contacts(daily["id"], batch["run_id"], batch["batch"])
 
     def broken_for_the_first(table, lines):
         if any(reward.contact_id == doomed for _, reward in lines):

@@ -22,6 +22,7 @@ from chalicelib.domain.membership import MembershipCommit, Stamp, Superseded
 from chalicelib.domain.planner import EVERYONE
 from chalicelib.domain.segments import EVALUATION_FIELDS, Segment, StaleSegment
 from chalicelib.domain.tenants import ApiKey, KeyOwner, StaleWrite, Tenant
+from chalicelib.domain.triggers import RUN_COUNTERS, Run, StaleTrigger, Trigger
 from chalicelib.ports import TenantPorts
 from chalicelib.ports.segments import ANY_JOB, Position
 from chalicelib.ports.tenants import TenantDirectory
@@ -399,6 +400,127 @@ class InMemoryTrail:
         return [entry for _, entry in chosen], ({"after": chosen[-1][0]} if len(rest) > limit else None)
 
 
+class InMemoryTriggers:
+    """TriggerRepository in memory."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self._triggers: dict[str, Trigger] = {}
+        self._runs: dict[tuple[str, str], Run] = {}
+        self._batches: dict[tuple[str, str], list[tuple[list[str], bool]]] = {}
+        self._fired: set[str] = set()
+        self._mails: dict[str, str] = {}
+        self._given: dict[str, set[str]] = {}
+
+    def create(self, trigger: Trigger) -> None:
+        if trigger.id in self._triggers:
+            raise ValueError(f"{trigger.id} exists")
+        self._triggers[trigger.id] = trigger
+
+    def save(self, before: Trigger, after: Trigger) -> None:
+        current = self._triggers.get(before.id)
+        if current is None or current.version != before.version:
+            raise StaleTrigger(before.id)
+        self._triggers[after.id] = after
+
+    def get(self, trigger_id: str) -> Trigger | None:
+        return self._triggers.get(trigger_id)
+
+    def page(self, limit: int, start: Position) -> tuple[list[Trigger], Position]:
+        return _page(self.all_triggers(), lambda t: t.id, limit, start)
+
+    def all_triggers(self) -> list[Trigger]:
+        return sorted(self._triggers.values(), key=lambda t: t.id)
+
+    def delete(self, trigger: Trigger) -> None:
+        current = self._triggers.get(trigger.id)
+        if current is not None and current.version != trigger.version:
+            raise StaleTrigger(trigger.id)
+        self._triggers.pop(trigger.id, None)
+
+    def advance_schedule(self, trigger: Trigger, next_run_at: str) -> bool:
+        current = self._triggers.get(trigger.id)
+        if current is None or current.next_run_at != trigger.next_run_at:
+            return False
+        self._triggers[trigger.id] = replace(current, next_run_at=next_run_at)
+        return True
+
+    def start_run(self, trigger_id: str, run: Run, batches: list[list[str]]) -> bool:
+        if (trigger_id, run.id) in self._runs:
+            return False
+        counters = dict.fromkeys(RUN_COUNTERS, 0)
+        self._runs[(trigger_id, run.id)] = replace(run, batches_total=len(batches), batches_done=0, counters=counters)
+        self._batches[(trigger_id, run.id)] = [(list(contacts), False) for contacts in batches]
+        return True
+
+    def get_run(self, trigger_id: str, run_id: str) -> Run | None:
+        return self._runs.get((trigger_id, run_id))
+
+    def runs_page(self, trigger_id: str, limit: int, start: Position) -> tuple[list[Run], Position]:
+        newest_first = sorted((r for (t, _), r in self._runs.items() if t == trigger_id), key=lambda r: r.id)[::-1]
+        after = (start or {}).get("after")
+        rest = [r for r in newest_first if after is None or r.id < after]
+        return rest[:limit], ({"after": rest[limit - 1].id} if len(rest) > limit else None)
+
+    def batch_contacts(self, trigger_id: str, run_id: str, number: int) -> tuple[list[str], bool]:
+        contacts, done = self._batches[(trigger_id, run_id)][number]
+        return list(contacts), done
+
+    def finish_batch(self, trigger_id: str, run_id: str, number: int, counts: dict[str, int], at: str) -> bool:
+        contacts, done = self._batches[(trigger_id, run_id)][number]
+        if done:
+            return False
+        self._batches[(trigger_id, run_id)][number] = (contacts, True)
+        run = self._runs[(trigger_id, run_id)]
+        self._runs[(trigger_id, run_id)] = replace(
+            run, batches_done=run.batches_done + 1, counters=_added(run.counters, counts)
+        )
+        return True
+
+    def finish_run_if_complete(self, trigger_id: str, run_id: str, at: str) -> bool:
+        run = self._runs.get((trigger_id, run_id))
+        if run is None or run.finished_at or run.batches_total is None or run.batches_done < run.batches_total:
+            return False
+        self._runs[(trigger_id, run_id)] = replace(run, finished_at=at)
+        return True
+
+    def has_fired(self, contact_id: str, key: str) -> bool:
+        return key in self._fired
+
+    def record_firing(
+        self, trigger_id: str, contact_id: str, key: str, run: Run, counts: dict[str, int], at: str
+    ) -> bool:
+        if key in self._fired:
+            return False
+        self._fired.add(key)
+        current = self._runs.get((trigger_id, run.id)) or replace(run, counters=dict.fromkeys(RUN_COUNTERS, 0))
+        self._runs[(trigger_id, run.id)] = replace(current, counters=_added(current.counters, counts))
+        return True
+
+    def claim_mail(self, contact_id: str, key: str) -> bool:
+        if key in self._mails:
+            return False
+        self._mails[key] = "claimed"
+        return True
+
+    def settle_mail(self, contact_id: str, key: str, state: str, message_id: str | None, reason: str | None) -> None:
+        self._mails[key] = state
+
+    def release_mail(self, contact_id: str, key: str) -> None:
+        if self._mails.get(key) == "claimed":
+            del self._mails[key]
+
+    def give_announcement(self, contact_id: str, announcement_id: str, at: str) -> None:
+        self._given.setdefault(contact_id, set()).add(announcement_id)
+
+    def personal_announcements(self, contact_id: str, ordinal: int) -> set[str]:
+        return set(self._given.get(contact_id, set()))
+
+
+def _added(counters: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
+    return {name: counters.get(name, 0) + counts.get(name, 0) for name in RUN_COUNTERS}
+
+
 class InMemoryJobs:
     """JobRepository in memory."""
 
@@ -513,6 +635,7 @@ def fake_ports(
         account=(directory or InMemoryDirectory()).account(tenant_id),
         suppressions=InMemorySuppressions(tenant_id),
         trail=InMemoryTrail(tenant_id),
+        triggers=InMemoryTriggers(tenant_id),
         contacts=InMemoryContacts(tenant_id),
         jobs=InMemoryJobs(tenant_id),
         catalog=catalog or InMemoryCatalog(),
