@@ -30,6 +30,7 @@ from chalicelib.storage.catalog import CatalogTable
 from chalicelib.storage.contacts import ContactTable
 from chalicelib.storage.engagements import EngagementTable
 from chalicelib.storage.jobs import JobTable
+from chalicelib.storage.mailer import SesMailer
 from chalicelib.storage.membership import MembershipTable
 from chalicelib.storage.queues import SqsQueues
 from chalicelib.storage.segments import SegmentTable
@@ -39,6 +40,7 @@ from chalicelib.storage.trail import AuditTrailTable
 from chalicelib.storage.triggers import TriggerTable
 
 _QUEUES = SqsQueues()
+_MAILER = SesMailer()
 _DIRECTORY = TenantDirectoryTable()
 
 
@@ -61,6 +63,7 @@ def tenant_ports(tenant_id: str) -> TenantPorts:
         jobs=JobTable(tenant_id),
         catalog=CatalogTable(tenant_id),
         queues=_QUEUES,
+        mailer=_MAILER,
     )
 
 

@@ -14,6 +14,7 @@ from chalicelib.ports.catalog import CatalogReader
 from chalicelib.ports.contacts import ContactReader
 from chalicelib.ports.engagements import EngagementRepository
 from chalicelib.ports.jobs import JobRepository
+from chalicelib.ports.mailer import Mailer
 from chalicelib.ports.membership import MembershipLedger
 from chalicelib.ports.queues import MessageQueues
 from chalicelib.ports.segments import SegmentRepository
@@ -39,3 +40,4 @@ class TenantPorts:
     jobs: JobRepository
     catalog: CatalogReader
     queues: MessageQueues
+    mailer: Mailer

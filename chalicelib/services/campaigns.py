@@ -33,7 +33,7 @@ from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
 from chalicelib.services.segments import check_targets
 from chalicelib.storage import campaigns as store
-from chalicelib.storage import catalog, mailer
+from chalicelib.storage import catalog
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import sends as send_store
 
@@ -184,7 +184,7 @@ def check_sender(ctx: TenantContext, value: str | None) -> str:
     sender = sender.strip().lower()
     if not is_valid_email(sender):
         raise ValidationFailed("from", "from is not a valid email address.")
-    if not mailer.sender_verified(sender):
+    if not ctx.ports.mailer.sender_verified(sender):
         raise ValidationFailed("from", f"{sender} is not a verified SES identity (nor is its domain).")
     return sender
 

@@ -16,8 +16,8 @@ from chalicelib.config import get_config
 from chalicelib.domain import campaigns as rules
 from chalicelib.domain import tokens
 from chalicelib.domain.templates import Rendered, RenderFailed, Templates, render
+from chalicelib.ports.mailer import Mail, MailError
 from chalicelib.services.context import TenantContext
-from chalicelib.storage import mailer
 
 UNSUBSCRIBE_PURPOSE = "unsubscribe"
 INERT_UNSUBSCRIBE_PURPOSE = "unsubscribe-preview"
@@ -77,7 +77,7 @@ def send_rendered(
     """The SES call for an email already rendered with its unsubscribe ``url`` (test sends render first, to
     refuse a template that does not render with a 422)."""
     sender_settings = ctx.settings["sender"]
-    mail = mailer.Mail(
+    mail = Mail(
         sender=sender,
         sender_name=sender_settings.get("name"),
         reply_to=sender_settings.get("reply_to"),
@@ -89,7 +89,7 @@ def send_rendered(
         tags={"tenant_id": ctx.tenant_id, **tags},
     )
     try:
-        return Delivery(SENT, message_id=mailer.send_email(mail))
-    except mailer.MailError as error:
+        return Delivery(SENT, message_id=ctx.ports.mailer.send(mail))
+    except MailError as error:
         kind = rules.classify_ses_error(error.code, error.message, error.http_status)
         return Delivery(kind, reason=f"{error.code}: {error.message}"[:500])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -16,6 +15,8 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.ports.mailer import Mail, MailError
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
@@ -26,27 +27,6 @@ def _client(service: str) -> Any:
         if service not in _clients:
             _clients[service] = boto3.client(service)
         return _clients[service]
-
-
-@dataclass(frozen=True)
-class Mail:
-    sender: str
-    to: str
-    subject: str
-    html: str | None
-    text: str | None
-    headers: dict[str, str]
-    tags: dict[str, str]  # SES message tags: come back in bounce and complaint notifications
-    sender_name: str | None = None  # the From display name (RFC 2047-encoded when not ASCII)
-    reply_to: str | None = None
-
-
-class MailError(Exception):
-    def __init__(self, code: str, message: str, http_status: int | None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.http_status = http_status
 
 
 _POLICY = SMTP.clone(max_line_length=998)
@@ -109,3 +89,13 @@ def sender_verified(address: str) -> bool:
             if error.response.get("Error", {}).get("Code") != "NotFoundException":
                 raise
     return False
+
+
+class SesMailer:
+    """The Mailer port on SES v2 (account-wide, like the queues)."""
+
+    def send(self, mail: Mail) -> str:
+        return send_email(mail)
+
+    def sender_verified(self, address: str) -> bool:
+        return sender_verified(address)

@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from chalicelib.ports.mailer import Mail, MailError
 from chalicelib.resources import SEND_QUEUE, SES_EVENTS_QUEUE
 from chalicelib.services import sending
 from chalicelib.services import tenants as tenant_service
@@ -177,10 +178,10 @@ def test_ses_throttling_a_third_of_calls_still_sends_everyone_once(api, app, tho
     rng = random.Random(5)
     throttled = Counter()
 
-    def flaky(message: mailer.Mail) -> str:
+    def flaky(message: Mail) -> str:
         if rng.random() < 0.3:
             throttled["calls"] += 1
-            raise mailer.MailError("TooManyRequestsException", "Maximum sending rate exceeded.", 429)
+            raise MailError("TooManyRequestsException", "Maximum sending rate exceeded.", 429)
         return real(message)
 
     monkeypatch.setattr(mailer, "send_email", flaky)
@@ -238,10 +239,10 @@ def test_a_crash_between_claim_and_ses_answer_is_unknown_and_never_resent(api, a
     real = mailer.send_email
     calls = Counter()
 
-    def crashing(message: mailer.Mail) -> str:
+    def crashing(message: Mail) -> str:
         calls[message.to] += 1
         if message.to == "s5@example.com":
-            raise mailer.MailError("InternalFailure", "We encountered an internal error.", 500)
+            raise MailError("InternalFailure", "We encountered an internal error.", 500)
         if message.to == "s6@example.com" and calls[message.to] == 1:
             real(message)
             raise RuntimeError("the worker died right after SES accepted the message")
@@ -276,11 +277,11 @@ def test_a_rejected_recipient_fails_alone_and_a_spent_quota_pauses_with_the_reas
     real = mailer.send_email
     quota = {"left": 20}
 
-    def picky(message: mailer.Mail) -> str:
+    def picky(message: Mail) -> str:
         if message.to == "s3@example.com":
-            raise mailer.MailError("MessageRejected", "Email address is not verified.", 400)
+            raise MailError("MessageRejected", "Email address is not verified.", 400)
         if quota["left"] == 0:
-            raise mailer.MailError("Throttling", "Daily message quota exceeded.", 400)
+            raise MailError("Throttling", "Daily message quota exceeded.", 400)
         quota["left"] -= 1
         return real(message)
 
@@ -367,7 +368,7 @@ def test_the_tenant_send_rate_holds_across_workers(api, app, small, monkeypatch)
     real = mailer.send_email
     stamps: list[float] = []
 
-    def timed(message: mailer.Mail) -> str:
+    def timed(message: Mail) -> str:
         stamps.append(time.time())
         return real(message)
 

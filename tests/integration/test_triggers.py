@@ -414,6 +414,7 @@ def test_tenant_b_cannot_read_or_change_tenant_a_triggers(api, app, partners, ot
 
 
 def test_a_throttled_trigger_email_is_retried_by_the_queue_and_sent_once(api, app, partners, monkeypatch):
+    from chalicelib.ports.mailer import MailError
     from chalicelib.storage import mailer
 
     real, calls = mailer.send_email, []
@@ -421,7 +422,7 @@ def test_a_throttled_trigger_email_is_retried_by_the_queue_and_sent_once(api, ap
     def throttled_first(message):
         calls.append(message.to)
         if len(calls) == 1:
-            raise mailer.MailError("TooManyRequestsException", "Maximum sending rate exceeded.", 429)
+            raise MailError("TooManyRequestsException", "Maximum sending rate exceeded.", 429)
         return real(message)
 
     monkeypatch.setattr(mailer, "send_email", throttled_first)

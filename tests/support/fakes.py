@@ -24,6 +24,7 @@ from chalicelib.domain.segments import EVALUATION_FIELDS, Segment, StaleSegment
 from chalicelib.domain.tenants import ApiKey, KeyOwner, StaleWrite, Tenant
 from chalicelib.domain.triggers import RUN_COUNTERS, Run, StaleTrigger, Trigger
 from chalicelib.ports import TenantPorts
+from chalicelib.ports.mailer import Mail, MailError
 from chalicelib.ports.segments import ANY_JOB, Position
 from chalicelib.ports.tenants import TenantDirectory
 from chalicelib.services.context import TenantContext
@@ -608,6 +609,24 @@ class InMemoryCatalog:
         return dict(self.types)
 
 
+class RecordingMailer:
+    """Mailer that keeps what was sent; ``refuse`` makes the next sends fail with that MailError."""
+
+    def __init__(self, verified: Iterable[str] = ()) -> None:
+        self.sent: list[Mail] = []
+        self.refuse: list[MailError] = []
+        self.verified = set(verified)
+
+    def send(self, mail: Mail) -> str:
+        if self.refuse:
+            raise self.refuse.pop(0)
+        self.sent.append(mail)
+        return f"msg-{len(self.sent)}"
+
+    def sender_verified(self, address: str) -> bool:
+        return address in self.verified or address.rsplit("@", 1)[-1] in self.verified
+
+
 class RecordingQueues:
     """MessageQueues that keep what was sent, by queue name, for the test to read and take."""
 
@@ -640,6 +659,7 @@ def fake_ports(
         jobs=InMemoryJobs(tenant_id),
         catalog=catalog or InMemoryCatalog(),
         queues=RecordingQueues(),
+        mailer=RecordingMailer(verified=["example.com"]),
     )
 
 

@@ -1,39 +1,39 @@
-"""The one-email core (services/mail.py) that campaigns, test sends and trigger emails share; SES is stood in
-for at the mailer's boundary, so this needs no moto."""
+"""The one-email core (services/mail.py) that campaigns, test sends and trigger emails share, on the recording
+mailer of tests/support/fakes.py: no moto, no SES."""
 
 from __future__ import annotations
 
 import pytest
 
+from chalicelib.config import get_config
 from chalicelib.domain import campaigns as rules
+from chalicelib.domain import tokens
 from chalicelib.domain.templates import Templates
+from chalicelib.ports.mailer import MailError
 from chalicelib.services import mail
-from chalicelib.storage import mailer
-from tests.support.fakes import fake_context
+from chalicelib.services.context import TenantContext
+from tests.support.fakes import RecordingMailer, fake_context
 
-CTX = fake_context("ten_1", settings={"sender": {"name": "Ada's Shop", "reply_to": "help@example.com"}})
 CONTACT = {"id": "ctc_1", "first_name": "Ada", "email": "ada@example.com", "attributes": {}, "tags": []}
 
 
 @pytest.fixture
-def outbox(monkeypatch) -> list[mailer.Mail]:
-    sent: list[mailer.Mail] = []
-
-    def send_email(message: mailer.Mail) -> str:
-        sent.append(message)
-        return f"msg-{len(sent)}"
-
-    monkeypatch.setattr(mailer, "send_email", send_email)
-    return sent
+def ctx() -> TenantContext:
+    return fake_context("ten_1", settings={"sender": {"name": "Ada's Shop", "reply_to": "help@example.com"}})
 
 
-def test_a_rendered_email_carries_the_unsubscribe_headers_the_sender_and_the_feedback_tags(outbox):
+def mailer_of(ctx: TenantContext) -> RecordingMailer:
+    assert isinstance(ctx.ports.mailer, RecordingMailer)
+    return ctx.ports.mailer
+
+
+def test_a_rendered_email_carries_the_unsubscribe_headers_the_sender_and_the_feedback_tags(ctx):
     templates = Templates("Hi {{ contact.first_name }}", None, "Bye: {{ unsubscribe_url }}")
-    delivery = mail.deliver(CTX, "news@example.com", "ada@example.com", templates, CONTACT,
-                            {"campaign_id": "cmp_1", "contact_id": "ctc_1"}, campaign_id="cmp_1")  # fmt: skip
+    tags = {"campaign_id": "cmp_1", "contact_id": "ctc_1"}
+    delivery = mail.deliver(ctx, "news@example.com", "ada@example.com", templates, CONTACT, tags, campaign_id="cmp_1")
     assert delivery == mail.Delivery(mail.SENT, message_id="msg-1")
     assert delivery.view() == {"status": "sent", "message_id": "msg-1"}
-    (sent,) = outbox
+    (sent,) = mailer_of(ctx).sent
     assert (sent.subject, sent.sender_name, sent.reply_to, sent.to) == (
         "Hi Ada", "Ada's Shop", "help@example.com", "ada@example.com"
     )  # fmt: skip
@@ -43,11 +43,11 @@ def test_a_rendered_email_carries_the_unsubscribe_headers_the_sender_and_the_fee
     assert sent.tags == {"tenant_id": "ten_1", "campaign_id": "cmp_1", "contact_id": "ctc_1"}
 
 
-def test_a_template_that_does_not_render_is_refused_for_this_contact_without_calling_ses(outbox):
+def test_a_template_that_does_not_render_is_refused_for_this_contact_without_a_send(ctx):
     templates = Templates("{{ contact.first_name | truncate(3) }}", None, "{{ 1 / 0 }}")
-    delivery = mail.deliver(CTX, "news@example.com", "ada@example.com", templates, CONTACT, {})
-    assert delivery.status == rules.REJECTED_ONE and delivery.reason.startswith("render: ")
-    assert not delivery.account_wide and outbox == []
+    delivery = mail.deliver(ctx, "news@example.com", "ada@example.com", templates, CONTACT, {})
+    assert delivery.status == rules.REJECTED_ONE and (delivery.reason or "").startswith("render: ")
+    assert not delivery.account_wide and mailer_of(ctx).sent == []
 
 
 @pytest.mark.parametrize(
@@ -60,19 +60,13 @@ def test_a_template_that_does_not_render_is_refused_for_this_contact_without_cal
         ("InternalFailure", "We encountered an internal error.", 500, rules.UNCERTAIN, False),
     ],
 )
-def test_what_ses_says_is_classified_once_for_every_caller(monkeypatch, code, message, status, kind, account_wide):
-    def refuse(_: mailer.Mail) -> str:
-        raise mailer.MailError(code, message, status)
-
-    monkeypatch.setattr(mailer, "send_email", refuse)
-    delivery = mail.deliver(CTX, "news@example.com", "ada@example.com", Templates("s", None, "t"), CONTACT, {})
+def test_what_the_provider_says_is_classified_once_for_every_caller(ctx, code, message, status, kind, account_wide):
+    mailer_of(ctx).refuse.append(MailError(code, message, status))
+    delivery = mail.deliver(ctx, "news@example.com", "ada@example.com", Templates("s", None, "t"), CONTACT, {})
     assert (delivery.status, delivery.account_wide, delivery.reason) == (kind, account_wide, f"{code}: {message}")
 
 
 def test_inert_links_look_alike_but_unseal_only_as_previews():
-    from chalicelib.config import get_config
-    from chalicelib.domain import tokens
-
     live = mail.unsubscribe_url("ten_1", "cmp_1", "ada@example.com").rsplit("/", 1)[1]
     inert = mail.unsubscribe_url("ten_1", "cmp_1", "ada@example.com", inert=True).rsplit("/", 1)[1]
     secret = get_config().secret
