@@ -215,7 +215,10 @@ def send_batch(
             return BatchResult(requeued=True)
         first_slot = reserved
     try:
-        landed = send_store.claim(tenant_id, campaign_id, message_id, claims, ledgers, to_rfc3339(now))
+        continuing = int(message.get("attempt", 0)) > 0  # a throttled delivery's released recipients
+        landed = send_store.claim(
+            tenant_id, campaign_id, message_id, claims, ledgers, to_rfc3339(now), continuing=continuing
+        )
     except NotSending:
         return BatchResult()  # paused (resume re-queues this batch) or cancelled
     except LedgerMoved:

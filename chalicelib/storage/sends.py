@@ -175,13 +175,17 @@ def claim(
     ledgers: list[Ledger],
     at: str,
     require_sending: bool = True,
+    continuing: bool = False,
 ) -> list[Claim]:
     """Write the records of ``claims`` in one transaction, conditioned on each recipient being unclaimed (or
     released) and on the campaign still sending; the frequency ledgers of those about to be mailed move too.
+    A ``continuing`` delivery (the recipients a throttled delivery released) may also claim in a campaign that
+    a duplicate delivery of the same batch marked sent meanwhile: those recipients were never mailed.
 
     Returns the claims that landed; recipients someone else holds are dropped (and the rest retried).
     Raises NotSending if the campaign is paused or cancelled.
     """
+    sending = CampaignItem.status.is_in("sending", "sent") if continuing else CampaignItem.status == "sending"
     pk = campaign_own_pk(tenant_id, campaign_id)
     pending, ledgers_by_contact = list(claims), {ledger.contact_id: ledger for ledger in ledgers}
     while pending:
@@ -218,7 +222,7 @@ def claim(
                 transaction.update(
                     CampaignItem(*campaign_key(tenant_id, campaign_id)),
                     actions=[getattr(CampaignItem, name).add(n) for name, n in counts.items()],
-                    condition=(CampaignItem.status == "sending") if require_sending else None,
+                    condition=sending if require_sending else None,
                 )
             return pending
         except TransactWriteError as error:

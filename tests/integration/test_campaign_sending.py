@@ -235,6 +235,40 @@ def small(api, app):
     return audience_tenant(api, app, 60, "s")
 
 
+def test_recipients_a_throttled_delivery_released_are_mailed_even_if_a_duplicate_finished_the_campaign(
+    api, app, monkeypatch
+):
+    """Two deliveries of one batch at once: the first claims everyone and is throttled part-way; the second
+    lands no claim, marks the batch done and, the other batches being done, the campaign sent. The first
+    delivery's released recipients still get their mail, once (the continuation claims into a sent campaign)."""
+    tenant = audience_tenant(api, app, 40, "r")
+    created = new_campaign(api, tenant)
+    before = mail.mark()
+    start(api, tenant, created["id"])
+    deliver(app, SEND, SEND_QUEUE, take_messages(SEND_QUEUE, tenant.id))  # the audience: one batch a shard
+    batches = take_messages(SEND_QUEUE, tenant.id)
+    (target,) = [b for b in batches if len(b["recipients"]) == max(len(x["recipients"]) for x in batches)][:1]
+    assert len(target["recipients"]) >= 2
+    assert deliver(app, SEND, SEND_QUEUE, [b for b in batches if b is not target]) == []
+    second = target["recipients"][1][1]
+    real, duplicate_ran = mailer.send_email, []
+
+    def throttle_the_second_after_a_duplicate_ran(message: Mail) -> str:
+        if message.to == second and not duplicate_ran:
+            duplicate_ran.append(deliver(app, SEND, SEND_QUEUE, [target]))  # lands no claim: all are held
+            assert campaign(api, tenant, created["id"])["status"] == "sent"  # finished meanwhile
+            raise MailError("TooManyRequestsException", "Maximum sending rate exceeded.", 429)
+        return real(message)
+
+    monkeypatch.setattr(mailer, "send_email", throttle_the_second_after_a_duplicate_ran)
+    assert deliver(app, SEND, SEND_QUEUE, [target]) == []
+    run_sends(app, tenant)  # the continuation with the released recipients
+    expected = {email for _, email in target["recipients"]}
+    assert_exactly_once([m for m in mail.sent_since(before) if m.to in expected], expected)
+    done = campaign(api, tenant, created["id"])["stats"]
+    assert (done["sent"], done["unknown"]) == (done["audience"], 0)
+
+
 def test_a_crash_between_claim_and_ses_answer_is_unknown_and_never_resent(api, app, small, monkeypatch):
     real = mailer.send_email
     calls = Counter()
