@@ -35,8 +35,8 @@ from chalicelib.domain import planner
 from chalicelib.domain.contacts import SHARDS, Contact, contact_id_for
 from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
 from chalicelib.services import evaluation
-from chalicelib.storage import catalog
 from chalicelib.storage import contacts as contact_store
+from chalicelib.storage.catalog import CatalogTable
 from chalicelib.storage.contacts import TAG_CHUNK_SIZE, TagChunkItem, TagCountItem, tag_pk
 from chalicelib.storage.table import MainTableModel
 from infra.local.dispatcher import Dispatcher
@@ -123,7 +123,7 @@ def load_tenant(api: ApiClient, count: int, now: datetime) -> tuple[str, str, fl
     started = time.perf_counter()
     people = generate(count, now)
     for name, kind in CUSTOM_TYPES.items():
-        catalog.register_attribute_type(tenant["id"], name, kind)
+        CatalogTable(tenant["id"]).register_attribute_type(name, kind)
     first = contact_store.allocate_ordinals(tenant["id"], count)
     assert first == 1
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.ports.catalog import CatalogReader
+from chalicelib.ports.catalog import CatalogRepository
 from chalicelib.ports.contacts import ContactReader
 from chalicelib.ports.engagements import EngagementRepository
 from chalicelib.ports.jobs import JobRepository
@@ -38,6 +38,6 @@ class TenantPorts:
     trail: AuditTrail
     triggers: TriggerRepository
     jobs: JobRepository
-    catalog: CatalogReader
+    catalog: CatalogRepository
     queues: MessageQueues
     mailer: Mailer

@@ -33,7 +33,6 @@ from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
 from chalicelib.services.segments import check_targets
 from chalicelib.storage import campaigns as store
-from chalicelib.storage import catalog
 from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import sends as send_store
 
@@ -189,13 +188,13 @@ def check_sender(ctx: TenantContext, value: str | None) -> str:
     return sender
 
 
-def template_attributes(tenant_id: str) -> set[str]:
+def template_attributes(ctx: TenantContext) -> set[str]:
     """What ``contact.attributes.*`` a template may name: the built-in ones and the tenant's."""
-    return set(BUILT_IN) | set(catalog.attribute_types(tenant_id))
+    return set(BUILT_IN) | set(ctx.attribute_types)
 
 
 def _checked(ctx: TenantContext, base: dict[str, Any], clock: Clock) -> dict[str, Any]:
-    templates = check_templates(base["subject"], base.get("html"), base.get("text"), template_attributes(ctx.tenant_id))
+    templates = check_templates(base["subject"], base.get("html"), base.get("text"), template_attributes(ctx))
     targets = check_targets(ctx, "segments", base["segments"], owner="campaign")
     exclusions = check_targets(ctx, "exclude_segments", base.get("exclude_segments") or [], owner="campaign", minimum=0)
     both = set(targets) & set(exclusions)

@@ -26,8 +26,8 @@ from chalicelib.ports.messages import ContactChanged
 from chalicelib.services.changes import change_message, publish
 from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
-from chalicelib.storage import catalog, outbox
 from chalicelib.storage import contacts as store
+from chalicelib.storage import outbox
 
 WRITE_ATTEMPTS = 10
 MAX_EVENTS_BULK = event_rules.MAX_EVENTS_PER_REQUEST
@@ -52,10 +52,10 @@ def contact_view(contact: Contact) -> dict[str, Any]:
 class TenantCatalog:
     """What a tenant has defined, read once per request or per import chunk."""
 
-    def __init__(self, tenant_id: str) -> None:
-        self.tenant_id = tenant_id
-        self.tags = catalog.usable_tag_names(tenant_id)
-        self.attribute_types = catalog.attribute_types(tenant_id)
+    def __init__(self, ctx: TenantContext) -> None:
+        self.catalog = ctx.ports.catalog
+        self.tags = self.catalog.usable_tag_names()
+        self.attribute_types = self.catalog.attribute_types()
         self._groups: dict[str, str | None] = {}
 
     def require_tags(self, tags: list[str], field: str) -> None:
@@ -70,9 +70,7 @@ class TenantCatalog:
         if reference is None:
             return None
         if reference not in self._groups:
-            group = catalog.get_group(self.tenant_id, reference) or catalog.find_group_by_name(
-                self.tenant_id, reference
-            )
+            group = self.catalog.get_group(reference) or self.catalog.find_group_by_name(reference)
             self._groups[reference] = group.id if group and not group.deleting else None
         if self._groups[reference] is None:
             raise ValidationFailed(field, f"Group {reference} does not exist.")
@@ -80,7 +78,7 @@ class TenantCatalog:
 
     def register_types(self, introduced: dict[str, str], field: str) -> None:
         for name, kind in introduced.items():
-            winner = catalog.register_attribute_type(self.tenant_id, name, kind)
+            winner = self.catalog.register_attribute_type(name, kind)
             self.attribute_types[name] = winner
             if winner != kind:
                 raise ValidationFailed(f"{field}.{name}", f"{field}.{name} must be of type {winner}.", expected=winner)
@@ -138,7 +136,7 @@ def _checked(ctx: TenantContext, body: Any, *, creating: bool, known: TenantCata
 
 def create_contact(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     tenant_id = ctx.tenant_id
-    changes = _checked(ctx, body, creating=True, known=TenantCatalog(tenant_id))
+    changes = _checked(ctx, body, creating=True, known=TenantCatalog(ctx))
     now = to_rfc3339(clock())
     ordinal = store.allocate_ordinals(tenant_id, 1)
     blank = Contact(id=contact_id_for(ordinal), ordinal=ordinal, version=0, created_at=now, updated_at=now)
@@ -199,7 +197,7 @@ def _rewrite_reference(
 
 
 def update_contact(ctx: TenantContext, reference: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
-    known = TenantCatalog(ctx.tenant_id)
+    known = TenantCatalog(ctx)
     validate(body, {"type": "object", "minProperties": 1})
     changes = _checked(ctx, body, creating=False, known=known)
 
@@ -219,7 +217,7 @@ def change_tags(ctx: TenantContext, reference: str, body: Any, clock: Clock = sy
     both = sorted(set(add) & set(remove))
     if both:
         raise ValidationFailed("remove", f"Tags both added and removed: {', '.join(both)}.")
-    known = TenantCatalog(ctx.tenant_id)
+    known = TenantCatalog(ctx)
     known.require_tags(add, "add")
     known.require_tags(remove, "remove")
     empty = ContactChanges()
@@ -262,14 +260,14 @@ def list_contacts(ctx: TenantContext, query: dict[str, str], limit: int, cursor:
     tag = normalise_tag(query["tag"], "tag") if query.get("tag") else None
     group = query.get("group") or None
     if tag is not None:
-        if catalog.get_tag(tenant_id, tag) is None:
+        if ctx.ports.catalog.get_tag(tag) is None:
             raise UnknownTags("tag", f"Unknown tag: {tag}.", tags=[tag])
 
         def fetch(position: dict[str, Any] | None) -> tuple[list[Contact], dict[str, Any] | None]:
             return _page_of_tag(tenant_id, tag, group, limit, position)
 
     elif group is not None:
-        if catalog.get_group(tenant_id, group) is None:
+        if ctx.ports.catalog.get_group(group) is None:
             raise ValidationFailed("group", f"Group {group} does not exist.")
 
         def fetch(position: dict[str, Any] | None) -> tuple[list[Contact], dict[str, Any] | None]:

@@ -17,7 +17,6 @@ from chalicelib.services import dependents, jobs
 from chalicelib.services.contacts import apply_changes, rewrite_contact
 from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
-from chalicelib.storage import catalog
 from chalicelib.storage import contacts as store
 
 JOB_CHUNK = 250
@@ -62,8 +61,8 @@ def _view(group: Group, member_count: int | None = None) -> dict[str, Any]:
     return view
 
 
-def _require(tenant_id: str, group_id: str) -> Group:
-    group = catalog.get_group(tenant_id, group_id)
+def _require(ctx: TenantContext, group_id: str) -> Group:
+    group = ctx.ports.catalog.get_group(group_id)
     if group is None:
         raise NotFound(f"Group {group_id} does not exist.", {"field": "id"})
     return group
@@ -82,25 +81,25 @@ def create_group(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> 
     validate(body, CREATE_GROUP_SCHEMA)
     group = Group(new_id("group"), body["name"].strip(), body.get("description"), to_rfc3339(clock()))
     try:
-        catalog.create_group(ctx.tenant_id, group)
+        ctx.ports.catalog.create_group(group)
     except AlreadyExists:
         raise Conflict(f"A group named {group.name!r} already exists.", {"field": "name"}) from None
     return _view(group, 0)
 
 
 def get_group(ctx: TenantContext, group_id: str) -> dict[str, Any]:
-    group = _require(ctx.tenant_id, group_id)
+    group = _require(ctx, group_id)
     return _view(group, len(_member_ids(ctx.tenant_id, group.id)))
 
 
 def list_groups(ctx: TenantContext, limit: int, cursor: str | None) -> dict[str, Any]:
     tenant_id = ctx.tenant_id
-    return page(f"groups:{tenant_id}", cursor, lambda start: catalog.list_groups(tenant_id, limit, start), _view)
+    return page(f"groups:{tenant_id}", cursor, lambda start: ctx.ports.catalog.list_groups(limit, start), _view)
 
 
 def update_group(ctx: TenantContext, group_id: str, body: Any) -> dict[str, Any]:
     validate(body, PATCH_GROUP_SCHEMA)
-    before = _require(ctx.tenant_id, group_id)
+    before = _require(ctx, group_id)
     after = Group(
         before.id,
         body["name"].strip() if "name" in body else before.name,
@@ -108,7 +107,7 @@ def update_group(ctx: TenantContext, group_id: str, body: Any) -> dict[str, Any]
         before.created_at,
     )
     try:
-        catalog.update_group(ctx.tenant_id, before, after)
+        ctx.ports.catalog.update_group(before, after)
     except AlreadyExists:
         raise Conflict(f"A group named {after.name!r} already exists.", {"field": "name"}) from None
     return _view(after)
@@ -116,13 +115,13 @@ def update_group(ctx: TenantContext, group_id: str, body: Any) -> dict[str, Any]
 
 def delete_group(ctx: TenantContext, group_id: str, confirm: bool) -> dict[str, Any] | None:
     tenant_id = ctx.tenant_id
-    group = _require(tenant_id, group_id)
+    group = _require(ctx, group_id)
     members = _member_ids(tenant_id, group.id)
     dependents.review("group", ctx, group.id, f"group {group.name!r}", confirm, impact={"member_count": len(members)})
-    catalog.mark_group_deleting(tenant_id, group.id)
+    ctx.ports.catalog.mark_group_deleting(group.id)
     dependents.release("group", ctx, group.id, f"group {group.name!r} ({group.id}) was deleted")
     if not members:
-        catalog.delete_group(tenant_id, group)
+        ctx.ports.catalog.delete_group(group)
         return None
     chunks = [{"group": group.id, "contact_ids": members[i : i + JOB_CHUNK]} for i in range(0, len(members), JOB_CHUNK)]
     return jobs.start_job(ctx, "group_delete", chunks, total=len(members), detail={"group": group.id})
@@ -145,9 +144,9 @@ def _clear_group(ctx: TenantContext, job_id: str, payload: dict[str, Any]) -> di
 
 
 def _finish_group_delete(ctx: TenantContext, job: Job) -> None:
-    group = catalog.get_group(ctx.tenant_id, job.detail["group"])
+    group = ctx.ports.catalog.get_group(job.detail["group"])
     if group is not None:
-        catalog.delete_group(ctx.tenant_id, group)
+        ctx.ports.catalog.delete_group(group)
 
 
 JOB_KINDS = {"group_delete": jobs.JobKind(_clear_group, on_success=_finish_group_delete)}

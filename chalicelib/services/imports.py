@@ -152,7 +152,7 @@ def _import_chunk(ctx: TenantContext, job_id: str, payload: dict[str, Any]) -> d
     transaction that lost a race, are applied one by one afterwards.
     """
     tenant_id = ctx.tenant_id
-    known, ordinals, source = TenantCatalog(tenant_id), _Ordinals(tenant_id), f"import:{job_id}"
+    known, ordinals, source = TenantCatalog(ctx), _Ordinals(tenant_id), f"import:{job_id}"
     counts = {"created": 0, "updated": 0, "unchanged": 0}
     errors: list[dict[str, Any]] = []
     rows: list[tuple[int, dict[str, Any]]] = []

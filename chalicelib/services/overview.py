@@ -19,7 +19,6 @@ from chalicelib.domain.criteria import CONTACT_FIELDS, contact_value, typed_valu
 from chalicelib.domain.errors import ValidationFailed
 from chalicelib.domain.values import whole_number
 from chalicelib.services.context import TenantContext
-from chalicelib.storage import catalog
 
 MAX_FACETS = 10
 TOP_DEFAULT, TOP_MAX = 20, 100
@@ -102,12 +101,11 @@ def _facets(names: list[str], types: dict[str, str]) -> list[_Facet]:
 
 
 def overview(ctx: TenantContext, query: dict[str, str]) -> dict[str, Any]:
-    tenant_id = ctx.tenant_id
     names = list(dict.fromkeys(part.strip() for part in query.get("facets", "tags,group").split(",") if part.strip()))
     if not 1 <= len(names) <= MAX_FACETS:
         raise ValidationFailed("facets", f"facets lists 1 to {MAX_FACETS} facets, comma-separated.")
     top = whole_number(query.get("top"), "top", 1, TOP_MAX, default=TOP_DEFAULT)
-    facets = _facets(names, catalog.attribute_types(tenant_id))
+    facets = _facets(names, ctx.attribute_types)
     total = 0
     for shard in range(SHARDS):
         contacts, _ = ctx.ports.contacts.read_shard(shard, with_events=False)
@@ -117,5 +115,5 @@ def overview(ctx: TenantContext, query: dict[str, str]) -> dict[str, Any]:
                 facet.add(contact)
     group_names = {}
     if any(f.kind == "group" for f in facets):
-        group_names = {g.id: g.name for g in catalog.all_groups(tenant_id)}
+        group_names = {g.id: g.name for g in ctx.ports.catalog.all_groups()}
     return {"total": total, "facets": {f.name: f.view(top, group_names) for f in facets}}

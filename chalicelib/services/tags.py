@@ -23,7 +23,6 @@ from chalicelib.services.changes import change_message, publish
 from chalicelib.services.contacts import apply_changes, rewrite_contact
 from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
-from chalicelib.storage import catalog
 from chalicelib.storage import contacts as store
 
 MAX_BULK = 10_000
@@ -52,8 +51,8 @@ def _view(ctx: TenantContext, tag: Tag, with_usage: bool = False) -> dict[str, A
     return view
 
 
-def _require(tenant_id: str, name: str, field: str = "name") -> Tag:
-    tag = catalog.get_tag(tenant_id, normalise_tag(name, field))
+def _require(ctx: TenantContext, name: str, field: str = "name") -> Tag:
+    tag = ctx.ports.catalog.get_tag(normalise_tag(name, field))
     if tag is None:
         raise NotFound(f"Tag {name} does not exist.", {"field": field})
     return tag
@@ -63,14 +62,14 @@ def create_tag(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> di
     validate(body, CREATE_TAG_SCHEMA)
     tag = Tag(normalise_tag(body["name"], "name"), body.get("description"), to_rfc3339(clock()))
     try:
-        catalog.create_tag(ctx.tenant_id, tag)
+        ctx.ports.catalog.create_tag(tag)
     except AlreadyExists:
         raise Conflict(f"Tag {tag.name} already exists (names are case-insensitive).", {"field": "name"}) from None
     return _view(ctx, tag)
 
 
 def get_tag(ctx: TenantContext, name: str) -> dict[str, Any]:
-    return _view(ctx, _require(ctx.tenant_id, name), with_usage=True)
+    return _view(ctx, _require(ctx, name), with_usage=True)
 
 
 def list_tags(ctx: TenantContext, limit: int, cursor: str | None) -> dict[str, Any]:
@@ -78,16 +77,16 @@ def list_tags(ctx: TenantContext, limit: int, cursor: str | None) -> dict[str, A
     return page(
         f"tags:{tenant_id}",
         cursor,
-        lambda start: catalog.list_tags(tenant_id, limit, start),
+        lambda start: ctx.ports.catalog.list_tags(limit, start),
         lambda t: _view(ctx, t),
     )
 
 
 def update_tag(ctx: TenantContext, name: str, body: Any) -> dict[str, Any]:
     validate(body, PATCH_TAG_SCHEMA)
-    tag = _require(ctx.tenant_id, name)
-    catalog.update_tag_description(ctx.tenant_id, tag.name, body["description"])
-    return _view(ctx, _require(ctx.tenant_id, tag.name))
+    tag = _require(ctx, name)
+    ctx.ports.catalog.update_tag_description(tag.name, body["description"])
+    return _view(ctx, _require(ctx, tag.name))
 
 
 def delete_tag(ctx: TenantContext, name: str, confirm: bool) -> dict[str, Any] | None:
@@ -97,14 +96,14 @@ def delete_tag(ctx: TenantContext, name: str, confirm: bool) -> dict[str, Any] |
     there are any), then the tag goes.
     """
     tenant_id = ctx.tenant_id
-    tag = _require(tenant_id, name)
+    tag = _require(ctx, name)
     carriers = store.count_tag(tenant_id, tag.name)
     dependents.review("tag", ctx, tag.name, f"tag {tag.name}", confirm, impact={"contact_count": carriers})
-    catalog.mark_tag_deleting(tenant_id, tag.name)
+    ctx.ports.catalog.mark_tag_deleting(tag.name)
     dependents.release("tag", ctx, tag.name, f"tag {tag.name} was deleted")
     ordinals = sorted(store.tag_ordinals(tenant_id, tag.name))
     if not ordinals:
-        catalog.delete_tag(tenant_id, tag.name)
+        ctx.ports.catalog.delete_tag(tag.name)
         return None
     chunks = [
         {"tag": tag.name, "contact_ids": store.contact_ids_for(ordinals[i : i + JOB_CHUNK]), "add": False}
@@ -114,7 +113,7 @@ def delete_tag(ctx: TenantContext, name: str, confirm: bool) -> dict[str, Any] |
 
 
 def _finish_tag_delete(ctx: TenantContext, job: Job) -> None:
-    catalog.delete_tag(ctx.tenant_id, job.detail["tag"])
+    ctx.ports.catalog.delete_tag(job.detail["tag"])
 
 
 def bulk_tag(ctx: TenantContext, name: str, body: Any, add: bool) -> tuple[int, dict[str, Any]]:
@@ -124,7 +123,7 @@ def bulk_tag(ctx: TenantContext, name: str, body: Any, add: bool) -> tuple[int, 
         raise LimitExceeded("contact_ids", f"At most {MAX_BULK} contacts a request.", limit=MAX_BULK)
     validate(body, BULK_SCHEMA)
     tag_name = normalise_tag(name, "name")
-    tag = catalog.get_tag(tenant_id, tag_name)
+    tag = ctx.ports.catalog.get_tag(tag_name)
     if tag is None or tag.deleting:
         raise UnknownTags("name", f"Unknown tag: {tag_name}. Create tags before using them.", tags=[tag_name])
     contact_ids = list(dict.fromkeys(body["contact_ids"]))

@@ -149,7 +149,7 @@ def _checked_actions(ctx: TenantContext, actions: list[dict[str, Any]], tags: se
                 raise ValidationFailed(f"{field}.tag", f"Tag {action['tag']} does not exist.")
             checked.append(dict(action))
         elif kind == rules.SEND_EMAIL:
-            known = template_attributes(ctx.tenant_id)
+            known = template_attributes(ctx)
             try:
                 templates = check_templates(action["subject"], action.get("html"), action.get("text"), known)
             except ValidationFailed as problem:

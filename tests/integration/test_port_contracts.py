@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.campaigns import Suppression
-from chalicelib.domain.catalog import Group, Tag
+from chalicelib.domain.catalog import AlreadyExists, Group, Tag
 from chalicelib.domain.contacts import SHARDS, Contact, contact_id_for
 from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.jobs import Job
@@ -24,7 +24,6 @@ from chalicelib.domain.segments import EVALUATING, READY, Segment, StaleSegment
 from chalicelib.domain.tenants import ApiKey, KeyOwner, StaleWrite, Tenant
 from chalicelib.domain.triggers import Run, StaleTrigger, Trigger
 from chalicelib.ports.jobs import JobRepository
-from chalicelib.storage import catalog as catalog_storage
 from chalicelib.storage import contacts as contact_storage
 from chalicelib.storage.catalog import CatalogTable
 from chalicelib.storage.contacts import ContactTable
@@ -235,24 +234,61 @@ def test_the_lane_holds_at_most_its_limit_and_leaving_is_idempotent(job_repo):
     assert job_repo.lane() == {"job_2"} and job_repo.enter_lane("job_3", 2)
 
 
-# --- CatalogReader and MessageQueues -------------------------------------------------------------------------
+# --- CatalogRepository and MessageQueues -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("adapter", ADAPTERS)
-def test_the_catalog_reader_names_usable_tags_and_groups_and_attribute_types(adapter):
-    tenant_id = new_tenant()
-    if adapter == "dynamodb":
-        for name in ("vip", "local", "gone"):
-            catalog_storage.create_tag(tenant_id, Tag(name, None, "2026-11-30T10:00:00Z"))
-        catalog_storage.mark_tag_deleting(tenant_id, "gone")
-        catalog_storage.create_group(tenant_id, Group("grp_1", "Gold", None, "2026-11-30T10:00:00Z"))
-        catalog_storage.register_attribute_type(tenant_id, "city", "string")
-        reader = CatalogTable(tenant_id)
-    else:
-        reader = InMemoryCatalog(tags={"vip", "local"}, groups={"grp_1"}, types={"city": "string"})
-    assert reader.usable_tag_names() == {"vip", "local"}
-    assert reader.usable_group_ids() == {"grp_1"}
-    assert reader.attribute_types() == {"city": "string"}
+@pytest.fixture(params=ADAPTERS)
+def catalogs(request):
+    if request.param == "dynamodb":
+        return CatalogTable(new_tenant()), CatalogTable(new_tenant())
+    return InMemoryCatalog(), InMemoryCatalog()
+
+
+def test_tags_are_made_once_described_listed_and_deleted(catalogs):
+    mine, theirs = catalogs
+    for name in ("vip", "local", "gone"):
+        mine.create_tag(Tag(name, None, AT))
+    with pytest.raises(AlreadyExists):
+        mine.create_tag(Tag("vip", "again", AT))
+    mine.update_tag_description("vip", "our best")
+    mine.mark_tag_deleting("gone")
+    assert mine.get_tag("vip") == Tag("vip", "our best", AT) and mine.get_tag("gone").deleting
+    assert mine.usable_tag_names() == {"vip", "local"} and theirs.usable_tag_names() == set()
+    listed, position = mine.list_tags(2, None)
+    while position is not None:
+        more, position = mine.list_tags(2, position)
+        listed += more
+    assert sorted(t.name for t in listed) == ["gone", "local", "vip"]
+    mine.delete_tag("gone")
+    assert mine.get_tag("gone") is None
+
+
+def test_group_names_are_unique_without_case_and_follow_a_rename(catalogs):
+    mine, theirs = catalogs
+    gold = Group("grp_1", "Gold", None, AT)
+    mine.create_group(gold)
+    with pytest.raises(AlreadyExists):
+        mine.create_group(Group("grp_2", "GOLD", None, AT))
+    theirs.create_group(Group("grp_9", "Gold", None, AT))  # another tenant's name space
+    assert mine.find_group_by_name("gold") == gold and mine.get_group("grp_9") is None
+    silver = Group("grp_2", "Silver", "second", AT)
+    mine.create_group(silver)
+    with pytest.raises(AlreadyExists):
+        mine.update_group(silver, Group("grp_2", "gold", "second", AT))
+    platinum = Group("grp_1", "Platinum", None, AT)
+    mine.update_group(gold, platinum)
+    assert mine.find_group_by_name("gold") is None and mine.find_group_by_name("PLATINUM") == platinum
+    mine.mark_group_deleting("grp_2")
+    assert mine.usable_group_ids() == {"grp_1"} and [g.id for g in mine.all_groups()] == ["grp_1", "grp_2"]
+    mine.delete_group(mine.get_group("grp_2"))
+    assert mine.get_group("grp_2") is None and mine.find_group_by_name("silver") is None
+
+
+def test_an_attribute_keeps_the_type_its_first_value_gave_it(catalogs):
+    mine, theirs = catalogs
+    assert mine.register_attribute_type("city", "string") == "string"
+    assert mine.register_attribute_type("city", "number") == "string"
+    assert mine.attribute_types() == {"city": "string"} and theirs.attribute_types() == {}
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS)

@@ -15,6 +15,7 @@ import numpy as np
 
 from chalicelib.domain import settings as settings_rules
 from chalicelib.domain.campaigns import Ordinals, Suppression
+from chalicelib.domain.catalog import AlreadyExists, Group, Tag
 from chalicelib.domain.contacts import SHARDS, Contact, shard_of
 from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.jobs import Job
@@ -594,19 +595,73 @@ class InMemoryJobs:
 
 
 class InMemoryCatalog:
-    """CatalogReader over what a test declares."""
+    """CatalogRepository in memory; ``tags``, ``groups`` (ids, named after themselves) and ``types`` seed it."""
 
     def __init__(self, tags: Iterable[str] = (), groups: Iterable[str] = (), types: dict[str, str] | None = None):
-        self.tags, self.groups, self.types = set(tags), set(groups), dict(types or {})
+        self._tags = {name: Tag(name, None, "2026-01-01T00:00:00Z") for name in tags}
+        self._groups = {gid: Group(gid, gid, None, "2026-01-01T00:00:00Z") for gid in groups}
+        self._types = dict(types or {})
+
+    def create_tag(self, tag: Tag) -> None:
+        if tag.name in self._tags:
+            raise AlreadyExists(tag.name)
+        self._tags[tag.name] = tag
+
+    def get_tag(self, name: str) -> Tag | None:
+        return self._tags.get(name)
+
+    def update_tag_description(self, name: str, description: str | None) -> None:
+        self._tags[name] = replace(self._tags[name], description=description)
 
     def usable_tag_names(self) -> set[str]:
-        return set(self.tags)
+        return {name for name, tag in self._tags.items() if not tag.deleting}
+
+    def mark_tag_deleting(self, name: str) -> None:
+        self._tags[name] = replace(self._tags[name], deleting=True)
+
+    def list_tags(self, limit: int, start: Position) -> tuple[list[Tag], Position]:
+        return _page(sorted(self._tags.values(), key=lambda t: t.name), lambda t: t.name, limit, start)
+
+    def delete_tag(self, name: str) -> None:
+        self._tags.pop(name, None)
+
+    def create_group(self, group: Group) -> None:
+        if group.id in self._groups or self.find_group_by_name(group.name) is not None:
+            raise AlreadyExists(group.name)
+        self._groups[group.id] = group
+
+    def get_group(self, group_id: str) -> Group | None:
+        return self._groups.get(group_id)
+
+    def find_group_by_name(self, name: str) -> Group | None:
+        return next((g for g in self._groups.values() if g.name.casefold() == name.casefold()), None)
+
+    def list_groups(self, limit: int, start: Position) -> tuple[list[Group], Position]:
+        return _page(self.all_groups(), lambda g: g.id, limit, start)
+
+    def all_groups(self) -> list[Group]:
+        return sorted(self._groups.values(), key=lambda g: g.id)
 
     def usable_group_ids(self) -> set[str]:
-        return set(self.groups)
+        return {gid for gid, group in self._groups.items() if not group.deleting}
+
+    def update_group(self, before: Group, after: Group) -> None:
+        taken = self.find_group_by_name(after.name)
+        if taken is not None and taken.id != after.id:
+            raise AlreadyExists(after.name)
+        self._groups[after.id] = after
+
+    def mark_group_deleting(self, group_id: str) -> None:
+        self._groups[group_id] = replace(self._groups[group_id], deleting=True)
+
+    def delete_group(self, group: Group) -> None:
+        self._groups.pop(group.id, None)
 
     def attribute_types(self) -> dict[str, str]:
-        return dict(self.types)
+        return dict(self._types)
+
+    def register_attribute_type(self, name: str, kind: str) -> str:
+        return self._types.setdefault(name, kind)
 
 
 class RecordingMailer:

@@ -137,7 +137,7 @@ def test_a_deleted_tag_invalidates_its_segments_and_a_fix_revives_those_it_broke
     mixer = create(ctx, {"all": [{"segment": base["id"]}, {"tag": "local"}]}, "Mixer")
     run_jobs(ctx)
     release = {kind: drop for kind, _, drop in segments.DEPENDENTS}["tag"]
-    ctx.ports.catalog.tags.discard("vip")
+    ctx.ports.catalog.delete_tag("vip")
     release(ctx, "vip", "tag vip was deleted")
     broken = {s.id: s for s in ctx.ports.segments.all_segments()}
     assert broken[base["id"]].status == "invalid" and broken[base["id"]].invalid_because == "tag:vip"
