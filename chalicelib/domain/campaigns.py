@@ -213,9 +213,9 @@ def claims_for(
 
 
 def outcome_of(claim: Claim, status: str, message_id: str | None, reason: str | None) -> Outcome:
-    """A mailed recipient's record from what SES said (``sent`` or a ``classify_ses_error`` kind other than
+    """A mailed recipient's record from what SES said (DELIVERED or a ``classify_ses_error`` kind other than
     UNCERTAIN, which leaves the claim as it is): delivered, rejected, or released for a later try."""
-    if status == "sent":
+    if status == DELIVERED:
         return Outcome(claim.contact_id, claim.email, DELIVERED, message_id=message_id)
     if status == REJECTED_ONE:
         return Outcome(claim.contact_id, claim.email, REJECTED, reason=reason)

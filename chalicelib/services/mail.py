@@ -21,7 +21,6 @@ from chalicelib.services.context import TenantContext
 
 UNSUBSCRIBE_PURPOSE = "unsubscribe"
 INERT_UNSUBSCRIBE_PURPOSE = "unsubscribe-preview"
-SENT = "sent"
 
 
 def unsubscribe_url(tenant_id: str, campaign_id: str | None, email: str, *, inert: bool = False) -> str:
@@ -34,7 +33,7 @@ def unsubscribe_url(tenant_id: str, campaign_id: str | None, email: str, *, iner
 
 @dataclass(frozen=True)
 class Delivery:
-    """``status`` is ``sent`` (``message_id`` set) or a ``classify_ses_error`` kind (``reason`` set); a
+    """``status`` is ``rules.DELIVERED`` (``message_id`` set) or a ``classify_ses_error`` kind (``reason`` set); a
     template that does not render for the contact is ``rejected`` with a ``render: …`` reason."""
 
     status: str
@@ -47,7 +46,7 @@ class Delivery:
         return self.status in (rules.THROTTLED, rules.QUOTA, rules.BLOCKED)
 
     def view(self) -> dict[str, Any]:
-        shown = {"message_id": self.message_id} if self.status == SENT else {"reason": self.reason}
+        shown = {"message_id": self.message_id} if self.status == rules.DELIVERED else {"reason": self.reason}
         return {"status": self.status, **shown}
 
 
@@ -89,7 +88,7 @@ def send_rendered(
         tags={"tenant_id": ctx.tenant_id, **tags},
     )
     try:
-        return Delivery(SENT, message_id=ctx.ports.mailer.send(mail))
+        return Delivery(rules.DELIVERED, message_id=ctx.ports.mailer.send(mail))
     except MailError as error:
         kind = rules.classify_ses_error(error.code, error.message, error.http_status)
         return Delivery(kind, reason=f"{error.code}: {error.message}"[:500])

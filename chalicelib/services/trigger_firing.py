@@ -239,7 +239,7 @@ def _send_email(ctx: TenantContext, trigger: Trigger, action: dict[str, Any], co
     if delivery.account_wide:
         ctx.ports.triggers.release_mail(contact.id, key)
         raise SendLater(delivery.reason or delivery.status)
-    state = {mail.SENT: "sent", campaign_rules.UNCERTAIN: "unknown"}.get(delivery.status, "failed")
+    state = {campaign_rules.DELIVERED: "sent", campaign_rules.UNCERTAIN: "unknown"}.get(delivery.status, "failed")
     ctx.ports.triggers.settle_mail(contact.id, key, state, delivery.message_id, delivery.reason)
     if state == "failed":
         raise RuntimeError(f"the email was not sent: {delivery.reason}")
