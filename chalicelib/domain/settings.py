@@ -9,6 +9,7 @@ replaces, ``null`` resets the field to its default.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from chalicelib.domain.emails import is_valid_email
@@ -110,6 +111,6 @@ def apply_patch(overrides: dict[str, Any] | None, patch: Any) -> dict[str, Any]:
     return _merge(overrides or {}, patch)
 
 
-def limit(settings: dict[str, Any], name: str) -> int:
+def limit(settings: Mapping[str, Any], name: str) -> int:
     """The one place limits are read from (DESIGN.md principle 6)."""
     return int(settings["limits"][name])

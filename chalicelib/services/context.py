@@ -44,7 +44,7 @@ class TenantContext:
         return self._settings() if callable(self._settings) else self._settings
 
     def limit(self, name: str) -> int:
-        return limit(dict(self.settings), name)
+        return limit(self.settings, name)
 
     @property
     def segments(self) -> list[Segment]:
@@ -62,9 +62,14 @@ class TenantContext:
         contact changes evaluates every segment for every contact. Raises BrokenReference when an
         included segment is gone."""
         if segment.id not in self._compiled:
-            library = {s.id: s.criteria for s in self.segments}
-            self._compiled[segment.id] = compile_criteria(segment.criteria, self.attribute_types, library.get)
+            self._compiled[segment.id] = self.compile(segment.criteria)
         return self._compiled[segment.id]
+
+    def compile(self, criteria: dict[str, Any]) -> CompiledCriteria:
+        """Any criteria (a segment's, a trigger's conditions) compiled against the tenant's attribute types
+        and segments. Raises BrokenReference when a segment they include is gone."""
+        library = {s.id: s.criteria for s in self.segments}
+        return compile_criteria(criteria, self.attribute_types, library.get)
 
     @cached_property
     def attribute_types(self) -> dict[str, str]:

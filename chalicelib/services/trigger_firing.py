@@ -19,7 +19,7 @@ from chalicelib.domain import triggers as rules
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.contacts import Contact
 from chalicelib.domain.engagements import Reward
-from chalicelib.domain.engine import BrokenReference, CompiledCriteria, compile_criteria
+from chalicelib.domain.engine import BrokenReference, CompiledCriteria
 from chalicelib.domain.ids import stable_id
 from chalicelib.domain.population import Population
 from chalicelib.domain.templates import Templates
@@ -111,19 +111,18 @@ class TriggerContext:
     conditions compiled) once per occurrence or run batch, not once per contact."""
 
     def __init__(self, tenant: TenantContext, trigger: Trigger) -> None:
-        self.tenant, self.tenant_id, self.trigger = tenant, tenant.tenant_id, trigger
+        self.tenant, self.trigger = tenant, trigger
+
+    @property
+    def tenant_id(self) -> str:
+        return self.tenant.tenant_id
 
     @cached_property
     def _conditions(self) -> CompiledCriteria | None:
         """None when a segment the conditions name is gone: then they cannot hold."""
         assert self.trigger.conditions is not None
-        segments = {s.id: s for s in self.tenant.segments}
         try:
-            return compile_criteria(
-                self.trigger.conditions,
-                self.tenant.attribute_types,
-                lambda i: segments[i].criteria if i in segments else None,
-            )
+            return self.tenant.compile(self.trigger.conditions)
         except BrokenReference:
             return None
 
