@@ -76,14 +76,17 @@ def tenant_context(tenant_id: str, principal: Principal | None = None) -> Tenant
 
 
 class TenantContexts:
-    """One context per tenant for the length of a batch of messages (a batch may mix tenants)."""
+    """One context per tenant for the length of a batch of messages (a batch may mix tenants) or of a
+    request (``principal``: the caller, whose own tenant's context carries it and its key's settings)."""
 
-    def __init__(self) -> None:
+    def __init__(self, principal: Principal | None = None) -> None:
+        self._principal = principal
         self._made: dict[str, TenantContext] = {}
 
     def of(self, tenant_id: str) -> TenantContext:
         if tenant_id not in self._made:
-            self._made[tenant_id] = tenant_context(tenant_id)
+            caller = self._principal if self._principal and self._principal.tenant_id == tenant_id else None
+            self._made[tenant_id] = tenant_context(tenant_id, caller)
         return self._made[tenant_id]
 
 

@@ -14,12 +14,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import cached_property
 from typing import Any
 
 from chalice import Blueprint, Response
 
-from chalicelib.composition import tenant_context, tenant_directory
+from chalicelib.composition import TenantContexts, tenant_directory
 from chalicelib.config import get_config
 from chalicelib.domain.cursors import parse_limit
 from chalicelib.domain.errors import (
@@ -82,16 +81,17 @@ class Call:
     query: dict[str, str]
     headers: dict[str, str]
     raw_body: bytes
+    contexts: TenantContexts
 
     @property
     def tenant_id(self) -> str:
         assert self.principal.tenant_id is not None
         return self.principal.tenant_id
 
-    @cached_property
+    @property
     def context(self) -> TenantContext:
         """The caller's tenant, read at most once in this request (services/context.py)."""
-        return tenant_context(self.tenant_id, self.principal)
+        return self.contexts.of(self.tenant_id)
 
     def page(self) -> tuple[int, str | None]:
         return parse_limit(self.query.get("limit")), self.query.get("cursor")
@@ -203,7 +203,8 @@ class ApiBlueprint(Blueprint):
                 )
             principal = _principal_for(operation.access, request.headers.get("authorization"))
             logger.thread_safe_append_keys(tenant_id=principal.tenant_id)
-            trail.admit(lambda tenant_id: tenant_context(tenant_id, principal), principal)
+            contexts = TenantContexts(principal)  # one per tenant this request touches: rate, handler, audit
+            trail.admit(contexts.of, principal)
             if operation.feature and not principal.features.get(operation.feature):
                 raise FeatureDisabled(
                     f"The {operation.feature} feature is not enabled for this tenant.",
@@ -226,11 +227,12 @@ class ApiBlueprint(Blueprint):
                 query=query,
                 headers={k.lower(): v for k, v in request.headers.items()},
                 raw_body=raw,
+                contexts=contexts,
             )
             result = handler(call, **path_params)
             if operation.method != "GET" and operation.access in (Access.ADMIN, Access.OPERATOR):
                 action = f"{operation.method} {operation.path}"
-                trail.audit(tenant_context, principal, action, path_params, result, request_id)
+                trail.audit(contexts.of, principal, action, path_params, result, request_id)
         except AppError as error:
             logger.info("request refused", extra={"status": error.status, "code": error.code})
             return error_response(error, headers)
