@@ -28,7 +28,7 @@ from app import app
 from chalicelib.config import LOCAL_OPERATOR_KEY
 from chalicelib.domain.contacts import Contact, contact_id_for
 from chalicelib.resources import JOBS_QUEUE, SEND_QUEUE
-from chalicelib.storage import contacts as contact_store
+from chalicelib.storage.contacts import ContactTable
 from infra.local.dispatcher import Dispatcher
 from tests.support import mail
 from tests.support.client import ApiClient
@@ -43,7 +43,7 @@ def load(api: ApiClient, count: int) -> tuple[str, float]:
     api.post("/tags", key=key, json={"name": "news"})
     api.patch("/settings", key=key, json={"send_rate_per_second": 1000})
     started = time.perf_counter()
-    assert contact_store.allocate_ordinals(tenant["id"], count) == 1
+    assert ContactTable(tenant["id"]).allocate_ordinals(count) == 1
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     contacts = [
         Contact(
@@ -60,8 +60,8 @@ def load(api: ApiClient, count: int) -> tuple[str, float]:
         )
         for n in range(1, count + 1)
     ]
-    for batch in contact_store.transaction_batches(tenant["id"], [(None, c) for c in contacts]):
-        contact_store.write_contacts(tenant["id"], batch)
+    for batch in ContactTable(tenant["id"]).transaction_batches([(None, c) for c in contacts]):
+        ContactTable(tenant["id"]).write(batch)
     return key, time.perf_counter() - started
 
 

@@ -35,9 +35,8 @@ from chalicelib.domain import planner
 from chalicelib.domain.contacts import SHARDS, Contact, contact_id_for
 from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
 from chalicelib.services import evaluation
-from chalicelib.storage import contacts as contact_store
 from chalicelib.storage.catalog import CatalogTable
-from chalicelib.storage.contacts import TAG_CHUNK_SIZE, TagChunkItem, TagCountItem, tag_pk
+from chalicelib.storage.contacts import TAG_CHUNK_SIZE, ContactTable, TagChunkItem, TagCountItem, tag_pk
 from chalicelib.storage.table import MainTableModel
 from infra.local.dispatcher import Dispatcher
 from tests.support.client import ApiClient
@@ -89,7 +88,7 @@ def bench_index(meter: Meter, count: int) -> list[tuple[str, str]]:
     load = time.perf_counter() - started
     meter.reset()
     started = time.perf_counter()
-    read = contact_store.postings(tenant_id, planner.postings_needed(PARTNERSTACK))
+    read = ContactTable(tenant_id).postings(planner.postings_needed(PARTNERSTACK))
     read_seconds = time.perf_counter() - started
     algebra = []
     for _ in range(5):
@@ -124,7 +123,7 @@ def load_tenant(api: ApiClient, count: int, now: datetime) -> tuple[str, str, fl
     people = generate(count, now)
     for name, kind in CUSTOM_TYPES.items():
         CatalogTable(tenant["id"]).register_attribute_type(name, kind)
-    first = contact_store.allocate_ordinals(tenant["id"], count)
+    first = ContactTable(tenant["id"]).allocate_ordinals(count)
     assert first == 1
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     contacts = [
@@ -143,12 +142,12 @@ def load_tenant(api: ApiClient, count: int, now: datetime) -> tuple[str, str, fl
         for p in people
     ]
     changes = [(None, c) for c in contacts]
-    for batch in contact_store.transaction_batches(tenant["id"], changes):
-        contact_store.write_contacts(tenant["id"], batch)
+    for batch in ContactTable(tenant["id"]).transaction_batches(changes):
+        ContactTable(tenant["id"]).write(batch)
     for person, contact in zip(people, contacts, strict=True):
         if person.events:
             events = [{**e, "id": f"evt_{person.ordinal}_{i}"} for i, e in enumerate(person.events)]
-            contact_store.put_events(tenant["id"], contact, events, [2_000_000_000] * len(events))
+            ContactTable(tenant["id"]).put_events(contact, events, [2_000_000_000] * len(events))
     return tenant["id"], key, time.perf_counter() - started
 
 

@@ -39,7 +39,7 @@ from chalicelib.config import LOCAL_OPERATOR_KEY
 from chalicelib.domain.clock import to_rfc3339
 from chalicelib.domain.contacts import Contact, contact_id_for
 from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
-from chalicelib.storage import contacts as contact_store
+from chalicelib.storage.contacts import ContactTable
 from chalicelib.storage.engagements import EngagementTable
 from infra.local.dispatcher import Dispatcher
 from tests.support.client import ApiClient
@@ -67,7 +67,7 @@ def load(api: ApiClient, background: int) -> tuple[str, str]:
     key = tenant["admin_key"]
     for tag in ("partner", "news"):
         api.post("/tags", key=key, json={"name": tag})
-    assert contact_store.allocate_ordinals(tenant["id"], background) == 1
+    assert ContactTable(tenant["id"]).allocate_ordinals(background) == 1
     stamp = to_rfc3339(datetime.now(UTC))
     people = [
         Contact(id=contact_id_for(n), ordinal=n, external_id=f"b-{n}", email=f"b{n}@example.com",
@@ -75,8 +75,8 @@ def load(api: ApiClient, background: int) -> tuple[str, str]:
                 version=1, created_at=stamp, updated_at=stamp)
         for n in range(1, background + 1)
     ]  # fmt: skip
-    for batch in contact_store.transaction_batches(tenant["id"], [(None, c) for c in people]):
-        contact_store.write_contacts(tenant["id"], batch)
+    for batch in ContactTable(tenant["id"]).transaction_batches([(None, c) for c in people]):
+        ContactTable(tenant["id"]).write(batch)
     return tenant["id"], key
 
 
@@ -106,7 +106,7 @@ def main() -> None:
         dispatcher.drain(queue_names=frozenset({MEMBERSHIP_EVENTS_QUEUE}))  # segment.entered → trigger → reward
         rewarded.append(time.perf_counter() - started)
         with calls.not_counted():
-            stored = contact_store.get_contact(tenant_id, contact["id"])
+            stored = ContactTable(tenant_id).get_contact(contact["id"])
             assert "partner" in stored.tags, "the contact.created trigger did not tag"
             assert EngagementTable(tenant_id).all_rewards(stored.id, stored.ordinal), "no reward"
 

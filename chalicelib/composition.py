@@ -11,6 +11,7 @@ from chalicelib.ports import TenantPorts
 from chalicelib.ports.tenants import TenantDirectory
 from chalicelib.services import (
     campaigns,
+    changes,
     dependents,
     engagements,
     evaluation,
@@ -24,16 +25,20 @@ from chalicelib.services import (
 from chalicelib.services.context import TenantContext
 from chalicelib.services.principal import Principal
 from chalicelib.services.tenants import cached_settings
+from chalicelib.storage import campaigns as campaign_storage
 from chalicelib.storage import segments as segment_storage
 from chalicelib.storage import triggers as trigger_storage
+from chalicelib.storage.campaigns import CampaignTable
 from chalicelib.storage.catalog import CatalogTable
 from chalicelib.storage.contacts import ContactTable
 from chalicelib.storage.engagements import EngagementTable
 from chalicelib.storage.jobs import JobTable
 from chalicelib.storage.mailer import SesMailer
 from chalicelib.storage.membership import MembershipTable
+from chalicelib.storage.outbox import OutboxTable
 from chalicelib.storage.queues import SqsQueues
 from chalicelib.storage.segments import SegmentTable
+from chalicelib.storage.sends import SendTable
 from chalicelib.storage.suppressions import SuppressionTable
 from chalicelib.storage.tenants import TenantAccountTable, TenantDirectoryTable
 from chalicelib.storage.trail import AuditTrailTable
@@ -41,6 +46,7 @@ from chalicelib.storage.triggers import TriggerTable
 
 _QUEUES = SqsQueues()
 _MAILER = SesMailer()
+_OUTBOX = OutboxTable()
 _DIRECTORY = TenantDirectoryTable()
 
 
@@ -62,7 +68,10 @@ def tenant_ports(tenant_id: str) -> TenantPorts:
         triggers=TriggerTable(tenant_id),
         jobs=JobTable(tenant_id),
         catalog=CatalogTable(tenant_id),
+        campaigns=CampaignTable(tenant_id),
+        sends=SendTable(tenant_id),
         queues=_QUEUES,
+        outbox=_OUTBOX,
         mailer=_MAILER,
     )
 
@@ -90,9 +99,19 @@ class TenantContexts:
         return self._made[tenant_id]
 
 
+def relay_contact_changes() -> int:
+    """Queue the change messages requests wrote to the outbox but did not queue (every tenant's)."""
+    return changes.relay_pending(_OUTBOX, _QUEUES)
+
+
 def due_triggers(before: str) -> list[tuple[str, str]]:
     """(tenant, trigger) of the schedule triggers due at ``before`` (one sparse index across tenants)."""
     return trigger_storage.due_scheduled(before)
+
+
+def due_campaigns(before: str) -> list[tuple[str, str]]:
+    """(tenant, campaign) of the scheduled campaigns due at ``before`` (one sparse index across tenants)."""
+    return campaign_storage.due_scheduled(before)
 
 
 def time_dependent_segments() -> dict[str, set[str]]:

@@ -275,7 +275,7 @@ class Campaign:
     shards_done: int = 0
     batches_total: int = 0
     batches_done: int = 0
-    counters: dict[str, int] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
 
 
 class StaleCampaign(Exception):

@@ -10,6 +10,7 @@ client ``external_id``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,11 @@ def contact_id_for(ordinal: int) -> str:
         digits.append(_ALPHABET[ordinal & 31])
         ordinal >>= 5
     return "ctc_" + "".join(reversed(digits))
+
+
+def contact_ids_for(ordinals: Iterable[int]) -> list[str]:
+    """The ids of ``ordinals``, in ordinal order."""
+    return [contact_id_for(o) for o in sorted(ordinals)]
 
 
 def ordinal_of(contact_id: str) -> int | None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from chalice import Blueprint, Rate
 
-from chalicelib.composition import tenant_context, time_dependent_segments
+from chalicelib.composition import due_campaigns, tenant_context, time_dependent_segments
+from chalicelib.composition import relay_contact_changes as relay_outbox
 from chalicelib.logs import logger
-from chalicelib.services import campaigns, changes, segments
+from chalicelib.services import campaigns, segments
 
 blueprint = Blueprint(__name__)
 
@@ -24,7 +25,7 @@ def refresh_time_dependent_segments(event) -> None:
 @blueprint.schedule(Rate(1, unit=Rate.MINUTES))
 def start_due_campaigns(event) -> None:
     """Campaigns scheduled with ``send_at`` start sending when it comes."""
-    started = campaigns.start_due()
+    started = campaigns.start_due(due_campaigns, tenant_context)
     if started:
         logger.info("scheduled campaigns started", extra={"campaigns_started": started})
 
@@ -32,4 +33,4 @@ def start_due_campaigns(event) -> None:
 @blueprint.schedule(Rate(1, unit=Rate.MINUTES))
 def relay_contact_changes(event) -> None:
     """Change messages a request wrote to the outbox but could not queue (SQS refused, the process stopped)."""
-    changes.relay_pending()
+    relay_outbox()

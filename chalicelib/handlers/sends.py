@@ -37,7 +37,7 @@ def fail_dead_send_messages(event: SQSEvent) -> dict:
 
     def handle(message: dict, record) -> None:
         logger.thread_safe_append_keys(tenant_id=message["tenant_id"], campaign_id=message["campaign_id"])
-        sending.fail_batch(message, record.message_id)
+        sending.fail_batch(tenant_context(message["tenant_id"]), message, record.message_id)
 
     return process_records(event, SEND_DEAD_LETTER_QUEUE, handle)
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chalicelib.ports.campaigns import CampaignRepository, SendLedger
 from chalicelib.ports.catalog import CatalogRepository
-from chalicelib.ports.contacts import ContactReader
+from chalicelib.ports.contacts import ContactRepository
 from chalicelib.ports.engagements import EngagementRepository
 from chalicelib.ports.jobs import JobRepository
 from chalicelib.ports.mailer import Mailer
 from chalicelib.ports.membership import MembershipLedger
+from chalicelib.ports.outbox import ChangeOutbox
 from chalicelib.ports.queues import MessageQueues
 from chalicelib.ports.segments import SegmentRepository
 from chalicelib.ports.suppressions import SuppressionList
@@ -26,11 +28,12 @@ from chalicelib.ports.triggers import TriggerRepository
 
 @dataclass(frozen=True)
 class TenantPorts:
-    """Every port a service may use, bound to one tenant."""
+    """Every port a service may use, bound to one tenant (the queues, the outbox and the mailer, whose messages
+    name their tenant, are shared)."""
 
     tenant_id: str
     segments: SegmentRepository
-    contacts: ContactReader
+    contacts: ContactRepository
     membership: MembershipLedger
     engagements: EngagementRepository
     account: TenantAccount
@@ -39,5 +42,8 @@ class TenantPorts:
     triggers: TriggerRepository
     jobs: JobRepository
     catalog: CatalogRepository
+    campaigns: CampaignRepository
+    sends: SendLedger
     queues: MessageQueues
+    outbox: ChangeOutbox
     mailer: Mailer

@@ -1,9 +1,12 @@
-"""The contacts of one tenant as the readers see them: segments, evaluation, membership, sending and
-triggers. (Writing contacts still goes through storage/contacts.py directly; ARCHITECTURE.md.)"""
+"""The contacts of one tenant: their fields, events, uniqueness guards and tag posting lists.
+
+``ContactReader`` is what readers need (segments, evaluation, membership, sending, triggers);
+``ContactRepository`` adds the writes (contacts, imports, tags, groups, trigger actions).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from chalicelib.domain.campaigns import Ordinals
@@ -11,6 +14,11 @@ from chalicelib.domain.contacts import Contact
 
 Events = list[dict[str, Any]]
 """A contact's events, each {"id", "type", "at", "amount", "properties"}, in id order."""
+
+Position = dict[str, Any] | None
+
+ContactChange = tuple[Contact | None, Contact | None]
+"""(before, after): a create is (None, contact), a delete (contact, None)."""
 
 
 class ContactReader(Protocol):
@@ -27,3 +35,45 @@ class ContactReader(Protocol):
         """Each tag's contacts as a sorted array of ordinals (planner.EVERYONE: every contact)."""
 
     def count_tag(self, tag: str) -> int: ...
+
+
+class ContactRepository(ContactReader, Protocol):
+    def allocate_ordinals(self, count: int) -> int:
+        """Reserve ``count`` consecutive ordinals (never handed out again); return the first."""
+
+    def write(self, changes: Sequence[ContactChange], messages: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Apply the changes and write the change ``messages`` that announce them to the outbox, all or nothing;
+        each contact's guards (external_id, email) and posting lists move with it.
+
+        Raises StaleContact when a contact changed since its ``before`` was read, TakenIdentifier when an
+        external_id or email belongs to another contact."""
+
+    def transaction_batches(self, changes: Sequence[ContactChange]) -> list[list[ContactChange]]:
+        """The changes grouped, in order, so that each group fits one :meth:`write`."""
+
+    def get_contact(self, contact_id: str) -> Contact | None:
+        """Strongly consistent; None for an unknown or malformed id."""
+
+    def find_contact_id(self, *, external_id: str | None = None, email: str | None = None) -> str | None: ...
+
+    def find_contact_ids_many(
+        self, *, external_ids: Iterable[str] = (), emails: Iterable[str] = ()
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """(external_id → contact id, email → contact id) of those that exist."""
+
+    def page_of_shards(self, limit: int, start: Position) -> tuple[list[Contact], Position]:
+        """Every contact, shard by shard, in id order within a shard."""
+
+    def page_of_group(self, group_id: str, limit: int, start: Position) -> tuple[list[Contact], Position]:
+        """A group's contacts in id order."""
+
+    def tag_ordinals(self, tag: str) -> set[int]: ...
+
+    def put_events(self, contact: Contact, events: Sequence[Mapping[str, Any]], expiry: Sequence[int]) -> None:
+        """Store events (the same event id overwrites itself), each expiring at its ``expiry`` (epoch seconds)."""
+
+    def events_of(self, contact: Contact, limit: int, start: Position) -> tuple[Events, Position]:
+        """A contact's events in id order."""
+
+    def delete_contact_records(self, contact: Contact) -> int:
+        """Delete what a deleted contact leaves beside it (events, rewards, announcements given); return how many."""

@@ -7,6 +7,7 @@ chalicelib/domain/templates.py (what a template may say); the sending itself
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -32,9 +33,6 @@ from chalicelib.services.contacts import contact_view, resolve
 from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
 from chalicelib.services.segments import check_targets
-from chalicelib.storage import campaigns as store
-from chalicelib.storage import contacts as contact_store
-from chalicelib.storage import sends as send_store
 
 MAX_NAME = 200
 MAX_TEST_EMAILS = 5
@@ -159,8 +157,8 @@ def campaign_view(campaign: Campaign) -> dict[str, Any]:
     }
 
 
-def _require(tenant_id: str, campaign_id: str) -> Campaign:
-    campaign = store.get(tenant_id, campaign_id)
+def _require(ctx: TenantContext, campaign_id: str) -> Campaign:
+    campaign = ctx.ports.campaigns.get(campaign_id)
     if campaign is None:
         raise NotFound(f"Campaign {campaign_id} does not exist.", {"field": "id"})
     return campaign
@@ -217,22 +215,22 @@ def create_campaign(ctx: TenantContext, body: Any, clock: Clock = system_clock) 
     fields = _checked(ctx, body, clock)
     now = to_rfc3339(clock())
     campaign = Campaign(id=new_id("campaign"), status=rules.DRAFT, version=1, created_at=now, updated_at=now, **fields)
-    store.create(ctx.tenant_id, campaign)
+    ctx.ports.campaigns.create(campaign)
     return campaign_view(campaign)
 
 
 def get_campaign(ctx: TenantContext, campaign_id: str) -> dict[str, Any]:
-    return campaign_view(_require(ctx.tenant_id, campaign_id))
+    return campaign_view(_require(ctx, campaign_id))
 
 
 def list_campaigns(ctx: TenantContext, limit_: int, cursor: str | None) -> dict[str, Any]:
     tenant_id = ctx.tenant_id
-    return page(f"campaigns:{tenant_id}", cursor, lambda start: store.page(tenant_id, limit_, start), campaign_view)
+    return page(f"campaigns:{tenant_id}", cursor, lambda start: ctx.ports.campaigns.page(limit_, start), campaign_view)
 
 
 def update_campaign(ctx: TenantContext, campaign_id: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, PATCH_CAMPAIGN_SCHEMA)
-    before = _require(ctx.tenant_id, campaign_id)
+    before = _require(ctx, campaign_id)
     rules.require_status(before.id, before.status, rules.EDITABLE, "be edited")
     current = {
         "name": before.name,
@@ -252,18 +250,18 @@ def update_campaign(ctx: TenantContext, campaign_id: str, body: Any, clock: Cloc
         status = rules.DRAFT  # unscheduled
     after = replace(before, **fields, status=status, version=before.version + 1, updated_at=to_rfc3339(clock()))
     try:
-        store.save_content(ctx.tenant_id, before, after)
+        ctx.ports.campaigns.save_content(before, after)
     except StaleCampaign:
         raise changed_meanwhile(f"Campaign {campaign_id}") from None
     return campaign_view(after)
 
 
 def delete_campaign(ctx: TenantContext, campaign_id: str, confirm: bool = False) -> None:
-    campaign = _require(ctx.tenant_id, campaign_id)
+    campaign = _require(ctx, campaign_id)
     rules.require_status(campaign.id, campaign.status, rules.EDITABLE | rules.FINISHED, "be deleted")
     dependents.review("campaign", ctx, campaign.id, f"campaign {campaign.name!r}", confirm)
     try:
-        store.delete(ctx.tenant_id, campaign)
+        ctx.ports.campaigns.delete(campaign)
     except StaleCampaign:
         raise changed_meanwhile(f"Campaign {campaign_id}", "status") from None
     dependents.release("campaign", ctx, campaign.id, f"campaign {campaign.name!r} was deleted")
@@ -291,51 +289,54 @@ def _require_published_segments(ctx: TenantContext, campaign: Campaign) -> None:
 
 def send_campaign(ctx: TenantContext, campaign_id: str, clock: Clock = system_clock) -> dict[str, Any]:
     """Send now, or schedule for ``send_at`` when that is still ahead."""
-    tenant_id = ctx.tenant_id
-    campaign = _require(tenant_id, campaign_id)
+    campaign = _require(ctx, campaign_id)
     rules.require_status(campaign.id, campaign.status, {rules.DRAFT}, "be sent")
     _require_published_segments(ctx, campaign)
     if campaign.send_at and (stored_moment(campaign.send_at) or EARLIEST) > clock():
         scheduled = replace(campaign, status=rules.SCHEDULED, updated_at=to_rfc3339(clock()))
         try:
-            store.save_content(tenant_id, campaign, scheduled)
+            ctx.ports.campaigns.save_content(campaign, scheduled)
         except StaleCampaign:
             raise changed_meanwhile(f"Campaign {campaign_id}", "status") from None
-    elif not sending.start(tenant_id, campaign.id, {rules.DRAFT}, clock):
+    elif not sending.start(ctx, campaign.id, {rules.DRAFT}, clock):
         raise changed_meanwhile(f"Campaign {campaign_id}", "status")
-    return campaign_view(_require(tenant_id, campaign_id))
+    return campaign_view(_require(ctx, campaign_id))
 
 
-def start_due(clock: Clock = system_clock) -> int:
-    """Start every scheduled campaign whose time has come (the minute schedule)."""
+def start_due(
+    due: Callable[[str], list[tuple[str, str]]],
+    context_for: Callable[[str], TenantContext],
+    clock: Clock = system_clock,
+) -> int:
+    """Start every scheduled campaign whose time has come (the minute schedule). ``due`` lists the
+    (tenant, campaign) pairs due at a time; ``context_for`` makes each tenant's context."""
     started = 0
-    for tenant_id, campaign_id in store.due_scheduled(to_rfc3339(clock())):
-        started += sending.start(tenant_id, campaign_id, {rules.SCHEDULED}, clock)
+    for tenant_id, campaign_id in due(to_rfc3339(clock())):
+        started += sending.start(context_for(tenant_id), campaign_id, {rules.SCHEDULED}, clock)
     return started
 
 
 def pause_campaign(ctx: TenantContext, campaign_id: str) -> dict[str, Any]:
-    campaign = _require(ctx.tenant_id, campaign_id)
+    campaign = _require(ctx, campaign_id)
     rules.require_status(campaign.id, campaign.status, {rules.SENDING}, "be paused")
-    if not store.change_status(ctx.tenant_id, campaign.id, {rules.SENDING}, rules.PAUSED, "paused by a user"):
+    if not ctx.ports.campaigns.change_status(campaign.id, {rules.SENDING}, rules.PAUSED, "paused by a user"):
         raise changed_meanwhile(f"Campaign {campaign_id}", "status")
-    return campaign_view(_require(ctx.tenant_id, campaign_id))
+    return campaign_view(_require(ctx, campaign_id))
 
 
 def resume_campaign(ctx: TenantContext, campaign_id: str) -> dict[str, Any]:
-    campaign = _require(ctx.tenant_id, campaign_id)
+    campaign = _require(ctx, campaign_id)
     rules.require_status(campaign.id, campaign.status, {rules.PAUSED}, "be resumed")
-    if not sending.resume(ctx.tenant_id, campaign.id):
+    if not sending.resume(ctx, campaign.id):
         raise changed_meanwhile(f"Campaign {campaign_id}", "status")
-    return campaign_view(_require(ctx.tenant_id, campaign_id))
+    return campaign_view(_require(ctx, campaign_id))
 
 
 def cancel_campaign(ctx: TenantContext, campaign_id: str, clock: Clock = system_clock) -> dict[str, Any]:
-    campaign = _require(ctx.tenant_id, campaign_id)
+    campaign = _require(ctx, campaign_id)
     active = {rules.DRAFT, rules.SCHEDULED, rules.SENDING, rules.PAUSED}
     rules.require_status(campaign.id, campaign.status, active, "be cancelled")
-    if not store.change_status(
-        ctx.tenant_id,
+    if not ctx.ports.campaigns.change_status(
         campaign.id,
         active,
         rules.CANCELLED,
@@ -343,7 +344,7 @@ def cancel_campaign(ctx: TenantContext, campaign_id: str, clock: Clock = system_
         finished_at=to_rfc3339(clock()),
     ):
         raise changed_meanwhile(f"Campaign {campaign_id}", "status")
-    return campaign_view(_require(ctx.tenant_id, campaign_id))
+    return campaign_view(_require(ctx, campaign_id))
 
 
 # --- preview and test sends ----------------------------------------------------------------------------
@@ -362,8 +363,8 @@ def _rendered(campaign: Campaign, contact: dict[str, Any], unsubscribe_url: str,
 
 def preview_campaign(ctx: TenantContext, campaign_id: str, body: Any) -> dict[str, Any]:
     validate(body, PREVIEW_SCHEMA)
-    campaign = _require(ctx.tenant_id, campaign_id)
-    contact = resolve(ctx.tenant_id, body["contact_id"])
+    campaign = _require(ctx, campaign_id)
+    contact = resolve(ctx, body["contact_id"])
     url = mail.unsubscribe_url(ctx.tenant_id, campaign.id, contact.email or "", inert=True)
     rendered = _rendered(campaign, contact_view(contact), url, "contact_id")
     return {"contact_id": contact.id, "subject": rendered.subject, "html": rendered.html, "text": rendered.text}
@@ -386,7 +387,7 @@ def test_send(ctx: TenantContext, campaign_id: str, body: Any) -> dict[str, Any]
     Suppressed and unsubscribed addresses are refused like in a real send."""
     validate(body, TEST_SCHEMA)
     tenant_id = ctx.tenant_id
-    campaign = _require(tenant_id, campaign_id)
+    campaign = _require(ctx, campaign_id)
     results = []
     for index, raw in enumerate(body["emails"]):
         email = raw.strip().lower()
@@ -397,8 +398,8 @@ def test_send(ctx: TenantContext, campaign_id: str, body: Any) -> dict[str, Any]
         if suppression:
             results.append({"email": email, "status": "suppressed", "reason": suppression.reason})
             continue
-        contact_id = contact_store.find_contact_id(tenant_id, email=email)
-        contact = contact_store.get_contact(tenant_id, contact_id) if contact_id else None
+        contact_id = ctx.ports.contacts.find_contact_id(email=email)
+        contact = ctx.ports.contacts.get_contact(contact_id) if contact_id else None
         view = contact_view(contact) if contact else {**SAMPLE_CONTACT, "email": email}
         url = mail.unsubscribe_url(tenant_id, campaign.id, email, inert=True)
         rendered = _rendered(campaign, view, url, "emails")
@@ -416,14 +417,13 @@ def test_send(ctx: TenantContext, campaign_id: str, body: Any) -> dict[str, Any]
 def recipients(
     ctx: TenantContext, campaign_id: str, status: str | None, limit_: int, cursor: str | None
 ) -> dict[str, Any]:
-    tenant_id = ctx.tenant_id
-    campaign = _require(tenant_id, campaign_id)
+    campaign = _require(ctx, campaign_id)
     if status is not None and status not in rules.RECIPIENT_STATES:
         raise ValidationFailed("status", f"status is one of {', '.join(rules.RECIPIENT_STATES)}.")
     return page(
-        f"campaign-recipients:{tenant_id}:{campaign.id}:{status}",
+        f"campaign-recipients:{ctx.tenant_id}:{campaign.id}:{status}",
         cursor,
-        lambda start: send_store.send_records(tenant_id, campaign.id, status, limit_, start),
+        lambda start: ctx.ports.sends.send_records(campaign.id, status, limit_, start),
         lambda item: {
             "contact_id": item.contact_id,
             "email": item.email,
@@ -437,25 +437,24 @@ def recipients(
 # --- segments the campaigns use ------------------------------------------------------------------------
 
 
-def _campaigns_using(tenant_id: str, segment_id: str) -> list[Campaign]:
+def _campaigns_using(ctx: TenantContext, segment_id: str) -> list[Campaign]:
     return [
         c
-        for c in store.all_campaigns(tenant_id)
+        for c in ctx.ports.campaigns.all_campaigns()
         if c.status not in rules.FINISHED and segment_id in (*c.segments, *c.exclude_segments)
     ]
 
 
 def _dependents(ctx: TenantContext, segment_id: str) -> list[dict[str, Any]]:
     return [
-        {"type": "campaign", "id": c.id, "name": c.name, "status": c.status}
-        for c in _campaigns_using(ctx.tenant_id, segment_id)
+        {"type": "campaign", "id": c.id, "name": c.name, "status": c.status} for c in _campaigns_using(ctx, segment_id)
     ]
 
 
 def _release(ctx: TenantContext, segment_id: str, reason: str) -> None:
     """A deleted segment leaves the campaigns that have not started; one left without targets returns to draft.
     Campaigns already sending keep the audience they took."""
-    for campaign in _campaigns_using(ctx.tenant_id, segment_id):
+    for campaign in _campaigns_using(ctx, segment_id):
         if campaign.status not in rules.EDITABLE:
             continue
         targets = [s for s in campaign.segments if s != segment_id]
@@ -468,7 +467,7 @@ def _release(ctx: TenantContext, segment_id: str, reason: str) -> None:
             version=campaign.version + 1,
         )
         try:
-            store.save_content(ctx.tenant_id, campaign, after)
+            ctx.ports.campaigns.save_content(campaign, after)
         except StaleCampaign:
             _release(ctx, segment_id, reason)  # it changed meanwhile: look again
             return

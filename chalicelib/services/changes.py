@@ -14,7 +14,7 @@ a change a person or a client made.
 
 Consumers re-read the contact (the message says *that* it changed and why), so a
 duplicate or out-of-order message is harmless. Each message is written to an outbox
-(storage/outbox.py) in the same transaction as the contact write, queued right after,
+(ports/outbox.py) in the same transaction as the contact write, queued right after,
 and cleared once queued; if SQS refuses, the minute relay queues it: no change is lost.
 """
 
@@ -29,8 +29,10 @@ from chalicelib.domain.contacts import Contact
 from chalicelib.domain.ids import new_id
 from chalicelib.logs import logger
 from chalicelib.ports.messages import ContactChanged
+from chalicelib.ports.outbox import ChangeOutbox
+from chalicelib.ports.queues import MessageQueues
 from chalicelib.resources import CONTACT_CHANGES_QUEUE
-from chalicelib.storage import outbox, queues
+from chalicelib.services.context import TenantContext
 
 
 def change_message(
@@ -63,29 +65,29 @@ def change_message(
     )
 
 
-def publish(messages: Sequence[ContactChanged]) -> None:
+def publish(ctx: TenantContext, messages: Sequence[ContactChanged]) -> None:
     """Queue messages already in the outbox (written with their contact writes), then clear them there.
 
     If SQS refuses, they stay in the outbox and :func:`relay_pending` queues them within a minute or two."""
     if not messages:
         return
     try:
-        queues.send_messages(CONTACT_CHANGES_QUEUE, messages)
+        ctx.ports.queues.send(CONTACT_CHANGES_QUEUE, messages)
     except Exception:
         logger.exception("contact changes not queued; the outbox relay will", extra={"count": len(messages)})
         return
-    outbox.forget(messages)
+    ctx.ports.outbox.forget(messages)
 
 
 RELAY_AFTER = timedelta(seconds=60)
 """The relay leaves younger messages to the request that wrote them (it queues them right after its write)."""
 
 
-def relay_pending(clock: Clock = system_clock) -> int:
-    """Queue the outbox messages whose request did not (the minute schedule); return how many."""
+def relay_pending(outbox: ChangeOutbox, queues: MessageQueues, clock: Clock = system_clock) -> int:
+    """Queue the outbox messages whose request did not (the minute schedule, for every tenant); return how many."""
     relayed = 0
     while messages := outbox.pending(to_rfc3339(clock() - RELAY_AFTER)):
-        queues.send_messages(CONTACT_CHANGES_QUEUE, messages)
+        queues.send(CONTACT_CHANGES_QUEUE, messages)
         outbox.forget(messages)
         relayed += len(messages)
     if relayed:

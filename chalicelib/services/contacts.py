@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from chalicelib.domain import attributes as attribute_rules
@@ -17,6 +18,7 @@ from chalicelib.domain.contacts import (
     TakenIdentifier,
     check_contact,
     contact_id_for,
+    contact_ids_for,
     ordinal_of,
 )
 from chalicelib.domain.errors import Conflict, LimitExceeded, NotFound, UnknownTags, ValidationFailed
@@ -26,8 +28,6 @@ from chalicelib.ports.messages import ContactChanged
 from chalicelib.services.changes import change_message, publish
 from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
-from chalicelib.storage import contacts as store
-from chalicelib.storage import outbox
 
 WRITE_ATTEMPTS = 10
 MAX_EVENTS_BULK = event_rules.MAX_EVENTS_PER_REQUEST
@@ -84,12 +84,13 @@ class TenantCatalog:
                 raise ValidationFailed(f"{field}.{name}", f"{field}.{name} must be of type {winner}.", expected=winner)
 
 
-def resolve(tenant_id: str, reference: str) -> Contact:
+def resolve(ctx: TenantContext, reference: str) -> Contact:
     """Find a contact by id, or else by external_id."""
-    contact = store.get_contact(tenant_id, reference) if ordinal_of(reference) is not None else None
+    store = ctx.ports.contacts
+    contact = store.get_contact(reference) if ordinal_of(reference) is not None else None
     if contact is None:
-        contact_id = store.find_contact_id(tenant_id, external_id=reference)
-        contact = store.get_contact(tenant_id, contact_id) if contact_id else None
+        contact_id = store.find_contact_id(external_id=reference)
+        contact = store.get_contact(contact_id) if contact_id else None
     if contact is None:
         raise NotFound(f"Contact {reference} does not exist.", {"field": "id"})
     return contact
@@ -102,7 +103,7 @@ def apply_changes(
     fields = dict(changes.fields)
     tags = (contact.tags | set(add_tags)) - set(remove_tags)
     attributes = attribute_rules.merge(contact.attributes, changes.attributes)
-    candidate = store.with_changes(
+    candidate = replace(
         contact,
         external_id=fields.get("external_id", contact.external_id),
         email=fields.get("email", contact.email),
@@ -114,13 +115,13 @@ def apply_changes(
     )
     if candidate == contact:
         return contact
-    return store.with_changes(candidate, version=contact.version + 1, updated_at=now)
+    return replace(candidate, version=contact.version + 1, updated_at=now)
 
 
-def write(tenant_id: str, before: Contact | None, after: Contact | None, message: ContactChanged) -> None:
+def write(ctx: TenantContext, before: Contact | None, after: Contact | None, message: ContactChanged) -> None:
     """Write one contact change with the message that announces it (the outbox, in the same transaction)."""
     try:
-        store.write_contacts(tenant_id, [(before, after)], [message])
+        ctx.ports.contacts.write([(before, after)], [message])
     except TakenIdentifier as taken:
         raise Conflict(f"Another contact already has this {taken.field}.", {"field": taken.field}) from None
 
@@ -138,17 +139,17 @@ def create_contact(ctx: TenantContext, body: Any, clock: Clock = system_clock) -
     tenant_id = ctx.tenant_id
     changes = _checked(ctx, body, creating=True, known=TenantCatalog(ctx))
     now = to_rfc3339(clock())
-    ordinal = store.allocate_ordinals(tenant_id, 1)
+    ordinal = ctx.ports.contacts.allocate_ordinals(1)
     blank = Contact(id=contact_id_for(ordinal), ordinal=ordinal, version=0, created_at=now, updated_at=now)
     contact = apply_changes(blank, changes, changes.tags, [], now)
     message = change_message(tenant_id, None, contact, "created")
-    write(tenant_id, None, contact, message)
-    publish([message])
+    write(ctx, None, contact, message)
+    publish(ctx, [message])
     return contact_view(contact)
 
 
 def get_contact(ctx: TenantContext, reference: str) -> dict[str, Any]:
-    return contact_view(resolve(ctx.tenant_id, reference))
+    return contact_view(resolve(ctx, reference))
 
 
 def backoff(attempt: int) -> None:
@@ -157,7 +158,7 @@ def backoff(attempt: int) -> None:
 
 
 def rewrite_contact(
-    tenant_id: str,
+    ctx: TenantContext,
     load: Callable[[], Contact | None],
     compute: Callable[[Contact, str], Contact],
     change: str,
@@ -177,21 +178,21 @@ def rewrite_contact(
         after = compute(before, to_rfc3339(clock()))
         if after is before:
             return before, before
-        message = change_message(tenant_id, before, after, change, source, depth=depth)
+        message = change_message(ctx.tenant_id, before, after, change, source, depth=depth)
         try:
-            write(tenant_id, before, after, message)
+            write(ctx, before, after, message)
         except StaleContact:
             backoff(attempt)
             continue
-        publish([message])
+        publish(ctx, [message])
         return before, after
     raise Conflict("The contact kept changing while this update was applied; try again.")
 
 
 def _rewrite_reference(
-    tenant_id: str, reference: str, compute: Callable[[Contact, str], Contact], change: str, clock: Clock
+    ctx: TenantContext, reference: str, compute: Callable[[Contact, str], Contact], change: str, clock: Clock
 ) -> Contact:
-    _, after = rewrite_contact(tenant_id, lambda: resolve(tenant_id, reference), compute, change, clock=clock)
+    _, after = rewrite_contact(ctx, lambda: resolve(ctx, reference), compute, change, clock=clock)
     assert after is not None  # resolve raises NotFound rather than returning None
     return after
 
@@ -207,7 +208,7 @@ def update_contact(ctx: TenantContext, reference: str, body: Any, clock: Clock =
             raise ValidationFailed("email", "A contact needs an email or an external_id.")
         return after
 
-    return contact_view(_rewrite_reference(ctx.tenant_id, reference, compute, "updated", clock))
+    return contact_view(_rewrite_reference(ctx, reference, compute, "updated", clock))
 
 
 def change_tags(ctx: TenantContext, reference: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
@@ -225,7 +226,7 @@ def change_tags(ctx: TenantContext, reference: str, body: Any, clock: Clock = sy
     def compute(before: Contact, now: str) -> Contact:
         return apply_changes(before, empty, add, remove, now)
 
-    return contact_view(_rewrite_reference(ctx.tenant_id, reference, compute, "tags", clock))
+    return contact_view(_rewrite_reference(ctx, reference, compute, "tags", clock))
 
 
 TAG_CHANGE_SCHEMA: dict[str, Any] = {
@@ -240,17 +241,16 @@ TAG_CHANGE_SCHEMA: dict[str, Any] = {
 
 
 def delete_contact(ctx: TenantContext, reference: str) -> None:
-    tenant_id = ctx.tenant_id
     for attempt in range(WRITE_ATTEMPTS):
-        contact = resolve(tenant_id, reference)
-        message = change_message(tenant_id, contact, None, "deleted")
+        contact = resolve(ctx, reference)
+        message = change_message(ctx.tenant_id, contact, None, "deleted")
         try:
-            store.write_contacts(tenant_id, [(contact, None)], [message])
+            ctx.ports.contacts.write([(contact, None)], [message])
         except StaleContact:
             backoff(attempt)
             continue
-        store.delete_contact_records(tenant_id, contact)
-        publish([message])
+        ctx.ports.contacts.delete_contact_records(contact)
+        publish(ctx, [message])
         return
     raise Conflict("The contact kept changing while it was deleted; try again.")
 
@@ -264,34 +264,34 @@ def list_contacts(ctx: TenantContext, query: dict[str, str], limit: int, cursor:
             raise UnknownTags("tag", f"Unknown tag: {tag}.", tags=[tag])
 
         def fetch(position: dict[str, Any] | None) -> tuple[list[Contact], dict[str, Any] | None]:
-            return _page_of_tag(tenant_id, tag, group, limit, position)
+            return _page_of_tag(ctx, tag, group, limit, position)
 
     elif group is not None:
         if ctx.ports.catalog.get_group(group) is None:
             raise ValidationFailed("group", f"Group {group} does not exist.")
 
         def fetch(position: dict[str, Any] | None) -> tuple[list[Contact], dict[str, Any] | None]:
-            return store.page_of_group(tenant_id, group, limit, position)
+            return ctx.ports.contacts.page_of_group(group, limit, position)
 
     else:
 
         def fetch(position: dict[str, Any] | None) -> tuple[list[Contact], dict[str, Any] | None]:
-            return store.page_of_shards(tenant_id, limit, position)
+            return ctx.ports.contacts.page_of_shards(limit, position)
 
     return page(f"contacts:{tenant_id}:{tag}:{group}", cursor, fetch, contact_view)
 
 
 def _page_of_tag(
-    tenant_id: str, tag: str, group: str | None, limit: int, position: dict[str, Any] | None
+    ctx: TenantContext, tag: str, group: str | None, limit: int, position: dict[str, Any] | None
 ) -> tuple[list[Contact], dict[str, Any] | None]:
     """Walk the tag's posting list in ordinal order (optionally keeping one group's members)."""
     after = int((position or {}).get("after", 0))
-    ordinals = sorted(o for o in store.tag_ordinals(tenant_id, tag) if o > after)
+    ordinals = sorted(o for o in ctx.ports.contacts.tag_ordinals(tag) if o > after)
     found: list[Contact] = []
     index = 0
     while index < len(ordinals) and len(found) < limit:
         window = ordinals[index : index + 100]
-        batch = store.get_contacts(tenant_id, store.contact_ids_for(window))
+        batch = ctx.ports.contacts.get_contacts(contact_ids_for(window))
         for ordinal in window:
             contact = batch.get(contact_id_for(ordinal))
             index += 1
@@ -311,8 +311,8 @@ def append_events(ctx: TenantContext, reference: str, body: Any, clock: Clock = 
     validate(body, event_rules.CONTACT_EVENTS_SCHEMA)
     now = clock()
     events = [event_rules.check_event(raw, now, f"events[{i}]") for i, raw in enumerate(body["events"])]
-    contact = resolve(ctx.tenant_id, reference)
-    publish([_store_events(ctx.tenant_id, contact, events)])
+    contact = resolve(ctx, reference)
+    publish(ctx, [_store_events(ctx, contact, events)])
     return {"contact_id": contact.id, "stored": len(events), "event_ids": [e["id"] for e in events]}
 
 
@@ -336,7 +336,7 @@ def append_bulk_events(ctx: TenantContext, body: Any, clock: Clock = system_cloc
     if isinstance(body, dict) and isinstance(body.get("events"), list) and len(body["events"]) > MAX_EVENTS_BULK:
         raise LimitExceeded("events", f"At most {MAX_EVENTS_BULK} events a request.", limit=MAX_EVENTS_BULK)
     validate(body, BULK_EVENTS_SCHEMA)
-    tenant_id, now = ctx.tenant_id, clock()
+    now = clock()
     checked = []
     for index, raw in enumerate(body["events"]):
         field = f"events[{index}]"
@@ -345,44 +345,44 @@ def append_bulk_events(ctx: TenantContext, body: Any, clock: Clock = system_cloc
         if not reference:
             raise ValidationFailed(f"{field}.contact_id", f"{field} needs a contact_id or an external_id.")
         checked.append((field, reference, event))
-    contacts = _resolve_many(tenant_id, {reference for _, reference, _ in checked})
+    contacts = _resolve_many(ctx, {reference for _, reference, _ in checked})
     per_contact: dict[str, tuple[Contact, list[dict[str, Any]]]] = {}
     for field, reference, event in checked:
         if reference not in contacts:
             raise ValidationFailed(f"{field}.contact_id", f"{field}: contact {reference} does not exist.")
         contact = contacts[reference]
         per_contact.setdefault(contact.id, (contact, []))[1].append(event)
-    publish([_store_events(tenant_id, contact, events) for contact, events in per_contact.values()])
+    publish(ctx, [_store_events(ctx, contact, events) for contact, events in per_contact.values()])
     return {"stored": len(checked), "contacts": len(per_contact)}
 
 
-def _resolve_many(tenant_id: str, references: set[str]) -> dict[str, Contact]:
-    """Contacts by id or external_id, with batched reads (batch_get asks for 100 keys a request)."""
+def _resolve_many(ctx: TenantContext, references: set[str]) -> dict[str, Contact]:
+    """Contacts by id or external_id, with batched reads."""
+    store = ctx.ports.contacts
     by_id = {ref: ref for ref in references if ordinal_of(ref) is not None}
-    found, _ = store.find_contact_ids_many(tenant_id, external_ids=sorted(references - set(by_id)))
+    found, _ = store.find_contact_ids_many(external_ids=sorted(references - set(by_id)))
     by_id.update(found)
-    contacts = store.get_contacts(tenant_id, by_id.values())
+    contacts = store.get_contacts(by_id.values())
     resolved = {ref: contacts[cid] for ref, cid in by_id.items() if cid in contacts}
     missing_ids = [ref for ref in references if ordinal_of(ref) is not None and ref not in resolved]
     if missing_ids:  # an external_id may look like a contact id
-        found, _ = store.find_contact_ids_many(tenant_id, external_ids=missing_ids)
-        fallback = store.get_contacts(tenant_id, found.values())
+        found, _ = store.find_contact_ids_many(external_ids=missing_ids)
+        fallback = store.get_contacts(found.values())
         resolved.update({ref: fallback[cid] for ref, cid in found.items() if cid in fallback})
     return resolved
 
 
-def _store_events(tenant_id: str, contact: Contact, events: list[dict[str, Any]]) -> ContactChanged:
+def _store_events(ctx: TenantContext, contact: Contact, events: list[dict[str, Any]]) -> ContactChanged:
     """Store a contact's events; return the change message to publish. Event writes are not a transaction,
     so the message goes to the outbox first: a stop in between leaves a message to relay, never a change
     nobody hears of."""
-    message = change_message(tenant_id, contact, contact, "events", events=events)
-    outbox.put([message])
-    store.put_events(tenant_id, contact, events, [event_rules.expires_at(e) for e in events])
+    message = change_message(ctx.tenant_id, contact, contact, "events", events=events)
+    ctx.ports.outbox.put([message])
+    ctx.ports.contacts.put_events(contact, events, [event_rules.expires_at(e) for e in events])
     return message
 
 
 def list_events(ctx: TenantContext, reference: str, limit: int, cursor: str | None) -> dict[str, Any]:
-    tenant_id = ctx.tenant_id
-    contact = resolve(tenant_id, reference)
-    scope = f"events:{tenant_id}:{contact.id}"
-    return page(scope, cursor, lambda start: store.events_of(tenant_id, contact, limit, start))
+    contact = resolve(ctx, reference)
+    scope = f"events:{ctx.tenant_id}:{contact.id}"
+    return page(scope, cursor, lambda start: ctx.ports.contacts.events_of(contact, limit, start))

@@ -293,7 +293,7 @@ def totals(rewards: list[Reward]) -> dict[str, float]:
 
 def rewards_of(ctx: TenantContext, reference: str, limit_: int, cursor: str | None) -> dict[str, Any]:
     tenant_id = ctx.tenant_id
-    contact = resolve(tenant_id, reference)
+    contact = resolve(ctx, reference)
     listing = page(
         f"rewards:{tenant_id}:{contact.id}",
         cursor,

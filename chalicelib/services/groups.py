@@ -17,7 +17,6 @@ from chalicelib.services import dependents, jobs
 from chalicelib.services.contacts import apply_changes, rewrite_contact
 from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
-from chalicelib.storage import contacts as store
 
 JOB_CHUNK = 250
 _name = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"}
@@ -68,10 +67,10 @@ def _require(ctx: TenantContext, group_id: str) -> Group:
     return group
 
 
-def _member_ids(tenant_id: str, group_id: str) -> list[str]:
+def _member_ids(ctx: TenantContext, group_id: str) -> list[str]:
     members, position = [], None
     while True:
-        page, position = store.page_of_group(tenant_id, group_id, 500, position)
+        page, position = ctx.ports.contacts.page_of_group(group_id, 500, position)
         members += [contact.id for contact in page]
         if position is None:
             return members
@@ -89,7 +88,7 @@ def create_group(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> 
 
 def get_group(ctx: TenantContext, group_id: str) -> dict[str, Any]:
     group = _require(ctx, group_id)
-    return _view(group, len(_member_ids(ctx.tenant_id, group.id)))
+    return _view(group, len(_member_ids(ctx, group.id)))
 
 
 def list_groups(ctx: TenantContext, limit: int, cursor: str | None) -> dict[str, Any]:
@@ -114,9 +113,8 @@ def update_group(ctx: TenantContext, group_id: str, body: Any) -> dict[str, Any]
 
 
 def delete_group(ctx: TenantContext, group_id: str, confirm: bool) -> dict[str, Any] | None:
-    tenant_id = ctx.tenant_id
     group = _require(ctx, group_id)
-    members = _member_ids(tenant_id, group.id)
+    members = _member_ids(ctx, group.id)
     dependents.review("group", ctx, group.id, f"group {group.name!r}", confirm, impact={"member_count": len(members)})
     ctx.ports.catalog.mark_group_deleting(group.id)
     dependents.release("group", ctx, group.id, f"group {group.name!r} ({group.id}) was deleted")
@@ -128,7 +126,6 @@ def delete_group(ctx: TenantContext, group_id: str, confirm: bool) -> dict[str, 
 
 
 def _clear_group(ctx: TenantContext, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-    tenant_id = ctx.tenant_id
     leave = ContactChanges(fields={"group": None})
 
     def release(contact: Contact, now: str) -> Contact:
@@ -137,7 +134,7 @@ def _clear_group(ctx: TenantContext, job_id: str, payload: dict[str, Any]) -> di
     updated = 0
     for contact_id in payload["contact_ids"]:
         before, after = rewrite_contact(
-            tenant_id, partial(store.get_contact, tenant_id, contact_id), release, "updated", f"job:{job_id}"
+            ctx, partial(ctx.ports.contacts.get_contact, contact_id), release, "updated", f"job:{job_id}"
         )
         updated += after is not before
     return {"counts": {"updated": updated, "unchanged": len(payload["contact_ids"]) - updated}}

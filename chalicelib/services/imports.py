@@ -19,12 +19,12 @@ from chalicelib.domain.emails import normalise_email
 from chalicelib.domain.errors import AppError, ValidationFailed
 from chalicelib.domain.imports import parse_import
 from chalicelib.domain.tags import normalise_tags
+from chalicelib.ports.contacts import ContactRepository
 from chalicelib.ports.messages import ContactChanged
 from chalicelib.services import jobs
 from chalicelib.services.changes import change_message, publish
 from chalicelib.services.contacts import WRITE_ATTEMPTS, TenantCatalog, apply_changes, backoff
 from chalicelib.services.context import TenantContext
-from chalicelib.storage import contacts as store
 
 ROWS_PER_CHUNK = 250
 ORDINAL_BLOCK = 50
@@ -51,13 +51,13 @@ def start_import(ctx: TenantContext, body: bytes, content_type: str) -> dict[str
 class _Ordinals:
     """Hands out new ordinals from blocks reserved in one write each."""
 
-    def __init__(self, tenant_id: str) -> None:
-        self.tenant_id = tenant_id
+    def __init__(self, contacts: ContactRepository) -> None:
+        self.contacts = contacts
         self.next = self.end = 0
 
     def take(self) -> int:
         if self.next >= self.end:
-            self.next = store.allocate_ordinals(self.tenant_id, ORDINAL_BLOCK)
+            self.next = self.contacts.allocate_ordinals(ORDINAL_BLOCK)
             self.end = self.next + ORDINAL_BLOCK
         self.next += 1
         return self.next - 1
@@ -87,29 +87,29 @@ def _matching(external_id: str | None, by_external_id: Contact | None, by_email:
     return by_email
 
 
-def _existing(tenant_id: str, row: dict[str, Any]) -> Contact | None:
+def _existing(store: ContactRepository, row: dict[str, Any]) -> Contact | None:
     external_id, email = _identity(row)
-    found = store.find_contact_id(tenant_id, external_id=external_id) if external_id else None
-    by_external_id = store.get_contact(tenant_id, found) if found else None
+    found = store.find_contact_id(external_id=external_id) if external_id else None
+    by_external_id = store.get_contact(found) if found else None
     if by_external_id is not None or not email:
         return by_external_id
-    found = store.find_contact_id(tenant_id, email=email)
-    return _matching(external_id, None, store.get_contact(tenant_id, found) if found else None)
+    found = store.find_contact_id(email=email)
+    return _matching(external_id, None, store.get_contact(found) if found else None)
 
 
 def upsert_row(
-    tenant_id: str, row: dict[str, Any], known: TenantCatalog, ordinals: _Ordinals, source: str
+    ctx: TenantContext, row: dict[str, Any], known: TenantCatalog, ordinals: _Ordinals, source: str
 ) -> tuple[str, ContactChanged | None]:
     """Apply one import row on its own; return the outcome and its change message."""
     for attempt in range(WRITE_ATTEMPTS):
-        before = _existing(tenant_id, row)
-        after = _planned(tenant_id, row, before, known, ordinals)
+        before = _existing(ctx.ports.contacts, row)
+        after = _planned(row, before, known, ordinals)
         if after is before:
             return "unchanged", None
         outcome = "created" if before is None else "updated"
-        message = change_message(tenant_id, before, after, outcome, source)
+        message = change_message(ctx.tenant_id, before, after, outcome, source)
         try:
-            store.write_contacts(tenant_id, [(before, after)], [message])
+            ctx.ports.contacts.write([(before, after)], [message])
         except (StaleContact, TakenIdentifier) as clash:
             if isinstance(clash, TakenIdentifier) and before is not None:
                 raise ValidationFailed(clash.field, f"Another contact already has this {clash.field}.") from None
@@ -125,9 +125,7 @@ def _identity(row: dict[str, Any]) -> tuple[str | None, str | None]:
     return external_id, email
 
 
-def _planned(
-    tenant_id: str, row: dict[str, Any], before: Contact | None, known: TenantCatalog, ordinals: _Ordinals
-) -> Contact:
+def _planned(row: dict[str, Any], before: Contact | None, known: TenantCatalog, ordinals: _Ordinals) -> Contact:
     """The contact a row asks for (``before`` itself when nothing changes)."""
     tags = normalise_tags(row.get("tags", []), "tags")
     known.require_tags(tags, "tags")
@@ -151,8 +149,8 @@ def _import_chunk(ctx: TenantContext, job_id: str, payload: dict[str, Any]) -> d
     Rows that name a contact already named earlier in the chunk, and rows of a
     transaction that lost a race, are applied one by one afterwards.
     """
-    tenant_id = ctx.tenant_id
-    known, ordinals, source = TenantCatalog(ctx), _Ordinals(tenant_id), f"import:{job_id}"
+    tenant_id, store = ctx.tenant_id, ctx.ports.contacts
+    known, ordinals, source = TenantCatalog(ctx), _Ordinals(store), f"import:{job_id}"
     counts = {"created": 0, "updated": 0, "unchanged": 0}
     errors: list[dict[str, Any]] = []
     rows: list[tuple[int, dict[str, Any]]] = []
@@ -163,11 +161,10 @@ def _import_chunk(ctx: TenantContext, job_id: str, payload: dict[str, Any]) -> d
             errors.append(_row_error(line, problem))
     identities = {line: _identity(row) for line, row in rows}
     by_external_id, by_email = store.find_contact_ids_many(
-        tenant_id,
         external_ids=[xid for xid, _ in identities.values() if xid],
         emails=[email for _, email in identities.values() if email],
     )
-    stored = store.get_contacts(tenant_id, [*by_external_id.values(), *by_email.values()])
+    stored = store.get_contacts([*by_external_id.values(), *by_email.values()])
     planned: list[tuple[int, dict[str, Any], Contact | None, Contact]] = []
     one_by_one: list[tuple[int, dict[str, Any]]] = []
     claimed: set[str] = set()
@@ -187,7 +184,7 @@ def _import_chunk(ctx: TenantContext, job_id: str, payload: dict[str, Any]) -> d
                     raise ValidationFailed(
                         "email", "Another contact (with another external_id) already has this email."
                     )
-            after = _planned(tenant_id, row, before, known, ordinals)
+            after = _planned(row, before, known, ordinals)
         except AppError as problem:
             errors.append(_row_error(line, problem))
             continue
@@ -198,30 +195,30 @@ def _import_chunk(ctx: TenantContext, job_id: str, payload: dict[str, Any]) -> d
 
     messages = []
     by_change = {(id(before), id(after)): (line, row) for line, row, before, after in planned}
-    for batch in store.transaction_batches(tenant_id, [(before, after) for _, _, before, after in planned]):
+    for batch in store.transaction_batches([(before, after) for _, _, before, after in planned]):
         outcomes = ["created" if before is None else "updated" for before, _ in batch]
         batch_messages = [
             change_message(tenant_id, before, after, outcome, source)
             for (before, after), outcome in zip(batch, outcomes, strict=True)
         ]
         try:
-            store.write_contacts(tenant_id, batch, batch_messages)
+            store.write(batch, batch_messages)
         except (StaleContact, TakenIdentifier):
             one_by_one += [by_change[(id(before), id(after))] for before, after in batch]
             continue
         for outcome in outcomes:
             counts[outcome] += 1
         messages += batch_messages
-    publish(messages)
+    publish(ctx, messages)
 
     for line, row in sorted(one_by_one):
         try:
-            outcome, message = upsert_row(tenant_id, row, known, ordinals, source)
+            outcome, message = upsert_row(ctx, row, known, ordinals, source)
         except AppError as problem:
             errors.append(_row_error(line, problem))
             continue
         counts[outcome] += 1
-        publish([message] if message else [])
+        publish(ctx, [message] if message else [])
     return {"counts": counts, "errors": errors}
 
 

@@ -22,7 +22,6 @@ from chalicelib.domain.values import whole_number
 from chalicelib.services.contacts import resolve
 from chalicelib.services.context import TenantContext
 from chalicelib.services.engagements import targeting
-from chalicelib.storage import contacts as contact_store
 
 DEFAULT_LIFETIME = timedelta(days=7)
 MAX_LIFETIME = timedelta(days=30)
@@ -71,7 +70,7 @@ PORTAL_CHALLENGES_SCHEMA = _items_of(
 def issue_token(
     ctx: TenantContext, reference: str, expires_in: str | None, clock: Clock = system_clock
 ) -> dict[str, str]:
-    contact = resolve(ctx.tenant_id, reference)
+    contact = resolve(ctx, reference)
     seconds = DEFAULT_LIFETIME.total_seconds() if expires_in is None else _lifetime(expires_in)
     expires = clock() + timedelta(seconds=seconds)
     payload = {"t": ctx.tenant_id, "c": contact.id, "exp": int(expires.timestamp())}
@@ -87,7 +86,7 @@ def _lifetime(text: str) -> float:
 def _whose(ctx: TenantContext) -> tuple[str, Contact]:
     """The tenant and the contact a portal token stands for."""
     contact_id = ctx.principal.contact_id if ctx.principal else None
-    contact = contact_store.get_contact(ctx.tenant_id, contact_id) if contact_id else None
+    contact = ctx.ports.contacts.get_contact(contact_id) if contact_id else None
     if contact is None:
         raise Unauthorized("The portal token's contact no longer exists.")
     return ctx.tenant_id, contact

@@ -42,9 +42,6 @@ from chalicelib.resources import SEND_QUEUE
 from chalicelib.services import mail
 from chalicelib.services.contacts import contact_view
 from chalicelib.services.context import TenantContext
-from chalicelib.storage import campaigns as store
-from chalicelib.storage import sends as send_store
-from chalicelib.storage.queues import send_messages
 
 BUILD_LEASE_MS = 5 * 60 * 1000
 MAX_AHEAD_MS = 2_000
@@ -63,7 +60,7 @@ class AudienceBusy(Exception):
 # --- start and resume ----------------------------------------------------------------------------------
 
 
-def start(tenant_id: str, campaign_id: str, allowed: set[str], clock: Clock = system_clock) -> bool:
+def start(ctx: TenantContext, campaign_id: str, allowed: set[str], clock: Clock = system_clock) -> bool:
     """Move to ``sending`` and queue the audience of every shard; False if the campaign was not in ``allowed``."""
     started: dict[str, Any] = {
         "started_at": to_rfc3339(clock()),
@@ -72,16 +69,17 @@ def start(tenant_id: str, campaign_id: str, allowed: set[str], clock: Clock = sy
         "batches_done": 0,
         "audience": 0,
     }
-    if not store.change_status(tenant_id, campaign_id, allowed, rules.SENDING, **started):
+    tenant_id, campaigns = ctx.tenant_id, ctx.ports.campaigns
+    if not campaigns.change_status(campaign_id, allowed, rules.SENDING, **started):
         return False
     messages = [
         BuildAudience(kind="audience", tenant_id=tenant_id, campaign_id=campaign_id, shard=s) for s in range(SHARDS)
     ]
     try:
-        send_messages(SEND_QUEUE, messages)
+        ctx.ports.queues.send(SEND_QUEUE, messages)
     except SendFailed:
-        store.change_status(
-            tenant_id, campaign_id, {rules.SENDING}, rules.FAILED, "the audience could not be queued; send again"
+        campaigns.change_status(
+            campaign_id, {rules.SENDING}, rules.FAILED, "the audience could not be queued; send again"
         )
         raise
     logger.info("campaign started", extra={"tenant_id": tenant_id, "campaign_id": campaign_id})
@@ -99,12 +97,11 @@ def _batch_message(tenant_id: str, campaign_id: str, batch: Batch, attempt: int 
     )
 
 
-def resume(tenant_id: str, campaign_id: str) -> bool:
+def resume(ctx: TenantContext, campaign_id: str) -> bool:
     """paused → sending, then queue every batch not done (each recipient's record says whether it was mailed)."""
-    if not store.change_status(tenant_id, campaign_id, {rules.PAUSED}, rules.SENDING):
+    if not ctx.ports.campaigns.change_status(campaign_id, {rules.PAUSED}, rules.SENDING):
         return False
-    undone = [b for b in send_store.batches_of(tenant_id, campaign_id) if not b.done]
-    send_messages(SEND_QUEUE, [_batch_message(tenant_id, campaign_id, b) for b in undone])
+    _queue_undone(ctx, campaign_id)
     return True
 
 
@@ -132,35 +129,40 @@ def _shard_audience(ctx: TenantContext, campaign: Campaign, shard: int) -> list[
 def build_audience(ctx: TenantContext, campaign_id: str, shard: int, clock: Clock = system_clock) -> None:
     """Build one shard's snapshot under a lease (each attempt its own build id: two concurrent deliveries of
     the message never write together; a crashed attempt's lease has run out before SQS redelivers it)."""
-    tenant_id = ctx.tenant_id
+    campaigns, sends = ctx.ports.campaigns, ctx.ports.sends
     build_id = uuid.uuid4().hex
-    campaign = store.get(tenant_id, campaign_id)
+    campaign = campaigns.get(campaign_id)
     if campaign is None or campaign.status in rules.FINISHED:
         return
     now_ms = int(clock().timestamp() * 1000)
-    state = send_store.acquire_build(tenant_id, campaign_id, shard, build_id, now_ms, BUILD_LEASE_MS)
+    state = sends.acquire_build(campaign_id, shard, build_id, now_ms, BUILD_LEASE_MS)
     if state == "busy":
         raise AudienceBusy(f"shard {shard} of {campaign_id} is being built by another delivery")
     if state == "acquired":
         try:
             recipients = _shard_audience(ctx, campaign, shard)
         except RuntimeError as problem:
-            store.change_status(tenant_id, campaign_id, {rules.SENDING, rules.PAUSED}, rules.FAILED, str(problem))
+            campaigns.change_status(campaign_id, {rules.SENDING, rules.PAUSED}, rules.FAILED, str(problem))
             return
         batches = rules.batches(recipients)
-        send_store.write_batches(tenant_id, campaign_id, shard, build_id, batches)
-        if not send_store.finish_build(tenant_id, campaign_id, shard, build_id, len(batches), len(recipients)):
+        sends.write_batches(campaign_id, shard, build_id, batches)
+        if not sends.finish_build(campaign_id, shard, build_id, len(batches), len(recipients)):
             return  # our lease ran out and another delivery finished the shard; it queues the batches
-    current = store.get(tenant_id, campaign_id)
+    current = campaigns.get(campaign_id)
     if current is not None and current.status == rules.SENDING:  # paused: resume queues them
-        undone = [b for b in send_store.batches_of(tenant_id, campaign_id, shard) if not b.done]
-        send_messages(SEND_QUEUE, [_batch_message(tenant_id, campaign_id, b) for b in undone])
-    _finish_if_complete(tenant_id, campaign_id, clock)
+        _queue_undone(ctx, campaign_id, shard)
+    _finish_if_complete(ctx, campaign_id, clock)
 
 
-def _finish_if_complete(tenant_id: str, campaign_id: str, clock: Clock) -> None:
-    if store.finish_if_complete(tenant_id, campaign_id, SHARDS, rules.SENT, to_rfc3339(clock())):
-        logger.info("campaign sent", extra={"tenant_id": tenant_id, "campaign_id": campaign_id})
+def _queue_undone(ctx: TenantContext, campaign_id: str, shard: int | None = None) -> None:
+    """Queue the batches (of one shard, or of all) not done yet."""
+    undone = [b for b in ctx.ports.sends.batches_of(campaign_id, shard) if not b.done]
+    ctx.ports.queues.send(SEND_QUEUE, [_batch_message(ctx.tenant_id, campaign_id, b) for b in undone])
+
+
+def _finish_if_complete(ctx: TenantContext, campaign_id: str, clock: Clock) -> None:
+    if ctx.ports.campaigns.finish_if_complete(campaign_id, SHARDS, rules.SENT, to_rfc3339(clock())):
+        logger.info("campaign sent", extra={"tenant_id": ctx.tenant_id, "campaign_id": campaign_id})
 
 
 # --- one batch ------------------------------------------------------------------------------------------
@@ -168,11 +170,11 @@ def _finish_if_complete(tenant_id: str, campaign_id: str, clock: Clock) -> None:
 _frozen: dict[tuple[str, str], Campaign] = {}
 
 
-def _campaign_content(tenant_id: str, campaign_id: str) -> Campaign | None:
+def _campaign_content(ctx: TenantContext, campaign_id: str) -> Campaign | None:
     """A sending campaign's content never changes, so a worker reads it once."""
-    key = (tenant_id, campaign_id)
+    key = (ctx.tenant_id, campaign_id)
     if key not in _frozen:
-        campaign = store.get(tenant_id, campaign_id)
+        campaign = ctx.ports.campaigns.get(campaign_id)
         if campaign is None or campaign.status in rules.EDITABLE:
             return campaign
         if len(_frozen) > 256:
@@ -195,60 +197,58 @@ def send_batch(
     clock: Clock = system_clock,
     sleep: Callable[[float], None] = time.sleep,
 ) -> BatchResult:
-    tenant_id, campaign_id = message["tenant_id"], message["campaign_id"]
-    campaign = _campaign_content(tenant_id, campaign_id)
+    tenant_id, campaign_id, sends = ctx.tenant_id, message["campaign_id"], ctx.ports.sends
+    campaign = _campaign_content(ctx, campaign_id)
     if campaign is None or campaign.status in rules.EDITABLE:
         return BatchResult()
     settings = ctx.settings
     cap = rules.FrequencyCap.from_settings(settings)
     recipients = [(contact_id, email) for contact_id, email in message["recipients"]]
-    facts = send_store.recipient_facts(tenant_id, recipients)
+    facts = sends.recipient_facts(recipients)
     now = clock()
     claims, ledgers = rules.claims_for(recipients, facts, cap, int(now.timestamp()))
     rate = int(settings["send_rate_per_second"])
     to_mail = sum(1 for c in claims if c.state == rules.CLAIMED)
     first_slot = 0
     if to_mail:
-        reserved = send_store.reserve_send_slots(tenant_id, to_mail, rate, int(now.timestamp() * 1000), MAX_AHEAD_MS)
+        reserved = sends.reserve_send_slots(to_mail, rate, int(now.timestamp() * 1000), MAX_AHEAD_MS)
         if reserved is None:
-            _requeue(message, delay=RATE_WAIT_SECONDS)
+            _requeue(ctx, message, delay=RATE_WAIT_SECONDS)
             return BatchResult(requeued=True)
         first_slot = reserved
     try:
         continuing = int(message.get("attempt", 0)) > 0  # a throttled delivery's released recipients
-        landed = send_store.claim(
-            tenant_id, campaign_id, message_id, claims, ledgers, to_rfc3339(now), continuing=continuing
-        )
+        landed = sends.claim(campaign_id, message_id, claims, ledgers, to_rfc3339(now), continuing=continuing)
     except NotSending:
         return BatchResult()  # paused (resume re-queues this batch) or cancelled
     except LedgerMoved:
-        _requeue(message, delay=LEDGER_RETRY_SECONDS)  # another campaign mailed one of them meanwhile: decide again
+        _requeue(
+            ctx, message, delay=LEDGER_RETRY_SECONDS
+        )  # another campaign mailed one of them meanwhile: decide again
         return BatchResult(requeued=True)
 
     mailing = [c for c in landed if c.state == rules.CLAIMED]
     outcomes, sent, stop = _mail_claimed(ctx, campaign, facts, mailing, (first_slot, rate), sleep)
     finished = stop is None
-    send_store.settle(
-        tenant_id, campaign_id, message_id, outcomes, to_rfc3339(clock()), message["batch"] if finished else None
-    )
+    sends.settle(campaign_id, message_id, outcomes, to_rfc3339(clock()), message["batch"] if finished else None)
     if stop == rules.THROTTLED:  # again later, with only the recipients this delivery released
         attempt = int(message.get("attempt", 0)) + 1
         released = {o.contact_id for o in outcomes if o.state == rules.RELEASED}
         remaining = [[c, e] for c, e in message["recipients"] if c in released]
-        _requeue({**message, "recipients": remaining, "attempt": attempt}, delay=rules.throttle_delay(attempt))
+        _requeue(ctx, {**message, "recipients": remaining, "attempt": attempt}, delay=rules.throttle_delay(attempt))
         return BatchResult(sent=sent, requeued=True)
     if stop in (rules.QUOTA, rules.BLOCKED):
         reason = (
             "the SES daily sending quota is spent" if stop == rules.QUOTA else "SES is not sending for this account"
         )
-        store.change_status(
-            tenant_id, campaign_id, {rules.SENDING}, rules.PAUSED, f"{reason}; resume when it is lifted"
+        ctx.ports.campaigns.change_status(
+            campaign_id, {rules.SENDING}, rules.PAUSED, f"{reason}; resume when it is lifted"
         )
         logger.warning(
             "campaign paused by SES", extra={"tenant_id": tenant_id, "campaign_id": campaign_id, "cause": stop}
         )
         return BatchResult(sent=sent, paused=stop)
-    _finish_if_complete(tenant_id, campaign_id, clock)
+    _finish_if_complete(ctx, campaign_id, clock)
     return BatchResult(sent=sent)
 
 
@@ -289,23 +289,21 @@ def _mail_claimed(
     return outcomes, sent, stop
 
 
-def _requeue(message: dict[str, Any], delay: int) -> None:
-    send_messages(SEND_QUEUE, [message], delay_seconds=min(delay, REQUEUE_DELAY_CAP))
+def _requeue(ctx: TenantContext, message: dict[str, Any], delay: int) -> None:
+    ctx.ports.queues.send(SEND_QUEUE, [message], delay_seconds=min(delay, REQUEUE_DELAY_CAP))
 
 
-def fail_batch(message: dict[str, Any], message_id: str, clock: Clock = system_clock) -> None:
+def fail_batch(ctx: TenantContext, message: dict[str, Any], message_id: str, clock: Clock = system_clock) -> None:
     """A batch message that failed every delivery (the DLQ): its unclaimed recipients are marked failed and the
     batch done, so the campaign can finish and says what happened."""
-    tenant_id, campaign_id = message["tenant_id"], message["campaign_id"]
+    campaign_id, claim_id = message["campaign_id"], f"dlq:{message_id}"
     if message.get("kind") != "batch":
-        store.change_status(
-            tenant_id, campaign_id, {rules.SENDING, rules.PAUSED}, rules.FAILED,
+        ctx.ports.campaigns.change_status(
+            campaign_id, {rules.SENDING, rules.PAUSED}, rules.FAILED,
             f"the audience of shard {message.get('shard')} could not be built",
         )  # fmt: skip
         return
     claims = [Claim(c, e, rules.REJECTED, reason="the send worker kept failing") for c, e in message["recipients"]]
-    send_store.claim(
-        tenant_id, campaign_id, f"dlq:{message_id}", claims, [], to_rfc3339(clock()), require_sending=False
-    )
-    send_store.settle(tenant_id, campaign_id, f"dlq:{message_id}", [], to_rfc3339(clock()), message["batch"])
-    _finish_if_complete(tenant_id, campaign_id, clock)
+    ctx.ports.sends.claim(campaign_id, claim_id, claims, [], to_rfc3339(clock()), require_sending=False)
+    ctx.ports.sends.settle(campaign_id, claim_id, [], to_rfc3339(clock()), message["batch"])
+    _finish_if_complete(ctx, campaign_id, clock)

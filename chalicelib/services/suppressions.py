@@ -26,7 +26,6 @@ from chalicelib.logs import logger
 from chalicelib.services.context import TenantContext
 from chalicelib.services.mail import INERT_UNSUBSCRIBE_PURPOSE, UNSUBSCRIBE_PURPOSE
 from chalicelib.services.paging import page
-from chalicelib.storage import sends as send_store
 
 REASONS = ("manual", "bounce", "complaint", "unsubscribed")
 ADD_SUPPRESSION_SCHEMA: dict[str, Any] = {
@@ -168,12 +167,13 @@ def apply_ses_notification(
     if not tenant_id:
         logger.warning("SES event without a tenant tag ignored", extra={"event_type": kind})
         return
-    suppressions = context_for(tenant_id).ports.suppressions
+    ctx = context_for(tenant_id)
+    suppressions = ctx.ports.suppressions
     for recipient in addresses:
         address = recipient["emailAddress"].strip().lower()
         suppressions.suppress(Suppression(address, reason, to_rfc3339(clock()), tags.get("campaign_id")))
     if tags.get("campaign_id") and tags.get("contact_id"):
-        send_store.mark_feedback(tenant_id, tags["campaign_id"], tags["contact_id"], state)
+        ctx.ports.sends.mark_feedback(tags["campaign_id"], tags["contact_id"], state)
     logger.info(
         "SES feedback applied",
         extra={"tenant_id": tenant_id, "event_type": kind, "campaign_id": tags.get("campaign_id")},

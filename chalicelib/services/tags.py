@@ -7,7 +7,7 @@ from typing import Any
 
 from chalicelib.domain.catalog import AlreadyExists, Tag
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
-from chalicelib.domain.contacts import Contact, ContactChanges, StaleContact, ordinal_of
+from chalicelib.domain.contacts import Contact, ContactChanges, StaleContact, contact_ids_for, ordinal_of
 from chalicelib.domain.errors import (
     Conflict,
     LimitExceeded,
@@ -23,7 +23,6 @@ from chalicelib.services.changes import change_message, publish
 from chalicelib.services.contacts import apply_changes, rewrite_contact
 from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
-from chalicelib.storage import contacts as store
 
 MAX_BULK = 10_000
 INLINE_BULK = 250
@@ -42,7 +41,7 @@ def _view(ctx: TenantContext, tag: Tag, with_usage: bool = False) -> dict[str, A
     view: dict[str, Any] = {
         "name": tag.name,
         "description": tag.description,
-        "contact_count": store.count_tag(ctx.tenant_id, tag.name),
+        "contact_count": ctx.ports.contacts.count_tag(tag.name),
         "created_at": tag.created_at,
         "status": "deleting" if tag.deleting else "active",
     }
@@ -95,18 +94,17 @@ def delete_tag(ctx: TenantContext, name: str, confirm: bool) -> dict[str, Any] |
     Confirmed: the tag stops being usable at once; contacts lose it (as a job when
     there are any), then the tag goes.
     """
-    tenant_id = ctx.tenant_id
     tag = _require(ctx, name)
-    carriers = store.count_tag(tenant_id, tag.name)
+    carriers = ctx.ports.contacts.count_tag(tag.name)
     dependents.review("tag", ctx, tag.name, f"tag {tag.name}", confirm, impact={"contact_count": carriers})
     ctx.ports.catalog.mark_tag_deleting(tag.name)
     dependents.release("tag", ctx, tag.name, f"tag {tag.name} was deleted")
-    ordinals = sorted(store.tag_ordinals(tenant_id, tag.name))
+    ordinals = sorted(ctx.ports.contacts.tag_ordinals(tag.name))
     if not ordinals:
         ctx.ports.catalog.delete_tag(tag.name)
         return None
     chunks = [
-        {"tag": tag.name, "contact_ids": store.contact_ids_for(ordinals[i : i + JOB_CHUNK]), "add": False}
+        {"tag": tag.name, "contact_ids": contact_ids_for(ordinals[i : i + JOB_CHUNK]), "add": False}
         for i in range(0, len(ordinals), JOB_CHUNK)
     ]
     return jobs.start_job(ctx, "tag_delete", chunks, total=len(ordinals), detail={"tag": tag.name})
@@ -118,7 +116,6 @@ def _finish_tag_delete(ctx: TenantContext, job: Job) -> None:
 
 def bulk_tag(ctx: TenantContext, name: str, body: Any, add: bool) -> tuple[int, dict[str, Any]]:
     """Tag (or untag) up to 10,000 contacts. Returns (status, body): 200 inline or 202 with a job."""
-    tenant_id = ctx.tenant_id
     if isinstance(body, dict) and isinstance(body.get("contact_ids"), list) and len(body["contact_ids"]) > MAX_BULK:
         raise LimitExceeded("contact_ids", f"At most {MAX_BULK} contacts a request.", limit=MAX_BULK)
     validate(body, BULK_SCHEMA)
@@ -127,9 +124,9 @@ def bulk_tag(ctx: TenantContext, name: str, body: Any, add: bool) -> tuple[int, 
     if tag is None or tag.deleting:
         raise UnknownTags("name", f"Unknown tag: {tag_name}. Create tags before using them.", tags=[tag_name])
     contact_ids = list(dict.fromkeys(body["contact_ids"]))
-    _require_contacts(tenant_id, contact_ids)
+    _require_contacts(ctx, contact_ids)
     if len(contact_ids) <= INLINE_BULK:
-        counts = retag(tenant_id, tag_name, contact_ids, add, source="api")
+        counts = retag(ctx, tag_name, contact_ids, add, source="api")
         return 200, {"tag": tag_name, "action": "add" if add else "remove", "requested": len(contact_ids), **counts}
     chunks = [
         {"tag": tag_name, "contact_ids": contact_ids[i : i + JOB_CHUNK], "add": add}
@@ -139,10 +136,10 @@ def bulk_tag(ctx: TenantContext, name: str, body: Any, add: bool) -> tuple[int, 
     return 202, jobs.start_job(ctx, kind, chunks, total=len(contact_ids), detail={"tag": tag_name})
 
 
-def _require_contacts(tenant_id: str, contact_ids: list[str]) -> None:
+def _require_contacts(ctx: TenantContext, contact_ids: list[str]) -> None:
     malformed = [cid for cid in contact_ids if ordinal_of(cid) is None]
     well_formed = [cid for cid in contact_ids if ordinal_of(cid) is not None]
-    found = set(store.get_contacts(tenant_id, well_formed))  # batch_get reads 100 keys a request
+    found = set(ctx.ports.contacts.get_contacts(well_formed))
     unknown = malformed + [cid for cid in well_formed if cid not in found]
     if unknown:
         raise ValidationFailed(
@@ -150,9 +147,10 @@ def _require_contacts(tenant_id: str, contact_ids: list[str]) -> None:
         )
 
 
-def retag(tenant_id: str, tag: str, contact_ids: list[str], add: bool, source: str) -> dict[str, int]:
+def retag(ctx: TenantContext, tag: str, contact_ids: list[str], add: bool, source: str) -> dict[str, int]:
     """Add or remove one tag on many contacts: batched, version-checked, each change published once."""
-    contacts = store.get_contacts(tenant_id, contact_ids)
+    store = ctx.ports.contacts
+    contacts = store.get_contacts(contact_ids)
     pairs, unchanged = [], 0
     for contact in contacts.values():
         after = _toggled(contact, tag, add, to_rfc3339(system_clock()))
@@ -161,17 +159,17 @@ def retag(tenant_id: str, tag: str, contact_ids: list[str], add: bool, source: s
         else:
             pairs.append((contact, after))
     changed = 0
-    for batch in store.transaction_batches(tenant_id, pairs):
-        messages = [change_message(tenant_id, before, after, "tags", source) for before, after in batch]
+    for batch in store.transaction_batches(pairs):
+        messages = [change_message(ctx.tenant_id, before, after, "tags", source) for before, after in batch]
         try:
-            store.write_contacts(tenant_id, list(batch), messages)
+            store.write(batch, messages)
         except StaleContact:
             # someone changed one of these meanwhile: redo them one by one
             for before, _ in batch:
                 assert before is not None  # retagging changes contacts that exist
                 old, new = rewrite_contact(
-                    tenant_id,
-                    partial(store.get_contact, tenant_id, before.id),
+                    ctx,
+                    partial(store.get_contact, before.id),
                     lambda contact, now: _toggled(contact, tag, add, now),
                     "tags",
                     source,
@@ -180,7 +178,7 @@ def retag(tenant_id: str, tag: str, contact_ids: list[str], add: bool, source: s
                 unchanged += new is old
             continue
         changed += len(batch)
-        publish(messages)
+        publish(ctx, messages)
     return {"changed": changed, "unchanged": unchanged, "missing": len(contact_ids) - len(contacts)}
 
 
@@ -189,7 +187,7 @@ def _toggled(contact: Contact, tag: str, add: bool, now: str) -> Contact:
 
 
 def _retag_chunk(ctx: TenantContext, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-    counts = retag(ctx.tenant_id, payload["tag"], payload["contact_ids"], payload["add"], source=f"job:{job_id}")
+    counts = retag(ctx, payload["tag"], payload["contact_ids"], payload["add"], source=f"job:{job_id}")
     return {"counts": {"updated": counts["changed"], "unchanged": counts["unchanged"] + counts["missing"]}}
 
 

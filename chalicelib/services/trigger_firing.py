@@ -30,8 +30,6 @@ from chalicelib.services import engagements, mail, sending
 from chalicelib.services.contacts import contact_view, rewrite_contact
 from chalicelib.services.context import TenantContext
 from chalicelib.services.membership import segments_holding
-from chalicelib.storage import contacts as contact_store
-from chalicelib.storage import sends as send_store
 
 # --- firing on occurrences -----------------------------------------------------------------------------
 
@@ -194,7 +192,6 @@ def _act(
 def _change_tag(context: TriggerContext, contact: Contact, tag: str, add: bool, depth: int) -> None:
     if tag not in context.tenant.usable_tags:
         raise ValueError(f"tag {tag} no longer exists")
-    tenant_id = context.tenant_id
 
     def compute(before: Contact, now: str) -> Contact:
         tags = before.tags | {tag} if add else before.tags - {tag}
@@ -203,8 +200,8 @@ def _change_tag(context: TriggerContext, contact: Contact, tag: str, add: bool, 
         return replace(before, tags=frozenset(tags), version=before.version + 1, updated_at=now)
 
     rewrite_contact(
-        tenant_id,
-        lambda: contact_store.get_contact(tenant_id, contact.id),
+        context.tenant,
+        lambda: context.tenant.ports.contacts.get_contact(contact.id),
         compute,
         "tags",
         source=f"trigger:{context.trigger.id}",
@@ -219,14 +216,13 @@ class SendLater(Exception):
 def _send_email(ctx: TenantContext, trigger: Trigger, action: dict[str, Any], contact: Contact, key: str) -> None:
     """Like a campaign email: never to a suppressed address, in the tenant's send rate, claimed before SES,
     never sent twice; throttled or refused by the account, it is released and the message retried."""
-    tenant_id = ctx.tenant_id
     if not contact.email:
         return
     email = contact.email.lower()
     if ctx.ports.suppressions.get_suppression(email) is not None:
         return
     rate = int(ctx.settings["send_rate_per_second"])
-    slot = send_store.reserve_send_slots(tenant_id, 1, rate, int(time.time() * 1000), sending.MAX_AHEAD_MS)
+    slot = ctx.ports.sends.reserve_send_slots(1, rate, int(time.time() * 1000), sending.MAX_AHEAD_MS)
     if slot is None:
         raise SendLater("the tenant's send rate is taken for the next seconds")
     if not ctx.ports.triggers.claim_mail(contact.id, key):

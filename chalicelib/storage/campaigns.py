@@ -127,57 +127,6 @@ def _content_fields(tenant_id: str, campaign: Campaign) -> dict[str, Any]:
     }
 
 
-def create(tenant_id: str, campaign: Campaign) -> None:
-    CampaignItem(*campaign_key(tenant_id, campaign.id), **_content_fields(tenant_id, campaign)).save(
-        condition=CampaignItem.pk.does_not_exist()
-    )
-
-
-def save_content(tenant_id: str, before: Campaign, after: Campaign) -> None:
-    """Save an edit (content, targets, schedule) if nobody changed the campaign since ``before``."""
-    item = CampaignItem(*campaign_key(tenant_id, before.id))
-    actions = []
-    for name, value in _content_fields(tenant_id, after).items():
-        attribute = getattr(CampaignItem, name)
-        actions.append(attribute.remove() if value is None else attribute.set(value))
-    try:
-        item.update(
-            actions=actions, condition=(CampaignItem.version == before.version) & (CampaignItem.status == before.status)
-        )
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            raise StaleCampaign(before.id) from error
-        raise
-
-
-def get(tenant_id: str, campaign_id: str) -> Campaign | None:
-    try:
-        return _campaign(CampaignItem.get(*campaign_key(tenant_id, campaign_id), consistent_read=True))
-    except DoesNotExist:
-        return None
-
-
-def page(tenant_id: str, limit: int, start: dict[str, Any] | None) -> tuple[list[Campaign], dict[str, Any] | None]:
-    result = CampaignItem.query(
-        tenant_pk(tenant_id), CampaignItem.sk.startswith("CAMPAIGN#"), limit=limit, last_evaluated_key=start
-    )
-    items = [_campaign(item) for item in result]
-    return items, result.last_evaluated_key
-
-
-def all_campaigns(tenant_id: str) -> list[Campaign]:
-    return [_campaign(i) for i in CampaignItem.query(tenant_pk(tenant_id), CampaignItem.sk.startswith("CAMPAIGN#"))]
-
-
-def delete(tenant_id: str, campaign: Campaign) -> None:
-    try:
-        CampaignItem(*campaign_key(tenant_id, campaign.id)).delete(condition=CampaignItem.status == campaign.status)
-    except Exception as error:
-        if getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException":
-            raise StaleCampaign(campaign.id) from error
-        raise
-
-
 def due_scheduled(before: str) -> list[tuple[str, str]]:
     """(tenant, campaign) of scheduled campaigns whose send_at ≤ ``before`` (RFC 3339, so text order is time order)."""
     return [
@@ -186,40 +135,96 @@ def due_scheduled(before: str) -> list[tuple[str, str]]:
     ]
 
 
-def change_status(
-    tenant_id: str, campaign_id: str, allowed: Iterable[str], status: str, reason: str | None = None, **fields: Any
-) -> bool:
-    """Move to ``status`` if the campaign is in one of ``allowed``; False if it was not."""
-    allowed = list(allowed)
-    condition = CampaignItem.status.is_in(*allowed)
-    actions: list[Action] = [CampaignItem.status.set(status)]
-    actions.append(CampaignItem.status_reason.set(reason) if reason else CampaignItem.status_reason.remove())
-    if status != SCHEDULED:
-        actions += [CampaignItem.gsi1pk.remove(), CampaignItem.gsi1sk.remove()]
-    for name, value in fields.items():
-        actions.append(getattr(CampaignItem, name).set(value))
-    try:
-        CampaignItem(*campaign_key(tenant_id, campaign_id)).update(actions=actions, condition=condition)
-        return True
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
+class CampaignTable:
+    """The CampaignRepository port on DynamoDB, bound to one tenant."""
 
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
 
-def finish_if_complete(tenant_id: str, campaign_id: str, shards: int, status: str, finished_at: str) -> bool:
-    """sending → ``status`` once every shard's audience is built and every batch is done."""
-    condition = (
-        (CampaignItem.status == "sending")
-        & (CampaignItem.shards_done == shards)
-        & (CampaignItem.batches_done >= CampaignItem.batches_total)
-    )
-    try:
-        CampaignItem(*campaign_key(tenant_id, campaign_id)).update(
-            actions=[CampaignItem.status.set(status), CampaignItem.finished_at.set(finished_at)], condition=condition
+    def create(self, campaign: Campaign) -> None:
+        CampaignItem(*campaign_key(self.tenant_id, campaign.id), **_content_fields(self.tenant_id, campaign)).save(
+            condition=CampaignItem.pk.does_not_exist()
         )
-        return True
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
+
+    def save_content(self, before: Campaign, after: Campaign) -> None:
+        """Save an edit (content, targets, schedule) if nobody changed the campaign since ``before``."""
+        item = CampaignItem(*campaign_key(self.tenant_id, before.id))
+        actions = []
+        for name, value in _content_fields(self.tenant_id, after).items():
+            attribute = getattr(CampaignItem, name)
+            actions.append(attribute.remove() if value is None else attribute.set(value))
+        try:
+            item.update(
+                actions=actions,
+                condition=(CampaignItem.version == before.version) & (CampaignItem.status == before.status),
+            )
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                raise StaleCampaign(before.id) from error
+            raise
+
+    def get(self, campaign_id: str) -> Campaign | None:
+        try:
+            return _campaign(CampaignItem.get(*campaign_key(self.tenant_id, campaign_id), consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def page(self, limit: int, start: dict[str, Any] | None) -> tuple[list[Campaign], dict[str, Any] | None]:
+        result = CampaignItem.query(
+            tenant_pk(self.tenant_id), CampaignItem.sk.startswith("CAMPAIGN#"), limit=limit, last_evaluated_key=start
+        )
+        items = [_campaign(item) for item in result]
+        return items, result.last_evaluated_key
+
+    def all_campaigns(self) -> list[Campaign]:
+        return [
+            _campaign(i) for i in CampaignItem.query(tenant_pk(self.tenant_id), CampaignItem.sk.startswith("CAMPAIGN#"))
+        ]
+
+    def delete(self, campaign: Campaign) -> None:
+        try:
+            CampaignItem(*campaign_key(self.tenant_id, campaign.id)).delete(
+                condition=CampaignItem.status == campaign.status
+            )
+        except Exception as error:
+            if getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException":
+                raise StaleCampaign(campaign.id) from error
+            raise
+
+    def change_status(
+        self, campaign_id: str, allowed: Iterable[str], status: str, reason: str | None = None, **fields: Any
+    ) -> bool:
+        """Move to ``status`` if the campaign is in one of ``allowed``; False if it was not."""
+        allowed = list(allowed)
+        condition = CampaignItem.status.is_in(*allowed)
+        actions: list[Action] = [CampaignItem.status.set(status)]
+        actions.append(CampaignItem.status_reason.set(reason) if reason else CampaignItem.status_reason.remove())
+        if status != SCHEDULED:
+            actions += [CampaignItem.gsi1pk.remove(), CampaignItem.gsi1sk.remove()]
+        for name, value in fields.items():
+            actions.append(getattr(CampaignItem, name).set(value))
+        try:
+            CampaignItem(*campaign_key(self.tenant_id, campaign_id)).update(actions=actions, condition=condition)
+            return True
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def finish_if_complete(self, campaign_id: str, shards: int, status: str, finished_at: str) -> bool:
+        """sending → ``status`` once every shard's audience is built and every batch is done."""
+        condition = (
+            (CampaignItem.status == "sending")
+            & (CampaignItem.shards_done == shards)
+            & (CampaignItem.batches_done >= CampaignItem.batches_total)
+        )
+        try:
+            CampaignItem(*campaign_key(self.tenant_id, campaign_id)).update(
+                actions=[CampaignItem.status.set(status), CampaignItem.finished_at.set(finished_at)],
+                condition=condition,
+            )
+            return True
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise

@@ -24,7 +24,6 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -43,11 +42,11 @@ from chalicelib.domain.contacts import (
     Contact,
     StaleContact,
     TakenIdentifier,
-    contact_id_for,
     ordinal_of,
     shard_of,
 )
 from chalicelib.domain.planner import EVERYONE
+from chalicelib.ports.contacts import ContactChange
 from chalicelib.storage import outbox
 from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection, shard_pk
 
@@ -161,13 +160,6 @@ def _guard_keys(tenant_id: str, contact: Contact) -> dict[str, tuple[str, str]]:
     return keys
 
 
-def allocate_ordinals(tenant_id: str, count: int) -> int:
-    """Reserve ``count`` consecutive ordinals; return the first."""
-    counter = CounterItem(f"TENANT#{tenant_id}", "#COUNTERS")
-    counter.update(actions=[CounterItem.next_ordinal.add(count)])
-    return int(counter.next_ordinal) - count + 1
-
-
 def _chunk_changes(added: Iterable[tuple[str, int]], removed: Iterable[tuple[str, int]]):
     """Group (tag, ordinal) pairs by posting-list chunk."""
     adds: dict[tuple[str, int], set[int]] = defaultdict(set)
@@ -202,32 +194,11 @@ def _postings_of(contact: Contact | None) -> frozenset[str]:
     return contact.tags | {EVERYONE} if contact is not None else frozenset()
 
 
-def write_contacts(
-    tenant_id: str,
-    changes: list[tuple[Contact | None, Contact | None]],
-    messages: Sequence[Mapping[str, Any]] = (),
-) -> None:
-    """Apply (before, after) pairs in one transaction: create (None, c), update (b, a), delete (b, None),
-    with the change ``messages`` that announce them written to the outbox in the same transaction.
-
-    Raises StaleContact when a contact changed since ``before`` was read and
-    TakenIdentifier when an external_id or email belongs to another contact.
-    Concurrent transactions on the same posting-list chunk are retried.
-    """
-    for attempt in range(_CONFLICT_ATTEMPTS):
-        try:
-            return _write_contacts_once(tenant_id, changes, messages)
-        except TransactWriteError as error:
-            if "TransactionConflict" not in cancellation_reasons(error) or attempt == _CONFLICT_ATTEMPTS - 1:
-                raise
-            time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
-
-
 _CONFLICT_ATTEMPTS = 8
 
 
 def _write_contacts_once(
-    tenant_id: str, changes: list[tuple[Contact | None, Contact | None]], messages: Sequence[Mapping[str, Any]]
+    tenant_id: str, changes: Sequence[ContactChange], messages: Sequence[Mapping[str, Any]]
 ) -> None:
     added: list[tuple[str, int]] = []
     removed: list[tuple[str, int]] = []
@@ -270,7 +241,7 @@ def _write_contacts_once(
         raise StaleContact() from error
 
 
-def _taken_guard(tenant_id: str, changes: list[tuple[Contact | None, Contact | None]]) -> str | None:
+def _taken_guard(tenant_id: str, changes: Sequence[ContactChange]) -> str | None:
     for before, after in changes:
         if after is None:
             continue
@@ -303,188 +274,6 @@ def _operations(tenant_id: str, before: Contact | None, after: Contact | None) -
     return 2 + guard_ops, chunks
 
 
-def transaction_batches(
-    tenant_id: str, changes: Sequence[tuple[Contact | None, Contact | None]]
-) -> list[list[tuple[Contact | None, Contact | None]]]:
-    """Group changes so each write_contacts transaction stays within DynamoDB's 100 operations."""
-    batches: list[list[tuple[Contact | None, Contact | None]]] = []
-    current: list[tuple[Contact | None, Contact | None]] = []
-    own_ops, chunks = 0, set[tuple[str, int]]()
-    for change in changes:
-        ops, touched = _operations(tenant_id, *change)
-        if current and own_ops + ops + 2 * len(chunks | touched) > TRANSACTION_OPERATIONS:
-            batches.append(current)
-            current, own_ops, chunks = [], 0, set()
-        current.append(change)
-        own_ops += ops
-        chunks |= touched
-    if current:
-        batches.append(current)
-    return batches
-
-
-def find_contact_ids_many(
-    tenant_id: str, *, external_ids: Iterable[str] = (), emails: Iterable[str] = ()
-) -> tuple[dict[str, str], dict[str, str]]:
-    """Batch lookup of contact ids by external_id and by email."""
-    keys = [(f"TENANT#{tenant_id}#XID#{v}", "#GUARD") for v in dict.fromkeys(external_ids)]
-    keys += [(f"TENANT#{tenant_id}#EMAIL#{v}", "#GUARD") for v in dict.fromkeys(emails)]
-    by_external_id: dict[str, str] = {}
-    by_email: dict[str, str] = {}
-    for guard in GuardItem.batch_get(keys, consistent_read=True):
-        kind, value = guard.pk.split("#", 3)[2:]
-        (by_external_id if kind == "XID" else by_email)[value] = guard.contact_id
-    return by_external_id, by_email
-
-
-def get_contact(tenant_id: str, contact_id: str, consistent: bool = True) -> Contact | None:
-    ordinal = ordinal_of(contact_id)
-    if ordinal is None:
-        return None
-    try:
-        item = ContactItem.get(shard_pk(tenant_id, shard_of(ordinal)), f"C#{contact_id}", consistent_read=consistent)
-    except ContactItem.DoesNotExist:
-        return None
-    return contact_from_item(item)
-
-
-def find_contact_id(tenant_id: str, *, external_id: str | None = None, email: str | None = None) -> str | None:
-    if external_id:
-        key = (f"TENANT#{tenant_id}#XID#{external_id}", "#GUARD")
-    elif email:
-        key = (f"TENANT#{tenant_id}#EMAIL#{email}", "#GUARD")
-    else:
-        return None
-    try:
-        return GuardItem.get(*key, consistent_read=True).contact_id
-    except GuardItem.DoesNotExist:
-        return None
-
-
-def get_contacts(tenant_id: str, contact_ids: Iterable[str]) -> dict[str, Contact]:
-    keys = []
-    for contact_id in dict.fromkeys(contact_ids):
-        ordinal = ordinal_of(contact_id)
-        if ordinal is not None:
-            keys.append((shard_pk(tenant_id, shard_of(ordinal)), f"C#{contact_id}"))
-    return {item.contact_id: contact_from_item(item) for item in ContactItem.batch_get(keys, consistent_read=True)}
-
-
-def page_of_shards(
-    tenant_id: str, limit: int, position: dict[str, Any] | None
-) -> tuple[list[Contact], dict[str, Any] | None]:
-    """List contacts shard by shard; the position is (shard, last key)."""
-    shard = int((position or {}).get("shard", 0))
-    start = (position or {}).get("key")
-    found: list[Contact] = []
-    while shard < SHARDS and len(found) < limit:
-        result = ContactItem.query(
-            shard_pk(tenant_id, shard),
-            ContactItem.sk.startswith("C#"),
-            filter_condition=ContactItem.ordinal.exists(),
-            limit=limit - len(found),
-            last_evaluated_key=start,
-        )
-        found += [contact_from_item(item) for item in result]
-        start = result.last_evaluated_key
-        if start is None:
-            shard, start = shard + 1, None
-    if shard >= SHARDS:
-        return found, None
-    return found, {"shard": shard, "key": start}
-
-
-def page_of_group(
-    tenant_id: str, group_id: str, limit: int, position: dict[str, Any] | None
-) -> tuple[list[Contact], dict[str, Any] | None]:
-    result = ContactItem.gsi1.query(group_index_pk(tenant_id, group_id), limit=limit, last_evaluated_key=position)
-    return [contact_from_item(item) for item in result], result.last_evaluated_key
-
-
-def tag_ordinals(tenant_id: str, tag: str) -> set[int]:
-    ordinals: set[int] = set()
-    for chunk in TagChunkItem.query(tag_pk(tenant_id, tag), TagChunkItem.sk.startswith("CHUNK#"), consistent_read=True):
-        ordinals |= {int(o) for o in chunk.ordinals or ()}
-    return ordinals
-
-
-def postings(tenant_id: str, tags: Iterable[str]) -> dict[str, np.ndarray]:
-    """Posting lists as sorted arrays of ordinals (``EVERYONE`` gives every contact).
-
-    Read with the low-level query: a chunk's number set becomes one array in one
-    step instead of thousands of parsed numbers."""
-    found: dict[str, np.ndarray] = {}
-    for tag in tags:
-        parts, start = [], None
-        while True:
-            page = MainTableModel._get_connection().query(
-                tag_pk(tenant_id, tag),
-                range_key_condition=MainTableModel.sk.startswith("CHUNK#"),
-                consistent_read=True,
-                exclusive_start_key=start,
-            )
-            parts += [np.array(raw["ordinals"]["NS"], dtype=np.int64) for raw in page["Items"] if "ordinals" in raw]
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                break
-        found[tag] = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
-    return found
-
-
-def count_tag(tenant_id: str, tag: str) -> int:
-    return sum(int(item.n) for item in TagCountItem.query(tag_pk(tenant_id, tag), TagCountItem.sk.startswith("COUNT#")))
-
-
-def contact_ids_for(ordinals: Iterable[int]) -> list[str]:
-    return [contact_id_for(o) for o in sorted(ordinals)]
-
-
-def with_changes(contact: Contact, **fields: Any) -> Contact:
-    return replace(contact, **fields)
-
-
-def put_events(tenant_id: str, contact: Contact, events: list[dict[str, Any]], expiry: list[int]) -> None:
-    """Store events (idempotently: the same event id overwrites itself)."""
-    pk = shard_pk(tenant_id, shard_of(contact.ordinal))
-    with EventItem.batch_write() as batch:
-        for event, expires in zip(events, expiry, strict=True):
-            batch.save(
-                EventItem(
-                    pk,
-                    f"C#{contact.id}#E#{event['id']}",
-                    contact_id=contact.id,
-                    event_id=event["id"],
-                    type=event["type"],
-                    at=event["at"],
-                    amount=event.get("amount"),
-                    properties=event.get("properties") or None,
-                    expires_at=expires,
-                )
-            )
-
-
-def events_of(
-    tenant_id: str, contact: Contact, limit: int, start: dict[str, Any] | None
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    pk = shard_pk(tenant_id, shard_of(contact.ordinal))
-    result = EventItem.query(pk, EventItem.sk.startswith(f"C#{contact.id}#E#"), limit=limit, last_evaluated_key=start)
-    return [_event_view(item) for item in result], result.last_evaluated_key
-
-
-def delete_contact_records(tenant_id: str, contact: Contact) -> int:
-    """What a deleted contact leaves in its shard partition: its events, rewards and the announcements
-    triggers gave it (sort keys ``C#{id}#E#``, ``RW#{id}#``, ``PA#{id}#``)."""
-    pk = shard_pk(tenant_id, shard_of(contact.ordinal))
-    deleted = 0
-    for prefix in (f"C#{contact.id}#E#", f"RW#{contact.id}#", f"PA#{contact.id}#"):
-        items = list(EventItem.query(pk, EventItem.sk.startswith(prefix), attributes_to_get=["pk", "sk"]))
-        with EventItem.batch_write() as batch:
-            for item in items:
-                batch.delete(item)
-        deleted += len(items)
-    return deleted
-
-
 def _event_view(item: EventItem) -> dict[str, Any]:
     return {
         "id": item.event_id,
@@ -493,29 +282,6 @@ def _event_view(item: EventItem) -> dict[str, Any]:
         "amount": item.amount,
         "properties": _plain(item.properties),
     }
-
-
-def read_contact(tenant_id: str, contact_id: str) -> tuple[Contact | None, list[dict[str, Any]]]:
-    """One contact with its events, in one strongly consistent query (ids have a fixed length,
-    so the ``C#{id}`` prefix matches no other contact)."""
-    ordinal = ordinal_of(contact_id)
-    if ordinal is None:
-        return None, []
-    contacts, events = _read_partition(tenant_id, shard_of(ordinal), f"C#{contact_id}", with_events=True)
-    return (contacts[0] if contacts else None), events.get(contact_id, [])
-
-
-def read_shard(
-    tenant_id: str, shard: int, with_events: bool = True
-) -> tuple[list[Contact], dict[str, list[dict[str, Any]]]]:
-    """Every contact of a shard with its events, in one pass over the shard's partition.
-
-    Contacts and events share the partition (``C#{id}`` and ``C#{id}#E#…``), so a
-    single paged, strongly consistent Query returns both; each raw item is parsed
-    as what its key says. Without events, a filter drops them before they cross
-    the network (DynamoDB still reads them).
-    """
-    return _read_partition(tenant_id, shard, "C#", with_events)
 
 
 def _read_partition(
@@ -544,22 +310,216 @@ def _read_partition(
 
 
 class ContactTable:
-    """The ContactReader port on DynamoDB, bound to one tenant (the writes are still this module's functions)."""
+    """The ContactRepository port on DynamoDB, bound to one tenant."""
 
     def __init__(self, tenant_id: str) -> None:
         self.tenant_id = tenant_id
 
+    def allocate_ordinals(self, count: int) -> int:
+        """Reserve ``count`` consecutive ordinals; return the first."""
+        counter = CounterItem(f"TENANT#{self.tenant_id}", "#COUNTERS")
+        counter.update(actions=[CounterItem.next_ordinal.add(count)])
+        return int(counter.next_ordinal) - count + 1
+
+    def write(self, changes: Sequence[ContactChange], messages: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Apply (before, after) pairs in one transaction: create (None, c), update (b, a), delete (b, None),
+        with the change ``messages`` that announce them written to the outbox in the same transaction.
+
+        Raises StaleContact when a contact changed since ``before`` was read and
+        TakenIdentifier when an external_id or email belongs to another contact.
+        Concurrent transactions on the same posting-list chunk are retried.
+        """
+        for attempt in range(_CONFLICT_ATTEMPTS):
+            try:
+                return _write_contacts_once(self.tenant_id, changes, messages)
+            except TransactWriteError as error:
+                if "TransactionConflict" not in cancellation_reasons(error) or attempt == _CONFLICT_ATTEMPTS - 1:
+                    raise
+                time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
+
+    def transaction_batches(self, changes: Sequence[ContactChange]) -> list[list[ContactChange]]:
+        """Group changes so each write transaction stays within DynamoDB's 100 operations."""
+        batches: list[list[ContactChange]] = []
+        current: list[ContactChange] = []
+        own_ops, chunks = 0, set[tuple[str, int]]()
+        for change in changes:
+            ops, touched = _operations(self.tenant_id, *change)
+            if current and own_ops + ops + 2 * len(chunks | touched) > TRANSACTION_OPERATIONS:
+                batches.append(current)
+                current, own_ops, chunks = [], 0, set()
+            current.append(change)
+            own_ops += ops
+            chunks |= touched
+        if current:
+            batches.append(current)
+        return batches
+
+    def find_contact_ids_many(
+        self, *, external_ids: Iterable[str] = (), emails: Iterable[str] = ()
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Batch lookup of contact ids by external_id and by email."""
+        keys = [(f"TENANT#{self.tenant_id}#XID#{v}", "#GUARD") for v in dict.fromkeys(external_ids)]
+        keys += [(f"TENANT#{self.tenant_id}#EMAIL#{v}", "#GUARD") for v in dict.fromkeys(emails)]
+        by_external_id: dict[str, str] = {}
+        by_email: dict[str, str] = {}
+        for guard in GuardItem.batch_get(keys, consistent_read=True):
+            kind, value = guard.pk.split("#", 3)[2:]
+            (by_external_id if kind == "XID" else by_email)[value] = guard.contact_id
+        return by_external_id, by_email
+
+    def get_contact(self, contact_id: str) -> Contact | None:
+        ordinal = ordinal_of(contact_id)
+        if ordinal is None:
+            return None
+        try:
+            item = ContactItem.get(shard_pk(self.tenant_id, shard_of(ordinal)), f"C#{contact_id}", consistent_read=True)
+        except ContactItem.DoesNotExist:
+            return None
+        return contact_from_item(item)
+
+    def find_contact_id(self, *, external_id: str | None = None, email: str | None = None) -> str | None:
+        if external_id:
+            key = (f"TENANT#{self.tenant_id}#XID#{external_id}", "#GUARD")
+        elif email:
+            key = (f"TENANT#{self.tenant_id}#EMAIL#{email}", "#GUARD")
+        else:
+            return None
+        try:
+            return GuardItem.get(*key, consistent_read=True).contact_id
+        except GuardItem.DoesNotExist:
+            return None
+
     def get_contacts(self, contact_ids: Iterable[str]) -> dict[str, Contact]:
-        return get_contacts(self.tenant_id, contact_ids)
+        keys = []
+        for contact_id in dict.fromkeys(contact_ids):
+            ordinal = ordinal_of(contact_id)
+            if ordinal is not None:
+                keys.append((shard_pk(self.tenant_id, shard_of(ordinal)), f"C#{contact_id}"))
+        return {item.contact_id: contact_from_item(item) for item in ContactItem.batch_get(keys, consistent_read=True)}
 
-    def read_contact(self, contact_id: str) -> tuple[Contact | None, list[dict[str, Any]]]:
-        return read_contact(self.tenant_id, contact_id)
+    def page_of_shards(
+        self, limit: int, position: dict[str, Any] | None
+    ) -> tuple[list[Contact], dict[str, Any] | None]:
+        """List contacts shard by shard; the position is (shard, last key)."""
+        shard = int((position or {}).get("shard", 0))
+        start = (position or {}).get("key")
+        found: list[Contact] = []
+        while shard < SHARDS and len(found) < limit:
+            result = ContactItem.query(
+                shard_pk(self.tenant_id, shard),
+                ContactItem.sk.startswith("C#"),
+                filter_condition=ContactItem.ordinal.exists(),
+                limit=limit - len(found),
+                last_evaluated_key=start,
+            )
+            found += [contact_from_item(item) for item in result]
+            start = result.last_evaluated_key
+            if start is None:
+                shard, start = shard + 1, None
+        if shard >= SHARDS:
+            return found, None
+        return found, {"shard": shard, "key": start}
 
-    def read_shard(self, shard: int, with_events: bool = True) -> tuple[list[Contact], dict[str, list[dict[str, Any]]]]:
-        return read_shard(self.tenant_id, shard, with_events)
+    def page_of_group(
+        self, group_id: str, limit: int, position: dict[str, Any] | None
+    ) -> tuple[list[Contact], dict[str, Any] | None]:
+        result = ContactItem.gsi1.query(
+            group_index_pk(self.tenant_id, group_id), limit=limit, last_evaluated_key=position
+        )
+        return [contact_from_item(item) for item in result], result.last_evaluated_key
+
+    def tag_ordinals(self, tag: str) -> set[int]:
+        ordinals: set[int] = set()
+        for chunk in TagChunkItem.query(
+            tag_pk(self.tenant_id, tag), TagChunkItem.sk.startswith("CHUNK#"), consistent_read=True
+        ):
+            ordinals |= {int(o) for o in chunk.ordinals or ()}
+        return ordinals
 
     def postings(self, tags: Iterable[str]) -> dict[str, np.ndarray]:
-        return postings(self.tenant_id, tags)
+        """Posting lists as sorted arrays of ordinals (``EVERYONE`` gives every contact).
+
+        Read with the low-level query: a chunk's number set becomes one array in one
+        step instead of thousands of parsed numbers."""
+        found: dict[str, np.ndarray] = {}
+        for tag in tags:
+            parts, start = [], None
+            while True:
+                page = MainTableModel._get_connection().query(
+                    tag_pk(self.tenant_id, tag),
+                    range_key_condition=MainTableModel.sk.startswith("CHUNK#"),
+                    consistent_read=True,
+                    exclusive_start_key=start,
+                )
+                parts += [np.array(raw["ordinals"]["NS"], dtype=np.int64) for raw in page["Items"] if "ordinals" in raw]
+                start = page.get("LastEvaluatedKey")
+                if not start:
+                    break
+            found[tag] = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+        return found
 
     def count_tag(self, tag: str) -> int:
-        return count_tag(self.tenant_id, tag)
+        return sum(
+            int(item.n)
+            for item in TagCountItem.query(tag_pk(self.tenant_id, tag), TagCountItem.sk.startswith("COUNT#"))
+        )
+
+    def put_events(self, contact: Contact, events: Sequence[Mapping[str, Any]], expiry: Sequence[int]) -> None:
+        """Store events (idempotently: the same event id overwrites itself)."""
+        pk = shard_pk(self.tenant_id, shard_of(contact.ordinal))
+        with EventItem.batch_write() as batch:
+            for event, expires in zip(events, expiry, strict=True):
+                batch.save(
+                    EventItem(
+                        pk,
+                        f"C#{contact.id}#E#{event['id']}",
+                        contact_id=contact.id,
+                        event_id=event["id"],
+                        type=event["type"],
+                        at=event["at"],
+                        amount=event.get("amount"),
+                        properties=event.get("properties") or None,
+                        expires_at=expires,
+                    )
+                )
+
+    def events_of(
+        self, contact: Contact, limit: int, start: dict[str, Any] | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        pk = shard_pk(self.tenant_id, shard_of(contact.ordinal))
+        result = EventItem.query(
+            pk, EventItem.sk.startswith(f"C#{contact.id}#E#"), limit=limit, last_evaluated_key=start
+        )
+        return [_event_view(item) for item in result], result.last_evaluated_key
+
+    def delete_contact_records(self, contact: Contact) -> int:
+        """What a deleted contact leaves in its shard partition: its events, rewards and the announcements
+        triggers gave it (sort keys ``C#{id}#E#``, ``RW#{id}#``, ``PA#{id}#``)."""
+        pk = shard_pk(self.tenant_id, shard_of(contact.ordinal))
+        deleted = 0
+        for prefix in (f"C#{contact.id}#E#", f"RW#{contact.id}#", f"PA#{contact.id}#"):
+            items = list(EventItem.query(pk, EventItem.sk.startswith(prefix), attributes_to_get=["pk", "sk"]))
+            with EventItem.batch_write() as batch:
+                for item in items:
+                    batch.delete(item)
+            deleted += len(items)
+        return deleted
+
+    def read_contact(self, contact_id: str) -> tuple[Contact | None, list[dict[str, Any]]]:
+        """One contact with its events, in one strongly consistent query (ids have a fixed length,
+        so the ``C#{id}`` prefix matches no other contact)."""
+        ordinal = ordinal_of(contact_id)
+        if ordinal is None:
+            return None, []
+        contacts, events = _read_partition(self.tenant_id, shard_of(ordinal), f"C#{contact_id}", with_events=True)
+        return (contacts[0] if contacts else None), events.get(contact_id, [])
+
+    def read_shard(self, shard: int, with_events: bool = True) -> tuple[list[Contact], dict[str, list[dict[str, Any]]]]:
+        """Every contact of a shard with its events, in one pass over the shard's partition.
+
+        Contacts and events share the partition (``C#{id}`` and ``C#{id}#E#…``), so a
+        single paged, strongly consistent Query returns both; each raw item is parsed
+        as what its key says. Without events, a filter drops them before they cross
+        the network (DynamoDB still reads them).
+        """
+        return _read_partition(self.tenant_id, shard, "C#", with_events)

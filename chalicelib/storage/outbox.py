@@ -56,27 +56,26 @@ def add(transaction: TransactWrite, messages: Iterable[Mapping[str, Any]]) -> No
         transaction.save(_item(message))
 
 
-def put(messages: Iterable[Mapping[str, Any]]) -> None:
-    """Write messages on their own, before a write that is not a transaction (event appends)."""
-    with OutboxItem.batch_write() as batch:
-        for message in messages:
-            batch.save(_item(message))
+class OutboxTable:
+    """The ChangeOutbox port on DynamoDB."""
 
+    def put(self, messages: Iterable[Mapping[str, Any]]) -> None:
+        with OutboxItem.batch_write() as batch:
+            for message in messages:
+                batch.save(_item(message))
 
-def forget(messages: Iterable[Mapping[str, Any]]) -> None:
-    with OutboxItem.batch_write() as batch:
-        for message in messages:
-            batch.delete(_item(message))
+    def forget(self, messages: Iterable[Mapping[str, Any]]) -> None:
+        with OutboxItem.batch_write() as batch:
+            for message in messages:
+                batch.delete(_item(message))
 
-
-def pending(before: str, limit: int = 500) -> list[dict[str, Any]]:
-    """Messages written before ``before`` (an RFC 3339 time) and still not queued, oldest first per shard."""
-    found: list[dict[str, Any]] = []
-    for shard in range(SHARDS):
-        for item in OutboxItem.gsi1.query(
-            f"{INDEX_PREFIX}{shard:02d}", OutboxItem.gsi1sk < before, limit=limit - len(found)
-        ):
-            found.append(json.loads(item.body))
-        if len(found) >= limit:
-            break
-    return found
+    def pending(self, before: str, limit: int = 500) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for shard in range(SHARDS):
+            for item in OutboxItem.gsi1.query(
+                f"{INDEX_PREFIX}{shard:02d}", OutboxItem.gsi1sk < before, limit=limit - len(found)
+            ):
+                found.append(json.loads(item.body))
+            if len(found) >= limit:
+                break
+        return found

@@ -78,287 +78,18 @@ class SendRateItem(MainTableModel):
     next_ms = NumberAttribute()
 
 
-# --- the audience snapshot -----------------------------------------------------------------------------
-
-
-def acquire_build(tenant_id: str, campaign_id: str, shard: int, build_id: str, now_ms: int, lease_ms: int) -> str:
-    """``acquired`` (build it), ``built`` (it exists: queue what is left) or ``busy`` (another delivery holds it)."""
-    item = AudienceBuildItem(campaign_own_pk(tenant_id, campaign_id), f"A#{shard:02d}")
-    condition = AudienceBuildItem.pk.does_not_exist() | (
-        (AudienceBuildItem.state == "building") & (AudienceBuildItem.lease_until < now_ms)
-    )
-    try:
-        item.update(
-            actions=[
-                AudienceBuildItem.state.set("building"),
-                AudienceBuildItem.build_id.set(build_id),
-                AudienceBuildItem.lease_until.set(now_ms + lease_ms),
-            ],
-            condition=condition,
-        )
-        return "acquired"
-    except UpdateError as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
-            raise
-    current = AudienceBuildItem.get(item.pk, item.sk, consistent_read=True)
-    return "built" if current.state == "built" else "busy"
-
-
-def write_batches(
-    tenant_id: str, campaign_id: str, shard: int, build_id: str, batches: list[list[tuple[str, str]]]
-) -> None:
-    """Write this build's batches of a shard, replacing whatever an earlier, crashed build left."""
-    pk = campaign_own_pk(tenant_id, campaign_id)
-    keep = {f"B#{shard:02d}#{n:05d}" for n in range(len(batches))}
-    stale = [
-        i
-        for i in BatchItem.query(pk, BatchItem.sk.startswith(f"B#{shard:02d}#"), attributes_to_get=["pk", "sk"])
-        if i.sk not in keep
-    ]
-    with BatchItem.batch_write() as writer:
-        for item in stale:
-            writer.delete(item)
-        for n, recipients in enumerate(batches):
-            writer.save(
-                BatchItem(
-                    pk, f"B#{shard:02d}#{n:05d}", recipients=json.dumps(recipients), state="queued", build_id=build_id
-                )
-            )
-
-
-def finish_build(tenant_id: str, campaign_id: str, shard: int, build_id: str, batches: int, audience: int) -> bool:
-    """Mark the shard built and add its batches and audience to the campaign, once. False if another build won."""
-    try:
-        with TransactWrite(connection=connection()) as transaction:
-            transaction.update(
-                AudienceBuildItem(campaign_own_pk(tenant_id, campaign_id), f"A#{shard:02d}"),
-                actions=[AudienceBuildItem.state.set("built"), AudienceBuildItem.batches.set(batches)],
-                condition=(AudienceBuildItem.state == "building") & (AudienceBuildItem.build_id == build_id),
-            )
-            transaction.update(
-                CampaignItem(*campaign_key(tenant_id, campaign_id)),
-                actions=[
-                    CampaignItem.shards_done.add(1),
-                    CampaignItem.batches_total.add(batches),
-                    CampaignItem.audience.add(audience),
-                ],
-            )
-        return True
-    except TransactWriteError as error:
-        if "ConditionalCheckFailed" in cancellation_reasons(error):
-            return False
-        raise
-
-
 def _batch(item: BatchItem) -> Batch:
     return Batch(key=item.sk, recipients=[tuple(r) for r in json.loads(item.recipients)], done=item.state == "done")
-
-
-def batches_of(tenant_id: str, campaign_id: str, shard: int | None = None) -> list[Batch]:
-    prefix = "B#" if shard is None else f"B#{shard:02d}#"
-    return [
-        _batch(i)
-        for i in BatchItem.query(
-            campaign_own_pk(tenant_id, campaign_id), BatchItem.sk.startswith(prefix), consistent_read=True
-        )
-    ]
-
-
-# --- send records --------------------------------------------------------------------------------------
-
-
-def claim(
-    tenant_id: str,
-    campaign_id: str,
-    claim_id: str,
-    claims: list[Claim],
-    ledgers: list[Ledger],
-    at: str,
-    require_sending: bool = True,
-    continuing: bool = False,
-) -> list[Claim]:
-    """Write the records of ``claims`` in one transaction, conditioned on each recipient being unclaimed (or
-    released) and on the campaign still sending; the frequency ledgers of those about to be mailed move too.
-    A ``continuing`` delivery (the recipients a throttled delivery released) may also claim in a campaign that
-    a duplicate delivery of the same batch marked sent meanwhile: those recipients were never mailed.
-
-    Returns the claims that landed; recipients someone else holds are dropped (and the rest retried).
-    Raises NotSending if the campaign is paused or cancelled.
-    """
-    sending = CampaignItem.status.is_in("sending", "sent") if continuing else CampaignItem.status == "sending"
-    pk = campaign_own_pk(tenant_id, campaign_id)
-    pending, ledgers_by_contact = list(claims), {ledger.contact_id: ledger for ledger in ledgers}
-    while pending:
-        counts: dict[str, int] = {}
-        operations: list[tuple[str, Any]] = []
-        try:
-            with TransactWrite(connection=connection()) as transaction:
-                for c in pending:
-                    record = SendItem(
-                        pk,
-                        f"S#{c.contact_id}",
-                        contact_id=c.contact_id,
-                        email=c.email,
-                        state=c.state,
-                        claim=claim_id,
-                        at=at,
-                        reason=c.reason,
-                    )
-                    transaction.save(record, condition=SendItem.pk.does_not_exist() | (SendItem.state == RELEASED))
-                    operations.append(("record", c))
-                    counter = "claimed" if c.state == CLAIMED else c.state
-                    counts[counter] = counts.get(counter, 0) + 1
-                for c in pending:
-                    ledger = ledgers_by_contact.get(c.contact_id)
-                    if ledger is None or c.state != CLAIMED:
-                        continue
-                    item = LedgerItem(_ledger_pk(tenant_id, c.contact_id), f"ML#{c.contact_id}")
-                    condition = (
-                        LedgerItem.version == ledger.version if ledger.version else LedgerItem.pk.does_not_exist()
-                    )
-                    item.sent_at, item.version = json.dumps(ledger.sent_at), ledger.version + 1
-                    transaction.save(item, condition=condition)
-                    operations.append(("ledger", c))
-                transaction.update(
-                    CampaignItem(*campaign_key(tenant_id, campaign_id)),
-                    actions=[getattr(CampaignItem, name).add(n) for name, n in counts.items()],
-                    condition=sending if require_sending else None,
-                )
-            return pending
-        except TransactWriteError as error:
-            reasons = cancellation_reasons(error)
-            if not reasons or ("ConditionalCheckFailed" not in reasons and "TransactionConflict" not in reasons):
-                raise
-            if reasons[-1] == "ConditionalCheckFailed":
-                raise NotSending(campaign_id) from error
-            taken = {operations[i][1].contact_id for i, r in enumerate(reasons[:-1]) if r == "ConditionalCheckFailed"}
-            if any(operations[i][0] == "ledger" for i, r in enumerate(reasons[:-1]) if r == "ConditionalCheckFailed"):
-                raise LedgerMoved(campaign_id) from error
-            pending = [c for c in pending if c.contact_id not in taken]
-    return []
-
-
-def settle(
-    tenant_id: str, campaign_id: str, claim_id: str, outcomes: list[Outcome], at: str, batch_key: str | None
-) -> None:
-    """Record what SES said for each claimed recipient, add the counts, and (``batch_key``) mark the batch done,
-    all in one transaction. A batch already marked done by a duplicate delivery is not counted twice."""
-    pk = campaign_own_pk(tenant_id, campaign_id)
-    while True:
-        counts: dict[str, int] = {}
-        try:
-            with TransactWrite(connection=connection()) as transaction:
-                for outcome in outcomes:  # whole records (puts cost moto a fifth of what updates do)
-                    record = SendItem(
-                        pk,
-                        f"S#{outcome.contact_id}",
-                        contact_id=outcome.contact_id,
-                        email=outcome.email,
-                        state=outcome.state,
-                        claim=claim_id,
-                        at=at,
-                        message_id=outcome.message_id,
-                        reason=outcome.reason,
-                    )
-                    transaction.save(record, condition=(SendItem.claim == claim_id) & (SendItem.state == CLAIMED))
-                    counts[outcome.state] = counts.get(outcome.state, 0) + 1
-                if batch_key:
-                    transaction.update(
-                        BatchItem(pk, batch_key),
-                        actions=[BatchItem.state.set("done")],
-                        condition=BatchItem.state != "done",
-                    )
-                    counts["batches_done"] = 1
-                if counts:
-                    transaction.update(
-                        CampaignItem(*campaign_key(tenant_id, campaign_id)),
-                        actions=[getattr(CampaignItem, name).add(n) for name, n in counts.items()],
-                    )
-            return
-        except TransactWriteError as error:
-            reasons = cancellation_reasons(error)
-            if batch_key and len(reasons) > len(outcomes) and reasons[len(outcomes)] == "ConditionalCheckFailed":
-                batch_key = None  # a duplicate delivery finished the batch first
-                if not outcomes:
-                    return
-                continue
-            raise
-
-
-def send_records(
-    tenant_id: str, campaign_id: str, state: str | None, limit: int, start: dict[str, Any] | None
-) -> tuple[list[RecipientRecord], dict[str, Any] | None]:
-    result = SendItem.query(
-        campaign_own_pk(tenant_id, campaign_id),
-        SendItem.sk.startswith("S#"),
-        filter_condition=(SendItem.state == state) if state else None,
-        limit=limit,
-        last_evaluated_key=start,
-    )
-    records = [_record(item) for item in result]
-    return records, result.last_evaluated_key
-
-
-def all_send_records(tenant_id: str, campaign_id: str) -> list[RecipientRecord]:
-    items = SendItem.query(campaign_own_pk(tenant_id, campaign_id), SendItem.sk.startswith("S#"), consistent_read=True)
-    return [_record(item) for item in items]
 
 
 def _record(item: SendItem) -> RecipientRecord:
     return RecipientRecord(item.contact_id, item.email, item.state, item.at, item.reason, item.message_id)
 
 
-def mark_feedback(tenant_id: str, campaign_id: str, contact_id: str, state: str) -> bool:
-    """sent → bounced / complained, and count it, once (a redelivered notification changes nothing)."""
-    try:
-        with TransactWrite(connection=connection()) as transaction:
-            transaction.update(
-                SendItem(campaign_own_pk(tenant_id, campaign_id), f"S#{contact_id}"),
-                actions=[SendItem.state.set(state)],
-                condition=SendItem.state == "sent",
-            )
-            transaction.update(
-                CampaignItem(*campaign_key(tenant_id, campaign_id)), actions=[getattr(CampaignItem, state).add(1)]
-            )
-        return True
-    except TransactWriteError as error:
-        if "ConditionalCheckFailed" in cancellation_reasons(error):
-            return False
-        raise
-
-
-# --- what the worker reads about a batch's recipients ---------------------------------------------------
-
-
 def _ledger_pk(tenant_id: str, contact_id: str) -> str:
     ordinal = ordinal_of(contact_id)
     assert ordinal is not None  # recipients are contacts
     return shard_pk(tenant_id, shard_of(ordinal))
-
-
-def recipient_facts(tenant_id: str, recipients: list[tuple[str, str]]) -> RecipientFacts:
-    """Contacts, suppressions and frequency ledgers of a batch's recipients (two BatchGetItem calls for 49)."""
-    keys: list[tuple[str, str]] = []
-    for contact_id, email in recipients:
-        ordinal = ordinal_of(contact_id)
-        if ordinal is None:
-            continue
-        keys.append((shard_pk(tenant_id, shard_of(ordinal)), f"C#{contact_id}"))
-        keys.append((suppressions_pk(tenant_id), f"E#{email}"))
-        keys.append((shard_pk(tenant_id, shard_of(ordinal)), f"ML#{contact_id}"))
-    facts = RecipientFacts({}, {}, {})
-    for raw in batch_get_raw(keys):
-        sk = raw["sk"]["S"]
-        if sk.startswith("C#"):
-            contact = contact_from_item(ContactItem.from_raw_data(raw))
-            facts.contacts[contact.id] = contact
-        elif sk.startswith("E#"):
-            facts.suppressions[raw["email"]["S"]] = raw["reason"]["S"]
-        else:
-            ledger = LedgerItem.from_raw_data(raw)
-            contact_id = sk[3:]
-            facts.ledgers[contact_id] = Ledger(contact_id, int(ledger.version), json.loads(ledger.sent_at))
-    return facts
 
 
 def batch_get_raw(keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -381,33 +112,295 @@ def batch_get_raw(keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
     return found
 
 
-# --- the tenant's send rate ----------------------------------------------------------------------------
+class SendTable:
+    """The SendLedger port on DynamoDB, bound to one tenant."""
 
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
 
-def reserve_send_slots(tenant_id: str, count: int, per_second: int, now_ms: int, max_ahead_ms: int) -> int | None:
-    """Reserve ``count`` send slots at ``per_second`` across every worker of the tenant; return when the
-    first slot starts (epoch ms; slot *i* is at ``start + i * 1000 / per_second``), or None, reserving
-    nothing, when the first free slot is more than ``max_ahead_ms`` away.
-
-    The tenant's lane is one number, the end of the last reservation; it only grows. One write when the
-    lane is idle (it ends before now: start now), two when it is busy (then append to it atomically with
-    ADD, unless it already reaches past ``max_ahead_ms``). Nothing is read first and nothing is retried.
-    """
-    span = send_span_ms(count, per_second)
-    lane = SendRateItem(tenant_pk(tenant_id), "#SENDRATE")
-    try:
-        lane.update(
-            actions=[SendRateItem.next_ms.set(now_ms + span)],
-            condition=SendRateItem.pk.does_not_exist() | (SendRateItem.next_ms <= now_ms),
+    def acquire_build(self, campaign_id: str, shard: int, build_id: str, now_ms: int, lease_ms: int) -> str:
+        """``acquired`` (build it), ``built`` (it exists: queue what is left) or ``busy`` (another delivery has it)."""
+        item = AudienceBuildItem(campaign_own_pk(self.tenant_id, campaign_id), f"A#{shard:02d}")
+        condition = AudienceBuildItem.pk.does_not_exist() | (
+            (AudienceBuildItem.state == "building") & (AudienceBuildItem.lease_until < now_ms)
         )
-        return now_ms
-    except UpdateError as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
+        try:
+            item.update(
+                actions=[
+                    AudienceBuildItem.state.set("building"),
+                    AudienceBuildItem.build_id.set(build_id),
+                    AudienceBuildItem.lease_until.set(now_ms + lease_ms),
+                ],
+                condition=condition,
+            )
+            return "acquired"
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+        current = AudienceBuildItem.get(item.pk, item.sk, consistent_read=True)
+        return "built" if current.state == "built" else "busy"
+
+    def write_batches(self, campaign_id: str, shard: int, build_id: str, batches: list[list[tuple[str, str]]]) -> None:
+        """Write this build's batches of a shard, replacing whatever an earlier, crashed build left."""
+        pk = campaign_own_pk(self.tenant_id, campaign_id)
+        keep = {f"B#{shard:02d}#{n:05d}" for n in range(len(batches))}
+        stale = [
+            i
+            for i in BatchItem.query(pk, BatchItem.sk.startswith(f"B#{shard:02d}#"), attributes_to_get=["pk", "sk"])
+            if i.sk not in keep
+        ]
+        with BatchItem.batch_write() as writer:
+            for item in stale:
+                writer.delete(item)
+            for n, recipients in enumerate(batches):
+                writer.save(
+                    BatchItem(
+                        pk,
+                        f"B#{shard:02d}#{n:05d}",
+                        recipients=json.dumps(recipients),
+                        state="queued",
+                        build_id=build_id,
+                    )
+                )
+
+    def finish_build(self, campaign_id: str, shard: int, build_id: str, batches: int, audience: int) -> bool:
+        """Mark the shard built and add its batches and audience to the campaign, once. False if another build won."""
+        try:
+            with TransactWrite(connection=connection()) as transaction:
+                transaction.update(
+                    AudienceBuildItem(campaign_own_pk(self.tenant_id, campaign_id), f"A#{shard:02d}"),
+                    actions=[AudienceBuildItem.state.set("built"), AudienceBuildItem.batches.set(batches)],
+                    condition=(AudienceBuildItem.state == "building") & (AudienceBuildItem.build_id == build_id),
+                )
+                transaction.update(
+                    CampaignItem(*campaign_key(self.tenant_id, campaign_id)),
+                    actions=[
+                        CampaignItem.shards_done.add(1),
+                        CampaignItem.batches_total.add(batches),
+                        CampaignItem.audience.add(audience),
+                    ],
+                )
+            return True
+        except TransactWriteError as error:
+            if "ConditionalCheckFailed" in cancellation_reasons(error):
+                return False
             raise
-    try:  # busy: it ended after now_ms when we looked, and it never shrinks, so our start is after now_ms too
-        lane.update(actions=[SendRateItem.next_ms.add(span)], condition=SendRateItem.next_ms <= now_ms + max_ahead_ms)
-    except UpdateError as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
+
+    def batches_of(self, campaign_id: str, shard: int | None = None) -> list[Batch]:
+        prefix = "B#" if shard is None else f"B#{shard:02d}#"
+        return [
+            _batch(i)
+            for i in BatchItem.query(
+                campaign_own_pk(self.tenant_id, campaign_id), BatchItem.sk.startswith(prefix), consistent_read=True
+            )
+        ]
+
+    def claim(
+        self,
+        campaign_id: str,
+        claim_id: str,
+        claims: list[Claim],
+        ledgers: list[Ledger],
+        at: str,
+        require_sending: bool = True,
+        continuing: bool = False,
+    ) -> list[Claim]:
+        """Write the records of ``claims`` in one transaction, conditioned on each recipient being unclaimed (or
+        released) and on the campaign still sending; the frequency ledgers of those about to be mailed move too.
+        A ``continuing`` delivery (the recipients a throttled delivery released) may also claim in a campaign that
+        a duplicate delivery of the same batch marked sent meanwhile: those recipients were never mailed.
+
+        Returns the claims that landed; recipients someone else holds are dropped (and the rest retried).
+        Raises NotSending if the campaign is paused or cancelled.
+        """
+        sending = CampaignItem.status.is_in("sending", "sent") if continuing else CampaignItem.status == "sending"
+        pk = campaign_own_pk(self.tenant_id, campaign_id)
+        pending, ledgers_by_contact = list(claims), {ledger.contact_id: ledger for ledger in ledgers}
+        while pending:
+            counts: dict[str, int] = {}
+            operations: list[tuple[str, Any]] = []
+            try:
+                with TransactWrite(connection=connection()) as transaction:
+                    for c in pending:
+                        record = SendItem(
+                            pk,
+                            f"S#{c.contact_id}",
+                            contact_id=c.contact_id,
+                            email=c.email,
+                            state=c.state,
+                            claim=claim_id,
+                            at=at,
+                            reason=c.reason,
+                        )
+                        transaction.save(record, condition=SendItem.pk.does_not_exist() | (SendItem.state == RELEASED))
+                        operations.append(("record", c))
+                        counter = "claimed" if c.state == CLAIMED else c.state
+                        counts[counter] = counts.get(counter, 0) + 1
+                    for c in pending:
+                        ledger = ledgers_by_contact.get(c.contact_id)
+                        if ledger is None or c.state != CLAIMED:
+                            continue
+                        item = LedgerItem(_ledger_pk(self.tenant_id, c.contact_id), f"ML#{c.contact_id}")
+                        condition = (
+                            LedgerItem.version == ledger.version if ledger.version else LedgerItem.pk.does_not_exist()
+                        )
+                        item.sent_at, item.version = json.dumps(ledger.sent_at), ledger.version + 1
+                        transaction.save(item, condition=condition)
+                        operations.append(("ledger", c))
+                    transaction.update(
+                        CampaignItem(*campaign_key(self.tenant_id, campaign_id)),
+                        actions=[getattr(CampaignItem, name).add(n) for name, n in counts.items()],
+                        condition=sending if require_sending else None,
+                    )
+                return pending
+            except TransactWriteError as error:
+                reasons = cancellation_reasons(error)
+                if not reasons or ("ConditionalCheckFailed" not in reasons and "TransactionConflict" not in reasons):
+                    raise
+                if reasons[-1] == "ConditionalCheckFailed":
+                    raise NotSending(campaign_id) from error
+                taken = {
+                    operations[i][1].contact_id for i, r in enumerate(reasons[:-1]) if r == "ConditionalCheckFailed"
+                }
+                if any(
+                    operations[i][0] == "ledger" for i, r in enumerate(reasons[:-1]) if r == "ConditionalCheckFailed"
+                ):
+                    raise LedgerMoved(campaign_id) from error
+                pending = [c for c in pending if c.contact_id not in taken]
+        return []
+
+    def settle(self, campaign_id: str, claim_id: str, outcomes: list[Outcome], at: str, batch_key: str | None) -> None:
+        """Record what SES said for each claimed recipient, add the counts, and (``batch_key``) mark the batch done,
+        all in one transaction. A batch already marked done by a duplicate delivery is not counted twice."""
+        pk = campaign_own_pk(self.tenant_id, campaign_id)
+        while True:
+            counts: dict[str, int] = {}
+            try:
+                with TransactWrite(connection=connection()) as transaction:
+                    for outcome in outcomes:  # whole records (puts cost moto a fifth of what updates do)
+                        record = SendItem(
+                            pk,
+                            f"S#{outcome.contact_id}",
+                            contact_id=outcome.contact_id,
+                            email=outcome.email,
+                            state=outcome.state,
+                            claim=claim_id,
+                            at=at,
+                            message_id=outcome.message_id,
+                            reason=outcome.reason,
+                        )
+                        transaction.save(record, condition=(SendItem.claim == claim_id) & (SendItem.state == CLAIMED))
+                        counts[outcome.state] = counts.get(outcome.state, 0) + 1
+                    if batch_key:
+                        transaction.update(
+                            BatchItem(pk, batch_key),
+                            actions=[BatchItem.state.set("done")],
+                            condition=BatchItem.state != "done",
+                        )
+                        counts["batches_done"] = 1
+                    if counts:
+                        transaction.update(
+                            CampaignItem(*campaign_key(self.tenant_id, campaign_id)),
+                            actions=[getattr(CampaignItem, name).add(n) for name, n in counts.items()],
+                        )
+                return
+            except TransactWriteError as error:
+                reasons = cancellation_reasons(error)
+                if batch_key and len(reasons) > len(outcomes) and reasons[len(outcomes)] == "ConditionalCheckFailed":
+                    batch_key = None  # a duplicate delivery finished the batch first
+                    if not outcomes:
+                        return
+                    continue
+                raise
+
+    def send_records(
+        self, campaign_id: str, state: str | None, limit: int, start: dict[str, Any] | None
+    ) -> tuple[list[RecipientRecord], dict[str, Any] | None]:
+        result = SendItem.query(
+            campaign_own_pk(self.tenant_id, campaign_id),
+            SendItem.sk.startswith("S#"),
+            filter_condition=(SendItem.state == state) if state else None,
+            limit=limit,
+            last_evaluated_key=start,
+        )
+        records = [_record(item) for item in result]
+        return records, result.last_evaluated_key
+
+    def all_send_records(self, campaign_id: str) -> list[RecipientRecord]:
+        items = SendItem.query(
+            campaign_own_pk(self.tenant_id, campaign_id), SendItem.sk.startswith("S#"), consistent_read=True
+        )
+        return [_record(item) for item in items]
+
+    def mark_feedback(self, campaign_id: str, contact_id: str, state: str) -> bool:
+        """sent → bounced / complained, and count it, once (a redelivered notification changes nothing)."""
+        try:
+            with TransactWrite(connection=connection()) as transaction:
+                transaction.update(
+                    SendItem(campaign_own_pk(self.tenant_id, campaign_id), f"S#{contact_id}"),
+                    actions=[SendItem.state.set(state)],
+                    condition=SendItem.state == "sent",
+                )
+                transaction.update(
+                    CampaignItem(*campaign_key(self.tenant_id, campaign_id)),
+                    actions=[getattr(CampaignItem, state).add(1)],
+                )
+            return True
+        except TransactWriteError as error:
+            if "ConditionalCheckFailed" in cancellation_reasons(error):
+                return False
             raise
-        return None
-    return int(lane.next_ms) - span
+
+    def recipient_facts(self, recipients: list[tuple[str, str]]) -> RecipientFacts:
+        """Contacts, suppressions and frequency ledgers of a batch's recipients (two BatchGetItem calls for 49)."""
+        keys: list[tuple[str, str]] = []
+        for contact_id, email in recipients:
+            ordinal = ordinal_of(contact_id)
+            if ordinal is None:
+                continue
+            keys.append((shard_pk(self.tenant_id, shard_of(ordinal)), f"C#{contact_id}"))
+            keys.append((suppressions_pk(self.tenant_id), f"E#{email}"))
+            keys.append((shard_pk(self.tenant_id, shard_of(ordinal)), f"ML#{contact_id}"))
+        facts = RecipientFacts({}, {}, {})
+        for raw in batch_get_raw(keys):
+            sk = raw["sk"]["S"]
+            if sk.startswith("C#"):
+                contact = contact_from_item(ContactItem.from_raw_data(raw))
+                facts.contacts[contact.id] = contact
+            elif sk.startswith("E#"):
+                facts.suppressions[raw["email"]["S"]] = raw["reason"]["S"]
+            else:
+                ledger = LedgerItem.from_raw_data(raw)
+                contact_id = sk[3:]
+                facts.ledgers[contact_id] = Ledger(contact_id, int(ledger.version), json.loads(ledger.sent_at))
+        return facts
+
+    def reserve_send_slots(self, count: int, per_second: int, now_ms: int, max_ahead_ms: int) -> int | None:
+        """Reserve ``count`` send slots at ``per_second`` across every worker of the tenant; return when the
+        first slot starts (epoch ms; slot *i* is at ``start + i * 1000 / per_second``), or None, reserving
+        nothing, when the first free slot is more than ``max_ahead_ms`` away.
+
+        The tenant's lane is one number, the end of the last reservation; it only grows. One write when the
+        lane is idle (it ends before now: start now), two when it is busy (then append to it atomically with
+        ADD, unless it already reaches past ``max_ahead_ms``). Nothing is read first and nothing is retried.
+        """
+        span = send_span_ms(count, per_second)
+        lane = SendRateItem(tenant_pk(self.tenant_id), "#SENDRATE")
+        try:
+            lane.update(
+                actions=[SendRateItem.next_ms.set(now_ms + span)],
+                condition=SendRateItem.pk.does_not_exist() | (SendRateItem.next_ms <= now_ms),
+            )
+            return now_ms
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+        try:  # busy: it ended after now_ms when we looked, and it never shrinks, so our start is after now_ms too
+            lane.update(
+                actions=[SendRateItem.next_ms.add(span)], condition=SendRateItem.next_ms <= now_ms + max_ahead_ms
+            )
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            return None
+        return int(lane.next_ms) - span

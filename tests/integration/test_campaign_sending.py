@@ -13,7 +13,7 @@ from chalicelib.resources import SEND_QUEUE, SES_EVENTS_QUEUE
 from chalicelib.services import sending
 from chalicelib.services import tenants as tenant_service
 from chalicelib.storage import mailer
-from chalicelib.storage import sends as send_store
+from chalicelib.storage.sends import SendTable
 from tests.support import mail
 from tests.support.population import import_and_wait
 from tests.support.queues import deliver, drain, sqs_event, take_messages
@@ -138,7 +138,7 @@ def addresses(prefix: str, count: int, skip=lambda i: False) -> set[str]:
 
 
 def records_agree_with_stats(tenant_id: str, campaign_id: str, stats: dict) -> None:
-    records = Counter(r.state for r in send_store.all_send_records(tenant_id, campaign_id))
+    records = Counter(r.state for r in SendTable(tenant_id).all_send_records(campaign_id))
     for state in ("sent", "failed", "suppressed", "unsubscribed", "capped", "skipped", "bounced", "complained"):
         assert records.get(state, 0) == stats[state], (state, records, stats)
     assert records.get("claimed", 0) == stats["unknown"] + stats["in_flight"]
@@ -434,11 +434,11 @@ def test_the_tenant_send_rate_holds_across_workers(api, app, small, monkeypatch)
 def test_send_slots_start_now_when_the_lane_is_idle_follow_it_when_busy_and_refuse_past_the_horizon(small):
     tenant_id = small.id
     now = 1_000_000
-    assert send_store.reserve_send_slots(tenant_id, 10, 100, now, max_ahead_ms=500) == now  # 10 at 100/s: 100 ms
-    assert send_store.reserve_send_slots(tenant_id, 20, 100, now + 50, max_ahead_ms=500) == now + 100
-    assert send_store.reserve_send_slots(tenant_id, 50, 100, now + 50, max_ahead_ms=500) == now + 300
+    assert SendTable(tenant_id).reserve_send_slots(10, 100, now, max_ahead_ms=500) == now  # 10 at 100/s: 100 ms
+    assert SendTable(tenant_id).reserve_send_slots(20, 100, now + 50, max_ahead_ms=500) == now + 100
+    assert SendTable(tenant_id).reserve_send_slots(50, 100, now + 50, max_ahead_ms=500) == now + 300
     # the lane now ends at now + 800: more than 500 ms ahead of now + 50, so nothing is reserved ...
-    assert send_store.reserve_send_slots(tenant_id, 5, 100, now + 50, max_ahead_ms=500) is None
-    assert send_store.reserve_send_slots(tenant_id, 5, 100, now + 300, max_ahead_ms=500) == now + 800
+    assert SendTable(tenant_id).reserve_send_slots(5, 100, now + 50, max_ahead_ms=500) is None
+    assert SendTable(tenant_id).reserve_send_slots(5, 100, now + 300, max_ahead_ms=500) == now + 800
     # ... and once it has run out, the next reservation starts at its own now again
-    assert send_store.reserve_send_slots(tenant_id, 1, 100, now + 5_000, max_ahead_ms=500) == now + 5_000
+    assert SendTable(tenant_id).reserve_send_slots(1, 100, now + 5_000, max_ahead_ms=500) == now + 5_000

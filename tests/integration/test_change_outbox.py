@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from chalicelib.resources import CONTACT_CHANGES_QUEUE
 from chalicelib.services import changes
-from chalicelib.storage import outbox, queues
+from chalicelib.storage import queues
+from chalicelib.storage.outbox import OutboxTable
+from chalicelib.storage.queues import SqsQueues
 from tests.integration.test_campaign_sending import make_segment
 from tests.support.population import import_and_wait
 from tests.support.queues import deliver, drain, take_messages
@@ -19,7 +21,11 @@ def later(minutes: float = 2):
 
 
 def mine(tenant_id: str) -> list[dict]:
-    return [m for m in outbox.pending("9999") if m["tenant_id"] == tenant_id]
+    return [m for m in OutboxTable().pending("9999") if m["tenant_id"] == tenant_id]
+
+
+def relay(clock) -> int:
+    return changes.relay_pending(OutboxTable(), SqsQueues(), clock)
 
 
 def test_a_change_sqs_refused_is_relayed_from_the_outbox_and_membership_follows(api, app, tenant, monkeypatch):
@@ -43,8 +49,8 @@ def test_a_change_sqs_refused_is_relayed_from_the_outbox_and_membership_follows(
     assert len(mine(tenant.id)) == 4  # created, events, two imported
 
     monkeypatch.setattr(queues, "send_messages", real_send)
-    assert changes.relay_pending(clock=lambda: datetime.now(UTC)) == 0  # a young message is its request's to queue
-    assert changes.relay_pending(clock=later()) >= 4
+    assert relay(clock=lambda: datetime.now(UTC)) == 0  # a young message is its request's to queue
+    assert relay(clock=later()) >= 4
     assert mine(tenant.id) == []
     relayed = take_messages(CONTACT_CHANGES_QUEUE, tenant.id)
     assert sorted(m["change"] for m in relayed) == ["created", "created", "created", "events"]

@@ -11,8 +11,8 @@ from chalicelib.domain.clock import system_clock
 from chalicelib.domain.contacts import ordinal_of, shard_of
 from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
 from chalicelib.services.segments import refresh_time_dependent
-from chalicelib.storage import contacts as contact_store
 from chalicelib.storage import segments as segment_store
+from chalicelib.storage.contacts import ContactTable
 from tests.integration.test_segments_api import ago, member_ids, ready, shop  # noqa: F401 - shop is a fixture
 from tests.support.population import many_contacts
 from tests.support.queues import deliver, drain, take_messages
@@ -110,17 +110,17 @@ def test_a_contact_changing_while_its_shard_is_evaluated_ends_with_the_right_mem
         shard_of(ordinal_of(p1)): (p1, {"remove": ["vip"]}),
         shard_of(ordinal_of(p3)): (p3, {"add": ["vip"]}),
     }
-    real_read_shard = contact_store.read_shard
+    real_read_shard = ContactTable.read_shard
 
-    def read_then_change(tenant_id, shard, with_events=True):
-        result = real_read_shard(tenant_id, shard, with_events)
-        if tenant_id == shop.id and shard in change_after_read:
+    def read_then_change(table, shard, with_events=True):
+        result = real_read_shard(table, shard, with_events)
+        if table.tenant_id == shop.id and shard in change_after_read:
             target, change = change_after_read.pop(shard)  # the worker holds the old contact from here on
             assert api.post(f"/contacts/{target}/tags", key=shop.admin_key, json=change).status == 200
             assert deliver(app, APPLY, CONTACT_CHANGES_QUEUE, take_messages(CONTACT_CHANGES_QUEUE, shop.id)) == []
         return result
 
-    monkeypatch.setattr(contact_store, "read_shard", read_then_change)
+    monkeypatch.setattr(ContactTable, "read_shard", read_then_change)
     job = api.post(f"/segments/{segment['id']}/evaluate", key=shop.admin_key).json
     drain(app, JOBS_QUEUE)
     assert change_after_read == {}  # both changes happened mid-evaluation
@@ -146,7 +146,7 @@ def test_tag_only_segments_are_evaluated_from_the_index_without_reading_a_contac
     for name, (criteria, members) in cases.items():
         with monkeypatch.context() as patched:
             for reader in ("read_shard", "read_contact", "get_contacts"):
-                patched.setattr(contact_store, reader, no_contact_reads)
+                patched.setattr(ContactTable, reader, no_contact_reads)
             reply = api.post("/segments", key=shop.admin_key, json={"name": name, "criteria": criteria})
             drain(app, JOBS_QUEUE)
             preview = api.post("/segments/preview", key=shop.viewer_key, json={"criteria": criteria, "sample_size": 0})

@@ -13,9 +13,21 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain.campaigns import Suppression
+from chalicelib.domain.campaigns import (
+    CLAIMED,
+    DELIVERED,
+    RELEASED,
+    Campaign,
+    Claim,
+    Ledger,
+    LedgerMoved,
+    NotSending,
+    Outcome,
+    StaleCampaign,
+    Suppression,
+)
 from chalicelib.domain.catalog import AlreadyExists, Group, Tag
-from chalicelib.domain.contacts import SHARDS, Contact, contact_id_for
+from chalicelib.domain.contacts import SHARDS, Contact, StaleContact, TakenIdentifier, contact_id_for
 from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.jobs import Job
 from chalicelib.domain.membership import MembershipCommit, SegmentCheck, Stamp, Superseded, Transition
@@ -24,26 +36,31 @@ from chalicelib.domain.segments import EVALUATING, READY, Segment, StaleSegment
 from chalicelib.domain.tenants import ApiKey, KeyOwner, StaleWrite, Tenant
 from chalicelib.domain.triggers import Run, StaleTrigger, Trigger
 from chalicelib.ports.jobs import JobRepository
-from chalicelib.storage import contacts as contact_storage
+from chalicelib.storage.campaigns import CampaignTable
 from chalicelib.storage.catalog import CatalogTable
 from chalicelib.storage.contacts import ContactTable
 from chalicelib.storage.engagements import EngagementTable
 from chalicelib.storage.jobs import JobTable
 from chalicelib.storage.membership import MembershipTable
+from chalicelib.storage.outbox import OutboxTable
 from chalicelib.storage.queues import SqsQueues
 from chalicelib.storage.segments import SegmentTable
+from chalicelib.storage.sends import SendTable
 from chalicelib.storage.suppressions import SuppressionTable
 from chalicelib.storage.tenants import TenantAccountTable, TenantDirectoryTable
 from chalicelib.storage.trail import AuditTrailTable
 from chalicelib.storage.triggers import TriggerTable
 from tests.support.fakes import (
+    InMemoryCampaigns,
     InMemoryCatalog,
     InMemoryContacts,
     InMemoryDirectory,
     InMemoryEngagements,
     InMemoryJobs,
     InMemoryMembership,
+    InMemoryOutbox,
     InMemorySegments,
+    InMemorySends,
     InMemorySuppressions,
     InMemoryTrail,
     InMemoryTriggers,
@@ -335,8 +352,8 @@ def contact_reader(request):
     tenant_id = new_tenant()
     people = [_contact(1, "vip", city="Oslo"), _contact(1 + SHARDS, "vip"), _contact(2), _contact(7, "local")]
     if request.param == "dynamodb":
-        contact_storage.write_contacts(tenant_id, [(None, c) for c in people])
-        contact_storage.put_events(tenant_id, people[0], [PURCHASE, VISIT], [2_000_000_000, 2_000_000_000])
+        ContactTable(tenant_id).write([(None, c) for c in people])
+        ContactTable(tenant_id).put_events(people[0], [PURCHASE, VISIT], [2_000_000_000, 2_000_000_000])
         return ContactTable(tenant_id), people
     reader = InMemoryContacts(tenant_id)
     for contact in people:
@@ -718,3 +735,253 @@ def test_a_firing_email_is_claimed_once_and_a_released_one_can_be_claimed_again(
     mine.give_announcement(contact_id, "ann_1", AT)
     assert mine.personal_announcements(contact_id, 9) == {"ann_1"}
     assert mine.personal_announcements(contact_id_for(10), 10) == set()
+
+
+# --- ContactRepository and ChangeOutbox ----------------------------------------------------------------------
+
+
+@pytest.fixture(params=ADAPTERS)
+def contact_repos(request):
+    """Two tenants' contact repositories and the outbox their writes put messages into."""
+    if request.param == "dynamodb":
+        return ContactTable(new_tenant()), ContactTable(new_tenant()), OutboxTable()
+    outbox = InMemoryOutbox()
+    return InMemoryContacts(new_tenant(), outbox), InMemoryContacts(new_tenant(), outbox), outbox
+
+
+def _message(tenant_id: str, contact: Contact, at: str = AT) -> dict[str, Any]:
+    return {"id": f"chg_{uuid.uuid4().hex[:8]}", "tenant_id": tenant_id, "contact_id": contact.id, "at": at}
+
+
+def _pending(outbox, tenant_id: str) -> list[str]:
+    return sorted(m["id"] for m in outbox.pending("9999") if m["tenant_id"] == tenant_id)
+
+
+def test_a_contact_write_moves_its_guards_and_its_messages_all_or_nothing(contact_repos):
+    mine, theirs, outbox = contact_repos
+    first = mine.allocate_ordinals(2)
+    assert mine.allocate_ordinals(1) == first + 2  # never handed out twice
+    ada, bob = _contact(first, "vip"), _contact(first + 1)
+    created = [_message(mine.tenant_id, ada), _message(mine.tenant_id, bob)]
+    mine.write([(None, ada), (None, bob)], created)
+    assert mine.get_contact(ada.id) == ada and theirs.get_contact(ada.id) is None
+    assert mine.find_contact_id(external_id=ada.external_id) == ada.id
+    assert mine.find_contact_id(email=bob.email) == bob.id and theirs.find_contact_id(email=bob.email) is None
+    assert _pending(outbox, mine.tenant_id) == sorted(m["id"] for m in created)
+
+    clash = replace(bob, email=ada.email, version=2)
+    renamed = replace(ada, first_name="Ada", version=2)
+    with pytest.raises(TakenIdentifier) as taken:
+        mine.write([(ada, renamed), (bob, clash)], [_message(mine.tenant_id, bob)])
+    assert taken.value.field == "email"
+    with pytest.raises(StaleContact):
+        mine.write([(replace(ada, version=7), renamed)])
+    assert mine.get_contact(ada.id) == ada and mine.get_contact(bob.id) == bob  # neither batch left a trace
+    assert len(_pending(outbox, mine.tenant_id)) == 2
+
+    mine.write([(bob, None)])
+    assert mine.get_contact(bob.id) is None and mine.find_contact_id(email=bob.email) is None
+    took = replace(ada, email=bob.email, version=2)
+    mine.write([(ada, took)])  # a deleted contact's address is free again, and the old one is released
+    assert mine.find_contact_ids_many(external_ids=[ada.external_id, "nobody"], emails=[bob.email, ada.email]) == (
+        {ada.external_id: ada.id},
+        {bob.email: ada.id},
+    )
+    assert mine.tag_ordinals("vip") == {first} and mine.count_tag(EVERYONE) == 1
+    outbox.forget(created)
+    assert _pending(outbox, mine.tenant_id) == []
+
+
+def test_transaction_batches_keep_the_order_and_each_fits_one_write(contact_repos):
+    mine, _, _ = contact_repos
+    first = mine.allocate_ordinals(130)
+    people = [_contact(first + i, "vip", "local") for i in range(130)]
+    batches = mine.transaction_batches([(None, c) for c in people])
+    assert len(batches) > 1 and [after for batch in batches for _, after in batch] == people
+    for batch in batches:
+        mine.write(batch)
+    assert mine.count_tag("local") == 130 and len(mine.get_contacts(c.id for c in people)) == 130
+
+
+def test_contacts_page_by_shard_and_by_group_and_their_events_page_in_id_order(contact_repos):
+    mine, theirs, _ = contact_repos
+    people = [_contact(o) for o in (1, 2, 1 + SHARDS, 5)]
+    people[1], people[3] = replace(people[1], group="grp_a"), replace(people[3], group="grp_a")
+    mine.write([(None, c) for c in people])
+    seen, position = [], None
+    while True:
+        page, position = mine.page_of_shards(3, position)
+        seen += page
+        if position is None:
+            break
+    assert sorted(c.id for c in seen) == sorted(c.id for c in people) and len(seen) == 4
+    group, position = mine.page_of_group("grp_a", 1, None)
+    rest, last = mine.page_of_group("grp_a", 5, position)
+    assert sorted(c.id for c in group + rest) == sorted([people[1].id, people[3].id]) and last is None
+    assert theirs.page_of_shards(10, None) == ([], None)
+
+    mine.put_events(people[0], [PURCHASE, VISIT], [2_000_000_000] * 2)
+    mine.put_events(people[0], [PURCHASE], [2_000_000_000])  # the same id overwrites itself
+    events, position = mine.events_of(people[0], 1, None)
+    more, _ = mine.events_of(people[0], 5, position)
+    assert [e["id"] for e in events + more] == ["evt_a", "evt_b"] and more == [PURCHASE]
+    assert theirs.events_of(people[0], 5, None)[0] == []
+    assert mine.delete_contact_records(people[0]) == 2 and mine.events_of(people[0], 5, None)[0] == []
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_the_outbox_gives_back_what_is_older_than_asked_until_forgotten(adapter):
+    outbox = OutboxTable() if adapter == "dynamodb" else InMemoryOutbox()
+    tenant_id = new_tenant()
+    old = _message(tenant_id, _contact(3), "2026-11-30T09:00:00Z")
+    young = _message(tenant_id, _contact(4), "2026-11-30T11:00:00Z")
+    outbox.put([old, young])
+    assert [m["id"] for m in outbox.pending("2026-11-30T10:00:00Z") if m["tenant_id"] == tenant_id] == [old["id"]]
+    assert outbox.pending("2026-11-30T10:00:00Z", limit=500)[0]["contact_id"]
+    outbox.forget([old, young, _message(tenant_id, _contact(5))])  # an unknown one is ignored
+    assert _pending(outbox, tenant_id) == []
+
+
+# --- CampaignRepository and SendLedger -----------------------------------------------------------------------
+
+
+def a_campaign(campaign_id: str = "cmp_1", **fields: Any) -> Campaign:
+    base = Campaign(
+        id=campaign_id,
+        name="Spring",
+        sender="news@example.com",
+        subject="Hello {{ contact.first_name }}",
+        html="<p>Hi</p>",
+        text=None,
+        segments=["seg_1"],
+        exclude_segments=[],
+        send_at=None,
+        status="draft",
+        version=1,
+        created_at=AT,
+        updated_at=AT,
+    )
+    return replace(base, **fields)
+
+
+@pytest.fixture(params=ADAPTERS)
+def sending_side(request):
+    """One tenant's campaigns, its send ledger, and the contacts and suppressions the ledger reads."""
+    tenant_id = new_tenant()
+    if request.param == "dynamodb":
+        return CampaignTable(tenant_id), SendTable(tenant_id), ContactTable(tenant_id), SuppressionTable(tenant_id)
+    campaigns, contacts = InMemoryCampaigns(tenant_id), InMemoryContacts(tenant_id)
+    suppressions = InMemorySuppressions(tenant_id)
+    return campaigns, InMemorySends(campaigns, contacts, suppressions), contacts, suppressions
+
+
+def test_a_campaign_is_edited_deleted_and_moved_only_from_what_was_read(sending_side):
+    campaigns, _, _, _ = sending_side
+    campaigns.create(a_campaign())
+    campaigns.create(a_campaign("cmp_2", name="Autumn"))
+    assert campaigns.get("cmp_1") == a_campaign()
+    first, position = campaigns.page(1, None)
+    rest, last = campaigns.page(5, position)
+    assert [c.id for c in first + rest] == ["cmp_1", "cmp_2"] and last is None
+    assert [c.id for c in campaigns.all_campaigns()] == ["cmp_1", "cmp_2"]
+
+    edited = a_campaign(subject="New", version=2, send_at="2026-12-01T10:00:00Z", status="scheduled")
+    campaigns.save_content(a_campaign(), edited)
+    assert campaigns.get("cmp_1") == edited
+    with pytest.raises(StaleCampaign):
+        campaigns.save_content(a_campaign(), a_campaign(subject="Lost", version=2))
+    with pytest.raises(StaleCampaign):
+        campaigns.delete(a_campaign())  # it is scheduled now
+    assert not campaigns.change_status("cmp_1", {"draft"}, "sending")
+    assert campaigns.change_status("cmp_1", {"scheduled"}, "sending", started_at=AT, shards_done=0, audience=0)
+    moved = campaigns.get("cmp_1")
+    assert (moved.status, moved.status_reason, moved.started_at) == ("sending", None, AT)
+    assert campaigns.change_status("cmp_1", {"sending"}, "paused", "paused by a user")
+    assert campaigns.get("cmp_1").status_reason == "paused by a user"
+    assert not campaigns.finish_if_complete("cmp_1", SHARDS, "sent", AT)  # paused, and no shard built
+    campaigns.delete(campaigns.get("cmp_2"))
+    assert campaigns.get("cmp_2") is None
+
+
+C1, C2, C3, C7, C9 = (contact_id_for(n) for n in (1, 2, 3, 7, 9))
+
+
+def _sending(campaigns, campaign_id: str = "cmp_1") -> None:
+    campaigns.create(a_campaign(campaign_id))
+    fields = {"started_at": AT, "shards_done": 0, "batches_total": 0, "batches_done": 0, "audience": 0}
+    assert campaigns.change_status(campaign_id, {"draft"}, "sending", **fields)
+
+
+def test_an_audience_is_built_under_a_lease_once_and_counted_once(sending_side):
+    campaigns, sends, _, _ = sending_side
+    _sending(campaigns)
+    assert sends.acquire_build("cmp_1", 0, "build_a", 1_000, 500) == "acquired"
+    assert sends.acquire_build("cmp_1", 0, "build_b", 1_200, 500) == "busy"
+    assert sends.acquire_build("cmp_1", 0, "build_b", 1_600, 500) == "acquired"  # build_a's lease ran out
+    sends.write_batches("cmp_1", 0, "build_a", [[(C1, "a@x.com")], [(C2, "b@x.com")], [(C3, "c@x.com")]])
+    sends.write_batches("cmp_1", 0, "build_b", [[(C1, "a@x.com"), (C2, "b@x.com")]])  # replaces what a left
+    assert not sends.finish_build("cmp_1", 0, "build_a", 3, 3)
+    assert sends.finish_build("cmp_1", 0, "build_b", 1, 2)
+    assert not sends.finish_build("cmp_1", 0, "build_b", 1, 2)
+    assert sends.acquire_build("cmp_1", 0, "build_c", 9_000, 500) == "built"
+    assert sends.batches_of("cmp_1") == sends.batches_of("cmp_1", 0)
+    assert [(b.recipients, b.done) for b in sends.batches_of("cmp_1")] == [([(C1, "a@x.com"), (C2, "b@x.com")], False)]
+    assert sends.batches_of("cmp_1", 1) == []
+    campaign = campaigns.get("cmp_1")
+    assert (campaign.shards_done, campaign.batches_total, campaign.audience) == (1, 1, 2)
+
+
+def test_a_recipient_is_claimed_once_settled_once_and_counted_once(sending_side):
+    campaigns, sends, _, _ = sending_side
+    _sending(campaigns)
+    sends.write_batches("cmp_1", 0, "b", [[(C1, "a@x.com"), (C2, "b@x.com"), (C3, "c@x.com")]])
+    batch = sends.batches_of("cmp_1")[0].key
+    claims = [Claim(C1, "a@x.com", CLAIMED), Claim(C2, "b@x.com", CLAIMED), Claim(C3, "c@x.com", "suppressed")]
+    ledger = Ledger(C1, 0, [1_700_000_000])
+    assert sends.claim("cmp_1", "m1", claims, [ledger], AT) == claims
+    assert sends.claim("cmp_1", "m2", claims[1:], [], AT) == []  # a duplicate delivery gets nobody
+    with pytest.raises(LedgerMoved):
+        sends.claim("cmp_1", "m3", [Claim(C9, "z@x.com", CLAIMED)], [Ledger(C9, 4, [])], AT)
+    sends.settle(
+        "cmp_1", "m1", [Outcome(C1, "a@x.com", DELIVERED, "ses-1"), Outcome(C2, "b@x.com", RELEASED)], AT, None
+    )
+    assert [c.contact_id for c in sends.claim("cmp_1", "m4", claims[1:2], [], AT, continuing=True)] == [C2]
+    sends.settle("cmp_1", "m4", [Outcome(C2, "b@x.com", DELIVERED, "ses-2")], AT, batch)
+    sends.settle("cmp_1", "m4", [], AT, batch)  # the batch is done once
+    assert sends.batches_of("cmp_1")[0].done
+    records = {r.contact_id: r for r in sends.all_send_records("cmp_1")}
+    assert {c: r.state for c, r in records.items()} == {C1: "sent", C2: "sent", C3: "suppressed"}
+    assert records[C1].message_id == "ses-1"
+    sent, _ = sends.send_records("cmp_1", "sent", 5, None)
+    assert sorted(r.contact_id for r in sent) == [C1, C2]
+    assert sends.mark_feedback("cmp_1", C1, "bounced") and not sends.mark_feedback("cmp_1", C1, "bounced")
+    assert not sends.mark_feedback("cmp_1", C3, "complained")
+    counters = campaigns.get("cmp_1").counters
+    assert (counters["claimed"], counters["sent"], counters["released"]) == (3, 2, 1)
+    assert (counters["suppressed"], counters["bounced"], campaigns.get("cmp_1").batches_done) == (1, 1, 1)
+    assert campaigns.change_status("cmp_1", {"sending"}, "paused")
+    with pytest.raises(NotSending):
+        sends.claim("cmp_1", "m5", [Claim(C7, "q@x.com", CLAIMED)], [], AT)
+
+
+def test_recipient_facts_bring_contacts_suppressions_and_ledgers_together(sending_side):
+    campaigns, sends, contacts, suppressions = sending_side
+    _sending(campaigns)
+    ada, bob = _contact(1), _contact(2)
+    contacts.write([(None, ada), (None, bob)])
+    suppressions.suppress(Suppression(bob.email, "bounce", AT))
+    sends.claim("cmp_1", "m1", [Claim(ada.id, ada.email, CLAIMED)], [Ledger(ada.id, 0, [1_700_000_000])], AT)
+    facts = sends.recipient_facts([(ada.id, ada.email), (bob.id, bob.email), (contact_id_for(9), "n@x.com")])
+    assert facts.contacts == {ada.id: ada, bob.id: bob}
+    assert facts.suppressions == {bob.email: "bounce"}
+    assert facts.ledgers == {ada.id: Ledger(ada.id, 1, [1_700_000_000])}
+
+
+def test_the_send_lane_hands_out_slots_in_order_and_never_too_far_ahead(sending_side):
+    _, sends, _, _ = sending_side
+    now = 1_800_000_000_000
+    assert sends.reserve_send_slots(10, 100, now, max_ahead_ms=500) == now  # 10 at 100/s: 100 ms
+    assert sends.reserve_send_slots(20, 100, now + 50, max_ahead_ms=500) == now + 100
+    assert sends.reserve_send_slots(50, 100, now + 50, max_ahead_ms=500) == now + 300
+    assert sends.reserve_send_slots(5, 100, now + 50, max_ahead_ms=500) is None
+    assert sends.reserve_send_slots(1, 100, now + 5_000, max_ahead_ms=500) == now + 5_000

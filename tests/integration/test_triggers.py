@@ -22,7 +22,7 @@ from chalicelib.resources import (
 )
 from chalicelib.services import trigger_runs
 from chalicelib.services import triggers as trigger_service
-from chalicelib.storage import contacts as contact_store
+from chalicelib.storage.contacts import ContactTable
 from chalicelib.storage.engagements import EngagementTable
 from chalicelib.storage.triggers import TriggerTable
 from tests.integration.test_campaign_sending import make_segment
@@ -206,15 +206,15 @@ def test_a_trigger_that_retriggers_itself_is_stopped_by_the_chain_bound(api, app
 def load_members(tenant_id: str, count: int) -> None:
     """``count`` contacts tagged news, written straight to storage (as the benches do): the import path
     has its own tests, and this one is about the run's fan-out."""
-    assert contact_store.allocate_ordinals(tenant_id, count) == 1
+    assert ContactTable(tenant_id).allocate_ordinals(count) == 1
     stamp = to_rfc3339(datetime.now(UTC))
     contacts = [
         Contact(id=contact_id_for(n), ordinal=n, external_id=f"m-{n}", email=f"m{n}@example.com",
                 tags=frozenset({"news"}), version=1, created_at=stamp, updated_at=stamp)
         for n in range(1, count + 1)
     ]  # fmt: skip
-    for batch in contact_store.transaction_batches(tenant_id, [(None, c) for c in contacts]):
-        contact_store.write_contacts(tenant_id, batch)
+    for batch in ContactTable(tenant_id).transaction_batches([(None, c) for c in contacts]):
+        ContactTable(tenant_id).write(batch)
 
 
 def reward_lines(tenant_id: str) -> Counter:

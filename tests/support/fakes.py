@@ -6,7 +6,7 @@ Each one passes the same contract tests as its DynamoDB/SQS adapter
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from typing import Any
@@ -14,9 +14,26 @@ from typing import Any
 import numpy as np
 
 from chalicelib.domain import settings as settings_rules
-from chalicelib.domain.campaigns import Ordinals, Suppression
+from chalicelib.domain.campaigns import (
+    CLAIMED,
+    DELIVERED,
+    RELEASED,
+    Batch,
+    Campaign,
+    Claim,
+    Ledger,
+    LedgerMoved,
+    NotSending,
+    Ordinals,
+    Outcome,
+    RecipientFacts,
+    RecipientRecord,
+    StaleCampaign,
+    Suppression,
+    send_span_ms,
+)
 from chalicelib.domain.catalog import AlreadyExists, Group, Tag
-from chalicelib.domain.contacts import SHARDS, Contact, shard_of
+from chalicelib.domain.contacts import SHARDS, Contact, StaleContact, TakenIdentifier, shard_of
 from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.jobs import Job
 from chalicelib.domain.membership import MembershipCommit, Stamp, Superseded
@@ -25,6 +42,7 @@ from chalicelib.domain.segments import EVALUATION_FIELDS, Segment, StaleSegment
 from chalicelib.domain.tenants import ApiKey, KeyOwner, StaleWrite, Tenant
 from chalicelib.domain.triggers import RUN_COUNTERS, Run, StaleTrigger, Trigger
 from chalicelib.ports import TenantPorts
+from chalicelib.ports.contacts import ContactChange
 from chalicelib.ports.mailer import Mail, MailError
 from chalicelib.ports.segments import ANY_JOB, Position
 from chalicelib.ports.tenants import TenantDirectory
@@ -138,17 +156,54 @@ class InMemorySegments:
         return set(self._members.get((segment_id, generation), {}).get(shard, set()))
 
 
-class InMemoryContacts:
-    """ContactReader over the contacts a test puts in."""
+class InMemoryOutbox:
+    """ChangeOutbox in memory: the messages written and not yet forgotten."""
 
-    def __init__(self, tenant_id: str) -> None:
+    def __init__(self) -> None:
+        self.kept: dict[str, dict[str, Any]] = {}
+
+    def put(self, messages: Iterable[Mapping[str, Any]]) -> None:
+        self.kept.update({m["id"]: dict(m) for m in messages})
+
+    def forget(self, messages: Iterable[Mapping[str, Any]]) -> None:
+        for message in messages:
+            self.kept.pop(message["id"], None)
+
+    def pending(self, before: str, limit: int = 500) -> list[dict[str, Any]]:
+        return sorted((m for m in self.kept.values() if m["at"] < before), key=lambda m: m["at"])[:limit]
+
+
+def _guards(contact: Contact | None) -> dict[str, tuple[str, str]]:
+    if contact is None:
+        return {}
+    return {
+        name: (name, value) for name, value in (("external_id", contact.external_id), ("email", contact.email)) if value
+    }
+
+
+class InMemoryContacts:
+    """ContactRepository in memory (``put`` seeds a contact directly, as a test's fixture)."""
+
+    BATCH = 10
+    """Changes per transaction batch: small, so services meet several batches in unit tests."""
+
+    def __init__(self, tenant_id: str, outbox: InMemoryOutbox | None = None) -> None:
         self.tenant_id = tenant_id
+        self.outbox = outbox or InMemoryOutbox()
         self._contacts: dict[str, Contact] = {}
         self._events: dict[str, dict[str, dict[str, Any]]] = {}
+        self._guards: dict[tuple[str, str], str] = {}
+        self._ordinals = 0
 
     def put(self, contact: Contact, events: Iterable[dict[str, Any]] = ()) -> None:
         """Store (or replace) a contact and add events (the same id overwrites itself)."""
+        events = list(events)
         self._contacts[contact.id] = contact
+        self._guards.update({key: contact.id for key in _guards(contact).values()})
+        self._ordinals = max(self._ordinals, contact.ordinal)
+        self.put_events(contact, events, [0] * len(events))
+
+    def put_events(self, contact: Contact, events: Sequence[Mapping[str, Any]], expiry: Sequence[int]) -> None:
         own = self._events.setdefault(contact.id, {})
         for event in events:
             own[event["id"]] = {
@@ -162,8 +217,81 @@ class InMemoryContacts:
     def _events_of(self, contact_id: str) -> list[dict[str, Any]]:
         return [event for _, event in sorted(self._events.get(contact_id, {}).items())]
 
+    def allocate_ordinals(self, count: int) -> int:
+        self._ordinals += count
+        return self._ordinals - count + 1
+
+    def write(self, changes: Sequence[ContactChange], messages: Sequence[Mapping[str, Any]] = ()) -> None:
+        contacts, guards = dict(self._contacts), dict(self._guards)
+        stale = taken = None
+        for before, after in changes:
+            changed = after or before
+            assert changed is not None
+            current = contacts.get(changed.id)
+            if (before is None) != (current is None) or (before and current and before.version != current.version):
+                stale = changed.id
+            old, new = _guards(before), _guards(after)
+            for name, key in old.items():
+                if new.get(name) != key and guards.get(key) == changed.id:
+                    del guards[key]
+            for name, key in new.items():
+                if old.get(name) != key:
+                    if key in guards and guards[key] != changed.id:
+                        taken = taken or name
+                    guards[key] = changed.id
+            if after is None:
+                contacts.pop(changed.id, None)
+            else:
+                contacts[changed.id] = after
+        if taken:
+            raise TakenIdentifier(taken)
+        if stale:
+            raise StaleContact()
+        self._contacts, self._guards = contacts, guards
+        self.outbox.put(messages)
+
+    def transaction_batches(self, changes: Sequence[ContactChange]) -> list[list[ContactChange]]:
+        return [list(changes[i : i + self.BATCH]) for i in range(0, len(changes), self.BATCH)]
+
+    def get_contact(self, contact_id: str) -> Contact | None:
+        return self._contacts.get(contact_id)
+
     def get_contacts(self, contact_ids: Iterable[str]) -> dict[str, Contact]:
         return {i: self._contacts[i] for i in dict.fromkeys(contact_ids) if i in self._contacts}
+
+    def find_contact_id(self, *, external_id: str | None = None, email: str | None = None) -> str | None:
+        if external_id:
+            return self._guards.get(("external_id", external_id))
+        return self._guards.get(("email", email)) if email else None
+
+    def find_contact_ids_many(
+        self, *, external_ids: Iterable[str] = (), emails: Iterable[str] = ()
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        by_external_id = {
+            x: self._guards[("external_id", x)] for x in external_ids if ("external_id", x) in self._guards
+        }
+        by_email = {e: self._guards[("email", e)] for e in emails if ("email", e) in self._guards}
+        return by_external_id, by_email
+
+    def _in_order(self) -> list[Contact]:
+        return sorted(self._contacts.values(), key=lambda c: (shard_of(c.ordinal), c.id))
+
+    def page_of_shards(self, limit: int, start: Position) -> tuple[list[Contact], Position]:
+        return _page(self._in_order(), lambda c: [shard_of(c.ordinal), c.id], limit, start)
+
+    def page_of_group(self, group_id: str, limit: int, start: Position) -> tuple[list[Contact], Position]:
+        members = sorted((c for c in self._contacts.values() if c.group == group_id), key=lambda c: c.id)
+        return _page(members, lambda c: c.id, limit, start)
+
+    def tag_ordinals(self, tag: str) -> set[int]:
+        return self._carrying(tag)
+
+    def events_of(self, contact: Contact, limit: int, start: Position) -> tuple[list[dict[str, Any]], Position]:
+        return _page(self._events_of(contact.id), lambda e: e["id"], limit, start)
+
+    def delete_contact_records(self, contact: Contact) -> int:
+        """Its events (its rewards and announcements live in the engagement and trigger fakes)."""
+        return len(self._events.pop(contact.id, {}))
 
     def read_contact(self, contact_id: str) -> tuple[Contact | None, list[dict[str, Any]]]:
         contact = self._contacts.get(contact_id)
@@ -182,6 +310,213 @@ class InMemoryContacts:
 
     def _carrying(self, tag: str) -> set[int]:
         return {c.ordinal for c in self._contacts.values() if tag == EVERYONE or tag in c.tags}
+
+
+class InMemoryCampaigns:
+    """CampaignRepository in memory."""
+
+    CONTENT = ("name", "sender", "subject", "html", "text", "segments", "exclude_segments", "send_at", "status",
+               "status_reason", "version", "created_at", "updated_at")  # fmt: skip
+    """What save_content writes (counters and progress belong to the sending side)."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self.stored: dict[str, Campaign] = {}
+
+    def create(self, campaign: Campaign) -> None:
+        assert campaign.id not in self.stored
+        self.stored[campaign.id] = campaign
+
+    def save_content(self, before: Campaign, after: Campaign) -> None:
+        current = self.stored.get(before.id)
+        if current is None or (current.version, current.status) != (before.version, before.status):
+            raise StaleCampaign(before.id)
+        self.stored[before.id] = replace(current, **{name: getattr(after, name) for name in self.CONTENT})
+
+    def get(self, campaign_id: str) -> Campaign | None:
+        return self.stored.get(campaign_id)
+
+    def page(self, limit: int, start: Position) -> tuple[list[Campaign], Position]:
+        return _page(self.all_campaigns(), lambda c: c.id, limit, start)
+
+    def all_campaigns(self) -> list[Campaign]:
+        return [c for _, c in sorted(self.stored.items())]
+
+    def delete(self, campaign: Campaign) -> None:
+        current = self.stored.get(campaign.id)
+        if current is None or current.status != campaign.status:
+            raise StaleCampaign(campaign.id)
+        del self.stored[campaign.id]
+
+    def change_status(
+        self, campaign_id: str, allowed: Iterable[str], status: str, reason: str | None = None, **fields: Any
+    ) -> bool:
+        current = self.stored.get(campaign_id)
+        if current is None or current.status not in set(allowed):
+            return False
+        self.stored[campaign_id] = replace(current, status=status, status_reason=reason, **fields)
+        return True
+
+    def finish_if_complete(self, campaign_id: str, shards: int, status: str, finished_at: str) -> bool:
+        c = self.stored.get(campaign_id)
+        if c is None or c.status != "sending" or c.shards_done != shards or c.batches_done < c.batches_total:
+            return False
+        self.stored[campaign_id] = replace(c, status=status, finished_at=finished_at)
+        return True
+
+    def add_counts(self, campaign_id: str, counts: Mapping[str, int]) -> None:
+        """What the sending side adds: progress fields, or recipient counters."""
+        c = self.stored[campaign_id]
+        progress: dict[str, Any] = {}  # shards_done, batches_total, batches_done, audience
+        counters = dict(c.counters)
+        for name, n in counts.items():
+            if hasattr(c, name):
+                progress[name] = (getattr(c, name) or 0) + n
+            else:
+                counters[name] = counters.get(name, 0) + n
+        self.stored[campaign_id] = replace(c, counters=counters, **progress)
+
+
+class InMemorySends:
+    """SendLedger in memory, over the fakes it reads (contacts, suppressions) and counts into (campaigns)."""
+
+    def __init__(
+        self, campaigns: InMemoryCampaigns, contacts: InMemoryContacts, suppressions: InMemorySuppressions
+    ) -> None:
+        self.campaigns, self.contacts, self.suppressions = campaigns, contacts, suppressions
+        self._builds: dict[tuple[str, int], dict[str, Any]] = {}
+        self._batches: dict[str, dict[str, dict[str, Any]]] = {}
+        self._records: dict[str, dict[str, tuple[str, RecipientRecord]]] = {}
+        """campaign → contact → (the claim that holds it, its record)"""
+        self._ledgers: dict[str, Ledger] = {}
+        self._lane_ms: int | None = None
+
+    def acquire_build(self, campaign_id: str, shard: int, build_id: str, now_ms: int, lease_ms: int) -> str:
+        build = self._builds.get((campaign_id, shard))
+        if build is None or (build["state"] == "building" and build["lease_until"] < now_ms):
+            self._builds[(campaign_id, shard)] = {
+                "state": "building",
+                "build_id": build_id,
+                "lease_until": now_ms + lease_ms,
+            }
+            return "acquired"
+        return "built" if build["state"] == "built" else "busy"
+
+    def write_batches(self, campaign_id: str, shard: int, build_id: str, batches: list[list[tuple[str, str]]]) -> None:
+        own = self._batches.setdefault(campaign_id, {})
+        for key in [k for k in own if k.startswith(f"B#{shard:02d}#")]:
+            del own[key]
+        for n, recipients in enumerate(batches):
+            own[f"B#{shard:02d}#{n:05d}"] = {"recipients": [tuple(r) for r in recipients], "state": "queued"}
+
+    def finish_build(self, campaign_id: str, shard: int, build_id: str, batches: int, audience: int) -> bool:
+        build = self._builds.get((campaign_id, shard))
+        if build is None or build["state"] != "building" or build["build_id"] != build_id:
+            return False
+        build["state"] = "built"
+        self.campaigns.add_counts(campaign_id, {"shards_done": 1, "batches_total": batches, "audience": audience})
+        return True
+
+    def batches_of(self, campaign_id: str, shard: int | None = None) -> list[Batch]:
+        prefix = "B#" if shard is None else f"B#{shard:02d}#"
+        return [
+            Batch(key, list(b["recipients"]), b["state"] == "done")
+            for key, b in sorted(self._batches.get(campaign_id, {}).items())
+            if key.startswith(prefix)
+        ]
+
+    def claim(
+        self,
+        campaign_id: str,
+        claim_id: str,
+        claims: list[Claim],
+        ledgers: list[Ledger],
+        at: str,
+        require_sending: bool = True,
+        continuing: bool = False,
+    ) -> list[Claim]:
+        campaign = self.campaigns.get(campaign_id)
+        sending = {"sending", "sent"} if continuing else {"sending"}
+        if require_sending and (campaign is None or campaign.status not in sending):
+            raise NotSending(campaign_id)
+        records = self._records.setdefault(campaign_id, {})
+        by_contact = {ledger.contact_id: ledger for ledger in ledgers}
+        for c in claims:  # as the transaction: a moved ledger fails it whole
+            ledger = by_contact.get(c.contact_id)
+            if ledger is not None and c.state == CLAIMED:
+                stored = self._ledgers.get(c.contact_id)
+                if (stored.version if stored else 0) != ledger.version:
+                    raise LedgerMoved(campaign_id)
+        landed = [c for c in claims if c.contact_id not in records or records[c.contact_id][1].state == RELEASED]
+        counts: dict[str, int] = {}
+        for c in landed:
+            records[c.contact_id] = (claim_id, RecipientRecord(c.contact_id, c.email, c.state, at, c.reason))
+            ledger = by_contact.get(c.contact_id)
+            if ledger is not None and c.state == CLAIMED:
+                self._ledgers[c.contact_id] = Ledger(c.contact_id, ledger.version + 1, list(ledger.sent_at))
+            counter = "claimed" if c.state == CLAIMED else c.state
+            counts[counter] = counts.get(counter, 0) + 1
+        if campaign is not None:
+            self.campaigns.add_counts(campaign_id, counts)
+        return landed
+
+    def settle(self, campaign_id: str, claim_id: str, outcomes: list[Outcome], at: str, batch_key: str | None) -> None:
+        records = self._records.setdefault(campaign_id, {})
+        for outcome in outcomes:
+            held = records.get(outcome.contact_id)
+            if held is None or held[0] != claim_id or held[1].state != CLAIMED:
+                raise RuntimeError(f"{outcome.contact_id} is not held by claim {claim_id}")
+        counts: dict[str, int] = {}
+        for outcome in outcomes:
+            o = outcome
+            records[o.contact_id] = (
+                claim_id,
+                RecipientRecord(o.contact_id, o.email, o.state, at, o.reason, o.message_id),
+            )
+            counts[outcome.state] = counts.get(outcome.state, 0) + 1
+        batch = self._batches.get(campaign_id, {}).get(batch_key or "")
+        if batch is not None and batch["state"] != "done":
+            batch["state"] = "done"
+            counts["batches_done"] = 1
+        if counts:
+            self.campaigns.add_counts(campaign_id, counts)
+
+    def all_send_records(self, campaign_id: str) -> list[RecipientRecord]:
+        return [record for _, (_, record) in sorted(self._records.get(campaign_id, {}).items())]
+
+    def send_records(
+        self, campaign_id: str, state: str | None, limit: int, start: Position
+    ) -> tuple[list[RecipientRecord], Position]:
+        chosen = [r for r in self.all_send_records(campaign_id) if state is None or r.state == state]
+        return _page(chosen, lambda r: r.contact_id, limit, start)
+
+    def mark_feedback(self, campaign_id: str, contact_id: str, state: str) -> bool:
+        held = self._records.get(campaign_id, {}).get(contact_id)
+        if held is None or held[1].state != DELIVERED:
+            return False
+        self._records[campaign_id][contact_id] = (held[0], replace(held[1], state=state))
+        self.campaigns.add_counts(campaign_id, {state: 1})
+        return True
+
+    def recipient_facts(self, recipients: list[tuple[str, str]]) -> RecipientFacts:
+        facts = RecipientFacts(self.contacts.get_contacts(c for c, _ in recipients), {}, {})
+        for contact_id, email in recipients:
+            suppression = self.suppressions.get_suppression(email)
+            if suppression is not None:
+                facts.suppressions[email] = suppression.reason
+            if contact_id in self._ledgers:
+                facts.ledgers[contact_id] = self._ledgers[contact_id]
+        return facts
+
+    def reserve_send_slots(self, count: int, per_second: int, now_ms: int, max_ahead_ms: int) -> int | None:
+        span = send_span_ms(count, per_second)
+        if self._lane_ms is None or self._lane_ms <= now_ms:
+            self._lane_ms = now_ms + span
+            return now_ms
+        if self._lane_ms > now_ms + max_ahead_ms:
+            return None
+        self._lane_ms += span
+        return self._lane_ms - span
 
 
 class InMemoryMembership:
@@ -701,19 +1036,26 @@ def fake_ports(
     tenant_id: str = "tenant_fake", catalog: InMemoryCatalog | None = None, directory: InMemoryDirectory | None = None
 ) -> TenantPorts:
     segments = InMemorySegments(tenant_id)
+    outbox = InMemoryOutbox()
+    contacts = InMemoryContacts(tenant_id, outbox)
+    suppressions = InMemorySuppressions(tenant_id)
+    campaigns = InMemoryCampaigns(tenant_id)
     return TenantPorts(
         tenant_id=tenant_id,
         segments=segments,
         membership=InMemoryMembership(segments),
         engagements=InMemoryEngagements(tenant_id),
         account=(directory or InMemoryDirectory()).account(tenant_id),
-        suppressions=InMemorySuppressions(tenant_id),
+        suppressions=suppressions,
         trail=InMemoryTrail(tenant_id),
         triggers=InMemoryTriggers(tenant_id),
-        contacts=InMemoryContacts(tenant_id),
+        contacts=contacts,
+        campaigns=campaigns,
+        sends=InMemorySends(campaigns, contacts, suppressions),
         jobs=InMemoryJobs(tenant_id),
         catalog=catalog or InMemoryCatalog(),
         queues=RecordingQueues(),
+        outbox=outbox,
         mailer=RecordingMailer(verified=["example.com"]),
     )
 

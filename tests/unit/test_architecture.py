@@ -2,10 +2,8 @@
 
 - domain/ is pure: the standard library, a few computing libraries, and itself.
 - domain/, ports/ and services/ never import an AWS or persistence library (pynamodb, boto3, botocore, moto).
-- services/ never choose an adapter: they receive ports through the tenant context, and never import the
-  composition, HTTP or handler layers.
-- Aggregates behind a port are reached only through it; the services still calling storage modules directly
-  are listed below, and the list may only shrink (ARCHITECTURE.md, "Moving an aggregate behind a port").
+- services/ never choose an adapter: they receive ports through the tenant context, and never import
+  storage/ (the adapters), the composition, HTTP or handler layers.
 """
 
 from __future__ import annotations
@@ -19,33 +17,6 @@ AWS_AND_PERSISTENCE = {"pynamodb", "boto3", "botocore", "moto"}
 DOMAIN_LIBRARIES = {"numpy", "jinja2", "markupsafe", "jsonschema", "cryptography"}
 
 OUTER_LAYERS = ("chalicelib.composition", "chalicelib.http", "chalicelib.handlers")
-PORTED = {
-    "chalicelib.storage.segments",
-    "chalicelib.storage.jobs",
-    "chalicelib.storage.membership",
-    "chalicelib.storage.engagements",
-    "chalicelib.storage.tenants",
-    "chalicelib.storage.suppressions",
-    "chalicelib.storage.trail",
-    "chalicelib.storage.triggers",
-    "chalicelib.storage.mailer",
-    "chalicelib.storage.catalog",
-}
-"""Storage modules whose aggregate is behind a port: no service imports them."""
-
-STILL_ON_STORAGE = {
-    "campaigns": {"campaigns", "contacts", "sends"},
-    "changes": {"outbox", "queues"},
-    "contacts": {"contacts", "outbox"},
-    "groups": {"contacts"},
-    "imports": {"contacts"},
-    "portal": {"contacts"},
-    "sending": {"campaigns", "queues", "sends"},
-    "suppressions": {"sends"},
-    "tags": {"contacts"},
-    "trigger_firing": {"contacts", "sends"},
-}
-"""Service module → the storage modules it still calls directly (the aggregates not yet behind ports)."""
 
 
 def imports_of(path: Path) -> set[str]:
@@ -87,24 +58,10 @@ def test_no_aws_or_persistence_library_in_domain_ports_or_services():
             assert not {top(name) for name in imported} & AWS_AND_PERSISTENCE, f"{layer}/{module}.py"
 
 
-def test_services_receive_ports_and_never_reach_for_the_outer_layers():
+def test_services_receive_ports_and_never_reach_for_adapters_or_the_outer_layers():
     for module, imported in modules("services").items():
-        outer = {
-            n for n in imported if n.startswith(("chalicelib.composition", "chalicelib.http", "chalicelib.handlers"))
-        }
+        outer = {n for n in imported if n.startswith((*OUTER_LAYERS, "chalicelib.storage"))}
         assert outer == set(), f"services/{module}.py imports {sorted(outer)}"
-        assert not imported & PORTED, f"services/{module}.py reaches a ported aggregate's adapter"
-
-
-def test_the_services_still_on_storage_are_exactly_the_listed_ones():
-    actual = {}
-    for module, imported in modules("services").items():
-        used = {
-            name.split(".")[2] for name in imported if name.startswith("chalicelib.storage.") and name.count(".") >= 2
-        }
-        if used:
-            actual[module] = used
-    assert actual == STILL_ON_STORAGE
 
 
 def test_ports_depend_only_on_the_domain_and_the_resource_names():
