@@ -30,7 +30,7 @@ lint: $(STAMP)  ## ruff, and mypy (strict on domain/ and services/)
 	$(BIN)/mypy
 
 unit: $(STAMP)  ## tests/unit with moto blocked from import (tests/support/without_moto): the core needs no AWS
-	PYTHONPATH=tests/support/without_moto $(BIN)/python -m pytest -n auto tests/unit
+	PYTHONPATH=tests/support/without_moto $(BIN)/python -m pytest -n auto --dist worksteal tests/unit
 
 test: $(STAMP) lint unit  ## lint, the unit tests without moto, then integration (moto) and end-to-end, on every core
 	$(BIN)/python -m pytest -n auto --dist loadfile tests/integration tests/e2e
