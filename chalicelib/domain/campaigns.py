@@ -278,6 +278,13 @@ class Campaign:
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
 
 
+CONTENT = (
+    "name", "sender", "subject", "html", "text", "segments", "exclude_segments", "send_at", "status",
+    "status_reason", "version", "created_at", "updated_at",
+)  # fmt: skip
+"""The fields a person edits (and a status move saves with them); the rest is the progress sending moves."""
+
+
 class StaleCampaign(Exception):
     """The campaign changed (status or version) since it was read."""
 

@@ -214,7 +214,7 @@ class Run:
     kind: str
     started_at: str
     finished_at: str | None
-    batches_total: int | None
-    batches_done: int
+    batches_total: int | None = None
+    batches_done: int = 0
     counters: dict[str, int] = field(default_factory=dict)
     note: str | None = None

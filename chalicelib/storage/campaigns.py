@@ -11,7 +11,6 @@ sending campaign writes per shard and per recipient is in storage/sends.py.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,11 +19,13 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.update import Action
 
 from chalicelib.domain.campaigns import (
+    CONTENT,
     COUNTERS,
     SCHEDULED,
     Campaign,
     StaleCampaign,
 )
+from chalicelib.storage.mapping import Mapper
 from chalicelib.storage.table import Gsi1, MainTableModel
 from chalicelib.storage.tenants import tenant_pk
 
@@ -75,30 +76,10 @@ def campaign_own_pk(tenant_id: str, campaign_id: str) -> str:
     return f"TENANT#{tenant_id}#CAMPAIGN#{campaign_id}"
 
 
-def _campaign(item: CampaignItem) -> Campaign:
-    return Campaign(
-        id=item.campaign_id,
-        name=item.name,
-        sender=item.sender,
-        subject=item.subject,
-        html=item.html,
-        text=item.text,
-        segments=json.loads(item.segments),
-        exclude_segments=json.loads(item.exclude_segments),
-        send_at=item.send_at,
-        status=item.status,
-        version=int(item.version),
-        created_at=item.created_at,
-        updated_at=item.updated_at,
-        status_reason=item.status_reason,
-        started_at=item.started_at,
-        finished_at=item.finished_at,
-        audience=None if item.audience is None else int(item.audience),
-        shards_done=int(item.shards_done or 0),
-        batches_total=int(item.batches_total or 0),
-        batches_done=int(item.batches_done or 0),
-        counters={name: int(getattr(item, name) or 0) for name in COUNTERS},
-    )
+CAMPAIGN_MAPPER = Mapper(Campaign, CampaignItem, renamed={"id": "campaign_id"}, spread={"counters": COUNTERS})
+"""Campaign fields are CampaignItem attributes of the same names, each counter one of its own
+(storage/mapping.py)."""
+_campaign = CAMPAIGN_MAPPER.entity
 
 
 def _scheduled_keys(tenant_id: str, campaign: Campaign) -> dict[str, str | None]:
@@ -108,23 +89,8 @@ def _scheduled_keys(tenant_id: str, campaign: Campaign) -> dict[str, str | None]
 
 
 def _content_fields(tenant_id: str, campaign: Campaign) -> dict[str, Any]:
-    return {
-        "campaign_id": campaign.id,
-        "name": campaign.name,
-        "sender": campaign.sender,
-        "subject": campaign.subject,
-        "html": campaign.html,
-        "text": campaign.text,
-        "segments": json.dumps(campaign.segments),
-        "exclude_segments": json.dumps(campaign.exclude_segments),
-        "send_at": campaign.send_at,
-        "status": campaign.status,
-        "status_reason": campaign.status_reason,
-        "version": campaign.version,
-        "created_at": campaign.created_at,
-        "updated_at": campaign.updated_at,
-        **_scheduled_keys(tenant_id, campaign),
-    }
+    """What creating or editing a campaign writes: its content, never the progress sending moves."""
+    return {**CAMPAIGN_MAPPER.attributes(campaign, only={"id", *CONTENT}), **_scheduled_keys(tenant_id, campaign)}
 
 
 def due_scheduled(before: str) -> list[tuple[str, str]]:

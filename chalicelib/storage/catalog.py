@@ -10,6 +10,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.catalog import AlreadyExists, Group, Tag
 from chalicelib.storage.contacts import tag_pk
+from chalicelib.storage.mapping import Mapper
 from chalicelib.storage.table import MainTableModel, connection
 from chalicelib.storage.tenants import tenant_pk
 
@@ -38,12 +39,10 @@ class AttributeTypeItem(MainTableModel):
     type = UnicodeAttribute()
 
 
-def _tag(item: TagItem) -> Tag:
-    return Tag(item.name, item.description, item.created_at, bool(item.deleting))
-
-
-def _group(item: GroupItem) -> Group:
-    return Group(item.group_id, item.name, item.description, item.created_at, bool(item.deleting))
+TAG_MAPPER = Mapper(Tag, TagItem)
+GROUP_MAPPER = Mapper(Group, GroupItem, renamed={"id": "group_id"})
+"""Tag and Group fields are attributes of the same names of their items (storage/mapping.py)."""
+_tag, _group = TAG_MAPPER.entity, GROUP_MAPPER.entity
 
 
 def _group_name_key(tenant_id: str, name: str) -> tuple[str, str]:
@@ -51,14 +50,7 @@ def _group_name_key(tenant_id: str, name: str) -> tuple[str, str]:
 
 
 def _group_item(tenant_id: str, group: Group) -> GroupItem:
-    return GroupItem(
-        tenant_pk(tenant_id),
-        f"GROUP#{group.id}",
-        group_id=group.id,
-        name=group.name,
-        description=group.description,
-        created_at=group.created_at,
-    )
+    return GroupItem(tenant_pk(tenant_id), f"GROUP#{group.id}", **GROUP_MAPPER.attributes(group))
 
 
 class CatalogTable:
@@ -69,13 +61,9 @@ class CatalogTable:
 
     def create_tag(self, tag: Tag) -> None:
         try:
-            TagItem(
-                tenant_pk(self.tenant_id),
-                f"TAG#{tag.name}",
-                name=tag.name,
-                description=tag.description,
-                created_at=tag.created_at,
-            ).save(condition=TagItem.pk.does_not_exist())
+            TagItem(tenant_pk(self.tenant_id), f"TAG#{tag.name}", **TAG_MAPPER.attributes(tag)).save(
+                condition=TagItem.pk.does_not_exist()
+            )
         except PutError as error:
             if error.cause_response_code == "ConditionalCheckFailedException":
                 raise AlreadyExists(tag.name) from error

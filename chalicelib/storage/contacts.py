@@ -48,6 +48,7 @@ from chalicelib.domain.contacts import (
 from chalicelib.domain.planner import EVERYONE
 from chalicelib.ports.contacts import ContactChange
 from chalicelib.storage import outbox
+from chalicelib.storage.mapping import Mapper
 from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection, shard_pk
 
 TAG_CHUNK_SIZE = 2_048
@@ -113,39 +114,17 @@ def _plain(value: Any) -> dict[str, Any]:
     return value.as_dict() if isinstance(value, MapAttribute) else dict(value or {})
 
 
-def contact_from_item(item: ContactItem) -> Contact:
-    return Contact(
-        id=item.contact_id,
-        ordinal=int(item.ordinal),
-        external_id=item.external_id,
-        email=item.email,
-        first_name=item.first_name,
-        last_name=item.last_name,
-        group=item.group_id,
-        tags=frozenset(item.tags or ()),
-        attributes=_plain(item.attributes),
-        version=int(item.version),
-        created_at=item.created_at,
-        updated_at=item.updated_at,
-    )
+CONTACT_MAPPER = Mapper(Contact, ContactItem, renamed={"id": "contact_id", "group": "group_id"})
+"""Contact fields are ContactItem attributes of the same names (storage/mapping.py)."""
+
+contact_from_item = CONTACT_MAPPER.entity
 
 
 def _item(tenant_id: str, contact: Contact) -> ContactItem:
     return ContactItem(
         shard_pk(tenant_id, shard_of(contact.ordinal)),
         f"C#{contact.id}",
-        contact_id=contact.id,
-        ordinal=contact.ordinal,
-        external_id=contact.external_id,
-        email=contact.email,
-        first_name=contact.first_name,
-        last_name=contact.last_name,
-        group_id=contact.group,
-        tags=set(contact.tags) or None,
-        attributes=contact.attributes or None,
-        version=contact.version,
-        created_at=contact.created_at,
-        updated_at=contact.updated_at,
+        **CONTACT_MAPPER.attributes(contact),
         gsi1pk=group_index_pk(tenant_id, contact.group) if contact.group else None,
         gsi1sk=contact.id if contact.group else None,
     )

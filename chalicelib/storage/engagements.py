@@ -15,7 +15,6 @@ processed twice leaves one line.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
@@ -59,41 +58,26 @@ def _key(tenant_id: str, kind: str, engagement_id: str) -> tuple[str, str]:
     return tenant_pk(tenant_id), f"{kind.upper()}#{engagement_id}"
 
 
-_MAPPER = Mapper(Engagement, EngagementItem, renamed={"id": "engagement_id"})
+ENGAGEMENT_MAPPER = Mapper(Engagement, EngagementItem, renamed={"id": "engagement_id"})
 """Engagement fields are EngagementItem attributes of the same names (storage/mapping.py)."""
 
 
 def _item(tenant_id: str, engagement: Engagement) -> EngagementItem:
-    return EngagementItem(*_key(tenant_id, engagement.kind, engagement.id), **_MAPPER.attributes(engagement))
+    return EngagementItem(*_key(tenant_id, engagement.kind, engagement.id), **ENGAGEMENT_MAPPER.attributes(engagement))
 
 
 def _reward_key(tenant_id: str, contact_id: str, ordinal: int, reward_id: str) -> tuple[str, str]:
     return shard_pk(tenant_id, shard_of(ordinal)), f"RW#{contact_id}#{reward_id}"
 
 
-def _reward(item: RewardItem) -> Reward:
-    amount = float(item.amount)
-    return Reward(
-        id=item.reward_id,
-        contact_id=item.contact_id,
-        amount=int(amount) if amount.is_integer() else amount,
-        currency=item.currency,
-        note=item.note,
-        source=json.loads(item.source),
-        at=item.at,
-    )
+REWARD_MAPPER = Mapper(Reward, RewardItem, renamed={"id": "reward_id"})
+"""Reward fields are RewardItem attributes of the same names (storage/mapping.py)."""
+_reward = REWARD_MAPPER.entity
 
 
 def _reward_item(tenant_id: str, ordinal: int, reward: Reward) -> RewardItem:
     return RewardItem(
-        *_reward_key(tenant_id, reward.contact_id, ordinal, reward.id),
-        reward_id=reward.id,
-        contact_id=reward.contact_id,
-        amount=reward.amount,
-        currency=reward.currency,
-        note=reward.note,
-        source=json.dumps(reward.source, sort_keys=True),
-        at=reward.at,
+        *_reward_key(tenant_id, reward.contact_id, ordinal, reward.id), **REWARD_MAPPER.attributes(reward)
     )
 
 
@@ -117,7 +101,9 @@ class EngagementTable:
 
     def get(self, kind: str, engagement_id: str) -> Engagement | None:
         try:
-            return _MAPPER.entity(EngagementItem.get(*_key(self.tenant_id, kind, engagement_id), consistent_read=True))
+            return ENGAGEMENT_MAPPER.entity(
+                EngagementItem.get(*_key(self.tenant_id, kind, engagement_id), consistent_read=True)
+            )
         except DoesNotExist:
             return None
 
@@ -130,11 +116,11 @@ class EngagementTable:
             limit=limit,
             last_evaluated_key=start,
         )
-        return [_MAPPER.entity(item) for item in result], result.last_evaluated_key
+        return [ENGAGEMENT_MAPPER.entity(item) for item in result], result.last_evaluated_key
 
     def all_of(self, kind: str) -> list[Engagement]:
         return [
-            _MAPPER.entity(item)
+            ENGAGEMENT_MAPPER.entity(item)
             for item in EngagementItem.query(
                 tenant_pk(self.tenant_id), EngagementItem.sk.startswith(f"{kind.upper()}#")
             )

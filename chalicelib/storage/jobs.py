@@ -25,6 +25,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.jobs import Job
+from chalicelib.storage.mapping import Mapper
 from chalicelib.storage.table import MainTableModel, cancellation_reasons, connection
 
 COUNTERS = ("processed", "created", "updated", "unchanged", "failed", "contacts", "members", "chunks_done")
@@ -68,18 +69,9 @@ def _work_pk(tenant_id: str, job_id: str) -> str:
     return f"TENANT#{tenant_id}#JOB#{job_id}"
 
 
-def _job(item: JobItem) -> Job:
-    return Job(
-        id=item.job_id,
-        kind=item.kind,
-        status=item.status,
-        total=int(item.total),
-        chunks_total=int(item.chunks_total),
-        counts={name: int(getattr(item, name) or 0) for name in COUNTERS},
-        detail=item.detail.as_dict() if isinstance(item.detail, MapAttribute) else dict(item.detail or {}),
-        created_at=item.created_at,
-        finished_at=item.finished_at,
-    )
+JOB_MAPPER = Mapper(Job, JobItem, renamed={"id": "job_id"}, spread={"counts": COUNTERS})
+"""Job fields are JobItem attributes of the same names, each counter one of its own (storage/mapping.py)."""
+_job = JOB_MAPPER.entity
 
 
 # --- the tenant's lane: how many of its jobs run at once ----------------------------------------------------

@@ -100,7 +100,7 @@ def _own_pk(tenant_id: str, segment_id: str) -> str:
     return f"TENANT#{tenant_id}#SEGMENT#{segment_id}"
 
 
-_MAPPER = Mapper(Segment, SegmentItem, renamed={"id": "segment_id"})
+SEGMENT_MAPPER = Mapper(Segment, SegmentItem, renamed={"id": "segment_id"})
 """Segment fields are SegmentItem attributes of the same names (storage/mapping.py)."""
 
 
@@ -108,7 +108,7 @@ def _item(tenant_id: str, segment: Segment) -> SegmentItem:
     time_dependent = segment.time_dependent
     return SegmentItem(
         *segment_key(tenant_id, segment.id),
-        **_MAPPER.attributes(segment),
+        **SEGMENT_MAPPER.attributes(segment),
         gsi1pk=TIME_DEPENDENT if time_dependent else None,
         gsi1sk=f"{tenant_id}#{segment.id}" if time_dependent else None,
     )
@@ -167,7 +167,9 @@ class SegmentTable:
 
     def get(self, segment_id: str) -> Segment | None:
         try:
-            return _MAPPER.entity(SegmentItem.get(*segment_key(self.tenant_id, segment_id), consistent_read=True))
+            return SEGMENT_MAPPER.entity(
+                SegmentItem.get(*segment_key(self.tenant_id, segment_id), consistent_read=True)
+            )
         except SegmentItem.DoesNotExist:
             return None
 
@@ -176,13 +178,13 @@ class SegmentTable:
         items = SegmentItem.query(
             tenant_pk(self.tenant_id), SegmentItem.sk.startswith("SEGMENT#"), consistent_read=True
         )
-        return [_MAPPER.entity(item) for item in items]
+        return [SEGMENT_MAPPER.entity(item) for item in items]
 
     def page(self, limit: int, start: dict[str, Any] | None) -> tuple[list[Segment], dict[str, Any] | None]:
         result = SegmentItem.query(
             tenant_pk(self.tenant_id), SegmentItem.sk.startswith("SEGMENT#"), limit=limit, last_evaluated_key=start
         )
-        return [_MAPPER.entity(item) for item in result], result.last_evaluated_key
+        return [SEGMENT_MAPPER.entity(item) for item in result], result.last_evaluated_key
 
     def versions(
         self, segment_id: str, limit: int, start: dict[str, Any] | None

@@ -15,6 +15,7 @@ from pynamodb.exceptions import DoesNotExist, PutError
 from chalicelib.domain.campaigns import (
     Suppression,
 )
+from chalicelib.storage.mapping import Mapper
 from chalicelib.storage.table import MainTableModel
 
 
@@ -32,8 +33,9 @@ def suppressions_pk(tenant_id: str) -> str:
 # --- suppressions --------------------------------------------------------------------------------------
 
 
-def _suppression(item: SuppressionItem) -> Suppression:
-    return Suppression(item.email, item.reason, item.created_at, item.campaign_id)
+SUPPRESSION_MAPPER = Mapper(Suppression, SuppressionItem)
+"""Suppression fields are SuppressionItem attributes of the same names (storage/mapping.py)."""
+_suppression = SUPPRESSION_MAPPER.entity
 
 
 class SuppressionTable:
@@ -48,10 +50,7 @@ class SuppressionTable:
             SuppressionItem(
                 suppressions_pk(self.tenant_id),
                 f"E#{suppression.email}",
-                email=suppression.email,
-                reason=suppression.reason,
-                created_at=suppression.created_at,
-                campaign_id=suppression.campaign_id,
+                **SUPPRESSION_MAPPER.attributes(suppression),
             ).save(condition=SuppressionItem.pk.does_not_exist())
             return True
         except PutError as error:

@@ -33,6 +33,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.contacts import ordinal_of, shard_of
 from chalicelib.domain.triggers import RUN_COUNTERS, Run, StaleTrigger, Trigger
+from chalicelib.storage.mapping import Mapper
 from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection, shard_pk
 from chalicelib.storage.tenants import tenant_pk
 
@@ -99,37 +100,16 @@ def _own_pk(tenant_id: str, trigger_id: str) -> str:
     return f"TENANT#{tenant_id}#TRIGGER#{trigger_id}"
 
 
-def _trigger(item: TriggerItem) -> Trigger:
-    return Trigger(
-        id=item.trigger_id,
-        name=item.name,
-        enabled=item.enabled == "true",
-        event=json.loads(item.event),
-        conditions=json.loads(item.conditions) if item.conditions else None,
-        actions=json.loads(item.actions),
-        version=int(item.version),
-        created_at=item.created_at,
-        updated_at=item.updated_at,
-        next_run_at=item.next_run_at,
-        status_reason=item.status_reason,
-    )
+TRIGGER_MAPPER = Mapper(Trigger, TriggerItem, renamed={"id": "trigger_id"})
+"""Trigger fields are TriggerItem attributes of the same names (storage/mapping.py)."""
+_trigger = TRIGGER_MAPPER.entity
 
 
 def _item(tenant_id: str, trigger: Trigger) -> TriggerItem:
     scheduled = trigger.enabled and trigger.next_run_at is not None
     return TriggerItem(
         *_key(tenant_id, trigger.id),
-        trigger_id=trigger.id,
-        name=trigger.name,
-        enabled="true" if trigger.enabled else "false",
-        event=json.dumps(trigger.event),
-        conditions=json.dumps(trigger.conditions) if trigger.conditions is not None else None,
-        actions=json.dumps(trigger.actions),
-        status_reason=trigger.status_reason,
-        next_run_at=trigger.next_run_at,
-        version=trigger.version,
-        created_at=trigger.created_at,
-        updated_at=trigger.updated_at,
+        **TRIGGER_MAPPER.attributes(trigger),
         gsi1pk=SCHEDULED_INDEX if scheduled else None,
         gsi1sk=f"{trigger.next_run_at}#{tenant_id}#{trigger.id}" if scheduled else None,
     )
@@ -141,17 +121,9 @@ def due_scheduled(before: str) -> list[tuple[str, str]]:
     return [(item.gsi1sk.split("#")[1], item.trigger_id) for item in found]
 
 
-def _run(item: RunItem) -> Run:
-    return Run(
-        id=item.run_id,
-        kind=item.kind,
-        started_at=item.started_at,
-        finished_at=item.finished_at,
-        batches_total=None if item.batches_total is None else int(item.batches_total),
-        batches_done=int(item.batches_done or 0),
-        counters={name: int(getattr(item, name) or 0) for name in RUN_COUNTERS},
-        note=item.note,
-    )
+RUN_MAPPER = Mapper(Run, RunItem, renamed={"id": "run_id"}, spread={"counters": RUN_COUNTERS})
+"""Run fields are RunItem attributes of the same names, each counter one of its own (storage/mapping.py)."""
+_run = RUN_MAPPER.entity
 
 
 def _zero_counters() -> dict[str, Any]:

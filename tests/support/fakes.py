@@ -16,6 +16,7 @@ import numpy as np
 from chalicelib.domain import settings as settings_rules
 from chalicelib.domain.campaigns import (
     CLAIMED,
+    CONTENT,
     DELIVERED,
     RELEASED,
     Batch,
@@ -315,10 +316,6 @@ class InMemoryContacts:
 class InMemoryCampaigns:
     """CampaignRepository in memory."""
 
-    CONTENT = ("name", "sender", "subject", "html", "text", "segments", "exclude_segments", "send_at", "status",
-               "status_reason", "version", "created_at", "updated_at")  # fmt: skip
-    """What save_content writes (counters and progress belong to the sending side)."""
-
     def __init__(self, tenant_id: str) -> None:
         self.tenant_id = tenant_id
         self.stored: dict[str, Campaign] = {}
@@ -331,7 +328,7 @@ class InMemoryCampaigns:
         current = self.stored.get(before.id)
         if current is None or (current.version, current.status) != (before.version, before.status):
             raise StaleCampaign(before.id)
-        self.stored[before.id] = replace(current, **{name: getattr(after, name) for name in self.CONTENT})
+        self.stored[before.id] = replace(current, **{name: getattr(after, name) for name in CONTENT})
 
     def get(self, campaign_id: str) -> Campaign | None:
         return self.stored.get(campaign_id)

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.campaigns import Suppression
-from chalicelib.domain.catalog import Tag
 from chalicelib.domain.clock import to_rfc3339
 from chalicelib.domain.errors import Conflict, ValidationFailed
 from chalicelib.ports.mailer import MailError
@@ -31,10 +30,7 @@ def evaluations(monkeypatch):
 
 @pytest.fixture
 def ctx() -> TenantContext:
-    catalog = InMemoryCatalog()
-    for name in ("news", "vip"):
-        catalog.create_tag(Tag(name, None, AT))
-    ctx = fake_context("ten_1", catalog)
+    ctx = fake_context("ten_1", InMemoryCatalog(tags={"news", "vip"}))
     for n, tags in enumerate((["news"], ["news", "vip"], ["vip"], ["news"])):
         contacts.create_contact(ctx, {"external_id": f"p-{n}", "email": f"p{n}@example.com", "tags": tags,
                                       "first_name": f"P{n}"})  # fmt: skip

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.domain.catalog import Group, Tag
 from chalicelib.domain.errors import Conflict, NotFound, UnknownTags, ValidationFailed
 from chalicelib.ports.queues import SendFailed
 from chalicelib.resources import CONTACT_CHANGES_QUEUE
@@ -20,11 +19,7 @@ AT = "2026-11-30T10:00:00Z"
 
 @pytest.fixture
 def ctx() -> TenantContext:
-    catalog = InMemoryCatalog()
-    for name in ("vip", "local"):
-        catalog.create_tag(Tag(name, None, AT))
-    catalog.create_group(Group("grp_1", "Resellers", None, AT))
-    return fake_context("ten_1", catalog)
+    return fake_context("ten_1", InMemoryCatalog(tags={"vip", "local"}, groups={"grp_1"}))
 
 
 def announced(ctx: TenantContext) -> list[tuple[str, str]]:
