@@ -108,7 +108,7 @@ class AwsCalls:
                 calls.calls[(client.meta.service_model.service_name, operation)] += 1
             return original(client, operation, params)
 
-        BaseClient._make_api_call = counted  # type: ignore[method-assign]
+        BaseClient._make_api_call = counted  # type: ignore[method-assign]  # every AWS call of the bench is counted
 
     def reset(self) -> None:
         self.calls.clear()

@@ -143,83 +143,101 @@ def _planned(row: dict[str, Any], before: Contact | None, known: TenantCatalog, 
     return apply_changes(before, changes, tags, [], now)
 
 
+Planned = tuple[int, dict[str, Any], Contact | None, Contact]
+"""(line, row, the contact before, the contact the row asks for)"""
+
+
+class _ChunkImport:
+    """One chunk of rows: looked up in batches and written many contacts a transaction; rows naming a contact
+    an earlier row of the chunk names, and rows of a transaction that lost a race, go one by one afterwards."""
+
+    def __init__(self, ctx: TenantContext, job_id: str) -> None:
+        self.ctx, self.store = ctx, ctx.ports.contacts
+        self.known, self.ordinals, self.source = TenantCatalog(ctx), _Ordinals(self.store), f"import:{job_id}"
+        self.counts = {"created": 0, "updated": 0, "unchanged": 0}
+        self.errors: list[dict[str, Any]] = []
+        self.one_by_one: list[tuple[int, dict[str, Any]]] = []
+
+    def typed(self, rows: list[tuple[int, dict[str, Any]]], csv: bool) -> list[tuple[int, dict[str, Any]]]:
+        """The rows with CSV text attributes read as their types (a row that cannot be is an error)."""
+        typed = []
+        for line, row in rows:
+            try:
+                typed.append((line, _typed_text_attributes(row, self.known) if csv else row))
+            except AppError as problem:
+                self.errors.append(_row_error(line, problem))
+        return typed
+
+    def plan(self, rows: list[tuple[int, dict[str, Any]]]) -> list[Planned]:
+        """What each row changes, from the contacts its identifiers name (read in two batched requests)."""
+        identities = {line: _identity(row) for line, row in rows}
+        by_external_id, by_email = self.store.find_contact_ids_many(
+            external_ids=[xid for xid, _ in identities.values() if xid],
+            emails=[email for _, email in identities.values() if email],
+        )
+        stored = self.store.get_contacts([*by_external_id.values(), *by_email.values()])
+        planned: list[Planned] = []
+        named: set[str] = set()
+        for line, row in rows:
+            external_id, email = identities[line]
+            keys = {key for key in (f"x:{external_id}" if external_id else "", f"e:{email}" if email else "") if key}
+            if keys & named:
+                self.one_by_one.append((line, row))
+                continue
+            named |= keys
+            try:
+                before = _matching(
+                    external_id,
+                    stored.get(by_external_id.get(external_id or "", "")),
+                    stored.get(by_email.get(email or "", "")),
+                )
+                after = _planned(row, before, self.known, self.ordinals)
+            except AppError as problem:
+                self.errors.append(_row_error(line, problem))
+                continue
+            if after is before:
+                self.counts["unchanged"] += 1
+            else:
+                planned.append((line, row, before, after))
+        return planned
+
+    def write(self, planned: list[Planned]) -> None:
+        """Write the planned changes in transactions, then announce them; a transaction that lost a race
+        leaves its rows to :meth:`apply_one_by_one`."""
+        messages = []
+        by_change = {(id(before), id(after)): (line, row) for line, row, before, after in planned}
+        for batch in self.store.transaction_batches([(before, after) for _, _, before, after in planned]):
+            outcomes = ["created" if before is None else "updated" for before, _ in batch]
+            batch_messages = [
+                change_message(self.ctx.tenant_id, before, after, outcome, self.source)
+                for (before, after), outcome in zip(batch, outcomes, strict=True)
+            ]
+            try:
+                self.store.write(batch, batch_messages)
+            except (StaleContact, TakenIdentifier):
+                self.one_by_one += [by_change[(id(before), id(after))] for before, after in batch]
+                continue
+            for outcome in outcomes:
+                self.counts[outcome] += 1
+            messages += batch_messages
+        publish(self.ctx, messages)
+
+    def apply_one_by_one(self) -> None:
+        for line, row in sorted(self.one_by_one):
+            try:
+                outcome, message = upsert_row(self.ctx, row, self.known, self.ordinals, self.source)
+            except AppError as problem:
+                self.errors.append(_row_error(line, problem))
+                continue
+            self.counts[outcome] += 1
+            publish(self.ctx, [message] if message else [])
+
+
 def _import_chunk(ctx: TenantContext, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Apply a chunk of rows: look up in batches, write many contacts per transaction.
-
-    Rows that name a contact already named earlier in the chunk, and rows of a
-    transaction that lost a race, are applied one by one afterwards.
-    """
-    tenant_id, store = ctx.tenant_id, ctx.ports.contacts
-    known, ordinals, source = TenantCatalog(ctx), _Ordinals(store), f"import:{job_id}"
-    counts = {"created": 0, "updated": 0, "unchanged": 0}
-    errors: list[dict[str, Any]] = []
-    rows: list[tuple[int, dict[str, Any]]] = []
-    for line, row in payload["rows"]:
-        try:
-            rows.append((line, _typed_text_attributes(row, known) if payload["csv"] else row))
-        except AppError as problem:
-            errors.append(_row_error(line, problem))
-    identities = {line: _identity(row) for line, row in rows}
-    by_external_id, by_email = store.find_contact_ids_many(
-        external_ids=[xid for xid, _ in identities.values() if xid],
-        emails=[email for _, email in identities.values() if email],
-    )
-    stored = store.get_contacts([*by_external_id.values(), *by_email.values()])
-    planned: list[tuple[int, dict[str, Any], Contact | None, Contact]] = []
-    one_by_one: list[tuple[int, dict[str, Any]]] = []
-    claimed: set[str] = set()
-    for line, row in rows:
-        external_id, email = identities[line]
-        keys = {key for key in (f"x:{external_id}" if external_id else "", f"e:{email}" if email else "") if key}
-        if keys & claimed:
-            one_by_one.append((line, row))
-            continue
-        claimed |= keys
-        try:
-            contact_id = by_external_id.get(external_id) if external_id else None
-            before = stored.get(contact_id) if contact_id else None
-            if before is None and email and by_email.get(email):
-                before = stored.get(by_email[email])
-                if before is not None and external_id and before.external_id not in (None, external_id):
-                    raise ValidationFailed(
-                        "email", "Another contact (with another external_id) already has this email."
-                    )
-            after = _planned(row, before, known, ordinals)
-        except AppError as problem:
-            errors.append(_row_error(line, problem))
-            continue
-        if after is before:
-            counts["unchanged"] += 1
-        else:
-            planned.append((line, row, before, after))
-
-    messages = []
-    by_change = {(id(before), id(after)): (line, row) for line, row, before, after in planned}
-    for batch in store.transaction_batches([(before, after) for _, _, before, after in planned]):
-        outcomes = ["created" if before is None else "updated" for before, _ in batch]
-        batch_messages = [
-            change_message(tenant_id, before, after, outcome, source)
-            for (before, after), outcome in zip(batch, outcomes, strict=True)
-        ]
-        try:
-            store.write(batch, batch_messages)
-        except (StaleContact, TakenIdentifier):
-            one_by_one += [by_change[(id(before), id(after))] for before, after in batch]
-            continue
-        for outcome in outcomes:
-            counts[outcome] += 1
-        messages += batch_messages
-    publish(ctx, messages)
-
-    for line, row in sorted(one_by_one):
-        try:
-            outcome, message = upsert_row(ctx, row, known, ordinals, source)
-        except AppError as problem:
-            errors.append(_row_error(line, problem))
-            continue
-        counts[outcome] += 1
-        publish(ctx, [message] if message else [])
-    return {"counts": counts, "errors": errors}
+    chunk = _ChunkImport(ctx, job_id)
+    chunk.write(chunk.plan(chunk.typed(payload["rows"], payload["csv"])))
+    chunk.apply_one_by_one()
+    return {"counts": chunk.counts, "errors": chunk.errors}
 
 
 def _row_error(line: int, problem: AppError) -> dict[str, Any]:

@@ -192,10 +192,10 @@ class _AttributesCountedOnRead(dict):
     def get(self, key: str, default: Any = None) -> Any:
         return self[key] if key in self else default  # noqa: SIM401 - this is get itself
 
-    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]  # read through __getitem__ (a list, not a view)
         return [(key, self[key]) for key in self]
 
-    def values(self) -> list[Any]:  # type: ignore[override]
+    def values(self) -> list[Any]:  # type: ignore[override]  # read through __getitem__ (a list, not a view)
         return [self[key] for key in self]
 
 
@@ -339,7 +339,7 @@ def _atomic(write: Any) -> Any:
         with _WRITE_LOCK:
             return write(self, *args, **kwargs)
 
-    locked.__wrapped__ = write  # type: ignore[attr-defined]
+    locked.__wrapped__ = write  # type: ignore[attr-defined]  # marks the wrap, as functools.wraps would
     return locked
 
 
@@ -360,6 +360,7 @@ def apply() -> None:
         return  # already applied in this process
     for name in ("put_item", "update_item", "delete_item"):
         setattr(DynamoDBBackend, name, _atomic(getattr(DynamoDBBackend, name)))
+    # moto's classes are patched in place: mypy refuses assigning to a method or a property, hence the ignores
     DynamoDBBackend.transact_write_items = _atomic(transact_write_items)  # type: ignore[method-assign]
     JSONSerializer._serialize_result = serialize_item_reads  # type: ignore[method-assign]
     SQSBackend.is_message_valid_based_on_retention_period = message_within_retention  # type: ignore[method-assign]
