@@ -59,6 +59,7 @@ def thousand(api, app):
 def requeue_without_delay(monkeypatch):
     monkeypatch.setattr(sending, "REQUEUE_DELAY_CAP", 0)
     monkeypatch.setattr(tenant_service, "SETTINGS_TTL_SECONDS", 0)  # settings changed by a test apply at once
+    monkeypatch.setattr(tenant_service, "_cached", {})  # ... even those a module's fixture cached before
 
 
 def new_campaign(api, tenant, **overrides) -> dict:
