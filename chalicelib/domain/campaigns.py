@@ -198,13 +198,9 @@ def claims_for(
     recipients: list[tuple[str, str]], facts: RecipientFacts, cap: FrequencyCap, now_s: int
 ) -> tuple[list[Claim], list[Ledger]]:
     """What to write for a batch's recipients before mailing: each one's claim (CLAIMED, or the verdict that
-    keeps them from mail) and, for those to mail, their frequency ledger after this send. Recipients whose
-    record is already held (a duplicate delivery) get nothing: they take no send slot, and the conditional
-    claim would refuse them anyway."""
+    keeps them from mail) and, for those to mail, their frequency ledger after this send."""
     claims, ledgers = [], []
     for contact_id, email in recipients:
-        if contact_id in facts.held:
-            continue
         ledger = facts.ledgers.get(contact_id, Ledger(contact_id, 0, []))
         capped = not cap.allows(ledger.sent_at, now_s)
         found = verdict(
@@ -351,7 +347,6 @@ class RecipientFacts:
     contacts: dict[str, Any]  # contact_id → Contact
     suppressions: dict[str, str]  # email → reason
     ledgers: dict[str, Ledger]
-    held: set[str] = field(default_factory=set)  # contact ids whose record another delivery holds or settled
 
 
 @dataclass(frozen=True)

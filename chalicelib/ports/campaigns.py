@@ -82,9 +82,8 @@ class SendLedger(Protocol):
     def mark_feedback(self, campaign_id: str, contact_id: str, state: str) -> bool:
         """sent → ``state`` (bounced, complained) and count it, once; False if the record was not sent."""
 
-    def recipient_facts(self, campaign_id: str, recipients: list[tuple[str, str]]) -> RecipientFacts:
-        """The contacts, suppressions and frequency ledgers of (contact id, email) recipients, and those whose
-        send record in the campaign is held (claimed or settled; a released one is free)."""
+    def recipient_facts(self, recipients: list[tuple[str, str]]) -> RecipientFacts:
+        """The contacts, suppressions and frequency ledgers of (contact id, email) recipients."""
 
     def reserve_send_slots(self, count: int, per_second: int, now_ms: int, max_ahead_ms: int) -> int | None:
         """Reserve ``count`` slots at ``per_second`` on the tenant's one send lane; return when the first starts

@@ -204,7 +204,7 @@ def send_batch(
     settings = ctx.settings
     cap = rules.FrequencyCap.from_settings(settings)
     recipients = [(contact_id, email) for contact_id, email in message["recipients"]]
-    facts = sends.recipient_facts(campaign_id, recipients)
+    facts = sends.recipient_facts(recipients)
     now = clock()
     claims, ledgers = rules.claims_for(recipients, facts, cap, int(now.timestamp()))
     rate = int(settings["send_rate_per_second"])

@@ -341,9 +341,8 @@ class SendTable:
                 return False
             raise
 
-    def recipient_facts(self, campaign_id: str, recipients: list[tuple[str, str]]) -> RecipientFacts:
-        """Contacts, suppressions, frequency ledgers and send records of a batch's recipients (four keys each:
-        two BatchGetItem calls for 49)."""
+    def recipient_facts(self, recipients: list[tuple[str, str]]) -> RecipientFacts:
+        """Contacts, suppressions and frequency ledgers of a batch's recipients (two BatchGetItem calls for 49)."""
         keys: list[tuple[str, str]] = []
         for contact_id, email in recipients:
             ordinal = ordinal_of(contact_id)
@@ -352,14 +351,10 @@ class SendTable:
             keys.append((shard_pk(self.tenant_id, shard_of(ordinal)), f"C#{contact_id}"))
             keys.append((suppressions_pk(self.tenant_id), f"E#{email}"))
             keys.append((shard_pk(self.tenant_id, shard_of(ordinal)), f"ML#{contact_id}"))
-            keys.append((campaign_own_pk(self.tenant_id, campaign_id), f"S#{contact_id}"))
         facts = RecipientFacts({}, {}, {})
         for raw in batch_get_raw(keys):
             sk = raw["sk"]["S"]
-            if sk.startswith("S#"):
-                if raw["state"]["S"] != RELEASED:
-                    facts.held.add(sk[2:])
-            elif sk.startswith("C#"):
+            if sk.startswith("C#"):
                 contact = contact_from_item(ContactItem.from_raw_data(raw))
                 facts.contacts[contact.id] = contact
             elif sk.startswith("E#"):

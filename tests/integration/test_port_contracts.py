@@ -964,23 +964,17 @@ def test_a_recipient_is_claimed_once_settled_once_and_counted_once(sending_side)
         sends.claim("cmp_1", "m5", [Claim(C7, "q@x.com", CLAIMED)], [], AT)
 
 
-def test_recipient_facts_bring_contacts_suppressions_ledgers_and_held_records_together(sending_side):
+def test_recipient_facts_bring_contacts_suppressions_and_ledgers_together(sending_side):
     campaigns, sends, contacts, suppressions = sending_side
     _sending(campaigns)
     ada, bob = _contact(1), _contact(2)
     contacts.write([(None, ada), (None, bob)])
     suppressions.suppress(Suppression(bob.email, "bounce", AT))
     sends.claim("cmp_1", "m1", [Claim(ada.id, ada.email, CLAIMED)], [Ledger(ada.id, 0, [1_700_000_000])], AT)
-    cy = contact_id_for(3)
-    sends.claim("cmp_1", "m2", [Claim(cy, "cy@x.com", CLAIMED)], [], AT)
-    sends.settle("cmp_1", "m2", [Outcome(cy, "cy@x.com", RELEASED)], AT, None)
-    recipients = [(ada.id, ada.email), (bob.id, bob.email), (cy, "cy@x.com"), (contact_id_for(9), "n@x.com")]
-    facts = sends.recipient_facts("cmp_1", recipients)
+    facts = sends.recipient_facts([(ada.id, ada.email), (bob.id, bob.email), (contact_id_for(9), "n@x.com")])
     assert facts.contacts == {ada.id: ada, bob.id: bob}
     assert facts.suppressions == {bob.email: "bounce"}
     assert facts.ledgers == {ada.id: Ledger(ada.id, 1, [1_700_000_000])}
-    assert facts.held == {ada.id}  # claimed; a released record is free again
-    assert sends.recipient_facts("cmp_2", recipients).held == set()
 
 
 def test_the_send_lane_hands_out_slots_in_order_and_never_too_far_ahead(sending_side):

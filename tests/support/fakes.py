@@ -495,10 +495,8 @@ class InMemorySends:
         self.campaigns.add_counts(campaign_id, {state: 1})
         return True
 
-    def recipient_facts(self, campaign_id: str, recipients: list[tuple[str, str]]) -> RecipientFacts:
-        records = self._records.get(campaign_id, {})
-        held = {c for c, _ in recipients if c in records and records[c][1].state != RELEASED}
-        facts = RecipientFacts(self.contacts.get_contacts(c for c, _ in recipients), {}, {}, held)
+    def recipient_facts(self, recipients: list[tuple[str, str]]) -> RecipientFacts:
+        facts = RecipientFacts(self.contacts.get_contacts(c for c, _ in recipients), {}, {})
         for contact_id, email in recipients:
             suppression = self.suppressions.get_suppression(email)
             if suppression is not None:

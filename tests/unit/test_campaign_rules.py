@@ -162,9 +162,6 @@ def test_a_batch_claims_only_who_may_be_mailed_and_moves_only_their_ledgers():
     assert [c.state for c in claims] == [CLAIMED, SUPPRESSED, UNSUBSCRIBED, CAPPED, SKIPPED]
     assert [(ledger.contact_id, ledger.version) for ledger in ledgers] == [("c1", 1)]
     assert now in ledgers[0].sent_at
-    held = RecipientFacts(facts.contacts, facts.suppressions, facts.ledgers, held={"c1", "c2"})
-    claims, ledgers = claims_for(recipients, held, FrequencyCap(max_emails=2, per_days=7), now)
-    assert [c.contact_id for c in claims] == ["c3", "c4", "gone"] and ledgers == []  # another delivery has them
 
 
 def test_what_ses_said_becomes_the_recipient_record():

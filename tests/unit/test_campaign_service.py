@@ -162,18 +162,3 @@ def test_a_test_send_goes_to_the_addresses_given_and_counts_nowhere(ctx):
     assert campaigns.get_campaign(ctx, made["id"])["stats"]["sent"] == 0
     with pytest.raises(ValidationFailed):
         campaigns.test_send(ctx, made["id"], {"emails": ["not an address"]})
-
-
-def test_a_duplicate_of_a_delivered_batch_takes_no_send_slot_and_mails_nobody(ctx, monkeypatch):
-    made = a_campaign(ctx, {"tag": "news"})
-    campaigns.send_campaign(ctx, made["id"])
-    for message in ctx.ports.queues.take(SEND_QUEUE):
-        sending.build_audience(ctx, message["campaign_id"], message["shard"])
-    batches = ctx.ports.queues.take(SEND_QUEUE)
-    for n, message in enumerate(batches):
-        sending.send_batch(ctx, message, f"first-{n}", sleep=lambda seconds: None)
-    reserved = []
-    monkeypatch.setattr(ctx.ports.sends, "reserve_send_slots", lambda *args: reserved.append(args) or 0)
-    for n, message in enumerate(batches):
-        assert sending.send_batch(ctx, message, f"again-{n}", sleep=lambda seconds: None).sent == 0
-    assert reserved == [] and len(mailer(ctx).sent) == 3  # the tenant's send lane is left to real sends
