@@ -14,7 +14,7 @@ Read units: see bench.inprocess.Meter (moto does not bill).
 
 from __future__ import annotations
 
-from bench.inprocess import Meter, freeze_loaded_data  # first: moto starts before any AWS client exists
+from bench.inprocess import AwsCalls, Meter, freeze_loaded_data  # first: moto starts before any AWS client exists
 
 # isort: split
 
@@ -34,9 +34,10 @@ from chalicelib.config import LOCAL_OPERATOR_KEY
 from chalicelib.domain import planner
 from chalicelib.domain.contacts import SHARDS, Contact, contact_id_for
 from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
-from chalicelib.services import evaluation
+from chalicelib.services import evaluation, reactions
 from chalicelib.storage.catalog import CatalogTable
 from chalicelib.storage.contacts import TAG_CHUNK_SIZE, ContactTable, TagChunkItem, TagCountItem, tag_pk
+from chalicelib.storage.queues import SqsQueues
 from chalicelib.storage.table import MainTableModel
 from infra.local.dispatcher import Dispatcher
 from tests.support.client import ApiClient
@@ -160,7 +161,7 @@ def evaluate_through_dispatcher(api, dispatcher, key, criteria, name) -> tuple[d
     return api.get(f"/segments/{segment['id']}", key=key).json, seconds, job
 
 
-def bench_tenant(meter: Meter, count: int) -> list[tuple[str, str]]:
+def bench_tenant(meter: Meter, calls: AwsCalls, count: int) -> list[tuple[str, str]]:
     api = ApiClient(app)
     dispatcher = Dispatcher(app, wait_seconds=0)
     now = datetime.now(UTC)
@@ -203,6 +204,8 @@ def bench_tenant(meter: Meter, count: int) -> list[tuple[str, str]]:
         )
     )
 
+    rows.append(burst_of_changes(api, dispatcher, calls, tenant_id, key, count))
+
     ctx = tenant_context(tenant_id)
     frozen = evaluation.snapshot(ctx, PARTNERSTACK, ())
     meter.reset()
@@ -227,10 +230,48 @@ def bench_tenant(meter: Meter, count: int) -> list[tuple[str, str]]:
     return rows
 
 
+def burst_of_changes(api, dispatcher, calls: AwsCalls, tenant_id: str, key: str, count: int) -> tuple[str, str]:
+    """20 contacts changed 5 times each in a row (a person editing, a client retrying): the queued messages
+    drained through the handler (a contact brought up to date once per batch) and, for a second such burst,
+    each message on its own (the path before batches). DynamoDB requests of the reactions, SQS excluded."""
+
+    def burst(first: int) -> list[dict]:
+        with calls.not_counted():
+            for n in range(20):
+                contact_id = contact_id_for(1 + (first + n * 7919) % count)
+                for step in range(5):
+                    change = {"add": ["vip"]} if step % 2 == 0 else {"remove": ["vip"]}
+                    api.post(f"/contacts/{contact_id}/tags", key=key, json=change)
+            return take_messages(CONTACT_CHANGES_QUEUE, tenant_id)
+
+    def dynamodb_requests() -> int:
+        return sum(n for (service, _), n in calls.calls.items() if service == "dynamodb")
+
+    batched_messages = burst(1)
+    with calls.not_counted():
+        SqsQueues().send(CONTACT_CHANGES_QUEUE, batched_messages)  # back on the queue, in the order written
+    calls.reset()
+    dispatcher.drain(queue_names=frozenset({CONTACT_CHANGES_QUEUE}))
+    batched = dynamodb_requests() / len(batched_messages)
+    alone_messages = burst(2)
+    calls.reset()
+    for message in alone_messages:
+        ctx = tenant_context(tenant_id)
+        reactions.bring_up_to_date(ctx, message)
+        reactions.fire_triggers(ctx, message)
+    alone = dynamodb_requests() / len(alone_messages)
+    take_messages(MEMBERSHIP_EVENTS_QUEUE, tenant_id)
+    return (
+        "(f) a burst, 20 contacts × 5 changes: DynamoDB requests",
+        f"in batches of 10 {batched:.1f} a change ({len(batched_messages)} changes); "
+        f"each message alone {alone:.1f} a change ({len(alone_messages)} changes)",
+    )
+
+
 def main() -> None:
     meter = Meter()
     rows = bench_index(meter, int(os.environ.get("BENCH_INDEX_CONTACTS", "1000000")))
-    rows += bench_tenant(meter, int(os.environ.get("BENCH_MEMBERSHIP_CONTACTS", "100000")))
+    rows += bench_tenant(meter, AwsCalls(), int(os.environ.get("BENCH_MEMBERSHIP_CONTACTS", "100000")))
     width = max(len(name) for name, _ in rows)
     print()
     for name, value in rows:

@@ -1,5 +1,6 @@
-"""Queue handler for "contact changed" messages: each goes to services/reactions.py with its tenant's
-context, made once per batch."""
+"""Queue handler for "contact changed" messages: each goes to services/reactions.py, which brings a contact
+up to date once per batch however many of its messages the batch holds; each tenant's context is made once
+per batch."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ blueprint = Blueprint(__name__)
 
 @blueprint.on_sqs_message(queue=CONTACT_CHANGES_QUEUE, batch_size=10)
 def apply_contact_changes(event: SQSEvent) -> dict:
-    contexts = TenantContexts()  # each tenant's segments read and compiled once for the whole batch
+    batch = reactions.BatchReactions(TenantContexts().of)  # each tenant's segments read and compiled once
 
     def handle(change: ContactChanged, record) -> None:
         logger.thread_safe_append_keys(tenant_id=change["tenant_id"], contact_id=change["contact_id"])
-        reactions.react(contexts.of(change["tenant_id"]), change)
+        batch.react(change)
 
     return process_records(event, CONTACT_CHANGES_QUEUE, handle)

@@ -1,17 +1,22 @@
-"""What one contact change sets off, in order: the contact's segment membership, the challenges its events
-may complete, and the contact.created / tag.added / event.received triggers it matches.
+"""What contact changes set off, in order: the contact's segment membership, the challenges its events may
+complete, and the contact.created / tag.added / event.received triggers each change matches.
 
-The contact-changes queue handler only parses the message and calls :func:`react`.
+The contact-changes queue handler only parses the messages and hands each to a :class:`BatchReactions`
+made for its batch of records.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from chalicelib.ports.messages import ContactChanged
 from chalicelib.services import engagements, membership, trigger_firing
 from chalicelib.services.context import TenantContext
 
 
-def react(ctx: TenantContext, change: ContactChanged) -> None:
+def bring_up_to_date(ctx: TenantContext, change: ContactChanged) -> None:
+    """The contact's membership and challenges, from the contact as it is now (the message only says that it
+    changed): a later change of the same contact finds nothing new to do."""
     cause = {
         "change": change["change"],
         "source": change.get("source", "api"),
@@ -21,4 +26,29 @@ def react(ctx: TenantContext, change: ContactChanged) -> None:
     membership.update_contact(ctx, change["contact_id"], cause)
     if change["change"] != "deleted":  # events move a goal; tags or attributes may move a segment
         engagements.award_challenges(ctx, change["contact_id"])
+
+
+def fire_triggers(ctx: TenantContext, change: ContactChanged) -> None:
+    """The triggers this very change matches (its tags added, its events): each message counts."""
+    if change["change"] != "deleted":
         trigger_firing.on_contact_change(ctx, change)
+
+
+class BatchReactions:
+    """The reactions to one batch of change messages. Membership and challenges re-read the contact, so they
+    run once per contact per batch — the first of its messages brings it up to date, with that message's
+    cause, exactly as a second delivery would have found nothing left to do; triggers run for every message.
+    A contact whose update failed is tried again by its next message in the batch (and SQS retries the one
+    that failed)."""
+
+    def __init__(self, context_for: Callable[[str], TenantContext]) -> None:
+        self._context_for = context_for
+        self._up_to_date: set[tuple[str, str]] = set()
+
+    def react(self, change: ContactChanged) -> None:
+        ctx = self._context_for(change["tenant_id"])
+        contact = (change["tenant_id"], change["contact_id"])
+        if contact not in self._up_to_date:
+            bring_up_to_date(ctx, change)
+            self._up_to_date.add(contact)
+        fire_triggers(ctx, change)
