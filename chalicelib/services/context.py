@@ -2,8 +2,8 @@
 
 Made once per request (from the caller's key) or per batch (from the tenant named in the messages) by
 chalicelib/composition.py, and passed down explicitly: the ports bound to the tenant, its effective
-settings, and what rules keep asking for — its segments, attribute types and the names criteria may
-use — read at most once. A service that writes segments calls :meth:`TenantContext.segments_changed`
+settings, and what rules keep asking for — its segments, triggers, challenges, attribute types and the
+names criteria may use — read at most once. A service that writes segments calls :meth:`TenantContext.segments_changed`
 so later reads in the same request see the write.
 """
 
@@ -14,9 +14,11 @@ from functools import cached_property
 from typing import Any
 
 from chalicelib.domain.criteria import Vocabulary
+from chalicelib.domain.engagements import CHALLENGE, Engagement
 from chalicelib.domain.engine import CompiledCriteria, compile_criteria
 from chalicelib.domain.segments import INVALID, Segment
 from chalicelib.domain.settings import limit
+from chalicelib.domain.triggers import Trigger
 from chalicelib.ports import TenantPorts
 from chalicelib.services.principal import Principal
 
@@ -70,6 +72,16 @@ class TenantContext:
         and segments. Raises BrokenReference when a segment they include is gone."""
         library = {s.id: s.criteria for s in self.segments}
         return compile_criteria(criteria, self.attribute_types, library.get)
+
+    @cached_property
+    def triggers(self) -> list[Trigger]:
+        """Every trigger of the tenant, read once: what a batch of changes or membership events fires."""
+        return self.ports.triggers.all_triggers()
+
+    @cached_property
+    def challenges(self) -> list[Engagement]:
+        """Every challenge of the tenant, read once: what a batch of changes may complete."""
+        return self.ports.engagements.all_of(CHALLENGE)
 
     @cached_property
     def attribute_types(self) -> dict[str, str]:

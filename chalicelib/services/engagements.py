@@ -230,7 +230,7 @@ def targeting(ctx: TenantContext, contact: Contact, engagements: list[Engagement
 def award_challenges(ctx: TenantContext, contact_id: str, clock: Clock = system_clock) -> int:
     """Reward the contact for every active challenge of its segments whose goal it has now reached
     (after its events changed); each challenge rewards a contact once however often this runs."""
-    active = [c for c in ctx.ports.engagements.all_of(rules.CHALLENGE) if is_active(c, clock)]
+    active = [c for c in ctx.challenges if is_active(c, clock)]
     if not active:
         return 0
     contact, events = ctx.ports.contacts.read_contact(contact_id)

@@ -70,7 +70,7 @@ def on_membership_event(ctx: TenantContext, event: dict[str, Any], clock: Clock 
 
 def _fire_all(ctx: TenantContext, occurrences: list[rules.Occurrence], clock: Clock) -> int:
     kinds = {o.type for o in occurrences}
-    triggers = [t for t in ctx.ports.triggers.all_triggers() if t.enabled and t.event["type"] in kinds]
+    triggers = [t for t in ctx.triggers if t.enabled and t.event["type"] in kinds]
     fired = 0
     for trigger in triggers:
         context = TriggerContext(ctx, trigger)
