@@ -48,12 +48,12 @@ def update_contact(ctx: TenantContext, contact_id: str, cause: dict[str, Any], c
     send_pending_events(ctx, contact_id, ordinal)  # left by a run that stopped after its commit
     for _ in range(ATTEMPTS):
         try:
-            made = _update_once(ctx, contact_id, ordinal, cause, clock)
+            committed = _update_once(ctx, contact_id, ordinal, cause, clock)
         except Superseded:  # another update of this contact, or a segment flip, landed first
             ctx.segments_changed()
             continue
-        send_pending_events(ctx, contact_id, ordinal)
-        return made
+        _send(ctx, contact_id, ordinal, committed)  # known from the commit: no need to read them back
+        return len(committed)
     raise RuntimeError(f"membership of {contact_id} kept changing under {ATTEMPTS} attempts; SQS will retry")
 
 
@@ -87,7 +87,10 @@ def _targets(ctx: TenantContext, contact_id: str, segments: list[Segment], clock
     return targets
 
 
-def _update_once(ctx: TenantContext, contact_id: str, ordinal: int, cause: dict[str, Any], clock: Clock) -> int:
+def _update_once(
+    ctx: TenantContext, contact_id: str, ordinal: int, cause: dict[str, Any], clock: Clock
+) -> list[dict[str, Any]]:
+    """Commit what the contact's membership moved; return the transition events the commit stored."""
     tenant_id = ctx.tenant_id
     stamp = ctx.ports.membership.read_stamp(contact_id, ordinal)  # before the contact: see storage/membership.py
     targets = _targets(ctx, contact_id, ctx.segments, clock)
@@ -100,7 +103,7 @@ def _update_once(ctx: TenantContext, contact_id: str, ordinal: int, cause: dict[
     moves = transitions(targets, current)
     known = {t.published: t.member for t in targets if t.published}
     if not moves and known == stamp.known and not any(t.pending for t in targets):
-        return 0  # nothing to write; with an evaluation running the stamp is written anyway (its workers read it)
+        return []  # nothing to write; with an evaluation running the stamp is written anyway (its workers read it)
     sequence = f"{stamp.seq + 1}"
     at = to_rfc3339(system_clock())
     events, checks = [], []
@@ -123,12 +126,17 @@ def _update_once(ctx: TenantContext, contact_id: str, ordinal: int, cause: dict[
             "membership updated",
             extra={"contact_id": contact_id, "entered": sum(m.enter for m in moves), "events": len(events)},
         )
-    return len(events)
+    return events
 
 
 def send_pending_events(ctx: TenantContext, contact_id: str, ordinal: int) -> None:
-    pending = ctx.ports.membership.pending_events(contact_id, ordinal)
-    if not pending:
+    """Queue the transition events a commit stored but whose sender stopped before queueing them."""
+    _send(ctx, contact_id, ordinal, ctx.ports.membership.pending_events(contact_id, ordinal))
+
+
+def _send(ctx: TenantContext, contact_id: str, ordinal: int, events: list[dict[str, Any]]) -> None:
+    """Queue stored transition events, then drop them from the contact's outbox."""
+    if not events:
         return
-    ctx.ports.queues.send(MEMBERSHIP_EVENTS_QUEUE, pending)
-    ctx.ports.membership.forget_events(contact_id, ordinal, [event["id"] for event in pending])
+    ctx.ports.queues.send(MEMBERSHIP_EVENTS_QUEUE, events)
+    ctx.ports.membership.forget_events(contact_id, ordinal, [event["id"] for event in events])

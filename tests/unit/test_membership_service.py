@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.domain.contacts import contact_id_for
+from chalicelib.ports.queues import SendFailed
 from chalicelib.resources import JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
 from chalicelib.services import evaluation, jobs, membership, segments
 from tests.support.fakes import InMemoryCatalog, fake_context
@@ -67,3 +68,24 @@ def test_segments_without_a_membership_yet_are_left_alone(ctx):
     put(ctx, 1, "vip", "local")
     assert membership.update_contact(ctx, contact_id_for(1), CAUSE) == 0  # nothing published to announce
     assert membership.update_contact(ctx, "not-a-contact-id", CAUSE) == 0
+
+
+def test_events_a_stopped_update_left_unqueued_go_out_once_with_the_contacts_next_update(ctx, monkeypatch):
+    put(ctx, 1)
+    vips = create(ctx, {"tag": "vip"}, "VIPs")
+    run_jobs(ctx)
+    put(ctx, 1, "vip")
+
+    def refusing(queue_name, messages, delay_seconds=0):
+        raise SendFailed("SQS is down")
+
+    with monkeypatch.context() as down:
+        down.setattr(ctx.ports.queues, "send", refusing)
+        with pytest.raises(SendFailed):
+            membership.update_contact(ctx, contact_id_for(1), CAUSE)  # committed, not queued: SQS retries it
+    assert members(ctx, vips["id"]) == ["p-1"] and ctx.ports.queues.take(MEMBERSHIP_EVENTS_QUEUE) == []
+    for _ in range(2):  # the retry, then a later change: nothing moves, the stored event goes out once
+        assert membership.update_contact(ctx, contact_id_for(1), CAUSE) == 0
+    (entered,) = ctx.ports.queues.take(MEMBERSHIP_EVENTS_QUEUE)
+    assert (entered["type"], entered["segment_id"]) == ("segment.entered", vips["id"])
+    assert ctx.ports.membership.pending_events(contact_id_for(1), 1) == []
