@@ -233,8 +233,8 @@ def bench_tenant(meter: Meter, calls: AwsCalls, count: int) -> list[tuple[str, s
 def burst_of_changes(api, dispatcher, calls: AwsCalls, tenant_id: str, key: str, count: int) -> tuple[str, str]:
     """20 contacts changed 5 times each in a row (a person editing, a client retrying): the queued messages
     drained through the handler in batches of 10 (a contact brought up to date once per batch, the tenant's
-    triggers and challenges read once per batch) and, for a second such burst, one message a batch (what
-    every change cost before). DynamoDB requests of the reactions, SQS excluded."""
+    triggers and challenges read once per batch) and, for a second such burst, one message a batch (a lone
+    change's cost). DynamoDB requests of the reactions, SQS excluded."""
 
     def burst(first: int) -> list[dict]:
         with calls.not_counted():
