@@ -18,6 +18,7 @@ from chalicelib.services import (
     groups,
     imports,
     jobs,
+    membership,
     segments,
     tags,
     triggers,
@@ -26,6 +27,7 @@ from chalicelib.services.context import TenantContext
 from chalicelib.services.principal import Principal
 from chalicelib.services.tenants import cached_settings
 from chalicelib.storage import campaigns as campaign_storage
+from chalicelib.storage import membership as membership_storage
 from chalicelib.storage import segments as segment_storage
 from chalicelib.storage import triggers as trigger_storage
 from chalicelib.storage.campaigns import CampaignTable
@@ -99,9 +101,12 @@ class TenantContexts:
         return self._made[tenant_id]
 
 
-def relay_contact_changes() -> int:
-    """Queue the change messages requests wrote to the outbox but did not queue (every tenant's)."""
-    return changes.relay_pending(_OUTBOX, _QUEUES)
+def relay_outboxes() -> int:
+    """Queue what requests and updates wrote to an outbox but did not queue (every tenant's): change messages,
+    then segment transition events."""
+    return changes.relay_pending(_OUTBOX, _QUEUES) + membership.relay_pending(
+        membership_storage.left_unqueued, TenantContexts().of
+    )
 
 
 def due_triggers(before: str) -> list[tuple[str, str]]:

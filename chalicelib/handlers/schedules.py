@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from chalice import Blueprint, Rate
 
-from chalicelib.composition import due_campaigns, tenant_context, time_dependent_segments
-from chalicelib.composition import relay_contact_changes as relay_outbox
+from chalicelib.composition import due_campaigns, relay_outboxes, tenant_context, time_dependent_segments
 from chalicelib.logs import logger
 from chalicelib.services import campaigns, segments
 
@@ -32,5 +31,6 @@ def start_due_campaigns(event) -> None:
 
 @blueprint.schedule(Rate(1, unit=Rate.MINUTES))
 def relay_contact_changes(event) -> None:
-    """Change messages a request wrote to the outbox but could not queue (SQS refused, the process stopped)."""
-    relay_outbox()
+    """Change messages and segment transitions written to an outbox but not queued (SQS refused, the process
+    stopped): they go out within a minute or two."""
+    relay_outboxes()

@@ -15,6 +15,7 @@ included segment is gone are skipped the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
@@ -32,6 +33,7 @@ from chalicelib.domain.population import Population
 from chalicelib.domain.segments import Segment
 from chalicelib.logs import logger
 from chalicelib.resources import MEMBERSHIP_EVENTS_QUEUE
+from chalicelib.services.changes import RELAY_AFTER
 from chalicelib.services.context import TenantContext
 
 ATTEMPTS = 8
@@ -45,7 +47,6 @@ def update_contact(ctx: TenantContext, contact_id: str, cause: dict[str, Any], c
         return 0
     if not any(s.has_membership for s in ctx.segments):
         return 0
-    send_pending_events(ctx, contact_id, ordinal)  # left by a run that stopped after its commit
     for _ in range(ATTEMPTS):
         try:
             committed = _update_once(ctx, contact_id, ordinal, cause, clock)
@@ -129,14 +130,28 @@ def _update_once(
     return events
 
 
-def send_pending_events(ctx: TenantContext, contact_id: str, ordinal: int) -> None:
-    """Queue the transition events a commit stored but whose sender stopped before queueing them."""
-    _send(ctx, contact_id, ordinal, ctx.ports.membership.pending_events(contact_id, ordinal))
+def relay_pending(
+    left_unqueued: Callable[[str], list[tuple[str, str]]],
+    context_for: Callable[[str], TenantContext],
+    clock: Clock = system_clock,
+) -> int:
+    """Queue the transition events updates stored but did not queue (they stopped between their commit and
+    the queue: the minute schedule); return how many. ``left_unqueued`` lists the (tenant, contact) pairs
+    with events stored before a time; younger ones are left to the update that is queueing them."""
+    relayed = 0
+    for tenant_id, contact_id in left_unqueued(to_rfc3339(clock() - RELAY_AFTER)):
+        ordinal = ordinal_of(contact_id)
+        if ordinal is not None:
+            ctx = context_for(tenant_id)
+            relayed += _send(ctx, contact_id, ordinal, ctx.ports.membership.pending_events(contact_id, ordinal))
+    if relayed:
+        logger.warning("membership events relayed from the outbox", extra={"count": relayed})
+    return relayed
 
 
-def _send(ctx: TenantContext, contact_id: str, ordinal: int, events: list[dict[str, Any]]) -> None:
-    """Queue stored transition events, then drop them from the contact's outbox."""
-    if not events:
-        return
-    ctx.ports.queues.send(MEMBERSHIP_EVENTS_QUEUE, events)
-    ctx.ports.membership.forget_events(contact_id, ordinal, [event["id"] for event in events])
+def _send(ctx: TenantContext, contact_id: str, ordinal: int, events: list[dict[str, Any]]) -> int:
+    """Queue stored transition events, then drop them from the contact's outbox; how many."""
+    if events:
+        ctx.ports.queues.send(MEMBERSHIP_EVENTS_QUEUE, events)
+        ctx.ports.membership.forget_events(contact_id, ordinal, [event["id"] for event in events])
+    return len(events)

@@ -5,6 +5,10 @@
 | membership stamp of a contact | ``TENANT#{t}#SHARD#{nn}`` | ``MS#{contact_id}`` |
 | entered/exited event not yet queued | ``TENANT#{t}#SHARD#{nn}`` | ``MO#{contact_id}#{event_id}`` |
 
+An event not yet queued is also in the sparse gsi1 partition ``MEMBERSHIP-OUTBOX#{nn}`` (one per shard
+number), sort key ``{at}#{tenant}#{contact_id}#{event_id}``: the minute relay finds there what an update
+that stopped between its commit and its queueing left behind.
+
 The **stamp** serialises the real-time updates of one contact: each update reads
 its ``seq``, computes, and commits only if ``seq`` is unchanged (otherwise it
 starts again from fresh reads), so an update computed from an older view of the
@@ -16,7 +20,7 @@ since their shard read to catch contacts that changed under them.
 
 **Outbox** items are written in the same transaction as the transition they
 announce and deleted once queued, so an event is never lost between the write
-and the queue; a crash after queueing re-queues it with the same id.
+and the queue; a crash after queueing re-queues it with the same id, through the relay.
 """
 
 from __future__ import annotations
@@ -29,10 +33,10 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.domain.contacts import shard_of
+from chalicelib.domain.contacts import SHARDS, shard_of
 from chalicelib.domain.membership import MembershipCommit, Stamp, Superseded
 from chalicelib.storage.segments import MemberChunkItem, SegmentItem, chunk_key, segment_key
-from chalicelib.storage.table import MainTableModel, cancellation_reasons, connection, shard_pk
+from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection, shard_pk
 
 
 class StampItem(MainTableModel):
@@ -44,6 +48,25 @@ class StampItem(MainTableModel):
 
 class OutboxItem(MainTableModel):
     body = UnicodeAttribute()
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    gsi1 = Gsi1()
+
+
+RELAY_INDEX = "MEMBERSHIP-OUTBOX#"
+
+
+def left_unqueued(before: str, limit: int = 500) -> list[tuple[str, str]]:
+    """(tenant, contact) of the contacts with membership events stored before ``before`` (RFC 3339) and
+    still not queued, oldest first per shard (one sparse index across tenants: the minute relay)."""
+    found: dict[tuple[str, str], None] = {}
+    for shard in range(SHARDS):
+        for item in OutboxItem.gsi1.query(f"{RELAY_INDEX}{shard:02d}", OutboxItem.gsi1sk < before, limit=limit):
+            _, tenant_id, contact_id, _ = item.gsi1sk.split("#")
+            found[(tenant_id, contact_id)] = None
+        if len(found) >= limit:
+            break
+    return list(found)
 
 
 def _stamp_key(tenant_id: str, contact_id: str, ordinal: int) -> tuple[str, str]:
@@ -118,7 +141,15 @@ class MembershipTable:
                     else:
                         transaction.condition_check(SegmentItem, item.pk, item.sk, condition=condition)
                 for event in events:
-                    transaction.save(OutboxItem(pk, f"MO#{contact_id}#{event['id']}", body=json.dumps(event)))
+                    transaction.save(
+                        OutboxItem(
+                            pk,
+                            f"MO#{contact_id}#{event['id']}",
+                            body=json.dumps(event),
+                            gsi1pk=f"{RELAY_INDEX}{shard_of(ordinal):02d}",
+                            gsi1sk=f"{changed_at}#{self.tenant_id}#{contact_id}#{event['id']}",
+                        )
+                    )
         except TransactWriteError as error:
             reasons = cancellation_reasons(error)
             if "ConditionalCheckFailed" in reasons or "TransactionConflict" in reasons:

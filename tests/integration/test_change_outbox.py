@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from chalicelib.resources import CONTACT_CHANGES_QUEUE
-from chalicelib.services import changes
+from chalicelib.composition import tenant_context
+from chalicelib.resources import CONTACT_CHANGES_QUEUE, MEMBERSHIP_EVENTS_QUEUE
+from chalicelib.services import changes, membership
 from chalicelib.storage import queues
+from chalicelib.storage.membership import left_unqueued
 from chalicelib.storage.outbox import OutboxTable
 from chalicelib.storage.queues import SqsQueues
 from tests.integration.test_campaign_sending import make_segment
@@ -63,3 +65,33 @@ def test_a_change_that_was_queued_leaves_nothing_in_the_outbox(api, app, tenant)
     assert api.post("/contacts", key=tenant.admin_key, json={"external_id": "p-9"}).status == 201
     assert mine(tenant.id) == []
     assert [m["change"] for m in take_messages(CONTACT_CHANGES_QUEUE, tenant.id)] == ["created"]
+
+
+def test_a_transition_sqs_refused_is_relayed_from_the_membership_outbox_once(api, app, tenant, monkeypatch):
+    key = tenant.admin_key
+    api.post("/tags", key=key, json={"name": "vip"})
+    segment = make_segment(api, app, tenant, {"tag": "vip"}, "VIPs")
+    assert api.post("/contacts", key=key, json={"external_id": "p-1", "tags": ["vip"]}).status == 201
+    real_send = queues.send_messages
+
+    def refusing(queue_name, messages, **kwargs):
+        if queue_name == MEMBERSHIP_EVENTS_QUEUE:
+            raise queues.SendFailed("SQS is down")
+        return real_send(queue_name, messages, **kwargs)
+
+    monkeypatch.setattr(queues, "send_messages", refusing)
+    changed = take_messages(CONTACT_CHANGES_QUEUE, tenant.id)
+    assert deliver(app, "apply_contact_changes", CONTACT_CHANGES_QUEUE, changed) != []  # committed, not queued
+    monkeypatch.setattr(queues, "send_messages", real_send)
+    assert deliver(app, "apply_contact_changes", CONTACT_CHANGES_QUEUE, changed, times=2) == []
+    assert take_messages(MEMBERSHIP_EVENTS_QUEUE, tenant.id) == []  # nothing moves again; the event waits
+    assert api.get(f"/segments/{segment}", key=key).json["member_count"] == 1
+
+    def relay_later() -> int:
+        return membership.relay_pending(left_unqueued, tenant_context, later())
+
+    assert membership.relay_pending(left_unqueued, tenant_context, lambda: datetime.now(UTC)) == 0
+    assert relay_later() >= 1
+    relay_later()
+    (entered,) = take_messages(MEMBERSHIP_EVENTS_QUEUE, tenant.id)
+    assert (entered["type"], entered["segment_id"]) == ("segment.entered", segment)

@@ -3,6 +3,8 @@ segments once, however often its change is delivered, and the move is announced 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from chalicelib.domain.contacts import contact_id_for
@@ -70,7 +72,7 @@ def test_segments_without_a_membership_yet_are_left_alone(ctx):
     assert membership.update_contact(ctx, "not-a-contact-id", CAUSE) == 0
 
 
-def test_events_a_stopped_update_left_unqueued_go_out_once_with_the_contacts_next_update(ctx, monkeypatch):
+def test_events_a_stopped_update_left_unqueued_go_out_once_with_the_minute_relay(ctx, monkeypatch):
     put(ctx, 1)
     vips = create(ctx, {"tag": "vip"}, "VIPs")
     run_jobs(ctx)
@@ -83,9 +85,19 @@ def test_events_a_stopped_update_left_unqueued_go_out_once_with_the_contacts_nex
         down.setattr(ctx.ports.queues, "send", refusing)
         with pytest.raises(SendFailed):
             membership.update_contact(ctx, contact_id_for(1), CAUSE)  # committed, not queued: SQS retries it
-    assert members(ctx, vips["id"]) == ["p-1"] and ctx.ports.queues.take(MEMBERSHIP_EVENTS_QUEUE) == []
-    for _ in range(2):  # the retry, then a later change: nothing moves, the stored event goes out once
-        assert membership.update_contact(ctx, contact_id_for(1), CAUSE) == 0
+    assert members(ctx, vips["id"]) == ["p-1"]
+    assert membership.update_contact(ctx, contact_id_for(1), CAUSE) == 0  # the retry: nothing moves any more
+    assert ctx.ports.queues.take(MEMBERSHIP_EVENTS_QUEUE) == []  # and it does not read the outbox back
+
+    def left_unqueued(before: str) -> list[tuple[str, str]]:
+        stored = ctx.ports.membership.pending_events(contact_id_for(1), 1)
+        return [(ctx.tenant_id, contact_id_for(1))] if any(e["at"] < before for e in stored) else []
+
+    relay = {ctx.tenant_id: ctx}.__getitem__
+    now = datetime.now(UTC)
+    assert membership.relay_pending(left_unqueued, relay, lambda: now) == 0  # young: its update may still queue it
+    for _ in range(2):
+        membership.relay_pending(left_unqueued, relay, lambda: now + timedelta(minutes=2))
     (entered,) = ctx.ports.queues.take(MEMBERSHIP_EVENTS_QUEUE)
     assert (entered["type"], entered["segment_id"]) == ("segment.entered", vips["id"])
     assert ctx.ports.membership.pending_events(contact_id_for(1), 1) == []
