@@ -30,18 +30,24 @@ def relay(clock) -> int:
     return changes.relay_pending(OutboxTable(), SqsQueues(), clock)
 
 
+def refusing(queue_down: str):
+    """queues.send_messages as it is, except that SQS refuses everything sent to ``queue_down``."""
+    real_send = queues.send_messages
+
+    def send(queue_name, messages, **kwargs):
+        if queue_name == queue_down:
+            raise queues.SendFailed("SQS is down")
+        return real_send(queue_name, messages, **kwargs)
+
+    return send
+
+
 def test_a_change_sqs_refused_is_relayed_from_the_outbox_and_membership_follows(api, app, tenant, monkeypatch):
     key = tenant.admin_key
     api.post("/tags", key=key, json={"name": "vip"})
     segment = make_segment(api, app, tenant, {"tag": "vip"}, "VIPs")
     real_send = queues.send_messages
-
-    def refusing(queue_name, messages, **kwargs):
-        if queue_name == CONTACT_CHANGES_QUEUE:
-            raise queues.SendFailed("SQS is down")
-        return real_send(queue_name, messages, **kwargs)
-
-    monkeypatch.setattr(queues, "send_messages", refusing)
+    monkeypatch.setattr(queues, "send_messages", refusing(CONTACT_CHANGES_QUEUE))
     assert api.post("/contacts", key=key, json={"external_id": "p-1", "tags": ["vip"]}).status == 201
     purchase = {"events": [{"type": "purchase", "at": soon(-1)}]}
     assert api.post("/contacts/p-1/events", key=key, json=purchase).status in (200, 201)
@@ -73,13 +79,7 @@ def test_a_transition_sqs_refused_is_relayed_from_the_membership_outbox_once(api
     segment = make_segment(api, app, tenant, {"tag": "vip"}, "VIPs")
     assert api.post("/contacts", key=key, json={"external_id": "p-1", "tags": ["vip"]}).status == 201
     real_send = queues.send_messages
-
-    def refusing(queue_name, messages, **kwargs):
-        if queue_name == MEMBERSHIP_EVENTS_QUEUE:
-            raise queues.SendFailed("SQS is down")
-        return real_send(queue_name, messages, **kwargs)
-
-    monkeypatch.setattr(queues, "send_messages", refusing)
+    monkeypatch.setattr(queues, "send_messages", refusing(MEMBERSHIP_EVENTS_QUEUE))
     changed = take_messages(CONTACT_CHANGES_QUEUE, tenant.id)
     assert deliver(app, "apply_contact_changes", CONTACT_CHANGES_QUEUE, changed) != []  # committed, not queued
     monkeypatch.setattr(queues, "send_messages", real_send)
