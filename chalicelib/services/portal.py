@@ -117,7 +117,7 @@ def announcements(ctx: TenantContext, clock: Clock = system_clock) -> dict[str, 
 
 def challenges(ctx: TenantContext, clock: Clock = system_clock) -> dict[str, Any]:
     _, contact = _whose(ctx)
-    found = targeting(ctx, contact, ctx.ports.engagements.all_of(rules.CHALLENGE), clock)
+    found = targeting(ctx, contact, ctx.challenges, clock)
     events = ctx.ports.contacts.read_contact(contact.id)[1] if found else []
     items = []
     for challenge in sorted(found, key=lambda c: c.ends_at):

@@ -48,7 +48,7 @@ from chalicelib.domain.contacts import (
 from chalicelib.domain.planner import EVERYONE
 from chalicelib.ports.contacts import ContactChange
 from chalicelib.storage import outbox
-from chalicelib.storage.mapping import Mapper
+from chalicelib.storage.mapping import Mapper, plain_map
 from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection, shard_pk
 
 TAG_CHUNK_SIZE = 2_048
@@ -108,10 +108,6 @@ class TagCountItem(MainTableModel):
 
 class CounterItem(MainTableModel):
     next_ordinal = NumberAttribute(default=0)
-
-
-def _plain(value: Any) -> dict[str, Any]:
-    return value.as_dict() if isinstance(value, MapAttribute) else dict(value or {})
 
 
 CONTACT_MAPPER = Mapper(Contact, ContactItem, renamed={"id": "contact_id", "group": "group_id"})
@@ -259,7 +255,7 @@ def _event_view(item: EventItem) -> dict[str, Any]:
         "type": item.type,
         "at": item.at,
         "amount": item.amount,
-        "properties": _plain(item.properties),
+        "properties": plain_map(item.properties),
     }
 
 

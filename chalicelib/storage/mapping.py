@@ -54,8 +54,9 @@ def _number(value: Any) -> Any:
     return int(value) if float(value).is_integer() else value
 
 
-def _plain(value: Any) -> dict[str, Any]:
-    return value.as_dict() if isinstance(value, MapAttribute) else dict(value)
+def plain_map(value: Any) -> dict[str, Any]:
+    """A map attribute's value as a plain dict (an absent one as an empty dict)."""
+    return value.as_dict() if isinstance(value, MapAttribute) else dict(value or {})
 
 
 def _converters(attribute: Attribute[Any], hint: Any) -> tuple[Convert | None, Convert | None]:
@@ -64,7 +65,7 @@ def _converters(attribute: Attribute[Any], hint: Any) -> tuple[Convert | None, C
     if isinstance(attribute, UnicodeSetAttribute | NumberSetAttribute):
         return (lambda v: set(v) or None), frozenset
     if isinstance(attribute, MapAttribute):
-        return (lambda v: v or None), _plain
+        return (lambda v: v or None), plain_map
     if isinstance(attribute, NumberAttribute):
         return None, (int if _is_whole(hint) else _number)
     if isinstance(attribute, UnicodeAttribute) and _is_bool(hint):

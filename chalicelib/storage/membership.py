@@ -33,10 +33,17 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.domain.contacts import SHARDS, shard_of
+from chalicelib.domain.contacts import shard_of
 from chalicelib.domain.membership import MembershipCommit, Stamp, Superseded
 from chalicelib.storage.segments import MemberChunkItem, SegmentItem, chunk_key, segment_key
-from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection, shard_pk
+from chalicelib.storage.table import (
+    Gsi1,
+    MainTableModel,
+    cancellation_reasons,
+    connection,
+    older_in_shard_index,
+    shard_pk,
+)
 
 
 class StampItem(MainTableModel):
@@ -60,10 +67,9 @@ def left_unqueued(before: str, limit: int = 500) -> list[tuple[str, str]]:
     """(tenant, contact) of the contacts with membership events stored before ``before`` (RFC 3339) and
     still not queued, oldest first per shard (one sparse index across tenants: the minute relay)."""
     found: dict[tuple[str, str], None] = {}
-    for shard in range(SHARDS):
-        for item in OutboxItem.gsi1.query(f"{RELAY_INDEX}{shard:02d}", OutboxItem.gsi1sk < before, limit=limit):
-            _, tenant_id, contact_id, _ = item.gsi1sk.split("#")
-            found[(tenant_id, contact_id)] = None
+    for item in older_in_shard_index(OutboxItem, RELAY_INDEX, before, page_size=limit):
+        _, tenant_id, contact_id, _ = item.gsi1sk.split("#")
+        found[(tenant_id, contact_id)] = None
         if len(found) >= limit:
             break
     return list(found)

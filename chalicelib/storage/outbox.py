@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from itertools import islice
 from typing import Any
 
 from pynamodb.attributes import UnicodeAttribute
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.domain.contacts import SHARDS, ordinal_of, shard_of
-from chalicelib.storage.table import Gsi1, MainTableModel, shard_pk
+from chalicelib.domain.contacts import ordinal_of, shard_of
+from chalicelib.storage.table import Gsi1, MainTableModel, older_in_shard_index, shard_pk
 
 INDEX_PREFIX = "OUTBOX#"
 
@@ -70,12 +71,5 @@ class OutboxTable:
                 batch.delete(_item(message))
 
     def pending(self, before: str, limit: int = 500) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for shard in range(SHARDS):
-            for item in OutboxItem.gsi1.query(
-                f"{INDEX_PREFIX}{shard:02d}", OutboxItem.gsi1sk < before, limit=limit - len(found)
-            ):
-                found.append(json.loads(item.body))
-            if len(found) >= limit:
-                break
-        return found
+        older = older_in_shard_index(OutboxItem, INDEX_PREFIX, before, page_size=limit)
+        return [json.loads(item.body) for item in islice(older, limit)]

@@ -16,7 +16,9 @@ its tenant; it holds no tenant data. ``gsi1`` serves secondary listings
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from functools import lru_cache
+from typing import Any
 
 from pynamodb.attributes import UnicodeAttribute
 from pynamodb.connection import Connection
@@ -24,6 +26,7 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
+from chalicelib.domain.contacts import SHARDS
 from chalicelib.resources import MAIN_TABLE
 
 
@@ -36,6 +39,14 @@ def cancellation_reasons(error: TransactWriteError) -> list[str | None]:
 def shard_pk(tenant_id: str, shard: int) -> str:
     """The partition of one contact shard: its contacts, their events, stamps and outboxes."""
     return f"TENANT#{tenant_id}#SHARD#{shard:02d}"
+
+
+def older_in_shard_index(model: Any, prefix: str, before: str, page_size: int) -> Iterator[Any]:
+    """Items of a sparse gsi1 index kept in one partition per shard number (``{prefix}{nn}``, so no single
+    index partition takes every write) whose sort key sorts before ``before``, shard by shard and oldest
+    first within a shard; read lazily, ``page_size`` items a request (the outbox relays)."""
+    for shard in range(SHARDS):
+        yield from model.gsi1.query(f"{prefix}{shard:02d}", model.gsi1sk < before, page_size=page_size)
 
 
 def region() -> str:

@@ -9,6 +9,7 @@ from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.tenants import ApiKey, KeyOwner, StaleWrite, Tenant
+from chalicelib.storage.mapping import plain_map
 from chalicelib.storage.table import Gsi1, MainTableModel, connection
 
 
@@ -43,16 +44,12 @@ class ApiKeyLookupItem(MainTableModel):
     name = UnicodeAttribute(null=True)  # for the audit log (keys made before it have none)
 
 
-def _plain(value: Any) -> dict[str, Any]:
-    return value.as_dict() if isinstance(value, MapAttribute) else dict(value or {})
-
-
 def _tenant(item: TenantItem) -> Tenant:
     return Tenant(
         id=item.pk.split("#", 1)[1],
         name=item.name,
-        features={k: bool(v) for k, v in _plain(item.features).items()},
-        settings=_plain(item.settings),
+        features={k: bool(v) for k, v in plain_map(item.features).items()},
+        settings=plain_map(item.settings),
         created_at=item.created_at,
         version=item.version,
     )
