@@ -20,6 +20,7 @@ from chalicelib.services import (
     jobs,
     membership,
     segments,
+    shards,
     tags,
     triggers,
 )
@@ -41,6 +42,7 @@ from chalicelib.storage.outbox import OutboxTable
 from chalicelib.storage.queues import SqsQueues
 from chalicelib.storage.segments import SegmentTable
 from chalicelib.storage.sends import SendTable
+from chalicelib.storage.snapshots import SnapshotBucket
 from chalicelib.storage.suppressions import SuppressionTable
 from chalicelib.storage.tenants import TenantAccountTable, TenantDirectoryTable
 from chalicelib.storage.trail import AuditTrailTable
@@ -62,6 +64,7 @@ def tenant_ports(tenant_id: str) -> TenantPorts:
         tenant_id=tenant_id,
         segments=SegmentTable(tenant_id),
         contacts=ContactTable(tenant_id),
+        snapshots=SnapshotBucket(tenant_id),
         membership=MembershipTable(tenant_id),
         engagements=EngagementTable(tenant_id),
         account=TenantAccountTable(tenant_id),
@@ -127,5 +130,5 @@ def time_dependent_segments() -> dict[str, set[str]]:
     return due
 
 
-jobs.register_kinds(evaluation.JOB_KINDS | groups.JOB_KINDS | imports.JOB_KINDS | tags.JOB_KINDS)
+jobs.register_kinds(evaluation.JOB_KINDS | groups.JOB_KINDS | imports.JOB_KINDS | shards.JOB_KINDS | tags.JOB_KINDS)
 dependents.register(segments.DEPENDENTS + campaigns.DEPENDENTS + engagements.DEPENDENTS + triggers.DEPENDENTS)

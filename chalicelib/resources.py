@@ -33,3 +33,7 @@ SES_EVENTS_TOPIC = "segments-ses-events"
 """SES publishes bounces and complaints here (configuration set event destination)."""
 SES_EVENTS_QUEUE = "segments-ses-events"
 SES_EVENTS_DEAD_LETTER_QUEUE = "segments-ses-events-dlq"
+
+SNAPSHOT_BUCKET = "segments-snapshots"
+"""Shard snapshots (storage/snapshots.py). Deployed, the bucket's name is generated and reaches the functions
+as SEGMENTS_SNAPSHOT_BUCKET; this is the local name."""

@@ -141,6 +141,22 @@ def _epoch(text: str) -> float:
     return moment.timestamp() if moment is not None else math.nan
 
 
+def attribute_column(raw: Sequence[Any], kind: str) -> Any:
+    """One typed column over raw values (see :meth:`Population.attribute`)."""
+    values = [typed_value(v, kind) for v in raw]
+    if kind in ("number", "datetime"):
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    if kind == "boolean":
+        return _boolean_column(values)
+    if kind == "string":
+        return _TextFactoriser().column(values, len(values))
+    owners = [row for row, items in enumerate(values) if items for _ in items]
+    factoriser = _TextFactoriser()
+    items = factoriser.column([item for items in values if items for item in items], len(owners))
+    present = np.array([v is not None for v in values], dtype=bool)
+    return ListColumn(np.asarray(owners, dtype=np.int64), items, present)
+
+
 class Population:
     """Contacts as rows; ``events`` maps a contact id to its events (dicts with type, at, amount, properties)."""
 
@@ -186,18 +202,7 @@ class Population:
         return self._columns[key]
 
     def _build_attribute(self, name: str, kind: str) -> Any:
-        values = [typed_value(contact_value(c, name), kind) for c in self.contacts]
-        if kind in ("number", "datetime"):
-            return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-        if kind == "boolean":
-            return _boolean_column(values)
-        if kind == "string":
-            return _TextFactoriser().column(values, self.size)
-        owners = [row for row, items in enumerate(values) if items for _ in items]
-        factoriser = _TextFactoriser()
-        items = factoriser.column([item for items in values if items for item in items], len(owners))
-        present = np.array([v is not None for v in values], dtype=bool)
-        return ListColumn(np.asarray(owners, dtype=np.int64), items, present)
+        return attribute_column([contact_value(c, name) for c in self.contacts], kind)
 
     def events(self, event_type: str) -> EventTable:
         if self._event_tables is None:

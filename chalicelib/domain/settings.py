@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "requests_per_second": 50,
     "jobs_at_once": 4,
     "frequency_cap": {"max_emails": None, "per_days": 7},
+    "snapshots": {"compact_after_changes": 64, "compact_after_seconds": 300},
 }
 
 _nullable_email = {"type": ["string", "null"], "maxLength": 254}
@@ -67,6 +68,14 @@ PATCH_SCHEMA: dict[str, Any] = {
                 "per_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 90},
             },
         },
+        "snapshots": {
+            "type": ["object", "null"],
+            "additionalProperties": False,
+            "properties": {
+                "compact_after_changes": {"type": ["integer", "null"], "minimum": 1, "maximum": 10_000},
+                "compact_after_seconds": {"type": ["integer", "null"], "minimum": 10, "maximum": 86_400},
+            },
+        },
     },
 }
 
@@ -79,6 +88,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "requests_per_second": {"type": "integer"},
         "jobs_at_once": {"type": "integer"},
         "frequency_cap": {"type": "object"},
+        "snapshots": {"type": "object"},
     },
 }
 

@@ -20,6 +20,7 @@ from chalicelib.ports.membership import MembershipLedger
 from chalicelib.ports.outbox import ChangeOutbox
 from chalicelib.ports.queues import MessageQueues
 from chalicelib.ports.segments import SegmentRepository
+from chalicelib.ports.shards import SnapshotStore
 from chalicelib.ports.suppressions import SuppressionList
 from chalicelib.ports.tenants import TenantAccount
 from chalicelib.ports.trail import AuditTrail
@@ -34,6 +35,7 @@ class TenantPorts:
     tenant_id: str
     segments: SegmentRepository
     contacts: ContactRepository
+    snapshots: SnapshotStore
     membership: MembershipLedger
     engagements: EngagementRepository
     account: TenantAccount

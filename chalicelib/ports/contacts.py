@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from chalicelib.domain.campaigns import Ordinals
 from chalicelib.domain.contacts import Contact
@@ -21,6 +21,13 @@ ContactChange = tuple[Contact | None, Contact | None]
 """(before, after): a create is (None, contact), a delete (contact, None)."""
 
 
+class DirtyMark(NamedTuple):
+    """A contact written since its shard's snapshot was made: ``token`` changes with every write."""
+
+    token: str
+    at: str
+
+
 class ContactReader(Protocol):
     def get_contacts(self, contact_ids: Iterable[str]) -> dict[str, Contact]:
         """Those that exist, by id (a malformed or unknown id is left out)."""
@@ -30,6 +37,15 @@ class ContactReader(Protocol):
 
     def read_shard(self, shard: int, with_events: bool = True) -> tuple[list[Contact], dict[str, Events]]:
         """Every contact of a shard (in id order) and, unless ``with_events`` is False, their events by id."""
+
+    def read_contacts(
+        self, contact_ids: Iterable[str], with_events: bool = True
+    ) -> tuple[list[Contact], dict[str, Events]]:
+        """Those that exist, strongly consistent, with their events by id unless ``with_events`` is False."""
+
+    def dirty(self, shard: int) -> dict[str, DirtyMark]:
+        """The shard's contacts written (created, changed, deleted, given events) since their marks were
+        last forgotten, strongly consistent."""
 
     def postings(self, tags: Iterable[str]) -> dict[str, Ordinals]:
         """Each tag's contacts as a sorted array of ordinals (planner.EVERYONE: every contact)."""
@@ -74,6 +90,9 @@ class ContactRepository(ContactReader, Protocol):
 
     def events_of(self, contact: Contact, limit: int, start: Position) -> tuple[Events, Position]:
         """A contact's events in id order."""
+
+    def forget_dirty(self, shard: int, seen: Mapping[str, DirtyMark]) -> None:
+        """Remove the marks ``seen`` (a snapshot now holds those writes), except those rewritten since."""
 
     def delete_contact_records(self, contact: Contact) -> int:
         """Delete what a deleted contact leaves beside it (events, rewards, announcements given); return how many."""

@@ -20,6 +20,7 @@ from chalicelib.domain.segments import INVALID, Segment
 from chalicelib.domain.settings import limit
 from chalicelib.domain.triggers import Trigger
 from chalicelib.ports import TenantPorts
+from chalicelib.ports.shards import ShardReader
 from chalicelib.services.principal import Principal
 
 
@@ -82,6 +83,18 @@ class TenantContext:
     def challenges(self) -> list[Engagement]:
         """Every challenge of the tenant, read once: what a batch of changes may complete."""
         return self.ports.engagements.all_of(CHALLENGE)
+
+    @cached_property
+    def shards(self) -> ShardReader:
+        """How this context reads whole shards: snapshots patched with what changed (services/shards.py)."""
+        from chalicelib.services import shards  # it starts compaction jobs, which take a context
+
+        return shards.SnapshotShards(
+            self.ports.contacts,
+            self.ports.snapshots,
+            self.settings["snapshots"],
+            lambda due: shards.start_compaction(self, due),
+        )
 
     @cached_property
     def attribute_types(self) -> dict[str, str]:

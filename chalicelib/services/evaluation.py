@@ -3,8 +3,9 @@
 A full evaluation is a job. Criteria made only of tags (domain/planner.py) are
 one chunk: set algebra over the tag index, no contact read. Any other criteria
 get one chunk (one SQS message) per contact shard: the shard's worker reads the
-shard's contacts and events in one query, or, when the tag index narrows the
-candidates to a small part of the shard, just those contacts; evaluates the
+shard's contacts and events as one image (services/shards.py: its snapshot patched
+with the contacts written since), or, when the tag index narrows the candidates to
+a small part of the shard, just those contacts; evaluates the
 compiled criteria over them as columns; and writes that shard's members into a
 new membership *generation*. When every chunk is done the segment flips to the
 new generation (storage/segments.py), so readers see the old membership or the
@@ -35,7 +36,7 @@ import numpy.typing as npt
 from chalicelib.domain import planner
 from chalicelib.domain.campaigns import Ordinals
 from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
-from chalicelib.domain.contacts import SHARDS, Contact, contact_id_for
+from chalicelib.domain.contacts import SHARDS, contact_id_for
 from chalicelib.domain.engine import BrokenReference, CompiledCriteria, compile_criteria
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.ids import new_id
@@ -43,7 +44,7 @@ from chalicelib.domain.jobs import Job
 from chalicelib.domain.membership import transition_event
 from chalicelib.domain.population import Population
 from chalicelib.domain.segments import EVALUATING, READY, Segment, StaleSegment, failure_fields
-from chalicelib.ports.contacts import ContactReader
+from chalicelib.domain.shard_image import ImagePopulation
 from chalicelib.resources import MEMBERSHIP_EVENTS_QUEUE
 from chalicelib.services import jobs, membership
 from chalicelib.services.context import TenantContext
@@ -90,12 +91,13 @@ def compile_snapshot(frozen: dict[str, Any]) -> CompiledCriteria:
 
 @dataclass(frozen=True)
 class ShardResult:
-    contacts: list[Contact]
+    ordinals: Ordinals
+    """Every contact evaluated."""
     matches: npt.NDArray[np.bool_]
 
     @property
-    def members(self) -> list[Contact]:
-        return [contact for contact, hit in zip(self.contacts, self.matches, strict=True) if hit]
+    def members(self) -> Ordinals:
+        return self.ordinals[self.matches]
 
 
 def index_members(ctx: TenantContext, formula: dict[str, Any]) -> Ordinals:
@@ -112,24 +114,6 @@ def _candidates(ctx: TenantContext, frozen: dict[str, Any]) -> Ordinals | None:
     return candidates if len(candidates) * POINT_READ_SHARE <= everyone else None
 
 
-def _read(
-    contacts_port: ContactReader, shard: int, candidates: Ordinals | None, with_events: bool
-) -> tuple[list[Contact], dict[str, list[dict[str, Any]]]]:
-    if candidates is None:
-        return contacts_port.read_shard(shard)
-    ids = [contact_id_for(int(o)) for o in candidates[candidates % SHARDS == shard]]
-    if not with_events:
-        found = contacts_port.get_contacts(ids)
-        return [found[i] for i in ids if i in found], {}
-    contacts, events = [], {}
-    for contact_id in ids:
-        contact, own = contacts_port.read_contact(contact_id)
-        if contact is not None:
-            contacts.append(contact)
-            events[contact_id] = own
-    return contacts, events
-
-
 def evaluate_shards(
     ctx: TenantContext,
     compiled: CompiledCriteria,
@@ -137,13 +121,20 @@ def evaluate_shards(
     shards: range = range(SHARDS),
     frozen: dict[str, Any] | None = None,
 ) -> Iterator[ShardResult]:
-    """Evaluate shard by shard (a shard's contacts and events are in memory only while it is evaluated).
+    """Evaluate shard by shard, each shard's contacts as one image (ctx.shards: a snapshot patched with what
+    changed since), in memory only while it is evaluated.
 
-    With the ``frozen`` snapshot, a shard whose candidates the tag index narrows reads only those."""
+    With the ``frozen`` snapshot, a shard whose candidates the tag index narrows reads only those contacts."""
     candidates = _candidates(ctx, frozen) if frozen else None
+    with_events = bool(frozen is None or frozen.get("events"))
+    if candidates is None:
+        for image in ctx.shards.images(shards, with_events):
+            yield ShardResult(image.ordinals, compiled.evaluate(ImagePopulation(image), now))
+        return
     for shard in shards:
-        contacts, events = _read(ctx.ports.contacts, shard, candidates, bool(frozen is None or frozen.get("events")))
-        yield ShardResult(contacts, compiled.evaluate(Population(contacts, events), now))
+        ids = [contact_id_for(int(o)) for o in candidates[candidates % SHARDS == shard]]
+        population = Population(*ctx.ports.contacts.read_contacts(ids, with_events))
+        yield ShardResult(population.ordinals, compiled.evaluate(population, now))
 
 
 def start_evaluation(
@@ -225,9 +216,9 @@ def _evaluate_chunk(ctx: TenantContext, job_id: str, payload: dict[str, Any]) ->
         shard = int(payload["shard"])
         as_of = parse_rfc3339(payload["as_of"])
         (result,) = evaluate_shards(ctx, compiled, as_of, range(shard, shard + 1), payload["definition"])
-        members = [c.ordinal for c in result.members]
+        members = result.members
         ctx.ports.segments.write_shard_members(segment_id, job_id, shard, members)
-        counts = {"processed": 1, "contacts": len(result.contacts), "members": len(members)}
+        counts = {"processed": 1, "contacts": len(result.ordinals), "members": len(members)}
         shards = range(shard, shard + 1)
     for shard in shards:  # contacts that changed after the read: their real-time update, once more
         for contact_id in ctx.ports.membership.stamps_changed_since(shard, read_at):

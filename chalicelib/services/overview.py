@@ -2,9 +2,10 @@
 
 Each counted value comes with the criteria node that selects it, so a client
 can build a segment by clicking values and send the combination to
-``POST /segments/preview``. Counting reads every contact once (one query per
-shard, events filtered out); values are grouped the way criteria compare them
-(text ignores case), so a facet's count is what the matching criteria would find.
+``POST /segments/preview``. Counting reads every shard's image once (its snapshot
+patched with what changed since) and counts distinct values, not contacts; values
+are grouped the way criteria compare them (text ignores case), so a facet's count
+is what the matching criteria would find.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from chalicelib.domain.attributes import BUILT_IN
 from chalicelib.domain.contacts import SHARDS
-from chalicelib.domain.criteria import CONTACT_FIELDS, contact_value, typed_value
+from chalicelib.domain.criteria import CONTACT_FIELDS, typed_value
 from chalicelib.domain.errors import ValidationFailed
+from chalicelib.domain.shard_image import ShardImage
 from chalicelib.domain.values import whole_number
 from chalicelib.services.context import TenantContext
 
@@ -34,28 +38,41 @@ class _Facet:
     spelling: dict[Any, str] = field(default_factory=dict)
     missing: int = 0
 
-    def add(self, contact: Any) -> None:
+    def add(self, image: ShardImage) -> None:
+        """Count a shard's contacts, one distinct value at a time, in the order contacts first show them
+        (so a value's spelling is the first one a contact gave, as a contact-by-contact count would show)."""
         if self.kind == "tags":
-            self.counts.update(contact.tags)
-            self.missing += not contact.tags
-        elif self.kind == "group":
-            if contact.group:
-                self.counts[contact.group] += 1
-            else:
-                self.missing += 1
+            counts = np.bincount(image.tag_codes, minlength=len(image.tag_names))
+            self.counts.update({name: int(n) for name, n in zip(image.tag_names, counts, strict=True) if n})
+            self.missing += image.size - len(np.unique(image.tag_owners))
+            return
+        column = image.groups if self.kind == "group" else image.values.get(self.attribute or self.name)
+        if column is None:
+            self.missing += image.size
+            return
+        present = column.codes[column.codes >= 0]
+        self.missing += image.size - len(present)
+        counts = np.bincount(present, minlength=len(column.values))
+        codes, first_rows = np.unique(column.codes, return_index=True)
+        for code in codes[np.argsort(first_rows)]:
+            if code >= 0:
+                self._add_value(column.values[code], int(counts[code]))
+
+    def _add_value(self, raw: Any, times: int) -> None:
+        if self.kind == "group":
+            self.counts[raw] += times
+            return
+        value = typed_value(raw, self.kind)
+        if value is None:
+            self.missing += times
+        elif self.kind == "string_list":
+            for item, original in zip(value, [r for r in raw if isinstance(r, str)], strict=True):
+                self.counts[item] += times
+                self.spelling.setdefault(item, original)
         else:
-            raw = contact_value(contact, self.attribute or self.name)
-            value = typed_value(raw, self.kind)
-            if value is None:
-                self.missing += 1
-            elif self.kind == "string_list":
-                for item, original in zip(value, [r for r in raw if isinstance(r, str)], strict=True):
-                    self.counts[item] += 1
-                    self.spelling.setdefault(item, original)
-            else:
-                self.counts[value] += 1
-                if self.kind == "string":
-                    self.spelling.setdefault(value, raw)
+            self.counts[value] += times
+            if self.kind == "string":
+                self.spelling.setdefault(value, raw)
 
     def view(self, top: int, group_names: dict[str, str]) -> dict[str, Any]:
         values = []
@@ -107,12 +124,10 @@ def overview(ctx: TenantContext, query: dict[str, str]) -> dict[str, Any]:
     top = whole_number(query.get("top"), "top", 1, TOP_MAX, default=TOP_DEFAULT)
     facets = _facets(names, ctx.attribute_types)
     total = 0
-    for shard in range(SHARDS):
-        contacts, _ = ctx.ports.contacts.read_shard(shard, with_events=False)
-        total += len(contacts)
-        for contact in contacts:
-            for facet in facets:
-                facet.add(contact)
+    for image in ctx.shards.images(range(SHARDS), with_events=False):
+        total += image.size
+        for facet in facets:
+            facet.add(image)
     group_names = {}
     if any(f.kind == "group" for f in facets):
         group_names = {g.id: g.name for g in ctx.ports.catalog.all_groups()}

@@ -212,8 +212,9 @@ def versions(ctx: TenantContext, segment_id: str, limit_: int, cursor: str | Non
 def preview(ctx: TenantContext, request: PreviewRequest, clock: Clock = system_clock) -> dict[str, Any]:
     """Count and sample unsaved criteria over every contact (the click-to-segment path).
 
-    Tag-only criteria are answered from the tag index; others read the shards
-    (only the candidates the tag index leaves, when they are few)."""
+    Tag-only criteria are answered from the tag index; others evaluate every shard's image (only the
+    candidates the tag index leaves, when they are few). The sample is drawn from the members in ordinal
+    order with a generator seeded by the criteria, so the same criteria shows the same sample."""
     checked = check_criteria(request.criteria, ctx.vocabulary())
     frozen = snapshot(ctx, checked.criteria, checked.segments)
     compiled = compile_snapshot(frozen)
@@ -221,21 +222,15 @@ def preview(ctx: TenantContext, request: PreviewRequest, clock: Clock = system_c
     chooser = random.Random(canonical_text(checked.criteria))  # the same criteria shows the same sample
     now = clock()
     if frozen["index"] is not None:
-        ordinals = index_members(ctx, frozen["index"])
-        chosen = sorted(chooser.sample(range(len(ordinals)), min(wanted, len(ordinals))))
-        ids = [contact_id_for(int(ordinals[i])) for i in chosen]
-        sample = list(ctx.ports.contacts.get_contacts(ids).values()) if ids else []
-        count, seen = len(ordinals), 0
+        ordinals, seen = index_members(ctx, frozen["index"]), 0
     else:
-        sample, count, seen = [], 0, 0
-        for result in evaluate_shards(ctx, compiled, now, frozen=frozen):
-            seen += len(result.contacts)
-            for contact in result.members:
-                count += 1
-                if len(sample) < wanted:
-                    sample.append(contact)
-                elif wanted and (slot := chooser.randrange(count)) < wanted:
-                    sample[slot] = contact  # reservoir sampling: every member equally likely
+        results = list(evaluate_shards(ctx, compiled, now, frozen=frozen))
+        ordinals = np.concatenate([r.members for r in results]) if results else np.empty(0, np.int64)
+        seen = sum(len(r.ordinals) for r in results)
+    count = len(ordinals)
+    chosen = sorted(chooser.sample(range(count), min(wanted, count)))  # every member equally likely
+    ids = [contact_id_for(int(ordinals[i])) for i in chosen]
+    sample = list(ctx.ports.contacts.get_contacts(ids).values()) if ids else []
     return {
         "count": count,
         "contacts_evaluated": seen,

@@ -11,16 +11,24 @@ Layout (see also storage/table.py):
 | tag count of a chunk | ``TENANT#{t}#TAG#{name}`` | ``COUNT#{k}`` |
 | every contact (a posting list) | ``TENANT#{t}#TAG##everyone`` | ``CHUNK#{k}`` / ``COUNT#{k}`` |
 | ordinal counter | ``TENANT#{t}`` | ``#COUNTERS`` |
+| dirty mark of a contact | ``TENANT#{t}#SHARD#{nn}`` | ``D#{contact_id}`` |
 
 A contact and its events share a partition, so one Query returns a whole shard
 (contacts and events) for evaluation, or one contact with its events. Every
 write of a contact is a transaction conditioned on its version, and moves its
 guards and tag-index entries in the same transaction, so they never disagree.
+
+The same transaction marks the contact *dirty* for its shard's snapshot (storage/snapshots.py): a
+small item whose token changes with every write, so a compaction that folded the contact removes its
+mark only if no write came since (services/shards.py). Events, written without a transaction, mark
+their contact before and after they are stored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+import secrets
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,9 +42,10 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import DeleteError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.domain.clock import system_clock, to_rfc3339
 from chalicelib.domain.contacts import (
     SHARDS,
     Contact,
@@ -46,7 +55,7 @@ from chalicelib.domain.contacts import (
     shard_of,
 )
 from chalicelib.domain.planner import EVERYONE
-from chalicelib.ports.contacts import ContactChange
+from chalicelib.ports.contacts import ContactChange, DirtyMark
 from chalicelib.storage import outbox
 from chalicelib.storage.mapping import Mapper, plain_map
 from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection, shard_pk
@@ -104,6 +113,24 @@ class TagCountItem(MainTableModel):
     """How many ordinals a posting-list chunk holds: small, so counting a tag reads ~1 KB, not the lists."""
 
     n = NumberAttribute(default=0)
+
+
+class DirtyItem(MainTableModel):
+    """A contact written since its shard's snapshot was made (until a compaction folds it)."""
+
+    contact_id = UnicodeAttribute()
+    token = UnicodeAttribute()
+    at = UnicodeAttribute()
+
+
+def _dirty_item(tenant_id: str, contact: Contact) -> DirtyItem:
+    return DirtyItem(
+        shard_pk(tenant_id, shard_of(contact.ordinal)),
+        f"D#{contact.id}",
+        contact_id=contact.id,
+        token=secrets.token_hex(8),
+        at=to_rfc3339(system_clock()),
+    )
 
 
 class CounterItem(MainTableModel):
@@ -188,10 +215,11 @@ def _write_contacts_once(
                         transaction.save(item, condition=ContactItem.version == before.version)
                 elif before is not None:
                     transaction.delete(_item(tenant_id, before), condition=ContactItem.version == before.version)
-                old_guards = _guard_keys(tenant_id, before) if before else {}
-                new_guards = _guard_keys(tenant_id, after) if after else {}
                 changed = after or before
                 assert changed is not None  # a change has a before or an after
+                transaction.save(_dirty_item(tenant_id, changed))
+                old_guards = _guard_keys(tenant_id, before) if before else {}
+                new_guards = _guard_keys(tenant_id, after) if after else {}
                 contact_id = changed.id
                 for name, key in new_guards.items():
                     if old_guards.get(name) != key:
@@ -237,8 +265,8 @@ TRANSACTION_OPERATIONS = 100
 
 
 def _operations(tenant_id: str, before: Contact | None, after: Contact | None) -> tuple[int, set[tuple[str, int]]]:
-    """DynamoDB operations a change needs on its own (the contact, its guards, its outbox message), and the
-    posting-list chunks it touches."""
+    """DynamoDB operations a change needs on its own (the contact, its guards, its dirty mark, its outbox
+    message), and the posting-list chunks it touches."""
     old_guards = _guard_keys(tenant_id, before) if before else {}
     new_guards = _guard_keys(tenant_id, after) if after else {}
     guard_ops = len(set(old_guards.values()) ^ set(new_guards.values()))
@@ -246,7 +274,7 @@ def _operations(tenant_id: str, before: Contact | None, after: Contact | None) -
     assert changed is not None  # a change has a before or an after
     ordinal = changed.ordinal
     chunks = {(tag, ordinal // TAG_CHUNK_SIZE) for tag in _postings_of(before) ^ _postings_of(after)}
-    return 2 + guard_ops, chunks
+    return 3 + guard_ops, chunks
 
 
 def _event_view(item: EventItem) -> dict[str, Any]:
@@ -440,8 +468,11 @@ class ContactTable:
         )
 
     def put_events(self, contact: Contact, events: Sequence[Mapping[str, Any]], expiry: Sequence[int]) -> None:
-        """Store events (idempotently: the same event id overwrites itself)."""
+        """Store events (idempotently: the same event id overwrites itself). The contact is marked dirty
+        before (a stop halfway leaves it marked) and after (a compaction that read it in between keeps
+        the mark)."""
         pk = shard_pk(self.tenant_id, shard_of(contact.ordinal))
+        _dirty_item(self.tenant_id, contact).save()
         with EventItem.batch_write() as batch:
             for event, expires in zip(events, expiry, strict=True):
                 batch.save(
@@ -457,6 +488,7 @@ class ContactTable:
                         expires_at=expires,
                     )
                 )
+        _dirty_item(self.tenant_id, contact).save()
 
     def events_of(
         self, contact: Contact, limit: int, start: dict[str, Any] | None
@@ -488,6 +520,44 @@ class ContactTable:
             return None, []
         contacts, events = _read_partition(self.tenant_id, shard_of(ordinal), f"C#{contact_id}", with_events=True)
         return (contacts[0] if contacts else None), events.get(contact_id, [])
+
+    def read_contacts(
+        self, contact_ids: Iterable[str], with_events: bool = True
+    ) -> tuple[list[Contact], dict[str, list[dict[str, Any]]]]:
+        """Those of ``contact_ids`` that exist, with their events unless ``with_events`` is False."""
+        if not with_events:
+            return list(self.get_contacts(contact_ids).values()), {}
+        contacts, events = [], {}
+        for contact_id in dict.fromkeys(contact_ids):
+            contact, own = self.read_contact(contact_id)
+            if contact is not None:
+                contacts.append(contact)
+                events[contact_id] = own
+        return contacts, events
+
+    def dirty(self, shard: int) -> dict[str, DirtyMark]:
+        found = {}
+        for item in DirtyItem.query(
+            shard_pk(self.tenant_id, shard), DirtyItem.sk.startswith("D#"), consistent_read=True
+        ):
+            found[item.contact_id] = DirtyMark(item.token, item.at)
+        return found
+
+    def forget_dirty(self, shard: int, seen: Mapping[str, DirtyMark]) -> None:
+        """Remove the marks of ``seen`` whose token is unchanged, up to 100 per transaction; a mark rewritten
+        since (its contact changed again) stays."""
+        pk = shard_pk(self.tenant_id, shard)
+        marks = list(seen.items())
+        for start in range(0, len(marks), TRANSACTION_OPERATIONS):
+            group = marks[start : start + TRANSACTION_OPERATIONS]
+            try:
+                with TransactWrite(connection=connection()) as transaction:
+                    for contact_id, mark in group:
+                        transaction.delete(DirtyItem(pk, f"D#{contact_id}"), condition=DirtyItem.token == mark.token)
+            except TransactWriteError:
+                for contact_id, mark in group:  # one of them was rewritten: the others one by one
+                    with contextlib.suppress(DeleteError):
+                        DirtyItem(pk, f"D#{contact_id}").delete(condition=DirtyItem.token == mark.token)
 
     def read_shard(self, shard: int, with_events: bool = True) -> tuple[list[Contact], dict[str, list[dict[str, Any]]]]:
         """Every contact of a shard with its events, in one pass over the shard's partition.

@@ -6,6 +6,7 @@ Each one passes the same contract tests as its DynamoDB/SQS adapter
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
@@ -34,6 +35,7 @@ from chalicelib.domain.campaigns import (
     send_span_ms,
 )
 from chalicelib.domain.catalog import AlreadyExists, Group, Tag
+from chalicelib.domain.clock import system_clock, to_rfc3339
 from chalicelib.domain.contacts import SHARDS, Contact, StaleContact, TakenIdentifier, shard_of
 from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.jobs import Job
@@ -43,9 +45,10 @@ from chalicelib.domain.segments import EVALUATION_FIELDS, Segment, StaleSegment
 from chalicelib.domain.tenants import ApiKey, KeyOwner, StaleWrite, Tenant
 from chalicelib.domain.triggers import RUN_COUNTERS, Run, StaleTrigger, Trigger
 from chalicelib.ports import TenantPorts
-from chalicelib.ports.contacts import ContactChange
+from chalicelib.ports.contacts import ContactChange, DirtyMark
 from chalicelib.ports.mailer import Mail, MailError
 from chalicelib.ports.segments import ANY_JOB, Position
+from chalicelib.ports.shards import Manifest
 from chalicelib.ports.tenants import TenantDirectory
 from chalicelib.services.context import TenantContext
 from chalicelib.services.principal import Principal
@@ -195,6 +198,26 @@ class InMemoryContacts:
         self._events: dict[str, dict[str, dict[str, Any]]] = {}
         self._guards: dict[tuple[str, str], str] = {}
         self._ordinals = 0
+        self._dirty: dict[int, dict[str, DirtyMark]] = {}
+
+    def _mark_dirty(self, contact: Contact) -> None:
+        mark = DirtyMark(token=secrets.token_hex(8), at=to_rfc3339(system_clock()))
+        self._dirty.setdefault(shard_of(contact.ordinal), {})[contact.id] = mark
+
+    def dirty(self, shard: int) -> dict[str, DirtyMark]:
+        return dict(self._dirty.get(shard, {}))
+
+    def forget_dirty(self, shard: int, seen: Mapping[str, DirtyMark]) -> None:
+        marks = self._dirty.get(shard, {})
+        for contact_id, mark in seen.items():
+            if marks.get(contact_id) == mark:
+                del marks[contact_id]
+
+    def read_contacts(
+        self, contact_ids: Iterable[str], with_events: bool = True
+    ) -> tuple[list[Contact], dict[str, list[dict[str, Any]]]]:
+        contacts = [self._contacts[i] for i in dict.fromkeys(contact_ids) if i in self._contacts]
+        return contacts, ({c.id: self._events_of(c.id) for c in contacts} if with_events else {})
 
     def put(self, contact: Contact, events: Iterable[dict[str, Any]] = ()) -> None:
         """Store (or replace) a contact and add events (the same id overwrites itself)."""
@@ -205,6 +228,7 @@ class InMemoryContacts:
         self.put_events(contact, events, [0] * len(events))
 
     def put_events(self, contact: Contact, events: Sequence[Mapping[str, Any]], expiry: Sequence[int]) -> None:
+        self._mark_dirty(contact)
         own = self._events.setdefault(contact.id, {})
         for event in events:
             own[event["id"]] = {
@@ -249,6 +273,8 @@ class InMemoryContacts:
         if stale:
             raise StaleContact()
         self._contacts, self._guards = contacts, guards
+        for before, after in changes:
+            self._mark_dirty(after or before)  # type: ignore[arg-type]  # a change has one or the other
         self.outbox.put(messages)
 
     def transaction_batches(self, changes: Sequence[ContactChange]) -> list[list[ContactChange]]:
@@ -311,6 +337,44 @@ class InMemoryContacts:
 
     def _carrying(self, tag: str) -> set[int]:
         return {c.ordinal for c in self._contacts.values() if tag == EVERYONE or tag in c.tags}
+
+
+class InMemorySnapshots:
+    """SnapshotStore in memory: images by key, manifests by shard (``published`` counts the publishes)."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self.objects: dict[str, bytes] = {}
+        self.manifests: dict[int, Manifest] = {}
+        self.published = 0
+
+    def manifest(self, shard: int) -> Manifest | None:
+        return self.manifests.get(shard)
+
+    def load(self, manifest: Manifest) -> bytes | None:
+        return self.objects.get(manifest.key) if manifest.key else None
+
+    def publish(self, shard: int, data: bytes, replacing: Manifest | None, built_at: str, contacts: int) -> bool:
+        current = self.manifests.get(shard)
+        if (current.version if current else 0) != (replacing.version if replacing else 0):
+            return False
+        key = f"{self.tenant_id}/{shard:02d}/{secrets.token_hex(8)}.npz"
+        self.objects[key] = data
+        version = (current.version if current else 0) + 1
+        self.manifests[shard] = Manifest(
+            version, key, built_at, contacts, len(data), current.requested_at if current else None
+        )
+        if current is not None and current.key:
+            self.objects.pop(current.key, None)
+        self.published += 1
+        return True
+
+    def request_compaction(self, shard: int, now: str, not_since: str) -> bool:
+        current = self.manifests.get(shard) or Manifest(0, None)
+        if current.requested_at is not None and current.requested_at >= not_since:
+            return False
+        self.manifests[shard] = replace(current, requested_at=now)
+        return True
 
 
 class InMemoryCampaigns:
@@ -1047,6 +1111,7 @@ def fake_ports(
         trail=InMemoryTrail(tenant_id),
         triggers=InMemoryTriggers(tenant_id),
         contacts=contacts,
+        snapshots=InMemorySnapshots(tenant_id),
         campaigns=campaigns,
         sends=InMemorySends(campaigns, contacts, suppressions),
         jobs=InMemoryJobs(tenant_id),

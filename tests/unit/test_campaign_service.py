@@ -14,7 +14,7 @@ from chalicelib.domain.clock import to_rfc3339
 from chalicelib.domain.errors import Conflict, ValidationFailed
 from chalicelib.ports.mailer import MailError
 from chalicelib.resources import SEND_QUEUE
-from chalicelib.services import campaigns, contacts, evaluation, jobs, sending
+from chalicelib.services import campaigns, contacts, evaluation, jobs, sending, shards
 from chalicelib.services.context import TenantContext
 from tests.support.fakes import InMemoryCatalog, RecordingMailer, fake_context
 from tests.support.on_fakes import create, run_jobs
@@ -24,7 +24,7 @@ AT = "2026-11-30T10:00:00Z"
 
 @pytest.fixture(autouse=True)
 def evaluations(monkeypatch):
-    jobs.register_kinds(evaluation.JOB_KINDS)
+    jobs.register_kinds(evaluation.JOB_KINDS | shards.JOB_KINDS)
     monkeypatch.setattr(sending, "REQUEUE_DELAY_CAP", 0)
 
 

@@ -10,14 +10,14 @@ import pytest
 from chalicelib.domain.clock import system_clock, to_rfc3339
 from chalicelib.domain.contacts import contact_id_for
 from chalicelib.domain.errors import ConfirmationRequired, NotFound, ValidationFailed
-from chalicelib.services import engagements, evaluation, jobs, segments
+from chalicelib.services import engagements, evaluation, jobs, segments, shards
 from tests.support.fakes import InMemoryCatalog, fake_context
 from tests.support.on_fakes import create, put, run_jobs
 
 
 @pytest.fixture(autouse=True)
 def evaluation_kind():
-    jobs.register_kinds(evaluation.JOB_KINDS)
+    jobs.register_kinds(evaluation.JOB_KINDS | shards.JOB_KINDS)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from chalicelib.domain.contacts import contact_id_for
 from chalicelib.ports.queues import SendFailed
 from chalicelib.resources import JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
-from chalicelib.services import evaluation, jobs, membership, segments
+from chalicelib.services import evaluation, jobs, membership, segments, shards
 from tests.support.fakes import InMemoryCatalog, fake_context
 from tests.support.on_fakes import create, members, put, run_jobs
 
@@ -19,7 +19,7 @@ CAUSE = {"change": "updated", "source": "api", "version": 2, "depth": 0}
 
 @pytest.fixture(autouse=True)
 def evaluation_kind():
-    jobs.register_kinds(evaluation.JOB_KINDS)
+    jobs.register_kinds(evaluation.JOB_KINDS | shards.JOB_KINDS)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from chalicelib.config import get_config
 from chalicelib.domain import tokens
 from chalicelib.domain.contacts import contact_id_for
 from chalicelib.domain.errors import NotFound, Unauthorized, ValidationFailed
-from chalicelib.services import engagements, evaluation, jobs, portal
+from chalicelib.services import engagements, evaluation, jobs, portal, shards
 from chalicelib.services.context import TenantContext
 from chalicelib.services.principal import Principal
 from tests.support.fakes import InMemoryCatalog, fake_context
@@ -21,7 +21,7 @@ from tests.unit.test_engagement_service import challenge
 
 @pytest.fixture(autouse=True)
 def evaluation_kind():
-    jobs.register_kinds(evaluation.JOB_KINDS)
+    jobs.register_kinds(evaluation.JOB_KINDS | shards.JOB_KINDS)
 
 
 @pytest.fixture

@@ -10,14 +10,14 @@ import pytest
 from chalicelib.domain.clock import system_clock, to_rfc3339
 from chalicelib.domain.contacts import contact_id_for
 from chalicelib.resources import MEMBERSHIP_EVENTS_QUEUE
-from chalicelib.services import engagements, evaluation, jobs, reactions, triggers
+from chalicelib.services import engagements, evaluation, jobs, reactions, shards, triggers
 from tests.support.fakes import InMemoryCatalog, fake_context
 from tests.support.on_fakes import create, members, put, run_jobs
 
 
 @pytest.fixture(autouse=True)
 def evaluation_kind():
-    jobs.register_kinds(evaluation.JOB_KINDS)
+    jobs.register_kinds(evaluation.JOB_KINDS | shards.JOB_KINDS)
 
 
 def test_a_change_moves_membership_rewards_the_challenge_and_fires_the_trigger_once():

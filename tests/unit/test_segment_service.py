@@ -23,7 +23,7 @@ from chalicelib.domain.errors import (
 from chalicelib.domain.segments import changes_from, draft_from, preview_from
 from chalicelib.domain.settings import effective
 from chalicelib.resources import JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
-from chalicelib.services import evaluation, jobs, segments
+from chalicelib.services import evaluation, jobs, segments, shards
 from chalicelib.services.context import TenantContext
 from tests.support.fakes import InMemoryCatalog, fake_context
 from tests.support.on_fakes import create, members, put, run_jobs
@@ -31,7 +31,7 @@ from tests.support.on_fakes import create, members, put, run_jobs
 
 @pytest.fixture(autouse=True)
 def evaluation_kind():
-    jobs.register_kinds(evaluation.JOB_KINDS)
+    jobs.register_kinds(evaluation.JOB_KINDS | shards.JOB_KINDS)
 
 
 @pytest.fixture
@@ -168,7 +168,9 @@ def test_time_passing_refreshes_windows_and_the_segments_that_include_them(ctx):
     assert segments.refresh_time_dependent(ctx, {recent["id"]}, lambda: soon) == 0
     later = system_clock() + timedelta(days=2)
     assert segments.refresh_time_dependent(ctx, {recent["id"]}, lambda: later) == 2
-    causes = {jobs.job_view(ctx, m["job_id"])["detail"]["cause"] for m in ctx.ports.queues.sent[JOBS_QUEUE]}
+    queued = ctx.ports.queues.sent[JOBS_QUEUE]
+    evaluations = [m for m in queued if m["job_kind"] == evaluation.EVALUATE]
+    causes = {jobs.job_view(ctx, m["job_id"])["detail"]["cause"] for m in evaluations}
     assert causes == {"refresh"}
     run_jobs(ctx)  # each job evaluates as of its start, two days on: p-1's purchase is 5 days old by then
     assert members(ctx, recent["id"]) == [] and members(ctx, mixer["id"]) == []

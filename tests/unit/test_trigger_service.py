@@ -11,7 +11,7 @@ from chalicelib.domain.clock import system_clock
 from chalicelib.domain.contacts import contact_id_for
 from chalicelib.domain.errors import ValidationFailed
 from chalicelib.resources import TRIGGER_RUNS_QUEUE
-from chalicelib.services import evaluation, jobs, trigger_firing, trigger_runs, triggers
+from chalicelib.services import evaluation, jobs, shards, trigger_firing, trigger_runs, triggers
 from chalicelib.services.context import TenantContext
 from tests.support.fakes import InMemoryCatalog, fake_context
 from tests.support.on_fakes import create, put, run_jobs
@@ -21,7 +21,7 @@ REWARD = [{"type": "reward", "amount": 2, "currency": "EUR"}]
 
 @pytest.fixture(autouse=True)
 def evaluation_kind():
-    jobs.register_kinds(evaluation.JOB_KINDS)
+    jobs.register_kinds(evaluation.JOB_KINDS | shards.JOB_KINDS)
 
 
 @pytest.fixture

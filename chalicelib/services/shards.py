@@ -1,0 +1,188 @@
+"""Reading whole shards: from snapshots patched with what changed since, or from the contact items.
+
+Every contact write marks its contact *dirty* in the same transaction (storage/contacts.py), and a
+shard's snapshot is an image of the shard (domain/shard_image.py) taken after some marks were read.
+A read is then exact without reading the shard's items:
+
+1. read the shard's dirty marks, **then** its manifest, then the image the manifest names;
+2. re-read the dirty contacts (few) and patch them into the image.
+
+A compaction folds the marks into a new image: it reads the marks, builds the image (the old one
+patched, or a full read of the items when there is none or too much changed), publishes it only if
+the manifest is still the one it started from, and only then forgets the marks it read — each one
+only if its token is unchanged, so a contact written while the compaction ran stays dirty. Because a
+mark disappears only after an image holding its write is published, and readers read marks before the
+manifest, a reader either still sees the mark or already sees the newer image: no write is ever missed,
+and writers never wait for a compaction.
+
+Readers ask for a compaction (a job, one chunk per shard) when a shard has more dirty contacts than the
+tenant's ``snapshots.compact_after_changes``, when its oldest mark is older than
+``snapshots.compact_after_seconds``, or when it has no snapshot yet; with more dirty contacts than that
+threshold a reader reads the items instead of re-reading contacts one by one. Full evaluations publish
+the image they had to read from the items.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import timedelta
+from typing import Any
+
+from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
+from chalicelib.domain.contacts import ordinal_of
+from chalicelib.domain.shard_image import ShardImage
+from chalicelib.logs import logger
+from chalicelib.ports.contacts import ContactReader, ContactRepository, DirtyMark
+from chalicelib.ports.shards import Manifest, SnapshotStore
+from chalicelib.services import jobs
+from chalicelib.services.context import TenantContext
+
+COMPACT = "snapshot_compact"
+REQUEST_EVERY = timedelta(seconds=60)
+"""A shard's compaction is asked for at most once a minute, however many readers see it due."""
+REBUILD_AFTER = timedelta(days=1)
+"""An image older than this is rebuilt from the items rather than patched (events past their retention,
+which DynamoDB expires without a write, leave it then)."""
+
+
+class ItemShards:
+    """The ShardReader port over the contact items: one Query per shard, every contact parsed."""
+
+    def __init__(self, contacts: ContactReader) -> None:
+        self.contacts = contacts
+
+    def images(self, shards: Iterable[int], with_events: bool = True) -> Iterator[ShardImage]:
+        for shard in shards:
+            yield ShardImage.build(*self.contacts.read_shard(shard, with_events))
+
+
+class _DecodedImages:
+    """Images decoded in this process, by their (never reused) object key, up to a total of rows: a person
+    refining criteria previews the same snapshots again and again."""
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self._images: OrderedDict[str, ShardImage] = OrderedDict()
+
+    def get(self, key: str, load: Callable[[], bytes | None]) -> ShardImage | None:
+        if key in self._images:
+            self._images.move_to_end(key)
+            return self._images[key]
+        data = load()
+        if data is None:
+            return None
+        image = self._images[key] = ShardImage.from_bytes(data)
+        while sum(i.size for i in self._images.values()) > self.max_rows and len(self._images) > 1:
+            self._images.popitem(last=False)
+        return image
+
+
+DECODED = _DecodedImages(max_rows=2_000_000)
+
+
+def _patch(image: ShardImage, dirty: Mapping[str, DirtyMark], contacts: ContactReader, with_events: bool) -> ShardImage:
+    if not dirty:
+        return image
+    fresh = ShardImage.build(*contacts.read_contacts(dirty, with_events))
+    return image.patched([o for o in map(ordinal_of, dirty) if o is not None], fresh)
+
+
+class SnapshotShards:
+    """The ShardReader port over snapshots: the shard's image patched with its dirty contacts (module doc)."""
+
+    def __init__(
+        self,
+        contacts: ContactReader,
+        snapshots: SnapshotStore,
+        settings: Mapping[str, Any],
+        request_compaction: Callable[[list[int]], Any],
+        clock: Clock = system_clock,
+    ) -> None:
+        self.contacts = contacts
+        self.snapshots = snapshots
+        self.dirty_limit = int(settings["compact_after_changes"])
+        self.dirty_age = timedelta(seconds=int(settings["compact_after_seconds"]))
+        self.request_compaction = request_compaction
+        self.clock = clock
+
+    def images(self, shards: Iterable[int], with_events: bool = True) -> Iterator[ShardImage]:
+        """Each shard's image; once all are read, one compaction job for those that are due."""
+        due = []
+        for shard in shards:
+            image, is_due = self._image(shard, with_events)
+            due += [shard] if is_due else []
+            yield image
+        if due:
+            self.request_compaction(due)
+
+    def _image(self, shard: int, with_events: bool) -> tuple[ShardImage, bool]:
+        for _ in range(3):  # a compaction may remove the image between reading its manifest and loading it
+            dirty = self.contacts.dirty(shard)  # before the manifest: see the module doc
+            manifest = self.snapshots.manifest(shard)
+            due = self._due(manifest, dirty)
+            if manifest is None or manifest.key is None or len(dirty) > self.dirty_limit:
+                break
+            image = DECODED.get(manifest.key, lambda m=manifest: self.snapshots.load(m))  # type: ignore[misc]
+            if image is not None:
+                return _patch(image, dirty, self.contacts, with_events), due
+        (image,) = ItemShards(self.contacts).images([shard], with_events)
+        return image, True
+
+    def _due(self, manifest: Manifest | None, dirty: Mapping[str, DirtyMark]) -> bool:
+        if manifest is None or manifest.key is None or len(dirty) > self.dirty_limit:
+            return True
+        now = self.clock()
+        oldest = min((parse_rfc3339(mark.at) for mark in dirty.values()), default=None)
+        return (oldest is not None and now - oldest > self.dirty_age) or _stale(manifest, now)
+
+
+def _stale(manifest: Manifest, now: Any) -> bool:
+    return manifest.built_at is None or now - parse_rfc3339(manifest.built_at) > REBUILD_AFTER
+
+
+def compact(
+    contacts: ContactRepository, snapshots: SnapshotStore, shard: int, dirty_limit: int, clock: Clock = system_clock
+) -> ShardImage:
+    """Fold the shard's dirty contacts into a new snapshot (module doc); return the image now current."""
+    dirty = contacts.dirty(shard)
+    manifest = snapshots.manifest(shard)
+    built_at = clock()
+    image = None
+    if manifest is not None and manifest.key and len(dirty) <= dirty_limit and not _stale(manifest, built_at):
+        image = DECODED.get(manifest.key, lambda: snapshots.load(manifest))
+    if image is None:
+        (image,) = ItemShards(contacts).images([shard])
+    else:
+        image = _patch(image, dirty, contacts, with_events=True)
+    if snapshots.publish(shard, image.to_bytes(), manifest, to_rfc3339(built_at), image.size):
+        contacts.forget_dirty(shard, dirty)
+    else:
+        logger.info("snapshot publish lost a race", extra={"shard": shard})
+    return image
+
+
+def start_compaction(ctx: TenantContext, shards: list[int], clock: Clock = system_clock) -> dict[str, Any] | None:
+    """A compaction job over the ``shards`` nobody asked to compact within REQUEST_EVERY (None: all were)."""
+    now = clock()
+    asked = [
+        shard
+        for shard in shards
+        if ctx.ports.snapshots.request_compaction(shard, to_rfc3339(now), to_rfc3339(now - REQUEST_EVERY))
+    ]
+    if not asked:
+        return None
+    return jobs.start_job(ctx, COMPACT, [{"shard": s} for s in asked], total=len(asked), clock=clock)
+
+
+def _compact_chunk(ctx: TenantContext, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    image = compact(
+        ctx.ports.contacts,
+        ctx.ports.snapshots,
+        int(payload["shard"]),
+        int(ctx.settings["snapshots"]["compact_after_changes"]),
+    )
+    return {"counts": {"processed": 1, "contacts": image.size}}
+
+
+JOB_KINDS = {COMPACT: jobs.JobKind(_compact_chunk, counters=("contacts",))}
