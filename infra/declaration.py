@@ -47,6 +47,8 @@ class Declaration:
     queues: list[Queue]
     topics: list[Topic]
     subscriptions: list[Subscription]
+    buckets: list[str]
+    """Logical ids of the S3 buckets (deployed, their names are generated; locally provision.py names them)."""
 
     def queue_named(self, name: str) -> Queue:
         return next(q for q in self.queues if q.name == name)
@@ -69,7 +71,7 @@ _QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySecond
 
 def local_resources(template: dict[str, Any] | None = None) -> Declaration:
     template = template or load_template()
-    tables, queues, topics, subscriptions = [], [], [], []
+    tables, queues, topics, subscriptions, buckets = [], [], [], [], []
     for logical_id, resource in template["Resources"].items():
         if "Type" not in resource:
             continue  # a patch onto a resource Chalice generates (e.g. a function's environment)
@@ -87,8 +89,10 @@ def local_resources(template: dict[str, Any] | None = None) -> Declaration:
                     max_receive_count=int(redrive["maxReceiveCount"]) if redrive else None,
                 )
             )
+        elif kind == "AWS::S3::Bucket":
+            buckets.append(logical_id)
         elif kind == "AWS::SNS::Topic":
             topics.append(Topic(logical_id, props["TopicName"]))
         elif kind == "AWS::SNS::Subscription" and props.get("Protocol") == "sqs":
             subscriptions.append(Subscription(_get_att_target(props["TopicArn"]), _get_att_target(props["Endpoint"])))
-    return Declaration(tables, queues, topics, subscriptions)
+    return Declaration(tables, queues, topics, subscriptions, buckets)

@@ -1,4 +1,4 @@
-"""Create the declared tables, queues, topics and the SES identity in moto."""
+"""Create the declared tables, queues, topics, buckets and the SES identity in moto."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from typing import Any
 
 import boto3
 
+from chalicelib.resources import SNAPSHOT_BUCKET
 from infra.declaration import Declaration, local_resources
 
 LOCAL_SENDER_DOMAIN = "example.com"
+LOCAL_BUCKET_NAMES = {"SnapshotBucket": SNAPSHOT_BUCKET}
+"""Deployed, a bucket's name is generated and handed to the functions; locally it is the code's default."""
 _TABLE_KEYS = ("TableName", "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
 
 
@@ -57,6 +60,10 @@ def provision(declaration: Declaration | None = None) -> dict[str, str]:
             Endpoint=arns[subscription.queue_logical_id],
             Attributes={"RawMessageDelivery": "false"},
         )
+
+    s3 = boto3.client("s3")
+    for bucket in declaration.buckets:
+        s3.create_bucket(Bucket=LOCAL_BUCKET_NAMES[bucket])  # idempotent for its owner in us-east-1
 
     # moto's SESv2 sends through the SES v1 backend, whose verified identities it checks
     boto3.client("ses").verify_domain_identity(Domain=LOCAL_SENDER_DOMAIN)

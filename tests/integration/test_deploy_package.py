@@ -19,6 +19,7 @@ from chalicelib.resources import (
     MAIN_TABLE,
 )
 from infra.declaration import load_template, local_resources
+from infra.local.provision import LOCAL_BUCKET_NAMES
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -192,3 +193,32 @@ def test_code_and_declaration_name_the_same_resources(app):
     assert {JOBS_QUEUE, JOBS_DEAD_LETTER_QUEUE, CONTACT_CHANGES_QUEUE, CONTACT_CHANGES_DEAD_LETTER_QUEUE} <= declared
     subscribed = {s.queue for s in app.event_sources if isinstance(s, SQSEventConfig)}
     assert subscribed <= declared
+
+
+def test_snapshots_live_in_a_private_encrypted_bucket_every_function_names(template):
+    (name,) = resources_of(template, "AWS::S3::Bucket")
+    bucket = template["Resources"][name]["Properties"]
+    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    (policy,) = resources_of(template, "AWS::S3::BucketPolicy").values()
+    (deny,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    for function_name, function in resources_of(template, "AWS::Serverless::Function").items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["SEGMENTS_SNAPSHOT_BUCKET"] == {"Ref": name}, function_name
+    statements = [
+        statement
+        for role in resources_of(template, "AWS::IAM::Role").values()
+        for policy in role["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        if any(action.startswith("s3:") for action in statement["Action"])
+    ]
+    assert statements, "the functions may use the bucket"
+    for statement in statements:
+        assert sorted(statement["Action"]) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+        assert statement["Resource"] == [{"Fn::Sub": f"${{{name}.Arn}}/*"}]  # its objects, nothing else
+
+
+def test_the_local_runtime_makes_every_declared_bucket():
+    assert local_resources(load_template()).buckets == list(LOCAL_BUCKET_NAMES)

@@ -46,6 +46,7 @@ from chalicelib.storage.outbox import OutboxTable
 from chalicelib.storage.queues import SqsQueues
 from chalicelib.storage.segments import SegmentTable
 from chalicelib.storage.sends import SendTable
+from chalicelib.storage.snapshots import SnapshotBucket
 from chalicelib.storage.suppressions import SuppressionTable
 from chalicelib.storage.tenants import TenantAccountTable, TenantDirectoryTable
 from chalicelib.storage.trail import AuditTrailTable
@@ -61,6 +62,7 @@ from tests.support.fakes import (
     InMemoryOutbox,
     InMemorySegments,
     InMemorySends,
+    InMemorySnapshots,
     InMemorySuppressions,
     InMemoryTrail,
     InMemoryTriggers,
@@ -827,6 +829,58 @@ def test_contacts_page_by_shard_and_by_group_and_their_events_page_in_id_order(c
     assert [e["id"] for e in events + more] == ["evt_a", "evt_b"] and more == [PURCHASE]
     assert theirs.events_of(people[0], 5, None)[0] == []
     assert mine.delete_contact_records(people[0]) == 2 and mine.events_of(people[0], 5, None)[0] == []
+
+
+def test_every_write_marks_its_contact_dirty_until_a_forget_with_the_same_token(contact_repos):
+    mine, theirs, _ = contact_repos
+    ada, bob = _contact(1), _contact(1 + SHARDS)
+    mine.write([(None, ada), (None, bob)])
+    marks = mine.dirty(1)
+    assert set(marks) == {ada.id, bob.id} and theirs.dirty(1) == {}
+    renamed = replace(ada, first_name="Ada", version=2)
+    mine.write([(ada, renamed)])  # written again after the marks were read
+    mine.forget_dirty(1, marks)
+    assert set(mine.dirty(1)) == {ada.id}  # bob's mark is gone, ada's was rewritten and stays
+    mine.forget_dirty(1, mine.dirty(1))
+    mine.put_events(bob, [PURCHASE], [2_000_000_000])
+    mine.write([(renamed, None)])
+    assert set(mine.dirty(1)) == {ada.id, bob.id}  # events and deletes mark too
+    found, events = mine.read_contacts([ada.id, bob.id, "ctc_bogus"])
+    assert found == [bob] and events == {bob.id: [PURCHASE]}
+    assert mine.read_contacts([bob.id], with_events=False) == ([bob], {})
+
+
+@pytest.fixture(params=ADAPTERS)
+def snapshot_stores(request):
+    if request.param == "dynamodb":
+        return SnapshotBucket(new_tenant()), SnapshotBucket(new_tenant())
+    return InMemorySnapshots(new_tenant()), InMemorySnapshots(new_tenant())
+
+
+def test_a_snapshot_is_published_only_over_the_manifest_read_and_replaces_the_old_image(snapshot_stores):
+    mine, theirs = snapshot_stores
+    assert mine.manifest(3) is None
+    assert mine.publish(3, b"first", None, AT, 2)
+    first = mine.manifest(3)
+    assert (first.version, first.contacts, first.size_bytes, first.built_at) == (1, 2, 5, AT)
+    assert mine.load(first) == b"first" and theirs.manifest(3) is None and mine.manifest(4) is None
+    assert not mine.publish(3, b"stale", None, AT, 1)  # another publish came first
+    assert mine.publish(3, b"second", first, AT, 3)
+    second = mine.manifest(3)
+    assert second.version == 2 and mine.load(second) == b"second"
+    assert mine.load(first) is None  # the replaced image is gone
+    assert not mine.publish(3, b"stale", first, AT, 1) and mine.load(mine.manifest(3)) == b"second"
+
+
+def test_a_compaction_is_asked_for_once_in_a_window(snapshot_stores):
+    mine, theirs = snapshot_stores
+    assert mine.request_compaction(2, "2026-11-30T10:00:00.000Z", "2026-11-30T09:59:00.000Z")
+    assert not mine.request_compaction(2, "2026-11-30T10:00:30.000Z", "2026-11-30T09:59:30.000Z")
+    assert theirs.request_compaction(2, "2026-11-30T10:00:30.000Z", "2026-11-30T09:59:30.000Z")
+    assert mine.request_compaction(2, "2026-11-30T10:01:30.000Z", "2026-11-30T10:00:30.000Z")
+    assert mine.manifest(2).key is None  # asked for, not yet published
+    assert mine.publish(2, b"image", mine.manifest(2), AT, 1)
+    assert mine.manifest(2).requested_at == "2026-11-30T10:01:30.000Z"
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS)
