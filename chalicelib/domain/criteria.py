@@ -108,6 +108,13 @@ _NODE_KEYS = {
     "event": {"event", "within", "agg", "field", "op", "value", "where"},
 }
 
+
+def node_kind(node: dict[str, Any]) -> str:
+    """What a (checked) criteria node is: its one key among all, any, not, tag, group, segment, attr and
+    event — not its first key, since a stored node comes back with its keys in any order."""
+    return next(kind for kind in _NODE_KEYS if kind in node)
+
+
 # --- values, as both the engine and the test oracles read them -------------------------------------------
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from chalicelib.domain.criteria import node_kind
+
 EVERYONE = "#everyone"
 """Posting list of every contact; not a valid tag name, so it cannot collide with one."""
 
@@ -30,7 +32,7 @@ Library = Callable[[str], dict[str, Any] | None]
 
 def _inline(node: dict[str, Any], library: Library) -> dict[str, Any] | None:
     """The criteria with every ``segment`` node replaced by its criteria (None if one is gone)."""
-    kind = next(iter(node))
+    kind = node_kind(node)
     if kind in ("all", "any"):
         children = [_inline(child, library) for child in node[kind]]
         return None if any(c is None for c in children) else {kind: children}
@@ -46,7 +48,7 @@ def _inline(node: dict[str, Any], library: Library) -> dict[str, Any] | None:
 def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every node of a criteria, the root first."""
     yield node
-    kind = next(iter(node))
+    kind = node_kind(node)
     if kind in ("all", "any"):
         for child in node[kind]:
             yield from _nodes(child)
@@ -55,7 +57,7 @@ def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _kinds(node: dict[str, Any]) -> set[str]:
-    return {next(iter(n)) for n in _nodes(node)}
+    return {node_kind(n) for n in _nodes(node)}
 
 
 def _tag_only(node: dict[str, Any]) -> bool:
@@ -72,7 +74,7 @@ def _necessary(node: dict[str, Any]) -> dict[str, Any] | None:
     """A tag-only formula implied by ``node`` (None: nothing about tags is implied)."""
     if _tag_only(node):
         return node
-    kind = next(iter(node))
+    kind = node_kind(node)
     if kind == "all":
         implied = [n for n in (_necessary(child) for child in node["all"]) if n is not None]
         return None if not implied else implied[0] if len(implied) == 1 else {"all": implied}
@@ -127,7 +129,7 @@ def evaluate_index(formula: dict[str, Any], postings: Mapping[str, np.ndarray]) 
         return bitmaps[tag]
 
     def run(node: dict[str, Any]) -> np.ndarray:
-        kind = next(iter(node))
+        kind = node_kind(node)
         if kind == "tag":
             return bitmap(node["tag"])
         if kind == "not":

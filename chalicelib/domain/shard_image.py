@@ -151,7 +151,12 @@ def _event_columns(rows: list[int], events: list[Mapping[str, Any]]) -> EventCol
     values = {"amount": ValueColumn.of((e.get("amount") for e in events), len(events))}
     for name in names:
         values[name] = ValueColumn.of(((e.get("properties") or {}).get(name) for e in events), len(events))
-    at = np.fromiter((_epoch(e["at"]) for e in events), dtype=np.float64, count=len(events))
+    moments: dict[Any, float] = {}  # event times repeat (a day's purchases): parse each text once
+    at = np.fromiter(
+        (moments[e["at"]] if e["at"] in moments else moments.setdefault(e["at"], _epoch(e["at"])) for e in events),
+        dtype=np.float64,
+        count=len(events),
+    )
     return EventColumns(np.asarray(rows, dtype=np.int32), at, values)
 
 

@@ -43,9 +43,9 @@ class ContactReader(Protocol):
     ) -> tuple[list[Contact], dict[str, Events]]:
         """Those that exist, strongly consistent, with their events by id unless ``with_events`` is False."""
 
-    def dirty(self, shard: int) -> dict[str, DirtyMark]:
+    def dirty(self, shard: int, limit: int | None = None) -> dict[str, DirtyMark]:
         """The shard's contacts written (created, changed, deleted, given events) since their marks were
-        last forgotten, strongly consistent."""
+        last forgotten, strongly consistent; at most ``limit`` of them."""
 
     def postings(self, tags: Iterable[str]) -> dict[str, Ordinals]:
         """Each tag's contacts as a sorted array of ordinals (planner.EVERYONE: every contact)."""

@@ -18,8 +18,9 @@ and writers never wait for a compaction.
 Readers ask for a compaction (a job, one chunk per shard) when a shard has more dirty contacts than the
 tenant's ``snapshots.compact_after_changes``, when its oldest mark is older than
 ``snapshots.compact_after_seconds``, or when it has no snapshot yet; with more dirty contacts than that
-threshold a reader reads the items instead of re-reading contacts one by one. Full evaluations publish
-the image they had to read from the items.
+threshold a reader reads the items instead of re-reading contacts one by one (and reads no more marks
+than it needs to know that). Full evaluations and time refreshes read through the same port, so a
+tenant's first evaluations ask for its first snapshots.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class SnapshotShards:
 
     def _image(self, shard: int, with_events: bool) -> tuple[ShardImage, bool]:
         for _ in range(3):  # a compaction may remove the image between reading its manifest and loading it
-            dirty = self.contacts.dirty(shard)  # before the manifest: see the module doc
+            dirty = self.contacts.dirty(shard, limit=self.dirty_limit + 1)  # before the manifest: module doc
             manifest = self.snapshots.manifest(shard)
             due = self._due(manifest, dirty)
             if manifest is None or manifest.key is None or len(dirty) > self.dirty_limit:

@@ -535,10 +535,10 @@ class ContactTable:
                 events[contact_id] = own
         return contacts, events
 
-    def dirty(self, shard: int) -> dict[str, DirtyMark]:
+    def dirty(self, shard: int, limit: int | None = None) -> dict[str, DirtyMark]:
         found = {}
         for item in DirtyItem.query(
-            shard_pk(self.tenant_id, shard), DirtyItem.sk.startswith("D#"), consistent_read=True
+            shard_pk(self.tenant_id, shard), DirtyItem.sk.startswith("D#"), consistent_read=True, limit=limit
         ):
             found[item.contact_id] = DirtyMark(item.token, item.at)
         return found

@@ -11,6 +11,7 @@ from chalicelib.domain.clock import system_clock
 from chalicelib.domain.contacts import ordinal_of, shard_of
 from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
 from chalicelib.services.segments import refresh_time_dependent
+from chalicelib.services.shards import SnapshotShards
 from chalicelib.storage import segments as segment_store
 from chalicelib.storage.contacts import ContactTable
 from tests.integration.test_segments_api import ago, member_ids, ready, shop  # noqa: F401 - shop is a fixture
@@ -110,17 +111,17 @@ def test_a_contact_changing_while_its_shard_is_evaluated_ends_with_the_right_mem
         shard_of(ordinal_of(p1)): (p1, {"remove": ["vip"]}),
         shard_of(ordinal_of(p3)): (p3, {"add": ["vip"]}),
     }
-    real_read_shard = ContactTable.read_shard
+    real_image = SnapshotShards._image
 
-    def read_then_change(table, shard, with_events=True):
-        result = real_read_shard(table, shard, with_events)
-        if table.tenant_id == shop.id and shard in change_after_read:
+    def read_then_change(reader, shard, with_events):
+        result = real_image(reader, shard, with_events)
+        if reader.contacts.tenant_id == shop.id and shard in change_after_read:
             target, change = change_after_read.pop(shard)  # the worker holds the old contact from here on
             assert api.post(f"/contacts/{target}/tags", key=shop.admin_key, json=change).status == 200
             assert deliver(app, APPLY, CONTACT_CHANGES_QUEUE, take_messages(CONTACT_CHANGES_QUEUE, shop.id)) == []
         return result
 
-    monkeypatch.setattr(ContactTable, "read_shard", read_then_change)
+    monkeypatch.setattr(SnapshotShards, "_image", read_then_change)
     job = api.post(f"/segments/{segment['id']}/evaluate", key=shop.admin_key).json
     drain(app, JOBS_QUEUE)
     assert change_after_read == {}  # both changes happened mid-evaluation

@@ -837,6 +837,7 @@ def test_every_write_marks_its_contact_dirty_until_a_forget_with_the_same_token(
     mine.write([(None, ada), (None, bob)])
     marks = mine.dirty(1)
     assert set(marks) == {ada.id, bob.id} and theirs.dirty(1) == {}
+    assert list(mine.dirty(1, limit=1)) == [ada.id]  # in id order
     renamed = replace(ada, first_name="Ada", version=2)
     mine.write([(ada, renamed)])  # written again after the marks were read
     mine.forget_dirty(1, marks)

@@ -204,8 +204,8 @@ class InMemoryContacts:
         mark = DirtyMark(token=secrets.token_hex(8), at=to_rfc3339(system_clock()))
         self._dirty.setdefault(shard_of(contact.ordinal), {})[contact.id] = mark
 
-    def dirty(self, shard: int) -> dict[str, DirtyMark]:
-        return dict(self._dirty.get(shard, {}))
+    def dirty(self, shard: int, limit: int | None = None) -> dict[str, DirtyMark]:
+        return dict(sorted(self._dirty.get(shard, {}).items())[:limit])
 
     def forget_dirty(self, shard: int, seen: Mapping[str, DirtyMark]) -> None:
         marks = self._dirty.get(shard, {})

@@ -108,3 +108,11 @@ def test_event_ids_are_stable_per_transition():
     assert first == event_id("ten_1", "seg_a", "ctc_1", "segment.entered", "7")
     assert first != event_id("ten_1", "seg_a", "ctc_1", "segment.exited", "7")
     assert first != event_id("ten_1", "seg_a", "ctc_1", "segment.entered", "8")
+
+
+def test_a_stored_node_is_read_by_its_kind_whatever_the_order_of_its_keys():
+    """DynamoDB gives a map back with its keys sorted: an event node then starts with ``agg``."""
+    stored = {"agg": "sum", "event": "purchase", "field": "amount", "op": "gt", "value": 100, "within": "7d"}
+    library = {"spender": stored, "vip": {"tag": "vip"}}.get
+    assert planner.uses_events({"any": [{"segment": "vip"}, {"segment": "spender"}]}, library)
+    assert planner.index_formula({"any": [{"segment": "vip"}, {"segment": "spender"}]}, library) is None
