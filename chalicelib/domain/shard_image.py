@@ -284,8 +284,9 @@ class ShardImage:
     # --- bytes ------------------------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """An uncompressed NumPy ``.npz``: arrays as they sit in memory plus one JSON header of names and
-        distinct values (no pickle anywhere)."""
+        """A NumPy ``.npz`` (zip, deflated): the arrays plus one JSON header of names and distinct values, no
+        pickle anywhere. Deflate makes a shard ~6× smaller for ~50% more decode time: fetching from S3, not
+        decoding, is what a preview waits for."""
         arrays: dict[str, Array] = {"ordinals": self.ordinals, "tag_owners": self.tag_owners}
         arrays["tag_codes"] = self.tag_codes
 
@@ -311,7 +312,7 @@ class ShardImage:
             }
         arrays["header"] = np.frombuffer(json.dumps(header, separators=(",", ":")).encode(), dtype=np.uint8)
         buffer = io.BytesIO()
-        np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types the keywords badly
+        np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types the keywords badly
         return buffer.getvalue()
 
     @classmethod

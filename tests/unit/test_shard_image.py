@@ -3,6 +3,7 @@ contacts they were made from (the golden segments against DuckDB, and generated 
 
 from __future__ import annotations
 
+import io
 import random
 from datetime import UTC, datetime
 
@@ -66,12 +67,16 @@ def test_rows_stay_in_ordinal_order_and_patching_drops_deleted_contacts(world):
     assert sum(len(c.at) for c in shrunk.events.values()) == sum(len(p.events) for p in people if p.ordinal not in gone)
 
 
-def test_bytes_hold_no_pickle_and_refuse_other_files():
+def test_only_an_image_this_code_wrote_is_read_and_never_a_pickle():
     image = ShardImage.build([Contact(id=contact_id_for(1), ordinal=1, tags=frozenset({"a"}))])
     data = image.to_bytes()
-    assert b"pickle" not in data
-    with pytest.raises(ValueError):
-        ShardImage.from_bytes(data.replace(b"segments-shard-image/1", b"segments-shard-image/9"))
+    assert ShardImage.from_bytes(data).tag_names == ["a"]
+    foreign, pickled = io.BytesIO(), io.BytesIO()
+    np.savez(foreign, header=np.frombuffer(b'{"format": "something-else/1"}', dtype=np.uint8))
+    np.savez(pickled, header=np.array([{"format": "segments-shard-image/1"}], dtype=object))
+    for damaged in (data[: len(data) // 2], b"not a zip", foreign.getvalue(), pickled.getvalue()):
+        with pytest.raises(ValueError):
+            ShardImage.from_bytes(damaged)
 
 
 # --- generated contacts: anything a contact can hold --------------------------------------------------------
