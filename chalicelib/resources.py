@@ -15,6 +15,10 @@ JOBS_DEAD_LETTER_QUEUE = "segments-jobs-dlq"
 
 CONTACT_CHANGES_QUEUE = "segments-contact-changes"
 """One message per contact change; consumed by membership and triggers."""
+CONTACT_CHANGES_BULK_QUEUE = "segments-contact-changes-bulk"
+"""The same messages when many come at once (imports, bulk tagging, events for many contacts, the outbox
+relay): consumed in batches of up to 100 gathered over a 1 s window, so a bulk load drains fast, while a
+lone change on the queue above is handled as soon as it arrives."""
 CONTACT_CHANGES_DEAD_LETTER_QUEUE = "segments-contact-changes-dlq"
 
 MEMBERSHIP_EVENTS_QUEUE = "segments-membership-events"

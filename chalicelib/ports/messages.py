@@ -12,6 +12,7 @@ import types
 from typing import Any, Literal, NotRequired, TypedDict, Union, get_args, get_origin, get_type_hints
 
 from chalicelib.resources import (
+    CONTACT_CHANGES_BULK_QUEUE,
     CONTACT_CHANGES_DEAD_LETTER_QUEUE,
     CONTACT_CHANGES_QUEUE,
     JOBS_DEAD_LETTER_QUEUE,
@@ -110,6 +111,7 @@ SHAPES: dict[str, tuple[type[Any], ...]] = {
     JOBS_QUEUE: (JobChunk,),
     JOBS_DEAD_LETTER_QUEUE: (JobChunk,),
     CONTACT_CHANGES_QUEUE: (ContactChanged,),
+    CONTACT_CHANGES_BULK_QUEUE: (ContactChanged,),
     CONTACT_CHANGES_DEAD_LETTER_QUEUE: (ContactChanged,),
     MEMBERSHIP_EVENTS_QUEUE: (MembershipEvent,),
     MEMBERSHIP_EVENTS_DEAD_LETTER_QUEUE: (MembershipEvent,),

@@ -1,12 +1,13 @@
 """The "contact changed" message: one per create, update, delete, tag change or event append.
 
-Shape (JSON on the ``segments-contact-changes`` queue)::
+Shape (JSON on the ``segments-contact-changes`` queue, or ``segments-contact-changes-bulk`` when many come
+at once: :func:`queue_for`)::
 
     {"kind": "contact.changed", "tenant_id": "ten_…", "contact_id": "ctc_…",
      "version": 7, "change": "created" | "updated" | "deleted" | "tags" | "events",
      "tags_added": ["vip"], "tags_removed": [], "event_types": ["purchase"],
      "events": [{"id": "evt_…", "type": "purchase", "amount": 70}],
-     "source": "api" | "import:job_…" | "bulk_tag:job_…" | "trigger:trg_…", "depth": 0,
+     "source": "api" | "import:job_…" | "job:job_…" | "trigger:trg_…", "depth": 0,
      "at": "2026-11-22T10:00:00.000Z"}
 
 ``depth`` counts the triggers that led to this change (domain/triggers.py): 0 for
@@ -31,7 +32,7 @@ from chalicelib.logs import logger
 from chalicelib.ports.messages import ContactChanged
 from chalicelib.ports.outbox import ChangeOutbox
 from chalicelib.ports.queues import MessageQueues
-from chalicelib.resources import CONTACT_CHANGES_QUEUE
+from chalicelib.resources import CONTACT_CHANGES_BULK_QUEUE, CONTACT_CHANGES_QUEUE
 from chalicelib.services.context import TenantContext
 
 
@@ -65,6 +66,17 @@ def change_message(
     )
 
 
+BULK_SOURCES = ("import:", "job:")
+
+
+def queue_for(messages: Sequence[ContactChanged]) -> str:
+    """Changes that come many at once (a job's, or several contacts' in one request) go to the bulk queue, whose
+    consumer gathers large batches; a lone change goes to the interactive queue, handled as soon as it lands."""
+    if len(messages) > 1 or any(m["source"].startswith(BULK_SOURCES) for m in messages):
+        return CONTACT_CHANGES_BULK_QUEUE
+    return CONTACT_CHANGES_QUEUE
+
+
 def publish(ctx: TenantContext, messages: Sequence[ContactChanged]) -> None:
     """Queue messages already in the outbox (written with their contact writes), then clear them there.
 
@@ -72,7 +84,7 @@ def publish(ctx: TenantContext, messages: Sequence[ContactChanged]) -> None:
     if not messages:
         return
     try:
-        ctx.ports.queues.send(CONTACT_CHANGES_QUEUE, messages)
+        ctx.ports.queues.send(queue_for(messages), messages)
     except Exception:
         logger.exception("contact changes not queued; the outbox relay will", extra={"count": len(messages)})
         return
@@ -84,10 +96,11 @@ RELAY_AFTER = timedelta(seconds=60)
 
 
 def relay_pending(outbox: ChangeOutbox, queues: MessageQueues, clock: Clock = system_clock) -> int:
-    """Queue the outbox messages whose request did not (the minute schedule, for every tenant); return how many."""
+    """Queue the outbox messages whose request did not (the minute schedule, for every tenant) on the bulk queue,
+    where a minute more of batching window changes nothing; return how many."""
     relayed = 0
     while messages := outbox.pending(to_rfc3339(clock() - RELAY_AFTER)):
-        queues.send(CONTACT_CHANGES_QUEUE, messages)
+        queues.send(CONTACT_CHANGES_BULK_QUEUE, messages)
         outbox.forget(messages)
         relayed += len(messages)
     if relayed:

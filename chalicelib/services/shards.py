@@ -82,6 +82,32 @@ class _DecodedImages:
 DECODED = _DecodedImages(max_rows=2_000_000)
 
 
+class _PatchedImages:
+    """The last patched image of each snapshot in this process, with the marks it was patched for: the next
+    read re-reads only the contacts whose mark is new or has another token (a mark's token changes with every
+    write, and while a snapshot is current its marks are never forgotten), so a person previewing again and
+    again re-reads nothing that did not change since."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._patched: OrderedDict[tuple[str, bool], tuple[ShardImage, dict[str, DirtyMark]]] = OrderedDict()
+
+    def patch(
+        self, key: str, image: ShardImage, dirty: Mapping[str, DirtyMark], contacts: ContactReader, with_events: bool
+    ) -> ShardImage:
+        base, seen = self._patched.get((key, with_events), (image, {}))
+        changed = {contact_id: mark for contact_id, mark in dirty.items() if seen.get(contact_id) != mark}
+        patched = _patch(base, changed, contacts, with_events)
+        self._patched[(key, with_events)] = (patched, dict(dirty))
+        self._patched.move_to_end((key, with_events))
+        while len(self._patched) > self.max_entries:
+            self._patched.popitem(last=False)
+        return patched
+
+
+PATCHED = _PatchedImages(max_entries=256)
+
+
 def _patch(image: ShardImage, dirty: Mapping[str, DirtyMark], contacts: ContactReader, with_events: bool) -> ShardImage:
     if not dirty:
         return image
@@ -126,7 +152,7 @@ class SnapshotShards:
                 break
             image = DECODED.get(manifest.key, lambda m=manifest: self.snapshots.load(m))  # type: ignore[misc]
             if image is not None:
-                return _patch(image, dirty, self.contacts, with_events), due
+                return PATCHED.patch(manifest.key, image, dirty, self.contacts, with_events), due
         (image,) = ItemShards(self.contacts).images([shard], with_events)
         return image, True
 

@@ -1,8 +1,11 @@
 """What Lambda's SQS event source mappings do, for the local runtime.
 
 For every ``@app.on_sqs_message`` the Chalice app registered, poll the queue,
-call the handler with a real-shaped SQS event (the queue's unique message ids,
-the configured batch size), and delete only the records that succeeded: a
+call the handler with a real-shaped SQS event (the queue's unique message ids),
+gathering batches as Lambda does — one receive of up to ``batch_size`` (at most 10)
+without a batching window; with one, receives of 10 until ``batch_size`` records
+(at most 10,000) are gathered or the window has passed since the first — and delete
+only the records that succeeded: a
 handler that raises fails the whole batch, a returned ``batchItemFailures``
 fails only those records. Failed records become visible again after the
 queue's visibility timeout and SQS moves them to the DLQ after
@@ -23,7 +26,13 @@ from chalice.local import LambdaContext
 
 from chalicelib.logs import logger
 
-LAMBDA_MAX_SQS_BATCH = 10  # without a batching window
+LAMBDA_MAX_SQS_BATCH = 10
+"""The largest batch without a batching window (Lambda refuses more; and one ReceiveMessage returns at most 10)."""
+LAMBDA_MAX_WINDOWED_BATCH = 10_000
+
+
+class UnsupportedEventSource(ValueError):
+    """An event source Lambda would refuse: more than 10 records a batch without a batching window."""
 
 
 @dataclass
@@ -33,6 +42,7 @@ class QueueSubscription:
     queue_url: str
     queue_arn: str
     batch_size: int
+    window_seconds: int = 0
 
 
 def subscriptions(app: Chalice, sqs: Any | None = None) -> list[QueueSubscription]:
@@ -45,7 +55,10 @@ def subscriptions(app: Chalice, sqs: Any | None = None) -> list[QueueSubscriptio
         queue_name = source.queue or source.queue_arn.rsplit(":", 1)[1]
         url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        found.append(QueueSubscription(source.name, queue_name, url, arn, min(source.batch_size, LAMBDA_MAX_SQS_BATCH)))
+        window = int(source.maximum_batching_window_in_seconds or 0)
+        if source.batch_size > (LAMBDA_MAX_WINDOWED_BATCH if window else LAMBDA_MAX_SQS_BATCH):
+            raise UnsupportedEventSource(f"{source.name}: batch_size {source.batch_size} with a {window} s window")
+        found.append(QueueSubscription(source.name, queue_name, url, arn, source.batch_size, window))
     return found
 
 
@@ -83,16 +96,35 @@ class Dispatcher:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def poll_once(self, subscription: QueueSubscription, wait_seconds: int | None = None) -> int:
-        """Receive one batch and deliver it; return how many records were delivered."""
+    def _receive(self, subscription: QueueSubscription, wanted: int, wait_seconds: int) -> list[dict[str, Any]]:
         response = self.sqs.receive_message(
             QueueUrl=subscription.queue_url,
-            MaxNumberOfMessages=subscription.batch_size,
-            WaitTimeSeconds=self.wait_seconds if wait_seconds is None else wait_seconds,
+            MaxNumberOfMessages=min(wanted, LAMBDA_MAX_SQS_BATCH),
+            WaitTimeSeconds=wait_seconds,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
-        messages = response.get("Messages", [])
+        return list(response.get("Messages", []))
+
+    def _gather(self, subscription: QueueSubscription, wait_seconds: int) -> list[dict[str, Any]]:
+        """One batch, as the event source mapping gathers it. ``drain`` (wait_seconds 0) does not sit out the
+        window once the queue is empty: it has nothing more to wait for."""
+        messages = self._receive(subscription, subscription.batch_size, wait_seconds)
+        if not messages or not subscription.window_seconds:
+            return messages
+        closes = time.monotonic() + subscription.window_seconds
+        while len(messages) < subscription.batch_size and time.monotonic() < closes:
+            more = self._receive(subscription, subscription.batch_size - len(messages), 0)
+            if not more and wait_seconds == 0:
+                break
+            messages += more
+            if not more:
+                self._stop.wait(0.05)
+        return messages
+
+    def poll_once(self, subscription: QueueSubscription, wait_seconds: int | None = None) -> int:
+        """Receive one batch and deliver it; return how many records were delivered."""
+        messages = self._gather(subscription, self.wait_seconds if wait_seconds is None else wait_seconds)
         if not messages:
             return 0
         event = {"Records": [_record(message, subscription, self.region) for message in messages]}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.composition import tenant_context
-from chalicelib.resources import CONTACT_CHANGES_QUEUE, MEMBERSHIP_EVENTS_QUEUE
+from chalicelib.resources import CONTACT_CHANGES_BULK_QUEUE, CONTACT_CHANGES_QUEUE, MEMBERSHIP_EVENTS_QUEUE
 from chalicelib.services import changes, membership
 from chalicelib.storage import queues
 from chalicelib.storage.membership import left_unqueued
@@ -14,7 +14,7 @@ from chalicelib.storage.outbox import OutboxTable
 from chalicelib.storage.queues import SqsQueues
 from tests.integration.test_campaign_sending import make_segment
 from tests.support.population import import_and_wait
-from tests.support.queues import deliver, drain, take_messages
+from tests.support.queues import deliver, drain, take_changes, take_messages
 from tests.support.world import soon
 
 
@@ -30,12 +30,12 @@ def relay(clock) -> int:
     return changes.relay_pending(OutboxTable(), SqsQueues(), clock)
 
 
-def refusing(queue_down: str):
-    """queues.send_messages as it is, except that SQS refuses everything sent to ``queue_down``."""
+def refusing(*queues_down: str):
+    """queues.send_messages as it is, except that SQS refuses everything sent to ``queues_down``."""
     real_send = queues.send_messages
 
     def send(queue_name, messages, **kwargs):
-        if queue_name == queue_down:
+        if queue_name in queues_down:
             raise queues.SendFailed("SQS is down")
         return real_send(queue_name, messages, **kwargs)
 
@@ -47,20 +47,20 @@ def test_a_change_sqs_refused_is_relayed_from_the_outbox_and_membership_follows(
     api.post("/tags", key=key, json={"name": "vip"})
     segment = make_segment(api, app, tenant, {"tag": "vip"}, "VIPs")
     real_send = queues.send_messages
-    monkeypatch.setattr(queues, "send_messages", refusing(CONTACT_CHANGES_QUEUE))
+    monkeypatch.setattr(queues, "send_messages", refusing(CONTACT_CHANGES_QUEUE, CONTACT_CHANGES_BULK_QUEUE))
     assert api.post("/contacts", key=key, json={"external_id": "p-1", "tags": ["vip"]}).status == 201
     purchase = {"events": [{"type": "purchase", "at": soon(-1)}]}
     assert api.post("/contacts/p-1/events", key=key, json=purchase).status in (200, 201)
     job = import_and_wait(api, app, key, "external_id,tags\np-2,vip\np-3,vip\n")
     assert job["counts"]["created"] == 2
-    assert take_messages(CONTACT_CHANGES_QUEUE, tenant.id) == []
+    assert take_changes(tenant.id) == []
     assert len(mine(tenant.id)) == 4  # created, events, two imported
 
     monkeypatch.setattr(queues, "send_messages", real_send)
     assert relay(clock=lambda: datetime.now(UTC)) == 0  # a young message is its request's to queue
     assert relay(clock=later()) >= 4
     assert mine(tenant.id) == []
-    relayed = take_messages(CONTACT_CHANGES_QUEUE, tenant.id)
+    relayed = take_changes(tenant.id)
     assert sorted(m["change"] for m in relayed) == ["created", "created", "created", "events"]
     assert deliver(app, "apply_contact_changes", CONTACT_CHANGES_QUEUE, relayed, times=2) == []
     drain(app)
@@ -70,7 +70,7 @@ def test_a_change_sqs_refused_is_relayed_from_the_outbox_and_membership_follows(
 def test_a_change_that_was_queued_leaves_nothing_in_the_outbox(api, app, tenant):
     assert api.post("/contacts", key=tenant.admin_key, json={"external_id": "p-9"}).status == 201
     assert mine(tenant.id) == []
-    assert [m["change"] for m in take_messages(CONTACT_CHANGES_QUEUE, tenant.id)] == ["created"]
+    assert [m["change"] for m in take_changes(tenant.id)] == ["created"]
 
 
 def test_a_transition_sqs_refused_is_relayed_from_the_membership_outbox_once(api, app, tenant, monkeypatch):
@@ -80,7 +80,7 @@ def test_a_transition_sqs_refused_is_relayed_from_the_membership_outbox_once(api
     assert api.post("/contacts", key=key, json={"external_id": "p-1", "tags": ["vip"]}).status == 201
     real_send = queues.send_messages
     monkeypatch.setattr(queues, "send_messages", refusing(MEMBERSHIP_EVENTS_QUEUE))
-    changed = take_messages(CONTACT_CHANGES_QUEUE, tenant.id)
+    changed = take_changes(tenant.id)
     assert deliver(app, "apply_contact_changes", CONTACT_CHANGES_QUEUE, changed) != []  # committed, not queued
     monkeypatch.setattr(queues, "send_messages", real_send)
     assert deliver(app, "apply_contact_changes", CONTACT_CHANGES_QUEUE, changed, times=2) == []

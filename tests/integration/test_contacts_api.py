@@ -2,15 +2,14 @@ import threading
 
 import pytest
 
-from chalicelib.resources import CONTACT_CHANGES_QUEUE
-from tests.support.queues import take_messages
+from tests.support.queues import take_changes
 
 
 @pytest.fixture
 def acme(api, tenant):
     for name in ("vip", "family", "new"):
         assert api.post("/tags", key=tenant.admin_key, json={"name": name}).status == 201
-    take_messages(CONTACT_CHANGES_QUEUE)
+    take_changes()
     return tenant
 
 
@@ -20,7 +19,7 @@ def create(api, tenant, **body):
 
 
 def changes(tenant):
-    return take_messages(CONTACT_CHANGES_QUEUE, tenant.id)
+    return take_changes(tenant.id)
 
 
 def test_create_contact_normalises_and_types(api, acme):

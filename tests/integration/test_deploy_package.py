@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from chalice.app import SQSEventConfig
 
+from chalicelib.ports.messages import SHAPES
 from chalicelib.resources import (
     CONTACT_CHANGES_DEAD_LETTER_QUEUE,
     CONTACT_CHANGES_QUEUE,
@@ -193,6 +194,7 @@ def test_code_and_declaration_name_the_same_resources(app):
     assert {JOBS_QUEUE, JOBS_DEAD_LETTER_QUEUE, CONTACT_CHANGES_QUEUE, CONTACT_CHANGES_DEAD_LETTER_QUEUE} <= declared
     subscribed = {s.queue for s in app.event_sources if isinstance(s, SQSEventConfig)}
     assert subscribed <= declared
+    assert subscribed <= set(SHAPES), "every consumed queue says what its messages look like"
 
 
 def test_snapshots_live_in_a_private_encrypted_bucket_every_function_names(template):

@@ -17,7 +17,7 @@ from chalicelib.resources import CONTACT_CHANGES_QUEUE
 from chalicelib.storage.engagements import EngagementTable
 from tests.integration.test_campaign_sending import make_segment
 from tests.support.population import import_and_wait
-from tests.support.queues import deliver, drain, take_messages
+from tests.support.queues import deliver, drain, take_changes
 
 PEOPLE = (
     "external_id,email,tags,first_name\n"
@@ -264,7 +264,7 @@ def test_reaching_a_challenge_goal_writes_its_reward_once_whatever_the_redeliver
 
     # two more inside the window: both goals reached; every change message delivered three times, shuffled
     assert api.post("/events", key=club.admin_key, json={"events": purchases(club, "p-3", 3)[1:]}).status in (200, 201)
-    messages = take_messages(CONTACT_CHANGES_QUEUE, club.id)
+    messages = take_changes(club.id)
     assert messages
     deliver(app, "apply_contact_changes", CONTACT_CHANGES_QUEUE, list(reversed(messages)) + messages + messages)
     drain(app)

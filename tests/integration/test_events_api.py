@@ -1,8 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.domain.clock import to_rfc3339
-from chalicelib.resources import CONTACT_CHANGES_QUEUE
-from tests.support.queues import take_messages
+from tests.support.queues import take_changes
 
 
 def ago(**delta):
@@ -15,7 +14,7 @@ def new_contact(api, tenant, external_id="p-1"):
 
 def test_events_are_stored_once_per_id_and_listed(api, tenant):
     contact = new_contact(api, tenant)
-    take_messages(CONTACT_CHANGES_QUEUE)
+    take_changes()
     body = {
         "events": [
             {
@@ -35,7 +34,7 @@ def test_events_are_stored_once_per_id_and_listed(api, tenant):
     assert sorted(e["id"] for e in events) == ["order-1", "order-2"]
     family = next(e for e in events if e["id"] == "order-1")
     assert family["amount"] == 42.5 and family["properties"] == {"category": "family", "discounted": True}
-    messages = take_messages(CONTACT_CHANGES_QUEUE, tenant.id)
+    messages = take_changes(tenant.id)
     assert [m["change"] for m in messages] == ["events", "events"] and messages[0]["event_types"] == ["purchase"]
 
 

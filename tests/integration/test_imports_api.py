@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_DEAD_LETTER_QUEUE, JOBS_QUEUE
+from chalicelib.resources import JOBS_DEAD_LETTER_QUEUE, JOBS_QUEUE
 from tests.support.jobs import failing, replace_worker
 from tests.support.population import import_and_wait, import_csv
-from tests.support.queues import deliver, drain, sqs_event, take_messages
+from tests.support.queues import deliver, drain, sqs_event, take_changes, take_messages
 
 HEADER = "external_id,email,first_name,group,tags,attributes.city,attributes.lifetime_value\n"
 
@@ -15,7 +15,7 @@ def shop(api, tenant):
     for name in ("vip", "family"):
         api.post("/tags", key=tenant.admin_key, json={"name": name})
     api.post("/groups", key=tenant.admin_key, json={"name": "Locals"})
-    take_messages(CONTACT_CHANGES_QUEUE)
+    take_changes()
     return tenant
 
 
@@ -46,7 +46,7 @@ def test_csv_import_creates_typed_contacts_and_reports_progress(api, app, shop):
     assert first["tags"] == ["family", "vip"] and first["attributes"] == {"city": "City3", "lifetime_value": 3.5}
     assert first["group"].startswith("grp_")
     assert api.get("/tags/vip", key=shop.admin_key).json["contact_count"] == 30
-    assert len(take_messages(CONTACT_CHANGES_QUEUE, shop.id)) == 30
+    assert len(take_changes(shop.id)) == 30
 
 
 def test_broken_quote_on_line_7_is_reported_and_the_rest_lands(api, app, shop):
@@ -107,11 +107,11 @@ def test_importing_the_same_file_twice_changes_nothing(api, app, shop):
     text = HEADER + rows(40)
     import_and_wait(api, app, shop.admin_key, text)
     before = all_contacts(api, shop.admin_key)
-    take_messages(CONTACT_CHANGES_QUEUE)
+    take_changes()
     second = import_and_wait(api, app, shop.admin_key, text)
     assert second["counts"] == {"created": 0, "updated": 0, "unchanged": 40, "failed": 0}
     assert all_contacts(api, shop.admin_key) == before
-    assert take_messages(CONTACT_CHANGES_QUEUE, shop.id) == []
+    assert take_changes(shop.id) == []
 
 
 def test_import_chunks_delivered_twice_and_shuffled_give_the_same_result(api, app, shop):

@@ -1,13 +1,14 @@
 """The local dispatcher behaves like Lambda's SQS event source mapping."""
 
 import json
+import threading
 import time
 
 import boto3
 import pytest
 from chalice import Chalice
 
-from infra.local.dispatcher import Dispatcher
+from infra.local.dispatcher import Dispatcher, UnsupportedEventSource
 
 MAX_RECEIVES = 3
 
@@ -124,3 +125,51 @@ def test_background_pollers_deliver_and_stop_cleanly(worker_app, queues):
         dispatcher.stop()
     assert sorted(body for _, body in worker_app.deliveries) == sorted(f"m{i}" for i in range(12))
     assert all(not thread.is_alive() for thread in dispatcher._threads)
+
+
+def windowed_app(batch_size: int, window: int) -> Chalice:
+    app = Chalice(app_name="dispatcher-window-test")
+    app.batches = []
+
+    @app.on_sqs_message(queue="t-work", batch_size=batch_size, maximum_batching_window_in_seconds=window)
+    def work(event):
+        app.batches.append(sorted(record.body for record in event))
+        return {"batchItemFailures": []}
+
+    return app
+
+
+def test_with_a_batching_window_batches_grow_past_ten_as_deployed(queues):
+    sqs, work, _ = queues
+    send(sqs, work, *[f"m{i:02d}" for i in range(30)])
+    app = windowed_app(batch_size=25, window=1)
+    dispatcher = Dispatcher(app, wait_seconds=0)
+    (subscription,) = dispatcher.subscriptions
+    assert (subscription.batch_size, subscription.window_seconds) == (25, 1)
+    assert dispatcher.drain() == 30
+    assert [len(batch) for batch in app.batches] == [25, 5]
+    assert sorted(body for batch in app.batches for body in batch) == [f"m{i:02d}" for i in range(30)]
+
+
+def test_messages_arriving_within_the_window_join_the_batch(queues):
+    sqs, work, _ = queues
+    sqs.set_queue_attributes(QueueUrl=work, Attributes={"VisibilityTimeout": "30"})  # longer than the window
+    app = windowed_app(batch_size=50, window=2)
+    dispatcher = Dispatcher(app, wait_seconds=1)
+    (subscription,) = dispatcher.subscriptions
+    send(sqs, work, "first")
+    late = threading.Timer(0.5, lambda: send(sqs, work, "second", "third"))
+    late.start()
+    assert dispatcher.poll_once(subscription) == 3  # one invocation: the window was still open
+    late.join()
+    assert app.batches == [["first", "second", "third"]]
+
+
+def test_without_a_window_a_batch_stays_at_ten_and_more_is_refused_as_lambda_would(queues):
+    sqs, work, _ = queues
+    send(sqs, work, *[f"m{i:02d}" for i in range(12)])
+    app = windowed_app(batch_size=10, window=0)
+    assert Dispatcher(app, wait_seconds=0).drain() == 12
+    assert [len(batch) for batch in app.batches] == [10, 2]
+    with pytest.raises(UnsupportedEventSource):
+        Dispatcher(windowed_app(batch_size=11, window=0), wait_seconds=0)

@@ -16,7 +16,7 @@ from chalicelib.storage import segments as segment_store
 from chalicelib.storage.contacts import ContactTable
 from tests.integration.test_segments_api import ago, member_ids, ready, shop  # noqa: F401 - shop is a fixture
 from tests.support.population import many_contacts
-from tests.support.queues import deliver, drain, take_messages
+from tests.support.queues import deliver, drain, take_changes, take_messages
 
 APPLY = "apply_contact_changes"
 
@@ -59,7 +59,7 @@ def test_real_time_changes_delivered_twice_move_members_once_and_announce_each_t
     purchase = {"type": "purchase", "at": ago(0.1), "amount": 200}
     assert api.post(f"/contacts/{p4}/events", key=shop.admin_key, json={"events": [purchase]}).status in (200, 201)
     assert api.delete(f"/contacts/{p1}", key=shop.admin_key).status == 204
-    changes = take_messages(CONTACT_CHANGES_QUEUE, shop.id)
+    changes = take_changes(shop.id)
     assert len(changes) == 4
 
     assert deliver(app, APPLY, CONTACT_CHANGES_QUEUE, changes, times=2, batch_size=3) == []
@@ -118,7 +118,7 @@ def test_a_contact_changing_while_its_shard_is_evaluated_ends_with_the_right_mem
         if reader.contacts.tenant_id == shop.id and shard in change_after_read:
             target, change = change_after_read.pop(shard)  # the worker holds the old contact from here on
             assert api.post(f"/contacts/{target}/tags", key=shop.admin_key, json=change).status == 200
-            assert deliver(app, APPLY, CONTACT_CHANGES_QUEUE, take_messages(CONTACT_CHANGES_QUEUE, shop.id)) == []
+            assert deliver(app, APPLY, CONTACT_CHANGES_QUEUE, take_changes(shop.id)) == []
         return result
 
     monkeypatch.setattr(SnapshotShards, "_image", read_then_change)
@@ -200,7 +200,7 @@ def test_lost_changes_are_reconciled_by_evaluation_and_announced_once_under_rede
     take_messages(MEMBERSHIP_EVENTS_QUEUE)
     p4 = contact_id(api, shop, "p-4")
     assert api.post(f"/contacts/{p4}/tags", key=shop.admin_key, json={"add": ["vip"]}).status == 200
-    take_messages(CONTACT_CHANGES_QUEUE, shop.id)  # the change message is lost
+    take_changes(shop.id)  # the change message is lost
     assert member_ids(api, shop, segment["id"]) == ["p-1", "p-2", "p-5"]
     job = api.post(f"/segments/{segment['id']}/evaluate", key=shop.admin_key).json
     chunks = take_messages(JOBS_QUEUE, shop.id)

@@ -1,9 +1,9 @@
 import pytest
 
-from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_QUEUE
+from chalicelib.resources import JOBS_QUEUE
 from chalicelib.services import dependents
 from tests.support.population import many_contacts
-from tests.support.queues import drain, take_messages
+from tests.support.queues import drain, take_changes
 
 
 def tag(api, tenant, name, **extra):
@@ -33,14 +33,14 @@ def test_bad_tag_names(api, tenant, name):
 def test_bulk_tagging_inline_counts_and_untags(api, app, tenant):
     tag(api, tenant, "vip")
     ids = many_contacts(api, app, tenant.admin_key, 30)
-    take_messages(CONTACT_CHANGES_QUEUE)
+    take_changes()
     reply = api.post("/tags/vip/contacts", key=tenant.admin_key, json={"contact_ids": ids[:20] + ids[:5]})
     assert reply.status == 200
     assert reply.json == {"tag": "vip", "action": "add", "requested": 20, "changed": 20, "unchanged": 0, "missing": 0}
     assert api.get("/tags/vip", key=tenant.admin_key).json["contact_count"] == 20
     again = api.post("/tags/vip/contacts", key=tenant.admin_key, json={"contact_ids": ids[:25]}).json
     assert (again["changed"], again["unchanged"]) == (5, 20)
-    messages = take_messages(CONTACT_CHANGES_QUEUE, tenant.id)
+    messages = take_changes(tenant.id)
     assert len(messages) == 25 and len({m["contact_id"] for m in messages}) == 25
     removed = api.delete("/tags/vip/contacts", key=tenant.admin_key, json={"contact_ids": ids[:10]}).json
     assert removed["changed"] == 10
@@ -65,7 +65,7 @@ def test_tag_added_in_bulk_to_10000_contacts_is_on_all_of_them(api, app, tenant)
     tag(api, tenant, "partner")
     ids = many_contacts(api, app, tenant.admin_key, 10_000)
     assert len(ids) == 10_000
-    take_messages(CONTACT_CHANGES_QUEUE)
+    take_changes()
     reply = api.post("/tags/partner/contacts", key=tenant.admin_key, json={"contact_ids": ids})
     assert reply.status == 202
     job_id = reply.json["id"]
@@ -84,7 +84,7 @@ def test_tag_added_in_bulk_to_10000_contacts_is_on_all_of_them(api, app, tenant)
         if not cursor:
             break
     assert tagged == set(ids)
-    assert len(take_messages(CONTACT_CHANGES_QUEUE, tenant.id)) == 10_000
+    assert len(take_changes(tenant.id)) == 10_000
 
 
 def test_deleting_a_tag_in_use_needs_confirmation_then_untags_everyone(api, app, tenant):

@@ -15,6 +15,7 @@ from chalicelib.domain.clock import to_rfc3339
 from chalicelib.domain.contacts import Contact, contact_id_for
 from chalicelib.http.api import REGISTRY
 from chalicelib.resources import (
+    CONTACT_CHANGES_BULK_QUEUE,
     CONTACT_CHANGES_QUEUE,
     MAIN_TABLE,
     MEMBERSHIP_EVENTS_QUEUE,
@@ -27,9 +28,13 @@ from chalicelib.storage.engagements import EngagementTable
 from chalicelib.storage.triggers import TriggerTable
 from tests.integration.test_campaign_sending import make_segment
 from tests.support import mail
-from tests.support.queues import deliver, drain, take_messages
+from tests.support.queues import deliver, drain, take_changes, take_messages
 
-HANDLERS = {CONTACT_CHANGES_QUEUE: "apply_contact_changes", MEMBERSHIP_EVENTS_QUEUE: "apply_membership_events"}
+HANDLERS = {
+    CONTACT_CHANGES_QUEUE: "apply_contact_changes",
+    CONTACT_CHANGES_BULK_QUEUE: "apply_bulk_contact_changes",
+    MEMBERSHIP_EVENTS_QUEUE: "apply_membership_events",
+}
 
 
 def pump(app, tenant_id: str, times: int = 2, seed: int = 3) -> int:
@@ -433,7 +438,7 @@ def test_a_throttled_trigger_email_is_retried_by_the_queue_and_sent_once(api, ap
                  {"type": "reward", "amount": 1}],
     )  # fmt: skip
     new_contact(api, partners, "ana", "Lisbon")
-    changes = take_messages(CONTACT_CHANGES_QUEUE, partners.id)
+    changes = take_changes(partners.id)
     failed = deliver(app, "apply_contact_changes", CONTACT_CHANGES_QUEUE, changes)
     assert len(failed) == 1  # SQS will deliver it again
     assert not deliver(app, "apply_contact_changes", CONTACT_CHANGES_QUEUE, changes, times=2)

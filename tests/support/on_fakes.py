@@ -7,7 +7,7 @@ from datetime import timedelta
 from chalicelib.domain.clock import system_clock, to_rfc3339
 from chalicelib.domain.contacts import Contact, contact_id_for
 from chalicelib.domain.segments import draft_from
-from chalicelib.resources import JOBS_QUEUE
+from chalicelib.resources import CONTACT_CHANGES_BULK_QUEUE, CONTACT_CHANGES_QUEUE, JOBS_QUEUE
 from chalicelib.services import jobs, segments
 from chalicelib.services.context import TenantContext
 
@@ -25,6 +25,11 @@ def put(ctx: TenantContext, ordinal: int, *tags: str, city: str | None = None, b
     at = to_rfc3339(system_clock() - timedelta(days=bought_days_ago)) if bought_days_ago is not None else None
     events = [{"id": f"evt_{ordinal}", "type": "purchase", "at": at, "amount": 10}] if at else []
     ctx.ports.contacts.put(contact, events)
+
+
+def take_changes(ctx: TenantContext) -> list[dict]:
+    """The contact-changed messages queued so far, on either queue (services/changes.queue_for)."""
+    return ctx.ports.queues.take(CONTACT_CHANGES_QUEUE) + ctx.ports.queues.take(CONTACT_CHANGES_BULK_QUEUE)
 
 
 def run_jobs(ctx: TenantContext) -> None:

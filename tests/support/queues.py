@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 
+from chalicelib.resources import CONTACT_CHANGES_BULK_QUEUE, CONTACT_CHANGES_QUEUE
 from infra.local.dispatcher import Dispatcher
 
 
@@ -29,6 +30,11 @@ def take_messages(queue_name: str, tenant_id: str | None = None) -> list[dict[st
         )
         bodies += [json.loads(m["Body"]) for m in batch]
     return [b for b in bodies if tenant_id is None or b.get("tenant_id") == tenant_id]
+
+
+def take_changes(tenant_id: str | None = None) -> list[dict[str, Any]]:
+    """Every contact-changed message queued, on either queue (services/changes.queue_for)."""
+    return take_messages(CONTACT_CHANGES_QUEUE, tenant_id) + take_messages(CONTACT_CHANGES_BULK_QUEUE, tenant_id)
 
 
 def sqs_event(bodies: list[dict[str, Any]], queue_name: str) -> dict[str, Any]:

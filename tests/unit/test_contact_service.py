@@ -9,10 +9,11 @@ import pytest
 
 from chalicelib.domain.errors import Conflict, NotFound, UnknownTags, ValidationFailed
 from chalicelib.ports.queues import SendFailed
-from chalicelib.resources import CONTACT_CHANGES_QUEUE
+from chalicelib.resources import CONTACT_CHANGES_BULK_QUEUE, CONTACT_CHANGES_QUEUE
 from chalicelib.services import changes, contacts
 from chalicelib.services.context import TenantContext
 from tests.support.fakes import InMemoryCatalog, fake_context
+from tests.support.on_fakes import take_changes
 
 AT = "2026-11-30T10:00:00Z"
 
@@ -24,7 +25,7 @@ def ctx() -> TenantContext:
 
 def announced(ctx: TenantContext) -> list[tuple[str, str]]:
     """(change, contact id) of every change message queued since the last look."""
-    return [(m["change"], m["contact_id"]) for m in ctx.ports.queues.take(CONTACT_CHANGES_QUEUE)]
+    return [(m["change"], m["contact_id"]) for m in take_changes(ctx)]
 
 
 def test_a_created_contact_is_stored_announced_once_and_its_outbox_entry_cleared(ctx):
@@ -121,6 +122,25 @@ def test_bulk_events_are_all_checked_before_any_is_stored(ctx):
     assert refused.value.details["field"] == "events[1].contact_id"
     assert contacts.list_events(ctx, "p-1", 10, None)["items"] == []
     assert contacts.append_bulk_events(ctx, {"events": [good, good]}) == {"stored": 2, "contacts": 1}
+
+
+def test_a_lone_change_takes_the_interactive_queue_and_many_at_once_the_bulk_one(ctx, monkeypatch):
+    at = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    contacts.create_contact(ctx, {"external_id": "p-1"})
+    contacts.create_contact(ctx, {"external_id": "p-2"})
+    contacts.append_bulk_events(ctx, {"events": [{"external_id": "p-1", "type": "visit", "at": at}]})
+    assert [m["change"] for m in ctx.ports.queues.take(CONTACT_CHANGES_QUEUE)] == ["created", "created", "events"]
+    assert ctx.ports.queues.take(CONTACT_CHANGES_BULK_QUEUE) == []
+    both = [{"external_id": ref, "type": "visit", "at": at} for ref in ("p-1", "p-2")]
+    contacts.append_bulk_events(ctx, {"events": both})
+    assert [m["change"] for m in ctx.ports.queues.take(CONTACT_CHANGES_BULK_QUEUE)] == ["events", "events"]
+    assert ctx.ports.queues.take(CONTACT_CHANGES_QUEUE) == []
+    monkeypatch.setattr(ctx.ports.queues, "send", lambda *args, **kwargs: (_ for _ in ()).throw(SendFailed("down")))
+    contacts.create_contact(ctx, {"external_id": "p-3"})
+    monkeypatch.undo()
+    later = datetime.now(UTC) + timedelta(minutes=2)
+    assert changes.relay_pending(ctx.ports.outbox, ctx.ports.queues, lambda: later) == 1
+    assert [m["change"] for m in ctx.ports.queues.take(CONTACT_CHANGES_BULK_QUEUE)] == ["created"]  # relayed late
 
 
 def test_contacts_list_by_tag_and_by_group_page_through_each_once(ctx):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.domain.catalog import Group, Tag
-from chalicelib.resources import CONTACT_CHANGES_QUEUE
+from chalicelib.resources import CONTACT_CHANGES_BULK_QUEUE
 from chalicelib.services import contacts, imports, jobs
 from chalicelib.services.context import TenantContext
 from tests.support.fakes import InMemoryCatalog, fake_context
-from tests.support.on_fakes import run_jobs
+from tests.support.on_fakes import run_jobs, take_changes
 
 AT = "2026-11-30T10:00:00Z"
 
@@ -36,12 +36,12 @@ def run_import(ctx: TenantContext, csv: str) -> dict:
 
 def test_rows_create_update_or_leave_contacts_and_each_change_is_announced_once(ctx):
     contacts.create_contact(ctx, {"external_id": "p-1", "email": "ada@example.com", "first_name": "Ada"})
-    ctx.ports.queues.take(CONTACT_CHANGES_QUEUE)
+    take_changes(ctx)
     rows = "".join(f"p-{n},p{n}@example.com,Person {n},vip,Resellers\n" for n in range(2, 40))
     job = run_import(ctx, "external_id,email,first_name,tags,group\np-1,ada@example.com,Ada,,\n" + rows)
     assert job["status"] == "succeeded"
     assert (job["counts"]["created"], job["counts"]["updated"], job["counts"]["unchanged"]) == (38, 0, 1)
-    assert len(ctx.ports.queues.take(CONTACT_CHANGES_QUEUE)) == 38
+    assert len(ctx.ports.queues.take(CONTACT_CHANGES_BULK_QUEUE)) == 38  # a job's changes: the bulk queue
     assert contacts.get_contact(ctx, "p-7")["group"] == "grp_1" and ctx.ports.contacts.count_tag("vip") == 38
 
     again = run_import(ctx, "external_id,first_name\np-7,Seven\np-8,Person 8\n")

@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.domain.errors import ConfirmationRequired, UnknownTags, ValidationFailed
-from chalicelib.resources import CONTACT_CHANGES_QUEUE
 from chalicelib.services import contacts, groups, jobs, tags
 from chalicelib.services.context import TenantContext
 from tests.support.fakes import fake_context
-from tests.support.on_fakes import run_jobs
+from tests.support.on_fakes import run_jobs, take_changes
 
 
 @pytest.fixture(autouse=True)
@@ -25,12 +24,12 @@ def ctx() -> TenantContext:
 
 def people(ctx: TenantContext, count: int, **fields) -> list[str]:
     made = [contacts.create_contact(ctx, {"external_id": f"p-{n}", **fields})["id"] for n in range(count)]
-    ctx.ports.queues.take(CONTACT_CHANGES_QUEUE)
+    take_changes(ctx)
     return made
 
 
 def announced(ctx: TenantContext) -> list[str]:
-    return [m["change"] for m in ctx.ports.queues.take(CONTACT_CHANGES_QUEUE)]
+    return [m["change"] for m in take_changes(ctx)]
 
 
 def test_bulk_tagging_inline_changes_each_contact_once_in_batched_writes(ctx):
