@@ -7,7 +7,9 @@
 (c) a full evaluation of 100,000 contacts (with ~5 purchases each) delivered by
     the local runtime's queue dispatcher, with DynamoDB requests and read units;
 (d) one contact change → membership updated and its event queued, p50/p95;
-(e) read units of a tag-only evaluation from the index vs the same segment by scan.
+(e) read units of a tag-only evaluation from the index vs the same segment by scan;
+(f) a burst of repeated changes, batched vs one message a batch;
+(j) 200 contacts tagged at once, drained through the bulk queue vs the path before.
 
 Read units: see bench.inprocess.Meter (moto does not bill).
 """
@@ -33,7 +35,7 @@ from chalicelib.composition import tenant_context
 from chalicelib.config import LOCAL_OPERATOR_KEY
 from chalicelib.domain import planner
 from chalicelib.domain.contacts import SHARDS, Contact, contact_id_for
-from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
+from chalicelib.resources import CONTACT_CHANGES_BULK_QUEUE, CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
 from chalicelib.services import evaluation, reactions
 from chalicelib.storage.catalog import CatalogTable
 from chalicelib.storage.contacts import TAG_CHUNK_SIZE, ContactTable, TagChunkItem, TagCountItem, tag_pk
@@ -205,6 +207,7 @@ def bench_tenant(meter: Meter, calls: AwsCalls, count: int) -> list[tuple[str, s
     )
 
     rows.append(burst_of_changes(api, dispatcher, calls, tenant_id, key, count))
+    rows.append(bulk_drain(api, dispatcher, calls, tenant_id, key, count))
 
     ctx = tenant_context(tenant_id)
     frozen = evaluation.snapshot(ctx, PARTNERSTACK, ())
@@ -272,6 +275,44 @@ def burst_of_changes(api, dispatcher, calls: AwsCalls, tenant_id: str, key: str,
         "(f) a burst, 20 contacts × 5 changes: DynamoDB requests",
         f"in batches of 10 {batched:.1f} a change ({len(batched_messages)} changes: {batched_ops}); "
         f"one message a batch {alone:.1f} a change ({len(alone_messages)} changes: {alone_ops})",
+    )
+
+
+def bulk_drain(api, dispatcher, calls: AwsCalls, tenant_id: str, key: str, count: int) -> tuple[str, str]:
+    """200 contacts tagged in one request (200 change messages on the bulk queue), drained as deployed —
+    batches of up to 100, each batch's contacts read together and evaluated as one Population — side by side
+    with the path before: the same kind of burst (200 other contacts) through batches of 10, each contact read
+    and evaluated on its own. Changes/s and DynamoDB requests per change, SQS excluded."""
+
+    def burst(first: int) -> list[dict]:
+        with calls.not_counted():
+            ids = [contact_id_for(1 + (first + n * 7919) % count) for n in range(200)]
+            api.post("/tags/local/contacts", key=key, json={"contact_ids": ids})
+            return take_messages(CONTACT_CHANGES_BULK_QUEUE, tenant_id)
+
+    def drain_through(queue: str, messages: list[dict]) -> tuple[float, float]:
+        with calls.not_counted():
+            SqsQueues().send(queue, messages)
+        calls.reset()
+        started = time.perf_counter()
+        dispatcher.drain(queue_names=frozenset({queue}))
+        seconds = time.perf_counter() - started
+        requests = sum(n for (service, _), n in calls.calls.items() if service == "dynamodb")
+        return len(messages) / seconds, requests / len(messages)
+
+    batched_rate, batched_requests = drain_through(CONTACT_CHANGES_BULK_QUEUE, burst(11))
+    real_prepare = reactions.BatchReactions.prepare
+    reactions.BatchReactions.prepare = lambda self, changes: None  # type: ignore[method-assign]  # the path before
+    try:
+        alone_rate, alone_requests = drain_through(CONTACT_CHANGES_QUEUE, burst(5003))
+    finally:
+        reactions.BatchReactions.prepare = real_prepare  # type: ignore[method-assign]
+    take_messages(MEMBERSHIP_EVENTS_QUEUE, tenant_id)
+    return (
+        "(j) 200 contacts tagged at once: drain",
+        f"bulk queue, batches of 100 read together {batched_rate:.0f} changes/s, {batched_requests:.1f} DynamoDB "
+        f"requests a change; before (batches of 10, each contact read alone) {alone_rate:.0f} changes/s, "
+        f"{alone_requests:.1f} requests a change",
     )
 
 

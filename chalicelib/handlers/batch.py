@@ -20,9 +20,19 @@ from chalicelib.logs import logger
 from chalicelib.ports.messages import parse
 
 
-def process_records(event: SQSEvent, queue_name: str, handle: Callable[[Any, SQSRecord], None]) -> dict[str, Any]:
+def process_records(
+    event: SQSEvent,
+    queue_name: str,
+    handle: Callable[[Any, SQSRecord], None],
+    prepare: Callable[[list[Any]], None] | None = None,
+) -> dict[str, Any]:
     """Handle each record's message, checked against the shapes ``queue_name`` carries (ports/messages.py):
-    a malformed one fails by itself, naming its fields, and reaches the dead-letter queue."""
+    a malformed one fails by itself, naming its fields, and reaches the dead-letter queue.
+
+    ``prepare`` first gets every well-formed message of the batch at once (to read what they share together);
+    if it fails, each record is still handled on its own."""
+    if prepare is not None:
+        _prepare(event, queue_name, prepare)
 
     def record_handler(record: SQSRecord) -> None:
         logger.thread_safe_clear_keys()  # keys of the previous record must not leak into this one
@@ -45,3 +55,16 @@ def process_records(event: SQSEvent, queue_name: str, handle: Callable[[Any, SQS
     handler = getattr(event.context, "function_name", None) or "unknown"
     metrics.count({"handler": handler}, RecordsHandled=records - failed, RecordsFailed=failed)
     return response
+
+
+def _prepare(event: SQSEvent, queue_name: str, prepare: Callable[[list[Any]], None]) -> None:
+    messages = []
+    for record in event.to_dict().get("Records", []):
+        try:
+            messages.append(parse(queue_name, json.loads(record["body"])))
+        except Exception:  # a malformed record fails on its own below
+            continue
+    try:
+        prepare(messages)
+    except Exception:
+        logger.exception("preparing the batch failed; each record is handled on its own")

@@ -32,7 +32,7 @@ def _react(event: SQSEvent, queue: str) -> dict:
         logger.thread_safe_append_keys(tenant_id=change["tenant_id"], contact_id=change["contact_id"])
         batch.react(change)
 
-    return process_records(event, queue, handle)
+    return process_records(event, queue, handle, prepare=batch.prepare)
 
 
 @blueprint.on_sqs_message(queue=CONTACT_CHANGES_QUEUE, batch_size=10)

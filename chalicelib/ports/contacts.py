@@ -17,6 +17,9 @@ Events = list[dict[str, Any]]
 
 Position = dict[str, Any] | None
 
+EventAppend = tuple[Contact, Sequence[Mapping[str, Any]], Sequence[int]]
+"""A contact, events to store for it, and when each expires (epoch seconds)."""
+
 ContactChange = tuple[Contact | None, Contact | None]
 """(before, after): a create is (None, contact), a delete (contact, None)."""
 
@@ -87,6 +90,9 @@ class ContactRepository(ContactReader, Protocol):
 
     def put_events(self, contact: Contact, events: Sequence[Mapping[str, Any]], expiry: Sequence[int]) -> None:
         """Store events (the same event id overwrites itself), each expiring at its ``expiry`` (epoch seconds)."""
+
+    def put_events_many(self, appends: Sequence[EventAppend]) -> None:
+        """:meth:`put_events` for many contacts at once (batched across them)."""
 
     def events_of(self, contact: Contact, limit: int, start: Position) -> tuple[Events, Position]:
         """A contact's events in id order."""

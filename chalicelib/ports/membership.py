@@ -12,6 +12,9 @@ class MembershipLedger(Protocol):
     def read_stamp(self, contact_id: str, ordinal: int) -> Stamp:
         """The contact's stamp (``Stamp()`` before its first update)."""
 
+    def read_stamps(self, contacts: list[tuple[str, int]]) -> dict[str, Stamp]:
+        """The stamps of (contact id, ordinal) pairs, by contact id, in one batch read."""
+
     def is_member(self, ordinal: int, places: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
         """Whether the contact is in each (segment, generation)."""
 

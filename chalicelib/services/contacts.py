@@ -312,7 +312,7 @@ def append_events(ctx: TenantContext, reference: str, body: Any, clock: Clock = 
     now = clock()
     events = [event_rules.check_event(raw, now, f"events[{i}]") for i, raw in enumerate(body["events"])]
     contact = resolve(ctx, reference)
-    publish(ctx, [_store_events(ctx, contact, events)])
+    publish(ctx, _store_events(ctx, [(contact, events)]))
     return {"contact_id": contact.id, "stored": len(events), "event_ids": [e["id"] for e in events]}
 
 
@@ -352,7 +352,7 @@ def append_bulk_events(ctx: TenantContext, body: Any, clock: Clock = system_cloc
             raise ValidationFailed(f"{field}.contact_id", f"{field}: contact {reference} does not exist.")
         contact = contacts[reference]
         per_contact.setdefault(contact.id, (contact, []))[1].append(event)
-    publish(ctx, [_store_events(ctx, contact, events) for contact, events in per_contact.values()])
+    publish(ctx, _store_events(ctx, list(per_contact.values())))
     return {"stored": len(checked), "contacts": len(per_contact)}
 
 
@@ -372,14 +372,18 @@ def _resolve_many(ctx: TenantContext, references: set[str]) -> dict[str, Contact
     return resolved
 
 
-def _store_events(ctx: TenantContext, contact: Contact, events: list[dict[str, Any]]) -> ContactChanged:
-    """Store a contact's events; return the change message to publish. Event writes are not a transaction,
-    so the message goes to the outbox first: a stop in between leaves a message to relay, never a change
-    nobody hears of."""
-    message = change_message(ctx.tenant_id, contact, contact, "events", events=events)
-    ctx.ports.outbox.put([message])
-    ctx.ports.contacts.put_events(contact, events, [event_rules.expires_at(e) for e in events])
-    return message
+def _store_events(ctx: TenantContext, per_contact: list[tuple[Contact, list[dict[str, Any]]]]) -> list[ContactChanged]:
+    """Store each contact's events (batched across contacts); return the change messages to publish, one a
+    contact. Event writes are not a transaction, so the messages go to the outbox first: a stop in between
+    leaves a message to relay, never a change nobody hears of."""
+    messages = [
+        change_message(ctx.tenant_id, contact, contact, "events", events=events) for contact, events in per_contact
+    ]
+    ctx.ports.outbox.put(messages)
+    ctx.ports.contacts.put_events_many(
+        [(contact, events, [event_rules.expires_at(e) for e in events]) for contact, events in per_contact]
+    )
+    return messages
 
 
 def list_events(ctx: TenantContext, reference: str, limit: int, cursor: str | None) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 Called for each "contact changed" message (services/changes.py) and by
 full-evaluation workers for contacts that changed under them. Reads the
-contact's stamp, then the contact with its events, evaluates every live segment
+contact's stamp, then the contact with its events (for a batch of messages:
+every stamp in one read, then the contacts, evaluated together as one
+Population, each segment once: :func:`read_batch`), evaluates every live segment
 (a mixer's criteria include the criteria of the segments it names, so order
 does not matter), and commits only the difference, conditioned on the stamp
 (storage/membership.py). Transitions in published generations become
@@ -16,6 +18,7 @@ included segment is gone are skipped the same way.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
@@ -24,6 +27,7 @@ from chalicelib.domain.engine import BrokenReference
 from chalicelib.domain.membership import (
     MembershipCommit,
     SegmentCheck,
+    Stamp,
     Superseded,
     Target,
     transition_event,
@@ -39,9 +43,44 @@ from chalicelib.services.context import TenantContext
 ATTEMPTS = 8
 
 
-def update_contact(ctx: TenantContext, contact_id: str, cause: dict[str, Any], clock: Clock = system_clock) -> int:
+@dataclass(frozen=True)
+class ContactRead:
+    """What an update reads of a contact before it decides: its stamp (read first), then its targets."""
+
+    stamp: Stamp
+    targets: list[Target]
+
+
+def read_batch(ctx: TenantContext, contact_ids: list[str], clock: Clock = system_clock) -> dict[str, ContactRead]:
+    """The reads of many contacts' updates at once: their stamps in one batch read, then the contacts with their
+    events, evaluated as one Population — each segment once for the whole batch, not once per contact."""
+    ordinals = {contact_id: ordinal_of(contact_id) for contact_id in dict.fromkeys(contact_ids)}
+    pairs = [(contact_id, ordinal) for contact_id, ordinal in ordinals.items() if ordinal is not None]
+    if not pairs or not any(s.has_membership for s in ctx.segments):
+        return {}
+    stamps = ctx.ports.membership.read_stamps(pairs)  # before the contacts: see storage/membership.py
+    contacts, events = ctx.ports.contacts.read_contacts([contact_id for contact_id, _ in pairs])
+    members = _evaluate(ctx, Population(contacts, events), ctx.segments, clock)
+    row = {contact.id: index for index, contact in enumerate(contacts)}
+    return {
+        contact_id: ContactRead(
+            stamps[contact_id],
+            [replace(t, member=contact_id in row and bool(hits[row[contact_id]])) for t, hits in members],
+        )
+        for contact_id, _ in pairs
+    }
+
+
+def update_contact(
+    ctx: TenantContext,
+    contact_id: str,
+    cause: dict[str, Any],
+    clock: Clock = system_clock,
+    read: ContactRead | None = None,
+) -> int:
     """Bring one contact's membership up to date; return how many transitions it made. The tenant's segments
-    and their compiled criteria come from ``ctx``: read once for a whole batch of changes."""
+    and their compiled criteria come from ``ctx``: read once for a whole batch of changes; ``read``, from
+    :func:`read_batch`, stands for the first attempt's reads (a superseded attempt reads afresh)."""
     ordinal = ordinal_of(contact_id)
     if ordinal is None:
         return 0
@@ -49,9 +88,10 @@ def update_contact(ctx: TenantContext, contact_id: str, cause: dict[str, Any], c
         return 0
     for _ in range(ATTEMPTS):
         try:
-            committed = _update_once(ctx, contact_id, ordinal, cause, clock)
+            committed = _update_once(ctx, contact_id, ordinal, cause, clock, read)
         except Superseded:  # another update of this contact, or a segment flip, landed first
             ctx.segments_changed()
+            read = None
             continue
         _send(ctx, contact_id, ordinal, committed)  # known from the commit: no need to read them back
         return len(committed)
@@ -70,31 +110,40 @@ def segments_holding(ctx: TenantContext, ordinal: int, segment_ids: set[str] | l
     return {segment_id for (segment_id, _), member in inside.items() if member}
 
 
+def _evaluate(
+    ctx: TenantContext, population: Population, segments: list[Segment], clock: Clock
+) -> list[tuple[Target, Any]]:
+    """Each live segment's target (membership unset) with its matches over the population (all False for an
+    empty one); a segment whose included segment is gone is left out."""
+    now = clock()
+    found = []
+    for segment in (s for s in segments if s.has_membership):
+        try:
+            hits: Any = ctx.compiled(segment).evaluate(population, now) if population.size else []
+        except BrokenReference:
+            continue
+        target = Target(segment.id, segment.generation, segment.pending_generation, segment.job_id, False)
+        found.append((target, hits))
+    return found
+
+
 def _targets(ctx: TenantContext, contact_id: str, segments: list[Segment], clock: Clock) -> list[Target]:
     contact, events = ctx.ports.contacts.read_contact(contact_id)
-    population = Population([contact], {contact.id: events}) if contact else None
-    now = clock()
-    targets = []
-    for segment in (s for s in segments if s.has_membership):
-        pending = segment.pending_generation
-        member = False
-        if population is not None:
-            try:
-                compiled = ctx.compiled(segment)
-            except BrokenReference:
-                continue
-            member = bool(compiled.evaluate(population, now)[0])
-        targets.append(Target(segment.id, segment.generation, pending, segment.job_id, member))
-    return targets
+    population = Population([contact] if contact else [], {contact.id: events} if contact else {})
+    evaluated = _evaluate(ctx, population, segments, clock)
+    return [replace(target, member=bool(len(hits)) and bool(hits[0])) for target, hits in evaluated]
 
 
 def _update_once(
-    ctx: TenantContext, contact_id: str, ordinal: int, cause: dict[str, Any], clock: Clock
+    ctx: TenantContext, contact_id: str, ordinal: int, cause: dict[str, Any], clock: Clock, read: ContactRead | None
 ) -> list[dict[str, Any]]:
     """Commit what the contact's membership moved; return the transition events the commit stored."""
     tenant_id = ctx.tenant_id
-    stamp = ctx.ports.membership.read_stamp(contact_id, ordinal)  # before the contact: see storage/membership.py
-    targets = _targets(ctx, contact_id, ctx.segments, clock)
+    if read is None:
+        stamp = ctx.ports.membership.read_stamp(contact_id, ordinal)  # before the contact: see storage/membership.py
+        targets = _targets(ctx, contact_id, ctx.segments, clock)
+    else:
+        stamp, targets = read.stamp, read.targets
     published = [(t.segment_id, t.published) for t in targets if t.published]
     pending = [(t.segment_id, t.pending) for t in targets if t.pending]
     # only what the stamp knows of published generations is trusted: pending ones are rewritten by their workers

@@ -14,16 +14,17 @@ from chalicelib.services import engagements, membership, trigger_firing
 from chalicelib.services.context import TenantContext
 
 
-def bring_up_to_date(ctx: TenantContext, change: ContactChanged) -> None:
+def bring_up_to_date(ctx: TenantContext, change: ContactChanged, read: membership.ContactRead | None = None) -> None:
     """The contact's membership and challenges, from the contact as it is now (the message only says that it
-    changed): a later change of the same contact finds nothing new to do."""
+    changed): a later change of the same contact finds nothing new to do. ``read``: the contact's reads, made
+    for the whole batch (membership.read_batch)."""
     cause = {
         "change": change["change"],
         "source": change.get("source", "api"),
         "version": change["version"],
         "depth": change.get("depth", 0),
     }
-    membership.update_contact(ctx, change["contact_id"], cause)
+    membership.update_contact(ctx, change["contact_id"], cause, read=read)
     if change["change"] != "deleted":  # events move a goal; tags or attributes may move a segment
         engagements.award_challenges(ctx, change["contact_id"])
 
@@ -39,16 +40,28 @@ class BatchReactions:
     run once per contact per batch — the first of its messages brings it up to date, with that message's
     cause, exactly as a second delivery would have found nothing left to do; triggers run for every message.
     A contact whose update failed is tried again by its next message in the batch (and SQS retries the one
-    that failed)."""
+    that failed).
+
+    :meth:`prepare` reads the batch's contacts together first (each tenant's stamps in one read, its contacts
+    evaluated as one Population); a contact's first update uses those reads."""
 
     def __init__(self, context_for: Callable[[str], TenantContext]) -> None:
         self._context_for = context_for
         self._up_to_date: set[tuple[str, str]] = set()
+        self._reads: dict[tuple[str, str], membership.ContactRead] = {}
+
+    def prepare(self, changes: list[ContactChanged]) -> None:
+        by_tenant: dict[str, list[str]] = {}
+        for change in changes:
+            by_tenant.setdefault(change["tenant_id"], []).append(change["contact_id"])
+        for tenant_id, contact_ids in by_tenant.items():
+            reads = membership.read_batch(self._context_for(tenant_id), contact_ids)
+            self._reads.update({(tenant_id, contact_id): read for contact_id, read in reads.items()})
 
     def react(self, change: ContactChanged) -> None:
         ctx = self._context_for(change["tenant_id"])
         contact = (change["tenant_id"], change["contact_id"])
         if contact not in self._up_to_date:
-            bring_up_to_date(ctx, change)
+            bring_up_to_date(ctx, change, self._reads.pop(contact, None))
             self._up_to_date.add(contact)
         fire_triggers(ctx, change)

@@ -55,7 +55,7 @@ from chalicelib.domain.contacts import (
     shard_of,
 )
 from chalicelib.domain.planner import EVERYONE
-from chalicelib.ports.contacts import ContactChange, DirtyMark
+from chalicelib.ports.contacts import ContactChange, DirtyMark, EventAppend
 from chalicelib.storage import outbox
 from chalicelib.storage.mapping import Mapper, plain_map
 from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection, shard_pk
@@ -468,27 +468,36 @@ class ContactTable:
         )
 
     def put_events(self, contact: Contact, events: Sequence[Mapping[str, Any]], expiry: Sequence[int]) -> None:
-        """Store events (idempotently: the same event id overwrites itself). The contact is marked dirty
-        before (a stop halfway leaves it marked) and after (a compaction that read it in between keeps
-        the mark)."""
-        pk = shard_pk(self.tenant_id, shard_of(contact.ordinal))
-        _dirty_item(self.tenant_id, contact).save()
+        self.put_events_many([(contact, events, expiry)])
+
+    def put_events_many(self, appends: Sequence[EventAppend]) -> None:
+        """Store events (idempotently: the same event id overwrites itself), in batch writes across contacts.
+        Each contact is marked dirty before (a stop halfway leaves it marked) and after (a compaction that read
+        it in between keeps the mark)."""
+        contacts = list({contact.id: contact for contact, _, _ in appends}.values())
+        with DirtyItem.batch_write() as marks:
+            for contact in contacts:
+                marks.save(_dirty_item(self.tenant_id, contact))
         with EventItem.batch_write() as batch:
-            for event, expires in zip(events, expiry, strict=True):
-                batch.save(
-                    EventItem(
-                        pk,
-                        f"C#{contact.id}#E#{event['id']}",
-                        contact_id=contact.id,
-                        event_id=event["id"],
-                        type=event["type"],
-                        at=event["at"],
-                        amount=event.get("amount"),
-                        properties=event.get("properties") or None,
-                        expires_at=expires,
+            for contact, events, expiry in appends:
+                pk = shard_pk(self.tenant_id, shard_of(contact.ordinal))
+                for event, expires in zip(events, expiry, strict=True):
+                    batch.save(
+                        EventItem(
+                            pk,
+                            f"C#{contact.id}#E#{event['id']}",
+                            contact_id=contact.id,
+                            event_id=event["id"],
+                            type=event["type"],
+                            at=event["at"],
+                            amount=event.get("amount"),
+                            properties=event.get("properties") or None,
+                            expires_at=expires,
+                        )
                     )
-                )
-        _dirty_item(self.tenant_id, contact).save()
+        with DirtyItem.batch_write() as marks:
+            for contact in contacts:
+                marks.save(_dirty_item(self.tenant_id, contact))
 
     def events_of(
         self, contact: Contact, limit: int, start: dict[str, Any] | None

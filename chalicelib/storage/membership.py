@@ -79,6 +79,11 @@ def _stamp_key(tenant_id: str, contact_id: str, ordinal: int) -> tuple[str, str]
     return shard_pk(tenant_id, shard_of(ordinal)), f"MS#{contact_id}"
 
 
+def _stamp(item: StampItem) -> Stamp:
+    known = item.known.as_dict() if item.known else {}
+    return Stamp(int(item.seq), {generation: bool(value) for generation, value in known.items()})
+
+
 class MembershipTable:
     """The MembershipLedger port on DynamoDB, bound to one tenant."""
 
@@ -90,8 +95,14 @@ class MembershipTable:
             item = StampItem.get(*_stamp_key(self.tenant_id, contact_id, ordinal), consistent_read=True)
         except StampItem.DoesNotExist:
             return Stamp()
-        known = item.known.as_dict() if item.known else {}
-        return Stamp(int(item.seq), {generation: bool(value) for generation, value in known.items()})
+        return _stamp(item)
+
+    def read_stamps(self, contacts: list[tuple[str, int]]) -> dict[str, Stamp]:
+        keys = {_stamp_key(self.tenant_id, contact_id, ordinal): contact_id for contact_id, ordinal in contacts}
+        found = {contact_id: Stamp() for contact_id in keys.values()}
+        for item in StampItem.batch_get(list(keys), consistent_read=True):
+            found[keys[(item.pk, item.sk)]] = _stamp(item)
+        return found
 
     def is_member(self, ordinal: int, places: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
         """Whether the contact is in each (segment, generation), from the member chunks (one batch read)."""

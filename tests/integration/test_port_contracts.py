@@ -420,6 +420,10 @@ def test_a_commit_moves_counts_and_announces_at_once_and_only_from_the_stamp_it_
     assert membership.is_member(ordinal, [("seg_1", "job_1")]) == {("seg_1", "job_1"): True}
     assert segments.get("seg_1").member_count == 2
     assert membership.read_stamp(contact_id, ordinal) == Stamp(1, {"job_1": True})
+    assert membership.read_stamps([(contact_id, ordinal), (contact_id_for(21), 21)]) == {
+        contact_id: Stamp(1, {"job_1": True}),
+        contact_id_for(21): Stamp(),
+    }
     assert membership.pending_events(contact_id, ordinal) == [event]
     with pytest.raises(Superseded):  # computed from the old stamp: refused, nothing moves
         membership.commit(MembershipCommit(contact_id, ordinal, stamp, {}, [replace(move, enter=False)], [], [], AT))
@@ -849,6 +853,13 @@ def test_every_write_marks_its_contact_dirty_until_a_forget_with_the_same_token(
     found, events = mine.read_contacts([ada.id, bob.id, "ctc_bogus"])
     assert found == [bob] and events == {bob.id: [PURCHASE]}
     assert mine.read_contacts([bob.id], with_events=False) == ([bob], {})
+    mine.forget_dirty(1, mine.dirty(1))
+    carol = _contact(1 + 2 * SHARDS)
+    mine.write([(None, carol)])
+    mine.forget_dirty(1, mine.dirty(1))
+    mine.put_events_many([(bob, [VISIT], [2_000_000_000]), (carol, [PURCHASE, VISIT], [2_000_000_000] * 2)])
+    assert set(mine.dirty(1)) == {bob.id, carol.id}  # one mark a contact, however many events
+    assert mine.read_contacts([bob.id, carol.id])[1] == {bob.id: [VISIT, PURCHASE], carol.id: [VISIT, PURCHASE]}
 
 
 @pytest.fixture(params=ADAPTERS)

@@ -45,7 +45,7 @@ from chalicelib.domain.segments import EVALUATION_FIELDS, Segment, StaleSegment
 from chalicelib.domain.tenants import ApiKey, KeyOwner, StaleWrite, Tenant
 from chalicelib.domain.triggers import RUN_COUNTERS, Run, StaleTrigger, Trigger
 from chalicelib.ports import TenantPorts
-from chalicelib.ports.contacts import ContactChange, DirtyMark
+from chalicelib.ports.contacts import ContactChange, DirtyMark, EventAppend
 from chalicelib.ports.mailer import Mail, MailError
 from chalicelib.ports.segments import ANY_JOB, Position
 from chalicelib.ports.shards import Manifest
@@ -226,6 +226,10 @@ class InMemoryContacts:
         self._guards.update({key: contact.id for key in _guards(contact).values()})
         self._ordinals = max(self._ordinals, contact.ordinal)
         self.put_events(contact, events, [0] * len(events))
+
+    def put_events_many(self, appends: Sequence[EventAppend]) -> None:
+        for contact, events, expiry in appends:
+            self.put_events(contact, events, expiry)
 
     def put_events(self, contact: Contact, events: Sequence[Mapping[str, Any]], expiry: Sequence[int]) -> None:
         self._mark_dirty(contact)
@@ -593,6 +597,9 @@ class InMemoryMembership:
             return Stamp()
         seq, known, _, _ = self._stamps[contact_id]
         return Stamp(seq, dict(known))
+
+    def read_stamps(self, contacts: list[tuple[str, int]]) -> dict[str, Stamp]:
+        return {contact_id: self.read_stamp(contact_id, ordinal) for contact_id, ordinal in contacts}
 
     def is_member(self, ordinal: int, places: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
         return {(s, g): ordinal in self._segments.shard_members(s, g, shard_of(ordinal)) for s, g in places}

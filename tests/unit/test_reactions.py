@@ -10,7 +10,7 @@ import pytest
 from chalicelib.domain.clock import system_clock, to_rfc3339
 from chalicelib.domain.contacts import contact_id_for
 from chalicelib.resources import MEMBERSHIP_EVENTS_QUEUE
-from chalicelib.services import engagements, evaluation, jobs, reactions, shards, triggers
+from chalicelib.services import engagements, evaluation, jobs, membership, reactions, shards, triggers
 from tests.support.fakes import InMemoryCatalog, fake_context
 from tests.support.on_fakes import create, members, put, run_jobs
 
@@ -66,7 +66,9 @@ def test_a_batch_brings_each_contact_up_to_date_once_and_gives_every_message_to_
     updated = []
     real_update = reactions.membership.update_contact
     monkeypatch.setattr(
-        reactions.membership, "update_contact", lambda c, cid, cause: updated.append(cid) or real_update(c, cid, cause)
+        reactions.membership,
+        "update_contact",
+        lambda c, cid, cause, read=None: updated.append(cid) or real_update(c, cid, cause, read=read),
     )
     reacting = reactions.BatchReactions({"ten_1": ctx}.__getitem__)
     for change in batch:
@@ -86,11 +88,11 @@ def test_a_contact_whose_update_failed_is_tried_again_by_its_next_message_in_the
     put(ctx, 2, "vip")
     real_update, calls = reactions.membership.update_contact, []
 
-    def failing_once(c, contact_id, cause):
+    def failing_once(c, contact_id, cause, read=None):
         calls.append(contact_id)
         if len(calls) == 1:
             raise RuntimeError("DynamoDB throttled")
-        return real_update(c, contact_id, cause)
+        return real_update(c, contact_id, cause, read=read)
 
     monkeypatch.setattr(reactions.membership, "update_contact", failing_once)
     reacting = reactions.BatchReactions({"ten_1": ctx}.__getitem__)
@@ -99,3 +101,34 @@ def test_a_contact_whose_update_failed_is_tried_again_by_its_next_message_in_the
     reacting.react(a_change(2, 3))
     reacting.react(a_change(2, 4))
     assert calls == [contact_id_for(2)] * 2 and members(ctx, vips["id"]) == ["p-1", "p-2"]
+
+
+def test_a_prepared_batch_reads_its_contacts_together_and_a_stale_read_is_read_again(monkeypatch):
+    ctx = fake_context("ten_1", catalog=InMemoryCatalog(tags={"vip"}))
+    for ordinal in (1, 2, 3):
+        put(ctx, ordinal)
+    vips = create(ctx, {"tag": "vip"}, "VIPs")
+    run_jobs(ctx)
+    for ordinal in (1, 2, 3):
+        put(ctx, ordinal, "vip")
+    one_by_one, stamp_reads = [], []
+    real_read_contact, real_read_stamps = ctx.ports.contacts.read_contact, ctx.ports.membership.read_stamps
+    monkeypatch.setattr(
+        ctx.ports.contacts, "read_contact", lambda cid: one_by_one.append(cid) or real_read_contact(cid)
+    )
+    monkeypatch.setattr(
+        ctx.ports.membership, "read_stamps", lambda pairs: stamp_reads.append(pairs) or real_read_stamps(pairs)
+    )
+    reacting = reactions.BatchReactions({"ten_1": ctx}.__getitem__)
+    batch = [a_change(1, 2, tags_added=["vip"]), a_change(2, 2, tags_added=["vip"]), a_change(3, 2)]
+    reacting.prepare(batch)
+    assert len(stamp_reads) == 1 and len(stamp_reads[0]) == 3  # one read of every stamp
+    membership.update_contact(ctx, contact_id_for(3), {"change": "tags"})  # another worker's update lands first
+    for change in batch:
+        reacting.react(change)
+    assert one_by_one == [contact_id_for(3), contact_id_for(3)]  # that update, then the superseded batch read's retry
+    assert members(ctx, vips["id"]) == ["p-1", "p-2", "p-3"]
+    events = ctx.ports.queues.take(MEMBERSHIP_EVENTS_QUEUE)
+    assert sorted((e["type"], e["contact_id"]) for e in events) == [
+        ("segment.entered", contact_id_for(o)) for o in (1, 2, 3)
+    ]  # once each
