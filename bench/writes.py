@@ -28,7 +28,7 @@ from typing import Any
 from botocore.client import BaseClient
 
 from app import app
-from bench.golden import as_jsonl, generate
+from bench.golden import GROUPS, as_api_events, as_jsonl, generate
 from bench.population import TAGS
 from chalicelib.config import LOCAL_OPERATOR_KEY
 from chalicelib.resources import JOBS_QUEUE
@@ -83,6 +83,8 @@ def main() -> None:
     key = tenant["admin_key"]
     for tag in TAGS:
         api.post("/tags", key=key, json={"name": tag})
+    for name in GROUPS.values():
+        api.post("/groups", key=key, json={"name": name})
     people = generate(rows, datetime.now(UTC))
 
     def import_rows() -> None:
@@ -99,14 +101,12 @@ def main() -> None:
         )
     ]
 
-    events = [
-        {k: v for k, v in e.items() if k != "id"} | {"external_id": p.external_id} for p in people for e in p.events
-    ]
+    events = as_api_events(people)
     halves = {"batched across contacts": events[::2], "contact by contact": events[1::2]}
     batched = ContactTable.put_events_many
     for name, chosen in halves.items():
         if name == "contact by contact":  # the path before: marks, events and marks written for each contact alone
-            ContactTable.put_events_many = lambda self, appends: [batched(self, [a]) for a in appends]  # type: ignore[method-assign]
+            ContactTable.put_events_many = lambda self, appends: [batched(self, [one]) for one in appends]  # type: ignore[method-assign]
 
         def post(chosen: list[dict] = chosen) -> None:
             for start in range(0, len(chosen), 1000):
