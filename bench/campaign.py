@@ -15,7 +15,7 @@ and duplicates, counted from what moto's SES received.
 
 from __future__ import annotations
 
-from bench.inprocess import AwsCalls, freeze_loaded_data  # first: moto starts before any AWS client exists
+from bench.inprocess import AwsCalls, freeze_loaded_data, print_table  # first: moto starts before any AWS client exists
 
 # isort: split
 
@@ -127,10 +127,7 @@ def main() -> None:
             f"unknown {stats['unknown']}, audience {stats['audience']:,}",
         ),
     ]
-    width = max(len(name) for name, _ in rows)
-    print()
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -51,9 +51,10 @@ def main() -> None:
     started = time.perf_counter()
     for start in range(0, len(population.events), 1000):
         call("POST", "/events", admin, {"events": population.events[start : start + 1000]})
-    elapsed = time.perf_counter() - started
+    posted = time.perf_counter()
+    elapsed = posted - started
     print(f"  {len(population.events)} purchases posted in {elapsed:.1f} s ({len(population.events) / elapsed:.0f}/s)")
-    build_seed_segments(admin)
+    wait_until_caught_up(admin, build_seed_segments(admin), posted)
     print(f"""
 Demo tenant ready: {tenant["id"]}
   admin key: {admin}
@@ -92,8 +93,28 @@ def wait_until_ready(admin: str, segment: dict) -> tuple[dict, float]:
     return segment, time.perf_counter() - started
 
 
-def build_seed_segments(admin: str) -> None:
-    """The seed's example: preview, save, then mix with a tag segment."""
+def wait_until_caught_up(admin: str, segments: list[dict], since: float, patience: float = 600) -> None:
+    """Real-time membership follows every change the demo made: wait until each segment's stored member count
+    equals a fresh preview of its criteria, and say how long after the last purchase that was."""
+    while True:
+        behind = []
+        for segment in segments:
+            stored = call("GET", f"/segments/{segment['id']}", admin)
+            preview = call("POST", "/segments/preview", admin, {"criteria": stored["criteria"], "sample_size": 0})
+            if stored["member_count"] != preview["count"]:
+                behind.append(f"{stored['name']} {stored['member_count']}/{preview['count']}")
+        waited = time.perf_counter() - since
+        if not behind:
+            print(f"  every segment's members equal its preview {waited:.0f} s after the last purchase was posted")
+            return
+        if waited > patience:
+            print(f"  still behind after {waited:.0f} s: {', '.join(behind)}")
+            return
+        time.sleep(2)
+
+
+def build_seed_segments(admin: str) -> list[dict]:
+    """The seed's example: preview, save, then mix with a tag segment; return the three segments."""
     started = time.perf_counter()
     preview = call("POST", "/segments/preview", admin, {"criteria": LOCAL_FAMILY_DISCOUNT, "sample_size": 3})
     print(
@@ -115,6 +136,7 @@ def build_seed_segments(admin: str) -> None:
     )
     mixer, waited = wait_until_ready(admin, mixer)
     print(f"  mixer {mixer['name']!r}: {mixer['member_count']} members, evaluated in {waited:.1f} s")
+    return [local, vip, mixer]
 
 
 if __name__ == "__main__":

@@ -184,6 +184,16 @@ def write_duckdb_tables(people: list[GoldenContact], folder: Path) -> None:
                 )
 
 
+def duckdb_oracle(people: list[GoldenContact], folder: Path) -> Any:
+    """A DuckDB connection holding ``people`` (their CSV tables written to ``folder``): the golden SQL's oracle."""
+    import duckdb  # a test and bench dependency only
+
+    write_duckdb_tables(people, folder)
+    database = duckdb.connect()
+    load_duckdb(database, folder)
+    return database
+
+
 def load_duckdb(connection: Any, folder: Path) -> None:
     """Create tables contacts, tags, events (empty CSV cells are NULL)."""
     connection.execute(

@@ -129,3 +129,11 @@ def freeze_loaded_data() -> None:
     seconds; the service never pays that (under ``make run`` moto is its own process, in AWS it is DynamoDB)."""
     gc.collect()
     gc.freeze()
+
+
+def print_table(rows: list[tuple[str, str]]) -> None:
+    """A bench's figures: one labelled line each, the values aligned."""
+    width = max(len(name) for name, _ in rows)
+    print()
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")

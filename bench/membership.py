@@ -16,7 +16,12 @@ Read units: see bench.inprocess.Meter (moto does not bill).
 
 from __future__ import annotations
 
-from bench.inprocess import AwsCalls, Meter, freeze_loaded_data  # first: moto starts before any AWS client exists
+from bench.inprocess import (  # first: moto starts before any AWS client exists
+    AwsCalls,
+    Meter,
+    freeze_loaded_data,
+    print_table,
+)
 
 # isort: split
 
@@ -320,10 +325,7 @@ def main() -> None:
     meter = Meter()
     rows = bench_index(meter, int(os.environ.get("BENCH_INDEX_CONTACTS", "1000000")))
     rows += bench_tenant(meter, AwsCalls(), int(os.environ.get("BENCH_MEMBERSHIP_CONTACTS", "100000")))
-    width = max(len(name) for name, _ in rows)
-    print()
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_table(rows)
 
 
 if __name__ == "__main__":

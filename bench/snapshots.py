@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from bench.inprocess import AwsCalls  # first: moto starts before any AWS client exists
+from bench.inprocess import AwsCalls, print_table  # first: moto starts before any AWS client exists
 
 # isort: split
 
@@ -270,10 +270,7 @@ def main() -> None:
         [sys.executable, "-m", "bench.snapshots", "--million", million], check=True, capture_output=True, text=True
     )
     rows += [tuple(row) for row in json.loads(child.stdout.strip().splitlines()[-1])]
-    width = max(len(name) for name, _ in rows)
-    print()
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ each hop.
 
 from __future__ import annotations
 
-from bench.inprocess import AwsCalls, freeze_loaded_data  # first: moto starts before any AWS client exists
+from bench.inprocess import AwsCalls, freeze_loaded_data, print_table  # first: moto starts before any AWS client exists
 
 # isort: split
 
@@ -126,10 +126,7 @@ def main() -> None:
         ("    AWS requests per new contact (API + every hop)", f"{requests / count:.1f}"),
         *through_make_run(count),
     ]
-    width = max(len(name) for name, _ in rows)
-    print()
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_table(rows)
 
 
 def through_make_run(count: int) -> list[tuple[str, str]]:

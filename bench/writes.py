@@ -15,7 +15,7 @@ In-process moto, through Chalice's test client; requests and items counted from 
 
 from __future__ import annotations
 
-from bench.inprocess import AwsCalls  # first: moto starts before any AWS client exists
+from bench.inprocess import AwsCalls, print_table  # first: moto starts before any AWS client exists
 
 # isort: split
 
@@ -120,10 +120,7 @@ def main() -> None:
                 f"{_writes(calls, items, len(chosen))} an event",
             )
         )
-    width = max(len(label) for label, _ in lines)
-    print()
-    for label, value in lines:
-        print(f"{label:<{width}}  {value}")
+    print_table(lines)
 
 
 if __name__ == "__main__":

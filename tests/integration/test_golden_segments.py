@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import duckdb
 import pytest
 
 from bench.golden import (
@@ -13,11 +12,10 @@ from bench.golden import (
     as_api_events,
     as_jsonl,
     date_days_ago,
+    duckdb_oracle,
     generate,
-    load_duckdb,
     resolve,
     sql_for,
-    write_duckdb_tables,
 )
 from bench.population import TAGS
 from tests.support.population import import_and_wait
@@ -43,10 +41,7 @@ def golden_world(api, app, tmp_path_factory):
     events = as_api_events(people)
     for start in range(0, len(events), 1_000):
         assert api.post("/events", key=key, json={"events": events[start : start + 1_000]}).status in (200, 201)
-    folder = tmp_path_factory.mktemp("golden-api")
-    write_duckdb_tables(people, folder)
-    database = duckdb.connect()
-    load_duckdb(database, folder)
+    database = duckdb_oracle(people, tmp_path_factory.mktemp("golden-api"))
     external = {p.id: p.external_id for p in people}
     segments: dict[str, str] = {}
 

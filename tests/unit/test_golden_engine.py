@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import duckdb
 import pytest
 
-from bench.golden import GOLDEN, TYPES, date_days_ago, generate, load_duckdb, resolve, sql_for, write_duckdb_tables
+from bench.golden import GOLDEN, TYPES, date_days_ago, duckdb_oracle, generate, resolve, sql_for
 from bench.population import TAGS
 from chalicelib.domain.criteria import Vocabulary, check_criteria
 from chalicelib.domain.engine import compile_criteria
@@ -19,10 +18,7 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     people = generate(3_000, NOW)
-    folder = tmp_path_factory.mktemp("golden")
-    write_duckdb_tables(people, folder)
-    database = duckdb.connect()
-    load_duckdb(database, folder)
+    database = duckdb_oracle(people, tmp_path_factory.mktemp("golden"))
     return people, database
 
 

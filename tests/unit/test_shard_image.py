@@ -7,13 +7,12 @@ import io
 import random
 from datetime import UTC, datetime
 
-import duckdb
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.golden import GOLDEN, TYPES, generate, load_duckdb, sql_for, write_duckdb_tables
+from bench.golden import GOLDEN, TYPES, duckdb_oracle, generate, sql_for
 from chalicelib.domain.contacts import Contact, contact_id_for
 from chalicelib.domain.criteria import Vocabulary, check_criteria
 from chalicelib.domain.engine import compile_criteria
@@ -27,10 +26,7 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     people = generate(2_000, NOW)
-    folder = tmp_path_factory.mktemp("golden-image")
-    write_duckdb_tables(people, folder)
-    database = duckdb.connect()
-    load_duckdb(database, folder)
+    database = duckdb_oracle(people, tmp_path_factory.mktemp("golden-image"))
     events = {p.id: p.events for p in people}
     whole = ShardImage.from_bytes(ShardImage.build(people, events).to_bytes())
     chooser = random.Random(7)
