@@ -15,8 +15,8 @@ class MembershipLedger(Protocol):
     def read_stamps(self, contacts: list[tuple[str, int]]) -> dict[str, Stamp]:
         """The stamps of (contact id, ordinal) pairs, by contact id, in one batch read."""
 
-    def is_member(self, ordinal: int, places: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
-        """Whether the contact is in each (segment, generation)."""
+    def memberships(self, ordinals: list[int], places: list[tuple[str, str]]) -> dict[int, dict[tuple[str, str], bool]]:
+        """Whether each contact is in each (segment, generation), in one batch read of the chunks they share."""
 
     def commit(self, change: MembershipCommit) -> None:
         """All at once, or Superseded: the stamp moves on from ``change.stamp`` (and remembers ``known``), the

@@ -45,15 +45,18 @@ ATTEMPTS = 8
 
 @dataclass(frozen=True)
 class ContactRead:
-    """What an update reads of a contact before it decides: its stamp (read first), then its targets."""
+    """What an update reads of a contact before it decides: its stamp (read first), then its targets and whether
+    it is in each of their generations now."""
 
     stamp: Stamp
     targets: list[Target]
+    current: dict[tuple[str, str], bool]
 
 
 def read_batch(ctx: TenantContext, contact_ids: list[str], clock: Clock = system_clock) -> dict[str, ContactRead]:
     """The reads of many contacts' updates at once: their stamps in one batch read, then the contacts with their
-    events, evaluated as one Population — each segment once for the whole batch, not once per contact."""
+    events, evaluated as one Population — each segment once for the whole batch, not once per contact — and
+    their current memberships in one batch read of the member chunks."""
     ordinals = {contact_id: ordinal_of(contact_id) for contact_id in dict.fromkeys(contact_ids)}
     pairs = [(contact_id, ordinal) for contact_id, ordinal in ordinals.items() if ordinal is not None]
     if not pairs or not any(s.has_membership for s in ctx.segments):
@@ -61,13 +64,16 @@ def read_batch(ctx: TenantContext, contact_ids: list[str], clock: Clock = system
     stamps = ctx.ports.membership.read_stamps(pairs)  # before the contacts: see storage/membership.py
     contacts, events = ctx.ports.contacts.read_contacts([contact_id for contact_id, _ in pairs])
     members = _evaluate(ctx, Population(contacts, events), ctx.segments, clock)
+    places = [(t.segment_id, g) for t, _ in members for g in (t.published, t.pending) if g]
+    current = ctx.ports.membership.memberships([ordinal for _, ordinal in pairs], places)
     row = {contact.id: index for index, contact in enumerate(contacts)}
     return {
         contact_id: ContactRead(
             stamps[contact_id],
             [replace(t, member=contact_id in row and bool(hits[row[contact_id]])) for t, hits in members],
+            current[ordinal],
         )
-        for contact_id, _ in pairs
+        for contact_id, ordinal in pairs
     }
 
 
@@ -106,7 +112,7 @@ def segments_holding(ctx: TenantContext, ordinal: int, segment_ids: set[str] | l
         segment = ctx.ports.segments.get(segment_id)
         if segment is not None and segment.generation is not None:
             places.append((segment_id, segment.generation))
-    inside = ctx.ports.membership.is_member(ordinal, places)
+    inside = ctx.ports.membership.memberships([ordinal], places)[ordinal]
     return {segment_id for (segment_id, _), member in inside.items() if member}
 
 
@@ -149,7 +155,10 @@ def _update_once(
     # only what the stamp knows of published generations is trusted: pending ones are rewritten by their workers
     current = {(s, g): stamp.known[g] for s, g in published if g in stamp.known}
     unknown = [place for place in published + pending if place not in current]
-    current.update(ctx.ports.membership.is_member(ordinal, unknown) if unknown else {})
+    if read is not None:
+        current.update({place: read.current[place] for place in unknown})
+    elif unknown:
+        current.update(ctx.ports.membership.memberships([ordinal], unknown)[ordinal])
     moves = transitions(targets, current)
     known = {t.published: t.member for t in targets if t.published}
     if not moves and known == stamp.known and not any(t.pending for t in targets):

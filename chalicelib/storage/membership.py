@@ -104,16 +104,18 @@ class MembershipTable:
             found[keys[(item.pk, item.sk)]] = _stamp(item)
         return found
 
-    def is_member(self, ordinal: int, places: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
-        """Whether the contact is in each (segment, generation), from the member chunks (one batch read)."""
+    def memberships(self, ordinals: list[int], places: list[tuple[str, str]]) -> dict[int, dict[tuple[str, str], bool]]:
+        """Whether each contact is in each (segment, generation), from the member chunks (one batch read: contacts
+        of a chunk share its item)."""
         keys = {
             chunk_key(self.tenant_id, segment_id, generation, ordinal): (segment_id, generation)
+            for ordinal in ordinals
             for segment_id, generation in places
         }
-        found = {place: False for place in places}
+        holding: dict[tuple[str, str], set[int]] = {place: set() for place in places}
         for item in MemberChunkItem.batch_get(list(keys), consistent_read=True):
-            found[keys[(item.pk, item.sk)]] = ordinal in {int(o) for o in item.ordinals or ()}
-        return found
+            holding[keys[(item.pk, item.sk)]] |= {int(o) for o in item.ordinals or ()}
+        return {ordinal: {place: ordinal in holding[place] for place in places} for ordinal in ordinals}
 
     def commit(self, change: MembershipCommit) -> None:
         """Apply the moves, counts and outbox events in one transaction, if nothing changed since the stamp."""

@@ -412,12 +412,18 @@ def test_a_commit_moves_counts_and_announces_at_once_and_only_from_the_stamp_it_
     segments, membership = ledger
     ordinal, contact_id = 5, contact_id_for(5)
     stamp = membership.read_stamp(contact_id, ordinal)
-    assert stamp == Stamp() and membership.is_member(ordinal, [("seg_1", "job_1")]) == {("seg_1", "job_1"): False}
+    assert stamp == Stamp() and membership.memberships([ordinal], [("seg_1", "job_1")]) == {
+        ordinal: {("seg_1", "job_1"): False}
+    }
     event = {"id": "mev_1", "type": "segment.entered", "segment_id": "seg_1", "contact_id": contact_id}
     check = SegmentCheck("seg_1", "job_1", "job_1", 1, False)
     move = Transition("seg_1", "job_1", True, True)
     membership.commit(MembershipCommit(contact_id, ordinal, stamp, {"job_1": True}, [move], [check], [event], AT))
-    assert membership.is_member(ordinal, [("seg_1", "job_1")]) == {("seg_1", "job_1"): True}
+    assert membership.memberships([ordinal, 3, 4], [("seg_1", "job_1"), ("seg_1", "job_0")]) == {
+        ordinal: {("seg_1", "job_1"): True, ("seg_1", "job_0"): False},
+        3: {("seg_1", "job_1"): True, ("seg_1", "job_0"): False},
+        4: {("seg_1", "job_1"): False, ("seg_1", "job_0"): False},
+    }
     assert segments.get("seg_1").member_count == 2
     assert membership.read_stamp(contact_id, ordinal) == Stamp(1, {"job_1": True})
     assert membership.read_stamps([(contact_id, ordinal), (contact_id_for(21), 21)]) == {

@@ -601,8 +601,8 @@ class InMemoryMembership:
     def read_stamps(self, contacts: list[tuple[str, int]]) -> dict[str, Stamp]:
         return {contact_id: self.read_stamp(contact_id, ordinal) for contact_id, ordinal in contacts}
 
-    def is_member(self, ordinal: int, places: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
-        return {(s, g): ordinal in self._segments.shard_members(s, g, shard_of(ordinal)) for s, g in places}
+    def memberships(self, ordinals: list[int], places: list[tuple[str, str]]) -> dict[int, dict[tuple[str, str], bool]]:
+        return {o: {(s, g): o in self._segments.shard_members(s, g, shard_of(o)) for s, g in places} for o in ordinals}
 
     def commit(self, change: MembershipCommit) -> None:
         contact_id, ordinal, stamp = change.contact_id, change.ordinal, change.stamp
