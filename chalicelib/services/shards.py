@@ -17,9 +17,10 @@ and writers never wait for a compaction.
 
 Readers ask for a compaction (a job, one chunk per shard) when a shard has more dirty contacts than the
 tenant's ``snapshots.compact_after_changes``, when its oldest mark is older than
-``snapshots.compact_after_seconds``, or when it has no snapshot yet; with more dirty contacts than that
-threshold a reader reads the items instead of re-reading contacts one by one (and reads no more marks
-than it needs to know that). Full evaluations and time refreshes read through the same port, so a
+``snapshots.compact_after_seconds``, when its image is over a day old (then rebuilt from the items, so
+events DynamoDB expired without a write leave it), or when it has no snapshot yet; with more dirty
+contacts than that threshold a reader reads the items instead of re-reading contacts one by one (and
+reads no more marks than it needs to know that). Full evaluations and time refreshes read through the same port, so a
 tenant's first evaluations ask for its first snapshots.
 """
 
