@@ -26,6 +26,7 @@ tenant's first evaluations ask for its first snapshots.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
@@ -61,23 +62,32 @@ class ItemShards:
 
 class _DecodedImages:
     """Images decoded in this process, by their (never reused) object key, up to a total of rows: a person
-    refining criteria previews the same snapshots again and again."""
+    refining criteria previews the same snapshots again and again. Shared by the threads of a process (the
+    local runtime's pollers and API): a lock guards the map, never a fetch or a decode."""
 
     def __init__(self, max_rows: int) -> None:
         self.max_rows = max_rows
         self._images: OrderedDict[str, ShardImage] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, key: str, load: Callable[[], bytes | None]) -> ShardImage | None:
-        if key in self._images:
-            self._images.move_to_end(key)
-            return self._images[key]
+        with self._lock:
+            if key in self._images:
+                self._images.move_to_end(key)
+                return self._images[key]
         data = load()
         if data is None:
             return None
-        image = self._images[key] = ShardImage.from_bytes(data)
-        while sum(i.size for i in self._images.values()) > self.max_rows and len(self._images) > 1:
-            self._images.popitem(last=False)
+        image = ShardImage.from_bytes(data)
+        with self._lock:
+            self._images[key] = image
+            while sum(i.size for i in self._images.values()) > self.max_rows and len(self._images) > 1:
+                self._images.popitem(last=False)
         return image
+
+    def clear(self) -> None:
+        with self._lock:
+            self._images.clear()
 
 
 DECODED = _DecodedImages(max_rows=2_000_000)
@@ -92,17 +102,20 @@ class _PatchedImages:
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
         self._patched: OrderedDict[tuple[str, bool], tuple[ShardImage, dict[str, DirtyMark]]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def patch(
         self, key: str, image: ShardImage, dirty: Mapping[str, DirtyMark], contacts: ContactReader, with_events: bool
     ) -> ShardImage:
-        base, seen = self._patched.get((key, with_events), (image, {}))
+        with self._lock:
+            base, seen = self._patched.get((key, with_events), (image, {}))
         changed = {contact_id: mark for contact_id, mark in dirty.items() if seen.get(contact_id) != mark}
         patched = _patch(base, changed, contacts, with_events)
-        self._patched[(key, with_events)] = (patched, dict(dirty))
-        self._patched.move_to_end((key, with_events))
-        while len(self._patched) > self.max_entries:
-            self._patched.popitem(last=False)
+        with self._lock:
+            self._patched[(key, with_events)] = (patched, dict(dirty))
+            self._patched.move_to_end((key, with_events))
+            while len(self._patched) > self.max_entries:
+                self._patched.popitem(last=False)
         return patched
 
 

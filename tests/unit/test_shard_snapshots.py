@@ -180,7 +180,7 @@ def test_an_image_removed_under_a_reader_is_read_again():
     def manifest_then_compact(shard):
         seen = real_manifest(shard)
         world.snapshots.manifest = real_manifest  # type: ignore[method-assign]
-        DECODED._images.clear()
+        DECODED.clear()
         world.compact(shard)  # removes the image `seen` names
         return seen
 
