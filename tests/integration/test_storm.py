@@ -74,7 +74,7 @@ def test_after_a_storm_every_segment_equals_a_fresh_evaluation_without_a_re_eval
     ).json["id"]
     drain(app)
 
-    dispatcher = Dispatcher(app, wait_seconds=0)
+    dispatcher = Dispatcher(app, wait_seconds=1)
     dispatcher.start(pollers_per_queue=2)
     failures: list[str] = []
     done: list[int] = []
