@@ -155,7 +155,7 @@ def load_tenant(api: ApiClient, count: int, now: datetime) -> tuple[str, str, fl
     for person, contact in zip(people, contacts, strict=True):
         if person.events:
             events = [{**e, "id": f"evt_{person.ordinal}_{i}"} for i, e in enumerate(person.events)]
-            ContactTable(tenant["id"]).put_events(contact, events, [2_000_000_000] * len(events))
+            ContactTable(tenant["id"]).put_events_many([(contact, events, [2_000_000_000] * len(events))])
     return tenant["id"], key, time.perf_counter() - started
 
 

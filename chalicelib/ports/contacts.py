@@ -88,11 +88,9 @@ class ContactRepository(ContactReader, Protocol):
 
     def tag_ordinals(self, tag: str) -> set[int]: ...
 
-    def put_events(self, contact: Contact, events: Sequence[Mapping[str, Any]], expiry: Sequence[int]) -> None:
-        """Store events (the same event id overwrites itself), each expiring at its ``expiry`` (epoch seconds)."""
-
     def put_events_many(self, appends: Sequence[EventAppend]) -> None:
-        """:meth:`put_events` for many contacts at once (batched across them)."""
+        """Store each contact's events (the same event id overwrites itself), each expiring at its expiry (epoch
+        seconds), batched across the contacts."""
 
     def events_of(self, contact: Contact, limit: int, start: Position) -> tuple[Events, Position]:
         """A contact's events in id order."""

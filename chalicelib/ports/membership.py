@@ -9,11 +9,9 @@ from chalicelib.domain.membership import MembershipCommit, Stamp
 
 
 class MembershipLedger(Protocol):
-    def read_stamp(self, contact_id: str, ordinal: int) -> Stamp:
-        """The contact's stamp (``Stamp()`` before its first update)."""
-
     def read_stamps(self, contacts: list[tuple[str, int]]) -> dict[str, Stamp]:
-        """The stamps of (contact id, ordinal) pairs, by contact id, in one batch read."""
+        """The stamps of (contact id, ordinal) pairs, by contact id, in one batch read (``Stamp()`` for a
+        contact before its first update)."""
 
     def memberships(self, ordinals: list[int], places: list[tuple[str, str]]) -> dict[int, dict[tuple[str, str], bool]]:
         """Whether each contact is in each (segment, generation), in one batch read of the chunks they share."""

@@ -54,9 +54,9 @@ class ContactRead:
 
 
 def read_batch(ctx: TenantContext, contact_ids: list[str], clock: Clock = system_clock) -> dict[str, ContactRead]:
-    """The reads of many contacts' updates at once: their stamps in one batch read, then the contacts with their
-    events, evaluated as one Population — each segment once for the whole batch, not once per contact — and
-    their current memberships in one batch read of the member chunks."""
+    """What the updates of one or many contacts read: their stamps in one batch read, then the contacts with
+    their events, evaluated as one Population — each segment once for the whole batch, not once per contact —
+    and, in one batch read of the member chunks, the memberships their stamps do not settle."""
     ordinals = {contact_id: ordinal_of(contact_id) for contact_id in dict.fromkeys(contact_ids)}
     pairs = [(contact_id, ordinal) for contact_id, ordinal in ordinals.items() if ordinal is not None]
     if not pairs or not any(s.has_membership for s in ctx.segments):
@@ -64,14 +64,21 @@ def read_batch(ctx: TenantContext, contact_ids: list[str], clock: Clock = system
     stamps = ctx.ports.membership.read_stamps(pairs)  # before the contacts: see storage/membership.py
     contacts, events = ctx.ports.contacts.read_contacts([contact_id for contact_id, _ in pairs])
     members = _evaluate(ctx, Population(contacts, events), ctx.segments, clock)
-    places = [(t.segment_id, g) for t, _ in members for g in (t.published, t.pending) if g]
-    current = ctx.ports.membership.memberships([ordinal for _, ordinal in pairs], places)
+    published = [(t.segment_id, t.published) for t, _ in members if t.published]
+    places = published + [(t.segment_id, t.pending) for t, _ in members if t.pending]
+    # only what a stamp knows of published generations is trusted: pending ones are rewritten by their workers
+    settled = {
+        contact_id: {(s, g): stamps[contact_id].known[g] for s, g in published if g in stamps[contact_id].known}
+        for contact_id, _ in pairs
+    }
+    unsettled = sorted({place for contact_id, _ in pairs for place in places if place not in settled[contact_id]})
+    looked_up = ctx.ports.membership.memberships([o for _, o in pairs], unsettled) if unsettled else {}
     row = {contact.id: index for index, contact in enumerate(contacts)}
     return {
         contact_id: ContactRead(
             stamps[contact_id],
             [replace(t, member=contact_id in row and bool(hits[row[contact_id]])) for t, hits in members],
-            current[ordinal],
+            settled[contact_id] | {p: looked_up[ordinal][p] for p in places if p not in settled[contact_id]},
         )
         for contact_id, ordinal in pairs
     }
@@ -85,16 +92,18 @@ def update_contact(
     read: ContactRead | None = None,
 ) -> int:
     """Bring one contact's membership up to date; return how many transitions it made. The tenant's segments
-    and their compiled criteria come from ``ctx``: read once for a whole batch of changes; ``read``, from
-    :func:`read_batch`, stands for the first attempt's reads (a superseded attempt reads afresh)."""
+    and their compiled criteria come from ``ctx``: read once for a whole batch of changes; ``read``, made for
+    the whole batch by :func:`read_batch`, stands for the first attempt's reads (otherwise, and after a
+    superseded attempt, the attempt reads afresh)."""
     ordinal = ordinal_of(contact_id)
     if ordinal is None:
         return 0
-    if not any(s.has_membership for s in ctx.segments):
-        return 0
     for _ in range(ATTEMPTS):
+        read = read or read_batch(ctx, [contact_id], clock).get(contact_id)
+        if read is None:
+            return 0  # no segment keeps members
         try:
-            committed = _update_once(ctx, contact_id, ordinal, cause, clock, read)
+            committed = _update_once(ctx, contact_id, ordinal, cause, read)
         except Superseded:  # another update of this contact, or a segment flip, landed first
             ctx.segments_changed()
             read = None
@@ -133,33 +142,13 @@ def _evaluate(
     return found
 
 
-def _targets(ctx: TenantContext, contact_id: str, segments: list[Segment], clock: Clock) -> list[Target]:
-    contact, events = ctx.ports.contacts.read_contact(contact_id)
-    population = Population([contact] if contact else [], {contact.id: events} if contact else {})
-    evaluated = _evaluate(ctx, population, segments, clock)
-    return [replace(target, member=bool(len(hits)) and bool(hits[0])) for target, hits in evaluated]
-
-
 def _update_once(
-    ctx: TenantContext, contact_id: str, ordinal: int, cause: dict[str, Any], clock: Clock, read: ContactRead | None
+    ctx: TenantContext, contact_id: str, ordinal: int, cause: dict[str, Any], read: ContactRead
 ) -> list[dict[str, Any]]:
     """Commit what the contact's membership moved; return the transition events the commit stored."""
     tenant_id = ctx.tenant_id
-    if read is None:
-        stamp = ctx.ports.membership.read_stamp(contact_id, ordinal)  # before the contact: see storage/membership.py
-        targets = _targets(ctx, contact_id, ctx.segments, clock)
-    else:
-        stamp, targets = read.stamp, read.targets
-    published = [(t.segment_id, t.published) for t in targets if t.published]
-    pending = [(t.segment_id, t.pending) for t in targets if t.pending]
-    # only what the stamp knows of published generations is trusted: pending ones are rewritten by their workers
-    current = {(s, g): stamp.known[g] for s, g in published if g in stamp.known}
-    unknown = [place for place in published + pending if place not in current]
-    if read is not None:
-        current.update({place: read.current[place] for place in unknown})
-    elif unknown:
-        current.update(ctx.ports.membership.memberships([ordinal], unknown)[ordinal])
-    moves = transitions(targets, current)
+    stamp, targets = read.stamp, read.targets
+    moves = transitions(targets, read.current)
     known = {t.published: t.member for t in targets if t.published}
     if not moves and known == stamp.known and not any(t.pending for t in targets):
         return []  # nothing to write; with an evaluation running the stamp is written anyway (its workers read it)

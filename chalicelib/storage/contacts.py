@@ -467,17 +467,12 @@ class ContactTable:
             for item in TagCountItem.query(tag_pk(self.tenant_id, tag), TagCountItem.sk.startswith("COUNT#"))
         )
 
-    def put_events(self, contact: Contact, events: Sequence[Mapping[str, Any]], expiry: Sequence[int]) -> None:
-        self.put_events_many([(contact, events, expiry)])
-
     def put_events_many(self, appends: Sequence[EventAppend]) -> None:
         """Store events (idempotently: the same event id overwrites itself), in batch writes across contacts.
         Each contact is marked dirty before (a stop halfway leaves it marked) and after (a compaction that read
         it in between keeps the mark)."""
         contacts = list({contact.id: contact for contact, _, _ in appends}.values())
-        with DirtyItem.batch_write() as marks:
-            for contact in contacts:
-                marks.save(_dirty_item(self.tenant_id, contact))
+        self._mark_dirty(contacts)
         with EventItem.batch_write() as batch:
             for contact, events, expiry in appends:
                 pk = shard_pk(self.tenant_id, shard_of(contact.ordinal))
@@ -495,6 +490,9 @@ class ContactTable:
                             expires_at=expires,
                         )
                     )
+        self._mark_dirty(contacts)
+
+    def _mark_dirty(self, contacts: Iterable[Contact]) -> None:
         with DirtyItem.batch_write() as marks:
             for contact in contacts:
                 marks.save(_dirty_item(self.tenant_id, contact))

@@ -90,13 +90,6 @@ class MembershipTable:
     def __init__(self, tenant_id: str) -> None:
         self.tenant_id = tenant_id
 
-    def read_stamp(self, contact_id: str, ordinal: int) -> Stamp:
-        try:
-            item = StampItem.get(*_stamp_key(self.tenant_id, contact_id, ordinal), consistent_read=True)
-        except StampItem.DoesNotExist:
-            return Stamp()
-        return _stamp(item)
-
     def read_stamps(self, contacts: list[tuple[str, int]]) -> dict[str, Stamp]:
         keys = {_stamp_key(self.tenant_id, contact_id, ordinal): contact_id for contact_id, ordinal in contacts}
         found = {contact_id: Stamp() for contact_id in keys.values()}

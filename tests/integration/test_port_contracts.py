@@ -355,7 +355,7 @@ def contact_reader(request):
     people = [_contact(1, "vip", city="Oslo"), _contact(1 + SHARDS, "vip"), _contact(2), _contact(7, "local")]
     if request.param == "dynamodb":
         ContactTable(tenant_id).write([(None, c) for c in people])
-        ContactTable(tenant_id).put_events(people[0], [PURCHASE, VISIT], [2_000_000_000, 2_000_000_000])
+        ContactTable(tenant_id).put_events_many([(people[0], [PURCHASE, VISIT], [2_000_000_000, 2_000_000_000])])
         return ContactTable(tenant_id), people
     reader = InMemoryContacts(tenant_id)
     for contact in people:
@@ -411,7 +411,7 @@ def ledger(request):
 def test_a_commit_moves_counts_and_announces_at_once_and_only_from_the_stamp_it_read(ledger):
     segments, membership = ledger
     ordinal, contact_id = 5, contact_id_for(5)
-    stamp = membership.read_stamp(contact_id, ordinal)
+    stamp = membership.read_stamps([(contact_id, ordinal)])[contact_id]
     assert stamp == Stamp() and membership.memberships([ordinal], [("seg_1", "job_1")]) == {
         ordinal: {("seg_1", "job_1"): False}
     }
@@ -425,7 +425,6 @@ def test_a_commit_moves_counts_and_announces_at_once_and_only_from_the_stamp_it_
         4: {("seg_1", "job_1"): False, ("seg_1", "job_0"): False},
     }
     assert segments.get("seg_1").member_count == 2
-    assert membership.read_stamp(contact_id, ordinal) == Stamp(1, {"job_1": True})
     assert membership.read_stamps([(contact_id, ordinal), (contact_id_for(21), 21)]) == {
         contact_id: Stamp(1, {"job_1": True}),
         contact_id_for(21): Stamp(),
@@ -445,7 +444,8 @@ def test_a_commit_checked_against_a_segment_that_moved_on_is_superseded(ledger):
     with pytest.raises(Superseded):
         moved = [Transition("seg_1", "job_1", True, True)]
         membership.commit(MembershipCommit(contact_id_for(5), 5, Stamp(), {}, moved, [stale], [], AT))
-    assert segments.members("seg_1", "job_1") == {3} and membership.read_stamp(contact_id_for(5), 5) == Stamp()
+    assert segments.members("seg_1", "job_1") == {3}
+    assert membership.read_stamps([(contact_id_for(5), 5)]) == {contact_id_for(5): Stamp()}
 
 
 def test_stamps_changed_since_a_moment_are_found_per_shard(ledger):
@@ -832,8 +832,8 @@ def test_contacts_page_by_shard_and_by_group_and_their_events_page_in_id_order(c
     assert sorted(c.id for c in group + rest) == sorted([people[1].id, people[3].id]) and last is None
     assert theirs.page_of_shards(10, None) == ([], None)
 
-    mine.put_events(people[0], [PURCHASE, VISIT], [2_000_000_000] * 2)
-    mine.put_events(people[0], [PURCHASE], [2_000_000_000])  # the same id overwrites itself
+    mine.put_events_many([(people[0], [PURCHASE, VISIT], [2_000_000_000] * 2)])
+    mine.put_events_many([(people[0], [PURCHASE], [2_000_000_000])])  # the same id overwrites itself
     events, position = mine.events_of(people[0], 1, None)
     more, _ = mine.events_of(people[0], 5, position)
     assert [e["id"] for e in events + more] == ["evt_a", "evt_b"] and more == [PURCHASE]
@@ -853,7 +853,7 @@ def test_every_write_marks_its_contact_dirty_until_a_forget_with_the_same_token(
     mine.forget_dirty(1, marks)
     assert set(mine.dirty(1)) == {ada.id}  # bob's mark is gone, ada's was rewritten and stays
     mine.forget_dirty(1, mine.dirty(1))
-    mine.put_events(bob, [PURCHASE], [2_000_000_000])
+    mine.put_events_many([(bob, [PURCHASE], [2_000_000_000])])
     mine.write([(renamed, None)])
     assert set(mine.dirty(1)) == {ada.id, bob.id}  # events and deletes mark too
     found, events = mine.read_contacts([ada.id, bob.id, "ctc_bogus"])

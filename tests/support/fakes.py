@@ -225,13 +225,13 @@ class InMemoryContacts:
         self._contacts[contact.id] = contact
         self._guards.update({key: contact.id for key in _guards(contact).values()})
         self._ordinals = max(self._ordinals, contact.ordinal)
-        self.put_events(contact, events, [0] * len(events))
+        self._put_events(contact, events)
 
     def put_events_many(self, appends: Sequence[EventAppend]) -> None:
-        for contact, events, expiry in appends:
-            self.put_events(contact, events, expiry)
+        for contact, events, _ in appends:
+            self._put_events(contact, events)
 
-    def put_events(self, contact: Contact, events: Sequence[Mapping[str, Any]], expiry: Sequence[int]) -> None:
+    def _put_events(self, contact: Contact, events: Sequence[Mapping[str, Any]]) -> None:
         self._mark_dirty(contact)
         own = self._events.setdefault(contact.id, {})
         for event in events:
@@ -592,21 +592,21 @@ class InMemoryMembership:
         self._stamps: dict[str, tuple[int, dict[str, bool], str, int]] = {}  # contact → seq, known, at, shard
         self._outbox: dict[str, dict[str, dict[str, Any]]] = {}
 
-    def read_stamp(self, contact_id: str, ordinal: int) -> Stamp:
+    def _stamp(self, contact_id: str) -> Stamp:
         if contact_id not in self._stamps:
             return Stamp()
         seq, known, _, _ = self._stamps[contact_id]
         return Stamp(seq, dict(known))
 
     def read_stamps(self, contacts: list[tuple[str, int]]) -> dict[str, Stamp]:
-        return {contact_id: self.read_stamp(contact_id, ordinal) for contact_id, ordinal in contacts}
+        return {contact_id: self._stamp(contact_id) for contact_id, _ in contacts}
 
     def memberships(self, ordinals: list[int], places: list[tuple[str, str]]) -> dict[int, dict[tuple[str, str], bool]]:
         return {o: {(s, g): o in self._segments.shard_members(s, g, shard_of(o)) for s, g in places} for o in ordinals}
 
     def commit(self, change: MembershipCommit) -> None:
         contact_id, ordinal, stamp = change.contact_id, change.ordinal, change.stamp
-        if self.read_stamp(contact_id, ordinal).seq != stamp.seq:
+        if self._stamp(contact_id).seq != stamp.seq:
             raise Superseded(contact_id)
         for check in change.checks:
             segment = self._segments.get(check.segment_id)

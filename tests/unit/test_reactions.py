@@ -111,10 +111,10 @@ def test_a_prepared_batch_reads_its_contacts_together_and_a_stale_read_is_read_a
     run_jobs(ctx)
     for ordinal in (1, 2, 3):
         put(ctx, ordinal, "vip")
-    one_by_one, stamp_reads = [], []
-    real_read_contact, real_read_stamps = ctx.ports.contacts.read_contact, ctx.ports.membership.read_stamps
+    contact_reads, stamp_reads = [], []
+    real_read_contacts, real_read_stamps = ctx.ports.contacts.read_contacts, ctx.ports.membership.read_stamps
     monkeypatch.setattr(
-        ctx.ports.contacts, "read_contact", lambda cid: one_by_one.append(cid) or real_read_contact(cid)
+        ctx.ports.contacts, "read_contacts", lambda ids: contact_reads.append(list(ids)) or real_read_contacts(ids)
     )
     monkeypatch.setattr(
         ctx.ports.membership, "read_stamps", lambda pairs: stamp_reads.append(pairs) or real_read_stamps(pairs)
@@ -126,7 +126,8 @@ def test_a_prepared_batch_reads_its_contacts_together_and_a_stale_read_is_read_a
     membership.update_contact(ctx, contact_id_for(3), {"change": "tags"})  # another worker's update lands first
     for change in batch:
         reacting.react(change)
-    assert one_by_one == [contact_id_for(3), contact_id_for(3)]  # that update, then the superseded batch read's retry
+    three = [contact_id_for(3)]
+    assert contact_reads == [[contact_id_for(o) for o in (1, 2, 3)], three, three]  # the batch, that update, the retry
     assert members(ctx, vips["id"]) == ["p-1", "p-2", "p-3"]
     events = ctx.ports.queues.take(MEMBERSHIP_EVENTS_QUEUE)
     assert sorted((e["type"], e["contact_id"]) for e in events) == [

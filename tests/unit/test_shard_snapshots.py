@@ -77,7 +77,7 @@ class World:
         contact = self.contacts.get_contact(contact_id_for(ordinal))
         if contact is not None:
             event = {"id": event_id, "type": "purchase", "at": "2026-11-20T00:00:00Z", "amount": amount}
-            self.contacts.put_events(contact, [event], [0])
+            self.contacts.put_events_many([(contact, [event], [0])])
 
     def compact(self, shard: int) -> None:
         compact(self.contacts, self.snapshots, shard, SETTINGS["compact_after_changes"])
