@@ -25,9 +25,11 @@ ContactChange = tuple[Contact | None, Contact | None]
 
 
 class DirtyMark(NamedTuple):
-    """A contact written since its shard's snapshot was made: ``token`` changes with every write."""
+    """Why a contact is dirty: the marks naming it and when the oldest was left. Every write leaves a new mark
+    (one per shard it touches, naming its contacts there) and a mark never changes, so ``marks`` grows with
+    every write until a compaction forgets the marks it read."""
 
-    token: str
+    marks: frozenset[str]
     at: str
 
 
@@ -48,7 +50,7 @@ class ContactReader(Protocol):
 
     def dirty(self, shard: int, limit: int | None = None) -> dict[str, DirtyMark]:
         """The shard's contacts written (created, changed, deleted, given events) since their marks were
-        last forgotten, strongly consistent; at most ``limit`` of them."""
+        forgotten, strongly consistent; with a ``limit``, reading stops once that many contacts are known."""
 
     def postings(self, tags: Iterable[str]) -> dict[str, Ordinals]:
         """Each tag's contacts as a sorted array of ordinals (planner.EVERYONE: every contact)."""
@@ -96,7 +98,7 @@ class ContactRepository(ContactReader, Protocol):
         """A contact's events in id order."""
 
     def forget_dirty(self, shard: int, seen: Mapping[str, DirtyMark]) -> None:
-        """Remove the marks ``seen`` (a snapshot now holds those writes), except those rewritten since."""
+        """Remove the marks ``seen`` names (a snapshot now holds those writes); marks left since stay."""
 
     def delete_contact_records(self, contact: Contact) -> int:
         """Delete what a deleted contact leaves beside it (events, rewards, announcements given); return how many."""

@@ -77,10 +77,12 @@ def queue_for(messages: Sequence[ContactChanged]) -> str:
     return CONTACT_CHANGES_QUEUE
 
 
-def publish(ctx: TenantContext, messages: Sequence[ContactChanged]) -> None:
-    """Queue messages already in the outbox (written with their contact writes), then clear them there.
+def publish(ctx: TenantContext, *written: Sequence[ContactChanged]) -> None:
+    """Queue messages already in the outbox, each argument the messages of one write (or one ``put``), then clear
+    them there, each group as it was written.
 
     If SQS refuses, they stay in the outbox and :func:`relay_pending` queues them within a minute or two."""
+    messages = [message for group in written for message in group]
     if not messages:
         return
     try:
@@ -88,7 +90,7 @@ def publish(ctx: TenantContext, messages: Sequence[ContactChanged]) -> None:
     except Exception:
         logger.exception("contact changes not queued; the outbox relay will", extra={"count": len(messages)})
         return
-    ctx.ports.outbox.forget(messages)
+    ctx.ports.outbox.forget(written)
 
 
 RELAY_AFTER = timedelta(seconds=60)
@@ -99,9 +101,10 @@ def relay_pending(outbox: ChangeOutbox, queues: MessageQueues, clock: Clock = sy
     """Queue the outbox messages whose request did not (the minute schedule, for every tenant) on the bulk queue,
     where a minute more of batching window changes nothing; return how many."""
     relayed = 0
-    while messages := outbox.pending(to_rfc3339(clock() - RELAY_AFTER)):
+    while written := outbox.pending(to_rfc3339(clock() - RELAY_AFTER)):
+        messages = [message for group in written for message in group]
         queues.send(CONTACT_CHANGES_BULK_QUEUE, messages)
-        outbox.forget(messages)
+        outbox.forget(written)
         relayed += len(messages)
     if relayed:
         logger.warning("contact changes relayed from the outbox", extra={"count": relayed})

@@ -204,7 +204,7 @@ class _ChunkImport:
     def write(self, planned: list[Planned]) -> None:
         """Write the planned changes in transactions, then announce them; a transaction that lost a race
         leaves its rows to :meth:`apply_one_by_one`."""
-        messages = []
+        written = []
         by_change = {(id(before), id(after)): (line, row) for line, row, before, after in planned}
         for batch in self.store.transaction_batches([(before, after) for _, _, before, after in planned]):
             outcomes = ["created" if before is None else "updated" for before, _ in batch]
@@ -219,8 +219,8 @@ class _ChunkImport:
                 continue
             for outcome in outcomes:
                 self.counts[outcome] += 1
-            messages += batch_messages
-        publish(self.ctx, messages)
+            written.append(batch_messages)
+        publish(self.ctx, *written)
 
     def apply_one_by_one(self) -> None:
         for line, row in sorted(self.one_by_one):

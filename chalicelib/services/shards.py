@@ -1,6 +1,6 @@
 """Reading whole shards: from snapshots patched with what changed since, or from the contact items.
 
-Every contact write marks its contact *dirty* in the same transaction (storage/contacts.py), and a
+Every contact write marks its contacts *dirty* in the same transaction (storage/contacts.py), and a
 shard's snapshot is an image of the shard (domain/shard_image.py) taken after some marks were read.
 A read is then exact without reading the shard's items:
 
@@ -9,8 +9,8 @@ A read is then exact without reading the shard's items:
 
 A compaction folds the marks into a new image: it reads the marks, builds the image (the old one
 patched, or a full read of the items when there is none or too much changed), publishes it only if
-the manifest is still the one it started from, and only then forgets the marks it read — each one
-only if its token is unchanged, so a contact written while the compaction ran stays dirty. Because a
+the manifest is still the one it started from, and only then forgets the marks it read. A mark never
+changes — every write leaves a new one — so a contact written while the compaction ran stays dirty. Because a
 mark disappears only after an image holding its write is published, and readers read marks before the
 manifest, a reader either still sees the mark or already sees the newer image: no write is ever missed,
 and writers never wait for a compaction.
@@ -95,9 +95,9 @@ DECODED = _DecodedImages(max_rows=2_000_000)
 
 class _PatchedImages:
     """The last patched image of each snapshot in this process, with the marks it was patched for: the next
-    read re-reads only the contacts whose mark is new or has another token (a mark's token changes with every
-    write, and while a snapshot is current its marks are never forgotten), so a person previewing again and
-    again re-reads nothing that did not change since."""
+    read re-reads only the contacts named by a mark it has not seen (every write leaves a new mark, and while a
+    snapshot is current its marks are never forgotten), so a person previewing again and again re-reads
+    nothing that did not change since."""
 
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries

@@ -11,22 +11,23 @@ Layout (see also storage/table.py):
 | tag count of a chunk | ``TENANT#{t}#TAG#{name}`` | ``COUNT#{k}`` |
 | every contact (a posting list) | ``TENANT#{t}#TAG##everyone`` | ``CHUNK#{k}`` / ``COUNT#{k}`` |
 | ordinal counter | ``TENANT#{t}`` | ``#COUNTERS`` |
-| dirty mark of a contact | ``TENANT#{t}#SHARD#{nn}`` | ``D#{contact_id}`` |
+| dirty mark: contacts of the shard one write changed | ``TENANT#{t}#SHARD#{nn}`` | ``D#{token}`` |
 
 A contact and its events share a partition, so one Query returns a whole shard
 (contacts and events) for evaluation, or one contact with its events. Every
 write of a contact is a transaction conditioned on its version, and moves its
 guards and tag-index entries in the same transaction, so they never disagree.
 
-The same transaction marks the contact *dirty* for its shard's snapshot (storage/snapshots.py): a
-small item whose token changes with every write, so a compaction that folded the contact removes its
-mark only if no write came since (services/shards.py). Events, written without a transaction, mark
-their contact before and after they are stored.
+The same transaction marks its contacts *dirty* for their shards' snapshots (storage/snapshots.py): one
+small item per shard the write touches, naming its contacts there, under a fresh token. A mark never
+changes, so a compaction removes exactly the marks it read and a write that came since keeps its own
+(services/shards.py). Events, written without a transaction, mark their contacts before and after they
+are stored. One item per shard and write, not per contact, because on moto (and in DynamoDB's bill) the
+items a write carries are what it costs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
 import secrets
 import time
@@ -42,7 +43,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
-from pynamodb.exceptions import DeleteError, TransactWriteError
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.clock import system_clock, to_rfc3339
@@ -116,21 +117,37 @@ class TagCountItem(MainTableModel):
 
 
 class DirtyItem(MainTableModel):
-    """A contact written since its shard's snapshot was made (until a compaction folds it)."""
+    """A dirty mark: contacts of one shard that one write changed since the shard's snapshot was made (until a
+    compaction folds them). Written once, never changed."""
 
-    contact_id = UnicodeAttribute()
-    token = UnicodeAttribute()
+    contact_ids = UnicodeSetAttribute(null=True)
     at = UnicodeAttribute()
 
 
-def _dirty_item(tenant_id: str, contact: Contact) -> DirtyItem:
-    return DirtyItem(
-        shard_pk(tenant_id, shard_of(contact.ordinal)),
-        f"D#{contact.id}",
-        contact_id=contact.id,
-        token=secrets.token_hex(8),
-        at=to_rfc3339(system_clock()),
-    )
+MARK_PREFIX = "D#"
+MARK_CONTACTS = 1_000
+"""Contacts one mark names at most (~13 KB), far inside an item's 400 KB."""
+
+
+def _marks(tenant_id: str, contacts: Iterable[Contact]) -> list[DirtyItem]:
+    """The marks of one write: one per shard it touches (more past MARK_CONTACTS), each under a fresh token."""
+    by_shard: dict[int, list[str]] = defaultdict(list)
+    for contact in contacts:
+        by_shard[shard_of(contact.ordinal)].append(contact.id)
+    at = to_rfc3339(system_clock())
+    marks = []
+    for shard, ids in sorted(by_shard.items()):
+        unique = sorted(set(ids))
+        for start in range(0, len(unique), MARK_CONTACTS):
+            marks.append(
+                DirtyItem(
+                    shard_pk(tenant_id, shard),
+                    f"{MARK_PREFIX}{secrets.token_hex(8)}",
+                    contact_ids=set(unique[start : start + MARK_CONTACTS]),
+                    at=at,
+                )
+            )
+    return marks
 
 
 class CounterItem(MainTableModel):
@@ -191,6 +208,13 @@ def _write_chunks(transaction: TransactWrite, tenant_id: str, adds, deletes) -> 
         )
 
 
+def _changed(change: ContactChange) -> Contact:
+    before, after = change
+    contact = after or before
+    assert contact is not None  # a change has a before or an after
+    return contact
+
+
 def _postings_of(contact: Contact | None) -> frozenset[str]:
     """The posting lists a contact is on: its tags and the list of every contact."""
     return contact.tags | {EVERYONE} if contact is not None else frozenset()
@@ -206,6 +230,8 @@ def _write_contacts_once(
     removed: list[tuple[str, int]] = []
     try:
         with TransactWrite(connection=connection()) as transaction:
+            for mark in _marks(tenant_id, map(_changed, changes)):
+                transaction.save(mark)
             for before, after in changes:
                 if after is not None:
                     item = _item(tenant_id, after)
@@ -215,9 +241,7 @@ def _write_contacts_once(
                         transaction.save(item, condition=ContactItem.version == before.version)
                 elif before is not None:
                     transaction.delete(_item(tenant_id, before), condition=ContactItem.version == before.version)
-                changed = after or before
-                assert changed is not None  # a change has a before or an after
-                transaction.save(_dirty_item(tenant_id, changed))
+                changed = _changed((before, after))
                 old_guards = _guard_keys(tenant_id, before) if before else {}
                 new_guards = _guard_keys(tenant_id, after) if after else {}
                 contact_id = changed.id
@@ -262,19 +286,19 @@ def _taken_guard(tenant_id: str, changes: Sequence[ContactChange]) -> str | None
 
 
 TRANSACTION_OPERATIONS = 100
+OUTBOX_OPERATIONS = 1
+"""The outbox items a transaction's messages take: one (storage/outbox.py)."""
 
 
 def _operations(tenant_id: str, before: Contact | None, after: Contact | None) -> tuple[int, set[tuple[str, int]]]:
-    """DynamoDB operations a change needs on its own (the contact, its guards, its dirty mark, its outbox
-    message), and the posting-list chunks it touches."""
+    """DynamoDB operations a change needs on its own (the contact and its guards), and the posting-list chunks
+    it touches."""
     old_guards = _guard_keys(tenant_id, before) if before else {}
     new_guards = _guard_keys(tenant_id, after) if after else {}
     guard_ops = len(set(old_guards.values()) ^ set(new_guards.values()))
-    changed = after or before
-    assert changed is not None  # a change has a before or an after
-    ordinal = changed.ordinal
+    ordinal = _changed((before, after)).ordinal
     chunks = {(tag, ordinal // TAG_CHUNK_SIZE) for tag in _postings_of(before) ^ _postings_of(after)}
-    return 3 + guard_ops, chunks
+    return 1 + guard_ops, chunks
 
 
 def _event_view(item: EventItem) -> dict[str, Any]:
@@ -341,17 +365,22 @@ class ContactTable:
                 time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
 
     def transaction_batches(self, changes: Sequence[ContactChange]) -> list[list[ContactChange]]:
-        """Group changes so each write transaction stays within DynamoDB's 100 operations."""
+        """Group changes so each write transaction stays within DynamoDB's 100 operations: each change's own
+        (the contact, its guards), then one mark per shard, the outbox item and two per posting-list chunk.
+        Taken shard by shard, so a transaction names few shards and so leaves few marks."""
         batches: list[list[ContactChange]] = []
         current: list[ContactChange] = []
-        own_ops, chunks = 0, set[tuple[str, int]]()
-        for change in changes:
+        own_ops, shards, chunks = 0, set[int](), set[tuple[str, int]]()
+        for change in sorted(changes, key=lambda change: shard_of(_changed(change).ordinal)):
             ops, touched = _operations(self.tenant_id, *change)
-            if current and own_ops + ops + 2 * len(chunks | touched) > TRANSACTION_OPERATIONS:
+            shard = shard_of(_changed(change).ordinal)
+            shared = len(shards | {shard}) + OUTBOX_OPERATIONS + 2 * len(chunks | touched)
+            if current and own_ops + ops + shared > TRANSACTION_OPERATIONS:
                 batches.append(current)
-                current, own_ops, chunks = [], 0, set()
+                current, own_ops, shards, chunks = [], 0, set(), set()
             current.append(change)
             own_ops += ops
+            shards.add(shard)
             chunks |= touched
         if current:
             batches.append(current)
@@ -493,9 +522,9 @@ class ContactTable:
         self._mark_dirty(contacts)
 
     def _mark_dirty(self, contacts: Iterable[Contact]) -> None:
-        with DirtyItem.batch_write() as marks:
-            for contact in contacts:
-                marks.save(_dirty_item(self.tenant_id, contact))
+        with DirtyItem.batch_write() as batch:
+            for mark in _marks(self.tenant_id, contacts):
+                batch.save(mark)
 
     def events_of(
         self, contact: Contact, limit: int, start: dict[str, Any] | None
@@ -543,28 +572,23 @@ class ContactTable:
         return contacts, events
 
     def dirty(self, shard: int, limit: int | None = None) -> dict[str, DirtyMark]:
-        found = {}
+        found: dict[str, DirtyMark] = {}
         for item in DirtyItem.query(
-            shard_pk(self.tenant_id, shard), DirtyItem.sk.startswith("D#"), consistent_read=True, limit=limit
+            shard_pk(self.tenant_id, shard), DirtyItem.sk.startswith(MARK_PREFIX), consistent_read=True
         ):
-            found[item.contact_id] = DirtyMark(item.token, item.at)
+            mark = item.sk.removeprefix(MARK_PREFIX)
+            for contact_id in item.contact_ids or ():
+                marks, at = found.get(contact_id, (frozenset(), item.at))
+                found[contact_id] = DirtyMark(marks | {mark}, min(at, item.at))
+            if limit is not None and len(found) >= limit:
+                break
         return found
 
     def forget_dirty(self, shard: int, seen: Mapping[str, DirtyMark]) -> None:
-        """Remove the marks of ``seen`` whose token is unchanged, up to 100 per transaction; a mark rewritten
-        since (its contact changed again) stays."""
         pk = shard_pk(self.tenant_id, shard)
-        marks = list(seen.items())
-        for start in range(0, len(marks), TRANSACTION_OPERATIONS):
-            group = marks[start : start + TRANSACTION_OPERATIONS]
-            try:
-                with TransactWrite(connection=connection()) as transaction:
-                    for contact_id, mark in group:
-                        transaction.delete(DirtyItem(pk, f"D#{contact_id}"), condition=DirtyItem.token == mark.token)
-            except TransactWriteError:
-                for contact_id, mark in group:  # one of them was rewritten: the others one by one
-                    with contextlib.suppress(DeleteError):
-                        DirtyItem(pk, f"D#{contact_id}").delete(condition=DirtyItem.token == mark.token)
+        with DirtyItem.batch_write() as batch:
+            for mark in sorted(set().union(*(dirty.marks for dirty in seen.values()))):
+                batch.delete(DirtyItem(pk, f"{MARK_PREFIX}{mark}"))
 
     def read_shard(self, shard: int, with_events: bool = True) -> tuple[list[Contact], dict[str, list[dict[str, Any]]]]:
         """Every contact of a shard with its events, in one pass over the shard's partition.

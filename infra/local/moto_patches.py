@@ -9,7 +9,10 @@ Behaviour is unchanged; only work that grows with the size of a table or queue i
   result, but backs up and restores only the items the transaction touches. The
   loop follows moto's ``DynamoDBBackend.transact_write_items`` (Apache-2.0).
 - DynamoDB queries: moto finds a partition by listing and sorting every item of
-  the table; a base-table query now lists only its partition.
+  the table; a base-table query now lists only its partition, and sorts only the
+  items its sort-key condition meets.
+- DynamoDB items: moto re-sums the size of every attribute of an item as it sets
+  each one; an item is now sized once when it is built.
 - SQS: for every message sent or received, moto rebuilds the whole attribute map
   of the queue (three scans of every message) to read one value, so sending to a
   deep queue costs time proportional to its depth. The retention check now reads
@@ -23,6 +26,11 @@ Behaviour is unchanged; only work that grows with the size of a table or queue i
   (Query, Scan, GetItem, BatchGetItem), whose result is already in DynamoDB's
   wire form, the result is copied as it is (binary values base64-encoded, as
   the shape walk does); every other response still takes moto's path.
+
+- The server's dispatch: for every request, moto's server lists its own package folder and tries every
+  service's URL patterns to find the backend of the request's host, under a lock every request takes —
+  a tenth of the server's time during an import under ``make run``. The answer depends on the host
+  alone, so it is kept per host.
 
 One fix is about correctness, not cost: moto checks a write's condition and then
 applies it without a lock, so two threads (moto server serves each request on
@@ -44,6 +52,7 @@ from moto.core.utils import camelcase_to_underscores, unix_time, unix_time_milli
 from moto.dynamodb.comparisons import get_comparison_func, get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
+    ItemSizeTooLarge,
     MockValidationException,
     MultipleTransactionsException,
     TooManyTransactionsException,
@@ -51,9 +60,10 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.models.utilities import bytesize
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Queue, SQSBackend
 
@@ -254,6 +264,8 @@ def delete_message(self: Queue, receipt_handle: str) -> None:
 MOTO_TABLE_QUERY = Table.query
 MOTO_ALL_ITEMS = Table.all_items
 _querying = threading.local()
+ITEM_SIZE_LIMIT = 405_000
+"""moto's own item size limit (dynamo_type.LimitedSizeDict)."""
 
 
 def query_one_partition(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
@@ -297,17 +309,38 @@ def all_items(self: Table) -> list[Any]:
     if not self.range_key_attr:
         return [found]
     # each sort key converted once (moto's own sort converts both sides of every comparison)
-    keyed = sorted(((item.range_key.cast_value, item) for item in found.values()), key=lambda pair: pair[0])
-    ordered = [item for _, item in keyed]
+    keyed = [(item.range_key.cast_value, item) for item in found.values()]
     condition = getattr(_querying, "range_condition", None)
     if condition is None:
-        return ordered
-    # the items meeting a key condition are contiguous in sort order; moto also looks at the one after
-    # them (to see that the page is full and set LastEvaluatedKey), so that one stays listed too
+        return [item for _, item in sorted(keyed, key=_sort_key)]
+    # only the items meeting a key condition are sorted (reading one contact sorted its whole shard); moto
+    # also looks at the one after them (to see that the page is full and set LastEvaluatedKey), so that one
+    # stays listed too
     operator, operands = condition
     meets, bounds = get_comparison_func(operator), [operand.cast_value for operand in operands]
-    hits = [n for n, (key, _) in enumerate(keyed) if meets(key, *bounds)]
-    return ordered[hits[0] : hits[-1] + 2] if hits else []
+    hits = sorted((pair for pair in keyed if meets(pair[0], *bounds)), key=_sort_key)
+    if not hits:
+        return []
+    last = hits[-1][0]
+    after = min((pair for pair in keyed if pair[0] > last), key=_sort_key, default=None)
+    return [item for _, item in hits] + ([after[1]] if after else [])
+
+
+def _sort_key(pair: tuple[Any, Any]) -> Any:
+    return pair[0]
+
+
+MOTO_ITEM_INIT = Item.__init__
+
+
+def item_init(self: Item, hash_key: DynamoType, range_key: DynamoType | None, attrs: dict[str, Any]) -> None:
+    """moto's ``Item.__init__``, sizing the item once: moto sums the size of every attribute already set at
+    each attribute it sets (quadratic in the attributes, a tenth of a transaction's time). Same limit."""
+    self.hash_key, self.range_key = hash_key, range_key
+    typed = {key: DynamoType(value) for key, value in attrs.items()}
+    if sum(bytesize(key) + value.size() for key, value in typed.items()) > ITEM_SIZE_LIMIT:
+        raise ItemSizeTooLarge
+    self.attrs = LimitedSizeDict(typed)  # its constructor sets without checking, as copies do
 
 
 _ITEM_READS = frozenset({"Query", "Scan", "GetItem", "BatchGetItem"})
@@ -354,6 +387,17 @@ def set_size(self: DynamoType) -> int:
     return _original_size(self)
 
 
+MOTO_BACKEND_FOR_HOST = DomainDispatcherApplication.get_backend_for_host
+_BACKENDS: dict[str | None, Any] = {}
+
+
+def backend_for_host(self: DomainDispatcherApplication, host: str | None) -> Any:
+    """moto's answer for the host, found once (module doc). Callers hold the application's lock."""
+    if host not in _BACKENDS:
+        _BACKENDS[host] = MOTO_BACKEND_FOR_HOST(self, host)
+    return _BACKENDS[host]
+
+
 def apply() -> None:
     ses_simulator.install()  # not a cost fix: SES's simulator addresses, as SES answers them
     if hasattr(DynamoDBBackend.put_item, "__wrapped__"):
@@ -370,3 +414,5 @@ def apply() -> None:
     Table.query = query_one_partition  # type: ignore[method-assign]
     DynamoType.size = set_size  # type: ignore[method-assign]
     Table.all_items = all_items  # type: ignore[method-assign]
+    DomainDispatcherApplication.get_backend_for_host = backend_for_host  # type: ignore[method-assign]
+    Item.__init__ = item_init  # type: ignore[method-assign]

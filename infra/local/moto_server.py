@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import threading
 import time
@@ -106,6 +107,7 @@ def main() -> None:
     arguments = parser.parse_args()
     os.environ.setdefault("MOTO_PORT", str(arguments.port))  # as moto's own main: queue URLs name the port
     moto_patches.apply()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request, which nobody reads, costs the server
     app: Any = DomainDispatcherApplication(create_backend_app)
     if arguments.state is not None:
         app = StateKeeper(app, arguments.state)

@@ -248,3 +248,33 @@ def test_item_reads_answer_exactly_what_the_shape_serializer_would(dynamodb, mon
         RequestItems={TABLE: {"Keys": [{"pk": {"S": "PATCH#read"}, "sk": {"S": "1"}}]}}, ReturnConsumedCapacity="TOTAL"
     )
     assert {"Query", "GetItem", "BatchGetItem"} <= set(compared)
+
+
+def test_items_are_sized_once_and_refused_past_moto_limit_as_before(dynamodb, monkeypatch):
+    from moto.dynamodb.models.dynamo_type import Item
+
+    def put(size: int) -> str:
+        try:
+            dynamodb.put_item(
+                TableName=TABLE,
+                Item={"pk": {"S": "PATCH#t"}, "sk": {"S": "big"}, "a": {"S": "x" * size}, "b": {"SS": ["y", "z"]}},
+            )
+        except ClientError as refused:
+            return refused.response["Error"]["Message"]
+        return "stored"
+
+    patched = [put(size) for size in (100, 404_900, 405_100)]
+    monkeypatch.setattr(Item, "__init__", moto_patches.MOTO_ITEM_INIT)
+    assert [put(size) for size in (100, 404_900, 405_100)] == patched
+    assert patched[:2] == ["stored", "stored"] and "size" in patched[2]
+
+
+def test_the_server_finds_a_host_backend_as_moto_does():
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    from moto.server import create_backend_app
+
+    application = DomainDispatcherApplication(create_backend_app)
+    hosts = ["dynamodb.us-east-1.amazonaws.com", "sqs.us-east-1.amazonaws.com", "s3.amazonaws.com", "nowhere.example"]
+    patched = [application.get_backend_for_host(host) for host in hosts]
+    assert patched == [moto_patches.MOTO_BACKEND_FOR_HOST(application, host) for host in hosts]
+    assert patched[:2] == ["dynamodb", "sqs"] and patched[3] is None

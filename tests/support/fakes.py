@@ -161,20 +161,22 @@ class InMemorySegments:
 
 
 class InMemoryOutbox:
-    """ChangeOutbox in memory: the messages written and not yet forgotten."""
+    """ChangeOutbox in memory: the groups of messages written and not yet forgotten, by their first id."""
 
     def __init__(self) -> None:
-        self.kept: dict[str, dict[str, Any]] = {}
+        self.kept: dict[str, list[dict[str, Any]]] = {}
 
-    def put(self, messages: Iterable[Mapping[str, Any]]) -> None:
-        self.kept.update({m["id"]: dict(m) for m in messages})
+    def put(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        if messages:
+            self.kept[messages[0]["id"]] = [dict(m) for m in messages]
 
-    def forget(self, messages: Iterable[Mapping[str, Any]]) -> None:
-        for message in messages:
-            self.kept.pop(message["id"], None)
+    def forget(self, written: Iterable[Sequence[Mapping[str, Any]]]) -> None:
+        for messages in written:
+            if messages:
+                self.kept.pop(messages[0]["id"], None)
 
-    def pending(self, before: str, limit: int = 500) -> list[dict[str, Any]]:
-        return sorted((m for m in self.kept.values() if m["at"] < before), key=lambda m: m["at"])[:limit]
+    def pending(self, before: str, limit: int = 100) -> list[list[dict[str, Any]]]:
+        return sorted((g for g in self.kept.values() if g[0]["at"] < before), key=lambda g: g[0]["at"])[:limit]
 
 
 def _guards(contact: Contact | None) -> dict[str, tuple[str, str]]:
@@ -198,20 +200,31 @@ class InMemoryContacts:
         self._events: dict[str, dict[str, dict[str, Any]]] = {}
         self._guards: dict[tuple[str, str], str] = {}
         self._ordinals = 0
-        self._dirty: dict[int, dict[str, DirtyMark]] = {}
+        self._marks: dict[int, dict[str, tuple[set[str], str]]] = {}
 
-    def _mark_dirty(self, contact: Contact) -> None:
-        mark = DirtyMark(token=secrets.token_hex(8), at=to_rfc3339(system_clock()))
-        self._dirty.setdefault(shard_of(contact.ordinal), {})[contact.id] = mark
+    def _mark_dirty(self, contacts: Iterable[Contact]) -> None:
+        """One mark per shard, as the DynamoDB adapter leaves them: never changed, forgotten only by name."""
+        at, tokens = to_rfc3339(system_clock()), dict[int, str]()
+        for contact in contacts:
+            shard = shard_of(contact.ordinal)
+            token = tokens.setdefault(shard, secrets.token_hex(8))
+            self._marks.setdefault(shard, {}).setdefault(token, (set(), at))[0].add(contact.id)
 
     def dirty(self, shard: int, limit: int | None = None) -> dict[str, DirtyMark]:
-        return dict(sorted(self._dirty.get(shard, {}).items())[:limit])
+        found: dict[str, DirtyMark] = {}
+        for token, (contact_ids, at) in sorted(self._marks.get(shard, {}).items()):
+            for contact_id in contact_ids:
+                marks, oldest = found.get(contact_id, (frozenset(), at))
+                found[contact_id] = DirtyMark(marks | {token}, min(oldest, at))
+            if limit is not None and len(found) >= limit:
+                break
+        return found
 
     def forget_dirty(self, shard: int, seen: Mapping[str, DirtyMark]) -> None:
-        marks = self._dirty.get(shard, {})
-        for contact_id, mark in seen.items():
-            if marks.get(contact_id) == mark:
-                del marks[contact_id]
+        marks = self._marks.get(shard, {})
+        for dirty in seen.values():
+            for token in dirty.marks:
+                marks.pop(token, None)
 
     def read_contacts(
         self, contact_ids: Iterable[str], with_events: bool = True
@@ -225,14 +238,15 @@ class InMemoryContacts:
         self._contacts[contact.id] = contact
         self._guards.update({key: contact.id for key in _guards(contact).values()})
         self._ordinals = max(self._ordinals, contact.ordinal)
+        self._mark_dirty([contact])
         self._put_events(contact, events)
 
     def put_events_many(self, appends: Sequence[EventAppend]) -> None:
+        self._mark_dirty(contact for contact, _, _ in appends)
         for contact, events, _ in appends:
             self._put_events(contact, events)
 
     def _put_events(self, contact: Contact, events: Sequence[Mapping[str, Any]]) -> None:
-        self._mark_dirty(contact)
         own = self._events.setdefault(contact.id, {})
         for event in events:
             own[event["id"]] = {
@@ -277,12 +291,12 @@ class InMemoryContacts:
         if stale:
             raise StaleContact()
         self._contacts, self._guards = contacts, guards
-        for before, after in changes:
-            self._mark_dirty(after or before)  # type: ignore[arg-type]  # a change has one or the other
+        self._mark_dirty(after or before for before, after in changes)  # type: ignore[misc]  # one is set
         self.outbox.put(messages)
 
     def transaction_batches(self, changes: Sequence[ContactChange]) -> list[list[ContactChange]]:
-        return [list(changes[i : i + self.BATCH]) for i in range(0, len(changes), self.BATCH)]
+        by_shard = sorted(changes, key=lambda change: shard_of((change[1] or change[0]).ordinal))  # type: ignore[union-attr]
+        return [by_shard[i : i + self.BATCH] for i in range(0, len(by_shard), self.BATCH)]
 
     def get_contact(self, contact_id: str) -> Contact | None:
         return self._contacts.get(contact_id)

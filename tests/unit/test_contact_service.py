@@ -86,12 +86,18 @@ def test_a_change_sqs_refused_stays_in_the_outbox_until_the_relay_queues_it(ctx,
 
     monkeypatch.setattr(ctx.ports.queues, "send", refusing)
     made = contacts.create_contact(ctx, {"external_id": "p-1"})
+    others = [contacts.create_contact(ctx, {"external_id": f"p-{n}"}) for n in (2, 3)]
+    contacts.append_bulk_events(ctx, {"events": [{"contact_id": c["id"], "type": "visit", "at": AT} for c in others]})
     monkeypatch.undo()
-    assert [m["contact_id"] for m in ctx.ports.outbox.pending("9999")] == [made["id"]]
+    pending = [[(m["change"], m["contact_id"]) for m in group] for group in ctx.ports.outbox.pending("9999")]
+    assert sorted(pending) == sorted(
+        [[("created", made["id"])]] + [[("created", c["id"])] for c in others] + [[("events", c["id"]) for c in others]]
+    )  # the messages of one write kept together
     now = datetime.now(UTC)
     assert changes.relay_pending(ctx.ports.outbox, ctx.ports.queues, lambda: now) == 0  # young: its request's
-    assert changes.relay_pending(ctx.ports.outbox, ctx.ports.queues, lambda: now + timedelta(minutes=2)) == 1
-    assert announced(ctx) == [("created", made["id"])] and ctx.ports.outbox.pending("9999") == []
+    assert changes.relay_pending(ctx.ports.outbox, ctx.ports.queues, lambda: now + timedelta(minutes=2)) == 5
+    assert sorted(announced(ctx)) == sorted(change for group in pending for change in group)
+    assert ctx.ports.outbox.pending("9999") == []
 
 
 def test_events_are_stored_once_per_id_listed_and_gone_with_their_contact(ctx):

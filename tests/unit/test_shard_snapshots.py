@@ -140,7 +140,7 @@ def test_a_write_racing_a_compaction_is_never_lost():
     world.compact(0)
     world.write(16, city="Paris")
     world.compact_racing(16)
-    assert contact_id_for(16) in world.contacts.dirty(0)  # its mark was rewritten, so it stayed
+    assert contact_id_for(16) in world.contacts.dirty(0)  # its write left a new mark, which stayed
     world.assert_exact(0)
     (image,) = world.reader.images([0])
     assert image.tag_names == ["raced"] and list(image.tag_owners) == [0]
