@@ -44,8 +44,9 @@ class SnapshotStore(Protocol):
 
     def publish(self, shard: int, data: bytes, replacing: Manifest | None, built_at: str, contacts: int) -> bool:
         """Store ``data`` as the shard's snapshot if the manifest is still ``replacing``; False (nothing
-        changed) when another publish came first. The replaced image is removed."""
+        changed) when another publish came first. The replaced image is removed, and the ask for a
+        compaction answered (:meth:`request_compaction` may ask again at once)."""
 
     def request_compaction(self, shard: int, now: str, not_since: str) -> bool:
-        """Mark a compaction as asked for at ``now`` unless one was asked for after ``not_since``; True when
-        this call is the one that asked."""
+        """Mark a compaction as asked for at ``now`` unless one was asked for after ``not_since`` and not yet
+        published; True when this call is the one that asked."""

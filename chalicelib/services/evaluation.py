@@ -221,8 +221,8 @@ def _evaluate_chunk(ctx: TenantContext, job_id: str, payload: dict[str, Any]) ->
         counts = {"processed": 1, "contacts": len(result.ordinals), "members": len(members)}
         shards = range(shard, shard + 1)
     for shard in shards:  # contacts that changed after the read: their real-time update, once more
-        for contact_id in ctx.ports.membership.stamps_changed_since(shard, read_at):
-            membership.update_contact(ctx, contact_id, {"change": "evaluation", "job_id": job_id})
+        changed = ctx.ports.membership.stamps_changed_since(shard, read_at)
+        membership.update_contacts(ctx, changed, {"change": "evaluation", "job_id": job_id})
     return {"counts": counts}
 
 

@@ -37,12 +37,15 @@ ROW_COUNTERS = ("created", "updated", "unchanged", "failed")
 
 @dataclass(frozen=True)
 class JobKind:
-    """What a kind of job does: each chunk, then once when it succeeded or failed. ``counters`` are the
-    counts its jobs report (storage/jobs.py COUNTERS)."""
+    """What a kind of job does: each chunk, then once when it succeeded or failed; ``on_done`` once every chunk
+    is done, with errors or not, after the job says so (at most once: a stop right then skips it, so it may
+    only do what something else would otherwise do later). ``counters`` are the counts its jobs report
+    (storage/jobs.py COUNTERS)."""
 
     worker: ChunkWorker
     on_success: JobHook | None = None
     on_failure: JobHook | None = None
+    on_done: JobHook | None = None
     counters: tuple[str, ...] = ROW_COUNTERS
 
 
@@ -152,6 +155,9 @@ def _complete_if_done(ctx: TenantContext, job_id: str, clock: Clock) -> None:
             metrics.count(JobsSucceeded=1)
         else:
             metrics.count(JobsCompletedWithErrors=1)
+        done = _kinds[job.kind].on_done if job.kind in _kinds else None
+        if done:
+            done(ctx, job)
 
 
 def fail_chunk(ctx: TenantContext, message: dict[str, Any], reason: str, clock: Clock = system_clock) -> None:

@@ -113,6 +113,15 @@ def update_contact(
     raise RuntimeError(f"membership of {contact_id} kept changing under {ATTEMPTS} attempts; SQS will retry")
 
 
+def update_contacts(
+    ctx: TenantContext, contact_ids: list[str], cause: dict[str, Any], clock: Clock = system_clock
+) -> int:
+    """:func:`update_contact` for many contacts, their first attempts' reads made together (:func:`read_batch`);
+    how many transitions they made."""
+    reads = read_batch(ctx, contact_ids, clock)
+    return sum(update_contact(ctx, contact_id, cause, clock, reads.get(contact_id)) for contact_id in contact_ids)
+
+
 def segments_holding(ctx: TenantContext, ordinal: int, segment_ids: set[str] | list[str]) -> set[str]:
     """Which of ``segment_ids`` the contact is a member of now (their published membership; one batch read
     of member chunks). A segment not yet evaluated holds no one."""

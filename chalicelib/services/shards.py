@@ -43,7 +43,8 @@ from chalicelib.services.context import TenantContext
 
 COMPACT = "snapshot_compact"
 REQUEST_EVERY = timedelta(seconds=60)
-"""A shard's compaction is asked for at most once a minute, however many readers see it due."""
+"""A shard's compaction is asked for at most once a minute, however many readers see it due, unless the one
+asked for was published since."""
 REBUILD_AFTER = timedelta(days=1)
 """An image older than this is rebuilt from the items rather than patched (events past their retention,
 which DynamoDB expires without a write, leave it then)."""

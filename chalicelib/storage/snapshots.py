@@ -95,6 +95,7 @@ class SnapshotBucket:
                     ManifestItem.built_at.set(built_at),
                     ManifestItem.contacts.set(contacts),
                     ManifestItem.size_bytes.set(len(data)),
+                    ManifestItem.requested_at.remove(),  # done: the next reader or bulk write may ask again
                 ],
                 condition=unchanged,
             )

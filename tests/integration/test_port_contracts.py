@@ -901,7 +901,7 @@ def test_a_snapshot_is_published_only_over_the_manifest_read_and_replaces_the_ol
     assert not mine.publish(3, b"stale", first, AT, 1) and mine.load(mine.manifest(3)) == b"second"
 
 
-def test_a_compaction_is_asked_for_once_in_a_window(snapshot_stores):
+def test_a_compaction_is_asked_for_once_in_a_window_or_until_published(snapshot_stores):
     mine, theirs = snapshot_stores
     assert mine.request_compaction(2, "2026-11-30T10:00:00.000Z", "2026-11-30T09:59:00.000Z")
     assert not mine.request_compaction(2, "2026-11-30T10:00:30.000Z", "2026-11-30T09:59:30.000Z")
@@ -909,7 +909,8 @@ def test_a_compaction_is_asked_for_once_in_a_window(snapshot_stores):
     assert mine.request_compaction(2, "2026-11-30T10:01:30.000Z", "2026-11-30T10:00:30.000Z")
     assert mine.manifest(2).key is None  # asked for, not yet published
     assert mine.publish(2, b"image", mine.manifest(2), AT, 1)
-    assert mine.manifest(2).requested_at == "2026-11-30T10:01:30.000Z"
+    assert mine.manifest(2).requested_at is None  # answered
+    assert mine.request_compaction(2, "2026-11-30T10:01:40.000Z", "2026-11-30T10:00:40.000Z")  # so asked again
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS)

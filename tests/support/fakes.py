@@ -379,9 +379,7 @@ class InMemorySnapshots:
         key = f"{self.tenant_id}/{shard:02d}/{secrets.token_hex(8)}.npz"
         self.objects[key] = data
         version = (current.version if current else 0) + 1
-        self.manifests[shard] = Manifest(
-            version, key, built_at, contacts, len(data), current.requested_at if current else None
-        )
+        self.manifests[shard] = Manifest(version, key, built_at, contacts, len(data), None)
         if current is not None and current.key:
             self.objects.pop(current.key, None)
         self.published += 1

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.domain.catalog import Group, Tag
-from chalicelib.resources import CONTACT_CHANGES_BULK_QUEUE
-from chalicelib.services import contacts, imports, jobs
+from chalicelib.domain.contacts import SHARDS
+from chalicelib.resources import CONTACT_CHANGES_BULK_QUEUE, JOBS_QUEUE
+from chalicelib.services import contacts, imports, jobs, shards
 from chalicelib.services.context import TenantContext
 from tests.support.fakes import InMemoryCatalog, fake_context
 from tests.support.on_fakes import run_jobs, take_changes
@@ -17,7 +18,7 @@ AT = "2026-11-30T10:00:00Z"
 
 @pytest.fixture(autouse=True)
 def import_jobs():
-    jobs.register_kinds(imports.JOB_KINDS)
+    jobs.register_kinds(imports.JOB_KINDS | shards.JOB_KINDS)
 
 
 @pytest.fixture
@@ -55,6 +56,19 @@ def test_a_bad_row_fails_alone_by_line_and_field(ctx):
     assert job["status"] == "completed_with_errors" and job["counts"]["created"] == 2
     errors = jobs.job_errors(ctx, job["id"], 10, None)["items"]
     assert [(e["line"], e["field"]) for e in errors] == [(3, "email"), (4, "tags")]
+
+
+def test_a_finished_import_compacts_every_shard_so_the_first_reader_reads_snapshots(ctx):
+    job = run_import(ctx, "external_id,tags\n" + "".join(f"p-{n},vip\n" for n in range(40)) + "p-x,nobody\n")
+    assert job["status"] == "completed_with_errors"  # with errors or not, the shards are compacted
+    compaction = ctx.ports.queues.take(JOBS_QUEUE)
+    assert [m["job_kind"] for m in compaction] == [shards.COMPACT] * SHARDS
+    for message in compaction:
+        jobs.run_chunk(ctx, message)
+    assert all(ctx.ports.contacts.dirty(shard) == {} for shard in range(SHARDS))
+    assert sum(ctx.ports.snapshots.manifest(shard).contacts for shard in range(SHARDS)) == 40
+    assert sum(image.size for image in ctx.shards.images(range(SHARDS))) == 40
+    assert ctx.ports.queues.take(JOBS_QUEUE) == []  # read from fresh snapshots: nothing asked
 
 
 def test_rows_naming_one_contact_twice_are_applied_in_order(ctx):
