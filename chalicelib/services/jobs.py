@@ -40,12 +40,14 @@ class JobKind:
     """What a kind of job does: each chunk, then once when it succeeded or failed; ``on_done`` once every chunk
     is done, with errors or not, after the job says so (at most once: a stop right then skips it, so it may
     only do what something else would otherwise do later). ``counters`` are the counts its jobs report
-    (storage/jobs.py COUNTERS)."""
+    (storage/jobs.py COUNTERS). ``takes_place``: its jobs count among the tenant's ``jobs_at_once`` (the
+    service's own upkeep, which a tenant did not ask for, does not)."""
 
     worker: ChunkWorker
     on_success: JobHook | None = None
     on_failure: JobHook | None = None
     on_done: JobHook | None = None
+    takes_place: bool = True
     counters: tuple[str, ...] = ROW_COUNTERS
 
 
@@ -125,13 +127,14 @@ def run_chunk(ctx: TenantContext, message: dict[str, Any], clock: Clock = system
         logger.warning("chunk of an unknown job ignored", extra={"job_id": job_id, "chunk": index})
         return
     state, payload = loaded
-    if state != "done" and not _enter_lane(ctx, job_id):
+    kind = _kinds[message["job_kind"]]
+    if state != "done" and kind.takes_place and not _enter_lane(ctx, job_id):
         ctx.ports.queues.send(JOBS_QUEUE, [message], delay_seconds=LANE_WAIT_SECONDS)
         return
     if state == "done":
         _complete_if_done(ctx, job_id, clock)  # a redelivery may find completion unfinished
         return
-    result = _kinds[message["job_kind"]].worker(ctx, job_id, payload)
+    result = kind.worker(ctx, job_id, payload)
     ctx.ports.jobs.record_errors(job_id, result.get("errors", []))
     counts = dict(result.get("counts", {}))
     counts["failed"] = counts.get("failed", 0) + len(result.get("errors", []))

@@ -227,4 +227,4 @@ def _compact_chunk(ctx: TenantContext, job_id: str, payload: dict[str, Any]) -> 
     return {"counts": {"processed": 1, "contacts": image.size}}
 
 
-JOB_KINDS = {COMPACT: jobs.JobKind(_compact_chunk, counters=("contacts",))}
+JOB_KINDS = {COMPACT: jobs.JobKind(_compact_chunk, counters=("contacts",), takes_place=False)}

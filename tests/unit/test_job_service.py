@@ -12,6 +12,7 @@ from chalicelib.services.context import TenantContext
 from tests.support.fakes import fake_context
 
 KIND = "unit_test_job"
+UPKEEP = "unit_test_upkeep"
 DONE: list[str] = []
 FAILED: list[str] = []
 
@@ -85,6 +86,22 @@ def test_a_tenant_runs_at_most_jobs_at_once_and_the_others_wait_on_the_queue():
     jobs.run_chunk(ctx, messages[1])  # the first finishes and leaves
     jobs.run_chunk(ctx, messages[2])
     assert {jobs.job_view(ctx, j["id"])["status"] for j in (first, second)} == {"succeeded"}
+
+
+def test_upkeep_jobs_take_no_place_among_a_tenants_jobs_and_the_done_hook_runs_once_either_way(monkeypatch):
+    ctx = fake_context(settings={"jobs_at_once": 1})
+    done: list[str] = []
+    upkeep_kind = jobs.JobKind(_count_rows, on_done=lambda ctx, job: done.append(job.id), takes_place=False)
+    monkeypatch.setitem(jobs._kinds, UPKEEP, upkeep_kind)
+    busy = jobs.start_job(ctx, KIND, [{"rows": [1]}, {"rows": [2]}], total=2)
+    first, second = ctx.ports.queues.take(JOBS_QUEUE)
+    jobs.run_chunk(ctx, first)  # holds the one place
+    upkeep = jobs.start_job(ctx, UPKEEP, [{"rows": [3], "bad": [1]}], total=1)
+    deliver_all(ctx, times=2)  # runs at once (no place needed); delivered twice, done once
+    assert jobs.job_view(ctx, upkeep["id"])["status"] == "completed_with_errors" and done == [upkeep["id"]]
+    assert jobs.job_view(ctx, busy["id"])["status"] == "running"
+    jobs.run_chunk(ctx, second)
+    assert jobs.job_view(ctx, busy["id"])["status"] == "succeeded"
 
 
 def test_a_place_held_by_a_job_that_ended_is_given_back():
