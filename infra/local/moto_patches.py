@@ -27,6 +27,9 @@ Behaviour is unchanged; only work that grows with the size of a table or queue i
   wire form, the result is copied as it is (binary values base64-encoded, as
   the shape walk does); every other response still takes moto's path.
 
+- DynamoDB conditions: moto parses a write's condition expression anew each time it
+  checks it (three times a conditional write in a transaction); a parsed condition,
+  which moto never changes once built, is now kept per (expression, names, values).
 - The server's dispatch: for every request, moto's server lists its own package folder and tries every
   service's URL patterns to find the backend of the request's host, under a lock every request takes —
   a tenth of the server's time during an import under ``make run``. The answer depends on the host
@@ -49,6 +52,7 @@ from typing import Any
 
 from moto.core.serialize import JSONSerializer
 from moto.core.utils import camelcase_to_underscores, unix_time, unix_time_millis
+from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.comparisons import get_comparison_func, get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
@@ -60,6 +64,7 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models import table as dynamodb_table
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.models.utilities import bytesize
@@ -129,7 +134,7 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
                 raise MultipleTransactionsException()
             target_items.add(marker)
             current = self.get_item(table_name, key)
-            if condition is not None and not get_filter_expression(condition, names, values).expr(current):
+            if condition is not None and not parsed_condition(condition, names, values).expr(current):
                 if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
                     original_item = current.to_json()["Attributes"]
                 raise ConditionalCheckFailed(item=original_item)
@@ -398,6 +403,25 @@ def backend_for_host(self: DomainDispatcherApplication, host: str | None) -> Any
     return _BACKENDS[host]
 
 
+MOTO_GET_FILTER_EXPRESSION = get_filter_expression
+_PARSED: dict[tuple[str, str, str], Any] = {}
+_PARSED_MAX = 4_096
+
+
+def parsed_condition(expression: str | None, names: dict[str, str] | None, values: dict[str, Any] | None) -> Any:
+    """moto's parsed condition (module doc), kept: its nodes are only read once built."""
+    if not expression:
+        return MOTO_GET_FILTER_EXPRESSION(expression, names, values)
+    key = (expression, json.dumps(names, sort_keys=True), json.dumps(values, sort_keys=True))
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        parsed = MOTO_GET_FILTER_EXPRESSION(expression, names, values)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = parsed
+    return parsed
+
+
 def apply() -> None:
     ses_simulator.install()  # not a cost fix: SES's simulator addresses, as SES answers them
     if hasattr(DynamoDBBackend.put_item, "__wrapped__"):
@@ -416,3 +440,5 @@ def apply() -> None:
     Table.all_items = all_items  # type: ignore[method-assign]
     DomainDispatcherApplication.get_backend_for_host = backend_for_host  # type: ignore[method-assign]
     Item.__init__ = item_init  # type: ignore[method-assign]
+    for module in (dynamodb_models, dynamodb_table):
+        module.get_filter_expression = parsed_condition  # type: ignore[attr-defined]

@@ -278,3 +278,25 @@ def test_the_server_finds_a_host_backend_as_moto_does():
     patched = [application.get_backend_for_host(host) for host in hosts]
     assert patched == [moto_patches.MOTO_BACKEND_FOR_HOST(application, host) for host in hosts]
     assert patched[:2] == ["dynamodb", "sqs"] and patched[3] is None
+
+
+def test_a_kept_condition_answers_for_its_own_values(dynamodb):
+    def put_if(version: str) -> bool:
+        try:
+            dynamodb.put_item(
+                TableName=TABLE,
+                Item={"pk": {"S": "PATCH#t"}, "sk": {"S": "a"}, "n": {"N": str(int(version) + 1)}},
+                ConditionExpression="#n = :v",
+                ExpressionAttributeNames={"#n": "n"},
+                ExpressionAttributeValues={":v": {"N": version}},
+            )
+        except ClientError as refused:
+            assert refused.response["Error"]["Code"] == "ConditionalCheckFailedException"
+            return False
+        return True
+
+    assert [put_if(v) for v in ("1", "1", "2", "5", "3")] == [True, False, True, False, True]
+    assert moto_patches.parsed_condition is not moto_patches.MOTO_GET_FILTER_EXPRESSION
+    from moto.dynamodb.models import table
+
+    assert table.get_filter_expression is moto_patches.parsed_condition
