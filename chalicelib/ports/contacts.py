@@ -25,12 +25,13 @@ ContactChange = tuple[Contact | None, Contact | None]
 
 
 class DirtyMark(NamedTuple):
-    """Why a contact is dirty: the marks naming it and when the oldest was left. Every write leaves a new mark
-    (one per shard it touches, naming its contacts there) and a mark never changes, so ``marks`` grows with
-    every write until a compaction forgets the marks it read."""
+    """Why a contact is dirty: the marks naming it, when the oldest was left (``at``) and the newest
+    (``latest``). Every write leaves a new mark (one per shard it touches, naming its contacts there) and a mark
+    never changes, so ``marks`` grows with every write until a compaction forgets the marks it read."""
 
     marks: frozenset[str]
     at: str
+    latest: str
 
 
 class ContactReader(Protocol):

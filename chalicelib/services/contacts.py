@@ -25,6 +25,7 @@ from chalicelib.domain.errors import Conflict, LimitExceeded, NotFound, UnknownT
 from chalicelib.domain.tags import missing_tags, normalise_tag, normalise_tags
 from chalicelib.domain.validation import validate
 from chalicelib.ports.messages import ContactChanged
+from chalicelib.services import shards
 from chalicelib.services.changes import change_message, publish
 from chalicelib.services.context import TenantContext
 from chalicelib.services.paging import page
@@ -353,6 +354,7 @@ def append_bulk_events(ctx: TenantContext, body: Any, clock: Clock = system_cloc
         contact = contacts[reference]
         per_contact.setdefault(contact.id, (contact, []))[1].append(event)
     publish(ctx, _store_events(ctx, list(per_contact.values())))
+    shards.compact_after_bulk_write(ctx, (contact for contact, _ in per_contact.values()))
     return {"stored": len(checked), "contacts": len(per_contact)}
 
 

@@ -35,6 +35,15 @@ JobHook = Callable[[TenantContext, Job], None]
 ROW_COUNTERS = ("created", "updated", "unchanged", "failed")
 
 
+class NotYet(Exception):
+    """Raised by a chunk's worker that should run later: the chunk goes back on the queue for ``seconds``,
+    not done, and is not counted as a failure."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(f"not yet: again in {seconds} s")
+        self.seconds = seconds
+
+
 @dataclass(frozen=True)
 class JobKind:
     """What a kind of job does: each chunk, then once when it succeeded or failed; ``on_done`` once every chunk
@@ -134,7 +143,11 @@ def run_chunk(ctx: TenantContext, message: dict[str, Any], clock: Clock = system
     if state == "done":
         _complete_if_done(ctx, job_id, clock)  # a redelivery may find completion unfinished
         return
-    result = kind.worker(ctx, job_id, payload)
+    try:
+        result = kind.worker(ctx, job_id, payload)
+    except NotYet as wait:
+        ctx.ports.queues.send(JOBS_QUEUE, [message], delay_seconds=wait.seconds)
+        return
     ctx.ports.jobs.record_errors(job_id, result.get("errors", []))
     counts = dict(result.get("counts", {}))
     counts["failed"] = counts.get("failed", 0) + len(result.get("errors", []))

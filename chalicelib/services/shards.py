@@ -33,7 +33,7 @@ from datetime import timedelta
 from typing import Any
 
 from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
-from chalicelib.domain.contacts import ordinal_of
+from chalicelib.domain.contacts import Contact, ordinal_of, shard_of
 from chalicelib.domain.shard_image import ShardImage
 from chalicelib.logs import logger
 from chalicelib.ports.contacts import ContactReader, ContactRepository, DirtyMark
@@ -45,6 +45,8 @@ COMPACT = "snapshot_compact"
 REQUEST_EVERY = timedelta(seconds=60)
 """A shard's compaction is asked for at most once a minute, however many readers see it due, unless the one
 asked for was published since."""
+QUIET = timedelta(seconds=5)
+"""How long a shard a bulk write asked to compact must go without a new mark first (tests set it to 0)."""
 REBUILD_AFTER = timedelta(days=1)
 """An image older than this is rebuilt from the items rather than patched (events past their retention,
 which DynamoDB expires without a write, leave it then)."""
@@ -204,8 +206,11 @@ def compact(
     return image
 
 
-def start_compaction(ctx: TenantContext, shards: list[int], clock: Clock = system_clock) -> dict[str, Any] | None:
-    """A compaction job over the ``shards`` nobody asked to compact within REQUEST_EVERY (None: all were)."""
+def start_compaction(
+    ctx: TenantContext, shards: Iterable[int], clock: Clock = system_clock, quiet: bool = False
+) -> dict[str, Any] | None:
+    """A compaction job over the ``shards`` nobody asked to compact within REQUEST_EVERY (None: all were);
+    ``quiet``: each shard waits until no write has marked it for QUIET."""
     now = clock()
     asked = [
         shard
@@ -214,15 +219,27 @@ def start_compaction(ctx: TenantContext, shards: list[int], clock: Clock = syste
     ]
     if not asked:
         return None
-    return jobs.start_job(ctx, COMPACT, [{"shard": s} for s in asked], total=len(asked), clock=clock)
+    chunks = [{"shard": s, "quiet": quiet} for s in asked]
+    return jobs.start_job(ctx, COMPACT, chunks, total=len(asked), clock=clock)
+
+
+def compact_after_bulk_write(ctx: TenantContext, contacts: Iterable[Contact]) -> None:
+    """After a bulk write (an import, bulk events, bulk tagging) of at least ``compact_after_changes``
+    contacts: the compaction of the shards it marked, once they are quiet — a load of many requests is then
+    compacted once, just after it, and the first preview after it reads snapshots, not every item."""
+    written = {contact.ordinal for contact in contacts}
+    if len(written) >= int(ctx.settings["snapshots"]["compact_after_changes"]):
+        start_compaction(ctx, sorted({shard_of(ordinal) for ordinal in written}), quiet=True)
 
 
 def _compact_chunk(ctx: TenantContext, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    shard = int(payload["shard"])
+    dirty = ctx.ports.contacts.dirty(shard)
+    latest = max((parse_rfc3339(mark.latest) for mark in dirty.values()), default=None)
+    if payload.get("quiet") and latest is not None and system_clock() - latest < QUIET:
+        raise jobs.NotYet(max(1, int(QUIET.total_seconds())))  # still being written: once it pauses
     image = compact(
-        ctx.ports.contacts,
-        ctx.ports.snapshots,
-        int(payload["shard"]),
-        int(ctx.settings["snapshots"]["compact_after_changes"]),
+        ctx.ports.contacts, ctx.ports.snapshots, shard, int(ctx.settings["snapshots"]["compact_after_changes"])
     )
     return {"counts": {"processed": 1, "contacts": image.size}}
 

@@ -18,7 +18,7 @@ from chalicelib.domain.errors import (
 from chalicelib.domain.jobs import Job
 from chalicelib.domain.tags import CREATE_TAG_SCHEMA, PATCH_TAG_SCHEMA, normalise_tag
 from chalicelib.domain.validation import validate
-from chalicelib.services import dependents, jobs
+from chalicelib.services import dependents, jobs, shards
 from chalicelib.services.changes import change_message, publish
 from chalicelib.services.contacts import apply_changes, rewrite_contact
 from chalicelib.services.context import TenantContext
@@ -179,6 +179,7 @@ def retag(ctx: TenantContext, tag: str, contact_ids: list[str], add: bool, sourc
             continue
         changed += len(batch)
         publish(ctx, messages)
+    shards.compact_after_bulk_write(ctx, (after for _, after in pairs if after is not None))
     return {"changed": changed, "unchanged": unchanged, "missing": len(contact_ids) - len(contacts)}
 
 

@@ -578,8 +578,8 @@ class ContactTable:
         ):
             mark = item.sk.removeprefix(MARK_PREFIX)
             for contact_id in item.contact_ids or ():
-                marks, at = found.get(contact_id, (frozenset(), item.at))
-                found[contact_id] = DirtyMark(marks | {mark}, min(at, item.at))
+                marks, at, latest = found.get(contact_id, (frozenset(), item.at, item.at))
+                found[contact_id] = DirtyMark(marks | {mark}, min(at, item.at), max(latest, item.at))
             if limit is not None and len(found) >= limit:
                 break
         return found

@@ -6,6 +6,8 @@ resources are created once per worker.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from moto import mock_aws
 
 from infra.local import moto_patches
@@ -22,8 +24,10 @@ provision()
 
 from app import app as chalice_app  # noqa: E402
 from chalicelib.services import jobs as _jobs  # noqa: E402
+from chalicelib.services import shards as _shards  # noqa: E402
 
 _jobs.LANE_WAIT_SECONDS = 0  # tests drain the queues at once: a chunk waiting for its turn is visible again at once
+_shards.QUIET = timedelta(0)  # likewise: a compaction a bulk write asked for runs at once
 from tests.support.client import ApiClient  # noqa: E402
 from tests.support.tenants import TenantHandle, create_tenant  # noqa: E402
 from tests.support.world import build_world  # noqa: E402

@@ -214,8 +214,8 @@ class InMemoryContacts:
         found: dict[str, DirtyMark] = {}
         for token, (contact_ids, at) in sorted(self._marks.get(shard, {}).items()):
             for contact_id in contact_ids:
-                marks, oldest = found.get(contact_id, (frozenset(), at))
-                found[contact_id] = DirtyMark(marks | {token}, min(oldest, at))
+                marks, oldest, latest = found.get(contact_id, (frozenset(), at, at))
+                found[contact_id] = DirtyMark(marks | {token}, min(oldest, at), max(latest, at))
             if limit is not None and len(found) >= limit:
                 break
         return found

@@ -3,6 +3,8 @@ many per write; a bad row fails alone by line and field; redelivered chunks chan
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from chalicelib.domain.catalog import Group, Tag
@@ -58,17 +60,24 @@ def test_a_bad_row_fails_alone_by_line_and_field(ctx):
     assert [(e["line"], e["field"]) for e in errors] == [(3, "email"), (4, "tags")]
 
 
-def test_a_finished_import_compacts_every_shard_so_the_first_reader_reads_snapshots(ctx):
-    job = run_import(ctx, "external_id,tags\n" + "".join(f"p-{n},vip\n" for n in range(40)) + "p-x,nobody\n")
+def test_a_finished_import_compacts_every_shard_once_quiet_so_the_first_reader_reads_snapshots(ctx, monkeypatch):
+    job = run_import(ctx, "external_id,tags\n" + "".join(f"p-{n},vip\n" for n in range(70)) + "p-x,nobody\n")
     assert job["status"] == "completed_with_errors"  # with errors or not, the shards are compacted
     compaction = ctx.ports.queues.take(JOBS_QUEUE)
     assert [m["job_kind"] for m in compaction] == [shards.COMPACT] * SHARDS
+    for message in compaction:  # the import just wrote: they wait until its shards are quiet
+        jobs.run_chunk(ctx, message)
+    assert sorted(m["chunk"] for m in ctx.ports.queues.take(JOBS_QUEUE)) == list(range(SHARDS))
+    assert ctx.ports.snapshots.manifest(0).key is None
+    monkeypatch.setattr(shards, "QUIET", timedelta(0))
     for message in compaction:
         jobs.run_chunk(ctx, message)
     assert all(ctx.ports.contacts.dirty(shard) == {} for shard in range(SHARDS))
-    assert sum(ctx.ports.snapshots.manifest(shard).contacts for shard in range(SHARDS)) == 40
-    assert sum(image.size for image in ctx.shards.images(range(SHARDS))) == 40
+    assert sum(ctx.ports.snapshots.manifest(shard).contacts for shard in range(SHARDS)) == 70
+    assert sum(image.size for image in ctx.shards.images(range(SHARDS))) == 70
     assert ctx.ports.queues.take(JOBS_QUEUE) == []  # read from fresh snapshots: nothing asked
+    run_import(ctx, "external_id\np-y\n")  # a small import leaves it to readers
+    assert ctx.ports.queues.take(JOBS_QUEUE) == []
 
 
 def test_rows_naming_one_contact_twice_are_applied_in_order(ctx):

@@ -19,9 +19,9 @@ from chalicelib.domain.clock import system_clock
 from chalicelib.domain.contacts import Contact, contact_id_for, shard_of
 from chalicelib.domain.shard_image import ShardImage
 from chalicelib.resources import JOBS_QUEUE
-from chalicelib.services import jobs, shards
+from chalicelib.services import contacts, jobs, shards, tags
 from chalicelib.services.shards import DECODED, ItemShards, SnapshotShards, compact
-from tests.support.fakes import InMemoryContacts, InMemorySnapshots, fake_context
+from tests.support.fakes import InMemoryCatalog, InMemoryContacts, InMemorySnapshots, fake_context
 
 SETTINGS = {"compact_after_changes": 4, "compact_after_seconds": 300}
 
@@ -203,6 +203,35 @@ def test_compaction_is_asked_for_when_many_changed_or_long_ago_and_at_most_once_
     ctx.ports.contacts.put(Contact(id=contact_id_for(48), ordinal=48))
     list(reader.images([0]))  # one change, two minutes old
     assert [m["job_kind"] for m in ctx.ports.queues.take(JOBS_QUEUE)] == [shards.COMPACT]
+
+
+def test_a_bulk_write_asks_for_its_shards_compaction_once_they_are_quiet(monkeypatch):
+    ctx = fake_context(
+        InMemoryCatalog(tags={"vip"}), settings={"snapshots": {"compact_after_changes": 3, "compact_after_seconds": 60}}
+    )
+    people = [Contact(id=contact_id_for(o), ordinal=o) for o in (16, 32, 17, 18)]  # shards 0, 1 and 2
+    for person in people:
+        ctx.ports.contacts.put(person)
+    few = [{"contact_id": p.id, "type": "visit", "at": "2026-11-20T00:00:00Z"} for p in people[:2]]
+    contacts.append_bulk_events(ctx, {"events": few})
+    assert ctx.ports.queues.take(JOBS_QUEUE) == []  # fewer contacts than a compaction's worth: readers decide
+    tags.retag(ctx, "vip", [p.id for p in people], add=True, source="api")
+    asked = ctx.ports.queues.take(JOBS_QUEUE)
+    assert sorted(m["chunk"] for m in asked) == [0, 1, 2] and {m["job_kind"] for m in asked} == {shards.COMPACT}
+    for message in asked:  # just written: each waits for its shard to be quiet, not done, not failed
+        jobs.run_chunk(ctx, message)
+    assert len(ctx.ports.queues.take(JOBS_QUEUE)) == 3 and ctx.ports.snapshots.manifest(0).key is None
+    many = [{"contact_id": p.id, "type": "visit", "at": "2026-11-21T00:00:00Z"} for p in people]
+    contacts.append_bulk_events(ctx, {"events": many})
+    assert ctx.ports.queues.take(JOBS_QUEUE) == []  # the waiting compaction covers it: asked once
+    monkeypatch.setattr(shards, "QUIET", timedelta(0))
+    for message in asked:
+        jobs.run_chunk(ctx, message)
+    assert all(ctx.ports.contacts.dirty(shard) == {} for shard in (0, 1, 2))
+    (image,) = ctx.shards.images([0])
+    assert image.size == 2 and ctx.ports.queues.take(JOBS_QUEUE) == []  # fresh snapshots
+    contacts.append_bulk_events(ctx, {"events": many})
+    assert len(ctx.ports.queues.take(JOBS_QUEUE)) == 3  # published, so the next load asks again at once
 
 
 def test_too_many_changes_read_the_items_instead_of_contact_by_contact():
