@@ -20,6 +20,7 @@ from chalicelib.domain.contacts import (
     contact_id_for,
     contact_ids_for,
     ordinal_of,
+    shard_of,
 )
 from chalicelib.domain.errors import Conflict, LimitExceeded, NotFound, UnknownTags, ValidationFailed
 from chalicelib.domain.tags import missing_tags, normalise_tag, normalise_tags
@@ -354,7 +355,7 @@ def append_bulk_events(ctx: TenantContext, body: Any, clock: Clock = system_cloc
         contact = contacts[reference]
         per_contact.setdefault(contact.id, (contact, []))[1].append(event)
     publish(ctx, _store_events(ctx, list(per_contact.values())))
-    shards.compact_after_bulk_write(ctx, (contact for contact, _ in per_contact.values()))
+    shards.compact_after_bulk_write(ctx, len(per_contact), (shard_of(c.ordinal) for c, _ in per_contact.values()))
     return {"stored": len(checked), "contacts": len(per_contact)}
 
 

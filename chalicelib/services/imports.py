@@ -245,12 +245,8 @@ def _row_error(line: int, problem: AppError) -> dict[str, Any]:
 
 
 def _compact_imported(ctx: TenantContext, job: Any) -> None:
-    """An import leaves every shard with more dirty contacts than a reader patches in: compact them once they
-    are quiet (services/shards.compact_after_bulk_write), so the first preview after it reads snapshots."""
-    if job.counts.get("created", 0) + job.counts.get("updated", 0) >= int(
-        ctx.settings["snapshots"]["compact_after_changes"]
-    ):
-        shards.start_compaction(ctx, range(SHARDS), quiet=True)
+    """A finished import is a bulk write over every shard (services/shards.compact_after_bulk_write)."""
+    shards.compact_after_bulk_write(ctx, job.counts.get("created", 0) + job.counts.get("updated", 0), range(SHARDS))
 
 
 JOB_KINDS = {"import": jobs.JobKind(_import_chunk, on_done=_compact_imported)}

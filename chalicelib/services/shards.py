@@ -33,7 +33,7 @@ from datetime import timedelta
 from typing import Any
 
 from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
-from chalicelib.domain.contacts import Contact, ordinal_of, shard_of
+from chalicelib.domain.contacts import ordinal_of
 from chalicelib.domain.shard_image import ShardImage
 from chalicelib.logs import logger
 from chalicelib.ports.contacts import ContactReader, ContactRepository, DirtyMark
@@ -223,20 +223,23 @@ def start_compaction(
     return jobs.start_job(ctx, COMPACT, chunks, total=len(asked), clock=clock)
 
 
-def compact_after_bulk_write(ctx: TenantContext, contacts: Iterable[Contact]) -> None:
-    """After a bulk write (an import, bulk events, bulk tagging) of at least ``compact_after_changes``
-    contacts: the compaction of the shards it marked, once they are quiet — a load of many requests is then
-    compacted once, just after it, and the first preview after it reads snapshots, not every item."""
-    written = {contact.ordinal for contact in contacts}
-    if len(written) >= int(ctx.settings["snapshots"]["compact_after_changes"]):
-        start_compaction(ctx, sorted({shard_of(ordinal) for ordinal in written}), quiet=True)
+def compact_after_bulk_write(ctx: TenantContext, written: int, marked: Iterable[int]) -> None:
+    """After a bulk write (an import, bulk events, bulk tagging) of ``written`` contacts in the ``marked``
+    shards: if that is at least ``compact_after_changes``, their compaction, once they are quiet — a load of
+    many requests is then compacted once, just after it, and the first preview after it reads snapshots, not
+    every item."""
+    if written >= int(ctx.settings["snapshots"]["compact_after_changes"]):
+        start_compaction(ctx, sorted(set(marked)), quiet=True)
+
+
+def _marked_within(contacts: ContactReader, shard: int, span: timedelta) -> bool:
+    latest = max((parse_rfc3339(mark.latest) for mark in contacts.dirty(shard).values()), default=None)
+    return latest is not None and system_clock() - latest < span
 
 
 def _compact_chunk(ctx: TenantContext, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
     shard = int(payload["shard"])
-    dirty = ctx.ports.contacts.dirty(shard)
-    latest = max((parse_rfc3339(mark.latest) for mark in dirty.values()), default=None)
-    if payload.get("quiet") and latest is not None and system_clock() - latest < QUIET:
+    if payload.get("quiet") and _marked_within(ctx.ports.contacts, shard, QUIET):
         raise jobs.NotYet(max(1, int(QUIET.total_seconds())))  # still being written: once it pauses
     image = compact(
         ctx.ports.contacts, ctx.ports.snapshots, shard, int(ctx.settings["snapshots"]["compact_after_changes"])

@@ -7,7 +7,7 @@ from typing import Any
 
 from chalicelib.domain.catalog import AlreadyExists, Tag
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
-from chalicelib.domain.contacts import Contact, ContactChanges, StaleContact, contact_ids_for, ordinal_of
+from chalicelib.domain.contacts import Contact, ContactChanges, StaleContact, contact_ids_for, ordinal_of, shard_of
 from chalicelib.domain.errors import (
     Conflict,
     LimitExceeded,
@@ -179,7 +179,7 @@ def retag(ctx: TenantContext, tag: str, contact_ids: list[str], add: bool, sourc
             continue
         changed += len(batch)
         publish(ctx, messages)
-    shards.compact_after_bulk_write(ctx, (after for _, after in pairs if after is not None))
+    shards.compact_after_bulk_write(ctx, len(pairs), (shard_of(contact.ordinal) for contact, _ in pairs))
     return {"changed": changed, "unchanged": unchanged, "missing": len(contact_ids) - len(contacts)}
 
 
