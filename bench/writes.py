@@ -91,7 +91,7 @@ def main() -> None:
 
     asked: list[tuple[Any, list[int]]] = []
     start_compaction = shards.start_compaction
-    shards.start_compaction = lambda ctx, due, *_: asked.append((ctx, due))  # type: ignore[assignment]
+    shards.start_compaction = lambda ctx, due, *_, **__: asked.append((ctx, due))  # type: ignore[assignment]
 
     def import_rows() -> None:
         headers = {"content-type": "application/x-ndjson"}

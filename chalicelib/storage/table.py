@@ -79,7 +79,10 @@ class MainTableModel(Model):
         with "Table has no index", depending on which item type a process touched first)."""
         if "_connection" not in cls.__dict__:
             cls._connection = None
-        return super()._get_connection()
+        table = super()._get_connection()
+        if table.connection._client is None:  # one botocore client for every item type: see connection()
+            table.connection._client = connection().client
+        return table
 
 
 @lru_cache(maxsize=1)
@@ -87,6 +90,7 @@ def connection() -> Connection:
     """The process's low-level connection for transactions across item types.
 
     Kept for the process's life: building one creates a botocore client, which
-    parses the service model (tens of milliseconds).
+    parses the service model (tens of milliseconds). Every item type's connection shares its client
+    (a client names no table), so a cold process parses the model once, not once per item type.
     """
     return Connection(region=region())
