@@ -8,6 +8,7 @@ in-memory fakes (tests/support/fakes.py).
 from __future__ import annotations
 
 from chalicelib.ports import TenantPorts
+from chalicelib.ports.mailbox import LocalMailbox
 from chalicelib.ports.tenants import TenantDirectory
 from chalicelib.services import (
     campaigns,
@@ -36,6 +37,7 @@ from chalicelib.storage.catalog import CatalogTable
 from chalicelib.storage.contacts import ContactTable
 from chalicelib.storage.engagements import EngagementTable
 from chalicelib.storage.jobs import JobTable
+from chalicelib.storage.local_mailbox import MotoServerMailbox
 from chalicelib.storage.mailer import SesMailer
 from chalicelib.storage.membership import MembershipTable
 from chalicelib.storage.outbox import OutboxTable
@@ -52,11 +54,17 @@ _QUEUES = SqsQueues()
 _MAILER = SesMailer()
 _OUTBOX = OutboxTable()
 _DIRECTORY = TenantDirectoryTable()
+_MAILBOX = MotoServerMailbox()
 
 
 def tenant_directory() -> TenantDirectory:
     """Every tenant: for authentication and the operator's routes only (ports/tenants.py)."""
     return _DIRECTORY
+
+
+def local_mailbox() -> LocalMailbox:
+    """What the local runtime sent (the console's Mailbox; services/mailbox.py refuses it when deployed)."""
+    return _MAILBOX
 
 
 def tenant_ports(tenant_id: str) -> TenantPorts:

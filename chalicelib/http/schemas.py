@@ -18,15 +18,26 @@ def page_of(item_schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-JOB_SCHEMA: dict[str, Any] = {
+JOB_SUMMARY_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["id", "kind", "status", "progress", "counts", "errors"],
+    "required": ["id", "kind", "status", "progress", "counts"],
     "properties": {
         "id": {"type": "string"},
         "kind": {"type": "string"},
         "status": {"enum": ["running", "succeeded", "completed_with_errors", "failed"]},
         "progress": {"type": "object"},
         "counts": {"type": "object"},
+        "detail": {"type": ["object", "null"]},
+        "created_at": {"type": "string"},
+        "finished_at": {"type": ["string", "null"]},
+    },
+}
+JOB_SCHEMA: dict[str, Any] = {
+    **JOB_SUMMARY_SCHEMA,
+    "required": [*JOB_SUMMARY_SCHEMA["required"], "errors"],
+    "properties": {
+        **JOB_SUMMARY_SCHEMA["properties"],
         "errors": {"type": "array", "items": {"type": "object"}},
+        "more_errors": {"type": "boolean"},
     },
 }

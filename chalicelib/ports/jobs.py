@@ -18,6 +18,11 @@ class JobRepository(Protocol):
 
     def get_job(self, job_id: str) -> Job | None: ...
 
+    def list_jobs(
+        self, limit: int, start: Position, kind: str | None = None, status: str | None = None
+    ) -> tuple[list[Job], Position]:
+        """Newest first, optionally of one kind and/or status."""
+
     def load_chunk(self, job_id: str, index: int) -> tuple[str, Any] | None:
         """(state, payload) of a chunk; None for an unknown one."""
 

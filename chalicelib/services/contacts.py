@@ -257,20 +257,26 @@ def delete_contact(ctx: TenantContext, reference: str) -> None:
     raise Conflict("The contact kept changing while it was deleted; try again.")
 
 
-def list_contacts(ctx: TenantContext, query: dict[str, str], limit: int, cursor: str | None) -> dict[str, Any]:
-    tenant_id = ctx.tenant_id
+def list_filters(ctx: TenantContext, query: dict[str, str]) -> tuple[str | None, str | None]:
+    """The ``tag`` and ``group`` a contact listing keeps to, each checked to exist."""
     tag = normalise_tag(query["tag"], "tag") if query.get("tag") else None
     group = query.get("group") or None
+    if tag is not None and ctx.ports.catalog.get_tag(tag) is None:
+        raise UnknownTags("tag", f"Unknown tag: {tag}.", tags=[tag])
+    if group is not None and ctx.ports.catalog.get_group(group) is None:
+        raise ValidationFailed("group", f"Group {group} does not exist.")
+    return tag, group
+
+
+def list_contacts(ctx: TenantContext, query: dict[str, str], limit: int, cursor: str | None) -> dict[str, Any]:
+    tenant_id = ctx.tenant_id
+    tag, group = list_filters(ctx, query)
     if tag is not None:
-        if ctx.ports.catalog.get_tag(tag) is None:
-            raise UnknownTags("tag", f"Unknown tag: {tag}.", tags=[tag])
 
         def fetch(position: dict[str, Any] | None) -> tuple[list[Contact], dict[str, Any] | None]:
             return _page_of_tag(ctx, tag, group, limit, position)
 
     elif group is not None:
-        if ctx.ports.catalog.get_group(group) is None:
-            raise ValidationFailed("group", f"Group {group} does not exist.")
 
         def fetch(position: dict[str, Any] | None) -> tuple[list[Contact], dict[str, Any] | None]:
             return ctx.ports.contacts.page_of_group(group, limit, position)

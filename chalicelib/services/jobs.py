@@ -15,7 +15,7 @@ from typing import Any
 
 from chalicelib import metrics
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
-from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.jobs import Job
 from chalicelib.logs import logger
@@ -215,6 +215,29 @@ def job_view(ctx: TenantContext, job_id: str) -> dict[str, Any]:
     if job is None:
         raise NotFound(f"Job {job_id} does not exist.", {"field": "id"})
     errors, last = ctx.ports.jobs.list_errors(job_id, INLINE_ERRORS, None)
+    return {**_view(job), "errors": errors, "more_errors": last is not None}
+
+
+STATUSES = (RUNNING, SUCCEEDED, WITH_ERRORS, FAILED)
+
+
+def list_jobs(ctx: TenantContext, query: dict[str, str], limit: int, cursor: str | None) -> dict[str, Any]:
+    """The tenant's jobs, newest first, optionally of one ``kind`` and/or ``status`` (row problems are on
+    ``GET /jobs/{id}``)."""
+    kind, status = query.get("kind") or None, query.get("status") or None
+    if kind is not None and kind not in _kinds:
+        raise ValidationFailed("kind", f"kind is one of {', '.join(sorted(_kinds))}.", allowed=sorted(_kinds))
+    if status is not None and status not in STATUSES:
+        raise ValidationFailed("status", f"status is one of {', '.join(STATUSES)}.", allowed=list(STATUSES))
+    return page(
+        f"jobs:{ctx.tenant_id}:{kind}:{status}",
+        cursor,
+        lambda start: ctx.ports.jobs.list_jobs(limit, start, kind, status),
+        _view,
+    )
+
+
+def _view(job: Job) -> dict[str, Any]:
     processed = job.counts["processed"]
     return {
         "id": job.id,
@@ -230,8 +253,6 @@ def job_view(ctx: TenantContext, job_id: str) -> dict[str, Any]:
         "counts": {
             name: job.counts[name] for name in (_kinds[job.kind].counters if job.kind in _kinds else ROW_COUNTERS)
         },
-        "errors": errors,
-        "more_errors": last is not None,
         "detail": job.detail,
         "created_at": job.created_at,
         "finished_at": job.finished_at,

@@ -12,9 +12,11 @@ import csv
 import io
 import random
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from chalicelib.domain import segments as rules
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
@@ -32,7 +34,7 @@ from chalicelib.domain.segments import (
     StaleSegment,
 )
 from chalicelib.services import dependents
-from chalicelib.services.contacts import contact_view
+from chalicelib.services.contacts import contact_view, list_filters, resolve
 from chalicelib.services.context import TenantContext
 from chalicelib.services.evaluation import (
     compile_snapshot,
@@ -215,18 +217,10 @@ def preview(ctx: TenantContext, request: PreviewRequest, clock: Clock = system_c
     Tag-only criteria are answered from the tag index; others evaluate every shard's image (only the
     candidates the tag index leaves, when they are few). The sample is drawn from the members in ordinal
     order with a generator seeded by the criteria, so the same criteria shows the same sample."""
-    checked = check_criteria(request.criteria, ctx.vocabulary())
-    frozen = snapshot(ctx, checked.criteria, checked.segments)
-    compiled = compile_snapshot(frozen)
-    wanted = request.sample_size
-    chooser = random.Random(canonical_text(checked.criteria))  # the same criteria shows the same sample
     now = clock()
-    if frozen["index"] is not None:
-        ordinals, seen = index_members(ctx, frozen["index"]), 0
-    else:
-        results = list(evaluate_shards(ctx, compiled, now, frozen=frozen))
-        ordinals = np.concatenate([r.members for r in results]) if results else np.empty(0, np.int64)
-        seen = sum(len(r.ordinals) for r in results)
+    criteria, frozen, ordinals, seen = _members_of(ctx, request.criteria, now)
+    wanted = request.sample_size
+    chooser = random.Random(canonical_text(criteria))  # the same criteria shows the same sample
     count = len(ordinals)
     chosen = sorted(chooser.sample(range(count), min(wanted, count)))  # every member equally likely
     ids = [contact_id_for(int(ordinals[i])) for i in chosen]
@@ -236,8 +230,85 @@ def preview(ctx: TenantContext, request: PreviewRequest, clock: Clock = system_c
         "contacts_evaluated": seen,
         "plan": plan_of(frozen),
         "sample": [contact_view(c) for c in sorted(sample, key=lambda c: c.ordinal)],
-        "criteria": checked.criteria,
+        "criteria": criteria,
         "evaluated_at": to_rfc3339(now),
+    }
+
+
+def _members_of(
+    ctx: TenantContext, criteria: Any, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any], npt.NDArray[np.int64], int]:
+    """Checked criteria, their frozen snapshot, the ordinals of every contact matching them at ``now``, and
+    how many contacts were evaluated: from the tag index when the criteria are tags only, else every shard's
+    image (only the candidates the tag index leaves, when they are few)."""
+    checked = check_criteria(criteria, ctx.vocabulary())
+    frozen = snapshot(ctx, checked.criteria, checked.segments)
+    if frozen["index"] is not None:
+        return checked.criteria, frozen, index_members(ctx, frozen["index"]), 0
+    results = list(evaluate_shards(ctx, compile_snapshot(frozen), now, frozen=frozen))
+    ordinals = np.concatenate([r.members for r in results]) if results else np.empty(0, np.int64)
+    return checked.criteria, frozen, ordinals, sum(len(r.ordinals) for r in results)
+
+
+SEARCH_FIELDS = ("email", "first_name", "last_name", "external_id")
+MAX_SEARCH_TEXT = 200
+
+
+def search_criteria(text: str) -> dict[str, Any]:
+    """Contacts whose email, first or last name or external id starts with ``text`` (case ignored), or whose
+    first and last names start with its first word and the rest."""
+    choices: list[dict[str, Any]] = [{"attr": name, "op": "starts_with", "value": text} for name in SEARCH_FIELDS]
+    first, _, rest = text.partition(" ")
+    if rest.strip():
+        choices.append(
+            {
+                "all": [
+                    {"attr": "first_name", "op": "starts_with", "value": first},
+                    {"attr": "last_name", "op": "starts_with", "value": rest.strip()},
+                ]
+            }
+        )
+    return {"any": choices}
+
+
+def search_contacts(
+    ctx: TenantContext, query: dict[str, str], limit: int, cursor: str | None, clock: Clock = system_clock
+) -> dict[str, Any]:
+    """``GET /contacts?q=``: a prefix search (and the tag and group filters), in ordinal order, evaluated
+    like a preview over the shards' images; a page resumes after the last ordinal it showed."""
+    text = (query.get("q") or "").strip()
+    if not 1 <= len(text) <= MAX_SEARCH_TEXT:
+        raise ValidationFailed("q", f"q: the start of an email, name or external id (1-{MAX_SEARCH_TEXT} characters).")
+    tag, group = list_filters(ctx, query)
+    criteria: dict[str, Any] = {
+        "all": [search_criteria(text), *([{"tag": tag}] if tag else []), *([{"group": group}] if group else [])]
+    }
+    ordinals = np.sort(_members_of(ctx, criteria, clock())[2])
+
+    def fetch(position: dict[str, Any] | None) -> tuple[list[Contact], dict[str, Any] | None]:
+        after = int((position or {}).get("after", -1))
+        chosen = ordinals[np.searchsorted(ordinals, after, side="right") :][: limit + 1]
+        ids = [contact_id_for(int(o)) for o in chosen[:limit]]
+        found = ctx.ports.contacts.get_contacts(ids) if ids else {}
+        contacts = [found[contact_id] for contact_id in ids if contact_id in found]
+        return contacts, {"after": int(chosen[limit - 1])} if len(chosen) > limit else None
+
+    return page(f"contacts:{ctx.tenant_id}:search:{canonical_text(criteria)}", cursor, fetch, contact_view)
+
+
+def contact_segments(ctx: TenantContext, reference: str) -> dict[str, Any]:
+    """The segments whose stored members include the contact (each one's latest finished evaluation, kept
+    current by real-time membership): what ``GET /segments/{id}/members`` would list it in."""
+    contact = resolve(ctx, reference)
+    published = [s for s in ctx.segments if s.generation]
+    places = [(s.id, s.generation or "") for s in published]
+    found = ctx.ports.membership.memberships([contact.ordinal], places).get(contact.ordinal, {}) if places else {}
+    return {
+        "items": [
+            {"id": s.id, "name": s.name, "member_count": s.member_count}
+            for s in published
+            if found.get((s.id, s.generation or ""))
+        ]
     }
 
 

@@ -130,6 +130,20 @@ def _own_tenant(ctx: TenantContext) -> Tenant:
     return tenant
 
 
+def whoami(ctx: TenantContext, stage: str) -> dict[str, Any]:
+    """What the key in use may see and do: its tenant, role, features and limits (the console starts here)."""
+    tenant = _own_tenant(ctx)
+    principal = ctx.principal
+    assert principal is not None  # a request's context always has its caller
+    return {
+        "tenant": {"id": tenant.id, "name": tenant.name},
+        "key": {"id": principal.key_id, "name": principal.key_name, "role": principal.role},
+        "features": features_with_defaults(tenant.features),
+        "limits": settings_rules.effective(tenant.settings)["limits"],
+        "stage": stage,
+    }
+
+
 def get_settings(ctx: TenantContext) -> dict[str, Any]:
     return settings_rules.effective(_own_tenant(ctx).settings)
 

@@ -142,6 +142,25 @@ class JobTable:
         except JobItem.DoesNotExist:
             return None
 
+    def list_jobs(
+        self, limit: int, start: dict[str, Any] | None, kind: str | None = None, status: str | None = None
+    ) -> tuple[list[Job], dict[str, Any] | None]:
+        """Newest first (ids sort by creation time); ``kind`` and ``status`` filter what a page read."""
+        condition = None
+        if kind is not None:
+            condition = JobItem.kind == kind
+        if status is not None:
+            condition = JobItem.status == status if condition is None else condition & (JobItem.status == status)
+        result = JobItem.query(
+            f"TENANT#{self.tenant_id}",
+            JobItem.sk.startswith("JOB#"),
+            filter_condition=condition,
+            scan_index_forward=False,
+            limit=limit,
+            last_evaluated_key=start,
+        )
+        return [_job(item) for item in result], result.last_evaluated_key
+
     def load_chunk(self, job_id: str, index: int) -> tuple[str, Any] | None:
         try:
             item = JobChunkItem.get(_work_pk(self.tenant_id, job_id), f"CHUNK#{index:05d}", consistent_read=True)

@@ -9,6 +9,7 @@ and, given a state folder, two endpoints the local runtime calls:
 - ``POST /_local/state/save``: save now (the runtime's last step on Ctrl-C).
 
 Both answer JSON counts: ``{"items": …, "messages": …, "mail": …}`` (``null`` when nothing was saved).
+It always serves the local mailbox at ``GET /_local/mail`` (``MailboxEndpoints``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
 
-from infra.local import moto_patches, state
+from infra.local import mailbox, moto_patches, state
 
 SAVE_EVERY = float(os.environ.get("SEGMENTS_LOCAL_SAVE_SECONDS") or 5)
 _READS = (
@@ -57,8 +59,7 @@ class StateKeeper:
         return self.app(environ, start_response)
 
     def _answer(self, start_response: Any, body: Any) -> list[bytes]:
-        start_response("200 OK", [("Content-Type", "application/json")])
-        return [json.dumps(body).encode()]
+        return _json(start_response, "200 OK", body)
 
     def _restore(self) -> dict[str, int] | None:
         restored = state.restore(self.directory)
@@ -99,6 +100,33 @@ class StateKeeper:
                 self.changed.set()  # not saved: the next round tries again
 
 
+class MailboxEndpoints:
+    """WSGI middleware: the local mailbox (infra/local/mailbox.py) as JSON, one tenant at a time."""
+
+    PREFIX = "/_local/mail"
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path != self.PREFIX and not path.startswith(self.PREFIX + "/"):
+            return self.app(environ, start_response)
+        query = {name: values[0] for name, values in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        tenant_id = query.get("tenant_id", "")
+        if path == self.PREFIX:
+            before = int(query["before"]) if query.get("before", "").isdigit() else None
+            limit = min(int(query["limit"]), 500) if query.get("limit", "").isdigit() else 50
+            return _json(start_response, "200 OK", {"items": mailbox.newest(tenant_id, limit, before)})
+        found = mailbox.one(tenant_id, path[len(self.PREFIX) + 1 :])
+        return _json(start_response, "404 Not Found" if found is None else "200 OK", found or {})
+
+
+def _json(start_response: Any, status: str, body: Any) -> list[bytes]:
+    start_response(status, [("Content-Type", "application/json")])
+    return [json.dumps(body).encode()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -108,7 +136,7 @@ def main() -> None:
     os.environ.setdefault("MOTO_PORT", str(arguments.port))  # as moto's own main: queue URLs name the port
     moto_patches.apply()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request, which nobody reads, costs the server
-    app: Any = DomainDispatcherApplication(create_backend_app)
+    app: Any = MailboxEndpoints(DomainDispatcherApplication(create_backend_app))
     if arguments.state is not None:
         app = StateKeeper(app, arguments.state)
     run_simple(arguments.host, arguments.port, app, threaded=True, use_reloader=False)

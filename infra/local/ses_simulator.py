@@ -2,7 +2,8 @@
 
 Mail to ``bounce@simulator.amazonses.com`` or ``complaint@simulator.amazonses.com`` is followed by the
 notification SES would publish through the configuration set's SNS destination (same shape, same message
-tags), so bounce and complaint handling runs end to end on a laptop and in the tests. It lives here, with
+tags), so bounce and complaint handling runs end to end on a laptop and in the tests. Every message sent
+is also kept in the local mailbox (infra/local/mailbox.py), which the console's Mailbox shows. It lives here, with
 the other local stand-ins, so the production mailer (chalicelib/storage/mailer.py) only sends.
 """
 
@@ -18,6 +19,7 @@ from moto.sesv2.responses import SESV2Response
 from moto.sns.models import sns_backends
 
 from chalicelib.resources import SES_EVENTS_TOPIC
+from infra.local import mailbox
 
 SIMULATOR_DOMAIN = "simulator.amazonses.com"
 
@@ -62,6 +64,9 @@ def install() -> None:
         params = json.loads(self.body)
         message_id = json.loads(answer)["MessageId"]
         tags = {tag["Name"]: tag["Value"] for tag in params.get("EmailTags", [])}
+        raw = params.get("Content", {}).get("Raw", {}).get("Data")
+        if raw is not None:
+            mailbox.record(message_id, tags, base64.b64decode(raw))  # the console's Mailbox (infra/local/mailbox.py)
         backend = sns_backends[self.current_account][self.region]
         for recipient in _recipients(params):
             event = feedback_event(recipient, message_id, tags)

@@ -964,6 +964,16 @@ class InMemoryJobs:
     def get_job(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
+    def list_jobs(
+        self, limit: int, start: Position, kind: str | None = None, status: str | None = None
+    ) -> tuple[list[Job], Position]:
+        after = (start or {}).get("before")
+        newest_first = sorted(self._jobs.values(), key=lambda job: job.id, reverse=True)
+        rest = [job for job in newest_first if after is None or job.id < after]
+        read, more = rest[:limit], len(rest) > limit  # like DynamoDB, the filter applies to what a page read
+        chosen = [job for job in read if kind in (None, job.kind) and status in (None, job.status)]
+        return chosen, ({"before": read[-1].id} if more else None)
+
     def load_chunk(self, job_id: str, index: int) -> tuple[str, Any] | None:
         chunks = self._chunks.get(job_id, [])
         return chunks[index] if 0 <= index < len(chunks) else None

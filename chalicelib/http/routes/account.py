@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chalicelib.config import get_config
 from chalicelib.domain.settings import PATCH_SCHEMA as SETTINGS_PATCH_SCHEMA
 from chalicelib.domain.settings import SETTINGS_SCHEMA
 from chalicelib.domain.tenants import API_KEY_SCHEMA, CREATE_KEY_SCHEMA
@@ -47,6 +48,38 @@ def list_api_keys(call: Call) -> dict:
 )
 def delete_api_key(call: Call, key_id: str) -> None:
     tenants.delete_api_key(call.context, key_id)
+
+
+ME_SCHEMA = {
+    "type": "object",
+    "required": ["tenant", "key", "features", "limits", "stage"],
+    "properties": {
+        "tenant": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}},
+        "key": {
+            "type": "object",
+            "properties": {
+                "id": {"type": ["string", "null"]},
+                "name": {"type": ["string", "null"]},
+                "role": {"enum": ["admin", "viewer"]},
+            },
+        },
+        "features": {"type": "object", "additionalProperties": {"type": "boolean"}},
+        "limits": {"type": "object"},
+        "stage": {"type": "string", "description": "local, dev or prod: the console shows the Mailbox only locally."},
+    },
+}
+
+
+@blueprint.operation(
+    "GET",
+    "/me",
+    summary="The key in use: its tenant, role, the tenant's features and limits",
+    description="Answers even while the segments feature is off, so a client can say why screens are closed.",
+    access=Access.VIEWER,
+    response_schema=ME_SCHEMA,
+)
+def me(call: Call) -> dict:
+    return tenants.whoami(call.context, get_config().stage)
 
 
 @blueprint.operation(

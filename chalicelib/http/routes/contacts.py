@@ -6,7 +6,7 @@ from chalicelib.domain.contacts import CONTACT_SCHEMA, CREATE_CONTACT_SCHEMA, PA
 from chalicelib.domain.events import CONTACT_EVENTS_SCHEMA, EVENT_SCHEMA
 from chalicelib.http.api import PAGE_QUERY, Access, ApiBlueprint, Call, WithStatus
 from chalicelib.http.schemas import JOB_SCHEMA, page_of
-from chalicelib.services import contacts, imports
+from chalicelib.services import contacts, imports, segments
 
 blueprint = ApiBlueprint(__name__)
 _REF = "The contact's id (ctc_…) or its external_id."
@@ -29,9 +29,14 @@ def create_contact(call: Call) -> dict:
 @blueprint.operation(
     "GET",
     "/contacts",
-    summary="List contacts, optionally with a tag and/or in a group",
+    summary="List contacts, optionally with a tag and/or in a group, or those a search finds",
     access=Access.VIEWER,
     query={
+        "q": {
+            "schema": {"type": "string", "minLength": 1, "maxLength": segments.MAX_SEARCH_TEXT},
+            "description": "Only contacts whose email, first or last name or external id starts with this (case "
+            "ignored; 'Ana Lo' also finds first name Ana… and last name Lo…).",
+        },
         "tag": {"schema": {"type": "string"}, "description": "Only contacts with this tag."},
         "group": {"schema": {"type": "string"}, "description": "Only contacts in this group."},
         **PAGE_QUERY,
@@ -39,6 +44,8 @@ def create_contact(call: Call) -> dict:
     response_schema=page_of(CONTACT_SCHEMA),
 )
 def list_contacts(call: Call) -> dict:
+    if "q" in call.query:
+        return segments.search_contacts(call.context, call.query, *call.page())
     return contacts.list_contacts(call.context, call.query, *call.page())
 
 
@@ -52,6 +59,37 @@ def list_contacts(call: Call) -> dict:
 )
 def get_contact(call: Call, contact_id: str) -> dict:
     return contacts.get_contact(call.context, contact_id)
+
+
+@blueprint.operation(
+    "GET",
+    "/contacts/{contact_id}/segments",
+    summary="The segments the contact is a member of (their stored members; admins only)",
+    description=_REF,
+    access=Access.ADMIN,
+    response_schema={
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "name"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "member_count": {"type": ["integer", "null"]},
+                    },
+                },
+            }
+        },
+    },
+    feature="segments",
+    tag="segments",
+)
+def contact_segments(call: Call, contact_id: str) -> dict:
+    return segments.contact_segments(call.context, contact_id)
 
 
 @blueprint.operation(

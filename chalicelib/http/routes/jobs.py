@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 from chalicelib.http.api import PAGE_QUERY, Access, ApiBlueprint, Call
-from chalicelib.http.schemas import JOB_SCHEMA, page_of
+from chalicelib.http.schemas import JOB_SCHEMA, JOB_SUMMARY_SCHEMA, page_of
 from chalicelib.services import jobs
 
 blueprint = ApiBlueprint(__name__)
+
+
+@blueprint.operation(
+    "GET",
+    "/jobs",
+    summary="The tenant's jobs, newest first (imports, evaluations, bulk tagging…), by kind and status",
+    access=Access.VIEWER,
+    query={
+        "kind": {"schema": {"type": "string"}, "description": "Only jobs of this kind, e.g. import."},
+        "status": {"schema": {"enum": list(jobs.STATUSES)}, "description": "Only jobs in this status."},
+        **PAGE_QUERY,
+    },
+    response_schema=page_of(JOB_SUMMARY_SCHEMA),
+)
+def list_jobs(call: Call) -> dict:
+    return jobs.list_jobs(call.context, call.query, *call.page())
 
 
 @blueprint.operation(

@@ -1,0 +1,225 @@
+// Campaigns: the composer (sender, subject, HTML and text with the template variables), the audience count
+// with exclusions, a preview as a chosen contact, a test send, then send or schedule, with a progress bar
+// and live stats while sending, pause / resume / cancel, and who received what.
+
+import { all, api, query } from "./api.js";
+import { field, formatNumber, formatTime, h, notice, show } from "./dom.js";
+
+const VARIABLES = ["{{ contact.first_name }}", "{{ contact.last_name }}", "{{ contact.email }}", "{{ contact.external_id }}",
+  "{{ contact.attributes.city }}", "{{ unsubscribe_url }}"];
+const ACTIVE = new Set(["sending", "scheduled"]);
+const RECIPIENT_STATES = ["", "sent", "failed", "suppressed", "unsubscribed", "capped", "skipped", "claimed", "released", "bounced", "complained"];
+
+export async function campaignsScreen({ readOnly, params, me }) {
+  if (params[0]) return campaignView({ readOnly, id: params[0], me });
+  const campaigns = await all("campaigns", 500);
+  return h("section", {},
+    h("div", { class: "heading" }, h("h1", {}, "Campaigns"),
+      readOnly ? null : h("button", { type: "button", class: "primary", onclick: () => { location.hash = "#/campaigns/new"; } }, "Create campaign")),
+    campaigns.length === 0 ? h("p", { class: "empty" }, "No campaigns yet.") : h("table", {},
+      h("caption", { class: "visually-hidden" }, "Campaigns"),
+      h("thead", {}, h("tr", {}, ["Name", "Status", "Audience", "Sent", "Created"].map((name) => h("th", { scope: "col" }, name)))),
+      h("tbody", {}, campaigns.map((campaign) => h("tr", {},
+        h("th", { scope: "row" }, h("a", { href: `#/campaigns/${encodeURIComponent(campaign.id)}` }, campaign.name)),
+        h("td", {}, h("span", { class: `status ${campaign.status}` }, campaign.status)),
+        h("td", { class: "number" }, formatNumber(campaign.stats.audience)),
+        h("td", { class: "number" }, formatNumber(campaign.stats.sent)),
+        h("td", {}, formatTime(campaign.created_at)))))));
+}
+
+function segmentChecks(legend, segments, chosen, name, disabled) {
+  return h("fieldset", { class: "group" }, h("legend", {}, legend),
+    segments.length === 0 ? h("p", { class: "muted" }, "No segments yet.") : segments.map((segment) => {
+      const box = h("input", { type: "checkbox", id: `${name}-${segment.id}`, value: segment.id, checked: chosen.includes(segment.id), disabled, "data-group": name });
+      return h("div", { class: "check" }, box, h("label", { for: box.id }, `${segment.name} (${formatNumber(segment.member_count)})`));
+    }));
+}
+
+function toRfc3339(local) {
+  return local ? new Date(local).toISOString().replace(/\.\d{3}Z$/, "Z") : null;
+}
+
+function toLocalInput(text) {
+  if (!text) return "";
+  const at = new Date(text);
+  return new Date(at.getTime() - at.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+}
+
+async function campaignView({ readOnly, id, me }) {
+  const creating = id === "new";
+  const [segments, campaign] = await Promise.all([all("segments"), creating ? null : api("GET", `campaigns/${encodeURIComponent(id)}`)]);
+  const editable = !readOnly && (creating || ["draft", "scheduled"].includes(campaign.status));
+  const value = (name, fallback = "") => (campaign && campaign[name] !== null && campaign[name] !== undefined ? campaign[name] : fallback);
+  const name = h("input", { value: value("name"), required: true, maxlength: 200, readonly: !editable });
+  const sender = h("input", { type: "email", value: value("from"), placeholder: "news@example.com", readonly: !editable });
+  const subject = h("input", { value: value("subject"), required: true, readonly: !editable });
+  const html = h("textarea", { rows: 8, class: "code", readonly: !editable }, value("html"));
+  const text = h("textarea", { rows: 6, class: "code", readonly: !editable }, value("text"));
+  const sendAt = h("input", { type: "datetime-local", value: toLocalInput(value("send_at", null)), readonly: !editable });
+  const audience = h("p", { role: "status", class: "count" }, "Choose segments to count the audience.");
+  const include = segmentChecks("Send to members of any of", segments, value("segments", []), "include", !editable);
+  const exclude = segmentChecks("Except members of any of", segments, value("exclude_segments", []), "exclude", !editable);
+  const problems = h("div", { "aria-live": "assertive" });
+  const chosen = (fieldset) => [...fieldset.querySelectorAll("input:checked")].map((box) => box.value);
+
+  let asked = 0;
+  async function countAudience() {
+    const included = chosen(include);
+    const excluded = chosen(exclude);
+    const number = ++asked;
+    if (included.length === 0) { audience.textContent = "Choose segments to count the audience."; return; }
+    const anyOf = included.length === 1 ? { segment: included[0] } : { any: included.map((segment) => ({ segment })) };
+    const criteria = excluded.length ? { all: [anyOf, ...excluded.map((segment) => ({ not: { segment } }))] } : anyOf;
+    audience.textContent = "Counting…";
+    try {
+      const result = await api("POST", "segments/preview", { criteria, sample_size: 0 });
+      if (number === asked) audience.textContent = `${result.count} contacts in the audience now (suppressed and unsubscribed addresses are left out when sending)`;
+    } catch (error) {
+      if (number === asked) audience.textContent = `Cannot count: ${error.message}`;
+    }
+  }
+  include.addEventListener("change", countAudience);
+  exclude.addEventListener("change", countAudience);
+
+  async function save(event) {
+    event.preventDefault();
+    const body = {
+      name: name.value.trim(), from: sender.value.trim() || null, subject: subject.value,
+      html: html.value || null, text: text.value || null,
+      segments: chosen(include), exclude_segments: chosen(exclude), send_at: toRfc3339(sendAt.value),
+    };
+    try {
+      const saved = creating ? await api("POST", "campaigns", body) : await api("PATCH", `campaigns/${encodeURIComponent(campaign.id)}`, body);
+      if (creating) location.hash = `#/campaigns/${encodeURIComponent(saved.id)}`;
+      else show(problems, notice("Saved."));
+    } catch (error) {
+      const where = error.details && error.details.field ? ` (${error.details.field}${error.details.line ? `, line ${error.details.line}` : ""})` : "";
+      show(problems, notice(`${error.message}${where}`, "error"));
+    }
+  }
+
+  const composer = h("form", { class: "card", onsubmit: save },
+    h("h2", {}, "Message"),
+    field("Campaign name", name),
+    field("From", sender, `Empty: the tenant's sender. ${me.stage === "local" ? "Locally, any …@example.com address works." : ""}`),
+    field("Subject", subject),
+    field("HTML body", html),
+    field("Text body", text),
+    h("p", { class: "hint" }, "Template variables: ", VARIABLES.map((variable, index) => [index ? ", " : "", h("code", {}, variable)])),
+    h("h2", {}, "Audience"),
+    include, exclude, audience,
+    field("Send at (your time; empty: when you press Send)", sendAt),
+    problems,
+    editable ? h("button", { type: "submit", class: "primary" }, "Save campaign") : null);
+
+  const sections = [
+    h("p", {}, h("a", { href: "#/campaigns" }, "← All campaigns")),
+    h("h1", {}, creating ? "Create campaign" : campaign.name),
+    composer,
+  ];
+  if (!creating) sections.push(previewSection(campaign), sendingSection(campaign, readOnly), await recipientsSection(campaign));
+  countAudience();
+  return h("section", {}, sections);
+}
+
+function previewSection(campaign) {
+  const contact = h("input", { placeholder: "ctc_… or an external id" });
+  const result = h("div", { "aria-live": "polite" });
+  const emails = h("input", { type: "text", placeholder: "you@example.com, colleague@example.com" });
+  const tested = h("div", { "aria-live": "polite" });
+  return h("section", { class: "card" },
+    h("h2", {}, "Preview and test"),
+    h("form", {
+      class: "row wrap",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        try {
+          const rendered = await api("POST", `campaigns/${encodeURIComponent(campaign.id)}/preview`, { contact_id: contact.value.trim() });
+          const frame = h("iframe", { sandbox: "", title: "Preview of the HTML body", class: "mail-frame" });
+          frame.srcdoc = rendered.html || "";
+          show(result, h("p", {}, h("strong", {}, "Subject: "), rendered.subject), rendered.html ? frame : null, rendered.text ? h("pre", { class: "code" }, rendered.text) : null);
+        } catch (error) {
+          show(result, notice(error.message, "error"));
+        }
+      },
+    }, field("Preview as contact", contact), h("button", { type: "submit" }, "Preview")),
+    result,
+    h("form", {
+      class: "row wrap",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const list = emails.value.split(/[\s,;]+/).filter(Boolean);
+        try {
+          await api("POST", `campaigns/${encodeURIComponent(campaign.id)}/test`, { emails: list });
+          show(tested, notice(`Test sent to ${list.join(", ")} (not counted in the stats).`));
+        } catch (error) {
+          show(tested, notice(error.message, "error"));
+        }
+      },
+    }, field("Test addresses (up to 5)", emails), h("button", { type: "submit" }, "Send test")),
+    tested);
+}
+
+function sendingSection(campaign, readOnly) {
+  const place = h("div", { "aria-live": "polite" });
+  const problems = h("div", { "aria-live": "assertive" });
+  let timer = null;
+
+  async function act(verb) {
+    try {
+      draw(await api("POST", `campaigns/${encodeURIComponent(campaign.id)}/${verb}`));
+      show(problems);
+    } catch (error) {
+      show(problems, notice(error.message, "error"));
+    }
+  }
+
+  function draw(current) {
+    const stats = current.stats;
+    const audienceSize = stats.audience || 0;
+    const done = ["sent", "failed", "suppressed", "unsubscribed", "capped", "skipped"].reduce((sum, key) => sum + (stats[key] || 0), 0);
+    const percent = audienceSize ? Math.round((100 * done) / audienceSize) : (current.status === "sent" ? 100 : 0);
+    const buttons = readOnly ? [] : [
+      current.status === "draft" ? h("button", { type: "button", class: "primary", onclick: () => act("send") }, current.send_at ? "Schedule" : "Send now") : null,
+      current.status === "sending" ? h("button", { type: "button", onclick: () => act("pause") }, "Pause") : null,
+      current.status === "paused" ? h("button", { type: "button", onclick: () => act("resume") }, "Resume") : null,
+      ["scheduled", "sending", "paused"].includes(current.status) ? h("button", { type: "button", class: "danger-outline", onclick: () => act("cancel") }, "Cancel campaign") : null,
+    ];
+    show(place,
+      h("p", {}, "Status: ", h("strong", { class: `status ${current.status}` }, current.status),
+        current.status_reason ? ` (${current.status_reason})` : "",
+        current.send_at && current.status === "scheduled" ? ` · at ${formatTime(current.send_at)}` : ""),
+      h("div", { class: "progress" },
+        h("progress", { max: 100, value: percent, "aria-label": "Sending progress" }),
+        h("span", {}, `${percent}% · ${formatNumber(done)} of ${formatNumber(stats.audience)}`)),
+      h("dl", { class: "pairs stats", "aria-label": "Campaign stats" },
+        Object.entries(stats).map(([key, amount]) => [h("dt", {}, key.replace("_", " ")), h("dd", {}, formatNumber(amount))])),
+      h("div", { class: "row" }, buttons));
+    clearTimeout(timer);
+    if (ACTIVE.has(current.status) && document.body.contains(place)) {
+      timer = setTimeout(async () => draw(await api("GET", `campaigns/${encodeURIComponent(campaign.id)}`)), 1000);
+    }
+  }
+  draw(campaign);
+  setTimeout(() => ACTIVE.has(campaign.status) && draw(campaign), 0);
+  return h("section", { class: "card" }, h("h2", {}, "Sending"), place, problems);
+}
+
+async function recipientsSection(campaign) {
+  const status = h("select", {}, RECIPIENT_STATES.map((state) => h("option", { value: state }, state || "Any state")));
+  const list = h("div", {});
+  async function load() {
+    const page = await api("GET", `campaigns/${encodeURIComponent(campaign.id)}/recipients${query({ status: status.value, limit: 50 })}`);
+    show(list, page.items.length === 0 ? h("p", { class: "empty" }, "No recipients yet.") : h("table", {},
+      h("caption", { class: "visually-hidden" }, "Recipients"),
+      h("thead", {}, h("tr", {}, ["Email", "State", "At", "Reason"].map((name) => h("th", { scope: "col" }, name)))),
+      h("tbody", {}, page.items.map((item) => h("tr", {},
+        h("th", { scope: "row" }, h("a", { href: `#/contacts/${encodeURIComponent(item.contact_id)}` }, item.email)),
+        h("td", {}, item.status), h("td", {}, formatTime(item.at)), h("td", {}, item.reason || "—"))))));
+  }
+  status.addEventListener("change", load);
+  await load();
+  return h("section", { class: "card" },
+    h("div", { class: "heading" }, h("h2", {}, "Recipients"), h("button", { type: "button", onclick: load }, "Refresh recipients")),
+    field("Recipient state", status), list);
+}

@@ -1,0 +1,69 @@
+// Building the page: every piece of data becomes a text node, never markup, so an imported name such as
+// `<img src=x onerror=…>` is shown as those characters and never runs.
+
+/** An element: h("button", {type: "button", onclick: f}, "Save"). Props starting with "on" are listeners;
+ * `false`, null and undefined props are left out; `true` sets an empty attribute. */
+export function h(tag, props, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(props || {})) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    else if (name === "value" || name === "checked" || name === "disabled" || name === "selected") element[name] = value;
+    else element.setAttribute(name, value === true ? "" : String(value));
+  }
+  append(element, children);
+  return element;
+}
+
+export function append(element, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return element;
+}
+
+/** Replace what an element shows. */
+export function show(element, ...children) {
+  element.replaceChildren();
+  return append(element, children);
+}
+
+let fieldCount = 0;
+/** A labelled control: the label names it for assistive technology (and for the tests). */
+export function field(label, control, hint) {
+  const id = control.id || `field-${++fieldCount}`;
+  control.id = id;
+  const hintElement = hint ? h("p", { class: "hint", id: `${id}-hint` }, hint) : null;
+  if (hintElement) control.setAttribute("aria-describedby", hintElement.id);
+  return h("div", { class: "field" }, h("label", { for: id }, label), control, hintElement);
+}
+
+/** A short-lived, announced message. */
+export function notice(text, kind = "info") {
+  return h("p", { class: `notice ${kind}`, role: kind === "error" ? "alert" : "status" }, text);
+}
+
+export function formatNumber(n) {
+  return n === null || n === undefined ? "—" : Number(n).toLocaleString("en");
+}
+
+export function formatTime(text) {
+  if (!text) return "—";
+  const at = new Date(text);
+  return Number.isNaN(at.getTime()) ? text : at.toLocaleString("en", { dateStyle: "medium", timeStyle: "short" });
+}
+
+/** Call `work` once `delay` ms have passed without another call. */
+export function debounce(work, delay) {
+  let timer;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => work(...args), delay);
+  };
+}
+
+export function contactName(contact) {
+  const name = [contact.first_name, contact.last_name].filter(Boolean).join(" ");
+  return name || contact.email || contact.external_id || contact.id;
+}
