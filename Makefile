@@ -5,11 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SCAN_VENV := .venv-checkov
 SCAN_STAMP := $(SCAN_VENV)/.installed
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CHECKOV := checkov==3.3.30
 PACKAGE_DIR := build/package
 STAGE ?= dev
 
-.PHONY: run reset test unit lint package scan demo bench clean
+.PHONY: run reset test unit lint package scan demo bench clean chromium
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +34,15 @@ lint: $(STAMP)  ## ruff, and mypy (strict on domain/ and services/)
 unit: $(STAMP)  ## tests/unit with moto blocked from import (tests/support/without_moto): the core needs no AWS
 	PYTHONPATH=tests/support/without_moto $(BIN)/python -m pytest -n auto --dist worksteal tests/unit
 
-test: $(STAMP) lint unit  ## lint, the unit tests without moto, then integration (moto) and end-to-end, on every core
+chromium: $(CHROMIUM)  ## Debian's Chromium, which the console's browser tests drive (Playwright's own browser download is not reachable)
+
+$(CHROMIUM):
+	@echo "Installing Debian's chromium for the console's browser tests (tests/e2e/test_console.py)"
+	$(SUDO) apt-get install -y -q chromium >/dev/null || ($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null)
+
+test: $(STAMP) $(CHROMIUM) lint unit  ## lint, the unit tests without moto, the console's scripts (node --test), then integration (moto) and end-to-end (the console in Chromium too), on every core
+	@command -v node >/dev/null || { echo "node (Node.js 18+) runs the console's script tests: apt-get install nodejs"; exit 1; }
+	node --test tests/console/
 	$(BIN)/python -m pytest -n auto --dist loadfile tests/integration tests/e2e
 
 package: $(STAMP)  ## SAM template for deployment, checked with cfn-lint

@@ -102,6 +102,7 @@ async function route() {
     else if (screen.path === "contacts" && rest[0]) view = await contactScreen(context);
     else view = await screen.render(context);
     show(main, view);
+    main.focus(); // a new screen: keyboard and screen-reader users continue from its content
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
       session.signOut();

@@ -149,7 +149,7 @@ export async function contactScreen({ me, readOnly, params }) {
       h("h2", {}, "Details"),
       h("dl", { class: "pairs" },
         [["Email", contact.email], ["External id", contact.external_id], ["Id", contact.id], ["Group", group ? group.name : contact.group],
-          ["Unsubscribed", contact.unsubscribed ? "yes" : "no"], ["Created", formatTime(contact.created_at)], ["Updated", formatTime(contact.updated_at)]]
+          ["Created", formatTime(contact.created_at)], ["Updated", formatTime(contact.updated_at)]]
           .map(([term, value]) => [h("dt", {}, term), h("dd", {}, value === null || value === undefined || value === "" ? "—" : String(value))])),
       h("h3", {}, "Attributes"),
       attributes.length === 0 ? h("p", { class: "muted" }, "None.") : h("dl", { class: "pairs" },

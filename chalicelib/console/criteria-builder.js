@@ -153,7 +153,7 @@ export function criteriaEditor({ catalog, criteria, readOnly = false, onChange }
   render();
   const element = h("div", { class: "criteria" },
     builder,
-    h("details", { class: "json", open: jsonOnly },
+    h("details", { class: "json", open: true },
       h("summary", {}, "Criteria JSON"),
       field("Criteria JSON", json, "The same criteria as JSON (the API's grammar). Edits here update the builder."),
       jsonProblem));

@@ -67,6 +67,14 @@ def test_deployment_zip_holds_every_runtime_dependency(packaged):
         assert any(folder.startswith(f"{stem}-") and folder.endswith(".dist-info") for folder in folders), distribution
 
 
+def test_the_console_deploys_with_the_api(packaged):
+    """The console is served by the same functions (chalicelib/http/routes/console.py): its files ship inside."""
+    shipped = {path.name for path in (PROJECT / "chalicelib" / "console").iterdir()}
+    with zipfile.ZipFile(packaged.parent / "deployment.zip") as archive:
+        packaged_files = {name.rsplit("/", 1)[-1] for name in archive.namelist() if "chalicelib/console/" in name}
+    assert {"index.html", "app.js", "console.css"} <= shipped == packaged_files
+
+
 def test_policy_is_hand_written_and_least_privilege(template):
     config = json.loads((PROJECT / ".chalice" / "config.json").read_text())
     assert config["autogen_policy"] is False

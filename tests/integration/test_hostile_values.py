@@ -16,7 +16,14 @@ import pytest
 from chalicelib.http.openapi import build_spec
 from chalicelib.storage.engagements import EngagementTable
 from tests.integration.test_campaign_sending import make_segment
-from tests.support.hostile import HOSTILE_DATETIMES, HOSTILE_NUMBERS, HOSTILE_QUERY_WHOLE_NUMBERS, HOSTILE_SCHEDULES
+from tests.support.hostile import (
+    HOSTILE_DATETIMES,
+    HOSTILE_NUMBERS,
+    HOSTILE_QUERY_WHOLE_NUMBERS,
+    HOSTILE_SCHEDULES,
+    HOSTILE_SEARCH_TEXT,
+    INVALID_SEARCH_TEXT,
+)
 from tests.support.population import import_and_wait
 from tests.support.queues import drain
 from tests.support.world import key_for, path_for, soon
@@ -200,6 +207,33 @@ def test_query_whole_numbers_are_strict_on_every_route(api, world, method, path,
 def test_every_integer_query_parameter_is_enrolled():
     names = {name for _, _, name in INTEGER_QUERY_PARAMETERS}
     assert {"limit", "top", "expires_in"} <= names
+
+
+# --- search text ---------------------------------------------------------------------------------------------
+
+SEARCH_PARAMETERS = sorted(
+    (method.upper(), path)
+    for path, methods in SPEC["paths"].items()
+    for method, operation in methods.items()
+    for parameter in operation["parameters"]
+    if parameter["in"] == "query" and parameter["name"] == "q"
+)
+
+
+@pytest.mark.parametrize("method, path", SEARCH_PARAMETERS, ids=[f"{m} {p}" for m, p in SEARCH_PARAMETERS])
+def test_hostile_search_text_is_a_literal_prefix_or_a_422_naming_q(api, world, method, path):
+    target = path_for(path, world.ids)
+    for raw in HOSTILE_SEARCH_TEXT:
+        reply = api.request(method, f"{target}?q={quote(raw)}", key=world.viewer_key)
+        assert reply.status == 200 and reply.json["items"] == [], (raw, reply.text)
+    for raw in INVALID_SEARCH_TEXT:
+        reply = api.request(method, f"{target}?q={quote(raw)}", key=world.viewer_key)
+        assert (reply.status, reply.error_field) == (422, "q"), (raw, reply.text)
+    assert api.request(method, f"{target}?q=%FF%FE", key=world.viewer_key).status in (200, 400, 422)
+
+
+def test_every_search_parameter_is_enrolled():
+    assert ("GET", "/contacts") in SEARCH_PARAMETERS
 
 
 # --- schedules -------------------------------------------------------------------------------------------

@@ -97,3 +97,26 @@ HOSTILE_SCHEDULES: list[object] = [
 
 LINE_BREAKING_CHARACTERS: list[str] = ["\u2028", "\u2029", "\u0085", "\x0c", "\x0b", "\x1c", "\x1d", "\x1e"]
 """Characters str.splitlines() breaks lines on, that CSV and JSON Lines treat as data."""
+
+HOSTILE_SEARCH_TEXT: list[str] = [
+    "*",  # no wildcards: a search is a prefix, never a pattern
+    "%",
+    ".*",
+    "\\",
+    "a\x00b",  # NUL
+    "\x1b[31m",  # a terminal escape
+    "\u202eevil",  # right-to-left override
+    "\ufeff",  # a byte-order mark alone
+    "a" * 200,  # the longest accepted
+    "é" * 200,  # 200 characters, 400 bytes
+    "😀" * 50,
+    '{"any": []}',  # criteria syntax is text here
+    "<img src=x onerror=alert(1)>",
+    "' OR 1=1 --",
+    "TENANT#",  # storage key syntax
+    "ctc_00000000000000000000000000",
+]
+"""Search text (``q``): each is searched as the literal start of a value, and finds nothing here."""
+
+INVALID_SEARCH_TEXT: list[str] = ["", " ", "\t\n", "a" * 201, "é" * 201]
+"""Refused with a 422 naming ``q``: empty once trimmed, or longer than 200 characters."""

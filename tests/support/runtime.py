@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -60,6 +61,8 @@ class LocalRuntime:
             text=True,
         )
         self.banner: list[str] = []
+        self.logged: list[str] = []
+        self._reader: threading.Thread | None = None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             line = self.process.stdout.readline()
@@ -67,9 +70,16 @@ class LocalRuntime:
                 raise RuntimeError("runtime exited during start-up:\n" + "".join(self.banner))
             self.banner.append(line)
             if line.startswith("Press Ctrl-C"):
+                self._reader = threading.Thread(target=self._keep_reading, name="runtime-output", daemon=True)
+                self._reader.start()
                 return
         self.stop()
         raise RuntimeError("runtime did not start within 60 s")
+
+    def _keep_reading(self) -> None:
+        """Read what the runtime prints as it prints it: a full pipe would stop its logging threads."""
+        for line in self.process.stdout:
+            self.logged.append(line)
 
     @property
     def base_url(self) -> str:
@@ -104,5 +114,9 @@ class LocalRuntime:
         except subprocess.TimeoutExpired:
             self.process.kill()
             code = self.process.wait()
-        self.output = "".join(self.banner) + (self.process.stdout.read() or "")
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        else:
+            self.logged.append(self.process.stdout.read() or "")
+        self.output = "".join(self.banner) + "".join(self.logged)
         return code

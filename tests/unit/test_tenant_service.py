@@ -75,3 +75,14 @@ def test_the_operator_turns_features_on_per_tenant():
     assert [t["id"] for t in tenants.list_tenants(directory, 10, None)["items"]] == [made["id"]]
     with pytest.raises(NotFound):
         tenants.get_tenant(directory, "ten_missing")
+
+
+def test_whoami_names_the_tenant_the_keys_role_features_and_limits(directory):
+    made = tenants.create_tenant(directory, {"name": "Acme"})
+    ctx = context_of(directory, auth.authenticate(directory, f"Bearer {made['admin_key']}"))
+    me = tenants.whoami(ctx, "local")
+    assert me["tenant"] == {"id": made["id"], "name": "Acme"} and me["key"]["role"] == "admin"
+    assert me["features"]["segments"] is False and me["limits"]["tags_per_segment"] == 10 and me["stage"] == "local"
+    viewer = tenants.create_api_key(ctx, {"role": "viewer", "name": "dashboards"})
+    as_viewer = context_of(directory, auth.authenticate(directory, f"Bearer {viewer['key']}"))
+    assert tenants.whoami(as_viewer, "dev")["key"] == {"id": viewer["id"], "name": "dashboards", "role": "viewer"}

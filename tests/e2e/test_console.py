@@ -1,0 +1,551 @@
+"""The console in a real browser (Debian's Chromium, driven by Playwright) against the real local runtime:
+each seed flow end to end, found by accessible names as assistive technology finds them, with no console
+errors, contact data shown as text, the key kept out of logs, keyboard use, contrast, a phone-sized screen,
+and a stage prefix. The screenshots the README shows are taken here (docs/console/)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import shutil
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.support.runtime import PROJECT, LocalRuntime
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = PROJECT / "docs" / "console"
+OPERATOR = "local-operator-key"
+PEOPLE = "\n".join(
+    json.dumps(row)
+    for row in [
+        {"external_id": f"p-{n}", "email": f"p{n}@example.com", "first_name": name, "last_name": "Lopez",
+         "tags": tags, "attributes": {"country": country, "city": city}}
+        for n, (name, tags, country, city) in enumerate(
+            [("Ana", ["vip"], "CA", "Toronto"), ("Bo", ["vip", "local"], "CA", "Montreal"),
+             ("Chen", ["local"], "US", "Boston"), ("Dara", [], "US", "Boston"),
+             ("Eli", ["vip", "local"], "CA", "Toronto"), ("Fatima", ["local"], "CA", "Toronto"),
+             ("Gus", ["vip"], "US", "Austin"), ("Hana", [], "GB", "Leeds")]
+        )
+    ]
+)  # fmt: skip
+
+
+class Api:
+    """The runtime's HTTP API, for setting up and for checking what the console shows."""
+
+    def __init__(self, runtime: LocalRuntime) -> None:
+        self.base = runtime.base_url
+
+    def __call__(self, method: str, path: str, key: str, body: Any = None, content_type: str = "application/json"):
+        data = None if body is None else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {key}")
+        request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                raw = response.read()
+                return json.loads(raw) if raw else None
+        except urllib.error.HTTPError as error:
+            raise AssertionError(f"{method} {path}: {error.code} {error.read().decode()}") from None
+
+    def wait(self, check, seconds: float = 30) -> Any:
+        import time
+
+        deadline = time.monotonic() + seconds
+        while True:
+            found = check()
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.25)
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError("Debian's chromium is needed: `make test` installs it (apt-get install chromium)")
+    started = LocalRuntime()
+    yield started
+    assert started.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def api(runtime) -> Api:
+    return Api(runtime)
+
+
+def _tenant(api: Api, name: str, segments: bool = True) -> dict:
+    tenant = api("POST", "/tenants", OPERATOR, {"name": name})
+    api("PATCH", f"/tenants/{tenant['id']}", OPERATOR, {"features": {"segments": segments}})
+    api("PATCH", "/settings", tenant["admin_key"], {"requests_per_second": 1000, "send_rate_per_second": 100})
+    return tenant
+
+
+@pytest.fixture(scope="module")
+def shop(api) -> dict:
+    """A tenant with eight contacts (tags vip and local created through the console by the first test)."""
+    tenant = _tenant(api, "Console Shop")
+    tenant["viewer_key"] = api("POST", "/api-keys", tenant["admin_key"], {"role": "viewer", "name": "read"})["key"]
+    return tenant
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh tab whose console errors fail the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    opened = context.new_page()
+    problems: list[str] = []
+    opened.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    opened.on("pageerror", lambda error: problems.append(str(error)))
+    opened.problems = problems
+    yield opened
+    context.close()
+    assert problems == [], problems
+
+
+def sign_in(page: Page, base: str, key: str) -> None:
+    page.goto(base + "/console")
+    page.get_by_role("textbox", name="API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(nav(page, "Segments")).to_be_visible()
+
+
+def nav(page: Page, name: str):
+    """A link of the console's navigation (the contract's names: "Segments", "Customer Overview", …)."""
+    return page.get_by_role("navigation", name="Console").get_by_role("link", name=name, exact=True)
+
+
+def expect_count(page: Page, wanted: int) -> None:
+    expect(page.get_by_role("status").filter(has_text="members match now")).to_have_text(f"{wanted} members match now")
+
+
+def preview(api: Api, key: str, criteria: dict) -> int:
+    return api("POST", "/segments/preview", key, {"criteria": criteria})["count"]
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+
+
+def wait_ready(api: Api, key: str, name: str) -> dict:
+    def ready():
+        found = [s for s in api("GET", "/segments?limit=500", key)["items"] if s["name"] == name]
+        return found[0] if found and found[0]["status"] == "ready" else None
+
+    segment = api.wait(ready)
+    assert segment, f"segment {name} never became ready"
+    return segment
+
+
+# --- the seed flows ---------------------------------------------------------------------------------------
+
+
+def test_create_tags_then_a_segment_with_and_or_whose_live_count_is_the_apis(page, runtime, api, shop):
+    key = shop["admin_key"]
+    sign_in(page, runtime.base_url, key)
+    nav(page, "Contacts").click()
+    for tag in ("vip", "local"):
+        page.get_by_role("textbox", name="Tag name").fill(tag)
+        page.get_by_role("button", name="Create tag").click()
+        expect(page.get_by_text(f"Tag {tag} created.")).to_be_visible()
+    job = api("POST", "/contacts/import", key, PEOPLE, "application/x-ndjson")
+    assert api.wait(lambda: api("GET", f"/jobs/{job['id']}", key)["status"] == "succeeded")
+
+    nav(page, "Segments").click()
+    page.get_by_role("button", name="Create segment").click()
+    page.get_by_role("textbox", name="Segment name").fill("VIP or local")
+    for tag in ("vip", "local"):
+        page.get_by_role("combobox", name="Tag to add").select_option(tag)
+        page.get_by_role("button", name="Add tag").click()
+    expect_count(page, preview(api, key, {"all": [{"tag": "vip"}, {"tag": "local"}]}))  # and, at first
+    page.get_by_role("radio", name="any of these tags (or)").check()
+    either = {"any": [{"tag": "vip"}, {"tag": "local"}]}
+    expect_count(page, preview(api, key, either))
+    assert json.loads(page.get_by_role("textbox", name="Criteria JSON").input_value()) == either
+    shot(page, "create-segment")
+
+    # the JSON editor and the builder are two views of the same criteria
+    narrowed = {"all": [{"any": [{"tag": "vip"}, {"tag": "local"}]}, {"attr": "country", "op": "eq", "value": "CA"}]}
+    page.get_by_role("textbox", name="Criteria JSON").fill(json.dumps(narrowed))
+    expect_count(page, preview(api, key, narrowed))
+    expect(page.get_by_role("textbox", name="Attribute 1")).to_have_value("country")
+    page.get_by_role("textbox", name="Criteria JSON").fill(json.dumps(either))
+    expect_count(page, preview(api, key, either))
+    page.get_by_role("button", name="Save segment").click()
+    expect(page.get_by_role("heading", name="VIP or local")).to_be_visible()
+    saved = wait_ready(api, key, "VIP or local")
+    assert saved["criteria"] == either and saved["member_count"] == preview(api, key, either)
+    expect(page.get_by_text(re.compile(rf"ready · {saved['member_count']} members"))).to_be_visible(timeout=15_000)
+
+    nav(page, "Segments").click()
+    row = page.get_by_role("row").filter(has_text="VIP or local")
+    expect(row.get_by_role("cell").nth(0)).to_have_text(str(saved["member_count"]))
+    shot(page, "segments")
+
+
+def test_the_tag_builder_stops_at_the_tenants_limit_and_offers_only_existing_tags(page, runtime, api, shop):
+    key = shop["admin_key"]
+    api("PATCH", "/settings", key, {"limits": {"tags_per_segment": 1}})
+    try:
+        sign_in(page, runtime.base_url, key)
+        page.goto(runtime.base_url + "/console#/segments/new")
+        picker = page.get_by_role("combobox", name="Tag to add")
+        expect(picker.locator("option")).to_have_text(["Choose a tag…", "local", "vip"])  # no way to make one here
+        picker.select_option("vip")
+        page.get_by_role("button", name="Add tag").click()
+        expect(page.get_by_text("This segment names 1 tags: the limit is 1.", exact=False)).to_be_visible()
+        expect(page.get_by_role("button", name="Add tag")).to_be_disabled()
+    finally:
+        api("PATCH", "/settings", key, {"limits": {"tags_per_segment": None}})
+
+
+def test_customer_overview_clicks_build_criteria_and_save_as_a_segment(page, runtime, api, shop):
+    key = shop["admin_key"]
+    sign_in(page, runtime.base_url, key)
+    nav(page, "Customer Overview").click()
+    tags = page.get_by_role("region", name="Tags")
+    tags.get_by_role("button", name=re.compile(r"^vip \(")).click()
+    expect_count(page, preview(api, key, {"tag": "vip"}))
+    page.get_by_role("checkbox", name=re.compile("^Exclude the values I click")).check()
+    tags.get_by_role("button", name=re.compile(r"^local \(")).click()
+    wanted = {"all": [{"tag": "vip"}, {"not": {"tag": "local"}}]}
+    expect_count(page, preview(api, key, wanted))
+    page.get_by_role("checkbox", name=re.compile("^Exclude the values I click")).uncheck()
+    country = page.get_by_role("region", name="Attribute: country")
+    country.get_by_role("button", name=re.compile(r"^CA \(")).click()
+    country.get_by_role("button", name=re.compile(r"^US \(")).click()
+    canada, usa = ({"attr": "country", "op": "eq", "value": value} for value in ("CA", "US"))
+    wanted = {"all": [{"tag": "vip"}, {"not": {"tag": "local"}}, {"any": [canada, usa]}]}
+    expect_count(page, preview(api, key, wanted))
+    country.get_by_role("button", name=re.compile(r"US \(")).click()  # clicking again removes it
+    wanted["all"][2] = canada
+    expect_count(page, preview(api, key, wanted))
+    shot(page, "customer-overview")
+    page.get_by_role("textbox", name="Segment name").fill("Canadian VIPs, not local")
+    page.get_by_role("button", name="Save as segment").click()
+    expect(page.get_by_role("heading", name="Canadian VIPs, not local")).to_be_visible()
+    assert wait_ready(api, key, "Canadian VIPs, not local")["criteria"] == wanted
+
+
+def test_the_mixer_shows_count_and_overlap_and_saves_the_mix(page, runtime, api, shop):
+    key = shop["admin_key"]
+    for name, criteria in (("Mix VIP", {"tag": "vip"}), ("Mix local", {"tag": "local"})):
+        api("POST", "/segments", key, {"name": name, "criteria": criteria})
+        wait_ready(api, key, name)
+    ids = {s["name"]: s["id"] for s in api("GET", "/segments?limit=500", key)["items"]}
+    overlap = api("GET", f"/segments/overlap?ids={ids['Mix VIP']},{ids['Mix local']}", key)["pairs"][0]
+    sign_in(page, runtime.base_url, key)
+    nav(page, "Segment Mixer").click()
+    page.get_by_role("checkbox", name=re.compile(r"^Mix VIP \(")).check()
+    page.get_by_role("checkbox", name=re.compile(r"^Mix local \(")).check()
+    both = {"all": [{"segment": ids["Mix VIP"]}, {"segment": ids["Mix local"]}]}
+    expect_count(page, preview(api, key, both))
+    table = page.get_by_role("table", name=re.compile("Pairwise overlap"))
+    expect(table.get_by_text(f"{overlap['both']} in both").first).to_be_visible()
+    expect(table.get_by_text(f"Jaccard {overlap['jaccard']:.2f}").first).to_be_visible()
+    page.get_by_role("radio", name=re.compile("^or:")).check()
+    expect_count(page, preview(api, key, {"any": both["all"]}))
+    page.get_by_role("checkbox", name="Exclude Mix local (not)").check()
+    without = {"all": [{"segment": ids["Mix VIP"]}, {"not": {"segment": ids["Mix local"]}}]}
+    expect_count(page, preview(api, key, without))
+    shot(page, "segment-mixer")
+    page.get_by_role("textbox", name="Segment name").fill("VIP, not local (mix)")
+    page.get_by_role("button", name="Save as segment").click()
+    expect(page.get_by_role("heading", name="VIP, not local (mix)")).to_be_visible()
+    assert wait_ready(api, key, "VIP, not local (mix)")["criteria"] == without
+
+
+def test_delete_reviews_what_is_connected_and_needs_the_checkbox_and_tags_stay(page, runtime, api, shop):
+    key = shop["admin_key"]
+    segment = api("POST", "/segments", key, {"name": "Doomed", "criteria": {"tag": "vip"}})
+    wait_ready(api, key, "Doomed")
+    trigger = api("POST", "/triggers", key, {"name": "Welcome doomed", "event": {"type": "segment.entered",
+                  "segments": [segment["id"]]}, "actions": [{"type": "add_tag", "tag": "local"}]})  # fmt: skip
+    sign_in(page, runtime.base_url, key)
+    page.get_by_role("row").filter(has_text="Doomed").get_by_role("button", name="Manage").click()
+    expect(page.get_by_role("heading", name="Doomed")).to_be_visible()
+    page.get_by_role("button", name="Review and delete…").click()
+    review = page.get_by_role("group", name="Review before deleting")
+    expect(review).to_contain_text("1 connected item(s)")
+    expect(page.get_by_role("listitem").filter(has_text="Welcome doomed")).to_be_visible()
+    delete = page.get_by_role("button", name="Delete segment")
+    expect(delete).to_be_disabled()
+    page.get_by_role("checkbox", name=re.compile("^I understand")).check()
+    expect(delete).to_be_enabled()
+    shot(page, "delete-review")
+    delete.click()
+    expect(page.get_by_role("heading", name="Segments", exact=True)).to_be_visible()
+    expect(page.get_by_role("row").filter(has_text="Doomed")).to_have_count(0)
+    assert "vip" in [tag["name"] for tag in api("GET", "/tags", key)["items"]]  # tags stay
+    after = api("GET", f"/triggers/{trigger['id']}", key)
+    assert after["enabled"] is False and after["status_reason"]  # it lost its only segment, and says why
+
+
+def test_a_campaign_sends_with_progress_and_its_mail_unsubscribes_in_one_click(page, runtime, api, shop):
+    key = shop["admin_key"]
+    segment = api(
+        "POST", "/segments", key, {"name": "Toronto", "criteria": {"attr": "city", "op": "eq", "value": "Toronto"}}
+    )
+    wait_ready(api, key, "Toronto")
+    sign_in(page, runtime.base_url, key)
+    nav(page, "Campaigns").click()
+    page.get_by_role("button", name="Create campaign").click()
+    page.get_by_role("textbox", name="Campaign name").fill("Spring in Toronto")
+    page.get_by_role("textbox", name="From", exact=True).fill("news@example.com")
+    page.get_by_role("textbox", name="Subject").fill("Hi {{ contact.first_name }}")
+    page.get_by_role("textbox", name="HTML body").fill("<p>Hi <b>{{ contact.first_name }}</b></p>")
+    page.get_by_role("textbox", name="Text body").fill("Hi {{ contact.first_name }}: {{ unsubscribe_url }}")
+    page.get_by_role("group", name="Send to members of any of").get_by_role(
+        "checkbox", name=re.compile("^Toronto")
+    ).check()
+    audience = preview(api, key, {"segment": segment["id"]})
+    expect(page.get_by_role("status").filter(has_text="in the audience")).to_contain_text(f"{audience} contacts")
+    page.get_by_role("button", name="Save campaign").click()
+    page.get_by_role("textbox", name="Preview as contact").fill("p-0")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_text("Hi Ana").first).to_be_visible()
+    page.get_by_role("button", name="Send now").click()
+    progress = page.get_by_role("progressbar", name="Sending progress")
+    expect(progress).to_have_attribute("value", "100", timeout=30_000)
+    expect(page.locator("strong.status")).to_have_text("sent", timeout=30_000)
+    stats = page.get_by_role("definition")
+    assert str(audience) in " ".join(stats.all_text_contents())
+    shot(page, "campaign-sent")
+
+    nav(page, "Mailbox").click()
+    mail = page.get_by_role("link", name="Hi Ana")
+    expect(mail).to_be_visible()
+    expect(page.get_by_role("row").filter(has_text="p0@example.com")).to_have_count(1)
+    mail.click()
+    expect(page.get_by_role("definition").filter(has_text="List-Unsubscribe=One-Click")).to_be_visible()
+    page.get_by_role("button", name="Unsubscribe (one click)").click()
+    expect(page.get_by_text("p0@example.com is unsubscribed.")).to_be_visible()
+    shot(page, "mailbox")
+    suppressed = api("GET", "/suppressions", key)["items"]
+    assert [(s["email"], s["reason"]) for s in suppressed if s["email"] == "p0@example.com"] == [
+        ("p0@example.com", "unsubscribed")
+    ]
+
+
+# --- who sees what ----------------------------------------------------------------------------------------
+
+
+def test_a_viewer_key_gets_the_same_screens_read_only(page, runtime, api, shop):
+    sign_in(page, runtime.base_url, shop["viewer_key"])
+    expect(page.get_by_text("viewer · read-only")).to_be_visible()
+    expect(page.get_by_role("heading", name="Segments")).to_be_visible()
+    expect(page.get_by_role("button", name="Create segment")).to_have_count(0)
+    page.get_by_role("row").filter(has_text="VIP or local").get_by_role("button", name="Manage").click()
+    expect(page.get_by_role("heading", name="VIP or local")).to_be_visible()
+    expect(page.get_by_role("button", name="Save segment")).to_have_count(0)
+    expect(page.get_by_role("button", name="Review and delete…")).to_have_count(0)
+    expect(page.get_by_role("textbox", name="Segment name")).not_to_be_editable()
+    nav(page, "Customer Overview").click()
+    expect(page.get_by_role("region", name="Tags")).to_be_visible()
+    expect(page.get_by_role("button", name="Save as segment")).to_have_count(0)
+    nav(page, "Contacts").click()
+    expect(page.get_by_role("button", name="Create tag")).to_have_count(0)
+
+
+def test_a_tenant_without_the_feature_sees_why(page, runtime, api):
+    closed = _tenant(api, "Closed Co", segments=False)
+    sign_in(page, runtime.base_url, closed["admin_key"])
+    expect(page.get_by_role("heading", name="Segments is not enabled for this tenant")).to_be_visible()
+    nav(page, "Customer Overview").click()
+    expect(page.get_by_role("heading", name="Segments is not enabled for this tenant")).to_be_visible()
+    nav(page, "Contacts").click()  # contacts need no feature
+    expect(page.get_by_role("heading", name="Contacts")).to_be_visible()
+
+
+def test_a_wrong_key_is_refused_and_the_key_lives_only_in_session_storage(page, runtime, shop):
+    page.goto(runtime.base_url + "/console")
+    page.get_by_role("textbox", name="API key").fill("sgk_not_a_key")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("That key is not known")
+    page.problems.clear()  # the refused sign-in's 401 is reported by the browser, as it should be
+    sign_in(page, runtime.base_url, shop["admin_key"])
+    assert shop["admin_key"] not in page.url
+    assert page.evaluate("() => sessionStorage.getItem('segments.api-key')") == shop["admin_key"]
+    assert page.evaluate("() => localStorage.length") == 0 and page.context.cookies() == []
+
+
+def test_hostile_contact_names_stay_text(page, runtime, api):
+    tenant = _tenant(api, "Hostile names")
+    key = tenant["admin_key"]
+    name = '<img src=x onerror="window.__pwned=1">'
+    contact = api("POST", "/contacts", key, {"external_id": "h-1", "email": "h@example.com", "first_name": name,
+                                             "attributes": {"note": "<script>window.__pwned=2</script>"}})  # fmt: skip
+    sign_in(page, runtime.base_url, key)
+    nav(page, "Contacts").click()
+    expect(page.get_by_role("link", name=name)).to_be_visible()
+    page.get_by_role("link", name=name).click()
+    expect(page.get_by_role("heading", name=name)).to_be_visible()
+    expect(page.get_by_text("<script>window.__pwned=2</script>")).to_be_visible()
+    assert page.locator("main img, main script").count() == 0
+    assert page.evaluate("() => window.__pwned") is None
+    assert contact["id"] in page.url
+
+
+# --- how it is served and used ----------------------------------------------------------------------------
+
+
+class _Prefix(http.server.BaseHTTPRequestHandler):
+    """API Gateway's stage prefix, played by a proxy: /api/… reaches the runtime's /…."""
+
+    target = ""
+    seen: ClassVar[list[str]] = []
+
+    def _forward(self) -> None:
+        self.seen.append(self.path)
+        if not self.path.startswith("/api/"):
+            self.send_error(404)
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        request = urllib.request.Request(self.target + self.path[4:], data=self.rfile.read(length) if length else None,
+                                         method=self.command)  # fmt: skip
+        for name in ("Authorization", "Content-Type"):
+            if self.headers.get(name):
+                request.add_header(name, self.headers[name])
+        try:
+            response = urllib.request.urlopen(request, timeout=30)
+        except urllib.error.HTTPError as error:
+            response = error
+        body = response.read()
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            if name.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = _forward
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_the_console_works_under_a_stage_prefix(page, runtime, shop):
+    _Prefix.target, _Prefix.seen = runtime.base_url, []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Prefix)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/api"
+        sign_in(page, base, shop["admin_key"])
+        expect(page.get_by_role("row").filter(has_text="VIP or local")).to_be_visible()
+        nav(page, "Customer Overview").click()
+        expect(page.get_by_role("region", name="Tags")).to_be_visible()
+        assert {"/api/console", "/api/console/app.js", "/api/me"} <= set(_Prefix.seen)
+        assert any(path.startswith("/api/overview") for path in _Prefix.seen)
+        assert not [path for path in _Prefix.seen if not path.startswith("/api/")]
+    finally:
+        server.shutdown()
+
+
+CONTRAST = """() => {
+  const luminance = (rgb) => {
+    const [r, g, b] = rgb.map((c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const parse = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const background = (element) => {
+    for (let node = element; node; node = node.parentElement) {
+      const [r, g, b, a = 1] = parse(getComputedStyle(node).backgroundColor);
+      if (a > 0.5) return [r, g, b];
+    }
+    return [255, 255, 255];
+  };
+  const failures = [];
+  for (const element of document.querySelectorAll("body *")) {
+    const own = [...element.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    const box = element.getBoundingClientRect();
+    if (!own || box.width === 0 || getComputedStyle(element).visibility === "hidden") continue;
+    const style = getComputedStyle(element);
+    const [fr, fg, fb] = parse(style.color);
+    const [l1, l2] = [luminance([fr, fg, fb]), luminance(background(element))].sort((x, y) => y - x);
+    const ratio = (l1 + 0.05) / (l2 + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    const disabled = element.closest("button:disabled, select:disabled, input:disabled");
+    if (!disabled && ratio < (large ? 3 : 4.5)) {
+      failures.push(`${element.tagName} "${element.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
+    }
+  }
+  return failures;
+}"""
+
+
+SCREENS = {
+    "segments": "Segments", "segments/new": "Create segment", "overview": "Customer Overview",
+    "mixer": "Segment Mixer", "contacts": "Contacts", "campaigns": "Campaigns",
+    "triggers": "Triggers, announcements and challenges", "jobs": "Jobs", "mailbox": "Mailbox",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+def test_every_screen_has_aa_contrast_and_fits_a_phone(browser, runtime, shop, screen):
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    try:
+        sign_in(page, runtime.base_url, shop["admin_key"])
+        expect(page.get_by_role("heading", name="Segments", exact=True)).to_be_visible()
+        page.goto(f"{runtime.base_url}/console#/{screen}")
+        expect(page.get_by_role("heading", level=1, name=SCREENS[screen], exact=True)).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate(CONTRAST) == []
+        overflow = page.evaluate("() => document.scrollingElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{screen} is {overflow}px wider than a 390px screen"
+        if screen == "segments/new":
+            page.screenshot(path=str(SHOTS / "phone-create-segment.png"))
+        assert problems == []
+    finally:
+        context.close()
+
+
+def test_keyboard_alone_signs_in_and_moves_between_screens_with_visible_focus(page, runtime, shop):
+    page.goto(runtime.base_url + "/console")
+    expect(page.get_by_role("textbox", name="API key")).to_be_focused()  # the sign-in screen starts there
+    page.keyboard.type(shop["admin_key"])
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Segments", exact=True)).to_be_visible()
+    expect(page.get_by_role("main")).to_be_focused()  # a new screen: focus moves to its content
+    focused = "() => [document.activeElement.textContent, getComputedStyle(document.activeElement).outlineStyle]"
+    page.keyboard.press("Tab")
+    walked = [page.evaluate(focused)]
+    for _ in range(3):
+        page.keyboard.press("Shift+Tab")
+        walked.append(page.evaluate(focused))
+    assert walked == [["Create segment", "solid"], ["Sign out", "solid"], ["Mailbox", "solid"], ["Jobs", "solid"]]
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
+    expect(page.get_by_role("main")).to_be_focused()
+
+
+def test_no_key_reaches_the_runtimes_logs(runtime, shop):
+    logged = "".join(runtime.banner) + "".join(runtime.logged)
+    assert "request" in logged  # the requests above were logged…
+    assert shop["admin_key"] not in logged and shop["viewer_key"] not in logged  # …without their keys
