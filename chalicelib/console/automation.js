@@ -3,7 +3,7 @@
 
 import { all, api } from "./api.js";
 import { criteriaEditor, loadCatalog } from "./criteria-builder.js";
-import { field, formatNumber, formatTime, h, notice, show } from "./dom.js";
+import { field, formatNumber, formatTime, h, localToRfc3339, notice, rfc3339ToLocal, segmentBoxes, show } from "./dom.js";
 
 const EVENT_TYPES = [
   ["segment.entered", "A contact enters a segment"], ["segment.exited", "A contact leaves a segment"],
@@ -11,25 +11,6 @@ const EVENT_TYPES = [
   ["event.received", "An event is received"], ["schedule", "On a schedule, for segment members"],
 ];
 const ACTION_TYPES = [["add_tag", "Add a tag"], ["remove_tag", "Remove a tag"], ["send_email", "Send an email"], ["reward", "Grant a reward"], ["announce", "Show an announcement"]];
-
-function toRfc3339(local) {
-  return local ? new Date(local).toISOString().replace(/\.\d{3}Z$/, "Z") : null;
-}
-
-function toLocalInput(text) {
-  if (!text) return "";
-  const at = new Date(text);
-  return new Date(at.getTime() - at.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
-}
-
-function segmentBoxes(legend, segments, chosen, name, disabled) {
-  const set = h("fieldset", { class: "group" }, h("legend", {}, legend),
-    segments.length === 0 ? h("p", { class: "muted" }, "No segments yet.") : segments.map((segment) => {
-      const box = h("input", { type: "checkbox", id: `${name}-${segment.id}`, value: segment.id, checked: chosen.includes(segment.id), disabled });
-      return h("div", { class: "check" }, box, h("label", { for: box.id }, segment.name));
-    }));
-  return { element: set, get value() { return [...set.querySelectorAll("input:checked")].map((box) => box.value); } };
-}
 
 function problemText(error) {
   return `${error.message}${error.details && error.details.field ? ` (${error.details.field})` : ""}`;
@@ -198,8 +179,8 @@ async function engagementEditor({ readOnly }, kind, id) {
   const singular = kind.slice(0, -1);
   const [segments, item] = await Promise.all([all("segments"), creating ? null : api("GET", `${kind}/${encodeURIComponent(id)}`)]);
   const chosen = segmentBoxes("Shown to members of", segments, item ? item.segments : [], `${singular}-segment`, readOnly);
-  const starts = h("input", { type: "datetime-local", required: true, value: toLocalInput(item && item.starts_at), readonly: readOnly });
-  const ends = h("input", { type: "datetime-local", required: true, value: toLocalInput(item && item.ends_at), readonly: readOnly });
+  const starts = h("input", { type: "datetime-local", required: true, value: rfc3339ToLocal(item && item.starts_at), readonly: readOnly });
+  const ends = h("input", { type: "datetime-local", required: true, value: rfc3339ToLocal(item && item.ends_at), readonly: readOnly });
   const problems = h("div", { "aria-live": "assertive" });
   const fields = [];
   let body;
@@ -227,7 +208,7 @@ async function engagementEditor({ readOnly }, kind, id) {
     class: "card",
     onsubmit: async (event) => {
       event.preventDefault();
-      const payload = { ...body(), segments: chosen.value, starts_at: toRfc3339(starts.value), ends_at: toRfc3339(ends.value) };
+      const payload = { ...body(), segments: chosen.value, starts_at: localToRfc3339(starts.value), ends_at: localToRfc3339(ends.value) };
       try {
         const saved = creating ? await api("POST", kind, payload) : await api("PATCH", `${kind}/${encodeURIComponent(item.id)}`, payload);
         if (creating) location.hash = `#/triggers/${kind}/${encodeURIComponent(saved.id)}`;

@@ -3,7 +3,7 @@
 // and live stats while sending, pause / resume / cancel, and who received what.
 
 import { all, api, query } from "./api.js";
-import { field, formatNumber, formatTime, h, notice, show } from "./dom.js";
+import { field, formatNumber, formatTime, h, localToRfc3339, notice, rfc3339ToLocal, segmentBoxes, show } from "./dom.js";
 
 const VARIABLES = ["{{ contact.first_name }}", "{{ contact.last_name }}", "{{ contact.email }}", "{{ contact.external_id }}",
   "{{ contact.attributes.city }}", "{{ unsubscribe_url }}"];
@@ -27,24 +27,6 @@ export async function campaignsScreen({ readOnly, params, me }) {
         h("td", {}, formatTime(campaign.created_at)))))));
 }
 
-function segmentChecks(legend, segments, chosen, name, disabled) {
-  return h("fieldset", { class: "group" }, h("legend", {}, legend),
-    segments.length === 0 ? h("p", { class: "muted" }, "No segments yet.") : segments.map((segment) => {
-      const box = h("input", { type: "checkbox", id: `${name}-${segment.id}`, value: segment.id, checked: chosen.includes(segment.id), disabled, "data-group": name });
-      return h("div", { class: "check" }, box, h("label", { for: box.id }, `${segment.name} (${formatNumber(segment.member_count)})`));
-    }));
-}
-
-function toRfc3339(local) {
-  return local ? new Date(local).toISOString().replace(/\.\d{3}Z$/, "Z") : null;
-}
-
-function toLocalInput(text) {
-  if (!text) return "";
-  const at = new Date(text);
-  return new Date(at.getTime() - at.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
-}
-
 async function campaignView({ readOnly, id, me }) {
   const creating = id === "new";
   const [segments, campaign] = await Promise.all([all("segments"), creating ? null : api("GET", `campaigns/${encodeURIComponent(id)}`)]);
@@ -55,17 +37,16 @@ async function campaignView({ readOnly, id, me }) {
   const subject = h("input", { value: value("subject"), required: true, readonly: !editable });
   const html = h("textarea", { rows: 8, class: "code", readonly: !editable }, value("html"));
   const text = h("textarea", { rows: 6, class: "code", readonly: !editable }, value("text"));
-  const sendAt = h("input", { type: "datetime-local", value: toLocalInput(value("send_at", null)), readonly: !editable });
+  const sendAt = h("input", { type: "datetime-local", value: rfc3339ToLocal(value("send_at", null)), readonly: !editable });
   const audience = h("p", { role: "status", class: "count" }, "Choose segments to count the audience.");
-  const include = segmentChecks("Send to members of any of", segments, value("segments", []), "include", !editable);
-  const exclude = segmentChecks("Except members of any of", segments, value("exclude_segments", []), "exclude", !editable);
+  const include = segmentBoxes("Send to members of any of", segments, value("segments", []), "include", !editable, { counts: true });
+  const exclude = segmentBoxes("Except members of any of", segments, value("exclude_segments", []), "exclude", !editable, { counts: true });
   const problems = h("div", { "aria-live": "assertive" });
-  const chosen = (fieldset) => [...fieldset.querySelectorAll("input:checked")].map((box) => box.value);
 
   let asked = 0;
   async function countAudience() {
-    const included = chosen(include);
-    const excluded = chosen(exclude);
+    const included = include.value;
+    const excluded = exclude.value;
     const number = ++asked;
     if (included.length === 0) { audience.textContent = "Choose segments to count the audience."; return; }
     const anyOf = included.length === 1 ? { segment: included[0] } : { any: included.map((segment) => ({ segment })) };
@@ -78,15 +59,15 @@ async function campaignView({ readOnly, id, me }) {
       if (number === asked) audience.textContent = `Cannot count: ${error.message}`;
     }
   }
-  include.addEventListener("change", countAudience);
-  exclude.addEventListener("change", countAudience);
+  include.element.addEventListener("change", countAudience);
+  exclude.element.addEventListener("change", countAudience);
 
   async function save(event) {
     event.preventDefault();
     const body = {
       name: name.value.trim(), from: sender.value.trim() || null, subject: subject.value,
       html: html.value || null, text: text.value || null,
-      segments: chosen(include), exclude_segments: chosen(exclude), send_at: toRfc3339(sendAt.value),
+      segments: include.value, exclude_segments: exclude.value, send_at: localToRfc3339(sendAt.value),
     };
     try {
       const saved = creating ? await api("POST", "campaigns", body) : await api("PATCH", `campaigns/${encodeURIComponent(campaign.id)}`, body);
@@ -107,7 +88,7 @@ async function campaignView({ readOnly, id, me }) {
     field("Text body", text),
     h("p", { class: "hint" }, "Template variables: ", VARIABLES.map((variable, index) => [index ? ", " : "", h("code", {}, variable)])),
     h("h2", {}, "Audience"),
-    include, exclude, audience,
+    include.element, exclude.element, audience,
     field("Send at (your time; empty: when you press Send)", sendAt),
     problems,
     editable ? h("button", { type: "submit", class: "primary" }, "Save campaign") : null);

@@ -2,7 +2,7 @@
 // of the same criteria, each following the other. Used by segment editing and by trigger conditions.
 
 import { api } from "./api.js";
-import { contactName, debounce, field, h, show } from "./dom.js";
+import { contactName, debounce, field, h, notice, show } from "./dom.js";
 import {
   ATTRIBUTE_OPS, COMPARISONS, EVENT_AGGREGATES, NO_VALUE_OPS,
   emptyModel, fromCriteria, newCondition, tagsIn, toCriteria,
@@ -204,4 +204,26 @@ export function liveCount({ delay = 300 } = {}) {
 export async function loadCatalog(me, all) {
   const [tags, groups, segments] = await Promise.all([all("tags"), all("groups"), all("segments")]);
   return { tags, groups, segments, tagLimit: me.limits.tags_per_segment ?? 10 };
+}
+
+/** "Save as segment" for criteria built elsewhere (Customer Overview, Segment Mixer): a name, then the new
+ * segment's page. `criteriaOf()` gives the criteria, or null with `missing` said instead. */
+export function saveAsSegment({ readOnly, criteriaOf, missing }) {
+  if (readOnly) return h("p", { class: "muted" }, "Viewer keys cannot save segments.");
+  const name = h("input", { required: true, maxlength: 200 });
+  const outcome = h("div", { "aria-live": "polite" });
+  return h("div", {}, h("form", {
+    class: "row",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      const criteria = criteriaOf();
+      if (!criteria) return show(outcome, notice(missing, "error"));
+      try {
+        const segment = await api("POST", "segments", { name: name.value.trim(), criteria });
+        location.hash = `#/segments/${encodeURIComponent(segment.id)}`;
+      } catch (error) {
+        show(outcome, notice(error.message, "error"));
+      }
+    },
+  }, field("Segment name", name), h("button", { type: "submit", class: "primary" }, "Save as segment")), outcome);
 }

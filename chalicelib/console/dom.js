@@ -67,3 +67,26 @@ export function contactName(contact) {
   const name = [contact.first_name, contact.last_name].filter(Boolean).join(" ");
   return name || contact.email || contact.external_id || contact.id;
 }
+
+/** A datetime-local input's value (the person's own time) as RFC 3339 UTC; null when empty. */
+export function localToRfc3339(local) {
+  return local ? new Date(local).toISOString().replace(/\.\d{3}Z$/, "Z") : null;
+}
+
+/** An RFC 3339 time as a datetime-local input's value, in the person's own time. */
+export function rfc3339ToLocal(text) {
+  if (!text) return "";
+  const at = new Date(text);
+  return new Date(at.getTime() - at.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+}
+
+/** A fieldset of segment checkboxes: {element, value (the ticked ids)}. */
+export function segmentBoxes(legend, segments, chosen, idPrefix, disabled, { counts = false } = {}) {
+  const set = h("fieldset", { class: "group" }, h("legend", {}, legend),
+    segments.length === 0 ? h("p", { class: "muted" }, "No segments yet.") : segments.map((segment) => {
+      const box = h("input", { type: "checkbox", id: `${idPrefix}-${segment.id}`, value: segment.id, checked: chosen.includes(segment.id), disabled });
+      const label = counts ? `${segment.name} (${formatNumber(segment.member_count)})` : segment.name;
+      return h("div", { class: "check" }, box, h("label", { for: box.id }, label));
+    }));
+  return { element: set, get value() { return [...set.querySelectorAll("input:checked")].map((box) => box.value); } };
+}

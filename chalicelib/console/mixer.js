@@ -2,9 +2,9 @@
 // pairwise overlap (both, and the Jaccard index drawn as shading), and save the mix as a segment.
 
 import { all, api } from "./api.js";
-import { liveCount } from "./criteria-builder.js";
+import { liveCount, saveAsSegment } from "./criteria-builder.js";
 import { mixCriteria } from "./criteria-model.js";
-import { field, formatNumber, h, notice, show } from "./dom.js";
+import { formatNumber, h, notice, show } from "./dom.js";
 
 export async function mixerScreen({ readOnly }) {
   // overlap compares stored members: only segments whose first evaluation has finished
@@ -66,28 +66,13 @@ export async function mixerScreen({ readOnly }) {
     [["all", "and: members of every one"], ["any", "or: members of any"]].map(([value, label]) => h("label", {},
       h("input", { type: "radio", name: "mix-mode", value, checked: value === mode, onchange: () => { mode = value; changed(); } }), ` ${label}`)));
 
-  const segmentName = h("input", { required: true, maxlength: 200 });
-  const saved = h("div", { "aria-live": "polite" });
-  const save = readOnly ? null : h("form", {
-    class: "row",
-    onsubmit: async (event) => {
-      event.preventDefault();
-      const criteria = mixCriteria([...picks.values()], mode);
-      if (!criteria) return show(saved, notice("Include at least one segment.", "error"));
-      try {
-        const segment = await api("POST", "segments", { name: segmentName.value.trim(), criteria });
-        location.hash = `#/segments/${encodeURIComponent(segment.id)}`;
-      } catch (error) {
-        show(saved, notice(error.message, "error"));
-      }
-    },
-  }, field("Segment name", segmentName), h("button", { type: "submit", class: "primary" }, "Save as segment"));
+  const save = saveAsSegment({ readOnly, criteriaOf: () => mixCriteria([...picks.values()], mode), missing: "Include at least one segment." });
 
   drawOverlap();
   return h("section", {},
     h("h1", {}, "Segment Mixer"),
     segments.length === 0 ? h("p", { class: "empty" }, "No segments to mix yet.") : h("div", { class: "split" },
       h("div", { class: "card" }, combine, list),
-      h("aside", { class: "card" }, h("h2", {}, "The mix"), count.element, save, saved)),
+      h("aside", { class: "card" }, h("h2", {}, "The mix"), count.element, save)),
     h("section", { class: "card" }, h("h2", {}, "Overlap"), overlap));
 }

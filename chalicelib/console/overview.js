@@ -3,7 +3,7 @@
 // of one facet combine with or, facets with and; the live count follows and the result saves as a segment.
 
 import { api } from "./api.js";
-import { liveCount } from "./criteria-builder.js";
+import { liveCount, saveAsSegment } from "./criteria-builder.js";
 import { overviewCriteria } from "./criteria-model.js";
 import { field, formatNumber, h, notice, show } from "./dom.js";
 
@@ -82,22 +82,7 @@ export async function overviewScreen({ readOnly }) {
     },
   }, field("Attribute to count", attribute), h("button", { type: "submit" }, "Count attribute"));
 
-  const segmentName = h("input", { required: true, maxlength: 200 });
-  const saved = h("div", { "aria-live": "polite" });
-  const saveForm = readOnly ? h("p", { class: "muted" }, "Viewer keys cannot save segments.") : h("form", {
-    class: "row",
-    onsubmit: async (event) => {
-      event.preventDefault();
-      const criteria = overviewCriteria(chosen);
-      if (!criteria) return show(saved, notice("Click at least one value first.", "error"));
-      try {
-        const segment = await api("POST", "segments", { name: segmentName.value.trim(), criteria });
-        location.hash = `#/segments/${encodeURIComponent(segment.id)}`;
-      } catch (error) {
-        show(saved, notice(error.message, "error"));
-      }
-    },
-  }, field("Segment name", segmentName), h("button", { type: "submit", class: "primary" }, "Save as segment"));
+  const saveForm = saveAsSegment({ readOnly, criteriaOf: () => overviewCriteria(chosen), missing: "Click at least one value first." });
 
   await load();
   return h("section", {},
@@ -109,5 +94,5 @@ export async function overviewScreen({ readOnly }) {
         addFacet,
         problems,
         board),
-      h("aside", { class: "card sticky" }, h("h2", {}, "Your selection"), count.element, saveForm, saved)));
+      h("aside", { class: "card sticky" }, h("h2", {}, "Your selection"), count.element, saveForm)));
 }
