@@ -43,6 +43,8 @@ def test_the_console_page_and_its_files_carry_a_strict_content_security_policy(a
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
     assert page.headers["x-content-type-options"] == "nosniff"
     assert 'src="console/app.js"' in page.text  # relative: the console works under a stage prefix too
+    head = api.request("HEAD", "/console/app.js")  # the body is dropped by the server, as for every GET route
+    assert head.status == 200 and head.headers["content-security-policy"] == policy
     for name, kind in (
         ("app.js", "text/javascript"),
         ("console.css", "text/css"),

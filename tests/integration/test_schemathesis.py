@@ -36,6 +36,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app import app as chalice_app
+from chalicelib.http.routes import console
 from infra.local.gateway import EnvelopeRequestHandler
 from tests.support.client import ApiClient
 from tests.support.world import build_world, key_for
@@ -51,8 +52,9 @@ CHECKS = {
 _client = ApiClient(chalice_app)
 schema = schemathesis.openapi.from_wsgi("/openapi.json", wsgi_app(_client.gateway))
 OPERATIONS = {result.ok().label: result.ok() for result in schema.get_all_operations()}
-NOT_JSON_OPERATIONS = {"GET /openapi.json"}  # schemathesis skips the schema's own URL
-"""Served routes that are not fuzzed, by name: every GET route also answers HEAD (headers, no body)."""
+NOT_JSON_OPERATIONS = {"GET /openapi.json", *(f"GET {path}" for path in console.ROUTES)}
+"""Served routes that are not fuzzed, by name: the schema's own URL (schemathesis skips it) and the console's
+page and files (not API operations). Every GET route also answers HEAD (headers, no body)."""
 tally: Counter = Counter()
 
 

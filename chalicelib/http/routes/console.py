@@ -54,11 +54,11 @@ def _serve(name: str) -> Response:
     return Response(body=path.read_text(encoding="utf-8"), status_code=200, headers=headers)
 
 
-@blueprint.route(ROUTES[0], methods=["GET"])
+@blueprint.route(ROUTES[0], methods=["GET", "HEAD"])
 def console_page() -> Response:
     return _serve("index.html")
 
 
-@blueprint.route(ROUTES[1], methods=["GET"])
+@blueprint.route(ROUTES[1], methods=["GET", "HEAD"])
 def console_file(name: str) -> Response:
     return _serve(name)
