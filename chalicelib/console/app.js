@@ -80,7 +80,10 @@ function featureOff() {
       + "{\"features\": {\"segments\": true}}); sign in again afterwards."));
 }
 
+let navigation = 0;
+
 async function route() {
+  const current = ++navigation; // a screen still loading when the person moves on is dropped, not shown
   if (!session.key) return signInScreen();
   if (!me) {
     try {
@@ -101,9 +104,11 @@ async function route() {
     if (screen.path === "segments" && rest[0]) view = await segmentEditor(context);
     else if (screen.path === "contacts" && rest[0]) view = await contactScreen(context);
     else view = await screen.render(context);
+    if (current !== navigation) return;
     show(main, view);
     main.focus(); // a new screen: keyboard and screen-reader users continue from its content
   } catch (error) {
+    if (current !== navigation) return;
     if (error instanceof ApiError && error.status === 401) {
       session.signOut();
       me = null;

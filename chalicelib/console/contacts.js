@@ -174,7 +174,7 @@ export async function contactScreen({ me, readOnly, params }) {
   ];
   if (me.key.role === "admin" && me.features.segments) {
     const inSegments = await api("GET", `contacts/${encodeURIComponent(contact.id)}/segments`);
-    sections.push(h("section", { class: "card" },
+    sections.push(h("section", { class: "card", "aria-label": "Segments of this contact" },
       h("h2", {}, "Segments"),
       inSegments.items.length === 0 ? h("p", { class: "empty" }, "In no segment.") : h("ul", {}, inSegments.items.map((segment) => h("li", {},
         h("a", { href: `#/segments/${encodeURIComponent(segment.id)}` }, segment.name))))));
