@@ -615,15 +615,24 @@ CONTRAST = """() => {
 }"""
 
 
+UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea, button")]
+  .filter((control) => control.type !== "hidden" && control.getClientRects().length)
+  .filter((control) => !(control.labels && control.labels.length) && !control.getAttribute("aria-label")
+    && !(control.tagName === "BUTTON" && control.textContent.trim()))
+  .map((control) => control.outerHTML.slice(0, 80))"""
+"""Every visible control has a name: a label, an aria-label, or (buttons) its text."""
+
 SCREENS = {
     "segments": "Segments", "segments/new": "Create segment", "overview": "Customer Overview",
     "mixer": "Segment Mixer", "contacts": "Contacts", "campaigns": "Campaigns",
     "triggers": "Triggers, announcements and challenges", "jobs": "Jobs", "mailbox": "Mailbox",
+    "campaigns/new": "Create campaign", "triggers/triggers/new": "Create trigger",
+    "triggers/announcements/new": "Create announcement", "triggers/challenges/new": "Create challenge",
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("screen", SCREENS)
-def test_every_screen_has_aa_contrast_and_fits_a_phone(browser, runtime, shop, screen):
+def test_every_screen_has_aa_contrast_labelled_controls_and_fits_a_phone(browser, runtime, shop, screen):
     context = browser.new_context(viewport={"width": 390, "height": 844})
     page = context.new_page()
     problems: list[str] = []
@@ -635,6 +644,7 @@ def test_every_screen_has_aa_contrast_and_fits_a_phone(browser, runtime, shop, s
         expect(page.get_by_role("heading", level=1, name=SCREENS[screen], exact=True)).to_be_visible()
         page.wait_for_load_state("networkidle")
         assert page.evaluate(CONTRAST) == []
+        assert page.evaluate(UNLABELLED) == []
         overflow = page.evaluate("() => document.scrollingElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{screen} is {overflow}px wider than a 390px screen"
         if screen == "segments/new":
