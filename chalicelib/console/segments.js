@@ -118,7 +118,7 @@ export async function segmentEditor({ me, readOnly, params }) {
   }
   if (!creating) {
     await refreshMembers(segment);
-    sections.push(members, await versionsSection(segment), await dependentsSection(segment, readOnly));
+    sections.push(members, await historySection(segment), await versionsSection(segment), await dependentsSection(segment, readOnly));
     if (segment.status === "evaluating") followEvaluation(segment.id, state, refreshMembers);
   }
   count.update(editor.criteria);
@@ -136,6 +136,46 @@ async function membersSection(segment) {
     page.items.length === 0 ? h("p", { class: "empty" }, "No members in the latest evaluation.") : h("ul", {},
       page.items.map((contact) => h("li", {}, h("a", { href: `#/contacts/${encodeURIComponent(contact.id)}` }, contactName(contact))))),
     page.next_cursor ? h("p", { class: "muted" }, `The first 10 of ${formatNumber(segment.member_count)}.`) : null];
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attributes, ...children) {
+  const element = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
+  for (const child of children) element.append(child);
+  return element;
+}
+
+/** The last 90 days: members as a line, who entered and left as bars under it, and the same as a table. */
+async function historySection(segment) {
+  const { items } = await api("GET", `segments/${encodeURIComponent(segment.id)}/history?days=90`);
+  const heading = h("h2", {}, "Size over time");
+  if (items.length === 0) return h("section", { class: "card" }, heading, h("p", { class: "muted" }, "The history starts with the first evaluation."));
+  const width = 640;
+  const height = 160;
+  const top = Math.max(1, ...items.map((point) => point.members || 0));
+  const moves = Math.max(1, ...items.map((point) => Math.max(point.entered, point.exited)));
+  const step = width / Math.max(1, items.length - 1);
+  const x = (index) => (items.length === 1 ? width / 2 : index * step);
+  const y = (members) => 10 + (height - 60) * (1 - members / top);
+  const line = items.map((point, index) => `${index ? "L" : "M"}${x(index).toFixed(1)},${y(point.members || 0).toFixed(1)}`).join(" ");
+  const bars = items.flatMap((point, index) => [
+    point.entered ? svg("rect", { class: "entered", x: x(index) - 2, y: height - 25 - (20 * point.entered) / moves, width: 4, height: (20 * point.entered) / moves }) : null,
+    point.exited ? svg("rect", { class: "exited", x: x(index) - 2, y: height - 25, width: 4, height: (20 * point.exited) / moves }) : null,
+  ].filter(Boolean));
+  const first = items[0];
+  const last = items[items.length - 1];
+  const chart = svg("svg", { viewBox: `-10 0 ${width + 20} ${height}`, role: "img", class: "history",
+    "aria-label": `Members from ${first.members} on ${first.date} to ${last.members} on ${last.date}` },
+  svg("path", { class: "members", d: line }), ...bars);
+  const rows = [...items].reverse().filter((point) => point.entered || point.exited || point === last);
+  return h("section", { class: "card" }, heading, chart,
+    h("p", { class: "hint" }, "Line: members at the end of each UTC day. Bars: contacts that entered (up) and left (down)."),
+    h("details", {}, h("summary", {}, "Days with changes"), h("table", {},
+      h("thead", {}, h("tr", {}, ["Day", "Members", "Entered", "Left"].map((name) => h("th", { scope: "col" }, name)))),
+      h("tbody", {}, rows.map((point) => h("tr", {}, h("th", { scope: "row" }, point.date),
+        [point.members, point.entered, point.exited].map((value) => h("td", { class: "number" }, formatNumber(value)))))))));
 }
 
 async function versionsSection(segment) {

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from chalicelib.domain.clock import stored_moment
@@ -233,3 +233,53 @@ def changes_from(body: Any) -> SegmentChanges:
 def preview_from(body: Any) -> PreviewRequest:
     validate(body, PREVIEW_SCHEMA)
     return PreviewRequest(body["criteria"], body.get("sample_size", 10))
+
+
+# --- size history -----------------------------------------------------------------------------------------
+
+HISTORY_KEPT_DAYS = 400
+"""A segment's daily points are kept this long (DynamoDB's TTL removes older ones)."""
+HISTORY_DAYS_DEFAULT = 30
+
+
+@dataclass(frozen=True)
+class SizePoint:
+    """One UTC day of a segment: its member count at the day's last change, and how many contacts entered and
+    left it that day (each transition event counted once)."""
+
+    date: str  # YYYY-MM-DD
+    members: int | None = None
+    entered: int = 0
+    exited: int = 0
+
+
+def history_series(
+    points: Iterable[SizePoint], today: date, days: int, current_members: int | None
+) -> list[dict[str, Any]]:
+    """The ``days`` UTC days up to ``today``, oldest first: a day without a point carries the members of the
+    last one before it (none entered or left); today shows the segment's current count; days before the
+    segment's first point are left out."""
+    stored = {point.date: point for point in points}
+    ordered = sorted(stored)
+    first = today - timedelta(days=days - 1)
+    members = next((stored[d].members for d in reversed(ordered) if d < first.isoformat()), None)
+    known = bool(ordered) and ordered[0] < first.isoformat()
+    series = []
+    for offset in range(days):
+        day = (first + timedelta(days=offset)).isoformat()
+        point = stored.get(day)
+        if point is not None:
+            known = True
+            members = point.members if point.members is not None else members
+        if day == today.isoformat() and current_members is not None:
+            members, known = current_members, True
+        if known:
+            series.append(
+                {
+                    "date": day,
+                    "members": members,
+                    "entered": point.entered if point else 0,
+                    "exited": point.exited if point else 0,
+                }
+            )
+    return series

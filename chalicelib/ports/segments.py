@@ -1,11 +1,12 @@
-"""The segments of one tenant: definitions, their version history and their membership generations."""
+"""The segments of one tenant: definitions, their version history, their membership generations and their
+daily size history."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from chalicelib.domain.segments import Segment
+from chalicelib.domain.segments import Segment, SizePoint
 
 Position = dict[str, Any] | None
 ANY_JOB: Any = object()
@@ -57,3 +58,15 @@ class SegmentRepository(Protocol):
         """Member ordinals in (shard, ordinal) order; a position stays valid across a re-evaluation."""
 
     def shard_members(self, segment_id: str, generation: str, shard: int) -> set[int]: ...
+
+    def count_transition(
+        self, segment_id: str, day: str, entered: bool, event_id: str, members: int | None, kept_until: int
+    ) -> bool:
+        """Add one to ``day``'s entered (or exited) count and set its members, once per ``event_id``; False when
+        that event was counted already. ``kept_until``: epoch seconds after which the point may go."""
+
+    def record_members(self, segment_id: str, day: str, members: int, kept_until: int) -> None:
+        """Set ``day``'s member count (after an evaluation), keeping its counts."""
+
+    def size_points(self, segment_id: str) -> list[SizePoint]:
+        """Every stored daily point of the segment, oldest first."""

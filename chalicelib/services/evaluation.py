@@ -46,7 +46,7 @@ from chalicelib.domain.population import Population
 from chalicelib.domain.segments import EVALUATING, READY, Segment, StaleSegment, failure_fields
 from chalicelib.domain.shard_image import ImagePopulation
 from chalicelib.resources import MEMBERSHIP_EVENTS_QUEUE
-from chalicelib.services import jobs, membership
+from chalicelib.services import jobs, membership, segment_history
 from chalicelib.services.context import TenantContext
 
 EVALUATE = "segment_evaluate"
@@ -243,6 +243,7 @@ def _publish(ctx: TenantContext, job: Job) -> None:
     except StaleSegment:
         segments.delete_generation(segment_id, job.id)
         return
+    segment_history.record_members(ctx, segment_id)
     if retired:
         _announce(ctx, segment_id, job, retired)
         segments.delete_generation(segment_id, retired)

@@ -5,6 +5,8 @@
 | segment | ``TENANT#{t}`` | ``SEGMENT#{id}`` |
 | saved version | ``TENANT#{t}#SEGMENT#{id}`` | ``V#{version:06d}`` |
 | membership chunk | ``TENANT#{t}#SEGMENT#{id}`` | ``M#{generation}#{shard:02d}#{chunk:04d}`` |
+| daily size point | ``TENANT#{t}#SEGMENT#{id}`` | ``H#{YYYY-MM-DD}`` |
+| a transition event already counted | ``TENANT#{t}#SEGMENT#{id}`` | ``HSEEN#{event id}`` (expires after 3 days) |
 
 Segments that time alone changes (windows, ``within_last``, ``older_than``) are
 also in the sparse gsi1 partition ``SEGMENTS#TIME_DEPENDENT`` (sort key
@@ -25,6 +27,7 @@ shard's evaluation owns its chunks outright (a redelivered shard rewrites them).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -37,10 +40,11 @@ from pynamodb.attributes import (
 )
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.contacts import SHARDS
-from chalicelib.domain.segments import EVALUATION_FIELDS, Segment, StaleSegment
+from chalicelib.domain.segments import EVALUATION_FIELDS, Segment, SizePoint, StaleSegment
 from chalicelib.ports.segments import ANY_JOB
 from chalicelib.storage.mapping import Mapper
 from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection
@@ -90,6 +94,22 @@ class SegmentVersionItem(MainTableModel):
 
 class MemberChunkItem(MainTableModel):
     ordinals = NumberSetAttribute(null=True)  # DynamoDB drops a set emptied by real-time DELETEs
+
+
+class SizePointItem(MainTableModel):
+    members = NumberAttribute(null=True)
+    entered = NumberAttribute(default=0)
+    exited = NumberAttribute(default=0)
+    expires_at = NumberAttribute()
+
+
+class CountedEventItem(MainTableModel):
+    expires_at = NumberAttribute()
+
+
+COUNTED_EVENT_KEPT_SECONDS = 3 * 86_400
+"""How long a counted transition event is remembered: far beyond any SQS redelivery (4 days' retention is
+the queue's, but a message is retried within its visibility timeouts, minutes)."""
 
 
 def segment_key(tenant_id: str, segment_id: str) -> tuple[str, str]:
@@ -359,6 +379,42 @@ class SegmentTable:
         ):
             found |= {int(o) for o in item.ordinals or ()}
         return found
+
+    def count_transition(
+        self, segment_id: str, day: str, entered: bool, event_id: str, members: int | None, kept_until: int
+    ) -> bool:
+        pk = _own_pk(self.tenant_id, segment_id)
+        counter = SizePointItem.entered if entered else SizePointItem.exited
+        actions: list[Action] = [counter.add(1), SizePointItem.expires_at.set(kept_until)]
+        if members is not None:
+            actions.append(SizePointItem.members.set(members))
+        seen = CountedEventItem(pk, f"HSEEN#{event_id}", expires_at=int(time.time()) + COUNTED_EVENT_KEPT_SECONDS)
+        try:
+            with TransactWrite(connection=connection()) as transaction:
+                transaction.save(seen, condition=CountedEventItem.sk.does_not_exist())
+                transaction.update(SizePointItem(pk, f"H#{day}"), actions=actions)
+        except TransactWriteError as error:
+            if "ConditionalCheckFailed" in cancellation_reasons(error):
+                return False
+            raise
+        return True
+
+    def record_members(self, segment_id: str, day: str, members: int, kept_until: int) -> None:
+        SizePointItem(_own_pk(self.tenant_id, segment_id), f"H#{day}").update(
+            actions=[SizePointItem.members.set(members), SizePointItem.expires_at.set(kept_until)]
+        )
+
+    def size_points(self, segment_id: str) -> list[SizePoint]:
+        items = SizePointItem.query(_own_pk(self.tenant_id, segment_id), SizePointItem.sk.startswith("H#"))
+        return [
+            SizePoint(
+                item.sk[2:],
+                None if item.members is None else int(item.members),
+                int(item.entered or 0),
+                int(item.exited or 0),
+            )
+            for item in items
+        ]
 
 
 def time_dependent_segments() -> list[tuple[str, str]]:

@@ -477,6 +477,9 @@ def test_a_viewer_key_gets_the_same_screens_read_only(page, runtime, api, shop):
     expect(page.get_by_role("button", name="Create segment")).to_have_count(0)
     page.get_by_role("row").filter(has_text="VIP or local").get_by_role("button", name="Manage").click()
     expect(page.get_by_role("heading", name="VIP or local")).to_be_visible()
+    members = next(s for s in api("GET", "/segments", shop["admin_key"])["items"] if s["name"] == "VIP or local")
+    chart = page.get_by_role("img", name=re.compile(rf"^Members from .* to {members['member_count']} on "))
+    expect(chart).to_be_visible()  # the size history, drawn
     expect(page.get_by_role("button", name="Save segment")).to_have_count(0)
     expect(page.get_by_role("button", name="Review and delete…")).to_have_count(0)
     expect(page.get_by_role("textbox", name="Segment name")).not_to_be_editable()

@@ -32,7 +32,7 @@ from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.jobs import Job
 from chalicelib.domain.membership import MembershipCommit, SegmentCheck, Stamp, Superseded, Transition
 from chalicelib.domain.planner import EVERYONE
-from chalicelib.domain.segments import EVALUATING, READY, Segment, StaleSegment
+from chalicelib.domain.segments import EVALUATING, READY, Segment, SizePoint, StaleSegment
 from chalicelib.domain.tenants import ApiKey, KeyOwner, StaleWrite, Tenant
 from chalicelib.domain.triggers import Run, StaleTrigger, Trigger
 from chalicelib.ports.jobs import JobRepository
@@ -204,6 +204,26 @@ def test_a_deleted_segment_takes_its_history_and_members_with_it(segment_repos):
     mine.delete("seg_1")
     assert mine.get("seg_1") is None and mine.members("seg_1", "job_1") == set()
     assert mine.versions("seg_1", 10, None)[0] == []
+
+
+def test_a_transition_counts_once_on_its_day_and_the_history_is_the_tenants_own(segment_repos):
+    mine, theirs = segment_repos
+    mine.create(a_segment())
+    assert mine.count_transition("seg_1", "2026-11-30", True, "evt_a", 4, 1_900_000_000)
+    assert not mine.count_transition("seg_1", "2026-11-30", True, "evt_a", 4, 1_900_000_000)  # redelivered
+    assert mine.count_transition("seg_1", "2026-11-30", False, "evt_b", None, 1_900_000_000)
+    assert mine.count_transition("seg_1", "2026-12-01", True, "evt_c", 5, 1_900_000_000)
+    mine.record_members("seg_1", "2026-12-01", 7, 1_900_000_000)
+    mine.record_members("seg_1", "2026-12-02", 6, 1_900_000_000)
+    assert mine.size_points("seg_1") == [
+        SizePoint("2026-11-30", 4, 1, 1),  # a count without members keeps the members it had
+        SizePoint("2026-12-01", 7, 1, 0),
+        SizePoint("2026-12-02", 6, 0, 0),
+    ]
+    assert theirs.size_points("seg_1") == []
+    assert theirs.count_transition("seg_1", "2026-11-30", True, "evt_a", 1, 1_900_000_000)  # theirs to count
+    mine.delete("seg_1")
+    assert mine.size_points("seg_1") == []
 
 
 # --- JobRepository -----------------------------------------------------------------------------------------

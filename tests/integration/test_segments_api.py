@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib.domain.clock import to_rfc3339
 from chalicelib.http.api import REGISTRY
-from chalicelib.resources import JOBS_DEAD_LETTER_QUEUE, JOBS_QUEUE
+from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_DEAD_LETTER_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
 from chalicelib.services import dependents
 from tests.support.jobs import failing, replace_worker
 from tests.support.population import import_and_wait
@@ -201,6 +201,7 @@ def test_tenant_b_cannot_read_or_change_tenant_a_segments(api, app, shop, other_
         ("GET", f"/segments/{sid}/members.csv"),
         ("POST", f"/segments/{sid}/evaluate"),
         ("GET", f"/segments/{sid}/dependents"),
+        ("GET", f"/segments/{sid}/history"),
     ]:
         reply = api.request(method, path, key=other, json={"name": "stolen"})
         assert reply.status == 404, (method, path, reply.text)
@@ -422,3 +423,22 @@ def test_later_features_plug_into_segment_dependents(api, app, shop):
     finally:
         dependents._finders["segment"].remove(campaigns_targeting)
         dependents._releases["segment"].pop()
+
+
+def test_the_size_history_counts_each_move_once_and_follows_evaluations(api, app, shop):
+    segment = ready(api, app, shop, {"tag": "vip"}, "VIPs")
+    today = datetime.now(UTC).date().isoformat()
+    history = api.get(f"/segments/{segment['id']}/history", key=shop.viewer_key)
+    assert history.status == 200
+    assert history.json["items"] == [{"date": today, "members": 2, "entered": 0, "exited": 0}]
+    for external_id in ("p-3", "p-4"):
+        assert api.post(f"/contacts/{external_id}/tags", key=shop.admin_key, json={"add": ["vip"]}).status == 200
+    assert api.post("/contacts/p-1/tags", key=shop.admin_key, json={"remove": ["vip"]}).status == 200
+    drain(app, CONTACT_CHANGES_QUEUE)
+    moves = take_messages(MEMBERSHIP_EVENTS_QUEUE, shop.id)
+    assert len(moves) == 3
+    assert deliver(app, "apply_membership_events", MEMBERSHIP_EVENTS_QUEUE, moves, times=2) == []  # twice, shuffled
+    (point,) = api.get(f"/segments/{segment['id']}/history?days=1", key=shop.viewer_key).json["items"]
+    members = api.get(f"/segments/{segment['id']}", key=shop.viewer_key).json["member_count"]
+    assert point == {"date": today, "members": members, "entered": 2, "exited": 1} and members == 3
+    assert api.get(f"/segments/{segment['id']}/history?days=401", key=shop.viewer_key).error_field == "days"

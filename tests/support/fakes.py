@@ -41,7 +41,7 @@ from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.jobs import Job
 from chalicelib.domain.membership import MembershipCommit, Stamp, Superseded
 from chalicelib.domain.planner import EVERYONE
-from chalicelib.domain.segments import EVALUATION_FIELDS, Segment, StaleSegment
+from chalicelib.domain.segments import EVALUATION_FIELDS, Segment, SizePoint, StaleSegment
 from chalicelib.domain.tenants import ApiKey, KeyOwner, StaleWrite, Tenant
 from chalicelib.domain.triggers import RUN_COUNTERS, Run, StaleTrigger, Trigger
 from chalicelib.ports import TenantPorts
@@ -70,6 +70,8 @@ class InMemorySegments:
         self._segments: dict[str, Segment] = {}
         self._versions: dict[str, list[dict[str, Any]]] = {}
         self._members: dict[tuple[str, str], dict[int, set[int]]] = {}
+        self._sizes: dict[str, dict[str, SizePoint]] = {}
+        self._counted: set[tuple[str, str]] = set()
 
     def _save_version(self, segment: Segment) -> None:
         saved = {
@@ -109,9 +111,33 @@ class InMemorySegments:
         newest_first = sorted(self._versions.get(segment_id, []), key=lambda v: -v["version"])
         return _page(newest_first, lambda v: -v["version"], limit, start)
 
+    def count_transition(
+        self, segment_id: str, day: str, entered: bool, event_id: str, members: int | None, kept_until: int
+    ) -> bool:
+        if (segment_id, event_id) in self._counted:
+            return False
+        self._counted.add((segment_id, event_id))
+        point = self._sizes.setdefault(segment_id, {}).get(day, SizePoint(day))
+        self._sizes[segment_id][day] = replace(
+            point,
+            members=point.members if members is None else members,
+            entered=point.entered + entered,
+            exited=point.exited + (not entered),
+        )
+        return True
+
+    def record_members(self, segment_id: str, day: str, members: int, kept_until: int) -> None:
+        point = self._sizes.setdefault(segment_id, {}).get(day, SizePoint(day))
+        self._sizes[segment_id][day] = replace(point, members=members)
+
+    def size_points(self, segment_id: str) -> list[SizePoint]:
+        return [point for _, point in sorted(self._sizes.get(segment_id, {}).items())]
+
     def delete(self, segment_id: str) -> None:
         self._segments.pop(segment_id, None)
         self._versions.pop(segment_id, None)
+        self._sizes.pop(segment_id, None)
+        self._counted = {counted for counted in self._counted if counted[0] != segment_id}
         for key in [k for k in self._members if k[0] == segment_id]:
             del self._members[key]
 

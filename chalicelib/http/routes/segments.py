@@ -12,7 +12,7 @@ from chalicelib.domain.contacts import CONTACT_SCHEMA
 from chalicelib.domain.values import whole_number
 from chalicelib.http.api import PAGE_QUERY, Access, ApiBlueprint, Call
 from chalicelib.http.schemas import CONFIRM_QUERY, JOB_SCHEMA, page_of
-from chalicelib.services import overview, segments
+from chalicelib.services import overview, segment_history, segments
 
 blueprint = ApiBlueprint(__name__)
 FEATURE = {"feature": "segments", "tag": "segments"}
@@ -247,6 +247,39 @@ def members_csv(call: Call, segment_id: str) -> Response:
 )
 def evaluate(call: Call, segment_id: str) -> dict:
     return segments.evaluate(call.context, segment_id)
+
+
+@blueprint.operation(
+    "GET",
+    "/segments/{segment_id}/history",
+    summary="The segment's size over time: a point per UTC day (members, entered, exited), oldest first",
+    description="Kept 400 days. A day without a change carries the day before's members; today's members are the "
+    "segment's current count; days before its first evaluation are left out.",
+    access=Access.VIEWER,
+    query={"days": {"schema": {"type": "integer", "minimum": 1, "maximum": 400, "default": 30}}},
+    response_schema={
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["date", "members", "entered", "exited"],
+                    "properties": {
+                        "date": {"type": "string", "format": "date"},
+                        "members": {"type": ["integer", "null"]},
+                        "entered": {"type": "integer"},
+                        "exited": {"type": "integer"},
+                    },
+                },
+            }
+        },
+    },
+    **FEATURE,
+)
+def size_history(call: Call, segment_id: str) -> dict:
+    return segment_history.history(call.context, segment_id, call.query.get("days"))
 
 
 @blueprint.operation(
