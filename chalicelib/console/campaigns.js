@@ -193,10 +193,12 @@ async function recipientsSection(campaign) {
     const page = await api("GET", `campaigns/${encodeURIComponent(campaign.id)}/recipients${query({ status: status.value, limit: 50 })}`);
     show(list, page.items.length === 0 ? h("p", { class: "empty" }, "No recipients yet.") : h("table", {},
       h("caption", { class: "visually-hidden" }, "Recipients"),
-      h("thead", {}, h("tr", {}, ["Email", "State", "At", "Reason"].map((name) => h("th", { scope: "col" }, name)))),
+      h("thead", {}, h("tr", {}, ["Email", "State", "At", "Delivered", "Opened", "Clicked", "Reason"].map((name) => h("th", { scope: "col" }, name)))),
       h("tbody", {}, page.items.map((item) => h("tr", {},
         h("th", { scope: "row" }, h("a", { href: `#/contacts/${encodeURIComponent(item.contact_id)}` }, item.email)),
-        h("td", {}, item.status), h("td", {}, formatTime(item.at)), h("td", {}, item.reason || "—"))))));
+        h("td", {}, item.status), h("td", {}, formatTime(item.at)),
+        [item.delivered_at, item.opened_at, item.clicked_at].map((at) => h("td", {}, formatTime(at))),
+        h("td", {}, item.reason || "—"))))));
   }
   status.addEventListener("change", load);
   await load();

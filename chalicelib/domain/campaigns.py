@@ -70,7 +70,14 @@ COUNTERS = (
     "skipped",
     "bounced",
     "complained",
+    "delivered",
+    "opened",
+    "clicked",
+    "opens",
+    "clicks",
 )
+ENGAGEMENT_COUNTERS = ("delivered", "opened", "clicked", "opens", "clicks")
+"""From SES's events: recipients delivered, opened, clicked (each once), and every open and click."""
 
 
 def require_status(campaign_id: str, status: str, allowed: Iterable[str], action: str) -> None:
@@ -244,6 +251,7 @@ def stats(counters: dict[str, int], audience: int | None, status: str) -> dict[s
         **settled,
         "bounced": counters.get("bounced", 0),
         "complained": counters.get("complained", 0),
+        **{name: counters.get(name, 0) for name in ENGAGEMENT_COUNTERS},
         "unknown": open_claims if finished else 0,
         "in_flight": 0 if finished else open_claims,
         "pending": None if audience is None else max(0, audience - sum(settled.values()) - open_claims),
@@ -331,6 +339,9 @@ class RecipientRecord:
     at: str
     reason: str | None = None
     message_id: str | None = None
+    delivered_at: str | None = None
+    opened_at: str | None = None
+    clicked_at: str | None = None
 
 
 @dataclass(frozen=True)

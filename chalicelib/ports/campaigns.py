@@ -82,6 +82,11 @@ class SendLedger(Protocol):
     def mark_feedback(self, campaign_id: str, contact_id: str, state: str) -> bool:
         """sent → ``state`` (bounced, complained) and count it, once; False if the record was not sent."""
 
+    def record_engagement(self, campaign_id: str, contact_id: str, kind: str, event_key: str, at: str) -> bool:
+        """One SES delivery, open or click (``kind``: delivered, opened, clicked) of a recipient: the opens or
+        clicks total once per ``event_key``; the recipient's ``{kind}_at`` (the earliest time seen) and the
+        campaign's unique count once per recipient. False when ``event_key`` was counted before."""
+
     def recipient_facts(self, recipients: list[tuple[str, str]]) -> RecipientFacts:
         """The contacts, suppressions and frequency ledgers of (contact id, email) recipients."""
 

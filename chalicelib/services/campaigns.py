@@ -125,6 +125,9 @@ RECIPIENT_SCHEMA = {
         "status": {"type": "string"},
         "at": {"type": "string"},
         "reason": {"type": ["string", "null"]},
+        "delivered_at": {"type": ["string", "null"], "description": "SES's first delivery event."},
+        "opened_at": {"type": ["string", "null"], "description": "The first open (tracking pixel)."},
+        "clicked_at": {"type": ["string", "null"], "description": "The first tracked link followed."},
     },
 }
 
@@ -430,6 +433,9 @@ def recipients(
             "status": item.state,
             "at": item.at,
             "reason": item.reason,
+            "delivered_at": item.delivered_at,
+            "opened_at": item.opened_at,
+            "clicked_at": item.clicked_at,
         },
     )
 

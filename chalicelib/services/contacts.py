@@ -324,6 +324,16 @@ def append_events(ctx: TenantContext, reference: str, body: Any, clock: Clock = 
     return {"contact_id": contact.id, "stored": len(events), "event_ids": [e["id"] for e in events]}
 
 
+def record_events(ctx: TenantContext, contact_id: str, events: list[dict[str, Any]]) -> bool:
+    """Events the service itself observed for a contact (already checked, with ids of their own, so a repeat
+    overwrites itself); False when the contact is gone."""
+    contact = ctx.ports.contacts.get_contact(contact_id)
+    if contact is None:
+        return False
+    publish(ctx, _store_events(ctx, [(contact, events)]))
+    return True
+
+
 BULK_EVENTS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,

@@ -21,8 +21,10 @@ from chalicelib.domain.campaigns import Suppression
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.emails import is_valid_email
 from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed
+from chalicelib.domain.mail_events import read_ses_event
 from chalicelib.domain.validation import validate
 from chalicelib.logs import logger
+from chalicelib.services import mail_events
 from chalicelib.services.context import TenantContext
 from chalicelib.services.mail import INERT_UNSUBSCRIBE_PURPOSE, UNSUBSCRIBE_PURPOSE
 from chalicelib.services.paging import page
@@ -152,11 +154,16 @@ def apply_ses_notification(
     context_for: Callable[[str], TenantContext], body: dict[str, Any], clock: Clock = system_clock
 ) -> None:
     """One SES event (through SNS): a permanent bounce or a complaint suppresses the address for the tenant
-    named in the message's tags and marks the campaign recipient; anything else is only logged."""
+    named in the message's tags and marks the campaign recipient; a delivery, open or click is counted
+    (services/mail_events.py); anything else is only logged."""
     event = json.loads(body["Message"]) if "Message" in body else body
     kind = event.get("eventType") or event.get("notificationType")
     tags = {name: values[0] for name, values in (event.get("mail", {}).get("tags") or {}).items() if values}
     tenant_id = tags.get("tenant_id")
+    mail_event = read_ses_event(event)
+    if mail_event is not None and tenant_id:
+        mail_events.apply(context_for(tenant_id), mail_event, clock)
+        return
     if kind == "Bounce" and event.get("bounce", {}).get("bounceType") == "Permanent":
         addresses, reason, state = event["bounce"].get("bouncedRecipients", []), "bounce", rules.BOUNCED
     elif kind == "Complaint":

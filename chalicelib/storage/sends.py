@@ -19,6 +19,7 @@ redelivery, retries, pause and resume from mailing anyone twice.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
@@ -39,6 +40,7 @@ from chalicelib.domain.campaigns import (
     send_span_ms,
 )
 from chalicelib.domain.contacts import ordinal_of, shard_of
+from chalicelib.domain.mail_events import TOTALS
 from chalicelib.storage.campaigns import CampaignItem, campaign_key, campaign_own_pk
 from chalicelib.storage.contacts import ContactItem, contact_from_item
 from chalicelib.storage.mapping import Mapper
@@ -68,6 +70,18 @@ class SendItem(MainTableModel):
     at = UnicodeAttribute()
     message_id = UnicodeAttribute(null=True)
     reason = UnicodeAttribute(null=True)
+    delivered_at = UnicodeAttribute(null=True)
+    opened_at = UnicodeAttribute(null=True)
+    clicked_at = UnicodeAttribute(null=True)
+
+
+class MailEventSeenItem(MainTableModel):
+    """An SES event already counted (``EV#{key}`` in the campaign's partition), remembered a week."""
+
+    expires_at = NumberAttribute()
+
+
+MAIL_EVENT_KEPT_SECONDS = 7 * 86_400
 
 
 class LedgerItem(MainTableModel):
@@ -340,6 +354,39 @@ class SendTable:
             if "ConditionalCheckFailed" in cancellation_reasons(error):
                 return False
             raise
+
+    def record_engagement(self, campaign_id: str, contact_id: str, kind: str, event_key: str, at: str) -> bool:
+        pk = campaign_own_pk(self.tenant_id, campaign_id)
+        campaign = CampaignItem(*campaign_key(self.tenant_id, campaign_id))
+        counted = True
+        try:
+            with TransactWrite(connection=connection()) as transaction:
+                seen = MailEventSeenItem(pk, f"EV#{event_key}", expires_at=int(time.time()) + MAIL_EVENT_KEPT_SECONDS)
+                transaction.save(seen, condition=MailEventSeenItem.sk.does_not_exist())
+                if kind in TOTALS:
+                    transaction.update(campaign, actions=[getattr(CampaignItem, TOTALS[kind]).add(1)])
+        except TransactWriteError as error:
+            if "ConditionalCheckFailed" not in cancellation_reasons(error):
+                raise
+            counted = False
+        # the recipient's first one (its own condition: once, even after a stop between the two writes)
+        recipient = SendItem(pk, f"S#{contact_id}")
+        moment = getattr(SendItem, f"{kind}_at")
+        try:
+            with TransactWrite(connection=connection()) as transaction:
+                transaction.update(
+                    recipient, actions=[moment.set(at)], condition=SendItem.pk.exists() & moment.does_not_exist()
+                )
+                transaction.update(campaign, actions=[getattr(CampaignItem, kind).add(1)])
+        except TransactWriteError as error:
+            if "ConditionalCheckFailed" not in cancellation_reasons(error):
+                raise
+            try:  # an earlier event arriving later: its time is the first
+                recipient.update(actions=[moment.set(at)], condition=SendItem.pk.exists() & (moment > at))
+            except UpdateError as failed:
+                if failed.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+        return counted
 
     def recipient_facts(self, recipients: list[tuple[str, str]]) -> RecipientFacts:
         """Contacts, suppressions and frequency ledgers of a batch's recipients (two BatchGetItem calls for 49)."""

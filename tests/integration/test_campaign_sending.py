@@ -14,9 +14,11 @@ from chalicelib.services import sending
 from chalicelib.services import tenants as tenant_service
 from chalicelib.storage import mailer
 from chalicelib.storage.sends import SendTable
+from infra.local import mailbox as local_mailbox
 from tests.support import mail
 from tests.support.population import import_and_wait
 from tests.support.queues import deliver, drain, sqs_event, take_messages
+from tests.support.ses_events import ses_notification
 from tests.support.tenants import create_tenant
 
 SEND = "send_campaign_messages"
@@ -394,6 +396,43 @@ def test_bounces_and_complaints_from_the_ses_simulator_suppress_and_count(api, a
     reasons = {s["email"]: s["reason"] for s in api.get("/suppressions", key=tenant.viewer_key).json["items"]}
     assert reasons == {"bounce@simulator.amazonses.com": "bounce", "complaint@simulator.amazonses.com": "complaint"}
     assert api.delete("/suppressions/bounce@simulator.amazonses.com", key=tenant.admin_key).status == 204
+
+
+def test_deliveries_opens_and_clicks_count_once_and_become_contact_events(api, app):
+    tenant = create_tenant(api, "Engagement")
+    assert api.post("/tags", key=tenant.admin_key, json={"name": "news"}).status == 201
+    import_and_wait(api, app, tenant.admin_key, "external_id,email,tags\na,a@example.com,news\nb,b@example.com,news\n")
+    tenant.news = make_segment(api, app, tenant, {"tag": "news"}, "News")
+    created = new_campaign(api, tenant)
+    start(api, tenant, created["id"])
+    run_sends(app, tenant)
+    sent = {mail["to"]: mail for mail in local_mailbox.newest(tenant.id, 10, None)}  # what SES accepted, tagged
+    a, b = sent["a@example.com"], sent["b@example.com"]
+    tags = {mail["to"]: {"tenant_id": tenant.id, **mail["tags"]} for mail in (a, b)}
+    notifications = [
+        ses_notification("Click", a["id"], tags["a@example.com"], minutes_ago=1, link="https://example.com/x"),
+        ses_notification("Delivery", a["id"], tags["a@example.com"], minutes_ago=3),
+        ses_notification("Open", a["id"], tags["a@example.com"], minutes_ago=2),
+        ses_notification("Delivery", b["id"], tags["b@example.com"], minutes_ago=3),
+    ]
+    assert deliver(app, "apply_ses_notifications", SES_EVENTS_QUEUE, notifications, times=2) == []
+    stats = campaign(api, tenant, created["id"])["stats"]
+    assert {k: stats[k] for k in ("sent", "delivered", "opened", "clicked", "opens", "clicks")} == {
+        "sent": 2, "delivered": 2, "opened": 1, "clicked": 1, "opens": 1, "clicks": 1,
+    }  # fmt: skip
+    recipients = api.get(f"/campaigns/{created['id']}/recipients", key=tenant.viewer_key).json["items"]
+    opened = {r["email"]: r["opened_at"] for r in recipients}
+    assert opened["a@example.com"] and opened["b@example.com"] is None
+    events = api.get("/contacts/a/events", key=tenant.viewer_key).json["items"]
+    assert sorted(e["type"] for e in events) == ["email.clicked", "email.delivered", "email.opened"]
+    click = next(e for e in events if e["type"] == "email.clicked")
+    assert click["properties"] == {"campaign_id": created["id"], "link": "https://example.com/x"}
+    drain(app)
+    delivered = {"event": "email.delivered", "within": "90d", "agg": "count", "op": "gte", "value": 1}
+    opened_any = {"event": "email.opened", "within": "30d", "agg": "count", "op": "gte", "value": 1}
+    criteria = {"all": [delivered, {"not": opened_any}]}  # "delivered, and opened nothing in 30 days"
+    preview = api.post("/segments/preview", key=tenant.viewer_key, json={"criteria": criteria}).json
+    assert [c["external_id"] for c in preview["sample"]] == ["b"]
 
 
 def test_the_tenant_send_rate_holds_across_workers(api, app, small, monkeypatch):

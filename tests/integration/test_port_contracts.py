@@ -1071,6 +1071,32 @@ def test_a_recipient_is_claimed_once_settled_once_and_counted_once(sending_side)
         sends.claim("cmp_1", "m5", [Claim(C7, "q@x.com", CLAIMED)], [], AT)
 
 
+def test_deliveries_opens_and_clicks_count_once_per_event_and_once_per_recipient(sending_side):
+    campaigns, sends, _, _ = sending_side
+    _sending(campaigns)
+    sends.write_batches("cmp_1", 0, "b", [[(C1, "a@x.com"), (C2, "b@x.com")]])
+    claims = [Claim(C1, "a@x.com", CLAIMED), Claim(C2, "b@x.com", CLAIMED)]
+    sends.claim("cmp_1", "m1", claims, [], AT)
+    sends.settle("cmp_1", "m1", [Outcome(C1, "a@x.com", DELIVERED, "s1"), Outcome(C2, "b@x.com", DELIVERED, "s2")],
+                 AT, None)  # fmt: skip
+    assert sends.record_engagement("cmp_1", C1, "opened", "open-2", "2026-11-30T10:02:00.000Z")
+    assert not sends.record_engagement("cmp_1", C1, "opened", "open-2", "2026-11-30T10:02:00.000Z")  # again
+    assert sends.record_engagement("cmp_1", C1, "opened", "open-1", "2026-11-30T10:01:00.000Z")  # earlier, later
+    assert sends.record_engagement("cmp_1", C1, "clicked", "click-1", "2026-11-30T10:03:00.000Z")
+    assert sends.record_engagement("cmp_1", C1, "delivered", "delivery-1", "2026-11-30T10:00:00.000Z")
+    assert sends.record_engagement("cmp_1", C2, "delivered", "delivery-2", "2026-11-30T10:00:00.000Z")
+    assert sends.record_engagement("cmp_1", C9, "opened", "open-9", "2026-11-30T10:00:00.000Z")  # no record: total
+    counters = campaigns.get("cmp_1").counters
+    assert {name: counters[name] for name in ("delivered", "opened", "clicked", "opens", "clicks")} == {
+        "delivered": 2, "opened": 1, "clicked": 1, "opens": 3, "clicks": 1,
+    }  # fmt: skip
+    record = next(r for r in sends.all_send_records("cmp_1") if r.contact_id == C1)
+    assert (record.delivered_at, record.opened_at, record.clicked_at) == (
+        "2026-11-30T10:00:00.000Z", "2026-11-30T10:01:00.000Z", "2026-11-30T10:03:00.000Z",
+    )  # fmt: skip
+    assert record.state == "sent"
+
+
 def test_recipient_facts_bring_contacts_suppressions_and_ledgers_together(sending_side):
     campaigns, sends, contacts, suppressions = sending_side
     _sending(campaigns)

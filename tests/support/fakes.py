@@ -39,6 +39,7 @@ from chalicelib.domain.clock import system_clock, to_rfc3339
 from chalicelib.domain.contacts import SHARDS, Contact, StaleContact, TakenIdentifier, shard_of
 from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.jobs import Job
+from chalicelib.domain.mail_events import TOTALS
 from chalicelib.domain.membership import MembershipCommit, Stamp, Superseded
 from chalicelib.domain.planner import EVERYONE
 from chalicelib.domain.segments import EVALUATION_FIELDS, Segment, SizePoint, StaleSegment
@@ -493,6 +494,7 @@ class InMemorySends:
         """campaign → contact → (the claim that holds it, its record)"""
         self._ledgers: dict[str, Ledger] = {}
         self._lane_ms: int | None = None
+        self._mail_events: set[tuple[str, str]] = set()
 
     def acquire_build(self, campaign_id: str, shard: int, build_id: str, now_ms: int, lease_ms: int) -> str:
         build = self._builds.get((campaign_id, shard))
@@ -600,6 +602,20 @@ class InMemorySends:
         self._records[campaign_id][contact_id] = (held[0], replace(held[1], state=state))
         self.campaigns.add_counts(campaign_id, {state: 1})
         return True
+
+    def record_engagement(self, campaign_id: str, contact_id: str, kind: str, event_key: str, at: str) -> bool:
+        counted = (campaign_id, event_key) not in self._mail_events
+        self._mail_events.add((campaign_id, event_key))
+        if counted and kind in TOTALS:
+            self.campaigns.add_counts(campaign_id, {TOTALS[kind]: 1})
+        held = self._records.get(campaign_id, {}).get(contact_id)
+        if held is not None:
+            first = getattr(held[1], f"{kind}_at")
+            if first is None:
+                self.campaigns.add_counts(campaign_id, {kind: 1})
+            if first is None or at < first:
+                self._records[campaign_id][contact_id] = (held[0], replace(held[1], **{f"{kind}_at": at}))
+        return counted
 
     def recipient_facts(self, recipients: list[tuple[str, str]]) -> RecipientFacts:
         facts = RecipientFacts(self.contacts.get_contacts(c for c, _ in recipients), {}, {})

@@ -4,6 +4,8 @@ path and the schedule."""
 
 from __future__ import annotations
 
+import json
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,12 +14,14 @@ import pytest
 from chalicelib.domain.campaigns import Suppression
 from chalicelib.domain.clock import to_rfc3339
 from chalicelib.domain.errors import Conflict, ValidationFailed
+from chalicelib.domain.segments import preview_from
 from chalicelib.ports.mailer import MailError
 from chalicelib.resources import SEND_QUEUE
-from chalicelib.services import campaigns, contacts, evaluation, jobs, sending, shards
+from chalicelib.services import campaigns, contacts, evaluation, jobs, segments, sending, shards, suppressions
 from chalicelib.services.context import TenantContext
 from tests.support.fakes import InMemoryCatalog, RecordingMailer, fake_context
 from tests.support.on_fakes import create, run_jobs
+from tests.support.ses_events import ses_notification as ses
 
 AT = "2026-11-30T10:00:00Z"
 
@@ -162,3 +166,58 @@ def test_a_test_send_goes_to_the_addresses_given_and_counts_nowhere(ctx):
     assert campaigns.get_campaign(ctx, made["id"])["stats"]["sent"] == 0
     with pytest.raises(ValidationFailed):
         campaigns.test_send(ctx, made["id"], {"emails": ["not an address"]})
+
+
+# --- what SES says after sending: deliveries, opens, clicks ----------------------------------------------
+
+
+@pytest.fixture
+def sent(ctx):
+    made = a_campaign(ctx, {"tag": "news"})
+    campaigns.send_campaign(ctx, made["id"])
+    deliver_sends(ctx)
+    return ctx, made["id"], {m.to: m for m in mailer(ctx).sent}
+
+
+def test_every_event_twice_shuffled_and_a_click_before_its_delivery_count_exactly(sent):
+    ctx, campaign_id, mails = sent
+    tags = {m.to: m.tags for m in mails.values()}
+    p0, p1 = tags["p0@example.com"], tags["p1@example.com"]
+    events = [
+        ses("Click", "m-p0", p0, minutes_ago=1, link="https://example.com/a"),  # before its delivery, on purpose
+        ses("Delivery", "m-p0", p0, minutes_ago=5),
+        ses("Open", "m-p0", p0, minutes_ago=3),
+        ses("Open", "m-p0", p0, minutes_ago=2),  # a second open of the same mail
+        ses("Click", "m-p0", p0, minutes_ago=1, link="https://example.com/b"),
+        ses("Delivery", "m-p1", p1, minutes_ago=5),
+    ]
+    delivered = events + events
+    random.Random(3).shuffle(delivered)
+    for body in delivered:
+        suppressions.apply_ses_notification(lambda tenant_id: ctx, body)
+    stats = campaigns.get_campaign(ctx, campaign_id)["stats"]
+    assert {k: stats[k] for k in ("delivered", "opened", "clicked", "opens", "clicks")} == {
+        "delivered": 2, "opened": 1, "clicked": 1, "opens": 2, "clicks": 2,
+    }  # fmt: skip
+    records = {r["email"]: r for r in campaigns.recipients(ctx, campaign_id, None, 10, None)["items"]}
+    opens = [json.loads(e["Message"])["open"]["timestamp"] for e in events if '"Open"' in e["Message"]]
+    assert records["p0@example.com"]["opened_at"] == min(opens)  # the earliest open, whatever came first
+    assert records["p0@example.com"]["delivered_at"] and records["p1@example.com"]["opened_at"] is None
+    p0_id = p0["contact_id"]
+    stored = ctx.ports.contacts.events_of(ctx.ports.contacts.get_contact(p0_id), 50, None)[0]
+    assert sorted(e["type"] for e in stored) == ["email.clicked"] * 2 + ["email.delivered"] + ["email.opened"] * 2
+    opened_recently = {"event": "email.opened", "within": "30d", "agg": "count", "op": "gte", "value": 1}
+    assert segments.preview(ctx, preview_from({"criteria": opened_recently}))["count"] == 1
+    clicked_this = {"event": "email.clicked", "within": "30d", "agg": "count", "op": "gte", "value": 1,
+                    "where": [{"prop": "campaign_id", "op": "eq", "value": campaign_id}]}  # fmt: skip
+    assert segments.preview(ctx, preview_from({"criteria": clicked_this}))["count"] == 1
+    delivered_none_opened = {"all": [{"event": "email.delivered", "within": "90d", "agg": "count", "op": "gte",
+                             "value": 1}, {"not": opened_recently}]}  # fmt: skip
+    assert segments.preview(ctx, preview_from({"criteria": delivered_none_opened}))["count"] == 1
+
+
+def test_events_without_a_tenant_or_a_contact_change_nothing(sent):
+    ctx, campaign_id, _ = sent
+    suppressions.apply_ses_notification(lambda tenant_id: ctx, ses("Open", "m", {"campaign_id": campaign_id}))
+    suppressions.apply_ses_notification(lambda tenant_id: ctx, ses("Open", "m", {"tenant_id": "t"}))
+    assert campaigns.get_campaign(ctx, campaign_id)["stats"]["opens"] == 0
