@@ -18,6 +18,11 @@ def page_of(item_schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def list_of(item_schema: dict[str, Any]) -> dict[str, Any]:
+    """A whole list (no paging): ``{"items": [...]}``."""
+    return {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": item_schema}}}
+
+
 JOB_SUMMARY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["id", "kind", "status", "progress", "counts"],

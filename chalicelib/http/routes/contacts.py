@@ -5,7 +5,7 @@ from __future__ import annotations
 from chalicelib.domain.contacts import CONTACT_SCHEMA, CREATE_CONTACT_SCHEMA, PATCH_CONTACT_SCHEMA
 from chalicelib.domain.events import CONTACT_EVENTS_SCHEMA, EVENT_SCHEMA
 from chalicelib.http.api import PAGE_QUERY, Access, ApiBlueprint, Call, WithStatus
-from chalicelib.http.schemas import JOB_SCHEMA, page_of
+from chalicelib.http.schemas import JOB_SCHEMA, list_of, page_of
 from chalicelib.services import contacts, imports, segments
 
 blueprint = ApiBlueprint(__name__)
@@ -67,24 +67,17 @@ def get_contact(call: Call, contact_id: str) -> dict:
     summary="The segments the contact is a member of (their stored members; admins only)",
     description=_REF,
     access=Access.ADMIN,
-    response_schema={
-        "type": "object",
-        "required": ["items"],
-        "properties": {
-            "items": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "name"],
-                    "properties": {
-                        "id": {"type": "string"},
-                        "name": {"type": "string"},
-                        "member_count": {"type": ["integer", "null"]},
-                    },
-                },
-            }
-        },
-    },
+    response_schema=list_of(
+        {
+            "type": "object",
+            "required": ["id", "name"],
+            "properties": {
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "member_count": {"type": ["integer", "null"]},
+            },
+        }
+    ),
     feature="segments",
     tag="segments",
 )

@@ -11,7 +11,7 @@ from chalicelib.domain import segments as segment_rules
 from chalicelib.domain.contacts import CONTACT_SCHEMA
 from chalicelib.domain.values import whole_number
 from chalicelib.http.api import PAGE_QUERY, Access, ApiBlueprint, Call
-from chalicelib.http.schemas import CONFIRM_QUERY, JOB_SCHEMA, page_of
+from chalicelib.http.schemas import CONFIRM_QUERY, JOB_SCHEMA, list_of, page_of
 from chalicelib.services import overview, segment_history, segments
 
 blueprint = ApiBlueprint(__name__)
@@ -257,25 +257,18 @@ def evaluate(call: Call, segment_id: str) -> dict:
     "segment's current count; days before its first evaluation are left out.",
     access=Access.VIEWER,
     query={"days": {"schema": {"type": "integer", "minimum": 1, "maximum": 400, "default": 30}}},
-    response_schema={
-        "type": "object",
-        "required": ["items"],
-        "properties": {
-            "items": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["date", "members", "entered", "exited"],
-                    "properties": {
-                        "date": {"type": "string", "format": "date"},
-                        "members": {"type": ["integer", "null"]},
-                        "entered": {"type": "integer"},
-                        "exited": {"type": "integer"},
-                    },
-                },
-            }
-        },
-    },
+    response_schema=list_of(
+        {
+            "type": "object",
+            "required": ["date", "members", "entered", "exited"],
+            "properties": {
+                "date": {"type": "string", "format": "date"},
+                "members": {"type": ["integer", "null"]},
+                "entered": {"type": "integer"},
+                "exited": {"type": "integer"},
+            },
+        }
+    ),
     **FEATURE,
 )
 def size_history(call: Call, segment_id: str) -> dict:
@@ -287,7 +280,7 @@ def size_history(call: Call, segment_id: str) -> dict:
     "/segments/{segment_id}/dependents",
     summary="What targets or includes this segment (reviewed before deletion)",
     access=Access.VIEWER,
-    response_schema={"type": "object", "properties": {"items": {"type": "array", "items": DEPENDENT_SCHEMA}}},
+    response_schema=list_of(DEPENDENT_SCHEMA),
     **FEATURE,
 )
 def dependents(call: Call, segment_id: str) -> dict:
