@@ -151,6 +151,28 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
 
 
+def compose_campaign(page: Page, name: str, subject: str, text: str, html: str | None = None) -> None:
+    """A new campaign from news@example.com to the "Toronto" segment, filled in (not yet saved)."""
+    nav(page, "Campaigns").click()
+    page.get_by_role("button", name="Create campaign").click()
+    page.get_by_role("textbox", name="Campaign name").fill(name)
+    page.get_by_role("textbox", name="From", exact=True).fill("news@example.com")
+    page.get_by_role("textbox", name="Subject").fill(subject)
+    if html:
+        page.get_by_role("textbox", name="HTML body").fill(html)
+    page.get_by_role("textbox", name="Text body").fill(text)
+    audience = page.get_by_role("group", name="Send to members of any of")
+    audience.get_by_role("checkbox", name=re.compile("^Toronto")).check()
+
+
+def save_as_segment(page: Page, api: Api, key: str, name: str) -> dict:
+    """Name what the screen selected, press "Save as segment", and return the segment once evaluated."""
+    page.get_by_role("textbox", name="Segment name").fill(name)
+    page.get_by_role("button", name="Save as segment").click()
+    expect(page.get_by_role("heading", name=name)).to_be_visible()
+    return wait_ready(api, key, name)
+
+
 def wait_ready(api: Api, key: str, name: str) -> dict:
     def ready():
         found = [s for s in api("GET", "/segments?limit=500", key)["items"] if s["name"] == name]
@@ -275,10 +297,7 @@ def test_customer_overview_clicks_build_criteria_and_save_as_a_segment(page, run
     wanted["all"][2] = canada
     expect_count(page, preview(api, key, wanted))
     shot(page, "customer-overview")
-    page.get_by_role("textbox", name="Segment name").fill("Canadian VIPs, not local")
-    page.get_by_role("button", name="Save as segment").click()
-    expect(page.get_by_role("heading", name="Canadian VIPs, not local")).to_be_visible()
-    assert wait_ready(api, key, "Canadian VIPs, not local")["criteria"] == wanted
+    assert save_as_segment(page, api, key, "Canadian VIPs, not local")["criteria"] == wanted
 
 
 def test_the_mixer_shows_count_and_overlap_and_saves_the_mix(page, runtime, api, shop):
@@ -303,10 +322,7 @@ def test_the_mixer_shows_count_and_overlap_and_saves_the_mix(page, runtime, api,
     without = {"all": [{"segment": ids["Mix VIP"]}, {"not": {"segment": ids["Mix local"]}}]}
     expect_count(page, preview(api, key, without))
     shot(page, "segment-mixer")
-    page.get_by_role("textbox", name="Segment name").fill("VIP, not local (mix)")
-    page.get_by_role("button", name="Save as segment").click()
-    expect(page.get_by_role("heading", name="VIP, not local (mix)")).to_be_visible()
-    assert wait_ready(api, key, "VIP, not local (mix)")["criteria"] == without
+    assert save_as_segment(page, api, key, "VIP, not local (mix)")["criteria"] == without
 
 
 def test_delete_reviews_what_is_connected_and_needs_the_checkbox_and_tags_stay(page, runtime, api, shop):
@@ -342,16 +358,9 @@ def test_a_campaign_sends_with_progress_and_its_mail_unsubscribes_in_one_click(p
     )
     wait_ready(api, key, "Toronto")
     sign_in(page, runtime.base_url, key)
-    nav(page, "Campaigns").click()
-    page.get_by_role("button", name="Create campaign").click()
-    page.get_by_role("textbox", name="Campaign name").fill("Spring in Toronto")
-    page.get_by_role("textbox", name="From", exact=True).fill("news@example.com")
-    page.get_by_role("textbox", name="Subject").fill("Hi {{ contact.first_name }}")
-    page.get_by_role("textbox", name="HTML body").fill("<p>Hi <b>{{ contact.first_name }}</b></p>")
-    page.get_by_role("textbox", name="Text body").fill("Hi {{ contact.first_name }}: {{ unsubscribe_url }}")
-    page.get_by_role("group", name="Send to members of any of").get_by_role(
-        "checkbox", name=re.compile("^Toronto")
-    ).check()
+    greeting = "Hi {{ contact.first_name }}"
+    compose_campaign(page, "Spring in Toronto", greeting, f"{greeting}: {{{{ unsubscribe_url }}}}",
+                     "<p>Hi <b>{{ contact.first_name }}</b></p>")  # fmt: skip
     audience = preview(api, key, {"segment": segment["id"]})
     expect(page.get_by_role("status").filter(has_text="in the audience")).to_contain_text(f"{audience} contacts")
     page.get_by_role("button", name="Save campaign").click()
@@ -384,14 +393,7 @@ def test_a_campaign_sends_with_progress_and_its_mail_unsubscribes_in_one_click(p
 def test_a_scheduled_campaign_can_be_cancelled_before_it_starts(page, runtime, api, shop):
     key = shop["admin_key"]
     sign_in(page, runtime.base_url, key)
-    nav(page, "Campaigns").click()
-    page.get_by_role("button", name="Create campaign").click()
-    page.get_by_role("textbox", name="Campaign name").fill("Next year")
-    page.get_by_role("textbox", name="From", exact=True).fill("news@example.com")
-    page.get_by_role("textbox", name="Subject").fill("Later")
-    page.get_by_role("textbox", name="Text body").fill("Later, {{ contact.first_name }}")
-    audience_picker = page.get_by_role("group", name="Send to members of any of")
-    audience_picker.get_by_role("checkbox", name=re.compile("^Toronto")).check()
+    compose_campaign(page, "Next year", "Later", "Later, {{ contact.first_name }}")
     page.get_by_role("textbox", name=re.compile("^Send at")).fill("2030-01-15T09:30")
     page.get_by_role("button", name="Save campaign").click()
     page.get_by_role("button", name="Schedule").click()
