@@ -134,6 +134,7 @@ def main() -> None:
         print(
             f"Segments is running.\n"
             f"  API:           http://127.0.0.1:{api_port}  (OpenAPI at /openapi.json)\n"
+            f"  console:       http://127.0.0.1:{api_port}/console  (sign in with a tenant's API key)\n"
             f"  moto:          http://127.0.0.1:{moto_port}  (sent mail: /moto-api/data.json)\n"
             f"  operator key:  {get_config().operator_key}\n"
             f"  queues polled: {', '.join(s.queue_name for s in dispatcher.subscriptions) or 'none'}\n"

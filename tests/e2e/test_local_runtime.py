@@ -16,6 +16,7 @@ def test_the_runtime_serves_over_http_then_ctrl_c_leaves_nothing_behind():
     try:
         banner = "".join(runtime.banner)
         assert "operator key:  local-operator-key" in banner
+        assert f"console:       http://127.0.0.1:{runtime.api_port}/console" in banner
         assert runtime.call("GET", "/health") == (200, {"status": "ok"})
 
         status, tenant = runtime.call("POST", "/tenants", "local-operator-key", {"name": "Acme"})
