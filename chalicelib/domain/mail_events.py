@@ -44,6 +44,12 @@ class MailEvent:
         return {name: self.tags[name] for name in ("campaign_id", "trigger_id") if self.tags.get(name)}
 
 
+def ses_tags(event: dict[str, Any]) -> dict[str, str]:
+    """The message tags the mail was sent with (tenant_id, campaign_id or trigger_id, contact_id), as SES
+    echoes them in every event (each a list of one value)."""
+    return {name: values[0] for name, values in ((event.get("mail") or {}).get("tags") or {}).items() if values}
+
+
 def read_ses_event(event: dict[str, Any]) -> MailEvent | None:
     """A delivery, open or click, or None for any other event (or one without a readable time)."""
     ses_type = str(event.get("eventType") or event.get("notificationType") or "")
@@ -55,9 +61,8 @@ def read_ses_event(event: dict[str, Any]) -> MailEvent | None:
     mail = event.get("mail") or {}
     if moment is None or not mail.get("messageId"):
         return None
-    tags = {name: values[0] for name, values in (mail.get("tags") or {}).items() if values}
     link = detail.get("link") if kind == "clicked" else None
-    return MailEvent(kind, ses_type, str(mail["messageId"]), to_rfc3339(moment), tags, link)
+    return MailEvent(kind, ses_type, str(mail["messageId"]), to_rfc3339(moment), ses_tags(event), link)
 
 
 def contact_event(mail_event: MailEvent, now: datetime) -> dict[str, Any] | None:

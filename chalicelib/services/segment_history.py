@@ -3,7 +3,7 @@
 Entered and exited count the ``segment.entered`` / ``segment.exited`` events on the membership-events queue
 — real-time moves and evaluation flips alike — each once, however often SQS delivers it, on the day the
 transition happened. Members is the segment's count at the day's last counted transition, or after an
-evaluation; a day without a point carries the day before's members.
+evaluation; a day without a point carries the day before's members. Reading them: ``segments.size_history``.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.domain.clock import Clock, stored_moment, system_clock
-from chalicelib.domain.errors import NotFound
 from chalicelib.domain.membership import ENTERED, EXITED
-from chalicelib.domain.segments import HISTORY_DAYS_DEFAULT, HISTORY_KEPT_DAYS, history_series
-from chalicelib.domain.values import whole_number
+from chalicelib.domain.segments import HISTORY_KEPT_DAYS
 from chalicelib.services.context import TenantContext
 
 
@@ -40,13 +38,3 @@ def record_members(ctx: TenantContext, segment_id: str, clock: Clock = system_cl
     if segment is not None and segment.member_count is not None:
         now = clock()
         ctx.ports.segments.record_members(segment_id, now.date().isoformat(), segment.member_count, _kept_until(now))
-
-
-def history(ctx: TenantContext, segment_id: str, days_text: str | None, clock: Clock = system_clock) -> dict[str, Any]:
-    """``GET /segments/{id}/history?days=N``: the last N days (30 unless given, at most 400), oldest first."""
-    days = whole_number(days_text, "days", 1, HISTORY_KEPT_DAYS, default=HISTORY_DAYS_DEFAULT)
-    segment = ctx.ports.segments.get(segment_id) if isinstance(segment_id, str) else None
-    if segment is None:
-        raise NotFound(f"Segment {segment_id} does not exist.", {"field": "id"})
-    points = ctx.ports.segments.size_points(segment.id)
-    return {"items": history_series(points, clock().date(), days, segment.member_count)}

@@ -33,6 +33,7 @@ from chalicelib.domain.segments import (
     SegmentDraft,
     StaleSegment,
 )
+from chalicelib.domain.values import whole_number
 from chalicelib.services import dependents
 from chalicelib.services.contacts import contact_view, list_filters, resolve
 from chalicelib.services.context import TenantContext
@@ -310,6 +311,17 @@ def contact_segments(ctx: TenantContext, reference: str) -> dict[str, Any]:
             if found.get((s.id, s.generation or ""))
         ]
     }
+
+
+def size_history(
+    ctx: TenantContext, segment_id: str, days_text: str | None, clock: Clock = system_clock
+) -> dict[str, Any]:
+    """``GET /segments/{id}/history?days=N``: the last N days (30 unless given, at most 400), oldest first
+    (services/segment_history.py records them)."""
+    days = whole_number(days_text, "days", 1, rules.HISTORY_KEPT_DAYS, default=rules.HISTORY_DAYS_DEFAULT)
+    segment = _require(ctx, segment_id)
+    points = ctx.ports.segments.size_points(segment.id)
+    return {"items": rules.history_series(points, clock().date(), days, segment.member_count)}
 
 
 def _published(ctx: TenantContext, segment_id: str) -> Segment:

@@ -21,7 +21,7 @@ from chalicelib.domain.campaigns import Suppression
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.emails import is_valid_email
 from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed
-from chalicelib.domain.mail_events import read_ses_event
+from chalicelib.domain.mail_events import read_ses_event, ses_tags
 from chalicelib.domain.validation import validate
 from chalicelib.logs import logger
 from chalicelib.services import mail_events
@@ -158,7 +158,7 @@ def apply_ses_notification(
     (services/mail_events.py); anything else is only logged."""
     event = json.loads(body["Message"]) if "Message" in body else body
     kind = event.get("eventType") or event.get("notificationType")
-    tags = {name: values[0] for name, values in (event.get("mail", {}).get("tags") or {}).items() if values}
+    tags = ses_tags(event)
     tenant_id = tags.get("tenant_id")
     mail_event = read_ses_event(event)
     if mail_event is not None and tenant_id:

@@ -27,7 +27,6 @@ shard's evaluation owns its chunks outright (a redelivered shard rewrites them).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -47,7 +46,7 @@ from chalicelib.domain.contacts import SHARDS
 from chalicelib.domain.segments import EVALUATION_FIELDS, Segment, SizePoint, StaleSegment
 from chalicelib.ports.segments import ANY_JOB
 from chalicelib.storage.mapping import Mapper
-from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection
+from chalicelib.storage.table import Gsi1, MainTableModel, apply_once, cancellation_reasons, connection
 from chalicelib.storage.tenants import tenant_pk
 
 MEMBER_CHUNK = 4_096
@@ -100,10 +99,6 @@ class SizePointItem(MainTableModel):
     members = NumberAttribute(null=True)
     entered = NumberAttribute(default=0)
     exited = NumberAttribute(default=0)
-    expires_at = NumberAttribute()
-
-
-class CountedEventItem(MainTableModel):
     expires_at = NumberAttribute()
 
 
@@ -388,16 +383,10 @@ class SegmentTable:
         actions: list[Action] = [counter.add(1), SizePointItem.expires_at.set(kept_until)]
         if members is not None:
             actions.append(SizePointItem.members.set(members))
-        seen = CountedEventItem(pk, f"HSEEN#{event_id}", expires_at=int(time.time()) + COUNTED_EVENT_KEPT_SECONDS)
-        try:
-            with TransactWrite(connection=connection()) as transaction:
-                transaction.save(seen, condition=CountedEventItem.sk.does_not_exist())
-                transaction.update(SizePointItem(pk, f"H#{day}"), actions=actions)
-        except TransactWriteError as error:
-            if "ConditionalCheckFailed" in cancellation_reasons(error):
-                return False
-            raise
-        return True
+        point = SizePointItem(pk, f"H#{day}")
+        return apply_once(
+            pk, f"HSEEN#{event_id}", COUNTED_EVENT_KEPT_SECONDS, lambda transaction: transaction.update(point, actions)
+        )
 
     def record_members(self, segment_id: str, day: str, members: int, kept_until: int) -> None:
         SizePointItem(_own_pk(self.tenant_id, segment_id), f"H#{day}").update(

@@ -19,7 +19,6 @@ redelivery, retries, pause and resume from mailing anyone twice.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
@@ -45,7 +44,7 @@ from chalicelib.storage.campaigns import CampaignItem, campaign_key, campaign_ow
 from chalicelib.storage.contacts import ContactItem, contact_from_item
 from chalicelib.storage.mapping import Mapper
 from chalicelib.storage.suppressions import suppressions_pk
-from chalicelib.storage.table import MainTableModel, cancellation_reasons, connection, shard_pk
+from chalicelib.storage.table import MainTableModel, apply_once, cancellation_reasons, connection, shard_pk
 from chalicelib.storage.tenants import tenant_pk
 
 
@@ -75,13 +74,8 @@ class SendItem(MainTableModel):
     clicked_at = UnicodeAttribute(null=True)
 
 
-class MailEventSeenItem(MainTableModel):
-    """An SES event already counted (``EV#{key}`` in the campaign's partition), remembered a week."""
-
-    expires_at = NumberAttribute()
-
-
 MAIL_EVENT_KEPT_SECONDS = 7 * 86_400
+"""How long an SES event already counted (``EV#{key}`` in the campaign's partition) is remembered."""
 
 
 class LedgerItem(MainTableModel):
@@ -358,17 +352,12 @@ class SendTable:
     def record_engagement(self, campaign_id: str, contact_id: str, kind: str, event_key: str, at: str) -> bool:
         pk = campaign_own_pk(self.tenant_id, campaign_id)
         campaign = CampaignItem(*campaign_key(self.tenant_id, campaign_id))
-        counted = True
-        try:
-            with TransactWrite(connection=connection()) as transaction:
-                seen = MailEventSeenItem(pk, f"EV#{event_key}", expires_at=int(time.time()) + MAIL_EVENT_KEPT_SECONDS)
-                transaction.save(seen, condition=MailEventSeenItem.sk.does_not_exist())
-                if kind in TOTALS:
-                    transaction.update(campaign, actions=[getattr(CampaignItem, TOTALS[kind]).add(1)])
-        except TransactWriteError as error:
-            if "ConditionalCheckFailed" not in cancellation_reasons(error):
-                raise
-            counted = False
+
+        def add_to_total(transaction: TransactWrite) -> None:
+            if kind in TOTALS:
+                transaction.update(campaign, actions=[getattr(CampaignItem, TOTALS[kind]).add(1)])
+
+        counted = apply_once(pk, f"EV#{event_key}", MAIL_EVENT_KEPT_SECONDS, add_to_total)
         # the recipient's first one (its own condition: once, even after a stop between the two writes)
         recipient = SendItem(pk, f"S#{contact_id}")
         moment = getattr(SendItem, f"{kind}_at")

@@ -16,15 +16,17 @@ its tenant; it holds no tenant data. ``gsi1`` serves secondary listings
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
 
-from pynamodb.attributes import UnicodeAttribute
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.contacts import SHARDS
 from chalicelib.resources import MAIN_TABLE
@@ -94,3 +96,25 @@ def connection() -> Connection:
     (a client names no table), so a cold process parses the model once, not once per item type.
     """
     return Connection(region=region())
+
+
+class AppliedEventItem(MainTableModel):
+    """An event already applied (a counted transition, an SES event): written in the same transaction as what
+    it applies, so a redelivery finds it; DynamoDB's TTL removes it after a few days."""
+
+    expires_at = NumberAttribute()
+
+
+def apply_once(pk: str, sk: str, kept_seconds: int, writes: Callable[[TransactWrite], None]) -> bool:
+    """``writes`` in one transaction with the marker ``(pk, sk)``, which must not exist yet; False when it did
+    (the event was applied before). Conflicts and throttling raise, so the caller's message is retried."""
+    marker = AppliedEventItem(pk, sk, expires_at=int(time.time()) + kept_seconds)
+    try:
+        with TransactWrite(connection=connection()) as transaction:
+            transaction.save(marker, condition=AppliedEventItem.sk.does_not_exist())
+            writes(transaction)
+    except TransactWriteError as error:
+        if "ConditionalCheckFailed" not in cancellation_reasons(error):
+            raise
+        return False
+    return True

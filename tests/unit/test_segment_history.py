@@ -12,7 +12,7 @@ import pytest
 from chalicelib.domain.errors import NotFound, ValidationFailed
 from chalicelib.domain.membership import transition_event
 from chalicelib.domain.segments import SizePoint, history_series
-from chalicelib.services import evaluation, jobs, segment_history, shards
+from chalicelib.services import evaluation, jobs, segment_history, segments, shards
 from chalicelib.services.context import TenantContext
 from tests.support.fakes import InMemoryCatalog, fake_context
 from tests.support.on_fakes import create, put, run_jobs
@@ -85,14 +85,14 @@ def test_an_evaluation_records_todays_members_and_the_route_reads_the_series(ctx
     run_jobs(ctx)
     today = datetime.now(UTC).date().isoformat()
     assert next(p for p in ctx.ports.segments.size_points(segment["id"]) if p.date == today).members == 3
-    series = segment_history.history(ctx, segment["id"], "7")["items"]
+    series = segments.size_history(ctx, segment["id"], "7")["items"]
     assert series == [{"date": today, "members": 3, "entered": 0, "exited": 0}]
     for bad in ("0", "401", "x", "-1"):
         with pytest.raises(ValidationFailed) as refused:
-            segment_history.history(ctx, segment["id"], bad)
+            segments.size_history(ctx, segment["id"], bad)
         assert refused.value.details["field"] == "days"
     with pytest.raises(NotFound):
-        segment_history.history(ctx, "seg_nope", None)
+        segments.size_history(ctx, "seg_nope", None)
 
 
 def test_a_deleted_segment_forgets_its_history(ctx):

@@ -48,7 +48,7 @@ def _serve(name: str) -> Response:
     """A file of the console folder by its bare name (read at each request: they are few and small, and a
     console edit shows at the next reload under ``make run``)."""
     path = FILES / name
-    if name.startswith(".") or path.suffix not in TYPES or name not in {entry.name for entry in FILES.iterdir()}:
+    if "/" in name or name.startswith(".") or path.suffix not in TYPES or not path.is_file():
         raise NotFoundError("The console has no such file.")
     headers = {"Content-Type": TYPES[path.suffix], **SECURITY_HEADERS}
     return Response(body=path.read_text(encoding="utf-8"), status_code=200, headers=headers)

@@ -12,7 +12,7 @@ from chalicelib.domain.contacts import CONTACT_SCHEMA
 from chalicelib.domain.values import whole_number
 from chalicelib.http.api import PAGE_QUERY, Access, ApiBlueprint, Call
 from chalicelib.http.schemas import CONFIRM_QUERY, JOB_SCHEMA, list_of, page_of
-from chalicelib.services import overview, segment_history, segments
+from chalicelib.services import overview, segments
 
 blueprint = ApiBlueprint(__name__)
 FEATURE = {"feature": "segments", "tag": "segments"}
@@ -272,7 +272,7 @@ def evaluate(call: Call, segment_id: str) -> dict:
     **FEATURE,
 )
 def size_history(call: Call, segment_id: str) -> dict:
-    return segment_history.history(call.context, segment_id, call.query.get("days"))
+    return segments.size_history(call.context, segment_id, call.query.get("days"))
 
 
 @blueprint.operation(
