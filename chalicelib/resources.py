@@ -34,9 +34,15 @@ TRIGGER_RUNS_QUEUE = "segments-trigger-runs"
 TRIGGER_RUNS_DEAD_LETTER_QUEUE = "segments-trigger-runs-dlq"
 
 SES_EVENTS_TOPIC = "segments-ses-events"
-"""SES publishes bounces and complaints here (configuration set event destination)."""
+"""SES publishes its events of sent mail here (both configuration sets' event destinations)."""
 SES_EVENTS_QUEUE = "segments-ses-events"
 SES_EVENTS_DEAD_LETTER_QUEUE = "segments-ses-events-dlq"
+
+TRACKED_CONFIGURATION_SET = "segments-campaigns"
+"""The SES configuration set of mail whose opens and clicks are tracked: its event destination takes every event
+type, ``open`` and ``click`` included, which is what makes SES add the open pixel and rewrite the links."""
+UNTRACKED_CONFIGURATION_SET = "segments-untracked"
+"""The same destination without ``open`` and ``click``: SES leaves the mail as it was written."""
 
 SNAPSHOT_BUCKET = "segments-snapshots"
 """Shard snapshots (storage/snapshots.py). Deployed, the bucket's name is generated and reaches the functions

@@ -29,7 +29,8 @@ export async function campaignsScreen({ readOnly, params, me }) {
 
 async function campaignView({ readOnly, id, me }) {
   const creating = id === "new";
-  const [segments, campaign] = await Promise.all([all("segments"), creating ? null : api("GET", `campaigns/${encodeURIComponent(id)}`)]);
+  const [segments, settings, campaign] = await Promise.all([
+    all("segments"), api("GET", "settings"), creating ? null : api("GET", `campaigns/${encodeURIComponent(id)}`)]);
   const editable = !readOnly && (creating || ["draft", "scheduled"].includes(campaign.status));
   const value = (name, fallback = "") => (campaign && campaign[name] !== null && campaign[name] !== undefined ? campaign[name] : fallback);
   const name = h("input", { value: value("name"), required: true, maxlength: 200, readonly: !editable });
@@ -38,6 +39,10 @@ async function campaignView({ readOnly, id, me }) {
   const html = h("textarea", { rows: 8, class: "code", readonly: !editable }, value("html"));
   const text = h("textarea", { rows: 6, class: "code", readonly: !editable }, value("text"));
   const sendAt = h("input", { type: "datetime-local", value: rfc3339ToLocal(value("send_at", null)), readonly: !editable });
+  const trackingChoice = { null: "", true: "on", false: "off" }[String(value("tracking", null))];
+  const tracking = h("select", { disabled: !editable },
+    [["", `As the tenant's settings say (${settings.tracking ? "on" : "off"})`], ["on", "On"], ["off", "Off"]]
+      .map(([option, label]) => h("option", { value: option, selected: option === trackingChoice }, label)));
   const audience = h("p", { role: "status", class: "count" }, "Choose segments to count the audience.");
   const include = segmentBoxes("Send to members of any of", segments, value("segments", []), "include", !editable, { counts: true });
   const exclude = segmentBoxes("Except members of any of", segments, value("exclude_segments", []), "exclude", !editable, { counts: true });
@@ -68,6 +73,7 @@ async function campaignView({ readOnly, id, me }) {
       name: name.value.trim(), from: sender.value.trim() || null, subject: subject.value,
       html: html.value || null, text: text.value || null,
       segments: include.value, exclude_segments: exclude.value, send_at: localToRfc3339(sendAt.value),
+      tracking: { "": null, on: true, off: false }[tracking.value],
     };
     try {
       const saved = creating ? await api("POST", "campaigns", body) : await api("PATCH", `campaigns/${encodeURIComponent(campaign.id)}`, body);
@@ -90,6 +96,7 @@ async function campaignView({ readOnly, id, me }) {
     h("h2", {}, "Audience"),
     include.element, exclude.element, audience,
     field("Send at (your time; empty: when you press Send)", sendAt),
+    field("Track opens and clicks", tracking, "SES adds an open pixel and tracks the links; off sends the mail as written."),
     problems,
     editable ? h("button", { type: "submit", class: "primary" }, "Save campaign") : null);
 

@@ -1,5 +1,7 @@
 // Mailbox (local stage only): every mail the local runtime sent for this tenant, with its headers, the HTML
-// rendered in a sandbox (no scripts, no requests out) and the text; the one-click unsubscribe can be pressed.
+// rendered in a sandbox (no scripts, no requests out but to this origin) and the text; the one-click unsubscribe
+// can be pressed. Tracked mail is as SES delivers it: showing it loads the open pixel (an open), and its links
+// are listed to follow (a click), both on this origin (infra/local/tracking.py).
 
 import { api, query } from "./api.js";
 import { formatTime, h, notice, show } from "./dom.js";
@@ -62,5 +64,24 @@ async function messageView(id) {
       h("dl", { class: "pairs" }, mail.headers.map((header) => [h("dt", {}, header.name), h("dd", {}, header.value)])),
       unsubscribe, outcome),
     h("section", { class: "card" }, h("h2", {}, "HTML"), mail.html ? frame : h("p", { class: "muted" }, "No HTML part.")),
+    mail.html ? linksOf(mail.html) : null,
     h("section", { class: "card" }, h("h2", {}, "Text"), mail.text ? h("pre", { class: "code" }, mail.text) : h("p", { class: "muted" }, "No text part.")));
+}
+
+/** The links of the HTML part, to follow in a new tab: a tracked one counts a click, then goes where it pointed. */
+function linksOf(html) {
+  const parsed = new DOMParser().parseFromString(html, "text/html"); // inert: nothing loads or runs
+  const links = [...parsed.querySelectorAll("a[href]")].filter((link) => /^https?:/i.test(link.getAttribute("href")));
+  const tracked = (href) => href.includes("/_local/track/click/");
+  return h("section", { class: "card" },
+    h("h2", {}, "Links"),
+    links.length === 0 ? h("p", { class: "muted" }, "No links.") : [
+      h("p", { class: "hint" }, links.some((link) => tracked(link.href))
+        ? "Opens and clicks of this mail are tracked: showing it counted an open; following a tracked link counts a click."
+        : "This mail is not tracked: its links go straight where they point."),
+      h("ul", {}, links.map((link, index) => h("li", {},
+        h("a", { href: link.getAttribute("href"), target: "_blank", rel: "noopener noreferrer" },
+          `Follow “${link.textContent.trim() || `link ${index + 1}`}”`),
+        tracked(link.href) ? " (tracked)" : ""))),
+    ]);
 }

@@ -277,6 +277,7 @@ class Campaign:
     created_at: str
     updated_at: str
     status_reason: str | None = None
+    tracking: bool | None = None  # opens and clicks tracked: None follows the tenant's settings.tracking
     started_at: str | None = None
     finished_at: str | None = None
     audience: int | None = None
@@ -288,7 +289,7 @@ class Campaign:
 
 CONTENT = (
     "name", "sender", "subject", "html", "text", "segments", "exclude_segments", "send_at", "status",
-    "status_reason", "version", "created_at", "updated_at",
+    "status_reason", "tracking", "version", "created_at", "updated_at",
 )  # fmt: skip
 """The fields a person edits (and a status move saves with them); the rest is the progress sending moves."""
 

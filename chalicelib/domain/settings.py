@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "jobs_at_once": 4,
     "frequency_cap": {"max_emails": None, "per_days": 7},
     "snapshots": {"compact_after_changes": 64, "compact_after_seconds": 300},
+    "tracking": True,
 }
 
 _nullable_email = {"type": ["string", "null"], "maxLength": 254}
@@ -76,6 +77,7 @@ PATCH_SCHEMA: dict[str, Any] = {
                 "compact_after_seconds": {"type": ["integer", "null"], "minimum": 10, "maximum": 86_400},
             },
         },
+        "tracking": {"type": ["boolean", "null"]},
     },
 }
 
@@ -89,6 +91,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "jobs_at_once": {"type": "integer"},
         "frequency_cap": {"type": "object"},
         "snapshots": {"type": "object"},
+        "tracking": {"type": "boolean", "description": "Opens and clicks are tracked (a campaign may say)."},
     },
 }
 

@@ -17,6 +17,7 @@ class Mail:
     tags: dict[str, str]  # message tags: they come back in bounce and complaint notifications
     sender_name: str | None = None  # the From display name (RFC 2047-encoded when not ASCII)
     reply_to: str | None = None
+    tracked: bool = True  # opens and clicks tracked (SES: the configuration set whose destination takes them)
 
 
 class MailError(Exception):

@@ -46,6 +46,10 @@ _CONTENT = {
     "segments": _ids,
     "exclude_segments": _ids,
     "send_at": {"type": ["string", "null"], "maxLength": 40, "format": "date-time"},
+    "tracking": {
+        "type": ["boolean", "null"],
+        "description": "Track opens and clicks (null, the default: as the tenant's settings.tracking says).",
+    },
 }
 CREATE_CAMPAIGN_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -92,6 +96,7 @@ CAMPAIGN_SCHEMA: dict[str, Any] = {
         "segments": {"type": "array", "items": {"type": "string"}},
         "exclude_segments": {"type": "array", "items": {"type": "string"}},
         "send_at": {"type": ["string", "null"]},
+        "tracking": {"type": ["boolean", "null"]},
         "status": {
             "type": "string",
             "enum": [
@@ -143,6 +148,7 @@ def campaign_view(campaign: Campaign) -> dict[str, Any]:
         "segments": campaign.segments,
         "exclude_segments": campaign.exclude_segments,
         "send_at": campaign.send_at,
+        "tracking": campaign.tracking,
         "status": campaign.status,
         "status_reason": campaign.status_reason,
         "version": campaign.version,
@@ -210,6 +216,7 @@ def _checked(ctx: TenantContext, base: dict[str, Any], clock: Clock) -> dict[str
         "segments": targets,
         "exclude_segments": exclusions,
         "send_at": _check_send_at(base.get("send_at"), clock),
+        "tracking": base.get("tracking"),
     }
 
 
@@ -244,6 +251,7 @@ def update_campaign(ctx: TenantContext, campaign_id: str, body: Any, clock: Cloc
         "segments": before.segments,
         "exclude_segments": before.exclude_segments,
         "send_at": before.send_at,
+        "tracking": before.tracking,
     }
     if "send_at" not in body and before.send_at and (stored_moment(before.send_at) or EARLIEST) <= clock():
         current["send_at"] = None  # a schedule that passed while editing is not re-checked as "in the past"
@@ -396,6 +404,7 @@ def test_send(ctx: TenantContext, campaign_id: str, body: Any) -> dict[str, Any]
         email = raw.strip().lower()
         if not is_valid_email(email):
             raise ValidationFailed(f"emails[{index}]", f"{raw!r} is not a valid email address.")
+    tracked = mail.tracked(ctx, campaign.tracking)  # as the recipients will get it
     for email in dict.fromkeys(e.strip().lower() for e in body["emails"]):
         suppression = ctx.ports.suppressions.get_suppression(email)
         if suppression:
@@ -407,9 +416,8 @@ def test_send(ctx: TenantContext, campaign_id: str, body: Any) -> dict[str, Any]
         url = mail.unsubscribe_url(tenant_id, campaign.id, email, inert=True)
         rendered = _rendered(campaign, view, url, "emails")
         marked = replace(rendered, subject=f"[Test] {rendered.subject}")
-        outcome = mail.send_rendered(
-            ctx, campaign.sender, email, marked, url, {"campaign_id": campaign.id, "test": "true"}
-        )
+        tags = {"campaign_id": campaign.id, "test": "true"}  # no contact_id: its SES events count nothing
+        outcome = mail.send_rendered(ctx, campaign.sender, email, marked, url, tags, tracked=tracked)
         results.append({"email": email, **outcome.view()})
     return {"items": results}
 

@@ -31,6 +31,11 @@ def unsubscribe_url(tenant_id: str, campaign_id: str | None, email: str, *, iner
     return f"{get_config().public_url}/unsubscribe/{token}"
 
 
+def tracked(ctx: TenantContext, choice: bool | None) -> bool:
+    """Whether opens and clicks of a mail are tracked: a campaign's own choice, else the tenant's setting."""
+    return bool(ctx.settings["tracking"]) if choice is None else choice
+
+
 @dataclass(frozen=True)
 class Delivery:
     """``status`` is ``rules.DELIVERED`` (``message_id`` set) or a ``classify_ses_error`` kind (``reason`` set); a
@@ -58,20 +63,28 @@ def deliver(
     contact: dict[str, Any],
     tags: dict[str, str],
     *,
+    tracked: bool,
     campaign_id: str | None = None,
 ) -> Delivery:
     """Render and send one email to ``email`` as ``contact`` (its API view). ``tags`` name what sent it
-    ({"campaign_id": …} or {"trigger_id": …}) for SES feedback."""
+    ({"campaign_id": …} or {"trigger_id": …}) for SES feedback; ``tracked``: opens and clicks (``tracked()``)."""
     url = unsubscribe_url(ctx.tenant_id, campaign_id, email)
     try:
         rendered = render(templates, contact, url)
     except RenderFailed as problem:
         return Delivery(rules.REJECTED_ONE, reason=f"render: {problem}")
-    return send_rendered(ctx, sender, email, rendered, url, tags)
+    return send_rendered(ctx, sender, email, rendered, url, tags, tracked=tracked)
 
 
 def send_rendered(
-    ctx: TenantContext, sender: str, email: str, rendered: Rendered, url: str, tags: dict[str, str]
+    ctx: TenantContext,
+    sender: str,
+    email: str,
+    rendered: Rendered,
+    url: str,
+    tags: dict[str, str],
+    *,
+    tracked: bool,
 ) -> Delivery:
     """The SES call for an email already rendered with its unsubscribe ``url`` (test sends render first, to
     refuse a template that does not render with a 422)."""
@@ -86,6 +99,7 @@ def send_rendered(
         text=rendered.text,
         headers={"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
         tags={"tenant_id": ctx.tenant_id, **tags},
+        tracked=tracked,
     )
     try:
         return Delivery(rules.DELIVERED, message_id=ctx.ports.mailer.send(mail))

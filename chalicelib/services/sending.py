@@ -264,6 +264,7 @@ def _mail_claimed(
     what happened to each, how many were sent, and what stopped the rest (throttled, quota, blocked)."""
     first_slot, rate = slots
     templates = Templates(campaign.subject, campaign.html, campaign.text)
+    tracked = mail.tracked(ctx, campaign.tracking)
     outcomes: list[Outcome] = []
     sent, stop = 0, None
     for position, claim in enumerate(mailing):
@@ -275,7 +276,9 @@ def _mail_claimed(
             sleep(wait)
         contact = contact_view(facts.contacts[claim.contact_id])
         tags = {"campaign_id": campaign.id, "contact_id": claim.contact_id}
-        result = mail.deliver(ctx, campaign.sender, claim.email, templates, contact, tags, campaign_id=campaign.id)
+        result = mail.deliver(
+            ctx, campaign.sender, claim.email, templates, contact, tags, tracked=tracked, campaign_id=campaign.id
+        )
         if result.status == rules.UNCERTAIN:
             logger.warning(
                 "SES answer unknown; the recipient is left claimed",

@@ -230,7 +230,8 @@ def _send_email(ctx: TenantContext, trigger: Trigger, action: dict[str, Any], co
     time.sleep(max(0.0, slot / 1000 - time.time()))
     templates = Templates(action["subject"], action.get("html"), action.get("text"))
     tags = {"trigger_id": trigger.id, "contact_id": contact.id}
-    delivery = mail.deliver(ctx, action["from"], email, templates, contact_view(contact), tags)
+    tracked = mail.tracked(ctx, None)  # a trigger's email follows the tenant's setting
+    delivery = mail.deliver(ctx, action["from"], email, templates, contact_view(contact), tags, tracked=tracked)
     if delivery.account_wide:
         ctx.ports.triggers.release_mail(contact.id, key)
         raise SendLater(delivery.reason or delivery.status)

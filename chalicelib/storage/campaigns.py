@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.update import Action
 
@@ -44,6 +44,7 @@ class CampaignItem(MainTableModel):
     send_at = UnicodeAttribute(null=True)
     status = UnicodeAttribute()
     status_reason = UnicodeAttribute(null=True)
+    tracking = BooleanAttribute(null=True)
     version = NumberAttribute()
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()

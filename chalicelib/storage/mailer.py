@@ -5,7 +5,6 @@ Locally, SES's mailbox simulator addresses answer as in SES (infra/local/ses_sim
 
 from __future__ import annotations
 
-import os
 import threading
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -17,6 +16,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.ports.mailer import Mail, MailError
+from chalicelib.resources import TRACKED_CONFIGURATION_SET, UNTRACKED_CONFIGURATION_SET
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
@@ -60,10 +60,8 @@ def send_email(mail: Mail) -> str:
         "FromEmailAddress": mail.sender,
         "Content": {"Raw": {"Data": _mime(mail)}},
         "EmailTags": [{"Name": name, "Value": value} for name, value in mail.tags.items()],
+        "ConfigurationSetName": TRACKED_CONFIGURATION_SET if mail.tracked else UNTRACKED_CONFIGURATION_SET,
     }
-    configuration_set = os.environ.get("SEGMENTS_SES_CONFIGURATION_SET")
-    if configuration_set:
-        arguments["ConfigurationSetName"] = configuration_set
     try:
         message_id = _client("sesv2").send_email(**arguments)["MessageId"]
     except ClientError as error:

@@ -9,7 +9,9 @@ and, given a state folder, two endpoints the local runtime calls:
 - ``POST /_local/state/save``: save now (the runtime's last step on Ctrl-C).
 
 Both answer JSON counts: ``{"items": …, "messages": …, "mail": …}`` (``null`` when nothing was saved).
-It always serves the local mailbox at ``GET /_local/mail`` (``MailboxEndpoints``).
+It always serves the local mailbox at ``GET /_local/mail`` (``MailboxEndpoints``) and SES's open pixel and
+tracked links at ``GET /_local/track/…`` (``TrackingEndpoints``), and publishes SES's delivery events
+(infra/local/ses_simulator.py).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from urllib.parse import parse_qs
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
 
-from infra.local import mailbox, moto_patches, state
+from infra.local import mailbox, moto_patches, ses_simulator, state, tracking
 
 SAVE_EVERY = float(os.environ.get("SEGMENTS_LOCAL_SAVE_SECONDS") or 5)
 _READS = (
@@ -122,6 +124,30 @@ class MailboxEndpoints:
         return _json(start_response, "404 Not Found" if found is None else "200 OK", found or {})
 
 
+class TrackingEndpoints:
+    """WSGI middleware: SES's open pixel and tracked links (infra/local/tracking.py). A pixel answers a GIF and a
+    link redirects to where the mail pointed, each after publishing its SES event; anything else is a 404."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(tracking.PATH):
+            return self.app(environ, start_response)
+        address = environ.get("HTTP_X_FORWARDED_FOR") or environ.get("REMOTE_ADDR") or "127.0.0.1"
+        found = tracking.followed(path, environ.get("HTTP_USER_AGENT", ""), address.split(",")[0].strip())
+        if found is None:
+            return _json(start_response, "404 Not Found", {"error": {"code": "not_found", "message": "No such link."}})
+        ses_simulator.publish(found.event, found.account, found.region)
+        never_cached = ("Cache-Control", "no-store")
+        if found.redirect is not None:
+            start_response("302 Found", [("Location", found.redirect), never_cached, ("Content-Length", "0")])
+            return [b""]
+        start_response("200 OK", [("Content-Type", "image/gif"), never_cached])
+        return [tracking.PIXEL]
+
+
 def _json(start_response: Any, status: str, body: Any) -> list[bytes]:
     start_response(status, [("Content-Type", "application/json")])
     return [json.dumps(body).encode()]
@@ -136,7 +162,8 @@ def main() -> None:
     os.environ.setdefault("MOTO_PORT", str(arguments.port))  # as moto's own main: queue URLs name the port
     moto_patches.apply()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request, which nobody reads, costs the server
-    app: Any = MailboxEndpoints(DomainDispatcherApplication(create_backend_app))
+    ses_simulator.publish_deliveries = True  # as SES: every delivered mail has its Delivery event
+    app: Any = TrackingEndpoints(MailboxEndpoints(DomainDispatcherApplication(create_backend_app)))
     if arguments.state is not None:
         app = StateKeeper(app, arguments.state)
     run_simple(arguments.host, arguments.port, app, threaded=True, use_reloader=False)

@@ -94,6 +94,7 @@ def main() -> None:
     for name, value in LOCAL_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{moto_port}"
+    os.environ.setdefault("SEGMENTS_LOCAL_TRACKING_URL", f"http://127.0.0.1:{api_port}")  # SES's tracked links, locally
     if not _port_free(api_port):
         raise SystemExit(f"port {api_port} is in use: stop what runs there or set PORT")
 

@@ -351,7 +351,9 @@ def test_delete_reviews_what_is_connected_and_needs_the_checkbox_and_tags_stay(p
     assert after["enabled"] is False and after["status_reason"]  # it lost its only segment, and says why
 
 
-def test_a_campaign_sends_with_progress_and_its_mail_unsubscribes_in_one_click(page, runtime, api, shop):
+def test_a_campaign_sends_with_progress_its_mail_is_opened_and_clicked_and_unsubscribes_in_one_click(
+    page, runtime, api, shop
+):
     key = shop["admin_key"]
     segment = api(
         "POST", "/segments", key, {"name": "Toronto", "criteria": {"attr": "city", "op": "eq", "value": "Toronto"}}
@@ -359,8 +361,9 @@ def test_a_campaign_sends_with_progress_and_its_mail_unsubscribes_in_one_click(p
     wait_ready(api, key, "Toronto")
     sign_in(page, runtime.base_url, key)
     greeting = "Hi {{ contact.first_name }}"
-    compose_campaign(page, "Spring in Toronto", greeting, f"{greeting}: {{{{ unsubscribe_url }}}}",
-                     "<p>Hi <b>{{ contact.first_name }}</b></p>")  # fmt: skip
+    html = '<p>Hi <b>{{ contact.first_name }}</b></p><p><a href="https://example.com/spring">Spring offer</a></p>'
+    compose_campaign(page, "Spring in Toronto", greeting, f"{greeting}: {{{{ unsubscribe_url }}}}", html)
+    expect(page.get_by_role("combobox", name="Track opens and clicks")).to_have_value("")  # the tenant's: on
     audience = preview(api, key, {"segment": segment["id"]})
     expect(page.get_by_role("status").filter(has_text="in the audience")).to_contain_text(f"{audience} contacts")
     page.get_by_role("button", name="Save campaign").click()
@@ -381,6 +384,21 @@ def test_a_campaign_sends_with_progress_and_its_mail_unsubscribes_in_one_click(p
     expect(page.get_by_role("row").filter(has_text="p0@example.com")).to_have_count(1)
     mail.click()
     expect(page.get_by_role("definition").filter(has_text="List-Unsubscribe=One-Click")).to_be_visible()
+    (sent,) = [c for c in api("GET", "/campaigns", key)["items"] if c["name"] == "Spring in Toronto"]
+
+    def stats() -> dict:
+        return api("GET", f"/campaigns/{sent['id']}", key)["stats"]
+
+    # showing the mail loaded SES's open pixel; a tracked link counts a click, then goes where the mail pointed
+    assert api.wait(lambda: stats()["opened"] == 1 and stats()["delivered"] == audience), stats()
+    page.context.route(
+        "https://example.com/**", lambda route: route.fulfill(body="The offer", content_type="text/plain")
+    )
+    with page.expect_popup() as offer:
+        page.get_by_role("link", name="Follow “Spring offer”").click()
+    expect(offer.value).to_have_url("https://example.com/spring")
+    offer.value.close()
+    assert api.wait(lambda: stats()["clicked"] == 1), stats()
     page.get_by_role("button", name="Unsubscribe (one click)").click()
     expect(page.get_by_text("p0@example.com is unsubscribed.")).to_be_visible()
     shot(page, "mailbox")

@@ -18,6 +18,9 @@ from chalicelib.resources import (
     JOBS_DEAD_LETTER_QUEUE,
     JOBS_QUEUE,
     MAIN_TABLE,
+    SES_EVENTS_TOPIC,
+    TRACKED_CONFIGURATION_SET,
+    UNTRACKED_CONFIGURATION_SET,
 )
 from infra.declaration import load_template, local_resources
 from infra.local.provision import LOCAL_BUCKET_NAMES
@@ -228,6 +231,35 @@ def test_snapshots_live_in_a_private_encrypted_bucket_every_function_names(templ
     for statement in statements:
         assert sorted(statement["Action"]) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
         assert statement["Resource"] == [{"Fn::Sub": f"${{{name}.Arn}}/*"}]  # its objects, nothing else
+
+
+def test_tracked_and_untracked_mail_publish_every_event_to_the_ses_topic_and_only_tracked_mail_opens_and_clicks(
+    template,
+):
+    sets = {r["Properties"]["Name"]: name for name, r in resources_of(template, "AWS::SES::ConfigurationSet").items()}
+    assert set(sets) == {TRACKED_CONFIGURATION_SET, UNTRACKED_CONFIGURATION_SET}
+    topics = resources_of(template, "AWS::SNS::Topic").items()
+    (topic,) = [name for name, r in topics if r["Properties"]["TopicName"] == SES_EVENTS_TOPIC]
+    published = {}
+    for destination in resources_of(template, "AWS::SES::ConfigurationSetEventDestination").values():
+        properties = destination["Properties"]
+        assert properties["EventDestination"]["SnsDestination"]["TopicARN"] == {"Ref": topic}
+        published[properties["ConfigurationSetName"]["Ref"]] = set(properties["EventDestination"]["MatchingEventTypes"])
+    everything = {"send", "reject", "bounce", "complaint", "delivery", "open", "click"}
+    everything |= {"renderingFailure", "deliveryDelay"}
+    assert published == {
+        sets[TRACKED_CONFIGURATION_SET]: everything,
+        sets[UNTRACKED_CONFIGURATION_SET]: everything - {"open", "click"},
+    }
+    (sending,) = [
+        statement
+        for role in resources_of(template, "AWS::IAM::Role").values()
+        for policy in role["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        if "ses:SendRawEmail" in statement["Action"]
+    ][:1]
+    named = " ".join(json.dumps(resource) for resource in sending["Resource"])
+    assert all(f"configuration-set/${{{name}}}" in named for name in sets.values())
 
 
 def test_the_local_runtime_makes_every_declared_bucket():

@@ -30,7 +30,9 @@ def mailer_of(ctx: TenantContext) -> RecordingMailer:
 def test_a_rendered_email_carries_the_unsubscribe_headers_the_sender_and_the_feedback_tags(ctx):
     templates = Templates("Hi {{ contact.first_name }}", None, "Bye: {{ unsubscribe_url }}")
     tags = {"campaign_id": "cmp_1", "contact_id": "ctc_1"}
-    delivery = mail.deliver(ctx, "news@example.com", "ada@example.com", templates, CONTACT, tags, campaign_id="cmp_1")
+    delivery = mail.deliver(
+        ctx, "news@example.com", "ada@example.com", templates, CONTACT, tags, tracked=True, campaign_id="cmp_1"
+    )
     assert delivery == mail.Delivery(rules.DELIVERED, message_id="msg-1")
     assert delivery.view() == {"status": "sent", "message_id": "msg-1"}
     (sent,) = mailer_of(ctx).sent
@@ -41,11 +43,25 @@ def test_a_rendered_email_carries_the_unsubscribe_headers_the_sender_and_the_fee
     assert sent.text == f"Bye: {url}" and "/unsubscribe/" in url
     assert sent.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert sent.tags == {"tenant_id": "ten_1", "campaign_id": "cmp_1", "contact_id": "ctc_1"}
+    assert sent.tracked
+
+
+@pytest.mark.parametrize(
+    ("tenant_setting", "campaign_choice", "tracked"),
+    [(None, None, True), (False, None, False), (False, True, True), (True, False, False), (None, False, False)],
+)
+def test_opens_and_clicks_are_tracked_as_the_campaign_says_else_as_the_tenant_says(
+    tenant_setting, campaign_choice, tracked
+):
+    ctx = fake_context("ten_1", settings={} if tenant_setting is None else {"tracking": tenant_setting})
+    assert mail.tracked(ctx, campaign_choice) is tracked
+    mail.deliver(ctx, "news@example.com", "ada@example.com", Templates("s", None, "t"), CONTACT, {}, tracked=tracked)
+    assert [sent.tracked for sent in mailer_of(ctx).sent] == [tracked]
 
 
 def test_a_template_that_does_not_render_is_refused_for_this_contact_without_a_send(ctx):
     templates = Templates("{{ contact.first_name | truncate(3) }}", None, "{{ 1 / 0 }}")
-    delivery = mail.deliver(ctx, "news@example.com", "ada@example.com", templates, CONTACT, {})
+    delivery = mail.deliver(ctx, "news@example.com", "ada@example.com", templates, CONTACT, {}, tracked=True)
     assert delivery.status == rules.REJECTED_ONE and (delivery.reason or "").startswith("render: ")
     assert not delivery.account_wide and mailer_of(ctx).sent == []
 
@@ -62,7 +78,9 @@ def test_a_template_that_does_not_render_is_refused_for_this_contact_without_a_s
 )
 def test_what_the_provider_says_is_classified_once_for_every_caller(ctx, code, message, status, kind, account_wide):
     mailer_of(ctx).refuse.append(MailError(code, message, status))
-    delivery = mail.deliver(ctx, "news@example.com", "ada@example.com", Templates("s", None, "t"), CONTACT, {})
+    delivery = mail.deliver(
+        ctx, "news@example.com", "ada@example.com", Templates("s", None, "t"), CONTACT, {}, tracked=True
+    )
     assert (delivery.status, delivery.account_wide, delivery.reason) == (kind, account_wide, f"{code}: {message}")
 
 
