@@ -11,6 +11,11 @@ delivering every message. Prints recipients per second, AWS requests per
 recipient (SES, and everything else the code calls: DynamoDB and SQS sends; the
 dispatcher's receives and deletes are the Lambda event source's, shown apart),
 and duplicates, counted from what moto's SES received.
+
+Then SES's engagement events for the last mails sent (BENCH_ENGAGED, 5,000 at most: the local mailbox keeps
+that many): a Delivery for each, an Open for every second, a Click for every fourth, each notification queued
+twice and shuffled, as SNS may deliver it; prints events applied per second, AWS requests per event, and
+whether the campaign's counters came out exact.
 """
 
 from __future__ import annotations
@@ -19,19 +24,25 @@ from bench.inprocess import AwsCalls, freeze_loaded_data, print_table  # first: 
 
 # isort: split
 
+import json
 import os
+import random
 import time
 from collections import Counter
 from datetime import UTC, datetime
 
+import boto3
+
 from app import app
 from chalicelib.config import LOCAL_OPERATOR_KEY
 from chalicelib.domain.contacts import Contact, contact_id_for
-from chalicelib.resources import JOBS_QUEUE, SEND_QUEUE
+from chalicelib.resources import JOBS_QUEUE, SEND_QUEUE, SES_EVENTS_QUEUE
 from chalicelib.storage.contacts import ContactTable
+from infra.local import mailbox
 from infra.local.dispatcher import Dispatcher
 from tests.support import mail
 from tests.support.client import ApiClient
+from tests.support.ses_events import ses_notification
 
 EVENT_SOURCE = {"ReceiveMessage", "DeleteMessageBatch", "DeleteMessage", "ChangeMessageVisibility", "GetQueueUrl"}
 
@@ -127,7 +138,61 @@ def main() -> None:
             f"unknown {stats['unknown']}, audience {stats['audience']:,}",
         ),
     ]
-    print_table(rows)
+    print_table(rows + engagement(api, dispatcher, calls, key, campaign["id"]))
+
+
+def engagement(
+    api: ApiClient, dispatcher: Dispatcher, calls: AwsCalls, key: str, campaign_id: str
+) -> list[tuple[str, str]]:
+    tenant_id = api.get("/me", key=key).json["tenant"]["id"]
+    engaged = mailbox.newest(tenant_id, int(os.environ.get("BENCH_ENGAGED", "5000")), None)
+    notifications = []
+    for position, sent in enumerate(engaged):
+        tags = {"tenant_id": tenant_id, **sent["tags"]}
+        notifications.append(ses_notification("Delivery", sent["id"], tags, minutes_ago=3))
+        if position % 2 == 0:
+            notifications.append(ses_notification("Open", sent["id"], tags, minutes_ago=2))
+        if position % 4 == 0:
+            notifications.append(ses_notification("Click", sent["id"], tags, minutes_ago=1, link="https://x.test/a"))
+    queued = notifications * 2
+    random.Random(5).shuffle(queued)
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=SES_EVENTS_QUEUE)["QueueUrl"]
+    calls.reset()
+    started = time.perf_counter()
+    for start in range(0, len(queued), 1_000):  # queued as SNS would, a slice at a time: moto's cost grows with depth
+        with calls.not_counted():
+            for first in range(start, min(start + 1_000, len(queued)), 10):
+                entries = queued[first : first + 10]
+                sqs.send_message_batch(
+                    QueueUrl=url,
+                    Entries=[{"Id": str(i), "MessageBody": json.dumps(n)} for i, n in enumerate(entries)],
+                )
+        dispatcher.drain(queue_names=frozenset({SES_EVENTS_QUEUE}))
+    seconds = time.perf_counter() - started
+    event_source = sum(n for (service, op), n in calls.calls.items() if service == "sqs" and op in EVENT_SOURCE)
+    other = sum(calls.calls.values()) - event_source
+    by_operation = ", ".join(f"{service}.{op} {n:,}" for (service, op), n in sorted(calls.calls.items()))
+    stats = api.get(f"/campaigns/{campaign_id}", key=key).json["stats"]
+    wanted = {"delivered": len(engaged), "opened": (len(engaged) + 1) // 2, "clicked": (len(engaged) + 3) // 4}
+    wanted.update(opens=wanted["opened"], clicks=wanted["clicked"])
+    exact = all(stats[name] == value for name, value in wanted.items())
+    return [
+        (
+            "SES events of the campaign (each delivered twice)",
+            f"{len(notifications):,} events ({len(queued):,} notifications) in {seconds:.1f} s = "
+            f"{len(queued) / seconds:,.0f} notifications/s",
+        ),
+        (
+            "    AWS requests per event",
+            f"{other / len(notifications):.2f}; Lambda event source {event_source / len(notifications):.2f}",
+        ),
+        ("    requests by operation", by_operation),
+        (
+            "    counters exact",
+            f"{exact}: " + ", ".join(f"{name} {stats[name]:,}/{value:,}" for name, value in wanted.items()),
+        ),
+    ]
 
 
 if __name__ == "__main__":

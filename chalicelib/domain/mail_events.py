@@ -24,6 +24,16 @@ TOTALS = {"opened": "opens", "clicked": "clicks"}
 
 
 @dataclass(frozen=True)
+class RecipientEvent:
+    """What a delivery, open or click changes of a campaign: its recipient's ``{kind}_at``, its counters."""
+
+    contact_id: str
+    kind: str  # delivered, opened or clicked
+    key: str  # the SES event's identity: counted once
+    at: str  # RFC 3339
+
+
+@dataclass(frozen=True)
 class MailEvent:
     kind: str  # delivered, opened or clicked
     ses_type: str
@@ -37,6 +47,17 @@ class MailEvent:
         """The event's identity: message id, type, timestamp and link."""
         text = "|".join((self.message_id, self.ses_type, self.at, self.link or ""))
         return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+    @property
+    def contact_id(self) -> str | None:
+        return self.tags.get("contact_id")
+
+    @property
+    def recipient_event(self) -> RecipientEvent | None:
+        """Its effect on the campaign that sent it (None when no campaign's recipient got it)."""
+        if not self.tags.get("campaign_id") or not self.contact_id:
+            return None
+        return RecipientEvent(self.contact_id, self.kind, self.key, self.at)
 
     @property
     def source(self) -> dict[str, str]:

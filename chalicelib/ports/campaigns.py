@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from chalicelib.domain.campaigns import Batch, Campaign, Claim, Ledger, Outcome, RecipientFacts, RecipientRecord
+from chalicelib.domain.mail_events import RecipientEvent
 
 Position = dict[str, Any] | None
 
@@ -82,10 +83,10 @@ class SendLedger(Protocol):
     def mark_feedback(self, campaign_id: str, contact_id: str, state: str) -> bool:
         """sent → ``state`` (bounced, complained) and count it, once; False if the record was not sent."""
 
-    def record_engagement(self, campaign_id: str, contact_id: str, kind: str, event_key: str, at: str) -> bool:
-        """One SES delivery, open or click (``kind``: delivered, opened, clicked) of a recipient: the opens or
-        clicks total once per ``event_key``; the recipient's ``{kind}_at`` (the earliest time seen) and the
-        campaign's unique count once per recipient. False when ``event_key`` was counted before."""
+    def record_engagements(self, campaign_id: str, engagements: list[RecipientEvent]) -> int:
+        """SES deliveries, opens and clicks of the campaign's recipients, together: the opens and clicks totals
+        once per event ``key``; each recipient's ``{kind}_at`` (the earliest time seen) and the campaign's unique
+        count once per recipient. How many events were counted now (not before, nor twice in the list)."""
 
     def recipient_facts(self, recipients: list[tuple[str, str]]) -> RecipientFacts:
         """The contacts, suppressions and frequency ledgers of (contact id, email) recipients."""

@@ -324,14 +324,14 @@ def append_events(ctx: TenantContext, reference: str, body: Any, clock: Clock = 
     return {"contact_id": contact.id, "stored": len(events), "event_ids": [e["id"] for e in events]}
 
 
-def record_events(ctx: TenantContext, contact_id: str, events: list[dict[str, Any]]) -> bool:
-    """Events the service itself observed for a contact (already checked, with ids of their own, so a repeat
-    overwrites itself); False when the contact is gone."""
-    contact = ctx.ports.contacts.get_contact(contact_id)
-    if contact is None:
-        return False
-    publish(ctx, _store_events(ctx, [(contact, events)]))
-    return True
+def record_events(ctx: TenantContext, events_by_contact: dict[str, list[dict[str, Any]]]) -> int:
+    """Events the service itself observed for contacts (already checked, with ids of their own, so a repeat
+    overwrites itself), stored together; how many contacts exist to take them (those gone are left out)."""
+    contacts = ctx.ports.contacts.get_contacts(events_by_contact) if events_by_contact else {}
+    per_contact = [(contact, events_by_contact[contact.id]) for contact in contacts.values()]
+    if per_contact:
+        publish(ctx, _store_events(ctx, per_contact))
+    return len(per_contact)
 
 
 BULK_EVENTS_SCHEMA: dict[str, Any] = {

@@ -21,7 +21,7 @@ from chalicelib.domain.campaigns import Suppression
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.emails import is_valid_email
 from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed
-from chalicelib.domain.mail_events import read_ses_event, ses_tags
+from chalicelib.domain.mail_events import MailEvent, read_ses_event, ses_tags
 from chalicelib.domain.validation import validate
 from chalicelib.logs import logger
 from chalicelib.services import mail_events
@@ -150,19 +150,45 @@ def unsubscribe(context_for: Callable[[str], TenantContext], token: str, clock: 
 # --- SES feedback --------------------------------------------------------------------------------------
 
 
+def notification_text(body: dict[str, Any]) -> str:
+    """The SES event a notification carries, as text: two copies of one notification have the same."""
+    return str(body["Message"]) if "Message" in body else json.dumps(body, sort_keys=True)
+
+
+def apply_mail_events_together(
+    context_for: Callable[[str], TenantContext],
+    bodies: list[dict[str, Any]],
+    applied: set[str],
+    clock: Clock = system_clock,
+) -> None:
+    """The deliveries, opens and clicks among a batch's notifications, applied together tenant by tenant
+    (services/mail_events.py); each tenant's notification texts go into ``applied`` once done, so the batch's
+    handler skips them and handles the rest (and those of a tenant that failed) one by one."""
+    by_tenant: dict[str, dict[str, MailEvent]] = {}
+    for body in bodies:
+        text = notification_text(body)
+        event = json.loads(text)
+        mail_event, tenant_id = read_ses_event(event), ses_tags(event).get("tenant_id")
+        if mail_event is not None and tenant_id:
+            by_tenant.setdefault(tenant_id, {})[text] = mail_event
+    for tenant_id, found in by_tenant.items():
+        mail_events.apply(context_for(tenant_id), list(found.values()), clock)
+        applied.update(found)
+
+
 def apply_ses_notification(
     context_for: Callable[[str], TenantContext], body: dict[str, Any], clock: Clock = system_clock
 ) -> None:
     """One SES event (through SNS): a permanent bounce or a complaint suppresses the address for the tenant
     named in the message's tags and marks the campaign recipient; a delivery, open or click is counted
     (services/mail_events.py); anything else is only logged."""
-    event = json.loads(body["Message"]) if "Message" in body else body
+    event = json.loads(notification_text(body))
     kind = event.get("eventType") or event.get("notificationType")
     tags = ses_tags(event)
     tenant_id = tags.get("tenant_id")
     mail_event = read_ses_event(event)
     if mail_event is not None and tenant_id:
-        mail_events.apply(context_for(tenant_id), mail_event, clock)
+        mail_events.apply(context_for(tenant_id), [mail_event], clock)
         return
     if kind == "Bounce" and event.get("bounce", {}).get("bounceType") == "Permanent":
         addresses, reason, state = event["bounce"].get("bouncedRecipients", []), "bounce", rules.BOUNCED

@@ -19,6 +19,9 @@ redelivery, retries, pause and resume from mailing anyone twice.
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
@@ -39,12 +42,19 @@ from chalicelib.domain.campaigns import (
     send_span_ms,
 )
 from chalicelib.domain.contacts import ordinal_of, shard_of
-from chalicelib.domain.mail_events import TOTALS
+from chalicelib.domain.mail_events import TOTALS, RecipientEvent
 from chalicelib.storage.campaigns import CampaignItem, campaign_key, campaign_own_pk
 from chalicelib.storage.contacts import ContactItem, contact_from_item
 from chalicelib.storage.mapping import Mapper
 from chalicelib.storage.suppressions import suppressions_pk
-from chalicelib.storage.table import MainTableModel, apply_once, cancellation_reasons, connection, shard_pk
+from chalicelib.storage.table import (
+    AppliedEventItem,
+    MainTableModel,
+    apply_once,
+    cancellation_reasons,
+    connection,
+    shard_pk,
+)
 from chalicelib.storage.tenants import tenant_pk
 
 
@@ -125,6 +135,48 @@ def batch_get_raw(keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
             found += response["Responses"].get(table, [])
             request = response.get("UnprocessedKeys") or {}
     return found
+
+
+@dataclass(frozen=True)
+class _EngagementPlan:
+    """What one recipient's new events write: their markers, its first times ``kind → (at, as read)``, the counts."""
+
+    contact_id: str
+    events: list[RecipientEvent]
+    moments: dict[str, tuple[str, str | None]]
+    counts: Counter[str]
+
+    @classmethod
+    def of(cls, events: list[RecipientEvent], record: dict[str, Any] | None) -> _EngagementPlan:
+        counts = Counter(TOTALS[e.kind] for e in events if e.kind in TOTALS)
+        moments: dict[str, tuple[str, str | None]] = {}
+        for kind in sorted({e.kind for e in events}):
+            earliest = min(e.at for e in events if e.kind == kind)
+            if record is None:
+                continue  # no recipient record (a test send, say): only the totals count
+            before = record.get(f"{kind}_at", {}).get("S")
+            if before is None:
+                counts[kind] += 1
+            if before is None or earliest < before:
+                moments[kind] = (earliest, before)
+        return cls(events[0].contact_id, events, moments, counts)
+
+    @property
+    def writes(self) -> int:
+        return len(self.events) + bool(self.moments)
+
+
+def _by_transaction(plans: list[_EngagementPlan], most: int = 99) -> list[list[_EngagementPlan]]:
+    """Plans in groups whose writes fit one transaction beside the campaign's counters (100 at most)."""
+    groups: list[list[_EngagementPlan]] = []
+    size = most
+    for plan in plans:
+        if size + plan.writes > most:
+            groups.append([])
+            size = 0
+        groups[-1].append(plan)
+        size += plan.writes
+    return groups
 
 
 class SendTable:
@@ -349,7 +401,60 @@ class SendTable:
                 return False
             raise
 
-    def record_engagement(self, campaign_id: str, contact_id: str, kind: str, event_key: str, at: str) -> bool:
+    def record_engagements(self, campaign_id: str, engagements: list[RecipientEvent]) -> int:
+        """One read of the events' markers and recipients, then one transaction per hundred writes: the markers,
+        each recipient's first times (conditioned on what was read) and the campaign's counters, added up. A
+        transaction that finds something changed since the read (another worker counted some meanwhile) is
+        cancelled whole, and its events take the one-at-a-time path, which decides each on its own."""
+        pk = campaign_own_pk(self.tenant_id, campaign_id)
+        unique = list({engagement.key: engagement for engagement in engagements}.values())
+        contact_ids = sorted({engagement.contact_id for engagement in unique})
+        read = batch_get_raw([(pk, f"EV#{e.key}") for e in unique] + [(pk, f"S#{c}") for c in contact_ids])
+        counted_before = {raw["sk"]["S"][3:] for raw in read if raw["sk"]["S"].startswith("EV#")}
+        records = {raw["sk"]["S"][2:]: raw for raw in read if raw["sk"]["S"].startswith("S#")}
+        per_recipient: dict[str, list[RecipientEvent]] = {}
+        for engagement in unique:
+            if engagement.key not in counted_before:
+                per_recipient.setdefault(engagement.contact_id, []).append(engagement)
+        plans = [_EngagementPlan.of(events, records.get(contact_id)) for contact_id, events in per_recipient.items()]
+        counted = 0
+        for chunk in _by_transaction(plans):
+            counted += self._commit_engagements(campaign_id, chunk)
+        return counted
+
+    def _commit_engagements(self, campaign_id: str, plans: list[_EngagementPlan]) -> int:
+        if sum(plan.writes for plan in plans) > 99:  # one recipient with a hundred events in a batch
+            return sum(self._record_engagement(campaign_id, e) for plan in plans for e in plan.events)
+        pk = campaign_own_pk(self.tenant_id, campaign_id)
+        counts: Counter[str] = Counter()
+        try:
+            with TransactWrite(connection=connection()) as transaction:
+                for plan in plans:
+                    for engagement in plan.events:
+                        marker = AppliedEventItem(
+                            pk, f"EV#{engagement.key}", expires_at=int(time.time()) + MAIL_EVENT_KEPT_SECONDS
+                        )
+                        transaction.save(marker, condition=AppliedEventItem.sk.does_not_exist())
+                    if plan.moments:
+                        condition = SendItem.pk.exists()
+                        for kind, (_, before) in plan.moments.items():
+                            moment = getattr(SendItem, f"{kind}_at")
+                            condition &= moment.does_not_exist() if before is None else moment == before
+                        actions = [getattr(SendItem, f"{kind}_at").set(at) for kind, (at, _) in plan.moments.items()]
+                        transaction.update(SendItem(pk, f"S#{plan.contact_id}"), actions=actions, condition=condition)
+                    counts.update(plan.counts)
+                if counts:
+                    added = [getattr(CampaignItem, name).add(count) for name, count in sorted(counts.items())]
+                    transaction.update(CampaignItem(*campaign_key(self.tenant_id, campaign_id)), actions=added)
+        except TransactWriteError as error:
+            if "ConditionalCheckFailed" not in cancellation_reasons(error):
+                raise
+            return sum(self._record_engagement(campaign_id, e) for plan in plans for e in plan.events)
+        return sum(len(plan.events) for plan in plans)
+
+    def _record_engagement(self, campaign_id: str, engagement: RecipientEvent) -> bool:
+        """One event on its own: its marker and total in one transaction, then the recipient's first time."""
+        contact_id, kind, event_key, at = engagement.contact_id, engagement.kind, engagement.key, engagement.at
         pk = campaign_own_pk(self.tenant_id, campaign_id)
         campaign = CampaignItem(*campaign_key(self.tenant_id, campaign_id))
 

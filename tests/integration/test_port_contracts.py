@@ -30,12 +30,14 @@ from chalicelib.domain.catalog import AlreadyExists, Group, Tag
 from chalicelib.domain.contacts import SHARDS, Contact, StaleContact, TakenIdentifier, contact_id_for, shard_of
 from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.jobs import Job
+from chalicelib.domain.mail_events import RecipientEvent
 from chalicelib.domain.membership import MembershipCommit, SegmentCheck, Stamp, Superseded, Transition
 from chalicelib.domain.planner import EVERYONE
 from chalicelib.domain.segments import EVALUATING, READY, Segment, SizePoint, StaleSegment
 from chalicelib.domain.tenants import ApiKey, KeyOwner, StaleWrite, Tenant
 from chalicelib.domain.triggers import Run, StaleTrigger, Trigger
 from chalicelib.ports.jobs import JobRepository
+from chalicelib.storage import sends as sends_storage
 from chalicelib.storage.campaigns import CampaignTable
 from chalicelib.storage.catalog import CatalogTable
 from chalicelib.storage.contacts import ContactTable
@@ -1079,13 +1081,12 @@ def test_deliveries_opens_and_clicks_count_once_per_event_and_once_per_recipient
     sends.claim("cmp_1", "m1", claims, [], AT)
     sends.settle("cmp_1", "m1", [Outcome(C1, "a@x.com", DELIVERED, "s1"), Outcome(C2, "b@x.com", DELIVERED, "s2")],
                  AT, None)  # fmt: skip
-    assert sends.record_engagement("cmp_1", C1, "opened", "open-2", "2026-11-30T10:02:00.000Z")
-    assert not sends.record_engagement("cmp_1", C1, "opened", "open-2", "2026-11-30T10:02:00.000Z")  # again
-    assert sends.record_engagement("cmp_1", C1, "opened", "open-1", "2026-11-30T10:01:00.000Z")  # earlier, later
-    assert sends.record_engagement("cmp_1", C1, "clicked", "click-1", "2026-11-30T10:03:00.000Z")
-    assert sends.record_engagement("cmp_1", C1, "delivered", "delivery-1", "2026-11-30T10:00:00.000Z")
-    assert sends.record_engagement("cmp_1", C2, "delivered", "delivery-2", "2026-11-30T10:00:00.000Z")
-    assert sends.record_engagement("cmp_1", C9, "opened", "open-9", "2026-11-30T10:00:00.000Z")  # no record: total
+    opened_2, opened_1 = seen(C1, "opened", "open-2", "10:02"), seen(C1, "opened", "open-1", "10:01")
+    first = [opened_2, opened_2, seen(C1, "clicked", "click-1", "10:03"), seen(C2, "delivered", "delivery-2", "10:00")]
+    assert sends.record_engagements("cmp_1", first) == 3  # the same event twice in one batch counts once
+    later = [opened_2, opened_1, seen(C1, "delivered", "delivery-1", "10:00"), seen(C9, "opened", "open-9", "10:00")]
+    assert sends.record_engagements("cmp_1", later) == 3  # an earlier open arriving later; C9 has no record: total
+    assert sends.record_engagements("cmp_1", first + later) == 0  # all again
     counters = campaigns.get("cmp_1").counters
     assert {name: counters[name] for name in ("delivered", "opened", "clicked", "opens", "clicks")} == {
         "delivered": 2, "opened": 1, "clicked": 1, "opens": 3, "clicks": 1,
@@ -1095,6 +1096,33 @@ def test_deliveries_opens_and_clicks_count_once_per_event_and_once_per_recipient
         "2026-11-30T10:00:00.000Z", "2026-11-30T10:01:00.000Z", "2026-11-30T10:03:00.000Z",
     )  # fmt: skip
     assert record.state == "sent"
+
+
+def seen(contact_id: str, kind: str, key: str, clock: str) -> RecipientEvent:
+    return RecipientEvent(contact_id, kind, key, f"2026-11-30T{clock}:00.000Z")
+
+
+def test_engagements_a_concurrent_worker_counted_after_the_read_are_counted_once(monkeypatch):
+    """The batch's read missed what another worker wrote meanwhile: the transaction is cancelled, and each event
+    is decided on its own; a recipient with more events than one transaction takes is decided the same way."""
+    tenant_id = new_tenant()
+    campaigns, sends = CampaignTable(tenant_id), SendTable(tenant_id)
+    _sending(campaigns)
+    sends.write_batches("cmp_1", 0, "b", [[(C1, "a@x.com")]])
+    sends.claim("cmp_1", "m1", [Claim(C1, "a@x.com", CLAIMED)], [], AT)
+    sends.settle("cmp_1", "m1", [Outcome(C1, "a@x.com", DELIVERED, "s1")], AT, None)
+    events = [seen(C1, "opened", f"open-{n}", f"10:{n:02d}") for n in range(3)]
+    assert sends.record_engagements("cmp_1", events) == 3
+    monkeypatch.setattr(sends_storage, "batch_get_raw", lambda keys: [])  # a read from before the other worker
+    assert sends.record_engagements("cmp_1", [*events, seen(C1, "clicked", "click-1", "10:05")]) == 1
+    many = [seen(C1, "clicked", f"click-{n}", f"11:{n % 60:02d}") for n in range(120)]  # click-1 again among them
+    assert sends.record_engagements("cmp_1", many) == 119
+    counters = campaigns.get("cmp_1").counters
+    assert {name: counters[name] for name in ("opened", "clicked", "opens", "clicks")} == {
+        "opened": 1, "clicked": 1, "opens": 3, "clicks": 120,
+    }  # fmt: skip
+    (record,) = sends.all_send_records("cmp_1")
+    assert (record.opened_at, record.clicked_at) == ("2026-11-30T10:00:00.000Z", "2026-11-30T10:05:00.000Z")
 
 
 def test_recipient_facts_bring_contacts_suppressions_and_ledgers_together(sending_side):

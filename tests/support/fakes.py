@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import astuple, replace
 from dataclasses import fields as dataclass_fields
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,7 @@ from chalicelib.domain.clock import system_clock, to_rfc3339
 from chalicelib.domain.contacts import SHARDS, Contact, StaleContact, TakenIdentifier, shard_of
 from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.jobs import Job
-from chalicelib.domain.mail_events import TOTALS
+from chalicelib.domain.mail_events import TOTALS, RecipientEvent
 from chalicelib.domain.membership import MembershipCommit, Stamp, Superseded
 from chalicelib.domain.planner import EVERYONE
 from chalicelib.domain.segments import EVALUATION_FIELDS, Segment, SizePoint, StaleSegment
@@ -603,7 +603,10 @@ class InMemorySends:
         self.campaigns.add_counts(campaign_id, {state: 1})
         return True
 
-    def record_engagement(self, campaign_id: str, contact_id: str, kind: str, event_key: str, at: str) -> bool:
+    def record_engagements(self, campaign_id: str, engagements: list[RecipientEvent]) -> int:
+        return sum(self._record_engagement(campaign_id, *astuple(engagement)) for engagement in engagements)
+
+    def _record_engagement(self, campaign_id: str, contact_id: str, kind: str, event_key: str, at: str) -> bool:
         counted = (campaign_id, event_key) not in self._mail_events
         self._mail_events.add((campaign_id, event_key))
         if counted and kind in TOTALS:
