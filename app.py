@@ -9,6 +9,7 @@ from chalicelib.config import get_config
 from chalicelib.handlers import contact_changes, schedules, sends
 from chalicelib.handlers import jobs as job_handlers
 from chalicelib.handlers import triggers as trigger_handlers
+from chalicelib.handlers import webhooks as webhook_handlers
 from chalicelib.http.envelope import envelope_middleware
 from chalicelib.http.routes import (
     account,
@@ -26,6 +27,7 @@ from chalicelib.http.routes import (
     tags,
     tenants,
     triggers,
+    webhooks,
 )
 
 if not os.environ.get("AWS_CHALICE_CLI_MODE"):  # packaging imports the app without secrets
@@ -49,10 +51,12 @@ for module in (
     jobs,
     mailbox,
     console,
+    webhooks,
     job_handlers,
     contact_changes,
     sends,
     trigger_handlers,
     schedules,
+    webhook_handlers,
 ):
     app.register_blueprint(module.blueprint)

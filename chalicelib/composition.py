@@ -7,6 +7,7 @@ in-memory fakes (tests/support/fakes.py).
 
 from __future__ import annotations
 
+from chalicelib.config import get_config
 from chalicelib.ports import TenantPorts
 from chalicelib.ports.mailbox import LocalMailbox
 from chalicelib.ports.tenants import TenantDirectory
@@ -49,12 +50,15 @@ from chalicelib.storage.suppressions import SuppressionTable
 from chalicelib.storage.tenants import TenantAccountTable, TenantDirectoryTable
 from chalicelib.storage.trail import AuditTrailTable
 from chalicelib.storage.triggers import TriggerTable
+from chalicelib.storage.webhook_transport import HttpWebhookTransport
+from chalicelib.storage.webhooks import WebhookTable
 
 _QUEUES = SqsQueues()
 _MAILER = SesMailer()
 _OUTBOX = OutboxTable()
 _DIRECTORY = TenantDirectoryTable()
 _MAILBOX = MotoServerMailbox()
+_WEBHOOK_TRANSPORT = HttpWebhookTransport(local=lambda: get_config().stage == "local")
 
 
 def tenant_directory() -> TenantDirectory:
@@ -86,6 +90,8 @@ def tenant_ports(tenant_id: str) -> TenantPorts:
         queues=_QUEUES,
         outbox=_OUTBOX,
         mailer=_MAILER,
+        webhooks=WebhookTable(tenant_id),
+        webhook_transport=_WEBHOOK_TRANSPORT,
     )
 
 

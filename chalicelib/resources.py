@@ -44,6 +44,12 @@ type, ``open`` and ``click`` included, which is what makes SES add the open pixe
 UNTRACKED_CONFIGURATION_SET = "segments-untracked"
 """The same destination without ``open`` and ``click``: SES leaves the mail as it was written."""
 
+WEBHOOKS_QUEUE = "segments-webhooks"
+"""One message per (event, endpoint) delivery attempt; a failed attempt is queued again with a delay
+(services/webhooks.py), so the queue's own retries only cover a worker that stopped mid-attempt."""
+WEBHOOKS_DEAD_LETTER_QUEUE = "segments-webhooks-dlq"
+"""Deliveries that failed every attempt, kept 14 days (and those whose worker kept stopping)."""
+
 SNAPSHOT_BUCKET = "segments-snapshots"
 """Shard snapshots (storage/snapshots.py). Deployed, the bucket's name is generated and reaches the functions
 as SEGMENTS_SNAPSHOT_BUCKET; this is the local name."""

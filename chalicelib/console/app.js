@@ -10,6 +10,7 @@ import { mailboxScreen } from "./mailbox.js";
 import { mixerScreen } from "./mixer.js";
 import { overviewScreen } from "./overview.js";
 import { segmentEditor, segmentsScreen } from "./segments.js";
+import { webhooksScreen } from "./webhooks.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -23,6 +24,7 @@ const SCREENS = [
   { path: "campaigns", label: "Campaigns", segments: true, render: campaignsScreen },
   { path: "triggers", label: "Triggers", segments: true, render: automationScreen },
   { path: "jobs", label: "Jobs", segments: false, render: jobsScreen },
+  { path: "webhooks", label: "Webhooks", segments: false, render: webhooksScreen },
   { path: "mailbox", label: "Mailbox", segments: false, local: true, render: mailboxScreen },
 ];
 

@@ -28,6 +28,8 @@ PREFIXES = {
     "job": "job",
     "run": "run",
     "change": "chg",
+    "webhook": "whk",
+    "webhook_event": "evt",
 }
 
 

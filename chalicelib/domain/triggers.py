@@ -32,7 +32,8 @@ EVENT_TYPES = (SEGMENT_ENTERED, SEGMENT_EXITED, CONTACT_CREATED, TAG_ADDED, EVEN
 NEEDS_SEGMENTS = {SEGMENT_ENTERED, SEGMENT_EXITED, SCHEDULE}
 """The others may name segments too: then they fire only for the segments' members."""
 ADD_TAG, REMOVE_TAG, SEND_EMAIL, REWARD, ANNOUNCE = "add_tag", "remove_tag", "send_email", "reward", "announce"
-ACTION_TYPES = (ADD_TAG, REMOVE_TAG, SEND_EMAIL, REWARD, ANNOUNCE)
+WEBHOOK = "webhook"
+ACTION_TYPES = (ADD_TAG, REMOVE_TAG, SEND_EMAIL, REWARD, ANNOUNCE, WEBHOOK)
 MAX_ACTIONS = 10
 MAX_CHAIN_DEPTH = 5
 """A chain of trigger → action → occurrence → trigger … stops after this many triggers."""
@@ -92,6 +93,14 @@ ACTION_SCHEMA: dict[str, Any] = {
                 "additionalProperties": False,
                 "required": ["announcement_id"],
                 "properties": {"type": {}, "announcement_id": {"type": "string", "maxLength": 64}},
+            },
+        },
+        {
+            "if": {"properties": {"type": {"const": WEBHOOK}}},
+            "then": {
+                "additionalProperties": False,
+                "required": ["webhook_id"],
+                "properties": {"type": {}, "webhook_id": {"type": "string", "maxLength": 64}},
             },
         },
     ],

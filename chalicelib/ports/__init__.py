@@ -25,6 +25,7 @@ from chalicelib.ports.suppressions import SuppressionList
 from chalicelib.ports.tenants import TenantAccount
 from chalicelib.ports.trail import AuditTrail
 from chalicelib.ports.triggers import TriggerRepository
+from chalicelib.ports.webhooks import WebhookRepository, WebhookTransport
 
 
 @dataclass(frozen=True)
@@ -49,3 +50,5 @@ class TenantPorts:
     queues: MessageQueues
     outbox: ChangeOutbox
     mailer: Mailer
+    webhooks: WebhookRepository
+    webhook_transport: WebhookTransport

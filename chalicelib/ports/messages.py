@@ -24,6 +24,8 @@ from chalicelib.resources import (
     SES_EVENTS_QUEUE,
     TRIGGER_RUNS_DEAD_LETTER_QUEUE,
     TRIGGER_RUNS_QUEUE,
+    WEBHOOKS_DEAD_LETTER_QUEUE,
+    WEBHOOKS_QUEUE,
 )
 
 
@@ -107,6 +109,17 @@ class SesNotification(TypedDict):
     Type: NotRequired[str]
 
 
+class WebhookDelivery(TypedDict):
+    """One attempt to deliver one event to one endpoint (services/webhooks.py)."""
+
+    kind: Literal["webhook.delivery"]
+    tenant_id: str
+    webhook_id: str
+    delivery_id: str
+    attempt: int
+    event: dict[str, Any]
+
+
 SHAPES: dict[str, tuple[type[Any], ...]] = {
     JOBS_QUEUE: (JobChunk,),
     JOBS_DEAD_LETTER_QUEUE: (JobChunk,),
@@ -120,6 +133,8 @@ SHAPES: dict[str, tuple[type[Any], ...]] = {
     TRIGGER_RUNS_QUEUE: (TriggerRunBatch,),
     TRIGGER_RUNS_DEAD_LETTER_QUEUE: (TriggerRunBatch,),
     SES_EVENTS_QUEUE: (SesNotification,),
+    WEBHOOKS_QUEUE: (WebhookDelivery,),
+    WEBHOOKS_DEAD_LETTER_QUEUE: (WebhookDelivery,),
 }
 """What each queue carries (a queue with two shapes tells them apart by ``kind``)."""
 

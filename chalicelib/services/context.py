@@ -19,6 +19,7 @@ from chalicelib.domain.engine import CompiledCriteria, compile_criteria
 from chalicelib.domain.segments import INVALID, Segment
 from chalicelib.domain.settings import limit
 from chalicelib.domain.triggers import Trigger
+from chalicelib.domain.webhooks import Webhook
 from chalicelib.ports import TenantPorts
 from chalicelib.ports.shards import ShardReader
 from chalicelib.services.principal import Principal
@@ -78,6 +79,11 @@ class TenantContext:
     def triggers(self) -> list[Trigger]:
         """Every trigger of the tenant, read once: what a batch of changes or membership events fires."""
         return self.ports.triggers.all_triggers()
+
+    @cached_property
+    def webhooks(self) -> list[Webhook]:
+        """Every webhook endpoint of the tenant, read once: where a batch's events are reported."""
+        return self.ports.webhooks.all_webhooks()
 
     @cached_property
     def challenges(self) -> list[Engagement]:

@@ -27,7 +27,7 @@ _finders: dict[str, list[Finder]] = defaultdict(list)
 _releases: dict[str, list[Release]] = defaultdict(list)
 
 
-KINDS = ("tag", "group", "segment", "announcement", "challenge", "campaign", "trigger")
+KINDS = ("tag", "group", "segment", "announcement", "challenge", "campaign", "trigger", "webhook")
 
 
 def register(registrations: Iterable[Registration]) -> None:

@@ -16,7 +16,7 @@ from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.errors import NotFound, changed_meanwhile
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.validation import validate
-from chalicelib.services import dependents
+from chalicelib.services import dependents, webhooks
 from chalicelib.services.contacts import resolve
 from chalicelib.services.context import TenantContext
 from chalicelib.services.membership import segments_holding
@@ -268,9 +268,10 @@ def grant_reward(
     clock: Clock = system_clock,
 ) -> bool:  # fmt: skip
     """Add ``reward`` to the contact's ledger once per ``cause``; True if this call added it."""
-    return ctx.ports.engagements.add_reward(
-        ordinal, reward_line(contact_id, reward, cause, source, to_rfc3339(clock()))
-    )
+    line = reward_line(contact_id, reward, cause, source, to_rfc3339(clock()))
+    added = ctx.ports.engagements.add_reward(ordinal, line)
+    webhooks.rewards_granted(ctx, [line])  # again when this is a redelivery: the same event id
+    return added
 
 
 def reward_view(reward: Reward) -> dict[str, Any]:

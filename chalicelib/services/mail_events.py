@@ -12,6 +12,7 @@ from chalicelib.domain.clock import Clock, system_clock
 from chalicelib.domain.contacts import ordinal_of
 from chalicelib.domain.mail_events import MailEvent, RecipientEvent, contact_event
 from chalicelib.logs import logger
+from chalicelib.services import webhooks
 from chalicelib.services.contacts import record_events
 from chalicelib.services.context import TenantContext
 
@@ -36,4 +37,10 @@ def apply(ctx: TenantContext, mail_events: list[MailEvent], clock: Clock = syste
         if checked is not None and event.contact_id:
             per_contact.setdefault(event.contact_id, {})[checked["id"]] = checked
     record_events(ctx, {contact_id: list(events.values()) for contact_id, events in per_contact.items()})
+    reported = {
+        event["id"]: (event["id"], event["type"], event["at"], {"contact_id": contact_id, **event["properties"]})
+        for contact_id, events in per_contact.items()
+        for event in events.values()
+    }
+    webhooks.mail_events(ctx, list(reported.values()))
     logger.info("SES events applied", extra={"count": len(known), "campaigns": sorted(per_campaign)})

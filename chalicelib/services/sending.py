@@ -39,7 +39,7 @@ from chalicelib.logs import logger
 from chalicelib.ports.messages import BuildAudience, SendBatch
 from chalicelib.ports.queues import SendFailed
 from chalicelib.resources import SEND_QUEUE
-from chalicelib.services import mail
+from chalicelib.services import mail, webhooks
 from chalicelib.services.contacts import contact_view
 from chalicelib.services.context import TenantContext
 
@@ -161,8 +161,11 @@ def _queue_undone(ctx: TenantContext, campaign_id: str, shard: int | None = None
 
 
 def _finish_if_complete(ctx: TenantContext, campaign_id: str, clock: Clock) -> None:
-    if ctx.ports.campaigns.finish_if_complete(campaign_id, SHARDS, rules.SENT, to_rfc3339(clock())):
+    at = to_rfc3339(clock())
+    if ctx.ports.campaigns.finish_if_complete(campaign_id, SHARDS, rules.SENT, at):
         logger.info("campaign sent", extra={"tenant_id": ctx.tenant_id, "campaign_id": campaign_id})
+        finished = ctx.ports.campaigns.get(campaign_id)
+        webhooks.campaign_sent(ctx, campaign_id, finished.name if finished else "", at)
 
 
 # --- one batch ------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed
 from chalicelib.domain.mail_events import MailEvent, read_ses_event, ses_tags
 from chalicelib.domain.validation import validate
 from chalicelib.logs import logger
-from chalicelib.services import mail_events
+from chalicelib.services import mail_events, webhooks
 from chalicelib.services.context import TenantContext
 from chalicelib.services.mail import INERT_UNSUBSCRIBE_PURPOSE, UNSUBSCRIBE_PURPOSE
 from chalicelib.services.paging import page
@@ -140,7 +140,9 @@ def unsubscribe(context_for: Callable[[str], TenantContext], token: str, clock: 
         return _PAGE.format(title="Nothing changed", message=_INERT, form="")
     tenant_id, address = payload["t"], payload["e"]
     unsubscribed = Suppression(address, "unsubscribed", to_rfc3339(clock()), payload.get("c"))
-    context_for(tenant_id).ports.suppressions.suppress(unsubscribed)
+    ctx = context_for(tenant_id)
+    ctx.ports.suppressions.suppress(unsubscribed)
+    webhooks.unsubscribed(ctx, address, payload.get("c"), unsubscribed.created_at)
     logger.info("unsubscribed", extra={"tenant_id": tenant_id, "campaign_id": payload.get("c")})
     return _PAGE.format(
         title="Unsubscribed", message=f"{html.escape(address)} will get no more emails from us.", form=""

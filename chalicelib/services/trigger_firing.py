@@ -26,7 +26,7 @@ from chalicelib.domain.templates import Templates
 from chalicelib.domain.triggers import Run, Trigger
 from chalicelib.logs import logger
 from chalicelib.ports.messages import ContactChanged
-from chalicelib.services import engagements, mail, sending
+from chalicelib.services import engagements, mail, sending, webhooks
 from chalicelib.services.contacts import contact_view, rewrite_contact
 from chalicelib.services.context import TenantContext
 from chalicelib.services.membership import segments_holding
@@ -99,6 +99,8 @@ def _fire(context: TriggerContext, occurrence: rules.Occurrence, cause: str, clo
             return 0
         filter_by_segments = trigger.event["type"] not in (rules.SEGMENT_ENTERED, rules.SEGMENT_EXITED)
         outcome = apply_trigger(context, contact, events, key, occurrence.depth, now, filter_by_segments)
+    if outcome == "applied":  # before the firing is recorded: a redelivery after a stop reports it again
+        webhooks.trigger_fired(context.tenant, trigger.id, occurrence.contact_id, key, to_rfc3339(now))
     counts = {"contacts": 1, outcome: 1}
     triggers = context.tenant.ports.triggers
     return int(triggers.record_firing(trigger.id, occurrence.contact_id, key, run, counts, to_rfc3339(now)))
@@ -181,10 +183,13 @@ def _act(
         line = engagements.reward_line(contact.id, action, f"trigger|{key}", source, to_rfc3339(now))
         if rewards is None:
             context.tenant.ports.engagements.add_reward(contact.ordinal, line)
+            webhooks.rewards_granted(context.tenant, [line])
         else:
             rewards.append((contact.ordinal, line))
     elif kind == rules.ANNOUNCE:
         context.tenant.ports.triggers.give_announcement(contact.id, action["announcement_id"], to_rfc3339(now))
+    elif kind == rules.WEBHOOK:
+        webhooks.trigger_fired(context.tenant, trigger.id, contact.id, key, to_rfc3339(now), only=action["webhook_id"])
     else:
         _send_email(context.tenant, trigger, action, contact, key)
 

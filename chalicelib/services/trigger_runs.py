@@ -19,6 +19,7 @@ from chalicelib.domain.triggers import Run, Trigger
 from chalicelib.logs import logger
 from chalicelib.ports.messages import TriggerRunBatch
 from chalicelib.resources import TRIGGER_RUNS_QUEUE
+from chalicelib.services import webhooks
 from chalicelib.services.context import TenantContext
 from chalicelib.services.trigger_firing import TriggerContext, apply_trigger
 from chalicelib.services.triggers import require_trigger, run_view
@@ -132,6 +133,7 @@ def run_batch(ctx: TenantContext, message: dict[str, Any], clock: Clock = system
                 outcome = apply_trigger(context, contact, events, key, 0, now, False, rewards)
             counts[outcome] = counts.get(outcome, 0) + 1
         ctx.ports.engagements.put_rewards(rewards)
+        webhooks.rewards_granted(ctx, [reward for _, reward in rewards])
     triggers.finish_batch(trigger_id, run_id, number, counts, to_rfc3339(clock()))
     triggers.finish_run_if_complete(trigger_id, run_id, to_rfc3339(clock()))
     return counts

@@ -170,6 +170,10 @@ def _checked_actions(ctx: TenantContext, actions: list[dict[str, Any]], tags: se
             )
         elif kind == rules.REWARD:
             checked.append({"type": kind, **engagement_rules.check_reward(action, field)})
+        elif kind == rules.WEBHOOK:  # trigger.fired posted to this endpoint, whatever events it listens to
+            if ctx.ports.webhooks.get(action["webhook_id"]) is None:
+                raise ValidationFailed(f"{field}.webhook_id", f"Webhook {action['webhook_id']} does not exist.")
+            checked.append(dict(action))
         else:  # announce
             if ctx.ports.engagements.get(engagement_rules.ANNOUNCEMENT, action["announcement_id"]) is None:
                 raise ValidationFailed(
@@ -331,31 +335,33 @@ def _release_tag(ctx: TenantContext, tag: str, reason: str) -> None:
     _save_each(ctx, lambda: _using_tag(ctx, tag), change)
 
 
-def _announcing(ctx: TenantContext, announcement_id: str) -> list[Trigger]:
-    return [
-        t for t in ctx.ports.triggers.all_triggers()
-        if any(a.get("announcement_id") == announcement_id for a in t.actions)
-    ]  # fmt: skip
+def _acting_on(ctx: TenantContext, field: str, key: str) -> list[Trigger]:
+    """Triggers with an action naming ``key`` in ``field`` (an announcement's or a webhook's id)."""
+    return [t for t in ctx.ports.triggers.all_triggers() if any(a.get(field) == key for a in t.actions)]
 
 
-def _announcement_dependents(ctx: TenantContext, announcement_id: str) -> list[dict[str, Any]]:
-    return _summaries(_announcing(ctx, announcement_id))
+def _action_target(field: str) -> tuple[dependents.Finder, dependents.Release]:
+    """The finder and release of what an action names by ``field``: its triggers lose the action when it is
+    deleted; a trigger left without actions is disabled."""
 
+    def finder(ctx: TenantContext, key: str) -> list[dict[str, Any]]:
+        return _summaries(_acting_on(ctx, field, key))
 
-def _release_announcement(ctx: TenantContext, announcement_id: str, reason: str) -> None:
-    """Drop the announce actions of the deleted announcement; a trigger left without actions is disabled."""
+    def release(ctx: TenantContext, key: str, reason: str) -> None:
+        def change(trigger: Trigger) -> Trigger:
+            actions = [a for a in trigger.actions if a.get(field) != key]
+            why = f"{reason}; edit the trigger to enable it again"
+            return _released(trigger, not actions, why, actions=actions or trigger.actions)
 
-    def change(trigger: Trigger) -> Trigger:
-        actions = [a for a in trigger.actions if a.get("announcement_id") != announcement_id]
-        why = f"{reason}; edit the trigger to enable it again"
-        return _released(trigger, not actions, why, actions=actions or trigger.actions)
+        _save_each(ctx, lambda: _acting_on(ctx, field, key), change)
 
-    _save_each(ctx, lambda: _announcing(ctx, announcement_id), change)
+    return finder, release
 
 
 DEPENDENTS: list[dependents.Registration] = [
     ("segment", _segment_dependents, _release_segment),
     ("tag", _tag_dependents, _release_tag),
-    ("announcement", _announcement_dependents, _release_announcement),
+    ("announcement", *_action_target("announcement_id")),
+    ("webhook", *_action_target("webhook_id")),
 ]
 """What triggers depend on (registered by chalicelib/composition.py)."""

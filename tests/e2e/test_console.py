@@ -490,6 +490,56 @@ def test_triggers_and_announcements_are_made_and_switched_off_in_the_console(pag
 # --- who sees what ----------------------------------------------------------------------------------------
 
 
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver on loopback: it answers 200 and keeps what it got."""
+
+    got: ClassVar[list[tuple[dict, dict]]] = []
+
+    def do_POST(self) -> None:  # http.server's name for it
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        Receiver.got.append((dict(self.headers), json.loads(body)))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        return
+
+
+def test_a_webhook_is_added_tested_and_switched_off_in_the_console(page, runtime, api, shop):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    try:
+        sign_in(page, runtime.base_url, shop["admin_key"])
+        nav(page, "Webhooks").click()
+        expect(page.get_by_role("heading", name="Webhooks", level=1)).to_be_visible()
+        page.get_by_role("textbox", name="Endpoint URL").fill(url)
+        page.get_by_role("textbox", name="Description").fill("Our CRM")
+        page.get_by_role("checkbox", name="A contact entered a segment").check()
+        page.get_by_role("checkbox", name="A trigger fired").check()
+        page.get_by_role("button", name="Add webhook").click()
+        secret = page.locator("code.secret")
+        expect(secret).to_contain_text("whsec_")
+        (hook,) = [w for w in api("GET", "/webhooks", shop["admin_key"])["items"] if w["url"] == url]
+        assert hook["events"] == ["segment.entered", "trigger.fired"] and "secret" not in hook
+        page.get_by_role("link", name=url).click()
+        page.get_by_role("button", name="Send test event").click()
+        expect(page.get_by_text(re.compile(r"Test event delivered: HTTP 200 in \d+ ms"))).to_be_visible()
+        ((headers, body),) = Receiver.got
+        assert body["type"] == "webhook.test" and headers["Segments-Key-Id"] == hook["key_id"]
+        expect(page.get_by_role("row").filter(has_text="webhook.test")).to_contain_text("delivered")
+        shot(page, "webhook")
+        page.get_by_role("button", name="Switch off").click()
+        expect(page.get_by_text("off: switched off by an admin")).to_be_visible()
+        assert api("GET", f"/webhooks/{hook['id']}", shop["admin_key"])["status"] == "disabled"
+        page.get_by_role("button", name="Delete webhook").click()
+        expect(page.get_by_role("heading", name="Webhooks", level=1)).to_be_visible()
+        assert api("GET", "/webhooks", shop["admin_key"])["items"] == []
+    finally:
+        server.shutdown()
+
+
 def test_a_viewer_key_gets_the_same_screens_read_only(page, runtime, api, shop):
     sign_in(page, runtime.base_url, shop["viewer_key"])
     expect(page.get_by_text("viewer · read-only")).to_be_visible()
@@ -508,6 +558,8 @@ def test_a_viewer_key_gets_the_same_screens_read_only(page, runtime, api, shop):
     expect(page.get_by_role("button", name="Save as segment")).to_have_count(0)
     nav(page, "Contacts").click()
     expect(page.get_by_role("button", name="Create tag")).to_have_count(0)
+    nav(page, "Webhooks").click()
+    expect(page.get_by_text("Only admin keys see and manage webhooks")).to_be_visible()
 
 
 def test_a_tenant_without_the_feature_sees_why(page, runtime, api):
@@ -651,6 +703,7 @@ SCREENS = {
     "triggers": "Triggers, announcements and challenges", "jobs": "Jobs", "mailbox": "Mailbox",
     "campaigns/new": "Create campaign", "triggers/triggers/new": "Create trigger",
     "triggers/announcements/new": "Create announcement", "triggers/challenges/new": "Create challenge",
+    "webhooks": "Webhooks",
 }  # fmt: skip
 
 
@@ -690,9 +743,9 @@ def test_keyboard_alone_signs_in_and_moves_between_screens_with_visible_focus(pa
     for _ in range(3):
         page.keyboard.press("Shift+Tab")
         walked.append(page.evaluate(focused))
-    assert walked == [["Create segment", "solid"], ["Sign out", "solid"], ["Mailbox", "solid"], ["Jobs", "solid"]]
+    assert walked == [["Create segment", "solid"], ["Sign out", "solid"], ["Mailbox", "solid"], ["Webhooks", "solid"]]
     page.keyboard.press("Enter")
-    expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name="Webhooks", exact=True)).to_be_visible()
     expect(page.get_by_role("main")).to_be_focused()
 
 

@@ -22,6 +22,7 @@ from tests.support.hostile import (
     HOSTILE_QUERY_WHOLE_NUMBERS,
     HOSTILE_SCHEDULES,
     HOSTILE_SEARCH_TEXT,
+    HOSTILE_URLS,
     INVALID_SEARCH_TEXT,
 )
 from tests.support.population import import_and_wait
@@ -237,6 +238,32 @@ def test_every_search_parameter_is_enrolled():
 
 
 # --- schedules -------------------------------------------------------------------------------------------
+
+
+# --- URLs (webhook endpoints) ---------------------------------------------------------------------------
+
+URL_SITES = sorted(
+    (method.upper(), path)
+    for path, methods in SPEC["paths"].items()
+    for method, operation in methods.items()
+    if "url" in operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+    .get("properties", {})
+)  # fmt: skip
+"""Every operation whose JSON body takes a ``url``, read from the OpenAPI document."""
+
+
+@pytest.mark.parametrize("method, path", URL_SITES, ids=[f"{m} {p}" for m, p in URL_SITES])
+def test_hostile_urls_are_a_422_naming_url_and_write_nothing(api, world, method, path):
+    target, key = path_for(path, world.ids), key_for(world, "admin")
+    before = api.get("/webhooks", key=key).json
+    for raw in HOSTILE_URLS:
+        reply = api.request(method, target, key=key, json={"url": raw, "events": ["*"]})
+        assert (reply.status, reply.error_field) == (422, "url"), (raw, reply.text)
+    assert api.get("/webhooks", key=key).json == before
+
+
+def test_every_url_field_is_enrolled():
+    assert URL_SITES == [("PATCH", "/webhooks/{webhook_id}"), ("POST", "/webhooks")]
 
 
 def test_schedules_that_overflow_or_never_fire_are_refused_at_save_time(api, world):

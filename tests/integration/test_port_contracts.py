@@ -36,7 +36,9 @@ from chalicelib.domain.planner import EVERYONE
 from chalicelib.domain.segments import EVALUATING, READY, Segment, SizePoint, StaleSegment
 from chalicelib.domain.tenants import ApiKey, KeyOwner, StaleWrite, Tenant
 from chalicelib.domain.triggers import Run, StaleTrigger, Trigger
+from chalicelib.domain.webhooks import DeliveryRecord, Webhook
 from chalicelib.ports.jobs import JobRepository
+from chalicelib.ports.webhooks import StaleWebhook
 from chalicelib.storage import sends as sends_storage
 from chalicelib.storage.campaigns import CampaignTable
 from chalicelib.storage.catalog import CatalogTable
@@ -53,6 +55,7 @@ from chalicelib.storage.suppressions import SuppressionTable
 from chalicelib.storage.tenants import TenantAccountTable, TenantDirectoryTable
 from chalicelib.storage.trail import AuditTrailTable
 from chalicelib.storage.triggers import TriggerTable
+from chalicelib.storage.webhooks import WebhookTable
 from tests.support.fakes import (
     InMemoryCampaigns,
     InMemoryCatalog,
@@ -68,6 +71,7 @@ from tests.support.fakes import (
     InMemorySuppressions,
     InMemoryTrail,
     InMemoryTriggers,
+    InMemoryWebhooks,
     RecordingQueues,
 )
 from tests.support.queues import take_messages
@@ -1146,3 +1150,46 @@ def test_the_send_lane_hands_out_slots_in_order_and_never_too_far_ahead(sending_
     assert sends.reserve_send_slots(50, 100, now + 50, max_ahead_ms=500) == now + 300
     assert sends.reserve_send_slots(5, 100, now + 50, max_ahead_ms=500) is None
     assert sends.reserve_send_slots(1, 100, now + 5_000, max_ahead_ms=500) == now + 5_000
+
+
+# --- webhooks ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=ADAPTERS)
+def webhook_store(request):
+    tenant_id = new_tenant()
+    return WebhookTable(tenant_id) if request.param == "dynamodb" else InMemoryWebhooks(tenant_id)
+
+
+def _hook(webhook_id: str, **fields: Any) -> Webhook:
+    base = Webhook(webhook_id, "https://a.example.com/h", ["email.*"], "CRM", "whsec_abc", "wsk_1", "enabled", 1,
+                   AT, AT)  # fmt: skip
+    return replace(base, **fields)
+
+
+def _line(delivery_id: str, created_at: str, **fields: Any) -> DeliveryRecord:
+    base = DeliveryRecord(delivery_id, f"ev-{delivery_id}", "email.opened", created_at, "retrying", 1, created_at)
+    return replace(base, **fields)
+
+
+def test_webhooks_are_kept_with_their_secret_changed_from_what_was_read_and_deleted_with_their_log(webhook_store):
+    store = webhook_store
+    store.create(_hook("whk_1"))
+    store.create(_hook("whk_2", events=["*"]))
+    assert store.get("whk_1") == _hook("whk_1") and store.get("whk_9") is None
+    assert [w.id for w in store.all_webhooks()] == ["whk_1", "whk_2"]
+    changed = _hook("whk_1", status="disabled", disabled_reason="5 failed", failures_in_a_row=5, version=2)
+    store.save(_hook("whk_1"), changed)
+    assert store.get("whk_1") == changed
+    with pytest.raises(StaleWebhook):
+        store.save(_hook("whk_1"), _hook("whk_1", version=2))
+    store.log_delivery("whk_1", _line("d1", "2026-11-30T10:00:00.000Z"))
+    store.log_delivery("whk_1", _line("d2", "2026-11-30T11:00:00.000Z"))
+    store.log_delivery("whk_1", _line("d1", "2026-11-30T10:00:00.000Z", status="delivered", attempts=3))  # replaces
+    first, position = store.deliveries("whk_1", 1, None)
+    rest, end = store.deliveries("whk_1", 5, position)
+    assert [(r.id, r.status, r.attempts) for r in first + rest] == [("d2", "retrying", 1), ("d1", "delivered", 3)]
+    assert end is None and store.deliveries("whk_2", 5, None) == ([], None)
+    store.delete(changed)
+    assert store.get("whk_1") is None and store.deliveries("whk_1", 5, None) == ([], None)
+    assert [w.id for w in store.all_webhooks()] == ["whk_2"]

@@ -45,12 +45,14 @@ from chalicelib.domain.planner import EVERYONE
 from chalicelib.domain.segments import EVALUATION_FIELDS, Segment, SizePoint, StaleSegment
 from chalicelib.domain.tenants import ApiKey, KeyOwner, StaleWrite, Tenant
 from chalicelib.domain.triggers import RUN_COUNTERS, Run, StaleTrigger, Trigger
+from chalicelib.domain.webhooks import Attempt, DeliveryRecord, Webhook
 from chalicelib.ports import TenantPorts
 from chalicelib.ports.contacts import ContactChange, DirtyMark, EventAppend
 from chalicelib.ports.mailer import Mail, MailError
 from chalicelib.ports.segments import ANY_JOB, Position
 from chalicelib.ports.shards import Manifest
 from chalicelib.ports.tenants import TenantDirectory
+from chalicelib.ports.webhooks import StaleWebhook
 from chalicelib.services.context import TenantContext
 from chalicelib.services.principal import Principal
 
@@ -1167,6 +1169,56 @@ class RecordingQueues:
         return self.sent.pop(queue_name, [])
 
 
+class InMemoryWebhooks:
+    """WebhookRepository in memory (the contract cases hold it to the DynamoDB adapter)."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self._webhooks: dict[str, Webhook] = {}
+        self._logs: dict[str, dict[str, DeliveryRecord]] = {}
+
+    def create(self, webhook: Webhook) -> None:
+        assert webhook.id not in self._webhooks
+        self._webhooks[webhook.id] = webhook
+
+    def get(self, webhook_id: str) -> Webhook | None:
+        return self._webhooks.get(webhook_id)
+
+    def all_webhooks(self) -> list[Webhook]:
+        return sorted(self._webhooks.values(), key=lambda w: w.id)
+
+    def save(self, before: Webhook, after: Webhook) -> None:
+        held = self._webhooks.get(before.id)
+        if held is None or held.version != before.version:
+            raise StaleWebhook(before.id)
+        self._webhooks[before.id] = after
+
+    def delete(self, webhook: Webhook) -> None:
+        self._webhooks.pop(webhook.id, None)
+        self._logs.pop(webhook.id, None)
+
+    def log_delivery(self, webhook_id: str, record: DeliveryRecord) -> None:
+        self._logs.setdefault(webhook_id, {})[f"{record.created_at}#{record.id}"] = record
+
+    def deliveries(self, webhook_id: str, limit: int, start: Any) -> tuple[list[DeliveryRecord], Any]:
+        ordered = sorted(self._logs.get(webhook_id, {}).items(), reverse=True)
+        after = [(key, record) for key, record in ordered if start is None or key < start["sk"]]
+        taken = after[:limit]
+        return [record for _, record in taken], ({"sk": taken[-1][0]} if len(after) > limit else None)
+
+
+class ScriptedTransport:
+    """WebhookTransport that answers what the test scripted (then 200) and keeps every request."""
+
+    def __init__(self) -> None:
+        self.answers: list[Attempt] = []
+        self.requests: list[tuple[str, bytes, dict[str, str]]] = []
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
+        self.requests.append((url, body, headers))
+        return self.answers.pop(0) if self.answers else Attempt(200, 3)
+
+
 def fake_ports(
     tenant_id: str = "tenant_fake", catalog: InMemoryCatalog | None = None, directory: InMemoryDirectory | None = None
 ) -> TenantPorts:
@@ -1193,6 +1245,8 @@ def fake_ports(
         queues=RecordingQueues(),
         outbox=outbox,
         mailer=RecordingMailer(verified=["example.com"]),
+        webhooks=InMemoryWebhooks(tenant_id),
+        webhook_transport=ScriptedTransport(),
     )
 
 

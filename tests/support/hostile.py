@@ -120,3 +120,32 @@ HOSTILE_SEARCH_TEXT: list[str] = [
 
 INVALID_SEARCH_TEXT: list[str] = ["", " ", "\t\n", "a" * 201, "é" * 201]
 """Refused with a 422 naming ``q``: empty once trimmed, or longer than 200 characters."""
+
+HOSTILE_URLS: list[object] = [
+    "",
+    " ",
+    "hooks.example.com/in",  # no scheme
+    "ftp://hooks.example.com/in",
+    "file:///etc/passwd",
+    "javascript:alert(1)",
+    "gopher://127.0.0.1:6379/_INFO",
+    "http://10.0.0.5/in",  # private
+    "https://192.168.1.1/in",
+    "https://172.16.0.1/in",
+    "https://169.254.169.254/latest/meta-data/",  # the instance metadata service
+    "https://[fd00:ec2::254]/latest/",
+    "https://[fe80::1]/in",  # link-local
+    "https://0.0.0.0/in",
+    "https://224.0.0.1/in",  # multicast
+    "https://user:secret@hooks.example.com/in",  # credentials in the URL
+    "https://hooks.example.com:99999/in",
+    "https://hooks.example.com:0/in",
+    "https://hooks.example.com/in#fragment",
+    "https:///in",  # no host
+    "https://" + "a" * 2_100 + ".example.com/",  # longer than 2,048
+    "https://hooks.example.com/\x00",
+    7,
+    None,
+    ["https://hooks.example.com/in"],
+]
+"""Webhook URLs refused with a 422 naming ``url`` (on every stage: the local one allows loopback only)."""

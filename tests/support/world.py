@@ -63,6 +63,9 @@ def build_world(api, app):
             },
         ).json["id"],
         "key_id": api.post("/api-keys", key=key, json={"role": "viewer", "name": "v"}).json["id"],
+        "webhook_id": api.post(
+            "/webhooks", key=key, json={"url": "http://127.0.0.1:9/hooks", "events": ["campaign.sent"]}
+        ).json["id"],
         "email": "someone@example.com",
         "token": "x",
     }
