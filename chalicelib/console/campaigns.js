@@ -43,6 +43,17 @@ async function campaignView({ readOnly, id, me }) {
   const tracking = h("select", { disabled: !editable },
     [["", `As the tenant's settings say (${settings.tracking ? "on" : "off"})`], ["on", "On"], ["off", "Off"]]
       .map(([option, label]) => h("option", { value: option, selected: option === trackingChoice }, label)));
+  const variants = value("variants", null) || [];
+  const second = variants[1] || {};
+  const abTest = value("ab_test", null) || {};
+  const abOn = h("input", { type: "checkbox", id: "ab-on", checked: variants.length > 0, disabled: !editable || variants.length > 2 });
+  const bSubject = h("input", { value: second.subject || "", readonly: !editable });
+  const bHtml = h("textarea", { rows: 5, class: "code", readonly: !editable }, second.html || "");
+  const bText = h("textarea", { rows: 4, class: "code", readonly: !editable }, second.text || "");
+  const share = h("input", { type: "number", min: 1, max: 50, value: abTest.test_percent || 20, readonly: !editable });
+  const wait = h("input", { value: abTest.wait || "PT4H", readonly: !editable });
+  const metric = h("select", { disabled: !editable }, [["opens", "Unique opens"], ["clicks", "Unique clicks"]]
+    .map(([option, label]) => h("option", { value: option, selected: abTest.metric === option }, label)));
   const audience = h("p", { role: "status", class: "count" }, "Choose segments to count the audience.");
   const include = segmentBoxes("Send to members of any of", segments, value("segments", []), "include", !editable, { counts: true });
   const exclude = segmentBoxes("Except members of any of", segments, value("exclude_segments", []), "exclude", !editable, { counts: true });
@@ -75,6 +86,16 @@ async function campaignView({ readOnly, id, me }) {
       segments: include.value, exclude_segments: exclude.value, send_at: localToRfc3339(sendAt.value),
       tracking: { "": null, on: true, off: false }[tracking.value],
     };
+    if (abOn.checked && variants.length <= 2) {
+      body.variants = [
+        { name: "A", subject: subject.value, html: html.value || null, text: text.value || null },
+        { name: "B", subject: bSubject.value, html: bHtml.value || null, text: bText.value || null },
+      ];
+      body.ab_test = { test_percent: Number(share.value), wait: wait.value.trim(), metric: metric.value };
+    } else if (!abOn.checked) {
+      body.variants = null;
+      body.ab_test = null;
+    }
     try {
       const saved = creating ? await api("POST", "campaigns", body) : await api("PATCH", `campaigns/${encodeURIComponent(campaign.id)}`, body);
       if (creating) location.hash = `#/campaigns/${encodeURIComponent(saved.id)}`;
@@ -97,6 +118,13 @@ async function campaignView({ readOnly, id, me }) {
     include.element, exclude.element, audience,
     field("Send at (your time; empty: when you press Send)", sendAt),
     field("Track opens and clicks", tracking, "SES adds an open pixel and tracks the links; off sends the mail as written."),
+    h("fieldset", {}, h("legend", {}, "A/B test"),
+      h("div", { class: "check" }, abOn, h("label", { for: "ab-on" }, "Test a second version (B) on part of the audience first")),
+      variants.length > 2 ? h("p", { class: "hint" }, `This campaign tests ${variants.length} variants (made through the API): edit them there.`) : null,
+      field("B: subject", bSubject), field("B: HTML body", bHtml), field("B: text body", bText),
+      field("Test share (% of the audience)", share),
+      field("Wait before choosing the winner", wait, "ISO 8601: PT30M, PT4H, P1D (1 minute to 7 days)."),
+      field("Winner by", metric)),
     problems,
     editable ? h("button", { type: "submit", class: "primary" }, "Save campaign") : null);
 
@@ -181,7 +209,9 @@ function sendingSection(campaign, readOnly) {
         h("progress", { max: 100, value: percent, "aria-label": "Sending progress" }),
         h("span", {}, `${percent}% · ${formatNumber(done)} of ${formatNumber(stats.audience)}`)),
       h("dl", { class: "pairs stats", "aria-label": "Campaign stats" },
-        Object.entries(stats).map(([key, amount]) => [h("dt", {}, key.replace("_", " ")), h("dd", {}, formatNumber(amount))])),
+        Object.entries(stats).filter(([key]) => key !== "variants")
+          .map(([key, amount]) => [h("dt", {}, key.replace("_", " ")), h("dd", {}, formatNumber(amount))])),
+      stats.variants ? variantTable(current) : null,
       h("div", { class: "row" }, buttons));
     clearTimeout(timer);
     if (ACTIVE.has(current.status) && document.body.contains(place)) {
@@ -191,6 +221,22 @@ function sendingSection(campaign, readOnly) {
   draw(campaign);
   setTimeout(() => ACTIVE.has(campaign.status) && draw(campaign), 0);
   return h("section", { class: "card" }, h("h2", {}, "Sending"), place, problems);
+}
+
+function variantTable(current) {
+  const counters = ["sent", "delivered", "opened", "clicked", "opens", "clicks"];
+  const test = current.ab_test || {};
+  const by = test.winner ? `fixed: ${test.winner}` : `the best rate of unique ${test.metric === "clicks" ? "clicks" : "opens"} per mail`;
+  return h("div", {},
+    h("p", {}, current.winner
+      ? `A/B test decided: ${current.winner} won (${formatTime(current.winner_at)}) and goes to the rest.`
+      : `A/B test: ${test.test_percent}% of the audience first; after ${test.wait} the winner by ${by} goes to the rest.`),
+    h("table", {},
+      h("caption", {}, "Stats by variant"),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Variant"), counters.map((name) => h("th", { scope: "col" }, name)))),
+      h("tbody", {}, Object.entries(current.stats.variants).map(([name, counts]) => h("tr", {},
+        h("th", { scope: "row" }, name === current.winner ? `${name} (winner)` : name),
+        counters.map((counter) => h("td", { class: "number" }, formatNumber(counts[counter]))))))));
 }
 
 async function recipientsSection(campaign) {

@@ -219,11 +219,13 @@ def claims_for(
     return claims, ledgers
 
 
-def outcome_of(claim: Claim, status: str, message_id: str | None, reason: str | None) -> Outcome:
+def outcome_of(
+    claim: Claim, status: str, message_id: str | None, reason: str | None, variant: str | None = None
+) -> Outcome:
     """A mailed recipient's record from what SES said (DELIVERED or a ``classify_ses_error`` kind other than
     UNCERTAIN, which leaves the claim as it is): delivered, rejected, or released for a later try."""
     if status == DELIVERED:
-        return Outcome(claim.contact_id, claim.email, DELIVERED, message_id=message_id)
+        return Outcome(claim.contact_id, claim.email, DELIVERED, message_id=message_id, variant=variant)
     if status == REJECTED_ONE:
         return Outcome(claim.contact_id, claim.email, REJECTED, reason=reason)
     return Outcome(claim.contact_id, claim.email, RELEASED, reason=f"{status}: {reason}")
@@ -278,6 +280,10 @@ class Campaign:
     updated_at: str
     status_reason: str | None = None
     tracking: bool | None = None  # opens and clicks tracked: None follows the tenant's settings.tracking
+    variants: list[dict[str, Any]] | None = None  # an A/B test's contents (domain/ab_tests.py)
+    ab_test: dict[str, Any] | None = None
+    winner: str | None = None  # the A/B test's winning variant, recorded once
+    winner_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
     audience: int | None = None
@@ -289,7 +295,7 @@ class Campaign:
 
 CONTENT = (
     "name", "sender", "subject", "html", "text", "segments", "exclude_segments", "send_at", "status",
-    "status_reason", "tracking", "version", "created_at", "updated_at",
+    "status_reason", "tracking", "variants", "ab_test", "version", "created_at", "updated_at",
 )  # fmt: skip
 """The fields a person edits (and a status move saves with them); the rest is the progress sending moves."""
 
@@ -307,6 +313,7 @@ class Batch:
     key: str
     recipients: list[tuple[str, str]]
     done: bool
+    held: bool = False  # an A/B test's rest: sent once the winner is chosen
 
 
 @dataclass(frozen=True)
@@ -343,6 +350,7 @@ class RecipientRecord:
     delivered_at: str | None = None
     opened_at: str | None = None
     clicked_at: str | None = None
+    variant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -352,6 +360,7 @@ class Outcome:
     state: str  # sent / failed / released
     message_id: str | None = None
     reason: str | None = None
+    variant: str | None = None  # the A/B test variant mailed
 
 
 @dataclass(frozen=True)

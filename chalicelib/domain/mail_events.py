@@ -31,6 +31,7 @@ class RecipientEvent:
     kind: str  # delivered, opened or clicked
     key: str  # the SES event's identity: counted once
     at: str  # RFC 3339
+    variant: str | None = None  # the A/B test variant the recipient got
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class MailEvent:
         """Its effect on the campaign that sent it (None when no campaign's recipient got it)."""
         if not self.tags.get("campaign_id") or not self.contact_id:
             return None
-        return RecipientEvent(self.contact_id, self.kind, self.key, self.at)
+        return RecipientEvent(self.contact_id, self.kind, self.key, self.at, self.tags.get("variant"))
 
     @property
     def source(self) -> dict[str, str]:

@@ -21,6 +21,8 @@ def send_campaign_messages(event: SQSEvent) -> dict:
         logger.thread_safe_append_keys(tenant_id=message["tenant_id"], campaign_id=message["campaign_id"])
         if message["kind"] == "audience":
             sending.build_audience(tenant_context(message["tenant_id"]), message["campaign_id"], message["shard"])
+        elif message["kind"] == "ab_decide":
+            sending.decide_winner(tenant_context(message["tenant_id"]), message["campaign_id"])
         else:
             result = sending.send_batch(tenant_context(message["tenant_id"]), message, record.message_id)
             logger.info(

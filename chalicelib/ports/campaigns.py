@@ -35,6 +35,9 @@ class CampaignRepository(Protocol):
         """Move to ``status`` (with ``reason``, and setting ``fields``) if the campaign is in one of ``allowed``;
         False if it was not."""
 
+    def record_winner(self, campaign_id: str, variant: str, at: str) -> bool:
+        """Record the A/B test's winner unless one was recorded: True for the one call that recorded it."""
+
     def finish_if_complete(self, campaign_id: str, shards: int, status: str, finished_at: str) -> bool:
         """sending → ``status`` once all ``shards`` audiences are built and every batch is done; False if not."""
 
@@ -46,8 +49,16 @@ class SendLedger(Protocol):
         """``acquired`` (build it), ``built`` (it exists: queue what is left) or ``busy`` (another delivery
         holds an unexpired lease)."""
 
-    def write_batches(self, campaign_id: str, shard: int, build_id: str, batches: list[list[tuple[str, str]]]) -> None:
-        """Write this build's batches of a shard, replacing whatever an earlier, crashed build left."""
+    def write_batches(
+        self,
+        campaign_id: str,
+        shard: int,
+        build_id: str,
+        batches: list[list[tuple[str, str]]],
+        held_from: int | None = None,
+    ) -> None:
+        """Write this build's batches of a shard, replacing whatever an earlier, crashed build left; those from
+        ``held_from`` on are held (an A/B test's rest)."""
 
     def finish_build(self, campaign_id: str, shard: int, build_id: str, batches: int, audience: int) -> bool:
         """Mark the shard built and add its batches and audience to the campaign, once; False if another
@@ -82,6 +93,10 @@ class SendLedger(Protocol):
 
     def mark_feedback(self, campaign_id: str, contact_id: str, state: str) -> bool:
         """sent → ``state`` (bounced, complained) and count it, once; False if the record was not sent."""
+
+    def variant_stats(self, campaign_id: str) -> dict[str, dict[str, int]]:
+        """An A/B test's counters by variant (domain/ab_tests.py VARIANT_COUNTERS); settle and
+        record_engagements move them with the campaign's."""
 
     def record_engagements(self, campaign_id: str, engagements: list[RecipientEvent]) -> int:
         """SES deliveries, opens and clicks of the campaign's recipients, together: the opens and clicks totals

@@ -91,6 +91,15 @@ class SendBatch(TypedDict):
     batch: str
     recipients: list[list[str]]
     attempt: int
+    variant: NotRequired[str]  # an A/B test's winner, for the held rest of the audience
+
+
+class DecideWinner(TypedDict):
+    """Choose an A/B test's winner once its wait is over, then send the rest (services/sending.py)."""
+
+    kind: Literal["ab_decide"]
+    tenant_id: str
+    campaign_id: str
 
 
 class TriggerRunBatch(TypedDict):
@@ -128,8 +137,8 @@ SHAPES: dict[str, tuple[type[Any], ...]] = {
     CONTACT_CHANGES_DEAD_LETTER_QUEUE: (ContactChanged,),
     MEMBERSHIP_EVENTS_QUEUE: (MembershipEvent,),
     MEMBERSHIP_EVENTS_DEAD_LETTER_QUEUE: (MembershipEvent,),
-    SEND_QUEUE: (BuildAudience, SendBatch),
-    SEND_DEAD_LETTER_QUEUE: (BuildAudience, SendBatch),
+    SEND_QUEUE: (BuildAudience, SendBatch, DecideWinner),
+    SEND_DEAD_LETTER_QUEUE: (BuildAudience, SendBatch, DecideWinner),
     TRIGGER_RUNS_QUEUE: (TriggerRunBatch,),
     TRIGGER_RUNS_DEAD_LETTER_QUEUE: (TriggerRunBatch,),
     SES_EVENTS_QUEUE: (SesNotification,),
@@ -165,9 +174,10 @@ def problems(body: Any, shape: type[Any]) -> list[str]:
     if not isinstance(body, dict):
         return ["the message is not a JSON object"]
     found = []
-    for field, hint in get_type_hints(shape).items():
+    for field, hint in get_type_hints(shape, include_extras=True).items():
         if field not in body:
-            if field in shape.__required_keys__:
+            # under postponed annotations Python 3.11 counts a NotRequired field in __required_keys__
+            if field in shape.__required_keys__ and get_origin(hint) is not NotRequired:
                 found.append(f"{field} is missing")
         elif not _fits(body[field], hint):
             found.append(f"{field} is not {getattr(hint, '__name__', hint)}")

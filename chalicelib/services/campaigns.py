@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from chalicelib.domain import ab_tests as ab_rules
 from chalicelib.domain import campaigns as rules
 from chalicelib.domain.attributes import BUILT_IN
 from chalicelib.domain.campaigns import Campaign, StaleCampaign
@@ -23,6 +24,7 @@ from chalicelib.domain.clock import (
     to_rfc3339,
 )
 from chalicelib.domain.contacts import SHARDS
+from chalicelib.domain.durations import parse_duration
 from chalicelib.domain.emails import is_valid_email
 from chalicelib.domain.errors import Conflict, NotFound, ValidationFailed, changed_meanwhile
 from chalicelib.domain.ids import new_id
@@ -50,6 +52,13 @@ _CONTENT = {
         "type": ["boolean", "null"],
         "description": "Track opens and clicks (null, the default: as the tenant's settings.tracking says).",
     },
+    "variants": {
+        "type": ["array", "null"],
+        "maxItems": ab_rules.MAX_VARIANTS,
+        "items": ab_rules.VARIANT_SCHEMA,
+        "description": "An A/B test's 2–4 contents; they replace subject, html and text (needs ab_test).",
+    },
+    "ab_test": ab_rules.AB_TEST_SCHEMA,
 }
 CREATE_CAMPAIGN_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -97,6 +106,10 @@ CAMPAIGN_SCHEMA: dict[str, Any] = {
         "exclude_segments": {"type": "array", "items": {"type": "string"}},
         "send_at": {"type": ["string", "null"]},
         "tracking": {"type": ["boolean", "null"]},
+        "variants": {"type": ["array", "null"], "items": {"type": "object"}},
+        "ab_test": {"type": ["object", "null"]},
+        "winner": {"type": ["string", "null"], "description": "The A/B test's winning variant, once chosen."},
+        "winner_at": {"type": ["string", "null"]},
         "status": {
             "type": "string",
             "enum": [
@@ -133,11 +146,17 @@ RECIPIENT_SCHEMA = {
         "delivered_at": {"type": ["string", "null"], "description": "SES's first delivery event."},
         "opened_at": {"type": ["string", "null"], "description": "The first open (tracking pixel)."},
         "clicked_at": {"type": ["string", "null"], "description": "The first tracked link followed."},
+        "variant": {"type": ["string", "null"], "description": "The A/B test variant this recipient got."},
     },
 }
 
 
-def campaign_view(campaign: Campaign) -> dict[str, Any]:
+def campaign_view(campaign: Campaign, variant_stats: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    """``variant_stats`` (GET of one A/B-tested campaign) go under ``stats.variants``, one entry per variant."""
+    stats: dict[str, Any] = rules.stats(campaign.counters, campaign.audience, campaign.status)
+    if campaign.variants and variant_stats is not None:
+        empty = dict.fromkeys(ab_rules.VARIANT_COUNTERS, 0)
+        stats["variants"] = {v["name"]: {**empty, **variant_stats.get(v["name"], {})} for v in campaign.variants}
     return {
         "id": campaign.id,
         "name": campaign.name,
@@ -156,7 +175,11 @@ def campaign_view(campaign: Campaign) -> dict[str, Any]:
         "updated_at": campaign.updated_at,
         "started_at": campaign.started_at,
         "finished_at": campaign.finished_at,
-        "stats": rules.stats(campaign.counters, campaign.audience, campaign.status),
+        "variants": campaign.variants,
+        "ab_test": campaign.ab_test,
+        "winner": campaign.winner,
+        "winner_at": campaign.winner_at,
+        "stats": stats,
         "progress": {
             "audience_shards_built": campaign.shards_done,
             "audience_shards_total": SHARDS,
@@ -217,7 +240,26 @@ def _checked(ctx: TenantContext, base: dict[str, Any], clock: Clock) -> dict[str
         "exclude_segments": exclusions,
         "send_at": _check_send_at(base.get("send_at"), clock),
         "tracking": base.get("tracking"),
+        **_checked_ab_test(ctx, base.get("variants"), base.get("ab_test")),
     }
+
+
+def _checked_ab_test(
+    ctx: TenantContext, variants: list[dict[str, Any]] | None, ab_test: dict[str, Any] | None
+) -> dict[str, Any]:
+    ab_rules.check(variants, ab_test, parse_duration)
+    checked = []
+    for index, variant in enumerate(variants or []):
+        try:
+            templates = check_templates(
+                variant["subject"], variant.get("html"), variant.get("text"), template_attributes(ctx)
+            )
+        except ValidationFailed as problem:
+            field = f"variants[{index}].{problem.details.get('field')}"
+            raise ValidationFailed(field, f"variants[{index}]: {problem.message}") from None
+        checked.append({"name": variant["name"], "subject": templates.subject, "html": templates.html,
+                        "text": templates.text})  # fmt: skip
+    return {"variants": checked or None, "ab_test": dict(ab_test) if checked and ab_test else None}
 
 
 def create_campaign(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
@@ -230,7 +272,8 @@ def create_campaign(ctx: TenantContext, body: Any, clock: Clock = system_clock) 
 
 
 def get_campaign(ctx: TenantContext, campaign_id: str) -> dict[str, Any]:
-    return campaign_view(_require(ctx, campaign_id))
+    campaign = _require(ctx, campaign_id)
+    return campaign_view(campaign, ctx.ports.sends.variant_stats(campaign_id) if campaign.variants else None)
 
 
 def list_campaigns(ctx: TenantContext, limit_: int, cursor: str | None) -> dict[str, Any]:
@@ -252,6 +295,8 @@ def update_campaign(ctx: TenantContext, campaign_id: str, body: Any, clock: Cloc
         "exclude_segments": before.exclude_segments,
         "send_at": before.send_at,
         "tracking": before.tracking,
+        "variants": before.variants,
+        "ab_test": before.ab_test,
     }
     if "send_at" not in body and before.send_at and (stored_moment(before.send_at) or EARLIEST) <= clock():
         current["send_at"] = None  # a schedule that passed while editing is not re-checked as "in the past"
@@ -444,6 +489,7 @@ def recipients(
             "delivered_at": item.delivered_at,
             "opened_at": item.opened_at,
             "clicked_at": item.clicked_at,
+            "variant": item.variant,
         },
     )
 

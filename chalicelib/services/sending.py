@@ -30,13 +30,15 @@ from typing import Any
 
 import numpy as np
 
+from chalicelib.domain import ab_tests as ab_rules
 from chalicelib.domain import campaigns as rules
 from chalicelib.domain.campaigns import Batch, Campaign, Claim, LedgerMoved, NotSending, Outcome, RecipientFacts
-from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
+from chalicelib.domain.clock import Clock, stored_moment, system_clock, to_rfc3339
 from chalicelib.domain.contacts import SHARDS, contact_id_for
+from chalicelib.domain.durations import parse_duration
 from chalicelib.domain.templates import Templates
 from chalicelib.logs import logger
-from chalicelib.ports.messages import BuildAudience, SendBatch
+from chalicelib.ports.messages import BuildAudience, DecideWinner, SendBatch
 from chalicelib.ports.queues import SendFailed
 from chalicelib.resources import SEND_QUEUE
 from chalicelib.services import mail, webhooks
@@ -72,11 +74,15 @@ def start(ctx: TenantContext, campaign_id: str, allowed: set[str], clock: Clock 
     tenant_id, campaigns = ctx.tenant_id, ctx.ports.campaigns
     if not campaigns.change_status(campaign_id, allowed, rules.SENDING, **started):
         return False
-    messages = [
+    messages: list[BuildAudience | DecideWinner] = [
         BuildAudience(kind="audience", tenant_id=tenant_id, campaign_id=campaign_id, shard=s) for s in range(SHARDS)
     ]
     try:
         ctx.ports.queues.send(SEND_QUEUE, messages)
+        campaign = campaigns.get(campaign_id)
+        if campaign is not None and campaign.ab_test:
+            wait = parse_duration(campaign.ab_test["wait"], "ab_test.wait")
+            _requeue(ctx, _decide_message(ctx.tenant_id, campaign_id), delay=int(wait.total_seconds()))
     except SendFailed:
         campaigns.change_status(
             campaign_id, {rules.SENDING}, rules.FAILED, "the audience could not be queued; send again"
@@ -144,8 +150,8 @@ def build_audience(ctx: TenantContext, campaign_id: str, shard: int, clock: Cloc
         except RuntimeError as problem:
             campaigns.change_status(campaign_id, {rules.SENDING, rules.PAUSED}, rules.FAILED, str(problem))
             return
-        batches = rules.batches(recipients)
-        sends.write_batches(campaign_id, shard, build_id, batches)
+        batches, held_from = _batches_of(campaign, recipients)
+        sends.write_batches(campaign_id, shard, build_id, batches, held_from)
         if not sends.finish_build(campaign_id, shard, build_id, len(batches), len(recipients)):
             return  # our lease ran out and another delivery finished the shard; it queues the batches
     current = campaigns.get(campaign_id)
@@ -154,10 +160,33 @@ def build_audience(ctx: TenantContext, campaign_id: str, shard: int, clock: Cloc
     _finish_if_complete(ctx, campaign_id, clock)
 
 
+def _batches_of(
+    campaign: Campaign, recipients: list[tuple[str, str]]
+) -> tuple[list[list[tuple[str, str]]], int | None]:
+    """A shard's batches, and where the held ones start: an A/B test's test recipients first, then its rest."""
+    if not campaign.variants or not campaign.ab_test:
+        return rules.batches(recipients), None
+    names, share = [v["name"] for v in campaign.variants], int(campaign.ab_test["test_percent"])
+    tested = [r for r in recipients if ab_rules.assign(campaign.id, r[0], names, share).in_test]
+    chosen = set(tested)
+    test_batches = rules.batches(tested)
+    return test_batches + rules.batches([r for r in recipients if r not in chosen]), len(test_batches)
+
+
 def _queue_undone(ctx: TenantContext, campaign_id: str, shard: int | None = None) -> None:
-    """Queue the batches (of one shard, or of all) not done yet."""
-    undone = [b for b in ctx.ports.sends.batches_of(campaign_id, shard) if not b.done]
-    ctx.ports.queues.send(SEND_QUEUE, [_batch_message(ctx.tenant_id, campaign_id, b) for b in undone])
+    """Queue the batches (of one shard, or of all) not done yet: an A/B test's held ones only once it has its
+    winner, which they carry."""
+    campaign = ctx.ports.campaigns.get(campaign_id)
+    winner = campaign.winner if campaign is not None else None
+    messages = []
+    for batch in ctx.ports.sends.batches_of(campaign_id, shard):
+        if batch.done or (batch.held and winner is None):
+            continue
+        message = _batch_message(ctx.tenant_id, campaign_id, batch)
+        if batch.held and winner is not None:
+            message["variant"] = winner
+        messages.append(message)
+    ctx.ports.queues.send(SEND_QUEUE, messages)
 
 
 def _finish_if_complete(ctx: TenantContext, campaign_id: str, clock: Clock) -> None:
@@ -231,7 +260,9 @@ def send_batch(
         return BatchResult(requeued=True)
 
     mailing = [c for c in landed if c.state == rules.CLAIMED]
-    outcomes, sent, stop = _mail_claimed(ctx, campaign, facts, mailing, (first_slot, rate), sleep)
+    outcomes, sent, stop = _mail_claimed(
+        ctx, campaign, facts, mailing, (first_slot, rate), sleep, message.get("variant")
+    )
     finished = stop is None
     sends.settle(campaign_id, message_id, outcomes, to_rfc3339(clock()), message["batch"] if finished else None)
     if stop == rules.THROTTLED:  # again later, with only the recipients this delivery released
@@ -262,11 +293,11 @@ def _mail_claimed(
     mailing: list[Claim],
     slots: tuple[int, int],
     sleep: Callable[[float], None],
+    winner: str | None = None,
 ) -> tuple[list[Outcome], int, str | None]:
     """Mail the claimed recipients in their send slots (``slots``: the first one, epoch ms, and the rate);
     what happened to each, how many were sent, and what stopped the rest (throttled, quota, blocked)."""
     first_slot, rate = slots
-    templates = Templates(campaign.subject, campaign.html, campaign.text)
     tracked = mail.tracked(ctx, campaign.tracking)
     outcomes: list[Outcome] = []
     sent, stop = 0, None
@@ -278,7 +309,8 @@ def _mail_claimed(
         if wait > 0:
             sleep(wait)
         contact = contact_view(facts.contacts[claim.contact_id])
-        tags = {"campaign_id": campaign.id, "contact_id": claim.contact_id}
+        templates, variant = _content(campaign, claim.contact_id, winner)
+        tags = {"campaign_id": campaign.id, "contact_id": claim.contact_id, **({"variant": variant} if variant else {})}
         result = mail.deliver(
             ctx, campaign.sender, claim.email, templates, contact, tags, tracked=tracked, campaign_id=campaign.id
         )
@@ -288,11 +320,61 @@ def _mail_claimed(
                 extra={"contact_id": claim.contact_id, "error": result.reason},
             )
             continue
-        outcome = rules.outcome_of(claim, result.status, result.message_id, result.reason)
+        outcome = rules.outcome_of(claim, result.status, result.message_id, result.reason, variant)
         outcomes.append(outcome)
         sent += outcome.state == rules.DELIVERED
         stop = result.status if outcome.state == rules.RELEASED else None
     return outcomes, sent, stop
+
+
+def _content(campaign: Campaign, contact_id: str, winner: str | None) -> tuple[Templates, str | None]:
+    """What one recipient gets: the campaign's content, or its A/B variant (the winner for the held rest)."""
+    if not campaign.variants or not campaign.ab_test:
+        return Templates(campaign.subject, campaign.html, campaign.text), None
+    names = [v["name"] for v in campaign.variants]
+    name = winner or ab_rules.assign(campaign.id, contact_id, names, int(campaign.ab_test["test_percent"])).variant
+    variant = next(v for v in campaign.variants if v["name"] == (name or names[0]))
+    return Templates(variant["subject"], variant.get("html"), variant.get("text")), variant["name"]
+
+
+# --- the A/B test's winner ------------------------------------------------------------------------------
+
+DECIDE_AGAIN_SECONDS = 60
+"""How soon a due decision looks again while the test's batches are still being sent (or it is paused)."""
+
+
+def _decide_message(tenant_id: str, campaign_id: str) -> dict[str, Any]:
+    return dict(DecideWinner(kind="ab_decide", tenant_id=tenant_id, campaign_id=campaign_id))
+
+
+def decide_winner(ctx: TenantContext, campaign_id: str, clock: Clock = system_clock) -> str | None:
+    """Once the wait is over and the test recipients are all settled, record the winner (once, however many
+    deliveries of this message race) and queue the held rest with it; until then, look again later. The
+    winner's name, once there is one."""
+    campaigns = ctx.ports.campaigns
+    campaign = campaigns.get(campaign_id)
+    if campaign is None or campaign.status in rules.FINISHED or not campaign.ab_test or not campaign.variants:
+        return None
+    if campaign.winner is None:
+        started = stored_moment(campaign.started_at) or clock()
+        due = started + parse_duration(campaign.ab_test["wait"], "ab_test.wait")
+        tested = [b for b in ctx.ports.sends.batches_of(campaign_id) if not b.held]
+        waiting = campaign.status != rules.SENDING or campaign.shards_done < SHARDS or not all(b.done for b in tested)
+        if clock() < due or waiting:
+            later = max(DECIDE_AGAIN_SECONDS, int((due - clock()).total_seconds()))
+            _requeue(ctx, _decide_message(ctx.tenant_id, campaign_id), delay=later)
+            return None
+        names = [v["name"] for v in campaign.variants]
+        stats = ctx.ports.sends.variant_stats(campaign_id)
+        chosen = ab_rules.winner(names, stats, campaign.ab_test.get("metric", "opens"), campaign.ab_test.get("winner"))
+        if campaigns.record_winner(campaign_id, chosen, to_rfc3339(clock())):
+            logger.info("A/B test decided", extra={"tenant_id": ctx.tenant_id, "campaign_id": campaign_id,
+                                                   "winner": chosen, "variants": stats})  # fmt: skip
+    current = campaigns.get(campaign_id)
+    if current is not None and current.status == rules.SENDING:
+        _queue_undone(ctx, campaign_id)  # again on a redelivery: claims keep every recipient to one mail
+    _finish_if_complete(ctx, campaign_id, clock)
+    return current.winner if current is not None else None
 
 
 def _requeue(ctx: TenantContext, message: dict[str, Any], delay: int) -> None:
@@ -303,6 +385,11 @@ def fail_batch(ctx: TenantContext, message: dict[str, Any], message_id: str, clo
     """A batch message that failed every delivery (the DLQ): its unclaimed recipients are marked failed and the
     batch done, so the campaign can finish and says what happened."""
     campaign_id, claim_id = message["campaign_id"], f"dlq:{message_id}"
+    if message.get("kind") == "ab_decide":
+        ctx.ports.campaigns.change_status(
+            campaign_id, {rules.SENDING, rules.PAUSED}, rules.FAILED, "the A/B test's winner could not be chosen"
+        )
+        return
     if message.get("kind") != "batch":
         ctx.ports.campaigns.change_status(
             campaign_id, {rules.SENDING, rules.PAUSED}, rules.FAILED,

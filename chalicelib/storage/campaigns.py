@@ -45,6 +45,10 @@ class CampaignItem(MainTableModel):
     status = UnicodeAttribute()
     status_reason = UnicodeAttribute(null=True)
     tracking = BooleanAttribute(null=True)
+    variants = UnicodeAttribute(null=True)  # JSON list
+    ab_test = UnicodeAttribute(null=True)  # JSON
+    winner = UnicodeAttribute(null=True)
+    winner_at = UnicodeAttribute(null=True)
     version = NumberAttribute()
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
@@ -177,6 +181,18 @@ class CampaignTable:
             actions.append(getattr(CampaignItem, name).set(value))
         try:
             CampaignItem(*campaign_key(self.tenant_id, campaign_id)).update(actions=actions, condition=condition)
+            return True
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def record_winner(self, campaign_id: str, variant: str, at: str) -> bool:
+        try:
+            CampaignItem(*campaign_key(self.tenant_id, campaign_id)).update(
+                actions=[CampaignItem.winner.set(variant), CampaignItem.winner_at.set(at)],
+                condition=CampaignItem.pk.exists() & CampaignItem.winner.does_not_exist(),
+            )
             return True
         except UpdateError as error:
             if error.cause_response_code == "ConditionalCheckFailedException":

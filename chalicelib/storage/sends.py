@@ -28,8 +28,10 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.domain.ab_tests import VARIANT_COUNTERS
 from chalicelib.domain.campaigns import (
     CLAIMED,
+    DELIVERED,
     RELEASED,
     Batch,
     Claim,
@@ -69,6 +71,18 @@ class BatchItem(MainTableModel):
     recipients = UnicodeAttribute()  # JSON [[contact_id, email], …]
     state = UnicodeAttribute()  # queued / done
     build_id = UnicodeAttribute()
+    held = NumberAttribute(null=True)  # 1: an A/B test's rest, sent once the winner is chosen
+
+
+class VariantItem(MainTableModel):
+    """One A/B test variant's counters, in the campaign's partition (``V#{name}``)."""
+
+    sent = NumberAttribute(null=True)
+    delivered = NumberAttribute(null=True)
+    opened = NumberAttribute(null=True)
+    clicked = NumberAttribute(null=True)
+    opens = NumberAttribute(null=True)
+    clicks = NumberAttribute(null=True)
 
 
 class SendItem(MainTableModel):
@@ -82,6 +96,7 @@ class SendItem(MainTableModel):
     delivered_at = UnicodeAttribute(null=True)
     opened_at = UnicodeAttribute(null=True)
     clicked_at = UnicodeAttribute(null=True)
+    variant = UnicodeAttribute(null=True)
 
 
 MAIL_EVENT_KEPT_SECONDS = 7 * 86_400
@@ -98,7 +113,8 @@ class SendRateItem(MainTableModel):
 
 
 def _batch(item: BatchItem) -> Batch:
-    return Batch(key=item.sk, recipients=[tuple(r) for r in json.loads(item.recipients)], done=item.state == "done")
+    recipients = [tuple(r) for r in json.loads(item.recipients)]
+    return Batch(key=item.sk, recipients=recipients, done=item.state == "done", held=bool(item.held))
 
 
 RECORD_MAPPER = Mapper(RecipientRecord, SendItem)
@@ -145,6 +161,7 @@ class _EngagementPlan:
     events: list[RecipientEvent]
     moments: dict[str, tuple[str, str | None]]
     counts: Counter[str]
+    variant: str | None  # the A/B test variant the recipient got: its counters move too
 
     @classmethod
     def of(cls, events: list[RecipientEvent], record: dict[str, Any] | None) -> _EngagementPlan:
@@ -159,7 +176,7 @@ class _EngagementPlan:
                 counts[kind] += 1
             if before is None or earliest < before:
                 moments[kind] = (earliest, before)
-        return cls(events[0].contact_id, events, moments, counts)
+        return cls(events[0].contact_id, events, moments, counts, events[0].variant)
 
     @property
     def writes(self) -> int:
@@ -207,7 +224,14 @@ class SendTable:
         current = AudienceBuildItem.get(item.pk, item.sk, consistent_read=True)
         return "built" if current.state == "built" else "busy"
 
-    def write_batches(self, campaign_id: str, shard: int, build_id: str, batches: list[list[tuple[str, str]]]) -> None:
+    def write_batches(
+        self,
+        campaign_id: str,
+        shard: int,
+        build_id: str,
+        batches: list[list[tuple[str, str]]],
+        held_from: int | None = None,
+    ) -> None:
         """Write this build's batches of a shard, replacing whatever an earlier, crashed build left."""
         pk = campaign_own_pk(self.tenant_id, campaign_id)
         keep = {f"B#{shard:02d}#{n:05d}" for n in range(len(batches))}
@@ -227,6 +251,7 @@ class SendTable:
                         recipients=json.dumps(recipients),
                         state="queued",
                         build_id=build_id,
+                        held=1 if held_from is not None and n >= held_from else None,
                     )
                 )
 
@@ -335,12 +360,19 @@ class SendTable:
             counts: dict[str, int] = {}
             try:
                 with TransactWrite(connection=connection()) as transaction:
+                    sent_by_variant: Counter[str] = Counter()
                     for outcome in outcomes:
                         o = outcome
-                        answered = RecipientRecord(o.contact_id, o.email, o.state, at, o.reason, o.message_id)
+                        answered = RecipientRecord(
+                            o.contact_id, o.email, o.state, at, o.reason, o.message_id, variant=o.variant
+                        )
                         record = _send_item(pk, claim_id, answered)
                         transaction.save(record, condition=(SendItem.claim == claim_id) & (SendItem.state == CLAIMED))
                         counts[outcome.state] = counts.get(outcome.state, 0) + 1
+                        if o.variant and o.state == DELIVERED:
+                            sent_by_variant[o.variant] += 1
+                    for variant, sent in sorted(sent_by_variant.items()):
+                        transaction.update(VariantItem(pk, f"V#{variant}"), actions=[VariantItem.sent.add(sent)])
                     if batch_key:
                         transaction.update(
                             BatchItem(pk, batch_key),
@@ -362,6 +394,10 @@ class SendTable:
                         return
                     continue
                 raise
+
+    def variant_stats(self, campaign_id: str) -> dict[str, dict[str, int]]:
+        found = VariantItem.query(campaign_own_pk(self.tenant_id, campaign_id), VariantItem.sk.startswith("V#"))
+        return {item.sk[2:]: {name: int(getattr(item, name) or 0) for name in VARIANT_COUNTERS} for item in found}
 
     def send_records(
         self, campaign_id: str, state: str | None, limit: int, start: dict[str, Any] | None
@@ -423,10 +459,12 @@ class SendTable:
         return counted
 
     def _commit_engagements(self, campaign_id: str, plans: list[_EngagementPlan]) -> int:
-        if sum(plan.writes for plan in plans) > 99:  # one recipient with a hundred events in a batch
+        variants = {plan.variant for plan in plans if plan.variant}
+        if sum(plan.writes for plan in plans) + len(variants) > 99:  # one recipient with a hundred events
             return sum(self._record_engagement(campaign_id, e) for plan in plans for e in plan.events)
         pk = campaign_own_pk(self.tenant_id, campaign_id)
         counts: Counter[str] = Counter()
+        by_variant: dict[str, Counter[str]] = {}
         try:
             with TransactWrite(connection=connection()) as transaction:
                 for plan in plans:
@@ -443,6 +481,12 @@ class SendTable:
                         actions = [getattr(SendItem, f"{kind}_at").set(at) for kind, (at, _) in plan.moments.items()]
                         transaction.update(SendItem(pk, f"S#{plan.contact_id}"), actions=actions, condition=condition)
                     counts.update(plan.counts)
+                    if plan.variant:
+                        by_variant.setdefault(plan.variant, Counter()).update(plan.counts)
+                for variant, moved in sorted(by_variant.items()):
+                    if moved:
+                        added = [getattr(VariantItem, name).add(n) for name, n in sorted(moved.items())]
+                        transaction.update(VariantItem(pk, f"V#{variant}"), actions=added)
                 if counts:
                     added = [getattr(CampaignItem, name).add(count) for name, count in sorted(counts.items())]
                     transaction.update(CampaignItem(*campaign_key(self.tenant_id, campaign_id)), actions=added)
@@ -458,9 +502,13 @@ class SendTable:
         pk = campaign_own_pk(self.tenant_id, campaign_id)
         campaign = CampaignItem(*campaign_key(self.tenant_id, campaign_id))
 
+        variant = VariantItem(pk, f"V#{engagement.variant}") if engagement.variant else None
+
         def add_to_total(transaction: TransactWrite) -> None:
             if kind in TOTALS:
                 transaction.update(campaign, actions=[getattr(CampaignItem, TOTALS[kind]).add(1)])
+                if variant is not None:
+                    transaction.update(variant, actions=[getattr(VariantItem, TOTALS[kind]).add(1)])
 
         counted = apply_once(pk, f"EV#{event_key}", MAIL_EVENT_KEPT_SECONDS, add_to_total)
         # the recipient's first one (its own condition: once, even after a stop between the two writes)
@@ -472,6 +520,8 @@ class SendTable:
                     recipient, actions=[moment.set(at)], condition=SendItem.pk.exists() & moment.does_not_exist()
                 )
                 transaction.update(campaign, actions=[getattr(CampaignItem, kind).add(1)])
+                if variant is not None:
+                    transaction.update(variant, actions=[getattr(VariantItem, kind).add(1)])
         except TransactWriteError as error:
             if "ConditionalCheckFailed" not in cancellation_reasons(error):
                 raise

@@ -157,10 +157,10 @@ def compose_campaign(page: Page, name: str, subject: str, text: str, html: str |
     page.get_by_role("button", name="Create campaign").click()
     page.get_by_role("textbox", name="Campaign name").fill(name)
     page.get_by_role("textbox", name="From", exact=True).fill("news@example.com")
-    page.get_by_role("textbox", name="Subject").fill(subject)
+    page.get_by_role("textbox", name="Subject", exact=True).fill(subject)
     if html:
-        page.get_by_role("textbox", name="HTML body").fill(html)
-    page.get_by_role("textbox", name="Text body").fill(text)
+        page.get_by_role("textbox", name="HTML body", exact=True).fill(html)
+    page.get_by_role("textbox", name="Text body", exact=True).fill(text)
     audience = page.get_by_role("group", name="Send to members of any of")
     audience.get_by_role("checkbox", name=re.compile("^Toronto")).check()
 
@@ -406,6 +406,30 @@ def test_a_campaign_sends_with_progress_its_mail_is_opened_and_clicked_and_unsub
     assert [(s["email"], s["reason"]) for s in suppressed if s["email"] == "p0@example.com"] == [
         ("p0@example.com", "unsubscribed")
     ]
+
+
+def test_an_ab_test_is_composed_sent_and_shows_its_variants(page, runtime, api, shop):
+    key = shop["admin_key"]
+    sign_in(page, runtime.base_url, key)
+    compose_campaign(page, "Two subjects", "Spring is here", "Hi {{ contact.first_name }}: {{ unsubscribe_url }}")
+    page.get_by_role("checkbox", name="Test a second version (B) on part of the audience first").check()
+    page.get_by_role("textbox", name="B: subject").fill("SPRING!")
+    page.get_by_role("textbox", name="B: text body").fill("Hey {{ contact.first_name }}: {{ unsubscribe_url }}")
+    page.get_by_role("spinbutton", name="Test share (% of the audience)").fill("50")
+    page.get_by_role("textbox", name="Wait before choosing the winner").fill("PT1H")
+    page.get_by_role("combobox", name="Winner by").select_option("clicks")
+    page.get_by_role("button", name="Save campaign").click()
+    expect(page.get_by_role("heading", name="Two subjects")).to_be_visible()
+    (saved,) = [c for c in api("GET", "/campaigns", key)["items"] if c["name"] == "Two subjects"]
+    assert [(v["name"], v["subject"]) for v in saved["variants"]] == [("A", "Spring is here"), ("B", "SPRING!")]
+    assert saved["ab_test"] == {"test_percent": 50, "wait": "PT1H", "metric": "clicks"}
+    page.get_by_role("button", name="Send now").click()
+    expect(page.locator("strong.status")).not_to_have_text("draft")
+    table = page.get_by_role("table", name="Stats by variant")
+    expect(table).to_be_visible()
+    expect(table.get_by_role("row")).to_have_count(3)  # the header and A, B
+    expect(page.get_by_text("A/B test: 50% of the audience first; after PT1H")).to_be_visible()
+    assert api("POST", f"/campaigns/{saved['id']}/cancel", key)["status"] == "cancelled"
 
 
 def test_a_scheduled_campaign_can_be_cancelled_before_it_starts(page, runtime, api, shop):

@@ -18,6 +18,7 @@ from chalicelib.storage.engagements import EngagementTable
 from tests.integration.test_campaign_sending import make_segment
 from tests.support.hostile import (
     HOSTILE_DATETIMES,
+    HOSTILE_DURATIONS,
     HOSTILE_NUMBERS,
     HOSTILE_QUERY_WHOLE_NUMBERS,
     HOSTILE_SCHEDULES,
@@ -264,6 +265,39 @@ def test_hostile_urls_are_a_422_naming_url_and_write_nothing(api, world, method,
 
 def test_every_url_field_is_enrolled():
     assert URL_SITES == [("PATCH", "/webhooks/{webhook_id}"), ("POST", "/webhooks")]
+
+
+# --- ISO 8601 durations (an A/B test's wait) ------------------------------------------------------------
+
+DURATION_SITES = [("POST", "/campaigns"), ("PATCH", "/campaigns/{campaign_id}")]
+
+
+def test_every_duration_field_is_enrolled():
+    described = sorted(
+        (method.upper(), path)
+        for path, methods in SPEC["paths"].items()
+        for method, operation in methods.items()
+        if "ISO 8601 duration" in json.dumps(operation.get("requestBody", {}))
+    )
+    assert described == sorted(DURATION_SITES)
+
+
+@pytest.mark.parametrize("method, path", DURATION_SITES, ids=[f"{m} {p}" for m, p in DURATION_SITES])
+def test_hostile_durations_are_a_422_naming_the_field_and_write_nothing(api, world, method, path):
+    key, target = world.admin_key, path_for(path, world.ids)
+    variants = [{"name": "A", "subject": "a", "text": "t"}, {"name": "B", "subject": "b", "text": "t"}]
+    base = {"name": "n", "from": "news@example.com", "subject": "s", "text": "t", "segments": [world.ids["segment_id"]]}
+    before = api.get(f"/campaigns/{world.ids['campaign_id']}", key=key).json
+    for raw in HOSTILE_DURATIONS:
+        test = {"test_percent": 10, "wait": raw, "metric": "opens"}
+        body = (
+            {**base, "variants": variants, "ab_test": test}
+            if method == "POST"
+            else {"variants": variants, "ab_test": test}
+        )
+        reply = api.request(method, target, key=key, json=body)
+        assert reply.status == 422 and reply.error_field.startswith("ab_test.wait"), (raw, reply.text)
+    assert api.get(f"/campaigns/{world.ids['campaign_id']}", key=key).json == before
 
 
 def test_schedules_that_overflow_or_never_fire_are_refused_at_save_time(api, world):

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from chalicelib.domain import settings as settings_rules
+from chalicelib.domain.ab_tests import VARIANT_COUNTERS
 from chalicelib.domain.campaigns import (
     CLAIMED,
     CONTENT,
@@ -463,6 +464,13 @@ class InMemoryCampaigns:
         self.stored[campaign_id] = replace(current, status=status, status_reason=reason, **fields)
         return True
 
+    def record_winner(self, campaign_id: str, variant: str, at: str) -> bool:
+        c = self.stored.get(campaign_id)
+        if c is None or c.winner is not None:
+            return False
+        self.stored[campaign_id] = replace(c, winner=variant, winner_at=at)
+        return True
+
     def finish_if_complete(self, campaign_id: str, shards: int, status: str, finished_at: str) -> bool:
         c = self.stored.get(campaign_id)
         if c is None or c.status != "sending" or c.shards_done != shards or c.batches_done < c.batches_total:
@@ -497,6 +505,7 @@ class InMemorySends:
         self._ledgers: dict[str, Ledger] = {}
         self._lane_ms: int | None = None
         self._mail_events: set[tuple[str, str]] = set()
+        self._variants: dict[str, dict[str, dict[str, int]]] = {}
 
     def acquire_build(self, campaign_id: str, shard: int, build_id: str, now_ms: int, lease_ms: int) -> str:
         build = self._builds.get((campaign_id, shard))
@@ -509,12 +518,24 @@ class InMemorySends:
             return "acquired"
         return "built" if build["state"] == "built" else "busy"
 
-    def write_batches(self, campaign_id: str, shard: int, build_id: str, batches: list[list[tuple[str, str]]]) -> None:
+    def write_batches(
+        self,
+        campaign_id: str,
+        shard: int,
+        build_id: str,
+        batches: list[list[tuple[str, str]]],
+        held_from: int | None = None,
+    ) -> None:
         own = self._batches.setdefault(campaign_id, {})
         for key in [k for k in own if k.startswith(f"B#{shard:02d}#")]:
             del own[key]
         for n, recipients in enumerate(batches):
-            own[f"B#{shard:02d}#{n:05d}"] = {"recipients": [tuple(r) for r in recipients], "state": "queued"}
+            held = held_from is not None and n >= held_from
+            own[f"B#{shard:02d}#{n:05d}"] = {
+                "recipients": [tuple(r) for r in recipients],
+                "state": "queued",
+                "held": held,
+            }
 
     def finish_build(self, campaign_id: str, shard: int, build_id: str, batches: int, audience: int) -> bool:
         build = self._builds.get((campaign_id, shard))
@@ -527,7 +548,7 @@ class InMemorySends:
     def batches_of(self, campaign_id: str, shard: int | None = None) -> list[Batch]:
         prefix = "B#" if shard is None else f"B#{shard:02d}#"
         return [
-            Batch(key, list(b["recipients"]), b["state"] == "done")
+            Batch(key, list(b["recipients"]), b["state"] == "done", b["held"])
             for key, b in sorted(self._batches.get(campaign_id, {}).items())
             if key.startswith(prefix)
         ]
@@ -578,9 +599,11 @@ class InMemorySends:
             o = outcome
             records[o.contact_id] = (
                 claim_id,
-                RecipientRecord(o.contact_id, o.email, o.state, at, o.reason, o.message_id),
+                RecipientRecord(o.contact_id, o.email, o.state, at, o.reason, o.message_id, variant=o.variant),
             )
             counts[outcome.state] = counts.get(outcome.state, 0) + 1
+            if o.variant and o.state == DELIVERED:
+                self._variant_counts(campaign_id, o.variant)["sent"] += 1
         batch = self._batches.get(campaign_id, {}).get(batch_key or "")
         if batch is not None and batch["state"] != "done":
             batch["state"] = "done"
@@ -605,19 +628,32 @@ class InMemorySends:
         self.campaigns.add_counts(campaign_id, {state: 1})
         return True
 
+    def _variant_counts(self, campaign_id: str, variant: str) -> dict[str, int]:
+        return self._variants.setdefault(campaign_id, {}).setdefault(variant, dict.fromkeys(VARIANT_COUNTERS, 0))
+
+    def variant_stats(self, campaign_id: str) -> dict[str, dict[str, int]]:
+        return {name: dict(counts) for name, counts in self._variants.get(campaign_id, {}).items()}
+
     def record_engagements(self, campaign_id: str, engagements: list[RecipientEvent]) -> int:
         return sum(self._record_engagement(campaign_id, *astuple(engagement)) for engagement in engagements)
 
-    def _record_engagement(self, campaign_id: str, contact_id: str, kind: str, event_key: str, at: str) -> bool:
+    def _record_engagement(
+        self, campaign_id: str, contact_id: str, kind: str, event_key: str, at: str, variant: str | None
+    ) -> bool:
         counted = (campaign_id, event_key) not in self._mail_events
         self._mail_events.add((campaign_id, event_key))
+        moved = self._variant_counts(campaign_id, variant) if variant else {}
         if counted and kind in TOTALS:
             self.campaigns.add_counts(campaign_id, {TOTALS[kind]: 1})
+            if variant:
+                moved[TOTALS[kind]] += 1
         held = self._records.get(campaign_id, {}).get(contact_id)
         if held is not None:
             first = getattr(held[1], f"{kind}_at")
             if first is None:
                 self.campaigns.add_counts(campaign_id, {kind: 1})
+                if variant:
+                    moved[kind] += 1
             if first is None or at < first:
                 self._records[campaign_id][contact_id] = (held[0], replace(held[1], **{f"{kind}_at": at}))
         return counted

@@ -149,3 +149,9 @@ HOSTILE_URLS: list[object] = [
     ["https://hooks.example.com/in"],
 ]
 """Webhook URLs refused with a 422 naming ``url`` (on every stage: the local one allows loopback only)."""
+
+HOSTILE_DURATIONS: list[object] = [
+    "", "P", "PT", "P1DT", "P1Y", "P1M", "PT1.5H", "-PT1H", "pt1h", "1h", "60d", "P99999999D",
+    "PT" + "9" * 40 + "S", "P1D\n", " P1D", 3600, 1.5, None, True, ["PT1H"], {"hours": 1},
+]  # fmt: skip
+"""ISO 8601 durations refused with a 422 naming the field (or out of the field's bounds)."""
