@@ -29,6 +29,7 @@ SEND = "send_campaign_messages"
 def at_once(monkeypatch):
     monkeypatch.setattr(sending, "REQUEUE_DELAY_CAP", 0)
     monkeypatch.setattr(tenant_service, "SETTINGS_TTL_SECONDS", 0)
+    monkeypatch.setattr(tenant_service, "_cached", {})  # the module fixture's send rate, not the default one
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +37,8 @@ def readers(api, app):
     return audience_tenant(api, app, 1_000, "ab")
 
 
-def send_all(app, tenant, seed: int) -> list[dict]:
-    """Deliver the tenant's send messages twice each, shuffled, until none is left; the decisions asked for
+def send_all(app, tenant, seed: int, times: int = 2) -> list[dict]:
+    """Deliver the tenant's send messages ``times`` each, shuffled, until none is left; the decisions asked for
     (kept aside: they are due only once the wait is over)."""
     rng, decisions = random.Random(seed), []
     for _ in range(200):
@@ -48,7 +49,7 @@ def send_all(app, tenant, seed: int) -> list[dict]:
             return decisions
         rng.shuffle(work)
         for start in range(0, len(work), 5):
-            deliver(app, SEND, SEND_QUEUE, work[start : start + 5], times=2, batch_size=5, seed=rng.randrange(99))
+            deliver(app, SEND, SEND_QUEUE, work[start : start + 5], times=times, batch_size=5, seed=rng.randrange(99))
     raise AssertionError("sending did not settle")
 
 
