@@ -76,7 +76,10 @@ PREVIEW_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["contact_id"],
-    "properties": {"contact_id": {"type": "string", "minLength": 1, "maxLength": 128}},
+    "properties": {
+        "contact_id": {"type": "string", "minLength": 1, "maxLength": 128},
+        "variant": {"type": "string", "maxLength": 40, "description": "An A/B variant (the first by default)."},
+    },
 }
 TEST_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -88,7 +91,8 @@ TEST_SCHEMA: dict[str, Any] = {
             "minItems": 1,
             "maxItems": MAX_TEST_EMAILS,
             "items": {"type": "string", "maxLength": 254},
-        }
+        },
+        "variant": {"type": "string", "maxLength": 40, "description": "An A/B variant (the first by default)."},
     },
 }
 STATS_SCHEMA = {"type": "object", "additionalProperties": {"type": ["integer", "null"]}}
@@ -406,13 +410,24 @@ def cancel_campaign(ctx: TenantContext, campaign_id: str, clock: Clock = system_
 # --- preview and test sends ----------------------------------------------------------------------------
 
 
-def _templates(campaign: Campaign) -> Templates:
-    return Templates(subject=campaign.subject, html=campaign.html, text=campaign.text)
+def _templates(campaign: Campaign, variant: str | None = None) -> Templates:
+    """The campaign's content, or one of its A/B variants (the first when none is named)."""
+    if not campaign.variants:
+        if variant is not None:
+            raise ValidationFailed("variant", "This campaign has no A/B variants.")
+        return Templates(subject=campaign.subject, html=campaign.html, text=campaign.text)
+    chosen = next((v for v in campaign.variants if v["name"] == (variant or campaign.variants[0]["name"])), None)
+    if chosen is None:
+        raise ValidationFailed("variant", f"The campaign has no variant {variant!r}.")
+    return Templates(subject=chosen["subject"], html=chosen.get("html"), text=chosen.get("text"))
 
 
-def _rendered(campaign: Campaign, contact: dict[str, Any], unsubscribe_url: str, field: str) -> Any:
+def _rendered(
+    campaign: Campaign, contact: dict[str, Any], unsubscribe_url: str, field: str, variant: str | None = None
+) -> Any:
+    templates = _templates(campaign, variant)
     try:
-        return render(_templates(campaign), contact, unsubscribe_url)
+        return render(templates, contact, unsubscribe_url)
     except RenderFailed as problem:
         raise ValidationFailed(field, f"The campaign does not render for this contact: {problem}.") from None
 
@@ -422,7 +437,7 @@ def preview_campaign(ctx: TenantContext, campaign_id: str, body: Any) -> dict[st
     campaign = _require(ctx, campaign_id)
     contact = resolve(ctx, body["contact_id"])
     url = mail.unsubscribe_url(ctx.tenant_id, campaign.id, contact.email or "", inert=True)
-    rendered = _rendered(campaign, contact_view(contact), url, "contact_id")
+    rendered = _rendered(campaign, contact_view(contact), url, "contact_id", body.get("variant"))
     return {"contact_id": contact.id, "subject": rendered.subject, "html": rendered.html, "text": rendered.text}
 
 
@@ -459,7 +474,7 @@ def test_send(ctx: TenantContext, campaign_id: str, body: Any) -> dict[str, Any]
         contact = ctx.ports.contacts.get_contact(contact_id) if contact_id else None
         view = contact_view(contact) if contact else {**SAMPLE_CONTACT, "email": email}
         url = mail.unsubscribe_url(tenant_id, campaign.id, email, inert=True)
-        rendered = _rendered(campaign, view, url, "emails")
+        rendered = _rendered(campaign, view, url, "emails", body.get("variant"))
         marked = replace(rendered, subject=f"[Test] {rendered.subject}")
         tags = {"campaign_id": campaign.id, "test": "true"}  # no contact_id: its SES events count nothing
         outcome = mail.send_rendered(ctx, campaign.sender, email, marked, url, tags, tracked=tracked)

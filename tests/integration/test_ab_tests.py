@@ -150,3 +150,26 @@ def test_an_ab_test_needs_variants_that_render_and_a_wait_it_can_keep(api, reade
         reply = api.post("/campaigns", key=key, json=body)
         assert (reply.status, reply.error_field) == (422, field), reply.text
     assert ab_tests.MAX_VARIANTS == 4
+
+
+def test_each_variant_can_be_previewed_and_test_sent(api, readers):
+    key = readers.admin_key
+    variants = [
+        {"name": "A", "subject": "Plain {{ contact.first_name }}", "text": "a {{ unsubscribe_url }}"},
+        {"name": "B", "subject": "BOLD {{ contact.first_name }}", "text": "b {{ unsubscribe_url }}"},
+    ]
+    body = {"name": "Previewed", "from": "news@example.com", "subject": "unused", "text": "unused",
+            "segments": [readers.news], "variants": variants,
+            "ab_test": {"test_percent": 10, "wait": "PT1H", "metric": "opens"}}  # fmt: skip
+    campaign = api.post("/campaigns", key=key, json=body).json
+    preview = f"/campaigns/{campaign['id']}/preview"
+    assert api.post(preview, key=key, json={"contact_id": "ab-1"}).json["subject"] == "Plain Name1"  # the first
+    assert api.post(preview, key=key, json={"contact_id": "ab-1", "variant": "B"}).json["subject"] == "BOLD Name1"
+    refused = api.post(preview, key=key, json={"contact_id": "ab-1", "variant": "C"})
+    assert (refused.status, refused.error_field) == (422, "variant")
+    before = mail.mark()
+    sent = api.post(f"/campaigns/{campaign['id']}/test", key=key, json={"emails": ["me@example.com"], "variant": "B"})
+    assert sent.status == 200 and [m.subject for m in mail.sent_since(before)] == ["[Test] BOLD Sample"]
+    plain = api.post("/campaigns", key=key, json={**body, "name": "Plain", "variants": None, "ab_test": None}).json
+    refused = api.post(f"/campaigns/{plain['id']}/preview", key=key, json={"contact_id": "ab-1", "variant": "A"})
+    assert (refused.status, refused.error_field) == (422, "variant")
