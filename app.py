@@ -8,6 +8,7 @@ from chalicelib import tracing  # noqa: F401  (patches boto3 for X-Ray when depl
 from chalicelib.config import get_config
 from chalicelib.handlers import contact_changes, schedules, sends
 from chalicelib.handlers import jobs as job_handlers
+from chalicelib.handlers import journeys as journey_handlers
 from chalicelib.handlers import triggers as trigger_handlers
 from chalicelib.handlers import webhooks as webhook_handlers
 from chalicelib.http.envelope import envelope_middleware
@@ -19,6 +20,7 @@ from chalicelib.http.routes import (
     engagements,
     groups,
     jobs,
+    journeys,
     mailbox,
     meta,
     portal,
@@ -52,11 +54,13 @@ for module in (
     mailbox,
     console,
     webhooks,
+    journeys,
     job_handlers,
     contact_changes,
     sends,
     trigger_handlers,
     schedules,
     webhook_handlers,
+    journey_handlers,
 ):
     app.register_blueprint(module.blueprint)

@@ -20,6 +20,7 @@ from chalicelib.services import (
     groups,
     imports,
     jobs,
+    journeys,
     membership,
     segments,
     shards,
@@ -30,6 +31,7 @@ from chalicelib.services.context import TenantContext
 from chalicelib.services.principal import Principal
 from chalicelib.services.tenants import cached_settings
 from chalicelib.storage import campaigns as campaign_storage
+from chalicelib.storage import journeys as journey_storage
 from chalicelib.storage import membership as membership_storage
 from chalicelib.storage import segments as segment_storage
 from chalicelib.storage import triggers as trigger_storage
@@ -38,6 +40,7 @@ from chalicelib.storage.catalog import CatalogTable
 from chalicelib.storage.contacts import ContactTable
 from chalicelib.storage.engagements import EngagementTable
 from chalicelib.storage.jobs import JobTable
+from chalicelib.storage.journeys import JourneyTable
 from chalicelib.storage.local_mailbox import MotoServerMailbox
 from chalicelib.storage.mailer import SesMailer
 from chalicelib.storage.membership import MembershipTable
@@ -92,6 +95,7 @@ def tenant_ports(tenant_id: str) -> TenantPorts:
         mailer=_MAILER,
         webhooks=WebhookTable(tenant_id),
         webhook_transport=_WEBHOOK_TRANSPORT,
+        journeys=JourneyTable(tenant_id),
     )
 
 
@@ -131,6 +135,11 @@ def due_triggers(before: str) -> list[tuple[str, str]]:
     return trigger_storage.due_scheduled(before)
 
 
+def due_journeys(before: str) -> list[tuple[str, str, str]]:
+    """(tenant, journey, contact) of the waits over at ``before`` (one sparse index across tenants)."""
+    return journey_storage.due_positions(before)
+
+
 def due_campaigns(before: str) -> list[tuple[str, str]]:
     """(tenant, campaign) of the scheduled campaigns due at ``before`` (one sparse index across tenants)."""
     return campaign_storage.due_scheduled(before)
@@ -145,4 +154,6 @@ def time_dependent_segments() -> dict[str, set[str]]:
 
 
 jobs.register_kinds(evaluation.JOB_KINDS | groups.JOB_KINDS | imports.JOB_KINDS | shards.JOB_KINDS | tags.JOB_KINDS)
-dependents.register(segments.DEPENDENTS + campaigns.DEPENDENTS + engagements.DEPENDENTS + triggers.DEPENDENTS)
+dependents.register(
+    segments.DEPENDENTS + campaigns.DEPENDENTS + engagements.DEPENDENTS + triggers.DEPENDENTS + journeys.DEPENDENTS
+)

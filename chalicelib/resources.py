@@ -50,6 +50,11 @@ WEBHOOKS_QUEUE = "segments-webhooks"
 WEBHOOKS_DEAD_LETTER_QUEUE = "segments-webhooks-dlq"
 """Deliveries that failed every attempt, kept 14 days (and those whose worker kept stopping)."""
 
+JOURNEYS_QUEUE = "segments-journeys"
+"""Journey wake-ups: one message per (journey, up to 100 contacts) whose wait is over, queued by the minute
+schedule from the due-time index (services/journey_flow.py)."""
+JOURNEYS_DEAD_LETTER_QUEUE = "segments-journeys-dlq"
+
 SNAPSHOT_BUCKET = "segments-snapshots"
 """Shard snapshots (storage/snapshots.py). Deployed, the bucket's name is generated and reaches the functions
 as SEGMENTS_SNAPSHOT_BUCKET; this is the local name."""

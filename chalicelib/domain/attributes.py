@@ -15,6 +15,7 @@ from typing import Any
 
 from chalicelib.domain.clock import check_moment, looks_like_rfc3339
 from chalicelib.domain.errors import LimitExceeded, ValidationFailed
+from chalicelib.domain.time_zones import check_time_zone
 from chalicelib.domain.values import check_number, number_from_text
 
 TYPES = ("string", "number", "boolean", "datetime", "string_list")
@@ -30,7 +31,10 @@ BUILT_IN: dict[str, str] = {
     "language": "string",
     "signup_at": "datetime",
     "lifetime_value": "number",
+    "time_zone": "string",
 }
+"""Built-in attributes have these types; ``time_zone`` is an IANA name (journeys wait until a time of day in
+it), checked like the tenant's."""
 ATTRIBUTE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 _NAME = re.compile(ATTRIBUTE_NAME_PATTERN)
 RESERVED = frozenset(
@@ -125,6 +129,8 @@ def check_attributes(
             continue
         kind = catalog.get(name) or BUILT_IN.get(name) or introduced.get(name) or infer_type(value)
         stored[name] = coerce(value, kind, path)
+        if name == "time_zone":
+            check_time_zone(stored[name], path)
         if name not in catalog:
             introduced[name] = kind
     return stored, introduced

@@ -23,6 +23,7 @@ PREFIXES = {
     "segment": "seg",
     "campaign": "cmp",
     "trigger": "trg",
+    "journey": "jrn",
     "announcement": "ann",
     "challenge": "chl",
     "job": "job",

@@ -14,6 +14,7 @@ from typing import Any
 
 from chalicelib.domain.emails import is_valid_email
 from chalicelib.domain.errors import ValidationFailed
+from chalicelib.domain.time_zones import check_time_zone
 from chalicelib.domain.validation import validate
 
 LIMIT_CEILING = 50
@@ -27,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
         "segments_per_trigger": 10,
         "segments_per_announcement": 10,
         "segments_per_challenge": 10,
+        "segments_per_journey": 10,
     },
     "send_rate_per_second": 10,
     "requests_per_second": 50,
@@ -34,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "frequency_cap": {"max_emails": None, "per_days": 7},
     "snapshots": {"compact_after_changes": 64, "compact_after_seconds": 300},
     "tracking": True,
+    "time_zone": "UTC",
 }
 
 _nullable_email = {"type": ["string", "null"], "maxLength": 254}
@@ -78,6 +81,7 @@ PATCH_SCHEMA: dict[str, Any] = {
             },
         },
         "tracking": {"type": ["boolean", "null"]},
+        "time_zone": {"type": ["string", "null"], "maxLength": 64},
     },
 }
 
@@ -92,6 +96,10 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "frequency_cap": {"type": "object"},
         "snapshots": {"type": "object"},
         "tracking": {"type": "boolean", "description": "Opens and clicks are tracked (a campaign may say)."},
+        "time_zone": {
+            "type": "string",
+            "description": "IANA name: journeys' waits until a time of day, unless the contact has its own.",
+        },
     },
 }
 
@@ -121,6 +129,8 @@ def apply_patch(overrides: dict[str, Any] | None, patch: Any) -> dict[str, Any]:
         value = (patch.get("sender") or {}).get(field)
         if value is not None and not is_valid_email(value):
             raise ValidationFailed(f"sender.{field}", f"sender.{field} is not a valid email address.")
+    if patch.get("time_zone") is not None:
+        check_time_zone(patch["time_zone"], "time_zone")
     return _merge(overrides or {}, patch)
 
 

@@ -17,7 +17,8 @@ the run counts it as stopped, so a trigger that re-triggers itself ends.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -154,6 +155,28 @@ class Occurrence:
     tags_added: tuple[str, ...] = ()
     events: tuple[dict[str, Any], ...] = ()
     """Received events, as {"id", "type", "amount"}."""
+
+
+def change_occurrences(message: Mapping[str, Any]) -> list[Occurrence]:
+    """What a contact change message reports: contact.created, tag.added, event.received (each may be none)."""
+    happened = Occurrence("", contact_id=message["contact_id"], depth=int(message.get("depth", 0)),
+                          version=message["version"])  # fmt: skip
+    occurrences = []
+    if message["change"] == "created":
+        occurrences.append(replace(happened, type=CONTACT_CREATED))
+    if message.get("tags_added"):
+        occurrences.append(replace(happened, type=TAG_ADDED, tags_added=tuple(message["tags_added"])))
+    if message.get("events"):
+        occurrences.append(replace(happened, type=EVENT_RECEIVED, events=tuple(message["events"])))
+    return occurrences
+
+
+def membership_occurrence(event: dict[str, Any]) -> Occurrence:
+    """A segment.entered / segment.exited event as an occurrence."""
+    depth = int((event.get("cause") or {}).get("depth", 0))
+    return Occurrence(
+        event["type"], contact_id=event["contact_id"], depth=depth, segment_id=event["segment_id"], event_id=event["id"]
+    )
 
 
 def causes(event: dict[str, Any], occurrence: Occurrence) -> list[str]:

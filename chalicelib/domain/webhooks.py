@@ -33,6 +33,7 @@ EVENT_TYPES = (
     "email.clicked",
     "contact.unsubscribed",
     "trigger.fired",
+    "journey.step",
     "reward.granted",
 )
 TEST_EVENT = "webhook.test"

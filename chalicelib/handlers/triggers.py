@@ -9,14 +9,15 @@ from chalicelib.composition import TenantContexts, due_triggers, tenant_context
 from chalicelib.handlers.batch import process_records
 from chalicelib.logs import logger
 from chalicelib.resources import MEMBERSHIP_EVENTS_QUEUE, TRIGGER_RUNS_DEAD_LETTER_QUEUE, TRIGGER_RUNS_QUEUE
-from chalicelib.services import segment_history, trigger_firing, trigger_runs, webhooks
+from chalicelib.services import journey_flow, segment_history, trigger_firing, trigger_runs, webhooks
 
 blueprint = Blueprint(__name__)
 
 
 @blueprint.on_sqs_message(queue=MEMBERSHIP_EVENTS_QUEUE, batch_size=10)
 def apply_membership_events(event: SQSEvent) -> dict:
-    """segment.entered / segment.exited → the segment's size history, webhooks, and the segment's triggers."""
+    """segment.entered / segment.exited → the segment's size history, webhooks, the segment's triggers and the
+    journeys it is the entry of."""
     contexts = TenantContexts()  # each tenant's segments and triggers read once for the whole batch
 
     def handle(message: dict, record) -> None:
@@ -24,6 +25,7 @@ def apply_membership_events(event: SQSEvent) -> dict:
         segment_history.on_membership_event(contexts.of(message["tenant_id"]), message)
         webhooks.membership_changed(contexts.of(message["tenant_id"]), message)
         trigger_firing.on_membership_event(contexts.of(message["tenant_id"]), message)
+        journey_flow.on_membership_event(contexts.of(message["tenant_id"]), message)
 
     return process_records(event, MEMBERSHIP_EVENTS_QUEUE, handle)
 

@@ -15,6 +15,7 @@ from chalicelib.ports.catalog import CatalogRepository
 from chalicelib.ports.contacts import ContactRepository
 from chalicelib.ports.engagements import EngagementRepository
 from chalicelib.ports.jobs import JobRepository
+from chalicelib.ports.journeys import JourneyRepository
 from chalicelib.ports.mailer import Mailer
 from chalicelib.ports.membership import MembershipLedger
 from chalicelib.ports.outbox import ChangeOutbox
@@ -52,3 +53,4 @@ class TenantPorts:
     mailer: Mailer
     webhooks: WebhookRepository
     webhook_transport: WebhookTransport
+    journeys: JourneyRepository

@@ -17,6 +17,8 @@ from chalicelib.resources import (
     CONTACT_CHANGES_QUEUE,
     JOBS_DEAD_LETTER_QUEUE,
     JOBS_QUEUE,
+    JOURNEYS_DEAD_LETTER_QUEUE,
+    JOURNEYS_QUEUE,
     MEMBERSHIP_EVENTS_DEAD_LETTER_QUEUE,
     MEMBERSHIP_EVENTS_QUEUE,
     SEND_DEAD_LETTER_QUEUE,
@@ -129,6 +131,15 @@ class WebhookDelivery(TypedDict):
     event: dict[str, Any]
 
 
+class JourneyWake(TypedDict):
+    """Move on the contacts of one journey whose wait is over (services/journey_flow.py)."""
+
+    kind: Literal["journey.wake"]
+    tenant_id: str
+    journey_id: str
+    contacts: list[str]
+
+
 SHAPES: dict[str, tuple[type[Any], ...]] = {
     JOBS_QUEUE: (JobChunk,),
     JOBS_DEAD_LETTER_QUEUE: (JobChunk,),
@@ -144,6 +155,8 @@ SHAPES: dict[str, tuple[type[Any], ...]] = {
     SES_EVENTS_QUEUE: (SesNotification,),
     WEBHOOKS_QUEUE: (WebhookDelivery,),
     WEBHOOKS_DEAD_LETTER_QUEUE: (WebhookDelivery,),
+    JOURNEYS_QUEUE: (JourneyWake,),
+    JOURNEYS_DEAD_LETTER_QUEUE: (JourneyWake,),
 }
 """What each queue carries (a queue with two shapes tells them apart by ``kind``)."""
 

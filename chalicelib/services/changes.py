@@ -59,7 +59,7 @@ def change_message(
         tags_added=sorted(new_tags - old_tags),
         tags_removed=sorted(old_tags - new_tags),
         event_types=sorted({e["type"] for e in events}),
-        events=[{"id": e["id"], "type": e["type"], "amount": e.get("amount")} for e in events],
+        events=[{"id": e["id"], "type": e["type"], "amount": e.get("amount"), "at": e.get("at")} for e in events],
         source=source,
         depth=depth,
         at=to_rfc3339(system_clock()),

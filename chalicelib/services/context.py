@@ -16,6 +16,7 @@ from typing import Any
 from chalicelib.domain.criteria import Vocabulary
 from chalicelib.domain.engagements import CHALLENGE, Engagement
 from chalicelib.domain.engine import CompiledCriteria, compile_criteria
+from chalicelib.domain.journeys import Journey
 from chalicelib.domain.segments import INVALID, Segment
 from chalicelib.domain.settings import limit
 from chalicelib.domain.triggers import Trigger
@@ -79,6 +80,11 @@ class TenantContext:
     def triggers(self) -> list[Trigger]:
         """Every trigger of the tenant, read once: what a batch of changes or membership events fires."""
         return self.ports.triggers.all_triggers()
+
+    @cached_property
+    def journeys(self) -> list[Journey]:
+        """Every journey of the tenant, read once: what a batch of changes or membership events enters or moves."""
+        return self.ports.journeys.all_journeys()
 
     @cached_property
     def webhooks(self) -> list[Webhook]:

@@ -1,5 +1,5 @@
 """What contact changes set off, in order: the contact's segment membership, the challenges its events may
-complete, and the contact.created / tag.added / event.received triggers each change matches.
+complete, and the contact.created / tag.added / event.received triggers and journeys each change matches.
 
 The contact-changes queue handler only parses the messages and hands each to a :class:`BatchReactions`
 made for its batch of records.
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from chalicelib.ports.messages import ContactChanged
-from chalicelib.services import engagements, membership, trigger_firing
+from chalicelib.services import engagements, journey_flow, membership, trigger_firing
 from chalicelib.services.context import TenantContext
 
 
@@ -30,9 +30,10 @@ def bring_up_to_date(ctx: TenantContext, change: ContactChanged, read: membershi
 
 
 def fire_triggers(ctx: TenantContext, change: ContactChanged) -> None:
-    """The triggers this very change matches (its tags added, its events): each message counts."""
+    """The triggers and journeys this very change matches (its tags added, its events): each message counts."""
     if change["change"] != "deleted":
         trigger_firing.on_contact_change(ctx, change)
+        journey_flow.on_contact_change(ctx, change)
 
 
 class BatchReactions:

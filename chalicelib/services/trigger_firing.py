@@ -8,13 +8,10 @@ counters in one transaction, so redelivery never fires twice.
 
 from __future__ import annotations
 
-import time
-from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from chalicelib.domain import campaigns as campaign_rules
 from chalicelib.domain import triggers as rules
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.contacts import Contact
@@ -22,12 +19,10 @@ from chalicelib.domain.engagements import Reward
 from chalicelib.domain.engine import BrokenReference, CompiledCriteria
 from chalicelib.domain.ids import stable_id
 from chalicelib.domain.population import Population
-from chalicelib.domain.templates import Templates
 from chalicelib.domain.triggers import Run, Trigger
 from chalicelib.logs import logger
 from chalicelib.ports.messages import ContactChanged
-from chalicelib.services import engagements, mail, sending, webhooks
-from chalicelib.services.contacts import contact_view, rewrite_contact
+from chalicelib.services import actions, webhooks
 from chalicelib.services.context import TenantContext
 from chalicelib.services.membership import segments_holding
 
@@ -43,28 +38,13 @@ def _events_run(trigger_id: str, now: datetime) -> Run:
 
 def on_contact_change(ctx: TenantContext, message: ContactChanged, clock: Clock = system_clock) -> int:
     """Fire the contact.created / tag.added / event.received triggers a contact change matches."""
-    happened = rules.Occurrence(
-        "", contact_id=message["contact_id"], depth=int(message.get("depth", 0)), version=message["version"]
-    )
-    occurrences = []
-    if message["change"] == "created":
-        occurrences.append(replace(happened, type=rules.CONTACT_CREATED))
-    if message.get("tags_added"):
-        occurrences.append(replace(happened, type=rules.TAG_ADDED, tags_added=tuple(message["tags_added"])))
-    if message.get("events"):
-        occurrences.append(replace(happened, type=rules.EVENT_RECEIVED, events=tuple(message["events"])))
+    occurrences = rules.change_occurrences(message)
     return _fire_all(ctx, occurrences, clock) if occurrences else 0
 
 
 def on_membership_event(ctx: TenantContext, event: dict[str, Any], clock: Clock = system_clock) -> int:
     """Fire the segment.entered / segment.exited triggers of the event's segment."""
-    occurrence = rules.Occurrence(
-        event["type"],
-        contact_id=event["contact_id"],
-        depth=int((event.get("cause") or {}).get("depth", 0)),
-        segment_id=event["segment_id"],
-        event_id=event["id"],
-    )
+    occurrence = rules.membership_occurrence(event)
     return _fire_all(ctx, [occurrence], clock)
 
 
@@ -117,6 +97,10 @@ class TriggerContext:
     def tenant_id(self) -> str:
         return self.tenant.tenant_id
 
+    @property
+    def actor(self) -> actions.Actor:
+        return actions.Actor("trigger", self.trigger.id, self.trigger.name)
+
     @cached_property
     def _conditions(self) -> CompiledCriteria | None:
         """None when a segment the conditions name is gone: then they cannot hold."""
@@ -154,8 +138,8 @@ def apply_trigger(
     failed = False
     for action in trigger.actions:
         try:
-            _act(context, action, contact, key, depth, now, rewards)
-        except SendLater:
+            actions.apply_action(context.tenant, context.actor, action, contact, key, depth, now, rewards)
+        except actions.SendLater:
             raise  # SQS delivers the message again; the actions already applied are idempotent
         except Exception:  # one action failing must not stop the others; the run counts it
             logger.exception(
@@ -164,83 +148,3 @@ def apply_trigger(
             )
             failed = True
     return "failed" if failed else "applied"
-
-
-def _act(
-    context: TriggerContext,
-    action: dict[str, Any],
-    contact: Contact,
-    key: str,
-    depth: int,
-    now: datetime,
-    rewards: list[tuple[int, Reward]] | None,
-) -> None:
-    trigger, kind = context.trigger, action["type"]
-    if kind in (rules.ADD_TAG, rules.REMOVE_TAG):
-        _change_tag(context, contact, action["tag"], kind == rules.ADD_TAG, depth)
-    elif kind == rules.REWARD:
-        source = {"type": "trigger", "id": trigger.id, "name": trigger.name}
-        line = engagements.reward_line(contact.id, action, f"trigger|{key}", source, to_rfc3339(now))
-        if rewards is None:
-            context.tenant.ports.engagements.add_reward(contact.ordinal, line)
-            webhooks.rewards_granted(context.tenant, [line])
-        else:
-            rewards.append((contact.ordinal, line))
-    elif kind == rules.ANNOUNCE:
-        context.tenant.ports.triggers.give_announcement(contact.id, action["announcement_id"], to_rfc3339(now))
-    elif kind == rules.WEBHOOK:
-        webhooks.trigger_fired(context.tenant, trigger.id, contact.id, key, to_rfc3339(now), only=action["webhook_id"])
-    else:
-        _send_email(context.tenant, trigger, action, contact, key)
-
-
-def _change_tag(context: TriggerContext, contact: Contact, tag: str, add: bool, depth: int) -> None:
-    if tag not in context.tenant.usable_tags:
-        raise ValueError(f"tag {tag} no longer exists")
-
-    def compute(before: Contact, now: str) -> Contact:
-        tags = before.tags | {tag} if add else before.tags - {tag}
-        if tags == before.tags:
-            return before
-        return replace(before, tags=frozenset(tags), version=before.version + 1, updated_at=now)
-
-    rewrite_contact(
-        context.tenant,
-        lambda: context.tenant.ports.contacts.get_contact(contact.id),
-        compute,
-        "tags",
-        source=f"trigger:{context.trigger.id}",
-        depth=depth + 1,
-    )
-
-
-class SendLater(Exception):
-    """SES or the tenant's send rate cannot take the email now: the queue message is retried later."""
-
-
-def _send_email(ctx: TenantContext, trigger: Trigger, action: dict[str, Any], contact: Contact, key: str) -> None:
-    """Like a campaign email: never to a suppressed address, in the tenant's send rate, claimed before SES,
-    never sent twice; throttled or refused by the account, it is released and the message retried."""
-    if not contact.email:
-        return
-    email = contact.email.lower()
-    if ctx.ports.suppressions.get_suppression(email) is not None:
-        return
-    rate = int(ctx.settings["send_rate_per_second"])
-    slot = ctx.ports.sends.reserve_send_slots(1, rate, int(time.time() * 1000), sending.MAX_AHEAD_MS)
-    if slot is None:
-        raise SendLater("the tenant's send rate is taken for the next seconds")
-    if not ctx.ports.triggers.claim_mail(contact.id, key):
-        return  # claimed by an earlier delivery: sent, or its outcome unknown; either way not again
-    time.sleep(max(0.0, slot / 1000 - time.time()))
-    templates = Templates(action["subject"], action.get("html"), action.get("text"))
-    tags = {"trigger_id": trigger.id, "contact_id": contact.id}
-    tracked = mail.tracked(ctx, None)  # a trigger's email follows the tenant's setting
-    delivery = mail.deliver(ctx, action["from"], email, templates, contact_view(contact), tags, tracked=tracked)
-    if delivery.account_wide:
-        ctx.ports.triggers.release_mail(contact.id, key)
-        raise SendLater(delivery.reason or delivery.status)
-    state = {campaign_rules.DELIVERED: "sent", campaign_rules.UNCERTAIN: "unknown"}.get(delivery.status, "failed")
-    ctx.ports.triggers.settle_mail(contact.id, key, state, delivery.message_id, delivery.reason)
-    if state == "failed":
-        raise RuntimeError(f"the email was not sent: {delivery.reason}")

@@ -140,47 +140,41 @@ def require_trigger(ctx: TenantContext, trigger_id: str) -> Trigger:
 
 def _checked_actions(ctx: TenantContext, actions: list[dict[str, Any]], tags: set[str]) -> list[dict[str, Any]]:
     rules.check_actions(actions)
-    checked = []
-    for index, action in enumerate(actions):
-        field = f"actions[{index}]"
-        kind = action["type"]
-        if kind in (rules.ADD_TAG, rules.REMOVE_TAG):
-            if action["tag"] not in tags:
-                raise ValidationFailed(f"{field}.tag", f"Tag {action['tag']} does not exist.")
-            checked.append(dict(action))
-        elif kind == rules.SEND_EMAIL:
-            known = template_attributes(ctx)
-            try:
-                templates = check_templates(action["subject"], action.get("html"), action.get("text"), known)
-            except ValidationFailed as problem:
-                problem.details["field"] = f"{field}.{problem.details.get('field')}"
-                raise
-            try:
-                sender = check_sender(ctx, action.get("from"))
-            except ValidationFailed as problem:
-                raise ValidationFailed(f"{field}.from", problem.message) from None
-            checked.append(
-                {
-                    "type": kind,
-                    "from": sender,
-                    "subject": templates.subject,
-                    "html": templates.html,
-                    "text": templates.text,
-                }
-            )
-        elif kind == rules.REWARD:
-            checked.append({"type": kind, **engagement_rules.check_reward(action, field)})
-        elif kind == rules.WEBHOOK:  # trigger.fired posted to this endpoint, whatever events it listens to
-            if ctx.ports.webhooks.get(action["webhook_id"]) is None:
-                raise ValidationFailed(f"{field}.webhook_id", f"Webhook {action['webhook_id']} does not exist.")
-            checked.append(dict(action))
-        else:  # announce
-            if ctx.ports.engagements.get(engagement_rules.ANNOUNCEMENT, action["announcement_id"]) is None:
-                raise ValidationFailed(
-                    f"{field}.announcement_id", f"Announcement {action['announcement_id']} does not exist."
-                )
-            checked.append(dict(action))
-    return checked
+    return [checked_action(ctx, action, f"actions[{index}]", tags) for index, action in enumerate(actions)]
+
+
+def checked_action(ctx: TenantContext, action: dict[str, Any], field: str, tags: set[str]) -> dict[str, Any]:
+    """One action (of a trigger, or a journey's step, whose other fields such as ``next`` are kept) with what
+    it names checked; errors name ``field``."""
+    kind = action["type"]
+    if kind in (rules.ADD_TAG, rules.REMOVE_TAG):
+        if action["tag"] not in tags:
+            raise ValidationFailed(f"{field}.tag", f"Tag {action['tag']} does not exist.")
+        return dict(action)
+    if kind == rules.SEND_EMAIL:
+        known = template_attributes(ctx)
+        try:
+            templates = check_templates(action["subject"], action.get("html"), action.get("text"), known)
+        except ValidationFailed as problem:
+            problem.details["field"] = f"{field}.{problem.details.get('field')}"
+            raise
+        try:
+            sender = check_sender(ctx, action.get("from"))
+        except ValidationFailed as problem:
+            raise ValidationFailed(f"{field}.from", problem.message) from None
+        extra = {k: v for k, v in action.items() if k not in ("type", "from", "subject", "html", "text")}
+        return {"type": kind, "from": sender, "subject": templates.subject, "html": templates.html,
+                "text": templates.text, **extra}  # fmt: skip
+    if kind == rules.REWARD:
+        extra = {k: v for k, v in action.items() if k not in engagement_rules.REWARD_SCHEMA["properties"]}
+        return {**extra, **engagement_rules.check_reward(action, field)}
+    if kind == rules.WEBHOOK:  # trigger.fired (journey.step) posted to this endpoint, whatever events it listens to
+        if ctx.ports.webhooks.get(action["webhook_id"]) is None:
+            raise ValidationFailed(f"{field}.webhook_id", f"Webhook {action['webhook_id']} does not exist.")
+        return dict(action)
+    if ctx.ports.engagements.get(engagement_rules.ANNOUNCEMENT, action["announcement_id"]) is None:  # announce
+        raise ValidationFailed(f"{field}.announcement_id", f"Announcement {action['announcement_id']} does not exist.")
+    return dict(action)
 
 
 def _checked(ctx: TenantContext, fields: dict[str, Any], clock: Clock) -> dict[str, Any]:

@@ -353,6 +353,14 @@ def trigger_fired(
     emit(ctx, [Event(f"trigger.fired:{key}", "trigger.fired", at, data)], only=only)
 
 
+def journey_step(
+    ctx: TenantContext, journey_id: str, step: str | None, contact_id: str, key: str, at: str, only: str
+) -> None:
+    """``journey.step`` once per step a contact goes through (its key), to a webhook step's endpoint."""
+    data = {"journey_id": journey_id, "step": step, "contact_id": contact_id}
+    emit(ctx, [Event(f"journey.step:{key}", "journey.step", at, data)], only=only)
+
+
 def rewards_granted(ctx: TenantContext, rewards: list[Reward]) -> None:
     emit(ctx, [Event(f"reward.granted:{r.id}", "reward.granted", r.at, {"contact_id": r.contact_id,
                      "reward": {"id": r.id, "amount": r.amount, "currency": r.currency, "note": r.note,

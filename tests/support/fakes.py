@@ -40,6 +40,8 @@ from chalicelib.domain.clock import system_clock, to_rfc3339
 from chalicelib.domain.contacts import SHARDS, Contact, StaleContact, TakenIdentifier, shard_of
 from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.jobs import Job
+from chalicelib.domain.journeys import DEFINITION, JOURNEY_COUNTERS, STEP_COUNTERS, WAITING, Journey, StaleJourney
+from chalicelib.domain.journeys import Position as JourneyPosition
 from chalicelib.domain.mail_events import TOTALS, RecipientEvent
 from chalicelib.domain.membership import MembershipCommit, Stamp, Superseded
 from chalicelib.domain.planner import EVERYONE
@@ -1243,6 +1245,93 @@ class InMemoryWebhooks:
         return [record for _, record in taken], ({"sk": taken[-1][0]} if len(after) > limit else None)
 
 
+class InMemoryJourneys:
+    """JourneyRepository in memory (the contract cases hold it to the DynamoDB adapter)."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self._journeys: dict[str, Journey] = {}
+        self._versions: dict[tuple[str, int], Journey] = {}
+        self._positions: dict[tuple[str, str], JourneyPosition] = {}
+        self._totals: dict[str, dict[str, int]] = {}
+        self._steps: dict[str, dict[str, dict[str, int]]] = {}
+
+    def create(self, journey: Journey) -> None:
+        assert journey.id not in self._journeys
+        self._journeys[journey.id] = journey
+        self._versions[(journey.id, journey.version)] = journey
+
+    def save(self, before: Journey, after: Journey) -> None:
+        held = self._journeys.get(before.id)
+        if held is None or held.revision != before.revision:
+            raise StaleJourney(before.id)
+        self._journeys[before.id] = after
+        self._versions[(after.id, after.version)] = after
+
+    def get(self, journey_id: str) -> Journey | None:
+        return self._journeys.get(journey_id)
+
+    def definition(self, journey_id: str, version: int) -> Journey | None:
+        current = self._journeys.get(journey_id)
+        if current is None:
+            return None
+        kept = self._versions.get((journey_id, version))
+        return replace(current, **{name: getattr(kept, name) for name in ("name", *DEFINITION)},
+                       version=version) if kept else None  # fmt: skip
+
+    def page(self, limit: int, start: Position | None) -> tuple[list[Journey], Position | None]:
+        return _page(sorted(self._journeys.values(), key=lambda j: j.id), lambda j: j.id, limit, start)
+
+    def all_journeys(self) -> list[Journey]:
+        return sorted(self._journeys.values(), key=lambda j: j.id)
+
+    def delete(self, journey: Journey) -> None:
+        held = self._journeys.get(journey.id)
+        if held is None or held.revision != journey.revision:
+            raise StaleJourney(journey.id)
+        del self._journeys[journey.id]
+        self._totals.pop(journey.id, None)
+        self._steps.pop(journey.id, None)
+
+    def position(self, journey_id: str, contact_id: str) -> JourneyPosition | None:
+        return self._positions.get((journey_id, contact_id))
+
+    def move(
+        self,
+        before: JourneyPosition | None,
+        after: JourneyPosition,
+        steps: dict[tuple[str, str], int],
+        journey: dict[str, int],
+    ) -> bool:
+        key = (after.journey_id, after.contact_id)
+        held = self._positions.get(key)
+        if (held is None) != (before is None) or (held and before and held.revision != before.revision):
+            return False
+        self._positions[key] = after
+        totals = self._totals.setdefault(after.journey_id, dict.fromkeys(JOURNEY_COUNTERS, 0))
+        for name, value in journey.items():
+            totals[name] += value
+        for (step, name), value in steps.items():
+            counts = self._steps.setdefault(after.journey_id, {}).setdefault(step, dict.fromkeys(STEP_COUNTERS, 0))
+            counts[name] += value
+        return True
+
+    def drop(self, position: JourneyPosition) -> None:
+        self._positions.pop((position.journey_id, position.contact_id), None)
+
+    def counters(self, journey_id: str) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        totals = dict(self._totals.get(journey_id, dict.fromkeys(JOURNEY_COUNTERS, 0)))
+        return totals, {step: dict(counts) for step, counts in self._steps.get(journey_id, {}).items()}
+
+    def due(self, before: str) -> list[tuple[str, str, str]]:
+        """(tenant, journey, contact) of the waits over at ``before`` (the index the minute schedule reads)."""
+        return sorted(
+            (self.tenant_id, position.journey_id, position.contact_id)
+            for position in self._positions.values()
+            if position.state == WAITING and position.due_at is not None and position.due_at <= before
+        )
+
+
 class ScriptedTransport:
     """WebhookTransport that answers what the test scripted (then 200) and keeps every request."""
 
@@ -1283,6 +1372,7 @@ def fake_ports(
         mailer=RecordingMailer(verified=["example.com"]),
         webhooks=InMemoryWebhooks(tenant_id),
         webhook_transport=ScriptedTransport(),
+        journeys=InMemoryJourneys(tenant_id),
     )
 
 

@@ -1,0 +1,296 @@
+"""Moving contacts through journeys (the rules are domain/journeys.py).
+
+- **Entering**: the occurrences that fire triggers (a membership event, a contact change) enter the journeys
+  whose entry they match, once per cause, as the re-entry rules allow; a share is kept out as the holdout.
+- **Running**: from the step it reached, a contact goes on step by step (exit criteria checked before each)
+  until it waits or the journey ends. Every move is written conditioned on the position read, with the
+  counters it changes; an action is keyed by (journey, contact, entry, step), so one redone after a crash
+  is the same action.
+- **Waking**: a wait that is over is in the due-time index; the minute schedule reads it and queues one
+  wake message per journey and 100 contacts (``wake_due``); the wake handler moves each contact on.
+- **Events**: a contact's events end its ``wait_for_event`` at once (in the handler of its change) and
+  count for the journey's goal.
+- **Pausing** stops entries, wake-ups and event-ended waits (a batch already under way finishes its moves,
+  up to each contact's next wait); on resume, the waits that ended meanwhile are woken at the next minute.
+
+Why a due-time index and a minute schedule rather than one EventBridge Scheduler schedule per waiting contact:
+a wait starts with one write that the move makes anyway (the index is a sparse GSI of the position), the
+drain costs one query page per 500 waits over per shard, and a contact that moves on early (an event, an
+exit) leaves nothing behind to delete; a schedule per contact would add a CreateSchedule and a
+DeleteSchedule call per wait ($1 per million invocations plus those calls), and minute precision is what
+waits of minutes to 90 days need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from chalicelib.domain import journeys as rules
+from chalicelib.domain import triggers as trigger_rules
+from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
+from chalicelib.domain.contacts import Contact
+from chalicelib.domain.engine import BrokenReference
+from chalicelib.domain.journeys import Journey, Position
+from chalicelib.domain.population import Population
+from chalicelib.logs import logger
+from chalicelib.ports.messages import ContactChanged, JourneyWake
+from chalicelib.resources import JOURNEYS_QUEUE
+from chalicelib.services import actions
+from chalicelib.services.context import TenantContext
+from chalicelib.services.membership import segments_holding
+
+WAKE_BATCH = 100
+_TAG_STEPS = (trigger_rules.ADD_TAG, trigger_rules.REMOVE_TAG)
+
+
+class _Flow:
+    """One tenant's journeys as a batch of messages moves contacts through them: definitions by version and
+    compiled criteria read once."""
+
+    def __init__(self, ctx: TenantContext, clock: Clock) -> None:
+        self.ctx, self.clock = ctx, clock
+        self._definitions: dict[tuple[str, int], Journey | None] = {}
+
+    def current(self, journey_id: str) -> Journey | None:
+        """The journey as it is now (its status, its latest version), as the batch read it."""
+        return next((journey for journey in self.ctx.journeys if journey.id == journey_id), None)
+
+    def definition(self, journey_id: str, version: int) -> Journey | None:
+        """The journey at ``version``: what a contact who entered then goes through."""
+        current = self.current(journey_id)
+        if current is None or current.version == version:
+            return current
+        key = (journey_id, version)
+        if key not in self._definitions:
+            self._definitions[key] = self.ctx.ports.journeys.definition(journey_id, version)
+        return self._definitions[key]
+
+    def holds(self, criteria: dict[str, Any] | None, contact: Contact, events: list[dict[str, Any]]) -> bool:
+        """Criteria hold for the contact now (criteria naming a deleted segment never hold)."""
+        if criteria is None:
+            return False
+        try:
+            compiled = self.ctx.compile(criteria)
+        except BrokenReference:
+            return False
+        return bool(compiled.evaluate(Population([contact], {contact.id: events}), self.clock())[0])
+
+    def move(self, before: Position | None, after: Position) -> bool:
+        counts = rules.step_counts(before, after)
+        return self.ctx.ports.journeys.move(before, after, counts, rules.journey_counts(before, after))
+
+    # --- entering ---------------------------------------------------------------------------------------
+
+    def enter(self, journey: Journey, occurrence: trigger_rules.Occurrence, cause: str) -> int:
+        """Enter the contact (once per cause, as re-entry allows), then run it; 1 if it entered."""
+        contact_id, now = occurrence.contact_id, self.clock()
+        previous = self.ctx.ports.journeys.position(journey.id, contact_id)
+        if previous is not None and previous.cause == cause and previous.state == rules.ACTIVE:
+            self.run(previous, occurrence.depth)  # a redelivery of an entry whose run stopped (SES was busy…)
+            return 0
+        if not rules.may_enter(journey, previous, cause, now) or not trigger_rules.may_fire(occurrence.depth):
+            return 0
+        segments = journey.entry.get("segments") or []
+        if occurrence.type != trigger_rules.SEGMENT_ENTERED and segments:
+            contact = self.ctx.ports.contacts.get_contact(contact_id)
+            if contact is None or not segments_holding(self.ctx, contact.ordinal, segments):
+                return 0
+        position = rules.entered(journey, contact_id, previous, cause, now)
+        if not self.move(previous, position):
+            return 0
+        self.run(position, occurrence.depth)
+        return 1
+
+    # --- running ----------------------------------------------------------------------------------------
+
+    def run(self, position: Position, depth: int) -> None:
+        """Go on from ``position`` until the contact waits, finishes, or another worker moved it."""
+        contact: Contact | None = None
+        events: list[dict[str, Any]] = []
+        fresh = False
+        for _ in range(2 * rules.MAX_STEPS + 2):
+            if position.finished or position.state == rules.WAITING or position.step is None:
+                return
+            journey = self.definition(position.journey_id, position.version)
+            now = self.clock()
+            if journey is None:  # the journey was deleted
+                self.ctx.ports.journeys.drop(position)
+                return
+            if not fresh:
+                contact, events = self.ctx.ports.contacts.read_contact(position.contact_id)
+                fresh = True
+            after = self._next(journey, position, contact, events, now, depth)
+            if position.step is not None and journey.steps[position.step]["type"] in _TAG_STEPS:
+                fresh = False  # the contact changed: read it again for the next step
+            if self.move(position, after):
+                position = after
+                continue
+            stored = self.ctx.ports.journeys.position(position.journey_id, position.contact_id)
+            if stored is None or stored.entry != position.entry or stored.step != position.step:
+                return  # another worker moved it on
+            position = stored  # only its conversion changed meanwhile: do the step again (the same action)
+
+    def _next(
+        self,
+        journey: Journey,
+        position: Position,
+        contact: Contact | None,
+        events: list[dict[str, Any]],
+        now: datetime,
+        depth: int,
+    ) -> Position:
+        """The position after the current step (exit criteria first)."""
+        if contact is None:
+            return rules.moved(position, None, now, "contact deleted", state=rules.EXITED)
+        if journey.exit is not None and self.holds(journey.exit, contact, events):
+            return rules.moved(position, None, now, "exited", state=rules.EXITED)
+        assert position.step is not None
+        step = journey.steps[position.step]
+        kind = step["type"]
+        if kind in rules.ACTION_STEPS:
+            actor = actions.Actor("journey", journey.id, journey.name, position.step)
+            outcome = "completed"
+            try:
+                actions.apply_action(self.ctx, actor, step, contact, position.action_key(), depth, now)
+            except actions.SendLater:
+                raise  # the message is delivered again; the position is where it was
+            except Exception:  # the journey goes on; the step's history says it failed
+                logger.exception("journey action failed", extra={"tenant_id": self.ctx.tenant_id,
+                                 "journey_id": journey.id, "step": position.step})  # fmt: skip
+                outcome = "failed"
+            return rules.moved(position, step["next"], now, outcome)
+        if kind in (rules.WAIT, rules.WAIT_FOR_EVENT):
+            tenant_zone = self.ctx.settings.get("time_zone")
+            due = rules.wait_due(step, now, tenant_zone, contact.attributes.get("time_zone"))
+            return rules.moved(position, position.step, now, "waiting", state=rules.WAITING, due_at=due,
+                               waiting_for=step.get("event"))  # fmt: skip
+        if kind == rules.BRANCH:
+            holds = self.holds(step["criteria"], contact, events)
+            return rules.moved(position, step["then"] if holds else step["else"], now, "then" if holds else "else")
+        to = rules.split_choice(journey.id, position.step, contact.id, step["branches"])
+        return rules.moved(position, to, now, "split")
+
+    # --- waking -----------------------------------------------------------------------------------------
+
+    def wake(self, journey_id: str, contact_id: str) -> bool:
+        """Move on a contact whose wait is over; False when there is nothing to do (already moved, not due,
+        the journey paused)."""
+        position = self.ctx.ports.journeys.position(journey_id, contact_id)
+        now = self.clock()
+        if position is None or position.state != rules.WAITING or position.due_at is None:
+            return False
+        if parse_rfc3339(position.due_at) > now:
+            return False
+        journey = self.definition(journey_id, position.version)
+        current = self.current(journey_id)
+        if journey is None or current is None:
+            self.ctx.ports.journeys.drop(position)
+            return False
+        if current.status == rules.PAUSED:
+            return False
+        assert position.step is not None
+        step = journey.steps[position.step]
+        if step["type"] == rules.WAIT:
+            after = rules.moved(position, step["next"], now, "completed")
+        else:
+            after = rules.moved(position, step["timed_out"], now, "timed_out")
+        if not self.move(position, after):
+            return False
+        self.run(after, 0)
+        return True
+
+    # --- events -----------------------------------------------------------------------------------------
+
+    def on_events(self, contact_id: str, events: list[dict[str, Any]], depth: int) -> int:
+        """The contact's events end its wait_for_event steps and count for goals; the moves made."""
+        moves = 0
+        for current in self.ctx.journeys:
+            if current.status != rules.RUNNING:
+                continue
+            position = self.ctx.ports.journeys.position(current.id, contact_id)
+            if position is None:
+                continue
+            journey = self.definition(current.id, position.version)
+            if journey is None:
+                continue
+            for event in events:
+                if rules.converts(journey, position, event):
+                    converted = replace(position, converted_at=to_rfc3339(self.clock()), revision=position.revision + 1)
+                    if self.move(position, converted):
+                        position, moves = converted, moves + 1
+                moved = self._event_ends_wait(journey, position, event)
+                if moved is not None and self.move(position, moved):
+                    position, moves = moved, moves + 1
+                    self.run(moved, depth)
+                    break
+        return moves
+
+    def _event_ends_wait(self, journey: Journey, position: Position, event: dict[str, Any]) -> Position | None:
+        if position.state != rules.WAITING or position.waiting_for != event.get("type") or position.step is None:
+            return None
+        if event.get("at") and parse_rfc3339(event["at"]) < parse_rfc3339(position.since):
+            return None  # it happened before the wait began (a backfill)
+        step = journey.steps[position.step]
+        return rules.moved(position, step["then"], self.clock(), "happened")
+
+
+def _entries(flow: _Flow, occurrences: list[trigger_rules.Occurrence]) -> int:
+    kinds = {o.type for o in occurrences}
+    entered = 0
+    for journey in flow.ctx.journeys:
+        if journey.status != rules.RUNNING or journey.entry["type"] not in kinds:
+            continue
+        for occurrence in occurrences:
+            for cause in trigger_rules.causes(journey.entry, occurrence):
+                entered += flow.enter(journey, occurrence, cause)
+    return entered
+
+
+def on_contact_change(ctx: TenantContext, message: ContactChanged, clock: Clock = system_clock) -> int:
+    """Entries on contact.created / tag.added / event.received; events ending waits and reaching goals."""
+    if not ctx.journeys:
+        return 0
+    flow = _Flow(ctx, clock)
+    moves = _entries(flow, trigger_rules.change_occurrences(message))
+    if message.get("events"):
+        moves += flow.on_events(message["contact_id"], message["events"], int(message.get("depth", 0)))
+    return moves
+
+
+def on_membership_event(ctx: TenantContext, event: dict[str, Any], clock: Clock = system_clock) -> int:
+    """Entries on segment.entered."""
+    if not ctx.journeys:
+        return 0
+    return _entries(_Flow(ctx, clock), [trigger_rules.membership_occurrence(event)])
+
+
+def wake(ctx: TenantContext, message: JourneyWake, clock: Clock = system_clock) -> int:
+    """A wake message: the contacts of one journey whose wait is over; how many moved on."""
+    flow = _Flow(ctx, clock)
+    return sum(flow.wake(message["journey_id"], contact_id) for contact_id in message["contacts"])
+
+
+def wake_due(due: list[tuple[str, str, str]], context_of: Any) -> int:
+    """Queue wake messages for the waits over (``due``: tenant, journey, contact), a journey and up to
+    ``WAKE_BATCH`` contacts a message; a paused journey's wait for its resume. Returns the messages queued.
+    A wait still in the index at the next minute (its message not handled yet) is queued again: the wake
+    finds it moved and does nothing."""
+    by_journey: dict[tuple[str, str], list[str]] = {}
+    for tenant_id, journey_id, contact_id in due:
+        by_journey.setdefault((tenant_id, journey_id), []).append(contact_id)
+    queued = 0
+    for (tenant_id, journey_id), contacts in by_journey.items():
+        ctx = context_of(tenant_id)
+        journey = ctx.ports.journeys.get(journey_id)
+        if journey is not None and journey.status == rules.PAUSED:
+            continue
+        messages = [
+            JourneyWake(
+                kind="journey.wake", tenant_id=tenant_id, journey_id=journey_id, contacts=contacts[i : i + WAKE_BATCH]
+            )
+            for i in range(0, len(contacts), WAKE_BATCH)
+        ]
+        queued += ctx.ports.queues.send(JOURNEYS_QUEUE, messages)
+    return queued
