@@ -52,7 +52,7 @@ DEFINITION = ("entry", "reentry", "exit", "holdout_percent", "goal", "start", "s
 """The fields of a journey a version fixes (with its name)."""
 STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.?!-]{0,63}$"
 _next = {"type": ["string", "null"], "maxLength": 64}
-_duration = {"type": "string", "maxLength": 40}
+_duration = {"type": "string", "maxLength": 40, "description": "ISO 8601 duration"}
 
 
 def _action_step(action_type: str) -> dict[str, Any]:

@@ -304,11 +304,15 @@ def stats(ctx: TenantContext, journey_id: str) -> dict[str, Any]:
     }
 
 
-def contact_position(ctx: TenantContext, journey_id: str, contact_id: str) -> dict[str, Any]:
+def contact_position(ctx: TenantContext, journey_id: str, reference: str) -> dict[str, Any]:
+    """Where a contact (its id, or its external id) is in the journey; a deleted contact's id still answers."""
     journey = require_journey(ctx, journey_id)
-    position = ctx.ports.journeys.position(journey.id, contact_id) if ordinal_of(contact_id) is not None else None
+    contact_id = (
+        reference if ordinal_of(reference) is not None else ctx.ports.contacts.find_contact_id(external_id=reference)
+    )
+    position = ctx.ports.journeys.position(journey.id, contact_id) if contact_id else None
     if position is None:
-        raise NotFound(f"Contact {contact_id} has not entered journey {journey_id}.", {"field": "contact_id"})
+        raise NotFound(f"Contact {reference} has not entered journey {journey_id}.", {"field": "contact_id"})
     return {
         "journey_id": position.journey_id,
         "contact_id": position.contact_id,

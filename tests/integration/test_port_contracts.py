@@ -30,6 +30,7 @@ from chalicelib.domain.catalog import AlreadyExists, Group, Tag
 from chalicelib.domain.contacts import SHARDS, Contact, StaleContact, TakenIdentifier, contact_id_for, shard_of
 from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.jobs import Job
+from chalicelib.domain.journeys import Journey, Position, StaleJourney
 from chalicelib.domain.mail_events import RecipientEvent
 from chalicelib.domain.membership import MembershipCommit, SegmentCheck, Stamp, Superseded, Transition
 from chalicelib.domain.planner import EVERYONE
@@ -45,6 +46,7 @@ from chalicelib.storage.catalog import CatalogTable
 from chalicelib.storage.contacts import ContactTable
 from chalicelib.storage.engagements import EngagementTable
 from chalicelib.storage.jobs import JobTable
+from chalicelib.storage.journeys import JourneyTable, due_positions
 from chalicelib.storage.membership import MembershipTable
 from chalicelib.storage.outbox import OutboxTable
 from chalicelib.storage.queues import SqsQueues
@@ -63,6 +65,7 @@ from tests.support.fakes import (
     InMemoryDirectory,
     InMemoryEngagements,
     InMemoryJobs,
+    InMemoryJourneys,
     InMemoryMembership,
     InMemoryOutbox,
     InMemorySegments,
@@ -1193,3 +1196,107 @@ def test_webhooks_are_kept_with_their_secret_changed_from_what_was_read_and_dele
     store.delete(changed)
     assert store.get("whk_1") is None and store.deliveries("whk_1", 5, None) == ([], None)
     assert [w.id for w in store.all_webhooks()] == ["whk_2"]
+
+
+# --- JourneyRepository ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=ADAPTERS)
+def journey_repos(request):
+    """Two tenants' journey repositories and, for the first, its waits over at a moment (the due-time index)."""
+    if request.param == "dynamodb":
+        mine, theirs = JourneyTable(new_tenant()), JourneyTable(new_tenant())
+        return mine, theirs, lambda before: [due for due in due_positions(before) if due[0] == mine.tenant_id]
+    mine, theirs = InMemoryJourneys(new_tenant()), InMemoryJourneys(new_tenant())
+    return mine, theirs, mine.due
+
+
+def a_journey(journey_id: str = "jrn_1", **fields: Any) -> Journey:
+    base = Journey(
+        id=journey_id,
+        name="Welcome",
+        status="running",
+        entry={"type": "contact.created", "segments": []},
+        reentry={"mode": "never"},
+        exit={"tag": "vip"},
+        holdout_percent=10,
+        goal={"event": "purchase", "within": "P14D"},
+        start="wait",
+        steps={"wait": {"type": "wait", "duration": "P1D", "next": None}},
+        version=1,
+        revision=1,
+        created_at=AT,
+        updated_at=AT,
+    )
+    return replace(base, **fields)
+
+
+def a_position(contact_id: str, **fields: Any) -> Position:
+    base = Position("jrn_1", contact_id, 1, 1, "active", "wait", AT, AT, "contact.created", revision=1)
+    return replace(base, **fields)
+
+
+def test_a_journey_keeps_every_version_and_changes_only_from_the_revision_read(journey_repos):
+    mine, theirs, _ = journey_repos
+    first = a_journey()
+    mine.create(first)
+    assert mine.get("jrn_1") == first and theirs.get("jrn_1") is None and theirs.all_journeys() == []
+    steps = {"tag": {"type": "add_tag", "tag": "vip", "next": None}}
+    second = replace(first, name="Welcome v2", start="tag", steps=steps, version=2, revision=2, status_reason=None)
+    mine.save(first, second)
+    with pytest.raises(StaleJourney):
+        mine.save(first, replace(first, name="Lost", revision=2))
+    paused = replace(second, status="paused", status_reason="segment deleted", revision=3)
+    mine.save(second, paused)
+    assert mine.get("jrn_1") == paused
+    old = mine.definition("jrn_1", 1)
+    assert (old.version, old.name, old.start, old.steps) == (1, "Welcome", "wait", first.steps)
+    assert old.status == "paused"  # the status is the journey's, whatever the version
+    assert mine.definition("jrn_1", 2) == paused and mine.definition("jrn_1", 9) is None
+    assert theirs.definition("jrn_1", 1) is None
+    mine.create(a_journey("jrn_2"))
+    listed, cursor = mine.page(1, None)
+    while cursor is not None:
+        more, cursor = mine.page(1, cursor)
+        listed += more
+    assert [j.id for j in listed] == ["jrn_1", "jrn_2"] == [j.id for j in mine.all_journeys()]
+    with pytest.raises(StaleJourney):
+        mine.delete(second)
+    mine.delete(paused)
+    assert mine.get("jrn_1") is None and mine.definition("jrn_1", 1) is None
+    assert mine.counters("jrn_1") == ({name: 0 for name in mine.counters("jrn_2")[0]}, {})
+
+
+def test_a_position_moves_only_from_the_one_read_with_its_counters(journey_repos):
+    mine, theirs, _ = journey_repos
+    mine.create(a_journey())
+    contact_id = contact_id_for(7)
+    entered = a_position(contact_id)
+    assert mine.move(None, entered, {("wait", "entered"): 1}, {"entered": 1})
+    assert not mine.move(None, entered, {("wait", "entered"): 1}, {"entered": 1})  # a redelivered entry
+    waiting = replace(entered, state="waiting", due_at="2026-12-01T10:00:00.000Z", revision=2)
+    assert mine.move(entered, waiting, {}, {})
+    assert not mine.move(entered, replace(entered, state="done", revision=2), {("wait", "completed"): 1}, {})
+    assert mine.position("jrn_1", contact_id) == waiting and theirs.position("jrn_1", contact_id) is None
+    other = contact_id_for(8 + SHARDS)  # another contact in another shard: its counters add up with the first's
+    assert mine.move(None, a_position(other), {("wait", "entered"): 1}, {"entered": 1, "converted": 1})
+    totals, steps = mine.counters("jrn_1")
+    assert (totals["entered"], totals["converted"], totals["holdout_entered"]) == (2, 1, 0)
+    assert steps == {"wait": {"entered": 2, "completed": 0, "exited": 0}}
+    assert theirs.counters("jrn_1")[1] == {}
+    mine.drop(waiting)
+    assert mine.position("jrn_1", contact_id) is None
+
+
+def test_waits_are_due_once_their_time_has_come_and_leave_the_index_when_they_end(journey_repos):
+    mine, _, due = journey_repos
+    mine.create(a_journey())
+    soon, later = contact_id_for(3), contact_id_for(4)
+    for contact_id, at in ((soon, "2026-12-01T10:00:00.000Z"), (later, "2026-12-04T10:00:00.000Z")):
+        mine.move(None, a_position(contact_id, state="waiting", due_at=at), {}, {})
+    assert due("2026-12-01T09:59:59.999Z") == []
+    assert due("2026-12-01T10:00:00.000Z") == [(mine.tenant_id, "jrn_1", soon)]
+    assert sorted(due("2026-12-05T00:00:00.000Z")) == sorted([(mine.tenant_id, "jrn_1", c) for c in (soon, later)])
+    waiting = mine.position("jrn_1", soon)
+    mine.move(waiting, replace(waiting, state="done", step=None, due_at=None, revision=2), {}, {})
+    assert due("2026-12-05T00:00:00.000Z") == [(mine.tenant_id, "jrn_1", later)]

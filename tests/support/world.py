@@ -62,6 +62,16 @@ def build_world(api, app):
                 "actions": [{"type": "reward", "amount": 1}],
             },
         ).json["id"],
+        "journey_id": api.post(
+            "/journeys",
+            key=key,
+            json={
+                "name": "j",
+                "entry": {"type": "segment.entered", "segments": [segment]},
+                "start": "wait",
+                "steps": {"wait": {"type": "wait", "duration": "P1D", "next": None}},
+            },
+        ).json["id"],
         "key_id": api.post("/api-keys", key=key, json={"role": "viewer", "name": "v"}).json["id"],
         "webhook_id": api.post(
             "/webhooks", key=key, json={"url": "http://127.0.0.1:9/hooks", "events": ["campaign.sent"]}
