@@ -140,6 +140,11 @@ def due_journeys(before: str) -> list[tuple[str, str, str]]:
     return journey_storage.due_positions(before)
 
 
+def scheduled_journeys(before: str) -> list[tuple[str, str]]:
+    """(tenant, journey) of the running schedule journeys due at ``before`` (one sparse index across tenants)."""
+    return journey_storage.due_scheduled(before)
+
+
 def due_campaigns(before: str) -> list[tuple[str, str]]:
     """(tenant, campaign) of the scheduled campaigns due at ``before`` (one sparse index across tenants)."""
     return campaign_storage.due_scheduled(before)

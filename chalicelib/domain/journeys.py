@@ -33,6 +33,7 @@ ENTRY_TYPES = (
     trigger_rules.CONTACT_CREATED,
     trigger_rules.TAG_ADDED,
     trigger_rules.EVENT_RECEIVED,
+    trigger_rules.SCHEDULE,
 )
 WAIT, WAIT_FOR_EVENT, BRANCH, SPLIT = "wait", "wait_for_event", "branch", "split"
 ACTION_STEPS = trigger_rules.ACTION_TYPES
@@ -316,6 +317,8 @@ class Journey:
     created_at: str
     updated_at: str
     status_reason: str | None = None
+    next_run_at: str | None = None
+    """A schedule entry's next run (None for other entries): its segments' members enter then."""
 
 
 class StaleJourney(Exception):

@@ -18,6 +18,10 @@ class JourneyRepository(Protocol):
         """Replace it whole unless it changed since ``before`` was read (StaleJourney); a new definition
         version is kept beside the older ones."""
 
+    def advance_schedule(self, journey: Journey, next_run_at: str) -> bool:
+        """Move a schedule journey's next run on (a new revision) unless it changed since ``journey`` was read;
+        False then (another worker moved it)."""
+
     def get(self, journey_id: str) -> Journey | None: ...
 
     def definition(self, journey_id: str, version: int) -> Journey | None:

@@ -140,6 +140,17 @@ class JourneyWake(TypedDict):
     contacts: list[str]
 
 
+class JourneyEnter(TypedDict):
+    """Enter contacts, members of a schedule journey's segments at one of its runs (services/journey_flow.py)."""
+
+    kind: Literal["journey.enter"]
+    tenant_id: str
+    journey_id: str
+    run: str
+    """The scheduled time of the run: the cause of these entries, so a redelivery enters no one twice."""
+    contacts: list[str]
+
+
 SHAPES: dict[str, tuple[type[Any], ...]] = {
     JOBS_QUEUE: (JobChunk,),
     JOBS_DEAD_LETTER_QUEUE: (JobChunk,),
@@ -155,8 +166,8 @@ SHAPES: dict[str, tuple[type[Any], ...]] = {
     SES_EVENTS_QUEUE: (SesNotification,),
     WEBHOOKS_QUEUE: (WebhookDelivery,),
     WEBHOOKS_DEAD_LETTER_QUEUE: (WebhookDelivery,),
-    JOURNEYS_QUEUE: (JourneyWake,),
-    JOURNEYS_DEAD_LETTER_QUEUE: (JourneyWake,),
+    JOURNEYS_QUEUE: (JourneyWake, JourneyEnter),
+    JOURNEYS_DEAD_LETTER_QUEUE: (JourneyWake, JourneyEnter),
 }
 """What each queue carries (a queue with two shapes tells them apart by ``kind``)."""
 

@@ -2,6 +2,8 @@
 
 - **Entering**: the occurrences that fire triggers (a membership event, a contact change) enter the journeys
   whose entry they match, once per cause, as the re-entry rules allow; a share is kept out as the holdout.
+  A schedule entry's run (found by the minute schedule, ``enter_scheduled``) queues its segments' members,
+  100 a message, the run's time being their cause.
 - **Running**: from the step it reached, a contact goes on step by step (exit criteria checked before each)
   until it waits or the journey ends. Every move is written conditioned on the position read, with the
   counters it changes; an action is keyed by (journey, contact, entry, step), so one redone after a crash
@@ -30,16 +32,17 @@ from typing import Any
 from chalicelib.domain import journeys as rules
 from chalicelib.domain import triggers as trigger_rules
 from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
-from chalicelib.domain.contacts import Contact
+from chalicelib.domain.contacts import Contact, contact_id_for
 from chalicelib.domain.engine import BrokenReference
 from chalicelib.domain.journeys import Journey, Position
 from chalicelib.domain.population import Population
+from chalicelib.domain.schedules import parse_schedule
 from chalicelib.logs import logger
-from chalicelib.ports.messages import ContactChanged, JourneyWake
+from chalicelib.ports.messages import ContactChanged, JourneyEnter, JourneyWake
 from chalicelib.resources import JOURNEYS_QUEUE
 from chalicelib.services import actions
 from chalicelib.services.context import TenantContext
-from chalicelib.services.membership import segments_holding
+from chalicelib.services.membership import members_of, segments_holding
 
 WAKE_BATCH = 100
 _TAG_STEPS = (trigger_rules.ADD_TAG, trigger_rules.REMOVE_TAG)
@@ -93,7 +96,7 @@ class _Flow:
         if not rules.may_enter(journey, previous, cause, now) or not trigger_rules.may_fire(occurrence.depth):
             return 0
         segments = journey.entry.get("segments") or []
-        if occurrence.type != trigger_rules.SEGMENT_ENTERED and segments:
+        if occurrence.type not in (trigger_rules.SEGMENT_ENTERED, trigger_rules.SCHEDULE) and segments:
             contact = self.ctx.ports.contacts.get_contact(contact_id)
             if contact is None or not segments_holding(self.ctx, contact.ordinal, segments):
                 return 0
@@ -266,10 +269,44 @@ def on_membership_event(ctx: TenantContext, event: dict[str, Any], clock: Clock 
     return _entries(_Flow(ctx, clock), [trigger_rules.membership_occurrence(event)])
 
 
-def wake(ctx: TenantContext, message: JourneyWake, clock: Clock = system_clock) -> int:
-    """A wake message: the contacts of one journey whose wait is over; how many moved on."""
+def wake(ctx: TenantContext, message: JourneyWake | JourneyEnter, clock: Clock = system_clock) -> int:
+    """A message of the journeys queue: contacts of one journey whose wait is over, or who enter at a run of
+    its schedule; how many moved on (or entered)."""
     flow = _Flow(ctx, clock)
-    return sum(flow.wake(message["journey_id"], contact_id) for contact_id in message["contacts"])
+    if message["kind"] == "journey.wake":
+        return sum(flow.wake(message["journey_id"], contact_id) for contact_id in message["contacts"])
+    journey = flow.current(message["journey_id"])
+    if journey is None or journey.status != rules.RUNNING:
+        return 0
+    return sum(
+        flow.enter(journey, trigger_rules.Occurrence(trigger_rules.SCHEDULE, contact_id, 0, event_id=message["run"]),
+                   f"run:{message['run']}")
+        for contact_id in message["contacts"]
+    )  # fmt: skip
+
+
+def enter_scheduled(due: list[tuple[str, str]], context_of: Any, clock: Clock = system_clock) -> int:
+    """Start the runs of the schedule journeys whose time has come (``due``: tenant, journey): their
+    segments' members are queued to enter, then the schedule moves on. A worker that stops in between leaves
+    the run due: the next minute queues it again, and the run's time, their cause, enters no one twice."""
+    started = 0
+    now = clock()
+    for tenant_id, journey_id in due:
+        ctx = context_of(tenant_id)
+        journey = ctx.ports.journeys.get(journey_id)
+        if journey is None or journey.status != rules.RUNNING or journey.next_run_at is None:
+            continue
+        contacts = [contact_id_for(o) for o in members_of(ctx, journey.entry["segments"])]
+        ctx.ports.queues.send(JOURNEYS_QUEUE, [
+            JourneyEnter(kind="journey.enter", tenant_id=tenant_id, journey_id=journey_id, run=journey.next_run_at,
+                         contacts=contacts[i : i + WAKE_BATCH])
+            for i in range(0, len(contacts), WAKE_BATCH)
+        ])  # fmt: skip
+        upcoming = parse_schedule(journey.entry["expression"]).next_after(max(now, parse_rfc3339(journey.next_run_at)))
+        started += ctx.ports.journeys.advance_schedule(journey, to_rfc3339(upcoming))
+        logger.info("journey run started", extra={"tenant_id": tenant_id, "journey_id": journey_id,
+                                                  "contacts": len(contacts)})  # fmt: skip
+    return started
 
 
 def wake_due(due: list[tuple[str, str, str]], context_of: Any) -> int:

@@ -22,6 +22,7 @@ from chalicelib.domain.criteria import check_criteria
 from chalicelib.domain.errors import LimitExceeded, NotFound, ValidationFailed, changed_meanwhile
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.journeys import DEFINITION, Journey, StaleJourney
+from chalicelib.domain.schedules import parse_schedule
 from chalicelib.domain.validation import validate
 from chalicelib.services import dependents
 from chalicelib.services.context import TenantContext
@@ -53,6 +54,7 @@ JOURNEY_SCHEMA: dict[str, Any] = {
         "id": {"type": "string"},
         "version": {"type": "integer"},
         "status_reason": {"type": ["string", "null"]},
+        "next_run_at": {"type": ["string", "null"], "description": "A schedule entry's next run"},
         "created_at": {"type": "string"},
         "updated_at": {"type": "string"},
     },
@@ -104,6 +106,7 @@ def journey_view(journey: Journey) -> dict[str, Any]:
         "status": journey.status,
         "status_reason": journey.status_reason,
         **{name: getattr(journey, name) for name in DEFINITION},
+        "next_run_at": journey.next_run_at,
         "version": journey.version,
         "created_at": journey.created_at,
         "updated_at": journey.updated_at,
@@ -190,6 +193,13 @@ def _checked(ctx: TenantContext, fields: dict[str, Any], clock: Clock) -> dict[s
     }
 
 
+def _next_run(entry: dict[str, Any], clock: Clock) -> str | None:
+    """When a schedule entry runs next (None for other entries)."""
+    if entry["type"] != trigger_rules.SCHEDULE:
+        return None
+    return to_rfc3339(parse_schedule(entry["expression"]).next_after(clock()))
+
+
 def _segments_named(criteria: Any) -> set[str]:
     """The segments criteria include (``{"segment": id}`` anywhere in them)."""
     found: set[str] = set()
@@ -207,6 +217,7 @@ def _segments_named(criteria: Any) -> set[str]:
 def create_journey(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
     validate(body, CREATE_SCHEMA)
     now = to_rfc3339(clock())
+    fields = _checked(ctx, body, clock)
     journey = Journey(
         id=new_id("journey"),
         status=body.get("status", rules.RUNNING),
@@ -214,7 +225,8 @@ def create_journey(ctx: TenantContext, body: Any, clock: Clock = system_clock) -
         revision=1,
         created_at=now,
         updated_at=now,
-        **_checked(ctx, body, clock),
+        next_run_at=_next_run(fields["entry"], clock),
+        **fields,
     )
     ctx.ports.journeys.create(journey)
     return journey_view(journey)
@@ -238,6 +250,7 @@ def update_journey(ctx: TenantContext, journey_id: str, body: Any, clock: Clock 
     after = replace(
         before,
         **fields,
+        next_run_at=_next_run(fields["entry"], clock) if fields["entry"] != before.entry else before.next_run_at,
         version=before.version + 1 if changed else before.version,
         revision=before.revision + 1,
         updated_at=to_rfc3339(clock()),
@@ -250,10 +263,12 @@ def set_status(ctx: TenantContext, journey_id: str, status: str, clock: Clock = 
     """Pause (no one enters, no one moves; waits that end meanwhile are taken up on resume) or resume (checked
     again first: what it names must still exist)."""
     before = require_journey(ctx, journey_id)
+    next_run_at = before.next_run_at
     if status == rules.RUNNING:
         _checked(ctx, journey_view(before), clock)
+        next_run_at = _next_run(before.entry, clock)  # runs missed while paused are skipped
     after = replace(before, status=status, status_reason=None, revision=before.revision + 1,
-                    updated_at=to_rfc3339(clock()))  # fmt: skip
+                    updated_at=to_rfc3339(clock()), next_run_at=next_run_at)  # fmt: skip
     _save(ctx, before, after)
     return journey_view(after)
 

@@ -122,6 +122,16 @@ def update_contacts(
     return sum(update_contact(ctx, contact_id, cause, clock, reads.get(contact_id)) for contact_id in contact_ids)
 
 
+def members_of(ctx: TenantContext, segment_ids: list[str]) -> list[int]:
+    """The ordinals of the members of any of ``segment_ids`` (their published membership), sorted."""
+    ordinals: set[int] = set()
+    for segment_id in segment_ids:
+        segment = ctx.ports.segments.get(segment_id)
+        if segment is not None and segment.generation is not None:
+            ordinals |= ctx.ports.segments.members(segment_id, segment.generation)
+    return sorted(ordinals)
+
+
 def segments_holding(ctx: TenantContext, ordinal: int, segment_ids: set[str] | list[str]) -> set[str]:
     """Which of ``segment_ids`` the contact is a member of now (their published membership; one batch read
     of member chunks). A segment not yet evaluated holds no one."""

@@ -21,6 +21,7 @@ from chalicelib.ports.messages import TriggerRunBatch
 from chalicelib.resources import TRIGGER_RUNS_QUEUE
 from chalicelib.services import webhooks
 from chalicelib.services.context import TenantContext
+from chalicelib.services.membership import members_of
 from chalicelib.services.trigger_firing import TriggerContext, apply_trigger
 from chalicelib.services.triggers import require_trigger, run_view
 
@@ -28,15 +29,6 @@ RUN_BATCH_SIZE = 100
 
 
 # --- scheduled and manual runs -------------------------------------------------------------------------
-
-
-def _members(ctx: TenantContext, segment_ids: list[str]) -> list[int]:
-    ordinals: set[int] = set()
-    for segment_id in segment_ids:
-        segment = ctx.ports.segments.get(segment_id)
-        if segment is not None and segment.generation is not None:
-            ordinals |= ctx.ports.segments.members(segment_id, segment.generation)
-    return sorted(ordinals)
 
 
 def _start_run(ctx: TenantContext, trigger: Trigger, kind: str, clock: Clock, run_id: str | None = None) -> Run:
@@ -47,7 +39,7 @@ def _start_run(ctx: TenantContext, trigger: Trigger, kind: str, clock: Clock, ru
     run_id = run_id or new_id("run")
     existing = ctx.ports.triggers.get_run(trigger.id, run_id)
     if existing is None:
-        ordinals = _members(ctx, trigger.event.get("segments") or [])
+        ordinals = members_of(ctx, trigger.event.get("segments") or [])
         batches = [
             [contact_id_for(o) for o in ordinals[start : start + RUN_BATCH_SIZE]]
             for start in range(0, len(ordinals), RUN_BATCH_SIZE)

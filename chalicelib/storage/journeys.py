@@ -8,7 +8,9 @@
 | the journey's counters, one item per contact shard | ``TENANT#{t}#JOURNEY#{id}`` | ``J#{nn}`` |
 | a contact's position | ``TENANT#{t}#SHARD#{nn}`` | ``JP#{journey}#{contact}`` |
 
-A position that waits is in the sparse gsi1 index ``JOURNEYS#DUE#{nn}`` (one partition per contact shard,
+A running journey with a schedule entry is in the sparse gsi1 index ``JOURNEYS#SCHEDULED`` (sort key
+``{next_run_at}#{tenant}#{journey}``), read by the same minute schedule. A position that waits is in the
+sparse gsi1 index ``JOURNEYS#DUE#{nn}`` (one partition per contact shard,
 sort key ``{due_at}#{tenant}#{journey}#{contact}``), which the minute schedule reads for the waits that are
 over. A move writes the position conditioned on the revision it read, with the counters it changes, in one
 transaction: counters are spread over the contact's shard, so thousands of contacts moving at once do not
@@ -24,11 +26,19 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.domain.contacts import ordinal_of, shard_of
-from chalicelib.domain.journeys import DEFINITION, JOURNEY_COUNTERS, STEP_COUNTERS, Journey, Position, StaleJourney
+from chalicelib.domain.journeys import (
+    DEFINITION,
+    JOURNEY_COUNTERS,
+    RUNNING,
+    STEP_COUNTERS,
+    Journey,
+    Position,
+    StaleJourney,
+)
 from chalicelib.storage.table import (
     Gsi1,
     MainTableModel,
@@ -40,6 +50,7 @@ from chalicelib.storage.table import (
 from chalicelib.storage.tenants import tenant_pk
 
 DUE_INDEX = "JOURNEYS#DUE#"
+SCHEDULED_INDEX = "JOURNEYS#SCHEDULED"
 _CONFLICT_ATTEMPTS = 5
 
 
@@ -53,6 +64,10 @@ class JourneyItem(MainTableModel):
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     status_reason = UnicodeAttribute(null=True)
+    next_run_at = UnicodeAttribute(null=True)
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    gsi1 = Gsi1()
 
 
 class JourneyVersionItem(MainTableModel):
@@ -98,6 +113,7 @@ def _journey(item: JourneyItem) -> Journey:
         created_at=item.created_at,
         updated_at=item.updated_at,
         status_reason=item.status_reason,
+        next_run_at=item.next_run_at,
         **json.loads(item.definition),
     )
 
@@ -107,6 +123,7 @@ def _definition(journey: Journey) -> str:
 
 
 def _item(tenant_id: str, journey: Journey) -> JourneyItem:
+    scheduled = journey.status == RUNNING and journey.next_run_at is not None
     return JourneyItem(
         tenant_pk(tenant_id),
         f"JOURNEY#{journey.id}",
@@ -119,6 +136,9 @@ def _item(tenant_id: str, journey: Journey) -> JourneyItem:
         created_at=journey.created_at,
         updated_at=journey.updated_at,
         status_reason=journey.status_reason,
+        next_run_at=journey.next_run_at,
+        gsi1pk=SCHEDULED_INDEX if scheduled else None,
+        gsi1sk=f"{journey.next_run_at}#{tenant_id}#{journey.id}" if scheduled else None,
     )
 
 
@@ -155,6 +175,15 @@ def due_positions(before: str, page_size: int = 500) -> list[tuple[str, str, str
     return found
 
 
+def due_scheduled(before: str) -> list[tuple[str, str]]:
+    """(tenant, journey) of the running schedule journeys whose next run is due at ``before``, across tenants."""
+    found = []
+    for item in JourneyItem.gsi1.query(SCHEDULED_INDEX, JourneyItem.gsi1sk < f"{before}#~"):
+        _, tenant_id, journey_id = item.gsi1sk.split("#")
+        found.append((tenant_id, journey_id))
+    return found
+
+
 class JourneyTable:
     """The JourneyRepository port on DynamoDB, bound to one tenant."""
 
@@ -176,6 +205,18 @@ class JourneyTable:
             if "ConditionalCheckFailed" in cancellation_reasons(error):
                 raise StaleJourney(before.id) from error
             raise
+
+    def advance_schedule(self, journey: Journey, next_run_at: str) -> bool:
+        """Move the journey's next run on (a new revision); False if another worker did, or the journey changed
+        meanwhile (the next minute reads it again)."""
+        after = replace(journey, next_run_at=next_run_at, revision=journey.revision + 1)
+        try:
+            _item(self.tenant_id, after).save(condition=JourneyItem.revision == journey.revision)
+        except PutError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def get(self, journey_id: str) -> Journey | None:
         try:

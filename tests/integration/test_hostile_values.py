@@ -303,16 +303,24 @@ def test_hostile_durations_are_a_422_naming_the_field_and_write_nothing(api, wor
 
 
 def test_schedules_that_overflow_or_never_fire_are_refused_at_save_time(api, world):
-    segment, trigger_id = world.ids["segment_id"], world.ids["trigger_id"]
-    before = api.get("/triggers", key=world.admin_key).json
+    segment, trigger_id, journey_id = world.ids["segment_id"], world.ids["trigger_id"], world.ids["journey_id"]
+    before = api.get("/triggers", key=world.admin_key).json, api.get("/journeys", key=world.admin_key).json
+    steps = {"start": "t", "steps": {"t": {"type": "reward", "amount": 1, "next": None}}}
     for expression in HOSTILE_SCHEDULES:
         event = {"type": "schedule", "expression": expression, "segments": [segment]}
-        body = {"name": "s", "event": event, "actions": [{"type": "reward", "amount": 1}]}
-        for method, path in (("POST", "/triggers"), ("PATCH", f"/triggers/{trigger_id}")):
+        trigger = {"name": "s", "event": event, "actions": [{"type": "reward", "amount": 1}]}
+        journey = {"name": "s", "entry": event, **steps}
+        for method, path, body, field in (
+            ("POST", "/triggers", trigger, "event.expression"),
+            ("PATCH", f"/triggers/{trigger_id}", trigger, "event.expression"),
+            ("POST", "/journeys", journey, "entry.expression"),
+            ("PATCH", f"/journeys/{journey_id}", journey, "entry.expression"),
+        ):
             reply = api.request(method, path, key=world.admin_key, json=body)
             assert reply.status == 422, (expression, reply.text)
-            assert reply.error_field == "event.expression", (expression, reply.text)
-    assert api.get("/triggers", key=world.admin_key).json == before
+            assert reply.error_field == field, (expression, reply.text)
+    after = api.get("/triggers", key=world.admin_key).json, api.get("/journeys", key=world.admin_key).json
+    assert after == before
 
 
 # --- a value written before these rules ------------------------------------------------------------------

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.composition import due_journeys, tenant_context
+from chalicelib.composition import due_journeys, scheduled_journeys, tenant_context
 from chalicelib.domain.clock import to_rfc3339
 from chalicelib.http.api import REGISTRY
 from chalicelib.resources import JOURNEYS_QUEUE
@@ -20,7 +20,7 @@ from tests.integration.test_campaign_sending import make_segment
 from tests.integration.test_triggers import new_contact, pump
 from tests.support import mail
 from tests.support.hostile import HOSTILE_DURATIONS
-from tests.support.queues import drain, take_messages
+from tests.support.queues import deliver, drain, take_messages
 
 
 @pytest.fixture
@@ -151,6 +151,30 @@ def test_the_schedule_handler_wakes_waits_that_are_over_under_the_real_clock(api
     assert drain(app, JOURNEYS_QUEUE) == 2
     assert where(api, partners, journey["id"], "ana")["state"] == "done"
     assert "engaged" in api.get("/contacts/ana", key=partners.viewer_key).json["tags"]
+
+
+def test_a_schedule_entry_enters_its_segments_members_at_each_run_through_the_queue(api, app, partners):
+    for name in ("ana", "rui", "eva"):
+        new_contact(api, partners, name, "Lisbon", tags=["local"] if name != "rui" else [])
+    pump(app, partners.id)
+    journey = create_journey(
+        api, partners,
+        {"name": "Daily", "entry": {"type": "schedule", "expression": "rate(1 day)", "segments": [partners.locals]},
+         "start": "tag", "steps": {"tag": {"type": "add_tag", "tag": "engaged", "next": None}}},
+    )  # fmt: skip
+    due = datetime.fromisoformat(journey["next_run_at"].replace("Z", "+00:00")) + timedelta(seconds=1)
+    for _ in range(2):  # the minute schedule firing twice at the run's time
+        journey_flow.enter_scheduled(scheduled_journeys(to_rfc3339(due)), tenant_context, lambda: due)
+    entries = take_messages(JOURNEYS_QUEUE, partners.id)
+    assert len(entries) == 1 and len(entries[0]["contacts"]) == 2  # the second firing found the run started
+    assert not deliver(app, "wake_journeys", JOURNEYS_QUEUE, entries, times=2)
+    for name in ("ana", "eva"):
+        assert "engaged" in api.get(f"/contacts/{name}", key=partners.viewer_key).json["tags"]
+    assert "engaged" not in api.get("/contacts/rui", key=partners.viewer_key).json["tags"]
+    stats = api.get(f"/journeys/{journey['id']}/stats", key=partners.viewer_key).json
+    assert (stats["entered"], stats["steps"]["tag"]["completed"]) == (2, 2)
+    after = api.get(f"/journeys/{journey['id']}", key=partners.viewer_key).json
+    assert after["next_run_at"] > journey["next_run_at"]
 
 
 def test_a_paused_journey_holds_its_waits_and_an_edit_lets_contacts_finish_on_their_version(api, app, partners):

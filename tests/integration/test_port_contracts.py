@@ -46,7 +46,7 @@ from chalicelib.storage.catalog import CatalogTable
 from chalicelib.storage.contacts import ContactTable
 from chalicelib.storage.engagements import EngagementTable
 from chalicelib.storage.jobs import JobTable
-from chalicelib.storage.journeys import JourneyTable, due_positions
+from chalicelib.storage.journeys import JourneyTable, due_positions, due_scheduled
 from chalicelib.storage.membership import MembershipTable
 from chalicelib.storage.outbox import OutboxTable
 from chalicelib.storage.queues import SqsQueues
@@ -1300,3 +1300,24 @@ def test_waits_are_due_once_their_time_has_come_and_leave_the_index_when_they_en
     waiting = mine.position("jrn_1", soon)
     mine.move(waiting, replace(waiting, state="done", step=None, due_at=None, revision=2), {}, {})
     assert due("2026-12-05T00:00:00.000Z") == [(mine.tenant_id, "jrn_1", later)]
+
+
+def test_a_running_schedule_journey_is_due_at_its_next_run_and_moves_on_once(journey_repos):
+    mine, _, _ = journey_repos
+    if isinstance(mine, JourneyTable):
+        scheduled = lambda before: [due for due in due_scheduled(before) if due[0] == mine.tenant_id]  # noqa: E731
+    else:
+        scheduled = mine.due_scheduled
+    entry = {"type": "schedule", "expression": "rate(1 day)", "segments": ["seg_1"]}
+    weekly = a_journey(entry=entry, next_run_at="2026-12-01T10:00:00.000Z")
+    mine.create(weekly)
+    mine.create(a_journey("jrn_2"))  # no schedule: never due
+    assert scheduled("2026-12-01T09:59:59.999Z") == []
+    assert scheduled("2026-12-01T10:00:00.000Z") == [(mine.tenant_id, "jrn_1")]
+    assert mine.advance_schedule(weekly, "2026-12-02T10:00:00.000Z")
+    assert not mine.advance_schedule(weekly, "2026-12-03T10:00:00.000Z")  # another worker moved it on
+    moved = mine.get("jrn_1")
+    assert (moved.next_run_at, moved.revision) == ("2026-12-02T10:00:00.000Z", 2)
+    assert scheduled("2026-12-01T12:00:00.000Z") == []
+    mine.save(moved, replace(moved, status="paused", revision=3))
+    assert scheduled("2026-12-09T00:00:00.000Z") == []  # a paused journey is not due

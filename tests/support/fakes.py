@@ -40,7 +40,15 @@ from chalicelib.domain.clock import system_clock, to_rfc3339
 from chalicelib.domain.contacts import SHARDS, Contact, StaleContact, TakenIdentifier, shard_of
 from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.jobs import Job
-from chalicelib.domain.journeys import DEFINITION, JOURNEY_COUNTERS, STEP_COUNTERS, WAITING, Journey, StaleJourney
+from chalicelib.domain.journeys import (
+    DEFINITION,
+    JOURNEY_COUNTERS,
+    RUNNING,
+    STEP_COUNTERS,
+    WAITING,
+    Journey,
+    StaleJourney,
+)
 from chalicelib.domain.journeys import Position as JourneyPosition
 from chalicelib.domain.mail_events import TOTALS, RecipientEvent
 from chalicelib.domain.membership import MembershipCommit, Stamp, Superseded
@@ -1268,6 +1276,13 @@ class InMemoryJourneys:
         self._journeys[before.id] = after
         self._versions[(after.id, after.version)] = after
 
+    def advance_schedule(self, journey: Journey, next_run_at: str) -> bool:
+        held = self._journeys.get(journey.id)
+        if held is None or held.revision != journey.revision:
+            return False
+        self._journeys[journey.id] = replace(held, next_run_at=next_run_at, revision=held.revision + 1)
+        return True
+
     def get(self, journey_id: str) -> Journey | None:
         return self._journeys.get(journey_id)
 
@@ -1322,6 +1337,11 @@ class InMemoryJourneys:
     def counters(self, journey_id: str) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
         totals = dict(self._totals.get(journey_id, dict.fromkeys(JOURNEY_COUNTERS, 0)))
         return totals, {step: dict(counts) for step, counts in self._steps.get(journey_id, {}).items()}
+
+    def due_scheduled(self, before: str) -> list[tuple[str, str]]:
+        """(tenant, journey) of the running schedule journeys due at ``before`` (the index the minute reads)."""
+        return [(self.tenant_id, j.id) for j in self.all_journeys()
+                if j.status == RUNNING and j.next_run_at is not None and j.next_run_at <= before]  # fmt: skip
 
     def due(self, before: str) -> list[tuple[str, str, str]]:
         """(tenant, journey, contact) of the waits over at ``before`` (the index the minute schedule reads)."""

@@ -385,3 +385,40 @@ def test_a_segment_entry_enters_members_once_and_deleting_the_segment_pauses_the
     assert after["status"] == "paused" and "deleted" in after["status_reason"]
     with pytest.raises(ValidationFailed):
         journeys.set_status(ctx, made["id"], "running", clock)  # it still names the gone segment
+
+
+def test_a_schedule_entry_enters_its_segments_members_once_per_run(ctx, clock):
+    for n in range(1, 251):
+        put(ctx, n, *(["vip"] if n % 2 else []))
+    vips = create(ctx, {"tag": "vip"}, "VIPs")
+    run_jobs(ctx)
+    body = {"name": "Weekly", "entry": {"type": "schedule", "expression": "rate(7 days)", "segments": [vips["id"]]},
+            "reentry": {"mode": "always"}, "start": "tag",
+            "steps": {"tag": {"type": "add_tag", "tag": "engaged", "next": None}}}  # fmt: skip
+    made = journeys.create_journey(ctx, body, clock)
+    assert made["next_run_at"] == "2026-12-08T10:00:00.000Z"
+    journeys_port = ctx.ports.journeys
+
+    def minute(times: int = 2) -> int:
+        """The minute schedule firing ``times``, then every message delivered twice in shuffled order."""
+        for _ in range(times):
+            journey_flow.enter_scheduled(journeys_port.due_scheduled(to_rfc3339(clock())), lambda t: ctx, clock)
+        deliveries = ctx.ports.queues.take(JOURNEYS_QUEUE) * 2
+        random.Random(11).shuffle(deliveries)
+        return sum(journey_flow.wake(ctx, message, clock) for message in deliveries)
+
+    assert minute() == 0  # not yet
+    clock.advance(days=7)
+    assert minute() == 125  # the members, once each, though the schedule fired twice
+    assert journeys.get_journey(ctx, made["id"])["next_run_at"] == "2026-12-15T10:00:00.000Z"
+    assert journeys.stats(ctx, made["id"])["steps"]["tag"]["completed"] == 125
+    assert minute() == 0
+    clock.advance(days=7)
+    assert minute(times=1) == 125  # the next run is another cause: re-entry "always" lets them in again
+    here = journeys.contact_position(ctx, made["id"], contact_id_for(1))
+    assert (here["entry"], here["state"]) == (2, "done")
+    journeys.set_status(ctx, made["id"], "paused", clock)
+    clock.advance(days=30)
+    assert minute() == 0  # paused: no run, and none is owed on resume
+    resumed = journeys.set_status(ctx, made["id"], "running", clock)
+    assert resumed["next_run_at"] == to_rfc3339(clock.now + timedelta(days=7))
