@@ -6,6 +6,7 @@ import { automationScreen } from "./automation.js";
 import { campaignsScreen } from "./campaigns.js";
 import { contactsScreen, contactScreen } from "./contacts.js";
 import { jobsScreen } from "./jobs.js";
+import { journeysScreen } from "./journeys.js";
 import { mailboxScreen } from "./mailbox.js";
 import { mixerScreen } from "./mixer.js";
 import { overviewScreen } from "./overview.js";
@@ -23,6 +24,7 @@ const SCREENS = [
   { path: "contacts", label: "Contacts", segments: false, render: contactsScreen },
   { path: "campaigns", label: "Campaigns", segments: true, render: campaignsScreen },
   { path: "triggers", label: "Triggers", segments: true, render: automationScreen },
+  { path: "journeys", label: "Journeys", segments: true, render: journeysScreen },
   { path: "jobs", label: "Jobs", segments: false, render: jobsScreen },
   { path: "webhooks", label: "Webhooks", segments: false, render: webhooksScreen },
   { path: "mailbox", label: "Mailbox", segments: false, local: true, render: mailboxScreen },

@@ -564,6 +564,74 @@ def test_a_webhook_is_added_tested_and_switched_off_in_the_console(page, runtime
         server.shutdown()
 
 
+def test_a_journey_is_written_watched_step_by_step_paused_and_resumed_in_the_console(page, runtime, api, shop):
+    key = shop["admin_key"]
+    api("POST", "/tags", key, {"name": "onboarded"})
+    definition = {
+        "name": "Onboarding",
+        "entry": {"type": "contact.created"},
+        "start": "hello",
+        "steps": {
+            "hello": {"type": "send_email", "from": "news@example.com", "subject": "Hello {{ contact.first_name }}",
+                      "text": "Welcome", "next": "wait"},
+            "wait": {"type": "wait", "duration": "P2D", "next": "tag"},
+            "tag": {"type": "add_tag", "tag": "onboarded", "next": None},
+        },
+    }  # fmt: skip
+    sign_in(page, runtime.base_url, key)
+    nav(page, "Journeys").click()
+    page.get_by_role("button", name="Create journey").click()
+    editor = page.get_by_role("textbox", name="Definition (JSON)")
+    expect(editor).to_contain_text('"wait_for_event"')  # a starter to edit
+    editor.fill(json.dumps({**definition, "start": "nowhere"}))
+    page.get_by_role("button", name="Create journey").click()
+    expect(page.get_by_role("alert")).to_contain_text("(start)")  # refused, naming the field
+    assert page.problems == [
+        "Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"
+    ]
+    page.problems.clear()  # the browser reports the refusal, as it should
+    editor.fill(json.dumps(definition))
+    page.get_by_role("button", name="Create journey").click()
+    expect(page.get_by_role("heading", name="Onboarding", level=1)).to_be_visible()
+    (journey,) = [j for j in api("GET", "/journeys", key)["items"] if j["name"] == "Onboarding"]
+    flow = page.get_by_role("list", name="Steps")
+    expect(flow.get_by_role("heading", level=3)).to_have_text(["hello", "wait", "tag"])  # in the order met
+
+    contact = api("POST", "/contacts", key, {"external_id": "jo-1", "email": "jo@example.com", "first_name": "Jo"})
+    at_wait = api.wait(
+        lambda: api("GET", f"/journeys/{journey['id']}/stats", key)["steps"].get("wait", {}).get("waiting")
+    )
+    assert at_wait == 1, "the new contact never reached the wait"
+    page.get_by_role("button", name="Refresh counts").click()
+    expect(page.get_by_role("listitem", name="Step wait")).to_contain_text("1 entered · 0 completed · 1 waiting")
+    expect(page.get_by_role("listitem", name="Step hello")).to_contain_text("1 entered · 1 completed")
+    page.get_by_role("textbox", name="Contact").fill("jo-1")
+    page.get_by_role("button", name="Find contact").click()
+    expect(page.get_by_role("status").filter(has_text=contact["id"])).to_contain_text("waiting at wait")
+    expect(page.get_by_role("table", name="History").get_by_role("row")).to_have_count(
+        4
+    )  # header, entered, sent, waiting
+    page.get_by_role("heading", name="Onboarding", level=1).scroll_into_view_if_needed()
+    shot(page, "journey")
+
+    page.get_by_role("button", name="Pause journey").click()
+    expect(page.get_by_text("Paused: no one enters or moves on.")).to_be_visible()
+    assert api("GET", f"/journeys/{journey['id']}", key)["status"] == "paused"
+    page.get_by_role("button", name="Resume journey").click()
+    expect(page.get_by_role("button", name="Pause journey")).to_be_visible()
+    edited = {
+        **definition,
+        "steps": {**definition["steps"], "wait": {"type": "wait", "duration": "P1D", "next": "tag"}},
+    }
+    editor.fill(json.dumps(edited))
+    page.get_by_role("button", name="Save journey").click()
+    expect(page.get_by_text("Saved (version 2).")).to_be_visible()
+    expect(page.get_by_role("listitem", name="Step wait")).to_contain_text("Wait P1D")
+    nav(page, "Journeys").click()
+    row = page.get_by_role("row").filter(has_text="Onboarding")
+    expect(row.get_by_role("cell").nth(3)).to_have_text("1")  # entered, from the stats
+
+
 def test_a_viewer_key_gets_the_same_screens_read_only(page, runtime, api, shop):
     sign_in(page, runtime.base_url, shop["viewer_key"])
     expect(page.get_by_text("viewer · read-only")).to_be_visible()
@@ -727,7 +795,7 @@ SCREENS = {
     "triggers": "Triggers, announcements and challenges", "jobs": "Jobs", "mailbox": "Mailbox",
     "campaigns/new": "Create campaign", "triggers/triggers/new": "Create trigger",
     "triggers/announcements/new": "Create announcement", "triggers/challenges/new": "Create challenge",
-    "webhooks": "Webhooks",
+    "webhooks": "Webhooks", "journeys": "Journeys", "journeys/new": "Create journey",
 }  # fmt: skip
 
 
