@@ -319,6 +319,20 @@ class Journey:
     status_reason: str | None = None
     next_run_at: str | None = None
     """A schedule entry's next run (None for other entries): its segments' members enter then."""
+    moved_to: int | None = None
+    """The version contacts inside on an older one were moved to (an edit that asked for it), if any."""
+
+
+def adopted(position: Position, step_type_then: str | None, step_type_now: str | None, moved_to: int | None) -> bool:
+    """Whether a contact inside moves onto the version contacts were moved to: it is on an older version and the
+    step it is at exists there as the same kind of step (else it finishes on its own version)."""
+    return (
+        moved_to is not None
+        and position.version < moved_to
+        and not position.finished
+        and step_type_then is not None
+        and step_type_then == step_type_now
+    )
 
 
 class StaleJourney(Exception):

@@ -70,6 +70,24 @@ class _Flow:
             self._definitions[key] = self.ctx.ports.journeys.definition(journey_id, version)
         return self._definitions[key]
 
+    def adopt(self, position: Position) -> Position:
+        """The position on the version contacts were moved to, when an edit asked for it and its step is there
+        (written with its next move)."""
+        current = self.current(position.journey_id)
+        if current is None or current.moved_to is None or position.version >= current.moved_to:
+            return position
+        then, now = (
+            self.definition(position.journey_id, position.version),
+            self.definition(current.id, current.moved_to),
+        )
+        if then is None or now is None or position.step is None:
+            return position
+        kind_then = then.steps.get(position.step, {}).get("type")
+        kind_now = now.steps.get(position.step, {}).get("type")
+        if rules.adopted(position, kind_then, kind_now, current.moved_to):
+            return replace(position, version=current.moved_to)
+        return position
+
     def holds(self, criteria: dict[str, Any] | None, contact: Contact, events: list[dict[str, Any]]) -> bool:
         """Criteria hold for the contact now (criteria naming a deleted segment never hold)."""
         if criteria is None:
@@ -116,6 +134,7 @@ class _Flow:
         for _ in range(2 * rules.MAX_STEPS + 2):
             if position.finished or position.state == rules.WAITING or position.step is None:
                 return
+            position = self.adopt(position)
             journey = self.definition(position.journey_id, position.version)
             now = self.clock()
             if journey is None:  # the journey was deleted
@@ -186,6 +205,7 @@ class _Flow:
             return False
         if parse_rfc3339(position.due_at) > now:
             return False
+        position = self.adopt(position)
         journey = self.definition(journey_id, position.version)
         current = self.current(journey_id)
         if journey is None or current is None:
@@ -215,6 +235,7 @@ class _Flow:
             position = self.ctx.ports.journeys.position(current.id, contact_id)
             if position is None:
                 continue
+            position = self.adopt(position)
             journey = self.definition(current.id, position.version)
             if journey is None:
                 continue

@@ -44,7 +44,15 @@ PATCH_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "minProperties": 1,
-    "properties": {name: schema for name, schema in _FIELDS.items() if name != "status"},
+    "properties": {
+        **{name: schema for name, schema in _FIELDS.items() if name != "status"},
+        "move_contacts": {
+            "type": "boolean",
+            "description": "With a changed definition: contacts inside move onto the new version at their next "
+            "step, when the step they are at is in it as the same kind of step (the others finish on theirs). "
+            "Without it, everyone inside finishes on the version they entered.",
+        },
+    },
 }
 JOURNEY_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -55,6 +63,7 @@ JOURNEY_SCHEMA: dict[str, Any] = {
         "version": {"type": "integer"},
         "status_reason": {"type": ["string", "null"]},
         "next_run_at": {"type": ["string", "null"], "description": "A schedule entry's next run"},
+        "moved_to": {"type": ["integer", "null"], "description": "The version contacts inside were moved to"},
         "created_at": {"type": "string"},
         "updated_at": {"type": "string"},
     },
@@ -107,6 +116,7 @@ def journey_view(journey: Journey) -> dict[str, Any]:
         "status_reason": journey.status_reason,
         **{name: getattr(journey, name) for name in DEFINITION},
         "next_run_at": journey.next_run_at,
+        "moved_to": journey.moved_to,
         "version": journey.version,
         "created_at": journey.created_at,
         "updated_at": journey.updated_at,
@@ -242,16 +252,20 @@ def list_journeys(ctx: TenantContext, limit_: int, cursor: str | None) -> dict[s
 
 
 def update_journey(ctx: TenantContext, journey_id: str, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
-    """A new definition is a new version (contacts inside finish on theirs); a rename alone is not."""
+    """A new definition is a new version: contacts inside finish on theirs, or move onto it (``move_contacts``);
+    a rename alone is not."""
     validate(body, PATCH_SCHEMA)
     before = require_journey(ctx, journey_id)
+    move_contacts = body.pop("move_contacts", False)
     fields = _checked(ctx, {**journey_view(before), **body}, clock)
     changed = any(fields[name] != getattr(before, name) for name in DEFINITION)
+    version = before.version + 1 if changed else before.version
     after = replace(
         before,
         **fields,
         next_run_at=_next_run(fields["entry"], clock) if fields["entry"] != before.entry else before.next_run_at,
-        version=before.version + 1 if changed else before.version,
+        moved_to=version if changed and move_contacts else before.moved_to,
+        version=version,
         revision=before.revision + 1,
         updated_at=to_rfc3339(clock()),
     )

@@ -65,6 +65,7 @@ class JourneyItem(MainTableModel):
     updated_at = UnicodeAttribute()
     status_reason = UnicodeAttribute(null=True)
     next_run_at = UnicodeAttribute(null=True)
+    moved_to = NumberAttribute(null=True)
     gsi1pk = UnicodeAttribute(null=True)
     gsi1sk = UnicodeAttribute(null=True)
     gsi1 = Gsi1()
@@ -114,6 +115,7 @@ def _journey(item: JourneyItem) -> Journey:
         updated_at=item.updated_at,
         status_reason=item.status_reason,
         next_run_at=item.next_run_at,
+        moved_to=int(item.moved_to) if item.moved_to is not None else None,
         **json.loads(item.definition),
     )
 
@@ -137,6 +139,7 @@ def _item(tenant_id: str, journey: Journey) -> JourneyItem:
         updated_at=journey.updated_at,
         status_reason=journey.status_reason,
         next_run_at=journey.next_run_at,
+        moved_to=journey.moved_to,
         gsi1pk=SCHEDULED_INDEX if scheduled else None,
         gsi1sk=f"{journey.next_run_at}#{tenant_id}#{journey.id}" if scheduled else None,
     )

@@ -1242,7 +1242,7 @@ def test_a_journey_keeps_every_version_and_changes_only_from_the_revision_read(j
     mine.create(first)
     assert mine.get("jrn_1") == first and theirs.get("jrn_1") is None and theirs.all_journeys() == []
     steps = {"tag": {"type": "add_tag", "tag": "vip", "next": None}}
-    second = replace(first, name="Welcome v2", start="tag", steps=steps, version=2, revision=2, status_reason=None)
+    second = replace(first, name="Welcome v2", start="tag", steps=steps, version=2, revision=2, moved_to=2)
     mine.save(first, second)
     with pytest.raises(StaleJourney):
         mine.save(first, replace(first, name="Lost", revision=2))

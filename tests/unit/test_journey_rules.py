@@ -192,3 +192,14 @@ def test_a_goal_counts_once_within_its_window_after_entering():
     assert not rules.converts(j, position, {"type": "purchase", "at": "2026-12-20T00:00:00Z"})
     assert not rules.converts(j, position, {"type": "signup", "at": "2026-12-05T00:00:00Z"})
     assert not rules.converts(j, position, {"type": "purchase", "at": "2026-11-30T00:00:00Z"})  # before entering
+
+
+def test_a_contact_moves_onto_the_moved_to_version_only_from_an_older_one_at_a_step_of_the_same_kind():
+    waiting = rules.Position("jrn_1", "ctc_1", 1, 1, rules.WAITING, "a", "", "2026-11-01T00:00:00Z", "first")
+    assert rules.adopted(waiting, "wait", "wait", 2)
+    assert not rules.adopted(waiting, "wait", "wait_for_event", 2)  # the step changed kind
+    assert not rules.adopted(waiting, "wait", None, 2)  # the step is gone
+    assert not rules.adopted(waiting, "wait", "wait", None)  # the edit did not ask
+    assert not rules.adopted(waiting, "wait", "wait", 1)  # already on it
+    done = rules.Position("jrn_1", "ctc_1", 1, 1, rules.DONE, None, "", "2026-11-01T00:00:00Z", "first")
+    assert not rules.adopted(done, None, None, 2)

@@ -291,6 +291,54 @@ def test_an_edit_makes_a_version_and_contacts_inside_finish_on_theirs(ctx, clock
     assert set(journeys.stats(ctx, made["id"])["steps"]) == {"wait", "new", "old"}
 
 
+def test_an_edit_can_move_contacts_inside_onto_the_new_version_where_their_step_is_in_it(ctx, clock):
+    put(ctx, 1)
+    body = {
+        "name": "Moving",
+        "entry": {"type": "event.received", "event_type": "purchase"},
+        "start": "first",
+        "steps": {
+            "first": {"type": "wait", "duration": "P1D", "next": "old"},
+            "old": {"type": "add_tag", "tag": "vip", "next": None},
+        },
+    }
+    made = journeys.create_journey(ctx, body, clock)
+    journey_flow.on_contact_change(ctx, purchased(1, clock), clock)  # waits at "first"
+    steps = {"first": {"type": "wait", "duration": "P1D", "next": "new"},
+             "new": {"type": "add_tag", "tag": "engaged", "next": None}}  # fmt: skip
+    moved = journeys.update_journey(ctx, made["id"], {"steps": steps, "move_contacts": True}, clock)
+    assert (moved["version"], moved["moved_to"]) == (2, 2)
+    ctx.journeys = ctx.ports.journeys.all_journeys()
+    clock.advance(days=1, minutes=1)
+    drain(ctx, clock)
+    assert ctx.ports.contacts.get_contact(contact_id_for(1)).tags == {"engaged"}  # moved: version 2's next step
+    assert journeys.contact_position(ctx, made["id"], contact_id_for(1))["version"] == 2
+    assert journeys.update_journey(ctx, made["id"], {"name": "Renamed", "move_contacts": True}, clock)["moved_to"] == 2
+
+
+def test_a_contact_at_a_step_the_new_version_lacks_finishes_on_its_own(ctx, clock):
+    put(ctx, 1)
+    body = {
+        "name": "Moving",
+        "entry": {"type": "contact.created"},
+        "start": "second",
+        "steps": {
+            "second": {"type": "wait_for_event", "event": "visit", "timeout": "P1D", "then": None, "timed_out": "old"},
+            "old": {"type": "add_tag", "tag": "vip", "next": None},
+        },
+    }
+    made = journeys.create_journey(ctx, body, clock)
+    journey_flow.on_contact_change(ctx, created(1), clock)
+    steps = {"second": {"type": "wait", "duration": "P1D", "next": "new"},  # the same id, another kind of step
+             "new": {"type": "add_tag", "tag": "engaged", "next": None}}  # fmt: skip
+    journeys.update_journey(ctx, made["id"], {"steps": steps, "start": "second", "move_contacts": True}, clock)
+    ctx.journeys = ctx.ports.journeys.all_journeys()
+    clock.advance(days=1, minutes=1)
+    drain(ctx, clock)
+    assert ctx.ports.contacts.get_contact(contact_id_for(1)).tags == {"vip"}
+    assert journeys.contact_position(ctx, made["id"], contact_id_for(1))["version"] == 1
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
