@@ -64,10 +64,11 @@ clean:
 demo: $(STAMP)  ## load a generated tenant (10,000 contacts, a year of purchases) into a running `make run`
 	$(BIN)/python -m bench.demo
 
-bench: $(STAMP)  ## performance figures as tables (BENCH_CONTACTS, BENCH_INDEX_CONTACTS, BENCH_MEMBERSHIP_CONTACTS, BENCH_CAMPAIGN_RECIPIENTS, BENCH_TRIGGER_CONTACTS, BENCH_SNAPSHOT_CONTACTS, BENCH_SNAPSHOT_MILLION, BENCH_WRITE_ROWS set the sizes)
+bench: $(STAMP)  ## performance figures as tables (BENCH_CONTACTS, BENCH_INDEX_CONTACTS, BENCH_MEMBERSHIP_CONTACTS, BENCH_CAMPAIGN_RECIPIENTS, BENCH_TRIGGER_CONTACTS, BENCH_SNAPSHOT_CONTACTS, BENCH_SNAPSHOT_MILLION, BENCH_WRITE_ROWS, BENCH_JOURNEY_CONTACTS set the sizes)
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.membership
 	$(BIN)/python -m bench.campaign
 	$(BIN)/python -m bench.triggers
 	$(BIN)/python -m bench.snapshots
 	$(BIN)/python -m bench.writes
+	$(BIN)/python -m bench.journeys

@@ -37,6 +37,9 @@ class JourneyRepository(Protocol):
 
     def position(self, journey_id: str, contact_id: str) -> Position | None: ...
 
+    def positions(self, journey_id: str, contact_ids: list[str]) -> dict[str, Position]:
+        """The positions of those of ``contact_ids`` inside the journey, by contact (strongly consistent)."""
+
     def move(self, before: Position | None, after: Position, steps: StepCounts, journey: dict[str, int]) -> bool:
         """Write ``after`` if the stored position is still ``before`` (absent for None), adding the counts in the
         same transaction; False if another worker moved it first."""

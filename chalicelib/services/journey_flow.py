@@ -25,8 +25,9 @@ waits of minutes to 90 days need.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.domain import journeys as rules
@@ -45,6 +46,10 @@ from chalicelib.services.context import TenantContext
 from chalicelib.services.membership import members_of, segments_holding
 
 WAKE_BATCH = 100
+RETRY_LATER = timedelta(minutes=1)
+"""When the minute drain takes up a run that stopped because an email had to wait (unless the message that
+carried it, delivered again, does first)."""
+_RECORD_ATTEMPTS = 3
 _TAG_STEPS = (trigger_rules.ADD_TAG, trigger_rules.REMOVE_TAG)
 
 
@@ -55,6 +60,20 @@ class _Flow:
     def __init__(self, ctx: TenantContext, clock: Clock) -> None:
         self.ctx, self.clock = ctx, clock
         self._definitions: dict[tuple[str, int], Journey | None] = {}
+        self._read_ahead: dict[tuple[str, str], Position | None] = {}
+
+    def read_ahead(self, journey_id: str, contact_ids: list[str]) -> None:
+        """Read the positions of a message's contacts in one request; each is used once (by ``position``)."""
+        found = self.ctx.ports.journeys.positions(journey_id, contact_ids)
+        self._read_ahead.update({(journey_id, c): found.get(c) for c in contact_ids})
+
+    def position(self, journey_id: str, contact_id: str) -> Position | None:
+        """The contact's position: read ahead with its message's, or else now. Every write is conditioned on
+        the position read, so one read ahead that another worker moved meanwhile is refused, not lost."""
+        key = (journey_id, contact_id)
+        if key in self._read_ahead:
+            return self._read_ahead.pop(key)
+        return self.ctx.ports.journeys.position(journey_id, contact_id)
 
     def current(self, journey_id: str) -> Journey | None:
         """The journey as it is now (its status, its latest version), as the batch read it."""
@@ -107,9 +126,9 @@ class _Flow:
     def enter(self, journey: Journey, occurrence: trigger_rules.Occurrence, cause: str) -> int:
         """Enter the contact (once per cause, as re-entry allows), then run it; 1 if it entered."""
         contact_id, now = occurrence.contact_id, self.clock()
-        previous = self.ctx.ports.journeys.position(journey.id, contact_id)
+        previous = self.position(journey.id, contact_id)
         if previous is not None and previous.cause == cause and previous.state == rules.ACTIVE:
-            self.run(previous, occurrence.depth)  # a redelivery of an entry whose run stopped (SES was busy…)
+            self.run(previous, previous, occurrence.depth)  # a redelivered entry whose run stopped (SES was busy…)
             return 0
         if not rules.may_enter(journey, previous, cause, now) or not trigger_rules.may_fire(occurrence.depth):
             return 0
@@ -118,41 +137,68 @@ class _Flow:
             contact = self.ctx.ports.contacts.get_contact(contact_id)
             if contact is None or not segments_holding(self.ctx, contact.ordinal, segments):
                 return 0
-        position = rules.entered(journey, contact_id, previous, cause, now)
-        if not self.move(previous, position):
-            return 0
-        self.run(position, occurrence.depth)
-        return 1
+        return int(self.run(previous, rules.entered(journey, contact_id, previous, cause, now), occurrence.depth))
 
     # --- running ----------------------------------------------------------------------------------------
 
-    def run(self, position: Position, depth: int) -> None:
-        """Go on from ``position`` until the contact waits, finishes, or another worker moved it."""
+    def run(self, stored: Position | None, position: Position, depth: int) -> bool:
+        """Go on from ``position`` until the contact waits or finishes; False if another worker moved it first.
+
+        ``stored`` is the position as stored: the moves from it are written together, in one transaction
+        conditioned on it, when the contact stops (a wait, the end), before an action that follows a branch
+        (the choice is claimed before anything depends on it) and when an email must wait. An action redone —
+        after a crash, or by a worker that lost the race — is the same action: each is keyed by its step."""
+        path = _Path(stored, position)
         contact: Contact | None = None
         events: list[dict[str, Any]] = []
-        fresh = False
+        read = False
         for _ in range(2 * rules.MAX_STEPS + 2):
+            position = path.position
             if position.finished or position.state == rules.WAITING or position.step is None:
-                return
+                break
             position = self.adopt(position)
             journey = self.definition(position.journey_id, position.version)
-            now = self.clock()
             if journey is None:  # the journey was deleted
                 self.ctx.ports.journeys.drop(position)
-                return
-            if not fresh:
+                return False
+            assert position.step is not None
+            step = journey.steps[position.step]
+            if step["type"] in rules.ACTION_STEPS and path.decided and not self._record(path):
+                return False
+            if not read:
                 contact, events = self.ctx.ports.contacts.read_contact(position.contact_id)
-                fresh = True
-            after = self._next(journey, position, contact, events, now, depth)
-            if position.step is not None and journey.steps[position.step]["type"] in _TAG_STEPS:
-                fresh = False  # the contact changed: read it again for the next step
-            if self.move(position, after):
-                position = after
-                continue
-            stored = self.ctx.ports.journeys.position(position.journey_id, position.contact_id)
-            if stored is None or stored.entry != position.entry or stored.step != position.step:
-                return  # another worker moved it on
-            position = stored  # only its conversion changed meanwhile: do the step again (the same action)
+                read = True
+            now = self.clock()
+            try:
+                after = self._next(journey, position, contact, events, now, depth)
+            except actions.SendLater:  # taken up again by the redelivered message, or else the minute drain
+                path.add(position, replace(position, due_at=to_rfc3339(now + RETRY_LATER)), decided=False)
+                self._record(path)
+                raise
+            if contact is not None and step["type"] in _TAG_STEPS and after.history[-1]["outcome"] == "completed":
+                tags = (
+                    contact.tags | {step["tag"]}
+                    if step["type"] == trigger_rules.ADD_TAG
+                    else contact.tags - {step["tag"]}
+                )
+                contact = replace(contact, tags=frozenset(tags))  # as written: the next steps see it
+            path.add(position, after, decided=step["type"] == rules.BRANCH)
+        return self._record(path)
+
+    def _record(self, path: _Path) -> bool:
+        """Write the moves of ``path`` since it was last written; False if another worker moved the contact."""
+        for _ in range(_RECORD_ATTEMPTS):
+            if path.position is path.stored:
+                return True
+            if self.ctx.ports.journeys.move(path.stored, path.position, dict(path.steps), dict(path.totals)):
+                path.written()
+                return True
+            now_stored = self.ctx.ports.journeys.position(path.position.journey_id, path.position.contact_id)
+            if not path.only_converted(now_stored):
+                return False
+            assert now_stored is not None
+            path.rebase(now_stored)
+        return False
 
     def _next(
         self,
@@ -199,9 +245,9 @@ class _Flow:
     def wake(self, journey_id: str, contact_id: str) -> bool:
         """Move on a contact whose wait is over; False when there is nothing to do (already moved, not due,
         the journey paused)."""
-        position = self.ctx.ports.journeys.position(journey_id, contact_id)
+        position = self.position(journey_id, contact_id)
         now = self.clock()
-        if position is None or position.state != rules.WAITING or position.due_at is None:
+        if position is None or position.finished or position.due_at is None:
             return False
         if parse_rfc3339(position.due_at) > now:
             return False
@@ -213,15 +259,16 @@ class _Flow:
             return False
         if current.status == rules.PAUSED:
             return False
+        if position.state == rules.ACTIVE:  # its run stopped (an email had to wait): take it up again
+            return self.run(position, replace(position, due_at=None), 0)
         assert position.step is not None
         step = journey.steps[position.step]
-        if step["type"] == rules.WAIT:
-            after = rules.moved(position, step["next"], now, "completed")
-        else:
-            after = rules.moved(position, step["timed_out"], now, "timed_out")
-        if not self.move(position, after):
+        if step["type"] == rules.WAIT:  # one way on: written with the steps after it
+            return self.run(position, rules.moved(position, step["next"], now, "completed"), 0)
+        after = rules.moved(position, step["timed_out"], now, "timed_out")
+        if not self.move(position, after):  # timed out, or happened: claimed before any step after it
             return False
-        self.run(after, 0)
+        self.run(after, after, 0)
         return True
 
     # --- events -----------------------------------------------------------------------------------------
@@ -245,9 +292,9 @@ class _Flow:
                     if self.move(position, converted):
                         position, moves = converted, moves + 1
                 moved = self._event_ends_wait(journey, position, event)
-                if moved is not None and self.move(position, moved):
+                if moved is not None and self.move(position, moved):  # claimed before any step after it
                     position, moves = moved, moves + 1
-                    self.run(moved, depth)
+                    self.run(moved, moved, depth)
                     break
         return moves
 
@@ -258,6 +305,47 @@ class _Flow:
             return None  # it happened before the wait began (a backfill)
         step = journey.steps[position.step]
         return rules.moved(position, step["then"], self.clock(), "happened")
+
+
+class _Path:
+    """The moves a contact made since its position was last written, and the counters they add."""
+
+    def __init__(self, stored: Position | None, position: Position) -> None:
+        self.stored, self.position = stored, position
+        self.steps: Counter[tuple[str, str]] = Counter()
+        self.totals: Counter[str] = Counter()
+        self.decided = False
+        if position is not stored:
+            self._count(stored, position)
+
+    def _count(self, before: Position | None, after: Position) -> None:
+        self.steps.update(rules.step_counts(before, after))
+        self.totals.update(rules.journey_counts(before, after))
+
+    def add(self, before: Position, after: Position, decided: bool) -> None:
+        self._count(before, after)
+        self.position = after
+        self.decided = self.decided or decided
+
+    def written(self) -> None:
+        self.stored = self.position
+        self.steps.clear()
+        self.totals.clear()
+        self.decided = False
+
+    def only_converted(self, now_stored: Position | None) -> bool:
+        """Whether the position stored now differs from the one read only by a conversion (its goal event
+        arrived meanwhile), so the moves can be written over it."""
+        before = self.stored
+        return (
+            now_stored is not None
+            and before is not None
+            and (now_stored.entry, now_stored.step, now_stored.state) == (before.entry, before.step, before.state)
+        )
+
+    def rebase(self, now_stored: Position) -> None:
+        self.position = replace(self.position, converted_at=now_stored.converted_at, revision=now_stored.revision + 1)
+        self.stored = now_stored
 
 
 def _entries(flow: _Flow, occurrences: list[trigger_rules.Occurrence]) -> int:
@@ -295,10 +383,12 @@ def wake(ctx: TenantContext, message: JourneyWake | JourneyEnter, clock: Clock =
     its schedule; how many moved on (or entered)."""
     flow = _Flow(ctx, clock)
     if message["kind"] == "journey.wake":
+        flow.read_ahead(message["journey_id"], message["contacts"])
         return sum(flow.wake(message["journey_id"], contact_id) for contact_id in message["contacts"])
     journey = flow.current(message["journey_id"])
     if journey is None or journey.status != rules.RUNNING:
         return 0
+    flow.read_ahead(journey.id, message["contacts"])
     return sum(
         flow.enter(journey, trigger_rules.Occurrence(trigger_rules.SCHEDULE, contact_id, 0, event_id=message["run"]),
                    f"run:{message['run']}")

@@ -270,6 +270,13 @@ class JourneyTable:
             return None
         return _position(item)
 
+    def positions(self, journey_id: str, contact_ids: list[str]) -> dict[str, Position]:
+        keys = [(shard_pk(self.tenant_id, _shard(c)), f"JP#{journey_id}#{c}") for c in dict.fromkeys(contact_ids)]
+        return {
+            position.contact_id: position
+            for position in map(_position, PositionItem.batch_get(keys, consistent_read=True))
+        }
+
     def move(
         self, before: Position | None, after: Position, steps: dict[tuple[str, str], int], journey: dict[str, int]
     ) -> bool:

@@ -1278,6 +1278,8 @@ def test_a_position_moves_only_from_the_one_read_with_its_counters(journey_repos
     assert mine.move(entered, waiting, {}, {})
     assert not mine.move(entered, replace(entered, state="done", revision=2), {("wait", "completed"): 1}, {})
     assert mine.position("jrn_1", contact_id) == waiting and theirs.position("jrn_1", contact_id) is None
+    assert mine.positions("jrn_1", [contact_id, contact_id_for(99), contact_id]) == {contact_id: waiting}
+    assert theirs.positions("jrn_1", [contact_id]) == {}
     other = contact_id_for(8 + SHARDS)  # another contact in another shard: its counters add up with the first's
     assert mine.move(None, a_position(other), {("wait", "entered"): 1}, {"entered": 1, "converted": 1})
     totals, steps = mine.counters("jrn_1")

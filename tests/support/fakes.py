@@ -41,6 +41,7 @@ from chalicelib.domain.contacts import SHARDS, Contact, StaleContact, TakenIdent
 from chalicelib.domain.engagements import Engagement, Reward, StaleEngagement
 from chalicelib.domain.jobs import Job
 from chalicelib.domain.journeys import (
+    ACTIVE,
     DEFINITION,
     JOURNEY_COUNTERS,
     RUNNING,
@@ -1311,6 +1312,9 @@ class InMemoryJourneys:
     def position(self, journey_id: str, contact_id: str) -> JourneyPosition | None:
         return self._positions.get((journey_id, contact_id))
 
+    def positions(self, journey_id: str, contact_ids: list[str]) -> dict[str, JourneyPosition]:
+        return {c: self._positions[(journey_id, c)] for c in contact_ids if (journey_id, c) in self._positions}
+
     def move(
         self,
         before: JourneyPosition | None,
@@ -1348,7 +1352,7 @@ class InMemoryJourneys:
         return sorted(
             (self.tenant_id, position.journey_id, position.contact_id)
             for position in self._positions.values()
-            if position.state == WAITING and position.due_at is not None and position.due_at <= before
+            if position.state in (ACTIVE, WAITING) and position.due_at is not None and position.due_at <= before
         )
 
 

@@ -470,3 +470,28 @@ def test_a_schedule_entry_enters_its_segments_members_once_per_run(ctx, clock):
     assert minute() == 0  # paused: no run, and none is owed on resume
     resumed = journeys.set_status(ctx, made["id"], "running", clock)
     assert resumed["next_run_at"] == to_rfc3339(clock.now + timedelta(days=7))
+
+
+def test_an_email_that_must_wait_stops_the_run_where_it_is_and_the_minute_drain_takes_it_up(ctx, clock, monkeypatch):
+    from chalicelib.services import actions
+
+    put(ctx, 1)
+    body = {"name": "Tag then mail", "entry": {"type": "contact.created"}, "start": "tag",
+            "steps": {"tag": {"type": "add_tag", "tag": "engaged", "next": "hello"},
+                      "hello": {"type": "send_email", "subject": "Hello", "text": "Hi", "next": None}}}  # fmt: skip
+    made = journeys.create_journey(ctx, body, clock)
+    real = actions._send_email
+    monkeypatch.setattr(actions, "_send_email", lambda *args: (_ for _ in ()).throw(actions.SendLater("busy")))
+    with pytest.raises(actions.SendLater):
+        journey_flow.on_contact_change(ctx, created(1), clock)
+    here = journeys.contact_position(ctx, made["id"], contact_id_for(1))
+    assert (here["state"], here["step"]) == ("active", "hello") and here["due_at"] is not None  # the tag is written
+    assert journeys.stats(ctx, made["id"])["steps"]["tag"]["completed"] == 1
+    monkeypatch.setattr(actions, "_send_email", real)
+    assert drain(ctx, clock) == 0  # not before its retry time
+    clock.advance(minutes=2)
+    assert drain(ctx, clock) == 1  # the minute drain (firing twice, each message twice) sends it once
+    journey_flow.on_contact_change(ctx, created(1), clock)  # the original message, delivered again: nothing
+    assert mails_to(ctx) == [("p1@example.com", "Hello")]
+    here = journeys.contact_position(ctx, made["id"], contact_id_for(1))
+    assert here["state"] == "done" and journeys.stats(ctx, made["id"])["steps"]["hello"]["completed"] == 1
