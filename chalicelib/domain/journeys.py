@@ -455,14 +455,33 @@ def journey_counts(before: Position | None, after: Position) -> dict[str, int]:
     return counts
 
 
-def converts(journey: Journey, position: Position, event: dict[str, Any]) -> bool:
-    """The goal event counts for this entry: of the goal's type, within the window after entering, not yet."""
+EVENT_CLOCK_SLACK = timedelta(minutes=5)
+"""How long before a moment an event recorded after it may say it happened and still count as after it:
+clients stamp events to the second, from their own clocks."""
+
+
+def came_after(moment: str, event: dict[str, Any], recorded_at: str | None) -> bool:
+    """The event came after ``moment`` (a wait began, a contact entered): recorded after it, when that is
+    known, and happened no earlier than EVENT_CLOCK_SLACK before it — so a backfill of history never counts,
+    nor the event whose arrival was the moment (an entry on that very purchase)."""
+    start = parse_rfc3339(moment)
+    if recorded_at is not None and parse_rfc3339(recorded_at) < start:
+        return False
+    if not event.get("at"):
+        return True
+    return parse_rfc3339(event["at"]) >= start - (EVENT_CLOCK_SLACK if recorded_at is not None else timedelta(0))
+
+
+def converts(journey: Journey, position: Position, event: dict[str, Any], recorded_at: str | None = None) -> bool:
+    """The goal event counts for this entry: of the goal's type, after entering and within the window, not
+    yet converted."""
     goal = journey.goal
     if not goal or position.converted_at or event.get("type") != goal["event"]:
         return False
-    entered_at = parse_rfc3339(position.entered_at)
-    happened = parse_rfc3339(event["at"]) if event.get("at") else entered_at
-    return entered_at <= happened <= entered_at + parse_duration(goal["within"], "goal.within")
+    if not came_after(position.entered_at, event, recorded_at):
+        return False
+    happened = parse_rfc3339(event["at"]) if event.get("at") else parse_rfc3339(position.entered_at)
+    return happened <= parse_rfc3339(position.entered_at) + parse_duration(goal["within"], "goal.within")
 
 
 STEP_COUNTERS = ("entered", "completed", "exited")

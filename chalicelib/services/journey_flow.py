@@ -273,7 +273,7 @@ class _Flow:
 
     # --- events -----------------------------------------------------------------------------------------
 
-    def on_events(self, contact_id: str, events: list[dict[str, Any]], depth: int) -> int:
+    def on_events(self, contact_id: str, events: list[dict[str, Any]], depth: int, recorded_at: str | None) -> int:
         """The contact's events end its wait_for_event steps and count for goals; the moves made."""
         moves = 0
         for current in self.ctx.journeys:
@@ -287,22 +287,24 @@ class _Flow:
             if journey is None:
                 continue
             for event in events:
-                if rules.converts(journey, position, event):
+                if rules.converts(journey, position, event, recorded_at):
                     converted = replace(position, converted_at=to_rfc3339(self.clock()), revision=position.revision + 1)
                     if self.move(position, converted):
                         position, moves = converted, moves + 1
-                moved = self._event_ends_wait(journey, position, event)
+                moved = self._event_ends_wait(journey, position, event, recorded_at)
                 if moved is not None and self.move(position, moved):  # claimed before any step after it
                     position, moves = moved, moves + 1
                     self.run(moved, moved, depth)
                     break
         return moves
 
-    def _event_ends_wait(self, journey: Journey, position: Position, event: dict[str, Any]) -> Position | None:
+    def _event_ends_wait(
+        self, journey: Journey, position: Position, event: dict[str, Any], recorded_at: str | None
+    ) -> Position | None:
         if position.state != rules.WAITING or position.waiting_for != event.get("type") or position.step is None:
             return None
-        if event.get("at") and parse_rfc3339(event["at"]) < parse_rfc3339(position.since):
-            return None  # it happened before the wait began (a backfill)
+        if not rules.came_after(position.since, event, recorded_at):
+            return None
         step = journey.steps[position.step]
         return rules.moved(position, step["then"], self.clock(), "happened")
 
@@ -367,7 +369,9 @@ def on_contact_change(ctx: TenantContext, message: ContactChanged, clock: Clock 
     flow = _Flow(ctx, clock)
     moves = _entries(flow, trigger_rules.change_occurrences(message))
     if message.get("events"):
-        moves += flow.on_events(message["contact_id"], message["events"], int(message.get("depth", 0)))
+        moves += flow.on_events(
+            message["contact_id"], message["events"], int(message.get("depth", 0)), message.get("at")
+        )
     return moves
 
 

@@ -23,6 +23,7 @@ from tests.support.hostile import (
     HOSTILE_QUERY_WHOLE_NUMBERS,
     HOSTILE_SCHEDULES,
     HOSTILE_SEARCH_TEXT,
+    HOSTILE_TIME_ZONES,
     HOSTILE_URLS,
     INVALID_SEARCH_TEXT,
 )
@@ -321,6 +322,38 @@ def test_schedules_that_overflow_or_never_fire_are_refused_at_save_time(api, wor
             assert reply.error_field == field, (expression, reply.text)
     after = api.get("/triggers", key=world.admin_key).json, api.get("/journeys", key=world.admin_key).json
     assert after == before
+
+
+# --- IANA time zones (the tenant's setting, the contact's built-in attribute) ---------------------------------
+
+TIME_ZONE_SITES = [
+    ("PATCH", "/settings", "time_zone"),
+    ("POST", "/contacts", "attributes.time_zone"),
+    ("PATCH", "/contacts/{contact_id}", "attributes.time_zone"),
+]
+
+
+@pytest.mark.parametrize("method, template, field", TIME_ZONE_SITES, ids=[" ".join(s) for s in TIME_ZONE_SITES])
+def test_hostile_time_zones_are_a_422_naming_the_field_and_write_nothing(api, world, method, template, field):
+    base = {("PATCH", "/settings"): {}, **_base_bodies(world)}[(method, template)]
+    path = path_for(template, world.ids)
+    record = "/settings" if template == "/settings" else path_for("/contacts/{contact_id}", world.ids)
+    before = api.get(record, key=world.admin_key).text
+    for value in HOSTILE_TIME_ZONES:
+        reply = api.request(method, path, key=world.admin_key, json=_with(base, field, value))
+        assert (reply.status, reply.error_field) == (422, field), (method, template, value, reply.text)
+    assert api.get(record, key=world.admin_key).text == before
+    valid = api.request(method, path, key=world.admin_key, json=_with(base, field, "America/Sao_Paulo"))
+    assert valid.status in (200, 201), valid.text
+
+
+def test_hostile_time_zones_in_import_cells_are_row_errors_naming_the_field(api, app, world):
+    values = [v for v in HOSTILE_TIME_ZONES if isinstance(v, str) and v.strip() and "\x00" not in v]
+    text = "external_id,attributes.time_zone\n" + "".join(f"tz-{i},{v}\n" for i, v in enumerate(values))
+    job = import_and_wait(api, app, world.admin_key, text, "text/csv")
+    assert job["counts"].get("created", 0) == 0, job
+    errors = api.get(f"/jobs/{job['id']}/errors?limit=500", key=world.admin_key).json["items"]
+    assert len(errors) == len(values) and {e["field"] for e in errors} == {"attributes.time_zone"}, errors
 
 
 # --- a value written before these rules ------------------------------------------------------------------

@@ -155,3 +155,10 @@ HOSTILE_DURATIONS: list[object] = [
     "PT" + "9" * 40 + "S", "P1D\n", " P1D", 3600, 1.5, None, True, ["PT1H"], {"hours": 1},
 ]  # fmt: skip
 """ISO 8601 durations refused with a 422 naming the field (or out of the field's bounds)."""
+
+HOSTILE_TIME_ZONES: list[object] = [
+    "", " ", "Europe/Paris ", "europe/paris", "Europe/Nowhere", "Mars/Olympus_Mons", "+05:00", "GMT+5", "CEST",
+    "../../etc/passwd", "/etc/localtime", "Europe/../Europe/Paris", "Europe/Paris\x00", "Europe\\Paris",
+    "Europe/Paris/", "A" * 300, "Ｅｕｒｏｐｅ/Paris", 7, True, ["UTC"], {"zone": "UTC"},
+]  # fmt: skip
+"""Refused with a 422 naming the field: only IANA names as the time zone database spells them."""

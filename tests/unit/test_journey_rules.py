@@ -203,3 +203,14 @@ def test_a_contact_moves_onto_the_moved_to_version_only_from_an_older_one_at_a_s
     assert not rules.adopted(waiting, "wait", "wait", 1)  # already on it
     done = rules.Position("jrn_1", "ctc_1", 1, 1, rules.DONE, None, "", "2026-11-01T00:00:00Z", "first")
     assert not rules.adopted(done, None, None, 2)
+
+
+def test_an_event_came_after_a_moment_when_recorded_after_it_and_not_a_backfill():
+    began = "2026-12-01T10:00:00.700Z"
+    to_the_second = {"type": "purchase", "at": "2026-12-01T10:00:00Z"}  # a client's clock, to the second
+    assert rules.came_after(began, to_the_second, recorded_at="2026-12-01T10:00:01.200Z")
+    assert not rules.came_after(began, to_the_second, recorded_at=None)  # when it was recorded is unknown: strict
+    assert not rules.came_after(began, to_the_second, recorded_at="2026-12-01T10:00:00.100Z")  # the entering one
+    backfill = {"type": "purchase", "at": "2026-11-01T10:00:00Z"}
+    assert not rules.came_after(began, backfill, recorded_at="2026-12-01T10:00:05.000Z")
+    assert rules.came_after(began, {"type": "visit"}, recorded_at=None)

@@ -189,6 +189,21 @@ def test_an_event_before_the_wait_began_does_not_end_it(ctx, clock):
     assert journeys.contact_position(ctx, made["id"], contact_id_for(1))["state"] == "waiting"
 
 
+def test_a_purchase_stamped_to_the_second_right_after_the_wait_began_ends_it_and_converts(ctx, clock):
+    put(ctx, 1)
+    clock.advance(seconds=0.6)  # the wait begins at …:00.600
+    made = journeys.create_journey(ctx, welcome(holdout_percent=0), clock)
+    journey_flow.on_contact_change(ctx, created(1), clock)
+    message = purchased(1, clock)
+    message["events"][0]["at"] = to_rfc3339(clock().replace(microsecond=0))  # …:00.000, as clients send it
+    clock.advance(seconds=1)
+    message["at"] = to_rfc3339(clock())  # recorded after the wait began
+    journey_flow.on_contact_change(ctx, message, clock)
+    here = journeys.contact_position(ctx, made["id"], contact_id_for(1))
+    assert here["state"] == "done" and here["history"][-2]["outcome"] == "happened"
+    assert journeys.stats(ctx, made["id"])["converted"] == 1
+
+
 def test_exit_criteria_are_checked_before_each_step(ctx, clock):
     put(ctx, 1)
     put(ctx, 2, "vip")
