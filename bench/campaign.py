@@ -20,7 +20,13 @@ whether the campaign's counters came out exact.
 
 from __future__ import annotations
 
-from bench.inprocess import AwsCalls, freeze_loaded_data, print_table  # first: moto starts before any AWS client exists
+from bench.inprocess import (  # first: moto starts before any AWS client exists
+    AwsCalls,
+    freeze_loaded_data,
+    new_bench_tenant,
+    print_table,
+    store_contacts,
+)
 
 # isort: split
 
@@ -34,10 +40,8 @@ from datetime import UTC, datetime
 import boto3
 
 from app import app
-from chalicelib.config import LOCAL_OPERATOR_KEY
 from chalicelib.domain.contacts import Contact, contact_id_for
 from chalicelib.resources import JOBS_QUEUE, SEND_QUEUE, SES_EVENTS_QUEUE
-from chalicelib.storage.contacts import ContactTable
 from infra.local import mailbox
 from infra.local.dispatcher import Dispatcher
 from tests.support import mail
@@ -48,13 +52,9 @@ EVENT_SOURCE = {"ReceiveMessage", "DeleteMessageBatch", "DeleteMessage", "Change
 
 
 def load(api: ApiClient, count: int) -> tuple[str, float]:
-    tenant = api.post("/tenants", key=LOCAL_OPERATOR_KEY, json={"name": "Campaign bench"}).json
-    api.patch(f"/tenants/{tenant['id']}", key=LOCAL_OPERATOR_KEY, json={"features": {"segments": True}})
-    key = tenant["admin_key"]
-    api.post("/tags", key=key, json={"name": "news"})
+    tenant_id, key = new_bench_tenant(api, "Campaign bench", ("news",))
     api.patch("/settings", key=key, json={"send_rate_per_second": 1000})
     started = time.perf_counter()
-    assert ContactTable(tenant["id"]).allocate_ordinals(count) == 1
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     contacts = [
         Contact(
@@ -71,8 +71,7 @@ def load(api: ApiClient, count: int) -> tuple[str, float]:
         )
         for n in range(1, count + 1)
     ]
-    for batch in ContactTable(tenant["id"]).transaction_batches([(None, c) for c in contacts]):
-        ContactTable(tenant["id"]).write(batch)
+    store_contacts(tenant_id, contacts)
     return key, time.perf_counter() - started
 
 

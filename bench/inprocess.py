@@ -27,12 +27,15 @@ mock_aws().start()
 import gc  # noqa: E402
 import math  # noqa: E402
 from collections import Counter  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Iterable, Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from typing import Any  # noqa: E402
 
 from botocore.client import BaseClient  # noqa: E402
 
+from chalicelib.config import LOCAL_OPERATOR_KEY  # noqa: E402
+from chalicelib.domain.contacts import Contact  # noqa: E402
+from chalicelib.storage.contacts import ContactTable  # noqa: E402
 from chalicelib.storage.table import MainTableModel  # noqa: E402
 from infra.local.provision import provision  # noqa: E402
 
@@ -121,6 +124,24 @@ class AwsCalls:
             yield
         finally:
             self.counting = True
+
+
+def new_bench_tenant(api: Any, name: str, tags: Iterable[str] = ()) -> tuple[str, str]:
+    """A tenant with the segments feature and ``tags``, made through the API: (its id, its admin key)."""
+    tenant = api.post("/tenants", key=LOCAL_OPERATOR_KEY, json={"name": name}).json
+    api.patch(f"/tenants/{tenant['id']}", key=LOCAL_OPERATOR_KEY, json={"features": {"segments": True}})
+    for tag in tags:
+        api.post("/tags", key=tenant["admin_key"], json={"name": tag})
+    return tenant["id"], tenant["admin_key"]
+
+
+def store_contacts(tenant_id: str, contacts: list[Contact]) -> None:
+    """New contacts, with ordinals 1…n, written straight into storage (the API would take hours at bench
+    sizes): their index entries and change records as a write through the API makes them."""
+    table = ContactTable(tenant_id)
+    assert table.allocate_ordinals(len(contacts)) == 1
+    for batch in table.transaction_batches([(None, c) for c in contacts]):
+        table.write(batch)
 
 
 def freeze_loaded_data() -> None:

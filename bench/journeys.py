@@ -20,7 +20,13 @@ Every AWS call the service makes is counted (SQS and DynamoDB); the bench's own 
 
 from __future__ import annotations
 
-from bench.inprocess import AwsCalls, freeze_loaded_data, print_table  # first: moto starts before any AWS client exists
+from bench.inprocess import (  # first: moto starts before any AWS client exists
+    AwsCalls,
+    freeze_loaded_data,
+    new_bench_tenant,
+    print_table,
+    store_contacts,
+)
 
 # isort: split
 
@@ -34,12 +40,10 @@ import numpy as np
 
 from app import app
 from chalicelib.composition import due_journeys, scheduled_journeys, tenant_context
-from chalicelib.config import LOCAL_OPERATOR_KEY
 from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.contacts import Contact, contact_id_for
 from chalicelib.resources import CONTACT_CHANGES_QUEUE, JOBS_QUEUE, JOURNEYS_QUEUE
 from chalicelib.services import journey_flow
-from chalicelib.storage.contacts import ContactTable
 from chalicelib.storage.journeys import JourneyTable
 from infra.local.dispatcher import Dispatcher
 from tests.support.client import ApiClient
@@ -47,22 +51,14 @@ from tests.support.queues import take_messages
 
 
 def load(api: ApiClient, contacts: int) -> tuple[str, str]:
-    tenant = api.post("/tenants", key=LOCAL_OPERATOR_KEY, json={"name": "Journey bench"}).json
-    api.patch(f"/tenants/{tenant['id']}", key=LOCAL_OPERATOR_KEY, json={"features": {"segments": True}})
-    key = tenant["admin_key"]
-    for tag in ("news", "welcomed"):
-        api.post("/tags", key=key, json={"name": tag})
-    table = ContactTable(tenant["id"])
-    assert table.allocate_ordinals(contacts) == 1
+    tenant_id, key = new_bench_tenant(api, "Journey bench", ("news", "welcomed"))
     stamp = to_rfc3339(datetime.now(UTC))
-    people = [
+    store_contacts(tenant_id, [
         Contact(id=contact_id_for(n), ordinal=n, external_id=f"j-{n}", email=f"j{n}@example.com",
                 tags=frozenset({"news"}), version=1, created_at=stamp, updated_at=stamp)
         for n in range(1, contacts + 1)
-    ]  # fmt: skip
-    for batch in table.transaction_batches([(None, c) for c in people]):
-        table.write(batch)
-    return tenant["id"], key
+    ])  # fmt: skip
+    return tenant_id, key
 
 
 def per_contact(calls: Counter, contacts: int) -> str:

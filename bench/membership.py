@@ -20,7 +20,9 @@ from bench.inprocess import (  # first: moto starts before any AWS client exists
     AwsCalls,
     Meter,
     freeze_loaded_data,
+    new_bench_tenant,
     print_table,
+    store_contacts,
 )
 
 # isort: split
@@ -37,7 +39,6 @@ from app import app
 from bench.golden import CUSTOM_TYPES, GOLDEN, SEED_LOCAL_FAMILY_DISCOUNT, generate
 from bench.population import TAGS
 from chalicelib.composition import tenant_context
-from chalicelib.config import LOCAL_OPERATOR_KEY
 from chalicelib.domain import planner
 from chalicelib.domain.contacts import SHARDS, Contact, contact_id_for
 from chalicelib.resources import CONTACT_CHANGES_BULK_QUEUE, CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
@@ -122,17 +123,11 @@ def bench_index(meter: Meter, count: int) -> list[tuple[str, str]]:
 
 
 def load_tenant(api: ApiClient, count: int, now: datetime) -> tuple[str, str, float]:
-    tenant = api.post("/tenants", key=LOCAL_OPERATOR_KEY, json={"name": "Bench"}).json
-    api.patch(f"/tenants/{tenant['id']}", key=LOCAL_OPERATOR_KEY, json={"features": {"segments": True}})
-    key = tenant["admin_key"]
-    for tag in TAGS:
-        api.post("/tags", key=key, json={"name": tag})
+    tenant_id, key = new_bench_tenant(api, "Bench", TAGS)
     started = time.perf_counter()
     people = generate(count, now)
     for name, kind in CUSTOM_TYPES.items():
-        CatalogTable(tenant["id"]).register_attribute_type(name, kind)
-    first = ContactTable(tenant["id"]).allocate_ordinals(count)
-    assert first == 1
+        CatalogTable(tenant_id).register_attribute_type(name, kind)
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     contacts = [
         Contact(
@@ -149,14 +144,12 @@ def load_tenant(api: ApiClient, count: int, now: datetime) -> tuple[str, str, fl
         )
         for p in people
     ]
-    changes = [(None, c) for c in contacts]
-    for batch in ContactTable(tenant["id"]).transaction_batches(changes):
-        ContactTable(tenant["id"]).write(batch)
+    store_contacts(tenant_id, contacts)
     for person, contact in zip(people, contacts, strict=True):
         if person.events:
             events = [{**e, "id": f"evt_{person.ordinal}_{i}"} for i, e in enumerate(person.events)]
-            ContactTable(tenant["id"]).put_events_many([(contact, events, [2_000_000_000] * len(events))])
-    return tenant["id"], key, time.perf_counter() - started
+            ContactTable(tenant_id).put_events_many([(contact, events, [2_000_000_000] * len(events))])
+    return tenant_id, key, time.perf_counter() - started
 
 
 def evaluate_through_dispatcher(api, dispatcher, key, criteria, name) -> tuple[dict, float, dict]:

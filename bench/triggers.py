@@ -23,7 +23,13 @@ each hop.
 
 from __future__ import annotations
 
-from bench.inprocess import AwsCalls, freeze_loaded_data, print_table  # first: moto starts before any AWS client exists
+from bench.inprocess import (  # first: moto starts before any AWS client exists
+    AwsCalls,
+    freeze_loaded_data,
+    new_bench_tenant,
+    print_table,
+    store_contacts,
+)
 
 # isort: split
 
@@ -62,22 +68,15 @@ def rewarding(segment_id: str) -> dict:
 
 
 def load(api: ApiClient, background: int) -> tuple[str, str]:
-    tenant = api.post("/tenants", key=LOCAL_OPERATOR_KEY, json={"name": "Trigger bench"}).json
-    api.patch(f"/tenants/{tenant['id']}", key=LOCAL_OPERATOR_KEY, json={"features": {"segments": True}})
-    key = tenant["admin_key"]
-    for tag in ("partner", "news"):
-        api.post("/tags", key=key, json={"name": tag})
-    assert ContactTable(tenant["id"]).allocate_ordinals(background) == 1
+    tenant_id, key = new_bench_tenant(api, "Trigger bench", ("partner", "news"))
     stamp = to_rfc3339(datetime.now(UTC))
-    people = [
+    store_contacts(tenant_id, [
         Contact(id=contact_id_for(n), ordinal=n, external_id=f"b-{n}", email=f"b{n}@example.com",
                 tags=frozenset({"news", "partner"} if n % 3 == 0 else {"news"}), attributes={"city": "Porto"},
                 version=1, created_at=stamp, updated_at=stamp)
         for n in range(1, background + 1)
-    ]  # fmt: skip
-    for batch in ContactTable(tenant["id"]).transaction_batches([(None, c) for c in people]):
-        ContactTable(tenant["id"]).write(batch)
-    return tenant["id"], key
+    ])  # fmt: skip
+    return tenant_id, key
 
 
 def main() -> None:

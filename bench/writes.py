@@ -16,7 +16,7 @@ In-process moto, through Chalice's test client; requests and items counted from 
 
 from __future__ import annotations
 
-from bench.inprocess import AwsCalls, print_table  # first: moto starts before any AWS client exists
+from bench.inprocess import AwsCalls, new_bench_tenant, print_table  # first: moto starts before any AWS client exists
 
 # isort: split
 
@@ -31,7 +31,6 @@ from botocore.client import BaseClient
 from app import app
 from bench.golden import GROUPS, as_api_events, as_jsonl, generate
 from bench.population import TAGS
-from chalicelib.config import LOCAL_OPERATOR_KEY
 from chalicelib.resources import JOBS_QUEUE
 from chalicelib.services import shards
 from chalicelib.storage.contacts import ContactTable
@@ -80,11 +79,7 @@ def main() -> None:
     calls, items = AwsCalls(), WriteItems()
     api = ApiClient(app)
     dispatcher = Dispatcher(app, wait_seconds=0)
-    tenant = api.post("/tenants", key=LOCAL_OPERATOR_KEY, json={"name": "Writes"}).json
-    api.patch(f"/tenants/{tenant['id']}", key=LOCAL_OPERATOR_KEY, json={"features": {"segments": True}})
-    key = tenant["admin_key"]
-    for tag in TAGS:
-        api.post("/tags", key=key, json={"name": tag})
+    _, key = new_bench_tenant(api, "Writes", TAGS)
     for name in GROUPS.values():
         api.post("/groups", key=key, json={"name": name})
     people = generate(rows, datetime.now(UTC))
