@@ -94,11 +94,11 @@ function flowOrder(journey) {
 function flow(journey, stats) {
   return h("ol", { class: "flow", "aria-label": "Steps" }, flowOrder(journey).map((id) => {
     const step = journey.steps[id];
-    const counts = stats.steps[id] || { entered: 0, completed: 0, waiting: 0, exited: 0 };
+    const counts = stats.steps[id] || { entered: 0, completed: 0, waiting: 0, exited: 0, converted: 0 };
     return h("li", { class: "card step", "aria-label": `Step ${id}` },
       h("h3", {}, id), h("p", {}, describe(step)),
       h("p", { class: "counts" }, `${formatNumber(counts.entered)} entered · ${formatNumber(counts.completed)} completed · `
-        + `${formatNumber(counts.waiting)} waiting · ${formatNumber(counts.exited)} exited`),
+        + `${formatNumber(counts.waiting)} waiting · ${formatNumber(counts.exited)} exited · ${formatNumber(counts.converted)} converted here`),
       h("ul", { class: "exits" }, exits(step).map(([label, next]) => h("li", {}, `${label} → ${next === null ? "end" : next}`))));
   }));
 }

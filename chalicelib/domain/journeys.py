@@ -434,8 +434,13 @@ def moved(
 
 def step_counts(before: Position | None, after: Position) -> dict[tuple[str, str], int]:
     """What a move adds to the per-step counters: (step, counter) → 1. A step left by a move is completed
-    (or exited, when the move is an exit); a step reached is entered."""
+    (or exited, when the move is an exit); a step reached is entered; a conversion counts at the step the
+    contact was at (the last one it went through, once it is done)."""
     counts: dict[tuple[str, str], int] = {}
+    if _newly_converted(before, after) and not after.holdout:
+        at = after.step or next((r["step"] for r in reversed(after.history) if r.get("step")), None)
+        if at is not None:
+            counts[(at, "converted")] = 1
     inside = before is not None and before.step is not None and not before.finished
     if inside and before is not None and before.step is not None and (after.step != before.step or after.finished):
         counts[(before.step, "exited" if after.state == EXITED else "completed")] = 1
@@ -450,9 +455,13 @@ def journey_counts(before: Position | None, after: Position) -> dict[str, int]:
     counts: dict[str, int] = {}
     if before is None or after.entry != before.entry:
         counts[f"{group}entered"] = 1
-    if after.converted_at and not (before and before.converted_at and before.entry == after.entry):
+    if _newly_converted(before, after):
         counts[f"{group}converted"] = 1
     return counts
+
+
+def _newly_converted(before: Position | None, after: Position) -> bool:
+    return bool(after.converted_at) and not (before and before.converted_at and before.entry == after.entry)
 
 
 EVENT_CLOCK_SLACK = timedelta(minutes=5)
@@ -484,5 +493,5 @@ def converts(journey: Journey, position: Position, event: dict[str, Any], record
     return happened <= parse_rfc3339(position.entered_at) + parse_duration(goal["within"], "goal.within")
 
 
-STEP_COUNTERS = ("entered", "completed", "exited")
+STEP_COUNTERS = ("entered", "completed", "exited", "converted")
 JOURNEY_COUNTERS = ("entered", "converted", "holdout_entered", "holdout_converted")

@@ -82,7 +82,9 @@ STATS_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": {
                 "type": "object",
-                "properties": {name: {"type": "integer"} for name in ("entered", "completed", "waiting", "exited")},
+                "properties": {
+                    name: {"type": "integer"} for name in ("entered", "completed", "waiting", "exited", "converted")
+                },
             },
         },
     },

@@ -1281,10 +1281,11 @@ def test_a_position_moves_only_from_the_one_read_with_its_counters(journey_repos
     assert mine.positions("jrn_1", [contact_id, contact_id_for(99), contact_id]) == {contact_id: waiting}
     assert theirs.positions("jrn_1", [contact_id]) == {}
     other = contact_id_for(8 + SHARDS)  # another contact in another shard: its counters add up with the first's
-    assert mine.move(None, a_position(other), {("wait", "entered"): 1}, {"entered": 1, "converted": 1})
+    converted = {("wait", "entered"): 1, ("wait", "converted"): 1}
+    assert mine.move(None, a_position(other), converted, {"entered": 1, "converted": 1})
     totals, steps = mine.counters("jrn_1")
     assert (totals["entered"], totals["converted"], totals["holdout_entered"]) == (2, 1, 0)
-    assert steps == {"wait": {"entered": 2, "completed": 0, "exited": 0}}
+    assert steps == {"wait": {"entered": 2, "completed": 0, "exited": 0, "converted": 1}}
     assert theirs.counters("jrn_1")[1] == {}
     mine.drop(waiting)
     assert mine.position("jrn_1", contact_id) is None

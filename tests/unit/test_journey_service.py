@@ -154,6 +154,7 @@ def test_the_welcome_journey_over_ten_thousand_entrants_does_each_action_once(ct
     for step in stats["steps"].values():
         assert step["waiting"] == 0 and step["entered"] == step["completed"] + step["exited"]
     assert stats["converted"] == len(treated_buyers)
+    assert stats["steps"]["wait"]["converted"] == len(treated_buyers)  # they bought while it waited for them
     assert stats["holdout"]["converted"] == len(set(buyers) - treated)
 
 
