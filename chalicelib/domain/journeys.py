@@ -126,6 +126,7 @@ ENTRY_SCHEMA: dict[str, Any] = {
     "properties": {
         **trigger_rules.EVENT_SCHEMA["properties"],
         "type": {"type": "string", "enum": list(ENTRY_TYPES)},
+        "conditions": {"type": "object", "description": "Criteria the contact must meet when it would enter"},
     },
 }
 REENTRY_SCHEMA: dict[str, Any] = {

@@ -137,6 +137,11 @@ class _Flow:
             contact = self.ctx.ports.contacts.get_contact(contact_id)
             if contact is None or not segments_holding(self.ctx, contact.ordinal, segments):
                 return 0
+        conditions = journey.entry.get("conditions")
+        if conditions is not None:
+            contact, events = self.ctx.ports.contacts.read_contact(contact_id)
+            if contact is None or not self.holds(conditions, contact, events):
+                return 0
         return int(self.run(previous, rules.entered(journey, contact_id, previous, cause, now), occurrence.depth))
 
     # --- running ----------------------------------------------------------------------------------------

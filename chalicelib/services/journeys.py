@@ -147,6 +147,10 @@ def _checked_entry(ctx: TenantContext, raw: dict[str, Any], clock: Clock) -> dic
                                       minimum=minimum)  # fmt: skip
     if entry["type"] == trigger_rules.TAG_ADDED and entry["tag"] not in ctx.usable_tags:
         raise ValidationFailed("entry.tag", f"Tag {entry['tag']} does not exist.")
+    if entry.get("conditions") is not None:
+        entry["conditions"] = check_criteria(
+            entry["conditions"], criteria_vocabulary(ctx), path="entry.conditions"
+        ).criteria
     return entry
 
 
@@ -187,7 +191,10 @@ def _checked(ctx: TenantContext, fields: dict[str, Any], clock: Clock) -> dict[s
     goal = fields.get("goal")
     if goal is not None:
         rules.check_window(goal["within"], "goal.within")
-    segments = set(fields["entry"].get("segments") or []) | _segments_named(exit_criteria)
+    entry = fields["entry"]
+    segments = (
+        set(entry.get("segments") or []) | _segments_named(entry.get("conditions")) | _segments_named(exit_criteria)
+    )
     for step in fields["steps"].values() if isinstance(fields.get("steps"), dict) else ():
         segments |= _segments_named(step.get("criteria"))
     if len(segments) > ctx.limit("segments_per_journey"):
@@ -365,7 +372,7 @@ def contact_position(ctx: TenantContext, journey_id: str, reference: str) -> dic
 
 def _names(journey: Journey, kind: str, key: str) -> bool:
     if kind == "segment":
-        criteria = [journey.exit, *(step.get("criteria") for step in journey.steps.values())]
+        criteria = [journey.entry.get("conditions"), journey.exit, *(s.get("criteria") for s in journey.steps.values())]
         return key in (journey.entry.get("segments") or []) or any(key in _segments_named(c) for c in criteria)
     field = {"tag": "tag", "announcement": "announcement_id", "webhook": "webhook_id"}[kind]
     return journey.entry.get(field) == key or any(step.get(field) == key for step in journey.steps.values())

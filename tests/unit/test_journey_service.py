@@ -511,3 +511,20 @@ def test_an_email_that_must_wait_stops_the_run_where_it_is_and_the_minute_drain_
     assert mails_to(ctx) == [("p1@example.com", "Hello")]
     here = journeys.contact_position(ctx, made["id"], contact_id_for(1))
     assert here["state"] == "done" and journeys.stats(ctx, made["id"])["steps"]["hello"]["completed"] == 1
+
+
+def test_entry_conditions_let_in_only_the_contacts_meeting_them_then(ctx, clock):
+    put(ctx, 1, "vip")
+    put(ctx, 2)
+    entry = {"type": "event.received", "event_type": "purchase", "conditions": {"tag": "vip"}}
+    body = {"name": "VIP buyers", "entry": entry, "start": "tag",
+            "steps": {"tag": {"type": "add_tag", "tag": "engaged", "next": None}}}  # fmt: skip
+    made = journeys.create_journey(ctx, body, clock)
+    for n in (1, 2):
+        journey_flow.on_contact_change(ctx, purchased(n, clock), clock)
+    assert journeys.stats(ctx, made["id"])["entered"] == 1
+    assert "engaged" in ctx.ports.contacts.get_contact(contact_id_for(1)).tags
+    assert "engaged" not in ctx.ports.contacts.get_contact(contact_id_for(2)).tags
+    with pytest.raises(ValidationFailed) as refused:
+        journeys.update_journey(ctx, made["id"], {"entry": {**body["entry"], "conditions": {"tag": "nope"}}}, clock)
+    assert refused.value.details["field"].startswith("entry.conditions")
