@@ -15,7 +15,8 @@ FEATURE = {**TRIGGERS_FEATURE, "tag": "journeys"}
 
 @blueprint.operation(
     "POST", "/journeys", summary="Create a journey",
-    description="`entry` is segment.entered, contact.created, tag.added or event.received (as a trigger's event); "
+    description="`entry` is segment.entered, contact.created, tag.added, event.received or schedule (`expression` "
+    "over `segments`), as a trigger's event, with optional `conditions` (criteria the contact must meet then); "
     "`reentry.mode` never / after (`reentry.after`, ISO 8601) / always; `exit` criteria are checked before every "
     "step; `holdout_percent` (0–50) of entrants are kept out and counted apart; `goal` is an event type and a "
     "window (`within`, ISO 8601). `steps` is a graph from `start`: actions (send_email, add_tag, remove_tag, "
@@ -46,7 +47,8 @@ def get_journey(call: Call, journey_id: str) -> dict:
 
 @blueprint.operation(
     "PATCH", "/journeys/{journey_id}", summary="Edit a journey",
-    description="A changed definition is a new `version`: contacts inside finish on the version they entered.",
+    description="A changed definition is a new `version`: contacts inside finish on the version they entered, "
+    "or with `move_contacts` move onto it at their next step when the step they are at is in it.",
     access=Access.ADMIN, request_schema=journeys.PATCH_SCHEMA, response_schema=JOURNEY, **FEATURE,
 )  # fmt: skip
 def update_journey(call: Call, journey_id: str) -> dict:
