@@ -465,6 +465,17 @@ def _newly_converted(before: Position | None, after: Position) -> bool:
     return bool(after.converted_at) and not (before and before.converted_at and before.entry == after.entry)
 
 
+def listens_to(journey: Journey, event_types: set[Any]) -> bool:
+    """Whether events of these types can matter to someone inside: its goal, or a wait for one of them. An
+    edited journey always listens (a contact on an older version may wait for another type)."""
+    if journey.version > 1:
+        return True
+    wanted = {step.get("event") for step in journey.steps.values() if step["type"] == WAIT_FOR_EVENT}
+    if journey.goal:
+        wanted.add(journey.goal["event"])
+    return bool(wanted & event_types)
+
+
 EVENT_CLOCK_SLACK = timedelta(minutes=5)
 """How long before a moment an event recorded after it may say it happened and still count as after it:
 clients stamp events to the second, from their own clocks."""

@@ -281,8 +281,9 @@ class _Flow:
     def on_events(self, contact_id: str, events: list[dict[str, Any]], depth: int, recorded_at: str | None) -> int:
         """The contact's events end its wait_for_event steps and count for goals; the moves made."""
         moves = 0
+        types = {event.get("type") for event in events}
         for current in self.ctx.journeys:
-            if current.status != rules.RUNNING:
+            if current.status != rules.RUNNING or not rules.listens_to(current, types):
                 continue
             position = self.ctx.ports.journeys.position(current.id, contact_id)
             if position is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -214,3 +215,16 @@ def test_an_event_came_after_a_moment_when_recorded_after_it_and_not_a_backfill(
     backfill = {"type": "purchase", "at": "2026-11-01T10:00:00Z"}
     assert not rules.came_after(began, backfill, recorded_at="2026-12-01T10:00:05.000Z")
     assert rules.came_after(began, {"type": "visit"}, recorded_at=None)
+
+
+def test_a_journey_listens_to_its_goal_and_the_events_it_waits_for_and_an_edited_one_to_all():
+    journey = rules.Journey(
+        id="jrn_1", name="j", status=rules.RUNNING, entry={"type": "contact.created"}, reentry={"mode": "never"},
+        exit=None, holdout_percent=0, goal={"event": "purchase", "within": "P7D"}, start="w",
+        steps={"w": {"type": rules.WAIT_FOR_EVENT, "event": "visit", "timeout": "P1D", "then": None,
+                     "timed_out": None}},
+        version=1, revision=1, created_at="", updated_at="",
+    )  # fmt: skip
+    assert rules.listens_to(journey, {"visit"}) and rules.listens_to(journey, {"purchase", "x"})
+    assert not rules.listens_to(journey, {"login"})
+    assert rules.listens_to(replace(journey, version=2), {"login"})
