@@ -236,6 +236,8 @@ def test_tenant_b_cannot_read_or_change_tenant_a_journeys(api, app, partners, ot
     new_contact(api, partners, "ana", "Lisbon", tags=["local"])
     pump(app, partners.id)
     contact_id = api.get("/contacts/ana", key=partners.viewer_key).json["id"]
+    inside = where(api, partners, journey["id"], "ana")
+    assert inside["state"] in ("waiting", "holdout")  # a tenth are kept out, by a hash of the journey's new id
     other = other_tenant.admin_key
     for op in [op for op in REGISTRY if op.tag == "journeys" and "{journey_id}" in op.path]:
         path = op.path.replace("{journey_id}", journey["id"]).replace("{contact_id}", contact_id)
@@ -247,7 +249,7 @@ def test_tenant_b_cannot_read_or_change_tenant_a_journeys(api, app, partners, ot
     assert reply.status == 422 and reply.error_field == "entry.segments[0]", reply.text
     mine = api.get(f"/journeys/{journey['id']}", key=partners.viewer_key).json
     assert (mine["name"], mine["status"]) == ("Welcome partners", "running")
-    assert where(api, partners, journey["id"], "ana")["state"] == "waiting"
+    assert where(api, partners, journey["id"], "ana") == inside
 
 
 def _chain(length: int) -> dict:
