@@ -41,6 +41,7 @@ def golden_world(api, app, tmp_path_factory):
     events = as_api_events(people)
     for start in range(0, len(events), 1_000):
         assert api.post("/events", key=key, json={"events": events[start : start + 1_000]}).status in (200, 201)
+    drain(app)  # the population is in, its changes applied: then the segments are defined
     database = duckdb_oracle(people, tmp_path_factory.mktemp("golden-api"))
     external = {p.id: p.external_id for p in people}
     segments: dict[str, str] = {}
