@@ -3,7 +3,7 @@
 
 import { all, api } from "./api.js";
 import { criteriaEditor, loadCatalog } from "./criteria-builder.js";
-import { field, formatNumber, formatTime, h, localToRfc3339, notice, rfc3339ToLocal, segmentBoxes, show } from "./dom.js";
+import { field, formatNumber, formatTime, h, localToRfc3339, notice, problemText, rfc3339ToLocal, segmentBoxes, show } from "./dom.js";
 
 const EVENT_TYPES = [
   ["segment.entered", "A contact enters a segment"], ["segment.exited", "A contact leaves a segment"],
@@ -11,10 +11,6 @@ const EVENT_TYPES = [
   ["event.received", "An event is received"], ["schedule", "On a schedule, for segment members"],
 ];
 const ACTION_TYPES = [["add_tag", "Add a tag"], ["remove_tag", "Remove a tag"], ["send_email", "Send an email"], ["reward", "Grant a reward"], ["announce", "Show an announcement"]];
-
-function problemText(error) {
-  return `${error.message}${error.details && error.details.field ? ` (${error.details.field})` : ""}`;
-}
 
 export async function automationScreen(context) {
   const [kind, id] = context.params;

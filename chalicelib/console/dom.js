@@ -39,6 +39,11 @@ export function field(label, control, hint) {
   return h("div", { class: "field" }, h("label", { for: id }, label), control, hintElement);
 }
 
+/** An API error as a person reads it: its message, and the field it names. */
+export function problemText(error) {
+  return `${error.message}${error.details && error.details.field ? ` (${error.details.field})` : ""}`;
+}
+
 /** A short-lived, announced message. */
 export function notice(text, kind = "info") {
   return h("p", { class: `notice ${kind}`, role: kind === "error" ? "alert" : "status" }, text);

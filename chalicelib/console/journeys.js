@@ -3,7 +3,7 @@
 // and the definition as JSON (saving a changed one makes a new version; contacts inside finish on theirs).
 
 import { all, api, ApiError } from "./api.js";
-import { field, formatNumber, formatTime, h, notice, show } from "./dom.js";
+import { field, formatNumber, formatTime, h, notice, problemText, show } from "./dom.js";
 
 const EDITABLE = ["name", "entry", "reentry", "exit", "holdout_percent", "goal", "start", "steps"];
 
@@ -23,10 +23,6 @@ function starter(segments) {
       reward: { type: "reward", amount: 20, currency: "USD", next: null },
     },
   };
-}
-
-function problemText(error) {
-  return `${error.message}${error.details && error.details.field ? ` (${error.details.field})` : ""}`;
 }
 
 function rate(value) {

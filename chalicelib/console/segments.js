@@ -3,7 +3,7 @@
 
 import { all, api } from "./api.js";
 import { criteriaEditor, liveCount, loadCatalog } from "./criteria-builder.js";
-import { contactName, field, formatNumber, formatTime, h, notice, show } from "./dom.js";
+import { contactName, field, formatNumber, formatTime, h, notice, problemText, show } from "./dom.js";
 
 const DEPENDENT_KINDS = [
   ["trigger", "Triggers"],
@@ -94,8 +94,7 @@ export async function segmentEditor({ me, readOnly, params }) {
       show(problems, notice(`Saved as version ${saved.version}.`));
       followEvaluation(saved.id, state, refreshMembers);
     } catch (error) {
-      const where = error.details && error.details.field ? ` (${error.details.field})` : "";
-      show(problems, notice(`${error.message}${where}`, "error"));
+      show(problems, notice(problemText(error), "error"));
     }
   }
 

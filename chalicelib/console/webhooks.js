@@ -2,7 +2,7 @@
 // delivery log, switching off and on, and deleting (triggers that post to it are reviewed first).
 
 import { ApiError, api } from "./api.js";
-import { field, formatTime, h, notice, show } from "./dom.js";
+import { field, formatTime, h, notice, problemText, show } from "./dom.js";
 
 const EVENTS = [
   ["segment.entered", "A contact entered a segment"], ["segment.exited", "A contact left a segment"],
@@ -52,8 +52,7 @@ export async function webhooksScreen({ readOnly, params }) {
         form.reset();
         await load();
       } catch (error) {
-        const where = error.details && error.details.field ? ` (${error.details.field})` : "";
-        show(problems, notice(`${error.message}${where}`, "error"));
+        show(problems, notice(problemText(error), "error"));
       }
     },
   },

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from chalicelib.domain.clock import parse_rfc3339, to_rfc3339
 from chalicelib.domain.errors import ValidationFailed
 
 _RATE = re.compile(r"^rate\(([0-9]+) (minute|minutes|hour|hours|day|days)\)$", re.ASCII)
@@ -187,6 +188,12 @@ def parse_schedule(expression: object) -> Rate | Cron:
     if text.startswith("cron("):
         return _parse_cron(text)
     raise InvalidSchedule("expected rate(…) or cron(…)")
+
+
+def run_after(expression: str, due_at: str, now: datetime) -> str:
+    """The next run of a schedule whose run due at ``due_at`` is starting now: runs missed meanwhile (the
+    service was down, the schedule paused) are skipped, not made up."""
+    return to_rfc3339(parse_schedule(expression).next_after(max(now, parse_rfc3339(due_at))))
 
 
 def validate_schedule(expression: object, field: str, now: datetime) -> Rate | Cron:

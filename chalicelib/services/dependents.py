@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from chalicelib.domain.errors import ConfirmationRequired
 from chalicelib.services.context import TenantContext
@@ -25,6 +25,26 @@ Registration = tuple[str, Finder, Release]
 """(kind referenced — one of KINDS —, finder, release): what a service declares in its DEPENDENTS."""
 _finders: dict[str, list[Finder]] = defaultdict(list)
 _releases: dict[str, list[Release]] = defaultdict(list)
+
+
+Item = TypeVar("Item")
+
+
+def save_each(
+    find: Callable[[], list[Item]],
+    change: Callable[[Item], Item],
+    save: Callable[[Item, Item], None],
+    stale: type[Exception],
+) -> None:
+    """What a release does to its dependents: ``save(item, change(item))`` for every item ``find`` returns; when
+    one changed meanwhile (``save`` raised ``stale``), look again from the start."""
+    while True:
+        try:
+            for item in find():
+                save(item, change(item))
+            return
+        except stale:
+            continue
 
 
 KINDS = ("tag", "group", "segment", "announcement", "challenge", "campaign", "trigger", "webhook")

@@ -14,7 +14,7 @@ from chalicelib.domain.contacts import contact_id_for
 from chalicelib.domain.engagements import Reward
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.ids import new_id, stable_id
-from chalicelib.domain.schedules import parse_schedule
+from chalicelib.domain.schedules import run_after
 from chalicelib.domain.triggers import Run, Trigger
 from chalicelib.logs import logger
 from chalicelib.ports.messages import TriggerRunBatch
@@ -93,8 +93,7 @@ def start_due(
         due_at = trigger.next_run_at
         due_ms = int(parse_rfc3339(due_at).timestamp() * 1000)
         _start_run(ctx, trigger, "schedule", clock, stable_id("run", at_ms=due_ms, seed=trigger.id))
-        upcoming = parse_schedule(trigger.event["expression"]).next_after(max(now, parse_rfc3339(due_at)))
-        started += ctx.ports.triggers.advance_schedule(trigger, to_rfc3339(upcoming))
+        started += ctx.ports.triggers.advance_schedule(trigger, run_after(trigger.event["expression"], due_at, now))
     return started
 
 

@@ -275,15 +275,7 @@ def _released(trigger: Trigger, unusable: bool, why: str, **fields: Any) -> Trig
 
 
 def _save_each(ctx: TenantContext, find: Callable[[], list[Trigger]], change: Callable[[Trigger], Trigger]) -> None:
-    """Save ``change(trigger)`` for every trigger ``find`` returns; when one changed meanwhile, look again from
-    the start."""
-    while True:
-        try:
-            for trigger in find():
-                ctx.ports.triggers.save(trigger, change(trigger))
-            return
-        except StaleTrigger:
-            continue
+    dependents.save_each(find, change, ctx.ports.triggers.save, StaleTrigger)
 
 
 def _using_segment(ctx: TenantContext, segment_id: str) -> list[Trigger]:
