@@ -72,7 +72,7 @@ def run_messages(tenant_id: str, moment: datetime) -> int:
     """Every message on the journeys queue handled at ``moment``; how many contacts moved."""
     moved = 0
     while messages := take_messages(JOURNEYS_QUEUE, tenant_id):
-        moved += sum(journey_flow.wake(tenant_context(tenant_id), m, lambda: moment) for m in messages)
+        moved += sum(journey_flow.handle(tenant_context(tenant_id), m, lambda: moment) for m in messages)
     return moved
 
 

@@ -228,6 +228,21 @@ def check_criteria(raw: Any, vocabulary: Vocabulary, path: str = "criteria") -> 
     )
 
 
+def segments_named(criteria: Any) -> set[str]:
+    """The segments criteria include (``{"segment": id}`` anywhere in them), without checking them: what a
+    stored definition depends on."""
+    found: set[str] = set()
+    if isinstance(criteria, dict):
+        if isinstance(criteria.get("segment"), str):
+            found.add(criteria["segment"])
+        for value in criteria.values():
+            found |= segments_named(value)
+    elif isinstance(criteria, list):
+        for value in criteria:
+            found |= segments_named(value)
+    return found
+
+
 def canonical_text(criteria: dict[str, Any]) -> str:
     return json.dumps(criteria, sort_keys=True, separators=(",", ":"))
 

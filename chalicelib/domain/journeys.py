@@ -242,6 +242,22 @@ def check_window(value: Any, field: str, longest: timedelta = LONGEST_GOAL_WINDO
     return window
 
 
+LONGEST_REENTRY_WAIT = timedelta(days=3650)
+
+
+def check_reentry(raw: dict[str, Any] | None) -> dict[str, Any]:
+    """The re-entry rule (``never`` when none): ``after`` takes a wait of PT1M to ten years, only with mode
+    "after"."""
+    reentry = dict(raw or {"mode": "never"})
+    if reentry["mode"] == "after":
+        if "after" not in reentry:
+            raise ValidationFailed("reentry.after", 'reentry.after is the wait before entering again, e.g. "P30D".')
+        check_window(reentry["after"], "reentry.after", LONGEST_REENTRY_WAIT)
+    elif "after" in reentry:
+        raise ValidationFailed("reentry.after", 'reentry.after applies to mode "after".')
+    return reentry
+
+
 def time_of_day(value: Any, field: str) -> time:
     """``HH:MM`` (24-hour) as a time."""
     try:

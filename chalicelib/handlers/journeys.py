@@ -23,7 +23,7 @@ def wake_journeys(event: SQSEvent) -> dict:
 
     def handle(message: JourneyWake | JourneyEnter, record) -> None:
         logger.thread_safe_append_keys(tenant_id=message["tenant_id"], journey_id=message["journey_id"])
-        moved = journey_flow.wake(contexts.of(message["tenant_id"]), message)
+        moved = journey_flow.handle(contexts.of(message["tenant_id"]), message)
         logger.info(message["kind"], extra={"contacts": len(message["contacts"]), "moved_on": moved})
 
     return process_records(event, JOURNEYS_QUEUE, handle)

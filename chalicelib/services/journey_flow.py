@@ -37,7 +37,7 @@ from chalicelib.domain.contacts import Contact, contact_id_for
 from chalicelib.domain.engine import BrokenReference
 from chalicelib.domain.journeys import Journey, Position
 from chalicelib.domain.population import Population
-from chalicelib.domain.schedules import parse_schedule
+from chalicelib.domain.schedules import run_after
 from chalicelib.logs import logger
 from chalicelib.ports.messages import ContactChanged, JourneyEnter, JourneyWake
 from chalicelib.resources import JOURNEYS_QUEUE
@@ -388,7 +388,7 @@ def on_membership_event(ctx: TenantContext, event: dict[str, Any], clock: Clock 
     return _entries(_Flow(ctx, clock), [trigger_rules.membership_occurrence(event)])
 
 
-def wake(ctx: TenantContext, message: JourneyWake | JourneyEnter, clock: Clock = system_clock) -> int:
+def handle(ctx: TenantContext, message: JourneyWake | JourneyEnter, clock: Clock = system_clock) -> int:
     """A message of the journeys queue: contacts of one journey whose wait is over, or who enter at a run of
     its schedule; how many moved on (or entered)."""
     flow = _Flow(ctx, clock)
@@ -423,8 +423,8 @@ def enter_scheduled(due: list[tuple[str, str]], context_of: Any, clock: Clock = 
                          contacts=contacts[i : i + WAKE_BATCH])
             for i in range(0, len(contacts), WAKE_BATCH)
         ])  # fmt: skip
-        upcoming = parse_schedule(journey.entry["expression"]).next_after(max(now, parse_rfc3339(journey.next_run_at)))
-        started += ctx.ports.journeys.advance_schedule(journey, to_rfc3339(upcoming))
+        upcoming = run_after(journey.entry["expression"], journey.next_run_at, now)
+        started += ctx.ports.journeys.advance_schedule(journey, upcoming)
         logger.info("journey run started", extra={"tenant_id": tenant_id, "journey_id": journey_id,
                                                   "contacts": len(contacts)})  # fmt: skip
     return started

@@ -9,16 +9,14 @@ entered.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 from chalicelib.domain import journeys as rules
 from chalicelib.domain import triggers as trigger_rules
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
 from chalicelib.domain.contacts import ordinal_of
-from chalicelib.domain.criteria import check_criteria
+from chalicelib.domain.criteria import check_criteria, segments_named
 from chalicelib.domain.errors import LimitExceeded, NotFound, ValidationFailed, changed_meanwhile
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.journeys import DEFINITION, Journey, StaleJourney
@@ -107,7 +105,6 @@ POSITION_SCHEMA: dict[str, Any] = {
         "history": {"type": "array", "items": {"type": "object"}},
     },
 }
-LONGEST_REENTRY_WAIT = timedelta(days=3650)
 
 
 def journey_view(journey: Journey) -> dict[str, Any]:
@@ -154,17 +151,6 @@ def _checked_entry(ctx: TenantContext, raw: dict[str, Any], clock: Clock) -> dic
     return entry
 
 
-def _checked_reentry(raw: dict[str, Any] | None) -> dict[str, Any]:
-    reentry = dict(raw or {"mode": "never"})
-    if reentry["mode"] == "after":
-        if "after" not in reentry:
-            raise ValidationFailed("reentry.after", 'reentry.after is the wait before entering again, e.g. "P30D".')
-        rules.check_window(reentry["after"], "reentry.after", LONGEST_REENTRY_WAIT)
-    elif "after" in reentry:
-        raise ValidationFailed("reentry.after", 'reentry.after applies to mode "after".')
-    return reentry
-
-
 def _checked_steps(ctx: TenantContext, start: str, steps: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     rules.check_graph(start, steps)
     if rules.email_steps(steps) > rules.MAX_EMAIL_STEPS:
@@ -193,17 +179,17 @@ def _checked(ctx: TenantContext, fields: dict[str, Any], clock: Clock) -> dict[s
         rules.check_window(goal["within"], "goal.within")
     entry = fields["entry"]
     segments = (
-        set(entry.get("segments") or []) | _segments_named(entry.get("conditions")) | _segments_named(exit_criteria)
+        set(entry.get("segments") or []) | segments_named(entry.get("conditions")) | segments_named(exit_criteria)
     )
     for step in fields["steps"].values() if isinstance(fields.get("steps"), dict) else ():
-        segments |= _segments_named(step.get("criteria"))
+        segments |= segments_named(step.get("criteria"))
     if len(segments) > ctx.limit("segments_per_journey"):
         most = ctx.limit("segments_per_journey")
         raise LimitExceeded("steps", f"A journey uses at most {most} segments (tenant limit).", limit=most)
     return {
         "name": fields["name"].strip(),
         "entry": _checked_entry(ctx, fields["entry"], clock),
-        "reentry": _checked_reentry(fields.get("reentry")),
+        "reentry": rules.check_reentry(fields.get("reentry")),
         "exit": exit_criteria,
         "holdout_percent": fields.get("holdout_percent", 0),
         "goal": goal,
@@ -217,20 +203,6 @@ def _next_run(entry: dict[str, Any], clock: Clock) -> str | None:
     if entry["type"] != trigger_rules.SCHEDULE:
         return None
     return to_rfc3339(parse_schedule(entry["expression"]).next_after(clock()))
-
-
-def _segments_named(criteria: Any) -> set[str]:
-    """The segments criteria include (``{"segment": id}`` anywhere in them)."""
-    found: set[str] = set()
-    if isinstance(criteria, dict):
-        if isinstance(criteria.get("segment"), str):
-            found.add(criteria["segment"])
-        for value in criteria.values():
-            found |= _segments_named(value)
-    elif isinstance(criteria, list):
-        for value in criteria:
-            found |= _segments_named(value)
-    return found
 
 
 def create_journey(ctx: TenantContext, body: Any, clock: Clock = system_clock) -> dict[str, Any]:
@@ -373,7 +345,7 @@ def contact_position(ctx: TenantContext, journey_id: str, reference: str) -> dic
 def _names(journey: Journey, kind: str, key: str) -> bool:
     if kind == "segment":
         criteria = [journey.entry.get("conditions"), journey.exit, *(s.get("criteria") for s in journey.steps.values())]
-        return key in (journey.entry.get("segments") or []) or any(key in _segments_named(c) for c in criteria)
+        return key in (journey.entry.get("segments") or []) or any(key in segments_named(c) for c in criteria)
     field = {"tag": "tag", "announcement": "announcement_id", "webhook": "webhook_id"}[kind]
     return journey.entry.get(field) == key or any(step.get(field) == key for step in journey.steps.values())
 
@@ -390,20 +362,14 @@ def _registration(kind: str) -> dependents.Registration:
 
     def release(ctx: TenantContext, key: str, reason: str) -> None:
         why = f"{reason}; edit the journey, then resume it"
-        _save_each(ctx, lambda: using(ctx, key), lambda j: replace(
-            j, status=rules.PAUSED, status_reason=why, revision=j.revision + 1))  # fmt: skip
+        dependents.save_each(
+            lambda: using(ctx, key),
+            lambda j: replace(j, status=rules.PAUSED, status_reason=why, revision=j.revision + 1),
+            ctx.ports.journeys.save,
+            StaleJourney,
+        )
 
     return kind, finder, release
-
-
-def _save_each(ctx: TenantContext, find: Callable[[], list[Journey]], change: Callable[[Journey], Journey]) -> None:
-    while True:
-        try:
-            for journey in find():
-                ctx.ports.journeys.save(journey, change(journey))
-            return
-        except StaleJourney:
-            continue
 
 
 DEPENDENTS: list[dependents.Registration] = [

@@ -158,14 +158,14 @@ def _position(item: PositionItem) -> Position:
 
 def _position_item(tenant_id: str, position: Position) -> PositionItem:
     shard = _shard(position.contact_id)
-    waiting = position.due_at is not None and not position.finished
+    due = position.due_at is not None and not position.finished  # a wait, or a run an email made wait
     return PositionItem(
         shard_pk(tenant_id, shard),
         f"JP#{position.journey_id}#{position.contact_id}",
         body=json.dumps(asdict(position), separators=(",", ":")),
         revision=position.revision,
-        gsi1pk=f"{DUE_INDEX}{shard:02d}" if waiting else None,
-        gsi1sk=f"{position.due_at}#{tenant_id}#{position.journey_id}#{position.contact_id}" if waiting else None,
+        gsi1pk=f"{DUE_INDEX}{shard:02d}" if due else None,
+        gsi1sk=f"{position.due_at}#{tenant_id}#{position.journey_id}#{position.contact_id}" if due else None,
     )
 
 

@@ -71,7 +71,7 @@ def wake_at(tenant_id: str, moment: datetime, times: int = 2) -> int:
         messages += take_messages(JOURNEYS_QUEUE, tenant_id)
     deliveries = messages * 2
     random.Random(5).shuffle(deliveries)
-    return sum(journey_flow.wake(tenant_context(tenant_id), m, lambda: moment) for m in deliveries)
+    return sum(journey_flow.handle(tenant_context(tenant_id), m, lambda: moment) for m in deliveries)
 
 
 def where(api, tenant, journey_id: str, reference: str) -> dict:

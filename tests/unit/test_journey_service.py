@@ -105,7 +105,7 @@ def drain(ctx: TenantContext, clock: Clock, times: int = 2) -> int:
         messages += ctx.ports.queues.take(JOURNEYS_QUEUE)
     deliveries = messages * 2
     random.Random(7).shuffle(deliveries)
-    return sum(journey_flow.wake(ctx, message, clock) for message in deliveries)
+    return sum(journey_flow.handle(ctx, message, clock) for message in deliveries)
 
 
 def enter_all(ctx: TenantContext, clock: Clock, ordinals: range) -> None:
@@ -469,7 +469,7 @@ def test_a_schedule_entry_enters_its_segments_members_once_per_run(ctx, clock):
             journey_flow.enter_scheduled(journeys_port.due_scheduled(to_rfc3339(clock())), lambda t: ctx, clock)
         deliveries = ctx.ports.queues.take(JOURNEYS_QUEUE) * 2
         random.Random(11).shuffle(deliveries)
-        return sum(journey_flow.wake(ctx, message, clock) for message in deliveries)
+        return sum(journey_flow.handle(ctx, message, clock) for message in deliveries)
 
     assert minute() == 0  # not yet
     clock.advance(days=7)
