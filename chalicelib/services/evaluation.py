@@ -14,8 +14,8 @@ one: the older one's generation is discarded.
 
 A contact that changes while its shard is evaluated is caught twice over: its
 real-time update writes the pending generation too (services/membership.py),
-and after writing, the worker re-runs that update for every contact of the shard
-whose membership stamp moved since the shard was read.
+and after writing, the worker checks again, in this segment only, every contact
+of the shard whose membership stamp moved since the shard was read.
 
 When a flip replaces earlier members, the difference is announced as
 ``segment.entered`` / ``segment.exited`` events with the evaluation's cause
@@ -220,9 +220,8 @@ def _evaluate_chunk(ctx: TenantContext, job_id: str, payload: dict[str, Any]) ->
         ctx.ports.segments.write_shard_members(segment_id, job_id, shard, members)
         counts = {"processed": 1, "contacts": len(result.ordinals), "members": len(members)}
         shards = range(shard, shard + 1)
-    for shard in shards:  # contacts that changed after the read: their real-time update, once more
-        changed = ctx.ports.membership.stamps_changed_since(shard, read_at)
-        membership.update_contacts(ctx, changed, {"change": "evaluation", "job_id": job_id})
+    for shard in shards:  # contacts that changed after the read: their membership in this segment, once more
+        membership.check_again(ctx, ctx.ports.membership.stamps_changed_since(shard, read_at), segment_id, job_id)
     return {"counts": counts}
 
 

@@ -53,17 +53,23 @@ class ContactRead:
     current: dict[tuple[str, str], bool]
 
 
-def read_batch(ctx: TenantContext, contact_ids: list[str], clock: Clock = system_clock) -> dict[str, ContactRead]:
+def read_batch(
+    ctx: TenantContext, contact_ids: list[str], clock: Clock = system_clock, segment_id: str | None = None
+) -> dict[str, ContactRead]:
     """What the updates of one or many contacts read: their stamps in one batch read, then the contacts with
     their events, evaluated as one Population — each segment once for the whole batch, not once per contact —
-    and, in one batch read of the member chunks, the memberships their stamps do not settle."""
+    and, in one batch read of the member chunks, the memberships their stamps do not settle. With
+    ``segment_id``, only that segment's."""
     ordinals = {contact_id: ordinal_of(contact_id) for contact_id in dict.fromkeys(contact_ids)}
     pairs = [(contact_id, ordinal) for contact_id, ordinal in ordinals.items() if ordinal is not None]
-    if not pairs or not any(s.has_membership for s in ctx.segments):
+    if not pairs:
+        return {}
+    segments = [s for s in ctx.segments if segment_id in (None, s.id)]
+    if not any(s.has_membership for s in segments):
         return {}
     stamps = ctx.ports.membership.read_stamps(pairs)  # before the contacts: see storage/membership.py
     contacts, events = ctx.ports.contacts.read_contacts([contact_id for contact_id, _ in pairs])
-    members = _evaluate(ctx, Population(contacts, events), ctx.segments, clock)
+    members = _evaluate(ctx, Population(contacts, events), segments, clock)
     published = [(t.segment_id, t.published) for t, _ in members if t.published]
     places = published + [(t.segment_id, t.pending) for t, _ in members if t.pending]
     # only what a stamp knows of published generations is trusted: pending ones are rewritten by their workers
@@ -90,20 +96,22 @@ def update_contact(
     cause: dict[str, Any],
     clock: Clock = system_clock,
     read: ContactRead | None = None,
+    segment_id: str | None = None,
 ) -> int:
     """Bring one contact's membership up to date; return how many transitions it made. The tenant's segments
     and their compiled criteria come from ``ctx``: read once for a whole batch of changes; ``read``, made for
     the whole batch by :func:`read_batch`, stands for the first attempt's reads (otherwise, and after a
-    superseded attempt, the attempt reads afresh)."""
+    superseded attempt, the attempt reads afresh). With ``segment_id``, only that segment's membership
+    (:func:`check_again`)."""
     ordinal = ordinal_of(contact_id)
     if ordinal is None:
         return 0
     for _ in range(ATTEMPTS):
-        read = read or read_batch(ctx, [contact_id], clock).get(contact_id)
+        read = read or read_batch(ctx, [contact_id], clock, segment_id).get(contact_id)
         if read is None:
             return 0  # no segment keeps members
         try:
-            committed = _update_once(ctx, contact_id, ordinal, cause, read)
+            committed = _update_once(ctx, contact_id, ordinal, cause, read, whole=segment_id is None)
         except Superseded:  # another update of this contact, or a segment flip, landed first
             ctx.segments_changed()
             read = None
@@ -120,6 +128,22 @@ def update_contacts(
     how many transitions they made."""
     reads = read_batch(ctx, contact_ids, clock)
     return sum(update_contact(ctx, contact_id, cause, clock, reads.get(contact_id)) for contact_id in contact_ids)
+
+
+def check_again(ctx: TenantContext, contact_ids: list[str], segment_id: str, job_id: str) -> int:
+    """An evaluation worker's second look at the contacts whose stamp moved after it read their shard: their
+    membership in the one segment it evaluates, put right in the generation it has just written (which held
+    what it read). The other segments are not its business: the real-time update of the change that moved the
+    stamp brought their published and pending generations up to date, and each other running evaluation
+    checks its own. A check writes only what moved: it brings no new data, so its stamp would only send the
+    other running evaluations to check the contact too (41 segments defined while 200 contacts' changes
+    were applied made 3,170 commits that way)."""
+    cause = {"change": "evaluation", "job_id": job_id}
+    reads = read_batch(ctx, contact_ids, segment_id=segment_id)
+    return sum(
+        update_contact(ctx, contact_id, cause, read=reads.get(contact_id), segment_id=segment_id)
+        for contact_id in contact_ids
+    )
 
 
 def members_of(ctx: TenantContext, segment_ids: list[str]) -> list[int]:
@@ -162,14 +186,19 @@ def _evaluate(
 
 
 def _update_once(
-    ctx: TenantContext, contact_id: str, ordinal: int, cause: dict[str, Any], read: ContactRead
+    ctx: TenantContext, contact_id: str, ordinal: int, cause: dict[str, Any], read: ContactRead, whole: bool
 ) -> list[dict[str, Any]]:
-    """Commit what the contact's membership moved; return the transition events the commit stored."""
+    """Commit what the contact's membership moved; return the transition events the commit stored. ``whole``:
+    ``read`` has every segment (else one: what the stamp knows of the others stays)."""
     tenant_id = ctx.tenant_id
     stamp, targets = read.stamp, read.targets
     moves = transitions(targets, read.current)
     known = {t.published: t.member for t in targets if t.published}
-    if not moves and known == stamp.known and not any(t.pending for t in targets):
+    if not whole:
+        if not moves:
+            return []
+        known = stamp.known | known
+    elif not moves and known == stamp.known and not any(t.pending for t in targets):
         return []  # nothing to write; with an evaluation running the stamp is written anyway (its workers read it)
     sequence = f"{stamp.seq + 1}"
     at = to_rfc3339(system_clock())

@@ -63,6 +63,39 @@ def test_a_contact_that_changes_during_an_evaluation_lands_in_the_new_generation
     assert ctx.ports.queues.take(MEMBERSHIP_EVENTS_QUEUE) == []  # the flip does not announce p-2 a second time
 
 
+def test_evaluations_running_together_do_not_send_each_other_to_check_the_same_contacts_again(ctx, monkeypatch):
+    """Each evaluation worker checks again, in its own segment, the contacts whose stamp moved after it read
+    their shard; a check that moves nothing writes nothing, or every other running evaluation would check
+    those contacts again."""
+    for ordinal in range(1, 41):
+        put(ctx, ordinal, *(["vip"] if ordinal % 2 else []), city="Toronto" if ordinal % 3 == 0 else None)
+    definitions = {  # none of them an index plan: a job per shard, each checking its shard's changed contacts
+        f"S{n}": {
+            "any": [
+                {"tag": "vip"},
+                {"attr": "city", "op": "eq", "value": "Toronto"},
+                {"attr": "city", "op": "eq", "value": f"Town {n}"},
+            ]
+        }
+        for n in range(8)
+    }
+    created = {name: create(ctx, criteria, name) for name, criteria in definitions.items()}
+    for ordinal in range(1, 41):  # the contacts change while the eight evaluations are queued
+        put(ctx, ordinal, *(["vip"] if ordinal % 4 == 0 else []), city="Toronto" if ordinal % 5 == 0 else None)
+        membership.update_contact(ctx, contact_id_for(ordinal), CAUSE)
+    commits = []
+    real_commit = ctx.ports.membership.commit
+    monkeypatch.setattr(ctx.ports.membership, "commit", lambda change: commits.append(change) or real_commit(change))
+    run_jobs(ctx)
+    expected = sorted(f"p-{o}" for o in range(1, 41) if o % 4 == 0 or o % 5 == 0)
+    assert {name: sorted(members(ctx, segment["id"])) for name, segment in created.items()} == {
+        name: expected for name in definitions
+    }
+    # the checks write only what moved, never the stamp alone (before: 320 stamp-only commits here, one per
+    # check; with workers running at once each also sent the others to check the contact again)
+    assert all(change.moves for change in commits)
+
+
 def test_segments_without_a_membership_yet_are_left_alone(ctx):
     put(ctx, 1, "vip")
     assert membership.update_contact(ctx, contact_id_for(1), CAUSE) == 0  # no segment at all
