@@ -22,7 +22,7 @@ from typing import Any
 from chalicelib.domain import engagements as engagement_rules
 from chalicelib.domain import triggers as rules
 from chalicelib.domain.clock import Clock, system_clock, to_rfc3339
-from chalicelib.domain.criteria import check_criteria
+from chalicelib.domain.criteria import check_criteria, segments_named
 from chalicelib.domain.errors import NotFound, ValidationFailed, changed_meanwhile
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.schedules import parse_schedule
@@ -279,7 +279,11 @@ def _save_each(ctx: TenantContext, find: Callable[[], list[Trigger]], change: Ca
 
 
 def _using_segment(ctx: TenantContext, segment_id: str) -> list[Trigger]:
-    return [t for t in ctx.ports.triggers.all_triggers() if segment_id in (t.event.get("segments") or [])]
+    """Triggers that filter by the segment or whose conditions include it."""
+    return [
+        t for t in ctx.ports.triggers.all_triggers()
+        if segment_id in (t.event.get("segments") or []) or segment_id in segments_named(t.conditions)
+    ]  # fmt: skip
 
 
 def _segment_dependents(ctx: TenantContext, segment_id: str) -> list[dict[str, Any]]:
@@ -287,10 +291,15 @@ def _segment_dependents(ctx: TenantContext, segment_id: str) -> list[dict[str, A
 
 
 def _release_segment(ctx: TenantContext, segment_id: str, reason: str) -> None:
-    """Drop the deleted segment; a trigger left without the segments it needs is disabled and says why."""
+    """Drop the deleted segment from the ones a trigger filters by; a trigger left without the segments it needs
+    is disabled and says why, and so is one whose conditions include it (they could no longer hold, and
+    dropping a part of them would change what they mean)."""
 
     def change(trigger: Trigger) -> Trigger:
         left = [s for s in trigger.event["segments"] if s != segment_id]
+        if segment_id in segments_named(trigger.conditions):
+            why = f"{reason}; edit its conditions to enable it again"
+            return _released(trigger, True, why, event={**trigger.event, "segments": left})
         unusable = not left and trigger.event["type"] in rules.NEEDS_SEGMENTS
         why = f"{reason}; choose a segment to enable it again"
         return _released(trigger, unusable, why, event={**trigger.event, "segments": left})

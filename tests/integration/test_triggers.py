@@ -356,13 +356,28 @@ def test_deleting_a_segment_or_a_tag_a_trigger_uses_says_so_and_disables_what_ca
         api, partners, event={"type": "contact.created", "segments": [partners.locals]},
         actions=[{"type": "reward", "amount": 1}],
     )  # fmt: skip
+    conditioned = create_trigger(
+        api, partners, event={"type": "contact.created"}, actions=[{"type": "reward", "amount": 1}],
+        conditions={"all": [{"tag": "vip"}, {"not": {"segment": partners.locals}}]},
+    )  # fmt: skip
     found = api.get(f"/segments/{partners.locals}/dependents", key=partners.viewer_key).json["items"]
-    assert {(d["type"], d["id"]) for d in found} == {("trigger", entered["id"]), ("trigger", filtered["id"])}
+    assert {(d["type"], d["id"]) for d in found} == {
+        ("trigger", entered["id"]), ("trigger", filtered["id"]), ("trigger", conditioned["id"])
+    }  # fmt: skip
+    asked = api.delete(f"/segments/{partners.locals}", key=partners.admin_key)
+    assert asked.status == 409 and conditioned["id"] in {d["id"] for d in asked.json["error"]["details"]["dependents"]}
     assert api.delete(f"/segments/{partners.locals}?confirm=true", key=partners.admin_key).status == 204
     gone = api.get(f"/triggers/{entered['id']}", key=partners.viewer_key).json
     assert gone["enabled"] is False and "Locals" in gone["status_reason"] and gone["event"]["segments"] == []
     kept = api.get(f"/triggers/{filtered['id']}", key=partners.viewer_key).json
     assert kept["enabled"] is True and kept["event"]["segments"] == []  # now fires for every new contact
+    stopped = api.get(f"/triggers/{conditioned['id']}", key=partners.viewer_key).json
+    assert stopped["enabled"] is False and "conditions" in stopped["status_reason"]
+    assert stopped["conditions"] == conditioned["conditions"]  # left as written: dropping a part changes them
+    enabling = api.patch(f"/triggers/{conditioned['id']}", key=partners.admin_key, json={"enabled": True})
+    assert enabling.status == 422 and enabling.json["error"]["details"]["field"].startswith("conditions")
+    mended = api.patch(f"/triggers/{conditioned['id']}", key=partners.admin_key, json={"conditions": {"tag": "vip"}})
+    assert mended.status == 200 and mended.json["enabled"] is True and mended.json["status_reason"] is None
 
     tag_users = api.delete("/tags/welcomed", key=partners.admin_key)
     assert tag_users.status == 409
