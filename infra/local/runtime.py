@@ -150,6 +150,7 @@ def main() -> None:
                 break
     finally:
         for step, stop in reversed(parts):  # requests first, then schedules, messages in flight, the state
+            print(f"stopping: {step}", flush=True)  # a step that takes long says which one it is
             try:
                 stop()
             except Exception as problem:  # moto gone, say: the other steps still run

@@ -77,7 +77,7 @@ def runtime():
         raise RuntimeError("Debian's chromium is needed: `make test` installs it (apt-get install chromium)")
     started = LocalRuntime()
     yield started
-    assert started.stop() == 0
+    assert started.stop() == 0, started.output[-3000:]
 
 
 @pytest.fixture(scope="module")

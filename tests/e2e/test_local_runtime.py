@@ -44,7 +44,7 @@ def test_the_runtime_serves_over_http_then_ctrl_c_leaves_nothing_behind():
     finally:
         code = runtime.stop()
     assert code == 0, runtime.output
-    assert "Segments stopped." in runtime.output
+    assert "stopping: saving the state" in runtime.output and "Segments stopped." in runtime.output
     deadline = time.monotonic() + 10
     while (port_open(runtime.api_port) or port_open(runtime.moto_port)) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 PROJECT = Path(__file__).resolve().parents[2]
+STOP_SECONDS = 60
+"""How long Ctrl-C may take: it finishes the messages in flight and saves the state, a second or two on its own
+and more beside a busy test worker on two cores."""
 
 
 def free_port() -> int:
@@ -110,9 +113,9 @@ class LocalRuntime:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
         try:
-            code = self.process.wait(timeout=30)
+            code = self.process.wait(timeout=STOP_SECONDS)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            self.process.kill()  # -9: its output (below) ends with the step it was stopping at
             code = self.process.wait()
         if self._reader is not None:
             self._reader.join(timeout=10)
