@@ -8,27 +8,24 @@ import uuid
 from typing import Any
 
 import boto3
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.sqs.models import sqs_backends
 
 from chalicelib.resources import CONTACT_CHANGES_BULK_QUEUE, CONTACT_CHANGES_QUEUE
 from infra.local.dispatcher import Dispatcher
 
 
-def _url(queue_name: str) -> str:
-    return boto3.client("sqs").get_queue_url(QueueName=queue_name)["QueueUrl"]
-
-
 def take_messages(queue_name: str, tenant_id: str | None = None) -> list[dict[str, Any]]:
-    """Receive and delete everything on a queue; return the JSON bodies (of one tenant, if given)."""
-    sqs, url = boto3.client("sqs"), _url(queue_name)
-    bodies = []
-    while True:
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages", [])
-        if not batch:
-            break
-        sqs.delete_message_batch(
-            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
-        )
-        bodies += [json.loads(m["Body"]) for m in batch]
+    """Take everything a queue holds that a receive would return (visible, not delayed), as ReceiveMessage and
+    DeleteMessageBatch would, but from the in-process moto the integration tests run on: ten at a time over
+    botocore, the 10,000-contact tests spent a quarter of their time reading their queues back. Return the
+    JSON bodies (of one tenant, if given)."""
+    region = boto3.session.Session().region_name
+    queue = sqs_backends[DEFAULT_ACCOUNT_ID][region].get_queue(queue_name)
+    visible = list(queue.messages)
+    taken = {id(message) for message in visible}
+    queue._messages = [message for message in queue._messages if id(message) not in taken]
+    bodies = [json.loads(message.body) for message in visible]
     return [b for b in bodies if tenant_id is None or b.get("tenant_id") == tenant_id]
 
 
