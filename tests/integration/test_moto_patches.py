@@ -300,3 +300,59 @@ def test_a_kept_condition_answers_for_its_own_values(dynamodb):
     from moto.dynamodb.models import table
 
     assert table.get_filter_expression is moto_patches.parsed_condition
+
+
+UPDATES = [  # (name placeholder's attribute, expression, value): each applied in turn to one item
+    ("ns", "ADD #a :v", {"NS": ["3", "1", "4"]}),
+    ("ns", "ADD #a :v", {"NS": ["4", "5", "9", "2"]}),  # some there already
+    ("ns", "DELETE #a :v", {"NS": ["1", "7"]}),  # one not there
+    ("n", "ADD #a :v", {"N": "41"}),
+    ("n", "ADD #a :v", {"N": "-2.5"}),
+    ("ss", "ADD #a :v", {"SS": ["x"]}),  # not there yet: moto's path
+    ("ss", "ADD #a :v", {"SS": ["y", "x"]}),
+    ("ss", "DELETE #a :v", {"SS": ["x", "y"]}),  # the last ones: the attribute goes
+    ("ss", "DELETE #a :v", {"SS": ["x"]}),  # gone: nothing happens
+    ("ns", "ADD #a :v", {"SS": ["x"]}),  # another type: moto's error
+    ("n", "ADD #a :v", {"NS": ["1"]}),
+    ("s", "ADD #a :v", {"S": "text"}),
+    ("ns", "DELETE #a :v", {"N": "3"}),
+    ("ns", "ADD #a :v", {"NS": []}),
+    ("sk", "ADD #a :v", {"N": "1"}),  # a key
+    ("ns", " ADD  #a  :v ", {"NS": ["8"]}),
+    ("ns", "ADD #a :v, n :w", {"NS": ["6"]}),  # two clauses: moto's path (and its error on :w)
+]
+
+
+def test_one_clause_add_and_delete_apply_as_moto_applies_them(dynamodb, monkeypatch):
+    from moto.dynamodb.models import DynamoDBBackend
+
+    def run(sk: str) -> list:
+        key = {"pk": {"S": "PATCH#t"}, "sk": {"S": sk}}
+        dynamodb.put_item(TableName=TABLE, Item={**key, "ns": {"NS": ["2"]}, "n": {"N": "1"}, "s": {"S": "a"}})
+        seen = []
+        for attribute, expression, value in UPDATES:
+            try:
+                dynamodb.update_item(
+                    TableName=TABLE, Key=key, UpdateExpression=expression,
+                    ExpressionAttributeNames={"#a": attribute}, ExpressionAttributeValues={":v": value},
+                )  # fmt: skip
+                outcome = "updated"
+            except ClientError as refused:
+                outcome = refused.response["Error"]["Code"]
+            seen.append((outcome, {k: v for k, v in item(dynamodb, sk).items() if k != "sk"}))
+        update = {
+            "TableName": TABLE, "Key": key, "UpdateExpression": "ADD #a :v",
+            "ExpressionAttributeNames": {"#a": "ns"}, "ExpressionAttributeValues": {":v": {"NS": ["11"]}},
+        }  # fmt: skip
+        dynamodb.transact_write_items(TransactItems=[{"Update": update}])
+        return [*seen, item(dynamodb, sk)["ns"]]
+
+    direct = []
+    apply_one_clause = moto_patches._apply_one_clause
+    monkeypatch.setattr(moto_patches, "_apply_one_clause", lambda *a: direct.append(apply_one_clause(*a)) or direct[-1])
+    patched = run("updated-patched")
+    assert sum(applied is not None for applied in direct) == 9  # the direct path was taken where it applies
+    monkeypatch.setattr(DynamoDBBackend, "update_item", moto_patches._atomic(moto_patches.MOTO_UPDATE_ITEM))
+    assert run("updated-by-moto") == patched
+    assert patched[1][1]["ns"] == {"NS": ["2", "3", "1", "4", "5", "9"]} and patched[7][1].get("ss") is None
+    assert {outcome for outcome, _ in patched[9:15]} == {"ValidationException"}
