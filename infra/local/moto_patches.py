@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import json
 import re
 import threading
@@ -220,6 +221,13 @@ class _AttributesCountedOnRead(dict):
         return [self[key] for key in self]
 
 
+@functools.cache
+def _underscored(name: str) -> str:
+    """moto's ``camelcase_to_underscores``, once per attribute name (a twentieth of an import's time otherwise:
+    every send reads the queue's attributes)."""
+    return camelcase_to_underscores(name)
+
+
 def queue_attributes(self: Queue) -> dict[str, Any]:
     """moto's ``Queue.attributes``, with the message counts taken only when read."""
     names = list(self.BASE_ATTRIBUTES)
@@ -227,9 +235,7 @@ def queue_attributes(self: Queue) -> dict[str, Any]:
         names += self.FIFO_ATTRIBUTES
     if self.kms_master_key_id:
         names += self.KMS_ATTRIBUTES
-    result: dict[str, Any] = {
-        name: None if name in _COUNTED else getattr(self, camelcase_to_underscores(name)) for name in names
-    }
+    result: dict[str, Any] = {name: None if name in _COUNTED else getattr(self, _underscored(name)) for name in names}
     if self.policy:
         result["Policy"] = self.policy
     if self.redrive_policy:
