@@ -356,3 +356,45 @@ def test_one_clause_add_and_delete_apply_as_moto_applies_them(dynamodb, monkeypa
     assert run("updated-by-moto") == patched
     assert patched[1][1]["ns"] == {"NS": ["2", "3", "1", "4", "5", "9"]} and patched[7][1].get("ss") is None
     assert {outcome for outcome, _ in patched[9:15]} == {"ValidationException"}
+
+
+def test_dynamodb_requests_without_binary_values_read_as_moto_reads_them(dynamodb, monkeypatch):
+    from moto.dynamodb.responses import DynamoHandler
+
+    read, moto_parse, fell_back = [], moto_patches.MOTO_PARSE_PARAMETERS, []
+
+    def both(handler, request):
+        moto_parse(handler, request)
+        by_moto = handler.params
+        moto_patches.parse_dynamodb_parameters(handler, request)
+        read.append((handler._get_action(), by_moto, handler.params))
+
+    monkeypatch.setattr(DynamoHandler, "parse_parameters", both)
+    monkeypatch.setattr(moto_patches, "MOTO_PARSE_PARAMETERS", lambda *a: fell_back.append(1) or moto_parse(*a))
+    key = {"pk": {"S": "PATCH#t"}, "sk": {"S": "every-type"}}
+    every_type = {
+        **key, "s": {"S": 'x "B": y'}, "n": {"N": "-1.5e3"}, "ns": {"NS": ["1", "2"]}, "ss": {"SS": ["a"]},
+        "bool": {"BOOL": False}, "null": {"NULL": True}, "l": {"L": [{"N": "1"}, {"M": {"k": {"S": "v"}}}]},
+        "m": {"M": {"inner": {"L": []}, "e": {"S": ""}}},
+    }  # fmt: skip
+    dynamodb.put_item(TableName=TABLE, Item=every_type, ReturnValues="ALL_OLD")
+    projected = {"ProjectionExpression": "#s", "ExpressionAttributeNames": {"#s": "s"}}
+    dynamodb.get_item(TableName=TABLE, Key=key, ConsistentRead=True, **projected)
+    dynamodb.update_item(
+        TableName=TABLE, Key=key, UpdateExpression="SET #n = #n + :one", ExpressionAttributeNames={"#n": "n"},
+        ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="UPDATED_NEW",
+    )  # fmt: skip
+    dynamodb.query(
+        TableName=TABLE, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "PATCH#t"}},
+        Limit=2, ScanIndexForward=False, ExclusiveStartKey=key, ReturnConsumedCapacity="TOTAL",
+    )  # fmt: skip
+    dynamodb.batch_get_item(RequestItems={TABLE: {"Keys": [key], "ConsistentRead": True}})
+    dynamodb.batch_write_item(RequestItems={TABLE: [{"PutRequest": {"Item": {**key, "sk": {"S": "other"}}}}]})
+    check = {"TableName": TABLE, "Key": key, "ConditionExpression": "attribute_exists(pk)"}
+    dynamodb.transact_write_items(TransactItems=[{"ConditionCheck": check}])
+    dynamodb.scan(TableName=TABLE, Segment=0, TotalSegments=2, Limit=1)
+    dynamodb.describe_table(TableName=TABLE)
+    dynamodb.put_item(TableName=TABLE, Item={**key, "sk": {"S": "binary"}, "b": {"B": b"\x00\xff"}})
+    assert len(read) == 10 and len(fell_back) == 1  # only the request with a binary value took moto's path
+    assert [(action, by_moto) for action, by_moto, _ in read] == [(action, mine) for action, _, mine in read]
+    assert read[-1][2]["Item"]["b"]["B"] == b"\x00\xff"  # a binary value: moto's own reading, bytes
