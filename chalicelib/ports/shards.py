@@ -39,6 +39,9 @@ class SnapshotStore(Protocol):
     def manifest(self, shard: int) -> Manifest | None:
         """Strongly consistent."""
 
+    def manifests_of(self, shards: Iterable[int]) -> dict[int, Manifest]:
+        """Strongly consistent, in one batch read; a shard with no manifest yet is left out."""
+
     def load(self, manifest: Manifest) -> bytes | None:
         """The image's bytes; None when a newer publish has already removed it."""
 

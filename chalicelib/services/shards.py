@@ -210,13 +210,16 @@ def start_compaction(
     ctx: TenantContext, shards: Iterable[int], clock: Clock = system_clock, quiet: bool = False
 ) -> dict[str, Any] | None:
     """A compaction job over the ``shards`` nobody asked to compact within REQUEST_EVERY (None: all were);
-    ``quiet``: each shard waits until no write has marked it for QUIET."""
-    now = clock()
-    asked = [
-        shard
-        for shard in shards
-        if ctx.ports.snapshots.request_compaction(shard, to_rfc3339(now), to_rfc3339(now - REQUEST_EVERY))
-    ]
+    ``quiet``: each shard waits until no write has marked it for QUIET. The manifests are read first, in one
+    request, and only the shards not asked for lately are asked (each ask is still conditional): every bulk
+    request of a load lands here, and 64 asks one after the other, nearly all refused, took a quarter of a
+    1,000-event request under ``make run``."""
+    now, shards = clock(), list(shards)
+    not_since = to_rfc3339(now - REQUEST_EVERY)
+    known = ctx.ports.snapshots.manifests_of(shards)
+    asked_at = {shard: manifest.requested_at or "" for shard, manifest in known.items()}
+    due = [shard for shard in shards if asked_at.get(shard, "") < not_since]
+    asked = [shard for shard in due if ctx.ports.snapshots.request_compaction(shard, to_rfc3339(now), not_since)]
     if not asked:
         return None
     chunks = [{"shard": s, "quiet": quiet} for s in asked]

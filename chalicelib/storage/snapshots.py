@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -71,6 +72,11 @@ class SnapshotBucket:
             return _manifest(ManifestItem.get(shard_pk(self.tenant_id, shard), MANIFEST_SK, consistent_read=True))
         except ManifestItem.DoesNotExist:
             return None
+
+    def manifests_of(self, shards: Iterable[int]) -> dict[int, Manifest]:
+        by_pk = {shard_pk(self.tenant_id, shard): shard for shard in shards}
+        found = ManifestItem.batch_get([(pk, MANIFEST_SK) for pk in by_pk], consistent_read=True)
+        return {by_pk[item.pk]: _manifest(item) for item in found}
 
     def load(self, manifest: Manifest) -> bytes | None:
         if manifest.key is None:

@@ -941,6 +941,17 @@ def test_a_compaction_is_asked_for_once_in_a_window_or_until_published(snapshot_
     assert mine.request_compaction(2, "2026-11-30T10:01:40.000Z", "2026-11-30T10:00:40.000Z")  # so asked again
 
 
+def test_manifests_are_read_together_and_only_the_tenants_own(snapshot_stores):
+    mine, theirs = snapshot_stores
+    assert mine.manifests_of(range(64)) == {}
+    assert mine.publish(5, b"image", None, AT, 1)
+    assert mine.request_compaction(9, "2026-11-30T10:00:00.000Z", "2026-11-30T09:59:00.000Z")
+    assert theirs.request_compaction(7, "2026-11-30T10:00:00.000Z", "2026-11-30T09:59:00.000Z")
+    found = mine.manifests_of(range(64))
+    assert found == {5: mine.manifest(5), 9: mine.manifest(9)}
+    assert found[9].requested_at == "2026-11-30T10:00:00.000Z" and mine.manifests_of([5]) == {5: found[5]}
+
+
 @pytest.mark.parametrize("adapter", ADAPTERS)
 def test_the_outbox_gives_back_what_is_older_than_asked_until_forgotten(adapter):
     outbox = OutboxTable() if adapter == "dynamodb" else InMemoryOutbox()

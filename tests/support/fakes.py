@@ -410,6 +410,9 @@ class InMemorySnapshots:
     def manifest(self, shard: int) -> Manifest | None:
         return self.manifests.get(shard)
 
+    def manifests_of(self, shards: Iterable[int]) -> dict[int, Manifest]:
+        return {shard: self.manifests[shard] for shard in shards if shard in self.manifests}
+
     def load(self, manifest: Manifest) -> bytes | None:
         return self.objects.get(manifest.key) if manifest.key else None
 
