@@ -297,11 +297,9 @@ def _release_segment(ctx: TenantContext, segment_id: str, reason: str) -> None:
 
     def change(trigger: Trigger) -> Trigger:
         left = [s for s in trigger.event["segments"] if s != segment_id]
-        if segment_id in segments_named(trigger.conditions):
-            why = f"{reason}; edit its conditions to enable it again"
-            return _released(trigger, True, why, event={**trigger.event, "segments": left})
-        unusable = not left and trigger.event["type"] in rules.NEEDS_SEGMENTS
-        why = f"{reason}; choose a segment to enable it again"
+        in_conditions = segment_id in segments_named(trigger.conditions)
+        unusable = in_conditions or (not left and trigger.event["type"] in rules.NEEDS_SEGMENTS)
+        why = f"{reason}; {'edit its conditions' if in_conditions else 'choose a segment'} to enable it again"
         return _released(trigger, unusable, why, event={**trigger.event, "segments": left})
 
     _save_each(ctx, lambda: _using_segment(ctx, segment_id), change)
