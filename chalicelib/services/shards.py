@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
+from chalicelib.concurrency import read_ahead
 from chalicelib.domain.clock import Clock, parse_rfc3339, system_clock, to_rfc3339
 from chalicelib.domain.contacts import ordinal_of
 from chalicelib.domain.shard_image import ShardImage
@@ -53,14 +54,14 @@ which DynamoDB expires without a write, leave it then)."""
 
 
 class ItemShards:
-    """The ShardReader port over the contact items: one Query per shard, every contact parsed."""
+    """The ShardReader port over the contact items: one Query per shard, every contact parsed; a few shards read
+    at once (chalicelib/concurrency.py), as SnapshotShards does."""
 
     def __init__(self, contacts: ContactReader) -> None:
         self.contacts = contacts
 
     def images(self, shards: Iterable[int], with_events: bool = True) -> Iterator[ShardImage]:
-        for shard in shards:
-            yield ShardImage.build(*self.contacts.read_shard(shard, with_events))
+        return read_ahead(lambda shard: ShardImage.build(*self.contacts.read_shard(shard, with_events)), shards)
 
 
 class _DecodedImages:
@@ -151,10 +152,10 @@ class SnapshotShards:
         self.clock = clock
 
     def images(self, shards: Iterable[int], with_events: bool = True) -> Iterator[ShardImage]:
-        """Each shard's image; once all are read, one compaction job for those that are due."""
+        """Each shard's image, a few shards read at once (each is a few requests one after the other: marks,
+        manifest, image or items, dirty contacts); once all are read, one compaction job for those that are due."""
         due = []
-        for shard in shards:
-            image, is_due = self._image(shard, with_events)
+        for shard, image, is_due in read_ahead(lambda s: (s, *self._image(s, with_events)), shards):
             due += [shard] if is_due else []
             yield image
         if due:
@@ -170,8 +171,7 @@ class SnapshotShards:
             image = DECODED.get(manifest.key, lambda m=manifest: self.snapshots.load(m))  # type: ignore[misc]
             if image is not None:
                 return PATCHED.patch(manifest.key, image, dirty, self.contacts, with_events), due
-        (image,) = ItemShards(self.contacts).images([shard], with_events)
-        return image, True
+        return ShardImage.build(*self.contacts.read_shard(shard, with_events)), True
 
     def _due(self, manifest: Manifest | None, dirty: Mapping[str, DirtyMark]) -> bool:
         if manifest is None or manifest.key is None or len(dirty) > self.dirty_limit:
@@ -196,7 +196,7 @@ def compact(
     if manifest is not None and manifest.key and len(dirty) <= dirty_limit and not _stale(manifest, built_at):
         image = DECODED.get(manifest.key, lambda: snapshots.load(manifest))
     if image is None:
-        (image,) = ItemShards(contacts).images([shard])
+        image = ShardImage.build(*contacts.read_shard(shard))
     else:
         image = _patch(image, dirty, contacts, with_events=True)
     if snapshots.publish(shard, image.to_bytes(), manifest, to_rfc3339(built_at), image.size):

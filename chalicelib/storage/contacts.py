@@ -59,7 +59,7 @@ from chalicelib.domain.planner import EVERYONE
 from chalicelib.ports.contacts import ContactChange, DirtyMark, EventAppend
 from chalicelib.storage import outbox
 from chalicelib.storage.mapping import Mapper, plain_map
-from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection, shard_pk
+from chalicelib.storage.table import Gsi1, MainTableModel, cancellation_reasons, connection, put_all, shard_pk
 
 TAG_CHUNK_SIZE = 2_048
 """Ordinals per posting-list item. DynamoDB bills a write by the whole item, so small chunks keep a
@@ -497,28 +497,27 @@ class ContactTable:
         )
 
     def put_events_many(self, appends: Sequence[EventAppend]) -> None:
-        """Store events (idempotently: the same event id overwrites itself), in batch writes across contacts.
-        Each contact is marked dirty before (a stop halfway leaves it marked) and after (a compaction that read
-        it in between keeps the mark)."""
+        """Store events (idempotently: the same event id overwrites itself), in batch writes across contacts,
+        a few at once. Each contact is marked dirty before (a stop halfway leaves it marked) and after (a
+        compaction that read it in between keeps the mark)."""
         contacts = list({contact.id: contact for contact, _, _ in appends}.values())
         self._mark_dirty(contacts)
-        with EventItem.batch_write() as batch:
-            for contact, events, expiry in appends:
-                pk = shard_pk(self.tenant_id, shard_of(contact.ordinal))
-                for event, expires in zip(events, expiry, strict=True):
-                    batch.save(
-                        EventItem(
-                            pk,
-                            f"C#{contact.id}#E#{event['id']}",
-                            contact_id=contact.id,
-                            event_id=event["id"],
-                            type=event["type"],
-                            at=event["at"],
-                            amount=event.get("amount"),
-                            properties=event.get("properties") or None,
-                            expires_at=expires,
-                        )
-                    )
+        items = [
+            EventItem(
+                shard_pk(self.tenant_id, shard_of(contact.ordinal)),
+                f"C#{contact.id}#E#{event['id']}",
+                contact_id=contact.id,
+                event_id=event["id"],
+                type=event["type"],
+                at=event["at"],
+                amount=event.get("amount"),
+                properties=event.get("properties") or None,
+                expires_at=expires,
+            )
+            for contact, events, expiry in appends
+            for event, expires in zip(events, expiry, strict=True)
+        ]
+        put_all(items)
         self._mark_dirty(contacts)
 
     def _mark_dirty(self, contacts: Iterable[Contact]) -> None:

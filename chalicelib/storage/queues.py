@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 
+from chalicelib.concurrency import each_at_once
 from chalicelib.ports.queues import SendFailed
 
 _lock = threading.Lock()
@@ -32,16 +33,12 @@ def queue_url(name: str) -> str:
 
 
 def send_messages(queue_name: str, messages: Iterable[Mapping[str, Any]], delay_seconds: int = 0) -> int:
-    """Send JSON messages in batches of ten (each delayed ``delay_seconds``, at most 900); raise SendFailed if
-    any could not be queued."""
+    """Send JSON messages in batches of ten, a few batches at once (chalicelib/concurrency.py), each delayed
+    ``delay_seconds`` (at most 900); raise SendFailed if any could not be queued (every batch is tried)."""
     url = queue_url(queue_name)
-    batch: list[Mapping[str, Any]] = []
-    sent = 0
+    bodies = list(messages)
 
-    def flush() -> None:
-        nonlocal sent
-        if not batch:
-            return
+    def send_batch(batch: list[Mapping[str, Any]]) -> None:
         entries: list[dict[str, Any]] = [
             {"Id": str(i), "MessageBody": json.dumps(body, separators=(",", ":"))} for i, body in enumerate(batch)
         ]
@@ -54,15 +51,9 @@ def send_messages(queue_name: str, messages: Iterable[Mapping[str, Any]], delay_
             again = _sqs().send_message_batch(QueueUrl=url, Entries=retry)
             if again.get("Failed"):
                 raise SendFailed(f"{len(again['Failed'])} messages could not be queued on {queue_name}")
-        sent += len(batch)
-        batch.clear()
 
-    for message in messages:
-        batch.append(message)
-        if len(batch) == SQS_BATCH:
-            flush()
-    flush()
-    return sent
+    each_at_once(send_batch, [bodies[i : i + SQS_BATCH] for i in range(0, len(bodies), SQS_BATCH)])
+    return len(bodies)
 
 
 class SqsQueues:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -28,6 +28,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.concurrency import each_at_once
 from chalicelib.domain.contacts import SHARDS
 from chalicelib.resources import MAIN_TABLE
 
@@ -96,6 +97,22 @@ def connection() -> Connection:
     (a client names no table), so a cold process parses the model once, not once per item type.
     """
     return Connection(region=region())
+
+
+WRITE_BATCH = 25
+"""DynamoDB's largest BatchWriteItem."""
+
+
+def put_all(items: Sequence[MainTableModel]) -> None:
+    """Put ``items`` (of one item type) in batch writes of 25, a few at once (chalicelib/concurrency.py); each
+    batch retries what DynamoDB leaves unprocessed, as PynamoDB's batch writer does."""
+
+    def put_batch(batch: Sequence[MainTableModel]) -> None:
+        with type(batch[0]).batch_write() as writer:
+            for item in batch:
+                writer.save(item)
+
+    each_at_once(put_batch, [items[i : i + WRITE_BATCH] for i in range(0, len(items), WRITE_BATCH)])
 
 
 class AppliedEventItem(MainTableModel):
