@@ -292,6 +292,11 @@ class Campaign:
     batches_done: int = 0
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
 
+    @property
+    def is_ab_test(self) -> bool:
+        """Sent as an A/B test: finished only once its winner is chosen, even when nobody is held for it."""
+        return bool(self.variants and self.ab_test)
+
 
 CONTENT = (
     "name", "sender", "subject", "html", "text", "segments", "exclude_segments", "send_at", "status",

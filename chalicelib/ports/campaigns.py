@@ -38,8 +38,11 @@ class CampaignRepository(Protocol):
     def record_winner(self, campaign_id: str, variant: str, at: str) -> bool:
         """Record the A/B test's winner unless one was recorded: True for the one call that recorded it."""
 
-    def finish_if_complete(self, campaign_id: str, shards: int, status: str, finished_at: str) -> bool:
-        """sending → ``status`` once all ``shards`` audiences are built and every batch is done; False if not."""
+    def finish_if_complete(
+        self, campaign_id: str, shards: int, status: str, finished_at: str, needs_winner: bool = False
+    ) -> bool:
+        """sending → ``status`` once all ``shards`` audiences are built, every batch is done and, with
+        ``needs_winner`` (an A/B test), its winner is recorded; False if not."""
 
 
 class SendLedger(Protocol):

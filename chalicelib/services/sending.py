@@ -157,7 +157,7 @@ def build_audience(ctx: TenantContext, campaign_id: str, shard: int, clock: Cloc
     current = campaigns.get(campaign_id)
     if current is not None and current.status == rules.SENDING:  # paused: resume queues them
         _queue_undone(ctx, campaign_id, shard)
-    _finish_if_complete(ctx, campaign_id, clock)
+    _finish_if_complete(ctx, campaign, clock)
 
 
 def _batches_of(
@@ -189,9 +189,11 @@ def _queue_undone(ctx: TenantContext, campaign_id: str, shard: int | None = None
     ctx.ports.queues.send(SEND_QUEUE, messages)
 
 
-def _finish_if_complete(ctx: TenantContext, campaign_id: str, clock: Clock) -> None:
-    at = to_rfc3339(clock())
-    if ctx.ports.campaigns.finish_if_complete(campaign_id, SHARDS, rules.SENT, at):
+def _finish_if_complete(ctx: TenantContext, campaign: Campaign, clock: Clock) -> None:
+    """``sent`` once every audience is built and every batch done — and, for an A/B test, once its winner is
+    chosen: when the test share takes the whole audience, nobody is held, yet the test still has to end."""
+    at, campaign_id = to_rfc3339(clock()), campaign.id
+    if ctx.ports.campaigns.finish_if_complete(campaign_id, SHARDS, rules.SENT, at, needs_winner=campaign.is_ab_test):
         logger.info("campaign sent", extra={"tenant_id": ctx.tenant_id, "campaign_id": campaign_id})
         finished = ctx.ports.campaigns.get(campaign_id)
         webhooks.campaign_sent(ctx, campaign_id, finished.name if finished else "", at)
@@ -282,7 +284,7 @@ def send_batch(
             "campaign paused by SES", extra={"tenant_id": tenant_id, "campaign_id": campaign_id, "cause": stop}
         )
         return BatchResult(sent=sent, paused=stop)
-    _finish_if_complete(ctx, campaign_id, clock)
+    _finish_if_complete(ctx, campaign, clock)
     return BatchResult(sent=sent)
 
 
@@ -373,7 +375,7 @@ def decide_winner(ctx: TenantContext, campaign_id: str, clock: Clock = system_cl
     current = campaigns.get(campaign_id)
     if current is not None and current.status == rules.SENDING:
         _queue_undone(ctx, campaign_id)  # again on a redelivery: claims keep every recipient to one mail
-    _finish_if_complete(ctx, campaign_id, clock)
+    _finish_if_complete(ctx, campaign, clock)
     return current.winner if current is not None else None
 
 
@@ -399,4 +401,6 @@ def fail_batch(ctx: TenantContext, message: dict[str, Any], message_id: str, clo
     claims = [Claim(c, e, rules.REJECTED, reason="the send worker kept failing") for c, e in message["recipients"]]
     ctx.ports.sends.claim(campaign_id, claim_id, claims, [], to_rfc3339(clock()), require_sending=False)
     ctx.ports.sends.settle(campaign_id, claim_id, [], to_rfc3339(clock()), message["batch"])
-    _finish_if_complete(ctx, campaign_id, clock)
+    campaign = ctx.ports.campaigns.get(campaign_id)
+    if campaign is not None:
+        _finish_if_complete(ctx, campaign, clock)

@@ -199,13 +199,18 @@ class CampaignTable:
                 return False
             raise
 
-    def finish_if_complete(self, campaign_id: str, shards: int, status: str, finished_at: str) -> bool:
-        """sending → ``status`` once every shard's audience is built and every batch is done."""
+    def finish_if_complete(
+        self, campaign_id: str, shards: int, status: str, finished_at: str, needs_winner: bool = False
+    ) -> bool:
+        """sending → ``status`` once every shard's audience is built, every batch is done and, with
+        ``needs_winner``, the winner is recorded."""
         condition = (
             (CampaignItem.status == "sending")
             & (CampaignItem.shards_done == shards)
             & (CampaignItem.batches_done >= CampaignItem.batches_total)
         )
+        if needs_winner:
+            condition &= CampaignItem.winner.exists()
         try:
             CampaignItem(*campaign_key(self.tenant_id, campaign_id)).update(
                 actions=[CampaignItem.status.set(status), CampaignItem.finished_at.set(finished_at)],

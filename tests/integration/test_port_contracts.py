@@ -1030,6 +1030,19 @@ def test_a_campaign_is_edited_deleted_and_moved_only_from_what_was_read(sending_
     assert campaigns.get("cmp_2") is None
 
 
+def test_an_ab_test_finishes_only_once_its_winner_is_recorded(sending_side):
+    campaigns, sends, _, _ = sending_side
+    _sending(campaigns)
+    for shard in range(SHARDS):  # every audience built, nobody in it: every batch (none) is done
+        assert sends.acquire_build("cmp_1", shard, "build", 0, 60_000) == "acquired"
+        assert sends.finish_build("cmp_1", shard, "build", 0, 0)
+    assert not campaigns.finish_if_complete("cmp_1", SHARDS, "sent", AT, needs_winner=True)
+    assert campaigns.get("cmp_1").status == "sending"
+    assert campaigns.record_winner("cmp_1", "B", AT)
+    assert campaigns.finish_if_complete("cmp_1", SHARDS, "sent", AT, needs_winner=True)
+    assert campaigns.get("cmp_1").status == "sent"
+
+
 C1, C2, C3, C7, C9 = (contact_id_for(n) for n in (1, 2, 3, 7, 9))
 
 

@@ -485,9 +485,13 @@ class InMemoryCampaigns:
         self.stored[campaign_id] = replace(c, winner=variant, winner_at=at)
         return True
 
-    def finish_if_complete(self, campaign_id: str, shards: int, status: str, finished_at: str) -> bool:
+    def finish_if_complete(
+        self, campaign_id: str, shards: int, status: str, finished_at: str, needs_winner: bool = False
+    ) -> bool:
         c = self.stored.get(campaign_id)
         if c is None or c.status != "sending" or c.shards_done != shards or c.batches_done < c.batches_total:
+            return False
+        if needs_winner and c.winner is None:
             return False
         self.stored[campaign_id] = replace(c, status=status, finished_at=finished_at)
         return True

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.domain import ab_tests as ab_rules
 from chalicelib.domain.campaigns import Suppression
 from chalicelib.domain.clock import to_rfc3339
 from chalicelib.domain.errors import Conflict, ValidationFailed
@@ -137,6 +138,36 @@ def test_a_batch_from_the_dead_letter_queue_is_marked_failed_and_the_campaign_fi
             sending.fail_batch(ctx, message, f"dead-{n}")
     done = campaigns.get_campaign(ctx, made["id"])
     assert done["status"] == "sent" and done["stats"]["failed"] == 3 and mailer(ctx).sent == []
+
+
+def test_an_ab_test_whose_test_takes_the_whole_audience_is_sent_only_once_its_winner_is_chosen(ctx):
+    variants = [{"name": "A", "subject": "Hi", "text": "A"}, {"name": "B", "subject": "HI!", "text": "B"}]
+    ab_test = {"test_percent": 50, "wait": "PT1H", "metric": "opens"}
+    news = [c["id"] for c in contacts.list_contacts(ctx, {"tag": "news"}, 10, None)["items"]]
+    for _ in range(200):  # a campaign whose 50 % test share happens to take all three recipients
+        made = a_campaign(ctx, {"tag": "news"}, variants=variants, ab_test=ab_test)
+        if all(ab_rules.assign(made["id"], c, ["A", "B"], 50).in_test for c in news):
+            break
+    else:
+        pytest.fail("no campaign tested its whole audience")
+    campaigns.send_campaign(ctx, made["id"])
+    decisions = []
+    while messages := ctx.ports.queues.take(SEND_QUEUE):
+        for n, message in enumerate(messages):
+            if message["kind"] == "audience":
+                sending.build_audience(ctx, message["campaign_id"], message["shard"])
+            elif message["kind"] == "batch":
+                sending.send_batch(ctx, message, f"msg-{n}", sleep=lambda seconds: None)
+            else:
+                decisions.append(message)
+    assert len(mailer(ctx).sent) == 3 and [d["kind"] for d in decisions] == ["ab_decide"]
+    tested = campaigns.get_campaign(ctx, made["id"])
+    assert (tested["status"], tested["winner"]) == ("sending", None)  # nobody held, but the test is not over
+
+    later = datetime.now(UTC) + timedelta(hours=2)
+    assert sending.decide_winner(ctx, made["id"], clock=lambda: later) in ("A", "B")
+    done = campaigns.get_campaign(ctx, made["id"])
+    assert done["status"] == "sent" and done["winner"] in ("A", "B") and len(mailer(ctx).sent) == 3
 
 
 def test_a_scheduled_campaign_starts_once_when_it_is_due(ctx):
