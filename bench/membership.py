@@ -5,7 +5,9 @@
 
 (a) a 10-tag and/or segment counted from the tag index over 1,000,000 contacts;
 (c) a full evaluation of 100,000 contacts (with ~5 purchases each) delivered by
-    the local runtime's queue dispatcher, with DynamoDB requests and read units;
+    the local runtime's queue dispatcher, with DynamoDB requests and read units: from the
+    items (no snapshot asked for while (c)–(e) run), then from the snapshots a compaction
+    job builds, side by side;
 (d) one contact change → membership updated and its event queued, p50/p95;
 (e) read units of a tag-only evaluation from the index vs the same segment by scan;
 (f) a burst of repeated changes, batched vs one message a batch;
@@ -30,6 +32,8 @@ from bench.inprocess import (  # first: moto starts before any AWS client exists
 import os
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,10 +46,11 @@ from chalicelib.composition import tenant_context
 from chalicelib.domain import planner
 from chalicelib.domain.contacts import SHARDS, Contact, contact_id_for
 from chalicelib.resources import CONTACT_CHANGES_BULK_QUEUE, CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
-from chalicelib.services import evaluation, reactions
+from chalicelib.services import evaluation, reactions, shards
 from chalicelib.storage.catalog import CatalogTable
 from chalicelib.storage.contacts import TAG_CHUNK_SIZE, ContactTable, TagChunkItem, TagCountItem, tag_pk
 from chalicelib.storage.queues import SqsQueues
+from chalicelib.storage.snapshots import SnapshotBucket
 from chalicelib.storage.table import MainTableModel
 from infra.local.dispatcher import Dispatcher
 from tests.support.client import ApiClient
@@ -161,6 +166,31 @@ def evaluate_through_dispatcher(api, dispatcher, key, criteria, name) -> tuple[d
     return api.get(f"/segments/{segment['id']}", key=key).json, seconds, job
 
 
+@contextmanager
+def no_compaction() -> Iterator[None]:
+    """The item path as it was: readers ask for no compaction while it is measured."""
+    real = shards.start_compaction
+    shards.start_compaction = lambda *args, **kwargs: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        shards.start_compaction = real  # type: ignore[assignment]
+
+
+def compact_every_shard(dispatcher: Dispatcher, tenant_id: str) -> tuple[str, str]:
+    """Every shard's first snapshot, built from the items by the compaction job; its row for the table."""
+    started = time.perf_counter()
+    job = shards.start_compaction(tenant_context(tenant_id), list(range(SHARDS)))
+    dispatcher.drain(queue_names=frozenset({JOBS_QUEUE}))
+    seconds = time.perf_counter() - started
+    sizes = [SnapshotBucket(tenant_id).manifest(shard) for shard in range(SHARDS)]
+    return (
+        f"    (compaction job, {SHARDS} shards)",
+        f"{seconds:.1f} s (job {job['id'] if job else '-'}), images "
+        f"{sum(m.size_bytes for m in sizes if m) / 1e6:.1f} MB for {sum(m.contacts for m in sizes if m):,} contacts",
+    )
+
+
 def bench_tenant(meter: Meter, calls: AwsCalls, count: int) -> list[tuple[str, str]]:
     api = ApiClient(app)
     dispatcher = Dispatcher(app, wait_seconds=0)
@@ -169,6 +199,41 @@ def bench_tenant(meter: Meter, calls: AwsCalls, count: int) -> list[tuple[str, s
     freeze_loaded_data()
     rows = [("    (loading the tenant into moto)", f"{count:,} contacts with their purchases in {load:.0f} s")]
 
+    with no_compaction():  # (c) to (e) read the items, as every read did before snapshots
+        item_rows, members_from_items = item_path_figures(api, dispatcher, meter, calls, tenant_id, key, count, now)
+    rows += item_rows
+    rows.append(compact_every_shard(dispatcher, tenant_id))
+    meter.reset()
+    calls.reset()
+    segment, seconds, _ = evaluate_through_dispatcher(
+        api, dispatcher, key, SEED_LOCAL_FAMILY_DISCOUNT.criteria, "local, from snapshots"
+    )
+    operations = ", ".join(f"{op} {n}" for (service, op), n in sorted(calls.calls.items()) if service == "dynamodb")
+    if segment["member_count"] != members_from_items:
+        raise SystemExit(f"from snapshots {segment['member_count']} members, from the items {members_from_items}")
+    rows.insert(
+        2,
+        (
+            "(c) the same, from snapshots",
+            f"{seconds:.1f} s, {segment['member_count']:,} members, {meter.total():,} DynamoDB requests, "
+            f"{meter.read_units:,.0f} read units ({operations}; and each shard's image from S3)",
+        ),
+    )
+    return rows
+
+
+def item_path_figures(
+    api: ApiClient,
+    dispatcher: Dispatcher,
+    meter: Meter,
+    calls: AwsCalls,
+    tenant_id: str,
+    key: str,
+    count: int,
+    now: datetime,
+) -> tuple[list[tuple[str, str]], int]:
+    """(c) to (e) on the item path, with how many members (c) found."""
+    rows: list[tuple[str, str]] = []
     meter.reset()
     segment, seconds, job = evaluate_through_dispatcher(
         api, dispatcher, key, SEED_LOCAL_FAMILY_DISCOUNT.criteria, "local"
@@ -228,7 +293,7 @@ def bench_tenant(meter: Meter, calls: AwsCalls, count: int) -> list[tuple[str, s
             f"({scan_units / max(index_units, 1):.0f}x the read units); both {by_index:,} members",
         )
     )
-    return rows
+    return rows, segment["member_count"]
 
 
 def burst_of_changes(api, dispatcher, calls: AwsCalls, tenant_id: str, key: str, count: int) -> tuple[str, str]:

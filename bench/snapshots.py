@@ -38,7 +38,7 @@ import numpy as np
 
 from app import app
 from bench.golden import GROUPS, SEED_LOCAL_FAMILY_DISCOUNT, TYPES, generate
-from bench.membership import evaluate_through_dispatcher, load_tenant
+from bench.membership import compact_every_shard, evaluate_through_dispatcher, load_tenant, no_compaction
 from bench.population import TAGS
 from chalicelib.composition import tenant_context
 from chalicelib.domain.clock import to_rfc3339
@@ -46,8 +46,6 @@ from chalicelib.domain.contacts import SHARDS, contact_id_for
 from chalicelib.domain.criteria import Vocabulary, check_criteria
 from chalicelib.domain.engine import compile_criteria
 from chalicelib.domain.shard_image import ImagePopulation, ShardImage
-from chalicelib.resources import JOBS_QUEUE
-from chalicelib.services import shards
 from chalicelib.storage.snapshots import SnapshotBucket
 from infra.local.dispatcher import Dispatcher
 from tests.support.client import ApiClient
@@ -96,24 +94,13 @@ def _interactive(api: ApiClient, key: str, times: int = CALLS) -> dict[str, tupl
     return figures
 
 
-class _NoCompaction:
-    """The item path as it was: readers ask for no compaction while it is measured."""
-
-    def __enter__(self) -> None:
-        self.real = shards.start_compaction
-        shards.start_compaction = lambda *args, **kwargs: None  # type: ignore[assignment]
-
-    def __exit__(self, *_: Any) -> None:
-        shards.start_compaction = self.real  # type: ignore[assignment]
-
-
 def bench_tenant(calls: AwsCalls, count: int) -> list[tuple[str, str]]:
     api = ApiClient(app)
     dispatcher = Dispatcher(app, wait_seconds=0)
     tenant_id, key, load = load_tenant(api, count, datetime.now(UTC))
     rows = [("    (loading the tenant into moto)", f"{count:,} contacts with their events in {load:.0f} s")]
 
-    with _NoCompaction():
+    with no_compaction():
         calls.reset()
         items = _interactive(api, key, ITEM_CALLS)
         item_requests = _per_call(calls, ITEM_CALLS)
@@ -121,18 +108,7 @@ def bench_tenant(calls: AwsCalls, count: int) -> list[tuple[str, str]]:
             api, dispatcher, key, SEED_LOCAL_FAMILY_DISCOUNT.criteria, "item path"
         )
 
-    started = time.perf_counter()
-    job = shards.start_compaction(tenant_context(tenant_id), list(range(SHARDS)))
-    dispatcher.drain(queue_names=frozenset({JOBS_QUEUE}))
-    compaction = time.perf_counter() - started
-    sizes = [SnapshotBucket(tenant_id).manifest(shard) for shard in range(SHARDS)]
-    rows.append(
-        (
-            "    (compaction job, 16 shards)",
-            f"{compaction:.1f} s (job {job['id'] if job else '-'}), images "
-            f"{sum(m.size_bytes for m in sizes) / 1e6:.1f} MB for {sum(m.contacts for m in sizes):,} contacts",
-        )
-    )
+    rows.append(compact_every_shard(dispatcher, tenant_id))
     calls.reset()
     snapshot = _interactive(api, key)
     snapshot_requests = _per_call(calls)
