@@ -45,6 +45,7 @@ from bench.population import TAGS
 from chalicelib.composition import tenant_context
 from chalicelib.domain import planner
 from chalicelib.domain.contacts import SHARDS, Contact, contact_id_for
+from chalicelib.domain.shard_image import ShardImage
 from chalicelib.resources import CONTACT_CHANGES_BULK_QUEUE, CONTACT_CHANGES_QUEUE, JOBS_QUEUE, MEMBERSHIP_EVENTS_QUEUE
 from chalicelib.services import evaluation, reactions, shards
 from chalicelib.storage.catalog import CatalogTable
@@ -168,13 +169,17 @@ def evaluate_through_dispatcher(api, dispatcher, key, criteria, name) -> tuple[d
 
 @contextmanager
 def no_compaction() -> Iterator[None]:
-    """The item path as it was: readers ask for no compaction while it is measured."""
-    real = shards.start_compaction
+    """The item path as it was: while it is measured, readers neither ask for a compaction nor publish the
+    items they read as a snapshot."""
+    asked, published = shards.start_compaction, shards.snapshot_from_items
     shards.start_compaction = lambda *args, **kwargs: None  # type: ignore[assignment]
+    shards.snapshot_from_items = lambda contacts, snapshots, shard, replacing, clock: ShardImage.build(  # type: ignore[assignment]
+        *contacts.read_shard(shard)
+    )
     try:
         yield
     finally:
-        shards.start_compaction = real  # type: ignore[assignment]
+        shards.start_compaction, shards.snapshot_from_items = asked, published  # type: ignore[assignment]
 
 
 def compact_every_shard(dispatcher: Dispatcher, tenant_id: str) -> tuple[str, str]:

@@ -15,12 +15,14 @@ mark disappears only after an image holding its write is published, and readers 
 manifest, a reader either still sees the mark or already sees the newer image: no write is ever missed,
 and writers never wait for a compaction.
 
-Readers ask for a compaction (a job, one chunk per shard) when a shard has more dirty contacts than the
-tenant's ``snapshots.compact_after_changes``, when its oldest mark is older than
-``snapshots.compact_after_seconds``, when its image is over a day old (then rebuilt from the items, so
-events DynamoDB expired without a write leave it), or when it has no snapshot yet; with more dirty
-contacts than that threshold a reader reads the items instead of re-reading contacts one by one (and
-reads no more marks than it needs to know that). Full evaluations and time refreshes read through the same port, so a
+With more dirty contacts than the tenant's ``snapshots.compact_after_changes``, or no snapshot yet, a reader
+reads the items instead of re-reading contacts one by one (reading no more marks than it needs to know
+that) and publishes what it read as the shard's snapshot, exactly as a compaction would (the marks it
+forgets are those read before the items): the first preview after a bulk load pays for the items, the next
+one reads a snapshot. A read without events (the overview) cannot make a snapshot; it asks for a
+compaction (a job, one chunk per shard), as readers do when the oldest mark is older than
+``snapshots.compact_after_seconds`` or the image is over a day old (then rebuilt from the items, so events
+DynamoDB expired without a write leave it). Full evaluations and time refreshes read through the same port, so a
 tenant's first evaluations ask for its first snapshots.
 """
 
@@ -29,7 +31,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.concurrency import read_ahead
@@ -138,7 +140,7 @@ class SnapshotShards:
 
     def __init__(
         self,
-        contacts: ContactReader,
+        contacts: ContactRepository,
         snapshots: SnapshotStore,
         settings: Mapping[str, Any],
         request_compaction: Callable[[list[int]], Any],
@@ -171,7 +173,10 @@ class SnapshotShards:
             image = DECODED.get(manifest.key, lambda m=manifest: self.snapshots.load(m))  # type: ignore[misc]
             if image is not None:
                 return PATCHED.patch(manifest.key, image, dirty, self.contacts, with_events), due
-        return ShardImage.build(*self.contacts.read_shard(shard, with_events)), True
+        if not with_events:  # an image without events cannot be a snapshot: the compaction job builds one
+            return ShardImage.build(*self.contacts.read_shard(shard, with_events=False)), True
+        image = snapshot_from_items(self.contacts, self.snapshots, shard, manifest, self.clock)
+        return image, False
 
     def _due(self, manifest: Manifest | None, dirty: Mapping[str, DirtyMark]) -> bool:
         if manifest is None or manifest.key is None or len(dirty) > self.dirty_limit:
@@ -196,14 +201,41 @@ def compact(
     if manifest is not None and manifest.key and len(dirty) <= dirty_limit and not _stale(manifest, built_at):
         image = DECODED.get(manifest.key, lambda: snapshots.load(manifest))
     if image is None:
-        image = ShardImage.build(*contacts.read_shard(shard))
-    else:
-        image = _patch(image, dirty, contacts, with_events=True)
-    if snapshots.publish(shard, image.to_bytes(), manifest, to_rfc3339(built_at), image.size):
+        return snapshot_from_items(contacts, snapshots, shard, manifest, clock)
+    image = _patch(image, dirty, contacts, with_events=True)
+    _publish(contacts, snapshots, shard, image, manifest, dirty, built_at)
+    return image
+
+
+def snapshot_from_items(
+    contacts: ContactRepository, snapshots: SnapshotStore, shard: int, replacing: Manifest | None, clock: Clock
+) -> ShardImage:
+    """The shard read from its items, published as its snapshot unless ``replacing`` is no longer current.
+
+    A reader that has to read the items (no snapshot yet, or more changed than is worth patching in) publishes
+    what it read, as a compaction would: the next reader — the same person refining criteria a second later —
+    reads a snapshot rather than every item again, whether or not the compaction job has run yet. The marks
+    it forgets are those read before the items (their writes are in them); a write after leaves its own."""
+    dirty = contacts.dirty(shard)
+    built_at = clock()
+    image = ShardImage.build(*contacts.read_shard(shard))
+    _publish(contacts, snapshots, shard, image, replacing, dirty, built_at)
+    return image
+
+
+def _publish(
+    contacts: ContactRepository,
+    snapshots: SnapshotStore,
+    shard: int,
+    image: ShardImage,
+    replacing: Manifest | None,
+    dirty: Mapping[str, DirtyMark],
+    built_at: datetime,
+) -> None:
+    if snapshots.publish(shard, image.to_bytes(), replacing, to_rfc3339(built_at), image.size):
         contacts.forget_dirty(shard, dirty)
     else:
         logger.info("snapshot publish lost a race", extra={"shard": shard})
-    return image
 
 
 def start_compaction(

@@ -104,14 +104,50 @@ class World:
         assert rows(read) == rows(truth)
 
 
-def test_a_shard_without_snapshot_is_read_from_items_and_asked_to_compact():
+def test_a_shard_without_snapshot_is_read_from_items_and_published_as_its_snapshot():
     world = World()
     world.write(16, "vip", city="Toronto")
     world.assert_exact(0)
-    assert world.requested == [[0]]
-    world.compact(0)
+    assert world.requested == []  # the reader published what it read: no compaction to ask for
     assert world.contacts.dirty(0) == {}  # folded into the image
     assert world.snapshots.manifest(0).contacts == 1
+    world.write(32, city="Paris")
+    reads = []
+    real_read_shard = world.contacts.read_shard
+    world.contacts.read_shard = lambda *a, **k: reads.append(a) or real_read_shard(*a, **k)  # type: ignore[method-assign]
+    (image,) = world.reader.images([0])
+    assert reads == [] and image.size == 2  # the next read patches the snapshot
+
+
+def test_a_read_without_events_cannot_be_a_snapshot_and_asks_for_the_compaction():
+    world = World()
+    world.write(16, "vip", city="Toronto")
+    (image,) = world.reader.images([0], with_events=False)
+    assert image.size == 1 and world.snapshots.manifest(0) is None
+    assert world.requested == [[0]]
+    world.compact(0)
+    assert world.contacts.dirty(0) == {} and world.snapshots.manifest(0).contacts == 1
+
+
+def test_a_write_racing_a_reader_that_publishes_is_never_lost():
+    """The write lands after the reader read the items, before it published them."""
+    world = World()
+    world.write(16, city="Toronto")
+    real_read_shard = world.contacts.read_shard
+
+    def read_then_write(*args: Any, **kwargs: Any) -> Any:
+        world.contacts.read_shard = real_read_shard  # type: ignore[method-assign]
+        found = real_read_shard(*args, **kwargs)
+        world.write(16, "raced", city="Paris")
+        return found
+
+    world.contacts.read_shard = read_then_write  # type: ignore[method-assign]
+    (first,) = world.reader.images([0])
+    assert first.tag_names == [] and world.snapshots.manifest(0).contacts == 1  # published what it read
+    assert contact_id_for(16) in world.contacts.dirty(0)  # the write after left its mark, which stayed
+    world.assert_exact(0)
+    (image,) = world.reader.images([0])
+    assert image.tag_names == ["raced"]
 
 
 def test_changes_after_a_snapshot_are_patched_in_and_deletes_drop_out():
@@ -183,10 +219,10 @@ def test_compaction_is_asked_for_when_many_changed_or_long_ago_and_at_most_once_
     ctx = fake_context(settings={"snapshots": {"compact_after_changes": 2, "compact_after_seconds": 60}})
     for ordinal in (16, 32):
         ctx.ports.contacts.put(Contact(id=contact_id_for(ordinal), ordinal=ordinal))
-    list(ctx.shards.images([0]))  # no snapshot yet
+    list(ctx.shards.images([0], with_events=False))  # no snapshot yet (and a read without events publishes none)
     queued = ctx.ports.queues.take(JOBS_QUEUE)
     assert [m["job_kind"] for m in queued] == [shards.COMPACT]
-    list(ctx.shards.images([0]))
+    list(ctx.shards.images([0], with_events=False))
     assert ctx.ports.queues.take(JOBS_QUEUE) == []  # asked a moment ago
     for message in queued + queued:  # redelivered: one compaction's effect
         jobs.run_chunk(ctx, message)
@@ -248,7 +284,7 @@ def test_too_many_changes_read_the_items_instead_of_contact_by_contact():
         world.write(ordinal, city="Toronto")
     world.assert_exact(0)
     assert calls == []
-    assert world.requested
+    assert world.requested == [] and world.contacts.dirty(0) == {}  # what it read is the new snapshot
 
 
 # --- any sequence of writes, events, deletes, compactions and reads --------------------------------------
