@@ -356,13 +356,19 @@ class ContactTable:
         TakenIdentifier when an external_id or email belongs to another contact.
         Concurrent transactions on the same posting-list chunk are retried.
         """
+        only_creates = all(before is None for before, _ in changes)
         for attempt in range(_CONFLICT_ATTEMPTS):
             try:
                 return _write_contacts_once(self.tenant_id, changes, messages)
             except TransactWriteError as error:
                 if "TransactionConflict" not in cancellation_reasons(error) or attempt == _CONFLICT_ATTEMPTS - 1:
                     raise
-                time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
+            except StaleContact:
+                # New contacts cannot be stale: an identifier was taken when the transaction ran and free when
+                # looked at (its contact deleted or renamed in between), so the write may go through now.
+                if not only_creates or attempt == _CONFLICT_ATTEMPTS - 1:
+                    raise
+            time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
 
     def transaction_batches(self, changes: Sequence[ContactChange]) -> list[list[ContactChange]]:
         """Group changes so each write transaction stays within DynamoDB's 100 operations: each change's own

@@ -2,6 +2,7 @@ import threading
 
 import pytest
 
+from chalicelib.storage import contacts as storage_contacts
 from tests.support.queues import take_changes
 
 
@@ -124,6 +125,24 @@ def test_email_change_frees_the_old_address(api, acme):
     api.patch(f"/contacts/{first['id']}", key=acme.admin_key, json={"email": "new@example.com"})
     assert create(api, acme, email="old@example.com").status == 201
     assert create(api, acme, email="new@example.com").status == 409
+
+
+def test_an_address_freed_while_a_create_found_it_taken_is_used_not_a_500(api, acme, monkeypatch):
+    """The create's transaction meets the guard of a contact being deleted; the delete lands before the
+    create looks at who holds the guard (seen once in the storm test as a 500)."""
+    first = create(api, acme, email="shared@example.com").json
+    real_taken_guard = storage_contacts._taken_guard
+    deleted = []
+
+    def delete_first_then_look(*args):
+        if not deleted:
+            deleted.append(api.delete(f"/contacts/{first['id']}", key=acme.admin_key).status)
+        return real_taken_guard(*args)
+
+    monkeypatch.setattr(storage_contacts, "_taken_guard", delete_first_then_look)
+    second = create(api, acme, email="shared@example.com")
+    assert deleted == [204] and second.status == 201, second.text
+    assert [c["id"] for c in api.get("/contacts", key=acme.admin_key).json["items"]] == [second.json["id"]]
 
 
 def test_concurrent_updates_never_lose_a_write(api, acme):
