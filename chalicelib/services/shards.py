@@ -22,8 +22,8 @@ forgets are those read before the items): the first preview after a bulk load pa
 one reads a snapshot. A read without events (the overview) cannot make a snapshot; it asks for a
 compaction (a job, one chunk per shard), as readers do when the oldest mark is older than
 ``snapshots.compact_after_seconds`` or the image is over a day old (then rebuilt from the items, so events
-DynamoDB expired without a write leave it). Full evaluations and time refreshes read through the same port, so a
-tenant's first evaluations ask for its first snapshots.
+DynamoDB expired without a write leave it). Full evaluations and time refreshes read through the same port,
+so a tenant's first evaluation makes its first snapshots.
 """
 
 from __future__ import annotations
